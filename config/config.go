@@ -1,0 +1,236 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole file. Every section has defaults, applied by Load.
+type Config struct {
+	HTTP      HTTP           `yaml:"http"`
+	NATS      NATS           `yaml:"nats"`
+	Admin     Admin          `yaml:"admin"`
+	Sources   []Source       `yaml:"sources"`
+	Targets   []Target       `yaml:"targets"`
+	Mappings  []yaml.Node    `yaml:"mappings"`
+	Exchanges []yaml.Node    `yaml:"exchanges"`
+	OpenHIM   yaml.Node      `yaml:"openhim"`
+	Notify    yaml.Node      `yaml:"notify"`
+	Log       Log            `yaml:"log"`
+	Delivery  Delivery       `yaml:"delivery"`
+	lines     map[string]int `yaml:"-"`
+	file      string         `yaml:"-"`
+}
+
+// HTTP is the one listener.
+type HTTP struct {
+	// Addr is host:port to listen on.
+	Addr string `yaml:"addr"`
+	// MaxBodyBytes bounds a request body after decompression; larger bodies get 413.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// NATS says where the streams live. An empty URL runs an embedded JetStream server that
+// stores in StoreDir.
+type NATS struct {
+	URL             string `yaml:"url"`
+	StoreDir        string `yaml:"store_dir"`
+	Replicas        int    `yaml:"replicas"`
+	CredentialsFile string `yaml:"credentials_file"`
+	User            string `yaml:"user"`
+	Password        string `yaml:"password"`
+	Token           string `yaml:"token"`
+	TLS             TLS    `yaml:"tls"`
+	// DuplicateWindow is how long JetStream remembers message ids, so that a client that
+	// retries the same payload within it does not create a second copy.
+	DuplicateWindow Duration `yaml:"duplicate_window"`
+	// MaxAge bounds how long an undelivered message stays in a stream; 0 keeps it forever.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// TLS for a client connection.
+type TLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Admin guards /admin/v1.
+type Admin struct {
+	Token string `yaml:"token"`
+}
+
+// Auth is how a source's clients authenticate: Basic with one of Users, or a bearer token.
+// A source without auth accepts anyone, which Validate allows only when Public is set.
+type Auth struct {
+	Users  []User   `yaml:"users"`
+	Tokens []string `yaml:"tokens"`
+	Public bool     `yaml:"public"`
+}
+
+// User is a Basic credential.
+type User struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// Source is a configured inbound feed, mounted at POST /ingest/{name}.
+type Source struct {
+	Name string `yaml:"name"`
+	// Format is what the source posts: auto (by Content-Type, then by sniffing), json, xml,
+	// csv, adx, analytics or cht.
+	Format string `yaml:"format"`
+	Auth   Auth   `yaml:"auth"`
+	// Targets receive the source's values; empty means every target.
+	Targets []string `yaml:"targets"`
+	// Mapping names the mapping set applied before delivery; empty is identity.
+	Mapping string `yaml:"mapping"`
+	// IDSchemes describe the incoming identifiers when the payload does not.
+	IDSchemes Schemes `yaml:"id_schemes"`
+	BatchSize int     `yaml:"batch_size"`
+}
+
+// Schemes is the YAML form of transform.IDSchemes.
+type Schemes struct {
+	IDScheme             string `yaml:"id_scheme"`
+	DataElement          string `yaml:"data_element"`
+	OrgUnit              string `yaml:"org_unit"`
+	CategoryOptionCombo  string `yaml:"category_option_combo"`
+	AttributeOptionCombo string `yaml:"attribute_option_combo"`
+	DataSet              string `yaml:"data_set"`
+}
+
+// Target is a DHIS2 instance values are delivered to.
+type Target struct {
+	Name     string `yaml:"name"`
+	URL      string `yaml:"url"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Token is a DHIS2 personal access token, sent as "Authorization: ApiToken <token>".
+	Token string `yaml:"token"`
+	// APIVersion pins the path, e.g. "40" for /api/40/...; empty uses /api.
+	APIVersion string `yaml:"api_version"`
+	// IDSchemes are the schemes the target is sent (the query's *IdScheme parameters).
+	IDSchemes      Schemes  `yaml:"id_schemes"`
+	ImportStrategy string   `yaml:"import_strategy"`
+	DryRun         bool     `yaml:"dry_run"`
+	SkipAudit      bool     `yaml:"skip_audit"`
+	Async          bool     `yaml:"async"`
+	Timeout        Duration `yaml:"timeout"`
+	// Concurrency bounds requests in flight to this target.
+	Concurrency int `yaml:"concurrency"`
+	// MaxValuesPerRequest splits larger batches.
+	MaxValuesPerRequest int   `yaml:"max_values_per_request"`
+	Retry               Retry `yaml:"retry"`
+}
+
+// Retry bounds redelivery of transient failures.
+type Retry struct {
+	MaxAttempts  int      `yaml:"max_attempts"`
+	MaxAge       Duration `yaml:"max_age"`
+	InitialDelay Duration `yaml:"initial_delay"`
+	MaxDelay     Duration `yaml:"max_delay"`
+}
+
+// Delivery tunes the workers shared by all targets.
+type Delivery struct {
+	// AckWait is how long a worker may hold a message before JetStream redelivers it.
+	AckWait Duration `yaml:"ack_wait"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// File is the path the config was loaded from ("" when parsed from bytes).
+func (c *Config) File() string { return c.file }
+
+// Source returns the source called name.
+func (c *Config) Source(name string) (*Source, bool) {
+	for i := range c.Sources {
+		if c.Sources[i].Name == name {
+			return &c.Sources[i], true
+		}
+	}
+	return nil, false
+}
+
+// Target returns the target called name.
+func (c *Config) Target(name string) (*Target, bool) {
+	for i := range c.Targets {
+		if c.Targets[i].Name == name {
+			return &c.Targets[i], true
+		}
+	}
+	return nil, false
+}
+
+// TargetsOf returns the targets a source delivers to.
+func (c *Config) TargetsOf(s *Source) []*Target {
+	var out []*Target
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if len(s.Targets) == 0 {
+			out = append(out, t)
+			continue
+		}
+		for _, n := range s.Targets {
+			if n == t.Name {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// Duration is a time.Duration written as "30s", "5m" or "24h".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	if err != nil {
+		return fmt.Errorf("duration %q: want e.g. 30s, 5m or 24h", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes Go duration syntax.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// ByteSize is a size written as a number of bytes or with a unit: 512KiB, 64MiB, 1GiB, 10MB.
+type ByteSize int64
+
+// UnmarshalYAML parses a size with an optional unit.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	s := strings.TrimSpace(n.Value)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000_000}, {"GB", 1000_000_000}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	var v int64
+	if _, err := fmt.Sscanf(s, "%d", &v); err != nil || v < 0 || fmt.Sprint(v) != s {
+		return fmt.Errorf("size %q: want a whole number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB", n.Value)
+	}
+	*b = ByteSize(v * mult)
+	return nil
+}

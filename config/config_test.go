@@ -1,0 +1,132 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseValidWithExpansion(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "pat")
+	if err := os.WriteFile(secret, []byte("d2pat_from_file_0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yml := `
+http:
+  addr: ${ADDR:-127.0.0.1:9090}
+  max_body_bytes: 64MiB
+admin:
+  token: ${ADMIN}
+sources:
+  - name: cht
+    format: json
+    auth: {tokens: ["${file:` + secret + `}"]}
+    targets: [hmis]
+targets:
+  - name: hmis
+    url: https://hmis.example.org/dhis
+    token: ${file:` + secret + `}
+    id_schemes: {data_element: CODE, org_unit: code}
+    retry: {max_attempts: 5, initial_delay: 2s}
+`
+	c, err := Parse("tally.yaml", []byte(yml), env(map[string]string{"ADMIN": "admin-token-0123456789"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Addr != "127.0.0.1:9090" || c.HTTP.MaxBodyBytes != 64<<20 {
+		t.Errorf("http = %+v", c.HTTP)
+	}
+	tg, _ := c.Target("hmis")
+	if tg.Token != "d2pat_from_file_0123456789" || tg.Retry.MaxAttempts != 5 || tg.Retry.InitialDelay.D().Seconds() != 2 {
+		t.Errorf("target = %+v", tg)
+	}
+	if tg.Concurrency != 2 || tg.ImportStrategy != "CREATE_AND_UPDATE" || tg.MaxValuesPerRequest != 1000 {
+		t.Errorf("defaults not applied: %+v", tg)
+	}
+	src, _ := c.Source("cht")
+	if got := c.TargetsOf(src); len(got) != 1 || got[0].Name != "hmis" {
+		t.Errorf("TargetsOf = %v", got)
+	}
+	if c.NATS.StoreDir != DefaultStoreDir || c.NATS.Replicas != 1 {
+		t.Errorf("nats defaults = %+v", c.NATS)
+	}
+}
+
+func TestParseReportsEveryProblemWithItsLine(t *testing.T) {
+	yml := `http:
+  adr: 1.2.3.4:80
+sources:
+  - name: "bad name"
+    format: excel
+    targets: [nowhere]
+targets:
+  - name: hmis
+    url: ftp://x
+    username: admin
+    import_strategy: MERGE
+    id_schemes: {org_unit: SHORTNAME}
+  - name: hmis
+    url: https://ok.example.org
+    token: ${MISSING}
+`
+	_, err := Parse("tally.yaml", []byte(yml), env(nil))
+	probs, ok := err.(Problems)
+	if !ok {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	want := []struct {
+		line int
+		frag string
+	}{
+		{2, `http.adr: unknown key (did you mean "addr"?)`},
+		{4, `sources[0].name: "bad name"`},
+		{5, `sources[0].format: "excel"`},
+		{6, `sources[0].targets[0]: no target is called "nowhere"`},
+		{9, `targets[0].url: "ftp://x"`},
+		{11, `targets[0].import_strategy: "MERGE"`},
+		{12, `targets[0].id_schemes.org_unit: "SHORTNAME"`},
+		{13, `targets[1].name: "hmis" is defined twice`},
+		{15, `${MISSING} is not set`},
+	}
+	text := err.Error()
+	for _, w := range want {
+		found := false
+		for _, p := range probs {
+			if p.Line == w.line && strings.Contains(p.String(), w.frag) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("missing problem at line %d containing %q in:\n%s", w.line, w.frag, text)
+		}
+	}
+	if !strings.Contains(text, "Basic auth needs both username and password") {
+		t.Errorf("missing credential problem:\n%s", text)
+	}
+}
+
+func TestParseSyntaxError(t *testing.T) {
+	_, err := Parse("x.yaml", []byte("http:\n  addr: [unclosed\n"), env(nil))
+	probs, ok := err.(Problems)
+	if !ok || len(probs) != 1 || probs[0].Line == 0 {
+		t.Fatalf("err = %#v", err)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"1024": 1024, "2KiB": 2048, "64MiB": 64 << 20, "1GB": 1e9} {
+		c, err := Parse("x", []byte("http: {max_body_bytes: "+in+"}"), env(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if int64(c.HTTP.MaxBodyBytes) != want {
+			t.Errorf("%s = %d, want %d", in, c.HTTP.MaxBodyBytes, want)
+		}
+	}
+	if _, err := Parse("x", []byte("http: {max_body_bytes: lots}"), env(nil)); err == nil {
+		t.Error("want error for 'lots'")
+	}
+}

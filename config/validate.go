@@ -1,0 +1,222 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Defaults.
+const (
+	DefaultAddr            = "127.0.0.1:8080"
+	DefaultStoreDir        = "./data/nats"
+	DefaultMaxBody         = 256 << 20
+	DefaultDuplicateWindow = 2 * time.Hour
+)
+
+func (c *Config) applyDefaults() {
+	if c.HTTP.Addr == "" {
+		c.HTTP.Addr = DefaultAddr
+	}
+	if c.HTTP.MaxBodyBytes == 0 {
+		c.HTTP.MaxBodyBytes = DefaultMaxBody
+	}
+	if c.HTTP.ShutdownTimeout == 0 {
+		c.HTTP.ShutdownTimeout = Duration(30 * time.Second)
+	}
+	if c.NATS.URL == "" && c.NATS.StoreDir == "" {
+		c.NATS.StoreDir = DefaultStoreDir
+	}
+	if c.NATS.Replicas == 0 {
+		c.NATS.Replicas = 1
+	}
+	if c.NATS.DuplicateWindow == 0 {
+		c.NATS.DuplicateWindow = Duration(DefaultDuplicateWindow)
+	}
+	if c.Delivery.AckWait == 0 {
+		c.Delivery.AckWait = Duration(2 * time.Minute)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Format == "" {
+			s.Format = "auto"
+		}
+		if s.BatchSize == 0 {
+			s.BatchSize = 1000
+		}
+	}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if t.ImportStrategy == "" {
+			t.ImportStrategy = "CREATE_AND_UPDATE"
+		}
+		if t.Timeout == 0 {
+			t.Timeout = Duration(60 * time.Second)
+		}
+		if t.Concurrency == 0 {
+			t.Concurrency = 2
+		}
+		if t.MaxValuesPerRequest == 0 {
+			t.MaxValuesPerRequest = 1000
+		}
+		r := &t.Retry
+		if r.MaxAttempts == 0 {
+			r.MaxAttempts = 12
+		}
+		if r.MaxAge == 0 {
+			r.MaxAge = Duration(24 * time.Hour)
+		}
+		if r.InitialDelay == 0 {
+			r.InitialDelay = Duration(time.Second)
+		}
+		if r.MaxDelay == 0 {
+			r.MaxDelay = Duration(5 * time.Minute)
+		}
+	}
+}
+
+// A name becomes part of NATS subjects and consumer names, so it is restricted to what both
+// accept.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+var formats = map[string]bool{"auto": true, "json": true, "xml": true, "csv": true, "adx": true, "analytics": true, "cht": true}
+
+var strategies = map[string]bool{"CREATE": true, "UPDATE": true, "CREATE_AND_UPDATE": true, "DELETE": true}
+
+func (c *Config) validate() Problems {
+	var ps Problems
+	add := func(path, format string, args ...any) { ps = append(ps, c.Problem(path, format, args...)) }
+
+	if c.NATS.URL != "" {
+		if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
+			add("nats.url", "%q is not a NATS URL such as nats://nats-1:4222", c.NATS.URL)
+		}
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		add("nats.replicas", "%d: JetStream supports 1 to 5 replicas", c.NATS.Replicas)
+	}
+	if c.NATS.URL == "" && c.NATS.Replicas > 1 {
+		add("nats.replicas", "an embedded server is a single node: replicas > 1 need nats.url pointing at a cluster")
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		add("http.max_body_bytes", "%d bytes is too small to hold a data value set", c.HTTP.MaxBodyBytes)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format", "%q: want text or json", c.Log.Format)
+	}
+
+	targets := map[string]bool{}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		p := fmt.Sprintf("targets[%d]", i)
+		if !nameRE.MatchString(t.Name) {
+			add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_'", t.Name)
+		} else if targets[t.Name] {
+			add(p+".name", "%q is defined twice", t.Name)
+		}
+		targets[t.Name] = true
+		if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(p+".url", "%q is not an http(s) URL of a DHIS2 instance", t.URL)
+		} else if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api") {
+			add(p+".url", "%q: give the instance's base URL without /api", t.URL)
+		}
+		hasBasic, hasToken := t.Username != "" || t.Password != "", t.Token != ""
+		switch {
+		case hasBasic && hasToken:
+			add(p, "set either username/password or token, not both")
+		case !hasBasic && !hasToken:
+			add(p, "no credentials: set username and password, or a personal access token")
+		case hasBasic && (t.Username == "" || t.Password == ""):
+			add(p, "Basic auth needs both username and password")
+		}
+		if !strategies[t.ImportStrategy] {
+			add(p+".import_strategy", "%q: want CREATE, UPDATE, CREATE_AND_UPDATE or DELETE", t.ImportStrategy)
+		}
+		ps = append(ps, c.checkSchemes(p+".id_schemes", t.IDSchemes)...)
+		if t.Concurrency < 1 || t.Concurrency > 64 {
+			add(p+".concurrency", "%d: want 1 to 64", t.Concurrency)
+		}
+		if t.MaxValuesPerRequest < 1 || t.MaxValuesPerRequest > 100_000 {
+			add(p+".max_values_per_request", "%d: want 1 to 100000", t.MaxValuesPerRequest)
+		}
+		if t.Retry.MaxAttempts < 1 || t.Retry.MaxAttempts > 1000 {
+			add(p+".retry.max_attempts", "%d: want 1 to 1000", t.Retry.MaxAttempts)
+		}
+		if t.Retry.InitialDelay > t.Retry.MaxDelay {
+			add(p+".retry.initial_delay", "%s is longer than max_delay %s", t.Retry.InitialDelay.D(), t.Retry.MaxDelay.D())
+		}
+	}
+	sources := map[string]bool{}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		p := fmt.Sprintf("sources[%d]", i)
+		if !nameRE.MatchString(s.Name) {
+			add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_'", s.Name)
+		} else if sources[s.Name] {
+			add(p+".name", "%q is defined twice", s.Name)
+		}
+		sources[s.Name] = true
+		if !formats[s.Format] {
+			add(p+".format", "%q: want auto, json, xml, csv, adx, analytics or cht", s.Format)
+		}
+		for j, tn := range s.Targets {
+			if !targets[tn] {
+				add(fmt.Sprintf("%s.targets[%d]", p, j), "no target is called %q", tn)
+			}
+		}
+		if len(s.Auth.Users) == 0 && len(s.Auth.Tokens) == 0 && !s.Auth.Public {
+			add(p+".auth", "no credentials: add users or tokens, or set public: true to accept anyone")
+		}
+		for j, u := range s.Auth.Users {
+			if u.Username == "" || u.Password == "" {
+				add(fmt.Sprintf("%s.auth.users[%d]", p, j), "a user needs username and password")
+			}
+		}
+		for j, tok := range s.Auth.Tokens {
+			if len(tok) < 16 {
+				add(fmt.Sprintf("%s.auth.tokens[%d]", p, j), "a token must be at least 16 characters")
+			}
+		}
+		if s.BatchSize < 1 || s.BatchSize > 10_000 {
+			add(p+".batch_size", "%d: want 1 to 10000", s.BatchSize)
+		}
+		ps = append(ps, c.checkSchemes(p+".id_schemes", s.IDSchemes)...)
+	}
+	if len(c.Sources) > 0 && len(c.Targets) == 0 {
+		add("targets", "sources are configured but no target to deliver to")
+	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
+		add("admin.token", "an admin token must be at least 16 characters")
+	}
+	return ps
+}
+
+func (c *Config) checkSchemes(path string, s Schemes) Problems {
+	var ps Problems
+	for key, v := range map[string]string{"id_scheme": s.IDScheme, "data_element": s.DataElement, "org_unit": s.OrgUnit,
+		"category_option_combo": s.CategoryOptionCombo, "attribute_option_combo": s.AttributeOptionCombo, "data_set": s.DataSet} {
+		if v == "" {
+			continue
+		}
+		up := strings.ToUpper(v)
+		if up != "UID" && up != "CODE" && up != "NAME" && !(strings.HasPrefix(up, "ATTRIBUTE:") && len(v) > 10) {
+			ps = append(ps, c.Problem(path+"."+key, "%q: want UID, CODE, NAME or ATTRIBUTE:<uid>", v))
+		}
+	}
+	return ps
+}
