@@ -1,0 +1,152 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleBatch() *Batch {
+	return &Batch{
+		ID: "tx1:0", TxID: "tx1", Seq: 3, Part: 1, Source: "cht", Target: "hmis", Replays: 2,
+		Received: time.Date(2024, 2, 3, 4, 5, 6, 7, time.UTC),
+		Schemes:  IDSchemes{IDScheme: SchemeCode, OrgUnit: "ATTRIBUTE:AbcDef12345"},
+		DataSet:  "CHW_MONTHLY", CompleteDate: "2024-02-03",
+		Values: []DataValue{
+			{DataElement: "MAL_CONFIRMED", Period: "202401", OrgUnit: "KL_N_F1", CategoryOptionCombo: "F_LT1",
+				AttributeOptionCombo: "GOV", Value: "12", Comment: "ok", StoredBy: "chw", FollowUp: true, Index: 0},
+			{DataElement: "MAL_CONFIRMED", Period: "202401", OrgUnit: "KL_N_F1", Value: "", Deleted: true, Index: 1},
+			{DataElement: "EPI_BCG", Period: "202401", OrgUnit: "KL_N_F2",
+				Categories: []CategoryOption{{"SEX", "F"}, {"AGE", "LT1"}}, Attributes: []CategoryOption{{"FUNDING", "NGO"}},
+				Value: "7", Index: 2},
+		},
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	b := sampleBatch()
+	data := EncodeBatch(b)
+	got, err := DecodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, b) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, b)
+	}
+}
+
+func TestCodecIsCompact(t *testing.T) {
+	b := &Batch{TxID: "t", Source: "s"}
+	for i := range 1000 {
+		b.Values = append(b.Values, DataValue{DataElement: fmt.Sprintf("DE_%d", i%20), Period: "202401",
+			OrgUnit: fmt.Sprintf("KL_N_F%d", i%4), CategoryOptionCombo: "F_LT1", Value: fmt.Sprint(i % 50), Index: i})
+	}
+	if n := len(EncodeBatch(b)); n > 12*1000 {
+		t.Errorf("1000 values encode to %d bytes, want ≤ 12 per value", n)
+	}
+}
+
+func TestDecodeRejectsCorruptInput(t *testing.T) {
+	good := EncodeBatch(sampleBatch())
+	cases := map[string][]byte{
+		"empty":         nil,
+		"bad magic":     append([]byte{'X'}, good[1:]...),
+		"newer version": append([]byte{'T', 99}, good[2:]...),
+		"truncated":     good[:len(good)-3],
+		"trailing":      append(append([]byte{}, good...), 0),
+		"huge count":    {'T', 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
+	}
+	for name, data := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := DecodeBatch(data); !errors.Is(err, ErrCodec) {
+				t.Fatalf("err = %v, want ErrCodec", err)
+			}
+		})
+	}
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(EncodeBatch(sampleBatch()))
+	f.Add([]byte{'T', 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := DecodeBatch(data)
+		if err != nil {
+			return
+		}
+		again, err := DecodeBatch(EncodeBatch(b))
+		if err != nil || !reflect.DeepEqual(again, b) {
+			t.Fatalf("re-encoding a decoded batch changed it: %v", err)
+		}
+	})
+}
+
+type pos struct{ line int }
+
+func (p pos) Pos() Pos { return Pos{Line: p.line} }
+
+func TestBatcherCutsValidatesAndCollects(t *testing.T) {
+	var got [][]DataValue
+	bt := NewBatcher(BatcherConfig{Source: "s", MaxValues: 2, Emit: func(b *Batch) error {
+		got = append(got, append([]DataValue(nil), b.Values...))
+		return nil
+	}})
+	mk := func(de string) *DataValue {
+		return &DataValue{DataElement: de, Period: "202401", OrgUnit: "OU", Value: "1"}
+	}
+	_ = bt.Group(Group{DataSet: "A"})
+	for _, de := range []string{"a", "b", "c"} {
+		if err := bt.Value(mk(de), pos{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = bt.Group(Group{DataSet: "B"}) // a batch never spans two groups
+	_ = bt.Value(mk("d"), pos{2})
+	if err := bt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, b := range got {
+		sizes = append(sizes, len(b))
+	}
+	if !reflect.DeepEqual(sizes, []int{2, 1, 1}) || got[2][0].Index != 3 {
+		t.Fatalf("batches %v, last index %d", sizes, got[2][0].Index)
+	}
+
+	bad := NewBatcher(BatcherConfig{MaxErrors: 2, Emit: func(*Batch) error { t.Fatal("emitted an invalid payload"); return nil }})
+	_ = bad.Value(&DataValue{Period: "202401", OrgUnit: "OU", Value: "1"}, pos{7})
+	_ = bad.Value(&DataValue{DataElement: "x", Period: "2024-13", OrgUnit: "OU", Value: "1"}, pos{8})
+	if err := bad.Value(&DataValue{DataElement: "x", Period: "202401", OrgUnit: "OU"}, pos{9}); !errors.Is(err, ErrTooManyErrors) {
+		t.Fatalf("third error: %v", err)
+	}
+	list, ok := AsInputErrors(bad.Close())
+	if !ok || len(list.Errs) != 2 || list.More != 1 {
+		t.Fatalf("errors = %+v", list)
+	}
+	if e := list.Errs[1]; e.Line != 8 || e.Field != "period" || e.Value != "2024-13" || e.Index != 1 {
+		t.Errorf("second error = %+v", e)
+	}
+	if !strings.Contains(list.Errs[0].Error(), "line 7: data value 0: dataElement: missing") {
+		t.Errorf("message = %q", list.Errs[0].Error())
+	}
+}
+
+func TestIDSchemes(t *testing.T) {
+	for in, want := range map[string]IDScheme{"code": SchemeCode, "UID": SchemeUID, "attribute:AbC12345678": "ATTRIBUTE:AbC12345678"} {
+		got, err := ParseIDScheme(in)
+		if err != nil || got != want {
+			t.Errorf("ParseIDScheme(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseIDScheme("SHORTNAME"); err == nil {
+		t.Error("want error")
+	}
+	q := IDSchemes{IDScheme: SchemeCode, OrgUnit: SchemeUID}
+	p := IDSchemes{OrgUnit: SchemeName}
+	r := q.Overlay(p).Resolved(SchemeUID)
+	if r.OrgUnit != SchemeName || r.DataElement != SchemeCode || r.AttributeOptionCombo != SchemeCode {
+		t.Errorf("resolved = %+v", r)
+	}
+}
