@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tally-hmis/tally/config"
+)
+
+func configCmd() *command {
+	c := &command{
+		name: "config", usage: "config validate FILE",
+		summary: "Check a configuration file and list every problem with its line.",
+		example: "tally config validate examples/tally.yaml",
+	}
+	c.run = func(_ context.Context, env *cliEnv, args []string) error {
+		fs := c.flags(env)
+		if err := c.parse(env, fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() != 2 || fs.Arg(0) != "validate" {
+			fs.Usage()
+			return errUsage
+		}
+		file := fs.Arg(1)
+		if _, err := loadConfig(env, file); err != nil {
+			var probs config.Problems
+			if errors.As(err, &probs) {
+				for _, p := range probs {
+					fmt.Fprintln(env.stdout, p.String())
+				}
+				return fmt.Errorf("%s: %d problems", file, len(probs))
+			}
+			return err
+		}
+		fmt.Fprintf(env.stdout, "%s: valid\n", file)
+		return nil
+	}
+	return c
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/examples"
+	"github.com/tally-hmis/tally/mediator"
+)
+
+const (
+	demoAdminToken = "demo-admin-token-0123456789"
+	demoCHTToken   = "demo-cht-token-0123456789"
+)
+
+func demoCmd() *command {
+	c := &command{
+		name: "demo", usage: "demo [--addr HOST:PORT] [--dhis2-version 2.40] [--keep DIR]",
+		summary: "Run Tally with embedded NATS and a bundled DHIS2 emulator, post the sample payloads, and keep serving.",
+		example: "tally demo --addr 127.0.0.1:8080",
+	}
+	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
+		fs := c.flags(env)
+		addr := fs.String("addr", "127.0.0.1:8080", "where Tally listens")
+		version := fs.String("dhis2-version", "2.40", "DHIS2 version the emulator behaves as (2.36 to 2.43)")
+		keep := fs.String("keep", "", "store JetStream data in this directory and keep it (default: a temporary directory)")
+		once := fs.Bool("once", false, "exit after the sample payloads are delivered (for scripts and CI)")
+		if err := c.parse(env, fs, args); err != nil {
+			return err
+		}
+		return runDemo(ctx, env, *addr, *version, *keep, *once)
+	}
+	return c
+}
+
+func runDemo(ctx context.Context, env *cliEnv, addr, version, keep string, once bool) error {
+	out := env.stdout
+	store := keep
+	if store == "" {
+		dir, err := os.MkdirTemp("", "tally-demo-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		store = dir
+	}
+
+	if _, err := dhis2test.ParseVersion(version); err != nil {
+		return fmt.Errorf("--dhis2-version: %w", err)
+	}
+	emu := dhis2test.NewServer(dhis2test.WithVersion(version))
+	defer emu.Close()
+
+	yml := fmt.Sprintf(`
+http: {addr: %q}
+nats: {store_dir: %q}
+admin: {token: %s}
+sources:
+  - name: cht
+    auth: {tokens: [%s]}
+    id_schemes: {id_scheme: CODE}
+  - name: exchange
+    auth: {users: [{username: exchange, password: exchange-password}]}
+    id_schemes: {id_scheme: CODE}
+targets:
+  - name: hmis
+    url: %s
+    username: %s
+    password: %s
+    retry: {initial_delay: 200ms, max_delay: 5s}
+`, addr, store, demoAdminToken, demoCHTToken, emu.URL, dhis2test.SampleUser, dhis2test.SamplePassword)
+	cfg, err := config.Parse("demo", []byte(yml), env.getenv)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s (choose another with --addr): %w", addr, err)
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := mediator.New(cfg, mediator.Options{Logger: log, Version: versionString(), Listener: ln})
+	if err != nil {
+		return err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = svc.Stop(sctx)
+	}()
+	base := "http://" + svc.Addr()
+	fmt.Fprintf(out, "Tally %s is running at %s (embedded NATS in %s)\n", versionString(), base, store)
+	fmt.Fprintf(out, "DHIS2 emulator (behaving as %s) at %s, user %s / %s\n\n", emu.Version(), emu.URL,
+		dhis2test.SampleUser, dhis2test.SamplePassword)
+
+	entries, err := fs.ReadDir(examples.Payloads, "payloads")
+	if err != nil {
+		return err
+	}
+	var txs []string
+	for _, e := range entries {
+		name := e.Name()
+		data, err := fs.ReadFile(examples.Payloads, path.Join("payloads", name))
+		if err != nil {
+			return err
+		}
+		id, n, err := demoPost(ctx, base, name, data)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "posted %-22s %3d values -> transaction %s\n", name, n, id)
+		txs = append(txs, id)
+	}
+	fmt.Fprintln(out)
+	for _, id := range txs {
+		status, err := demoWait(ctx, base, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "transaction %s: %s\n", id, status)
+	}
+	fmt.Fprintln(out)
+	printEmulatorSummary(out, emu)
+
+	fmt.Fprintf(out, `
+Try next:
+  curl -s %[1]s/metrics | grep ^tally_
+  curl -s -H 'Authorization: Bearer %[2]s' %[1]s/admin/v1/transactions
+  curl -s -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
+       --data-binary @examples/payloads/chw-2024-01.json %[1]s/ingest/cht
+  curl -s -u exchange:exchange-password -H 'Content-Type: application/csv' \
+       --data-binary @examples/payloads/mal-2024-01.csv %[1]s/api/dataValueSets
+  curl -s -u %[4]s:%[5]s '%[6]s/api/dataValueSets.json?dataSet=...'   # the emulator's own API
+  TALLY_URL=%[1]s TALLY_ADMIN_TOKEN=%[2]s go run ./cmd/tally tx list
+
+`, base, demoAdminToken, demoCHTToken, dhis2test.SampleUser, dhis2test.SamplePassword, emu.URL)
+	if once {
+		return nil
+	}
+	fmt.Fprintln(out, "Press Ctrl-C to stop.")
+	<-ctx.Done()
+	return nil
+}
+
+func demoPost(ctx context.Context, base, name string, data []byte) (string, int, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", base+"/ingest/cht", bytes.NewReader(data))
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header.Set("Content-Type", contentTypeFor(name))
+	req.Header.Set("Authorization", "Bearer "+demoCHTToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", 0, fmt.Errorf("posting %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Transaction string `json:"transaction"`
+		Values      int    `json:"values"`
+		Message     string `json:"message"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &body)
+	if resp.StatusCode != http.StatusAccepted {
+		return "", 0, fmt.Errorf("posting %s: HTTP %d: %s", name, resp.StatusCode, body.Message)
+	}
+	return body.Transaction, body.Values, nil
+}
+
+// demoWait polls the transaction until it leaves "accepted" or 30 seconds pass.
+func demoWait(ctx context.Context, base, id string) (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/admin/v1/transactions/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+demoAdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		var v struct {
+			Status string `json:"status"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if v.Status != "" && v.Status != mediator.TxAccepted {
+			return v.Status, nil
+		}
+		if time.Now().After(deadline) {
+			return v.Status + " (still waiting after 30s)", nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// printEmulatorSummary shows what the emulated HMIS now holds, per data element.
+func printEmulatorSummary(w io.Writer, emu *dhis2test.Server) {
+	meta := emu.Metadata()
+	type row struct {
+		code        string
+		values, sum int
+	}
+	rows := map[string]*row{}
+	for _, v := range emu.Store().Values() {
+		code := v.Key.DataElement
+		if de := meta.DataElement(code); de != nil && de.Code != "" {
+			code = de.Code
+		}
+		r := rows[code]
+		if r == nil {
+			r = &row{code: code}
+			rows[code] = r
+		}
+		r.values++
+		var n int
+		if _, err := fmt.Sscan(v.Value, &n); err == nil {
+			r.sum += n
+		}
+	}
+	names := make([]string, 0, len(rows))
+	for n := range rows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "The emulated HMIS now holds %d values:\n", emu.Store().Len())
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  DATA ELEMENT\tVALUES\tTOTAL")
+	for _, n := range names {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\n", n, rows[n].values, rows[n].sum)
+	}
+	_ = tw.Flush()
+
+}

@@ -1,0 +1,144 @@
+// Command tally is the Tally mediator: it accepts aggregate data (CHT exports, DHIS2 data
+// value sets, ADX), stores it durably in NATS JetStream, maps it and delivers it to DHIS2.
+//
+// Run "tally help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func versionString() string { return version }
+
+// command is one subcommand: its usage line, a one-line summary, an example, and its run.
+type command struct {
+	name    string
+	usage   string
+	summary string
+	example string
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// cliEnv is what commands print to and read from, injectable for tests.
+type cliEnv struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func commands() []*command {
+	return []*command{
+		serveCmd(), demoCmd(), sendCmd(), txCmd(), configCmd(), versionCmd(),
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	os.Exit(runCLI(ctx, env, os.Args[1:]))
+}
+
+// errUsage marks an error already explained by a usage message.
+var errUsage = errors.New("usage")
+
+func runCLI(ctx context.Context, env *cliEnv, args []string) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			for _, c := range cmds {
+				if c.name == args[1] {
+					printCommandHelp(env.stdout, c, nil)
+					return 0
+				}
+			}
+		}
+		printHelp(env.stdout, cmds)
+		return 0
+	}
+	for _, c := range cmds {
+		if c.name == args[0] {
+			err := c.run(ctx, env, args[1:])
+			switch {
+			case err == nil, errors.Is(err, flag.ErrHelp):
+				return 0
+			case errors.Is(err, errUsage):
+				return 2
+			default:
+				fmt.Fprintf(env.stderr, "tally %s: %v\n", c.name, err)
+				return 1
+			}
+		}
+	}
+	fmt.Fprintf(env.stderr, "tally: unknown command %q\n\n", args[0])
+	printHelp(env.stderr, cmds)
+	return 2
+}
+
+func printHelp(w io.Writer, cmds []*command) {
+	fmt.Fprintln(w, "Tally moves aggregate health data into DHIS2, durably.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: tally <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	sorted := append([]*command(nil), cmds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Run "tally <command> --help" for a command's flags and an example.`)
+}
+
+func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: tally %s\n\n%s\n", c.usage, c.summary)
+	if fs != nil {
+		fmt.Fprintln(w, "\nFlags:")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	if c.example != "" {
+		fmt.Fprintf(w, "\nExample:\n  %s\n", strings.ReplaceAll(strings.TrimSpace(c.example), "\n", "\n  "))
+	}
+}
+
+// flags returns a FlagSet whose --help prints the command's usage and example.
+func (c *command) flags(env *cliEnv) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() { printCommandHelp(env.stdout, c, fs) }
+	return fs
+}
+
+func (c *command) parse(env *cliEnv, fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+func versionCmd() *command {
+	c := &command{name: "version", usage: "version", summary: "Print Tally's version.", example: "tally version"}
+	c.run = func(_ context.Context, env *cliEnv, args []string) error {
+		if err := c.parse(env, c.flags(env), args); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "tally %s\n", version)
+		return nil
+	}
+	return c
+}

@@ -1,0 +1,63 @@
+package mediator
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/tally-hmis/tally/adapters/adx"
+	"github.com/tally-hmis/tally/adapters/dvs"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform"
+)
+
+// decodeFunc reads one payload into a sink.
+type decodeFunc func(r io.Reader, sink transform.Sink) error
+
+// decoderFor picks the parser for a request: the source's configured format, or for "auto"
+// the Content-Type, falling back to sniffing the first bytes when the type says nothing.
+func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio.Reader, q map[string][]string, schemes transform.IDSchemes) (decodeFunc, string, error) {
+	format := src.Format
+	if format == "auto" {
+		head, _ := body.Peek(512)
+		f, err := dvs.DetectFormat(contentType, head)
+		if err != nil {
+			return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported",
+				Msg: err.Error() + "; send application/json, application/xml, application/adx+xml or application/csv"}
+		}
+		format = formatName(f)
+	}
+	switch format {
+	case "json":
+		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeJSON(r, sink, dvs.Options{}) }, format, nil
+	case "cht":
+		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeJSON(r, sink, dvs.Options{}) }, format, nil
+	case "analytics":
+		return func(r io.Reader, sink transform.Sink) error {
+			return dvs.DecodeJSON(r, sink, dvs.Options{Analytics: true})
+		}, format, nil
+	case "xml":
+		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeXML(r, sink, dvs.Options{}) }, format, nil
+	case "csv":
+		header := first(q, "firstRowIsHeader") != "false"
+		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(q, "dataSet")}
+		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeCSV(r, sink, opts) }, format, nil
+	case "adx":
+		// ADX's default id scheme is CODE; the request's schemes go to the parser so that
+		// an explicit idScheme=UID wins over that default.
+		return func(r io.Reader, sink transform.Sink) error {
+			return adx.Decode(r, sink, adx.Options{Schemes: schemes})
+		}, format, nil
+	}
+	return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported", Msg: "unknown format " + format}
+}
+
+func formatName(f dvs.Format) string { return strings.ToLower(string(f)) }
+
+func first(q map[string][]string, k string) string {
+	if v := q[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

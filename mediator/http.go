@@ -1,0 +1,152 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tally-hmis/tally/transform"
+)
+
+func (s *Service) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.httpError
+	e.Use(s.observe)
+
+	e.POST("/ingest/:source", s.handleIngest)
+	e.POST("/api/dataValueSets", s.handleDataValueSets)
+	e.POST("/api/:version/dataValueSets", s.handleDataValueSets)
+
+	e.GET("/healthz", s.handleHealth)
+	e.GET("/readyz", s.handleReady)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
+
+	admin := e.Group("/admin/v1", s.requireAdmin)
+	admin.GET("/transactions", s.handleTxList)
+	admin.GET("/transactions/:id", s.handleTxShow)
+	return e
+}
+
+// observe records every request in the HTTP metrics, labelled by route template so that ids
+// in paths never become label values.
+func (s *Service) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.HTTPRequests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
+		s.metrics.HTTPDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// apiError is the JSON body of every refusal on Tally's own endpoints.
+type apiError struct {
+	Status  string                  `json:"status"`
+	Message string                  `json:"message"`
+	Errors  []*transform.InputError `json:"errors,omitempty"`
+	More    int                     `json:"moreErrors,omitempty"`
+}
+
+func (s *Service) httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		} else {
+			msg = http.StatusText(status)
+		}
+	} else {
+		s.log.Error("request failed", "path", c.Request().URL.Path, "err", err)
+	}
+	_ = c.JSON(status, apiError{Status: "error", Message: msg})
+}
+
+func (s *Service) handleIngest(c echo.Context) error {
+	name := c.Param("source")
+	src, ok := s.cfg.Source(name)
+	if !ok {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no source is called " + strconv.Quote(name)})
+	}
+	if _, err := authenticate(c.Request(), nil, src); err != nil {
+		s.metrics.IngestRejected.WithLabelValues(src.Name, "unauthorized").Inc()
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="tally", charset="UTF-8"`)
+		return c.JSON(http.StatusUnauthorized, apiError{Status: "error", Message: "missing or wrong credentials for source " + strconv.Quote(name)})
+	}
+	res, err := s.ingest(c.Request().Context(), s.ingestRequestFrom(c, src))
+	if err != nil {
+		return s.ingestError(c, src.Name, err)
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{
+		"status":      map[bool]string{false: "accepted", true: "duplicate"}[res.Duplicate],
+		"transaction": res.Tx.ID,
+		"values":      res.Tx.Values,
+		"batches":     res.Tx.Batches,
+		"targets":     res.Tx.Targets,
+		"href":        "/admin/v1/transactions/" + res.Tx.ID,
+	})
+}
+
+func (s *Service) ingestError(c echo.Context, source string, err error) error {
+	var re *requestError
+	if !errors.As(err, &re) {
+		return err
+	}
+	s.metrics.IngestRejected.WithLabelValues(source, re.Reason).Inc()
+	body := apiError{Status: "error", Message: re.Msg}
+	if re.Input != nil {
+		body.Errors, body.More = re.Input.Errs, re.Input.More
+	}
+	if re.Status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "5")
+	}
+	return c.JSON(re.Status, body)
+}
+
+func (s *Service) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "version": s.version,
+		"uptimeSeconds": int(s.now().Sub(s.started).Seconds())})
+}
+
+// handleReady reports whether Tally can accept data: it is started, not stopping, and
+// JetStream answers. Targets being down does not make Tally unready — accepting and
+// holding data while a target is away is its job — but their state is shown.
+func (s *Service) handleReady(c echo.Context) error {
+	checks := map[string]string{}
+	ok := s.ready.Load()
+	if !ok {
+		checks["service"] = "stopping or not started"
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if conn := s.conn; conn == nil {
+		checks["jetstream"] = "not connected"
+		ok = false
+	} else if err := conn.Ready(ctx); err != nil {
+		checks["jetstream"] = err.Error()
+		ok = false
+	} else {
+		checks["jetstream"] = "ok"
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	return c.JSON(status, map[string]any{"ready": ok, "checks": checks})
+}

@@ -1,0 +1,248 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/stream"
+)
+
+// Options are the service's dependencies; the zero value of each is a sensible default.
+type Options struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// Version is the build's version, reported by /healthz and to OpenHIM.
+	Version string
+	// Now is the clock; tests pin it.
+	Now func() time.Time
+	// Mapper replaces the identity mapping.
+	Mapper Mapper
+	// Listener, when set, is served instead of listening on cfg.HTTP.Addr.
+	Listener net.Listener
+	// HTTPClient is used for every target; nil builds one per target.
+	HTTPClient *http.Client
+}
+
+// Service is a running Tally: HTTP API, mapper and delivery workers over one JetStream.
+type Service struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *Metrics
+	version string
+	now     func() time.Time
+	mapper  Mapper
+	targets map[string]*target
+
+	echo     *echo.Echo
+	listener net.Listener
+	conn     *stream.Conn
+	pub      *stream.Publisher
+	txlog    *TxLog
+
+	ready   atomic.Bool
+	started time.Time
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+	httpErr chan error
+}
+
+// New builds a service from a validated configuration. It does no I/O: Start connects.
+func New(cfg *config.Config, o Options) (*Service, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	s := &Service{
+		cfg: cfg, log: o.Logger, reg: o.Registry, metrics: NewMetrics(o.Registry), version: o.Version,
+		now: o.Now, mapper: o.Mapper, listener: o.Listener, targets: map[string]*target{},
+	}
+	for i := range cfg.Targets {
+		t := &cfg.Targets[i]
+		client, err := dhis2.New(dhis2.Config{
+			BaseURL: t.URL, Username: t.Username, Password: t.Password, Token: t.Token,
+			Timeout: t.Timeout.D(), APIVersion: t.APIVersion, HTTPClient: o.HTTPClient,
+			UserAgent: "tally/" + o.Version,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		s.targets[t.Name] = &target{cfg: t, client: client}
+	}
+	sources := make([]string, len(cfg.Sources))
+	for i, src := range cfg.Sources {
+		sources[i] = src.Name
+	}
+	s.metrics.touch(sources, targetNames(targetPtrs(cfg)))
+	s.echo = s.routes()
+	return s, nil
+}
+
+func targetPtrs(cfg *config.Config) []*config.Target {
+	out := make([]*config.Target, len(cfg.Targets))
+	for i := range cfg.Targets {
+		out[i] = &cfg.Targets[i]
+	}
+	return out
+}
+
+// Start connects to JetStream, starts the workers and begins serving HTTP. It returns once
+// the service is ready; Stop undoes it.
+func (s *Service) Start(ctx context.Context) error {
+	s.started = s.now()
+	conn, err := stream.Open(ctx, stream.Config{
+		URL: s.cfg.NATS.URL, StoreDir: s.cfg.NATS.StoreDir, Replicas: s.cfg.NATS.Replicas,
+		CredentialsFile: s.cfg.NATS.CredentialsFile, User: s.cfg.NATS.User, Password: s.cfg.NATS.Password,
+		Token: s.cfg.NATS.Token, CAFile: s.cfg.NATS.TLS.CAFile, CertFile: s.cfg.NATS.TLS.CertFile,
+		KeyFile: s.cfg.NATS.TLS.KeyFile, InsecureTLS: s.cfg.NATS.TLS.InsecureSkipVerify,
+		DuplicateWindow: s.cfg.NATS.DuplicateWindow.D(), MaxAge: s.cfg.NATS.MaxAge.D(), ClientName: "tally",
+	}, s.log)
+	if err != nil {
+		return err
+	}
+	s.conn = conn
+	s.pub = stream.NewPublisher(conn.JS, 256)
+	s.txlog = &TxLog{kv: conn.Tx}
+
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	ackWait := s.cfg.Delivery.AckWait.D()
+	consumers := []*consumer{{
+		stream: stream.IngestStream, workers: 2, handle: s.mapBatch,
+		cfg: jetstream.ConsumerConfig{Durable: "tally-mapper", AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: ackWait, MaxAckPending: 64, FilterSubject: stream.IngestPrefix + ">"},
+	}}
+	for _, t := range s.targets {
+		consumers = append(consumers, &consumer{
+			stream: stream.DeliverStream, workers: t.cfg.Concurrency,
+			handle: func(ctx context.Context, msg jetstream.Msg) { s.deliverBatch(ctx, t, msg) },
+			cfg: jetstream.ConsumerConfig{Durable: "tally-deliver-" + t.cfg.Name, AckPolicy: jetstream.AckExplicitPolicy,
+				AckWait: ackWait + t.cfg.Timeout.D(), MaxAckPending: 4 * t.cfg.Concurrency,
+				FilterSubject: stream.DeliverPrefix + t.cfg.Name},
+		})
+	}
+	var readyWG sync.WaitGroup
+	errs := make(chan error, len(consumers))
+	for _, c := range consumers {
+		readyWG.Add(1)
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			once := sync.OnceFunc(readyWG.Done)
+			defer once()
+			if err := c.run(wctx, conn.JS, once); err != nil {
+				s.log.Error("consumer stopped", "consumer", c.cfg.Durable, "err", err)
+				errs <- err
+			}
+		}()
+	}
+	readyWG.Wait()
+	select {
+	case err := <-errs:
+		s.stopWorkers()
+		return err
+	default:
+	}
+
+	if s.listener == nil {
+		ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
+		if err != nil {
+			s.stopWorkers()
+			return fmt.Errorf("listening on %s: %w", s.cfg.HTTP.Addr, err)
+		}
+		s.listener = ln
+	}
+	s.httpErr = make(chan error, 1)
+	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.echo.Server = srv
+	go func() {
+		err := srv.Serve(s.listener)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.httpErr <- err
+	}()
+	s.ready.Store(true)
+	s.log.Info("tally started", "addr", s.Addr(), "embedded_nats", conn.Embedded(), "sources", len(s.cfg.Sources),
+		"targets", len(s.cfg.Targets), "version", s.version)
+	return nil
+}
+
+// Addr is the address HTTP is served on.
+func (s *Service) Addr() string {
+	if s.listener == nil {
+		return s.cfg.HTTP.Addr
+	}
+	return s.listener.Addr().String()
+}
+
+// Handler is the HTTP handler, for tests that do not need a listener.
+func (s *Service) Handler() http.Handler { return s.echo }
+
+// Stop shuts down gracefully: readiness goes false so load balancers stop sending, intake
+// stops and in-flight requests finish, workers finish the message in hand (anything not
+// acknowledged is redelivered on the next start), then JetStream is closed.
+func (s *Service) Stop(ctx context.Context) error {
+	s.ready.Store(false)
+	var firstErr error
+	if s.echo.Server != nil {
+		if err := s.echo.Server.Shutdown(ctx); err != nil {
+			firstErr = fmt.Errorf("stopping HTTP: %w", err)
+		}
+		if err := <-s.httpErr; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	s.stopWorkers()
+	s.log.Info("tally stopped")
+	return firstErr
+}
+
+func (s *Service) stopWorkers() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.workers.Wait()
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+// Run starts the service and stops it when ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-s.httpErr:
+		s.httpErr <- err
+		s.log.Error("HTTP server failed", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout.D())
+	defer cancel()
+	return s.Stop(sctx)
+}
