@@ -1,0 +1,61 @@
+// Package dhis2test is an in-process DHIS2 emulator used like
+// net/http/httptest: it serves the aggregate-data endpoints of the DHIS2 Web
+// API over a real socket, stores what it is sent, and answers with the
+// bodies and HTTP codes of the emulated DHIS2 version (2.36 … 2.43+).
+//
+// It is the test oracle for Tally's delivery code, so it is written
+// independently of Tally's own parsers, from the wire-format spec
+// (shared/spec/dhis2.md, shared/spec/adx.md) and the conformance fixtures.
+//
+// # Use
+//
+//	srv := dhis2test.NewServer(dhis2test.WithVersion("2.40"), dhis2test.WithT(t))
+//	// srv.URL is the DHIS2 base URL, e.g. http://127.0.0.1:41234/dhis;
+//	// the API is at srv.URL+"/api/...". Requests outside the base path fail
+//	// the test (WithT), which catches clients that ignore the base URL.
+//	... POST srv.URL+"/api/dataValueSets" with dhis2test.SampleUser/SamplePassword
+//	v, ok := srv.Lookup("MAL_CONFIRMED", "202401", "KL_N_F1", "F_LT1", "GOV")
+//
+// Without WithMetadata the server holds the bundled Kalima sample
+// (SampleMetadata, sample/kalima.yaml). Metadata can be changed while the
+// server runs with UpdateMetadata ("fix the metadata and replay").
+//
+// # Endpoints
+//
+//   - POST /api/dataValueSets and /api/NN/dataValueSets: JSON, DXF2 XML, ADX,
+//     CSV (application/csv; text/csv is 415), gzip/zip bodies; id schemes,
+//     import strategies, dryRun, strict/require flags, header overrides,
+//     completeDate, async=true. Both import engines: the 2.36–2.42 validator
+//     (E76xx conflicts) and the 2.43+ data entry pipeline (E80xx/E81xx,
+//     "updated" counting, deletion scope, atomic).
+//   - GET /api/system/tasks/{type}/{id}, /api/system/taskSummaries/{type}/{id}
+//   - GET /api/system/info, GET /api/me, GET /api/ping
+//
+// Further endpoint files register their routes through Server.routes.
+//
+// # Authentication
+//
+// Every API path except /api/ping needs Basic or "ApiToken <token>"
+// credentials of a metadata user; failures get DHIS2's 401 (or 2.43's 400)
+// WebMessages. MakeToken and ValidTokenChecksum build and check tokens.
+//
+// # Inspection
+//
+// Store exposes every stored value (keyed by UIDs, soft deletes kept) with
+// its write history; Requests records every API request; ImportRequests
+// counts imports.
+//
+// # Faults
+//
+// Faults injects latency, connection resets, 5xx, 429 with Retry-After,
+// hangs and truncated bodies, scoped to a path, optionally for N requests;
+// rules fire in the order added, which scripts sequences ("fail twice, then
+// succeed"). The same is available over HTTP at /__sim/faults (see admin.go)
+// for cmd/dhis2-sim.
+//
+// # Determinism
+//
+// Async jobs complete before their initiating response (or wait for
+// RunPendingJobs with WithHeldJobs); imports are serialised; ids of requests
+// and jobs are sequential; WithClock injects time.
+package dhis2test

@@ -1,0 +1,105 @@
+package dhis2test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Version is a DHIS2 server version (2.Minor[.Patch]). Only the minor number
+// selects behaviour; the patch number is reported by /api/system/info.
+type Version struct {
+	Minor int
+	Patch int
+}
+
+// Supported version range. Anything above MaxVersion behaves like 2.43+.
+const (
+	minMinor = 36
+	maxMinor = 44
+)
+
+// DefaultVersion is the version a server emulates when WithVersion is not given.
+var defaultVersion = Version{Minor: 40, Patch: 0}
+
+// ParseVersion parses "2.40", "2.40.3", "40" or "v2.40".
+func ParseVersion(s string) (Version, error) {
+	t := strings.TrimPrefix(strings.TrimSpace(s), "v")
+	parts := strings.Split(t, ".")
+	if len(parts) == 1 {
+		parts = []string{"2", parts[0]}
+	}
+	if len(parts) < 2 || len(parts) > 4 || parts[0] != "2" {
+		return Version{}, fmt.Errorf("dhis2test: version %q: want 2.NN[.P]", s)
+	}
+	minor, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return Version{}, fmt.Errorf("dhis2test: version %q: %w", s, err)
+	}
+	if minor < minMinor || minor > maxMinor {
+		return Version{}, fmt.Errorf("dhis2test: version %q: supported 2.%d to 2.%d", s, minMinor, maxMinor)
+	}
+	v := Version{Minor: minor}
+	if len(parts) >= 3 {
+		p, err := strconv.Atoi(parts[2])
+		if err != nil {
+			return Version{}, fmt.Errorf("dhis2test: version %q: %w", s, err)
+		}
+		v.Patch = p
+	}
+	return v, nil
+}
+
+// String renders the version as DHIS2 reports it ("2.40.0").
+func (v Version) String() string { return fmt.Sprintf("2.%d.%d", v.Minor, v.Patch) }
+
+// Era helpers. Each names the spec section that fixes the behaviour.
+
+// usesNewPipeline: 2.43+ data entry pipeline (spec dhis2.md §0.3, §1.6).
+func (v Version) usesNewPipeline() bool { return v.Minor >= 43 }
+
+// plainResponse reports whether POST /api/dataValueSets answers with the bare
+// ImportSummary (always HTTP 200) for a request whose path carried the API
+// version pathVersion (0 when absent). Spec dhis2.md §2.1.
+func (v Version) plainResponse(pathVersion int) bool {
+	switch {
+	case v.Minor <= 36:
+		return true
+	case v.Minor == 37:
+		return pathVersion == 0 || pathVersion < 38
+	case v.Minor <= 41:
+		return pathVersion != 0 && pathVersion < 38
+	default:
+		return false
+	}
+}
+
+// legacyConflicts: ≤ 2.36 conflicts are {object,value} only (§2.3).
+func (v Version) legacyConflicts() bool { return v.Minor <= 36 }
+
+// hasRejectedIndexes: rejectedIndexes from 2.41 (§2.3).
+func (v Version) hasRejectedIndexes() bool { return v.Minor >= 41 }
+
+// warningIsConflict: a wrapped WARNING is HTTP 409 up to 2.42 and 200 from
+// 2.43 (§2.2). (≤ 2.37 normally answers with the bare summary and 200.)
+func (v Version) warningIsConflict() bool { return v.Minor <= 42 }
+
+// adxDefaultCode: ADX id schemes default to CODE on ≤ 2.42 (§1.3, adx.md §8).
+func (v Version) adxDefaultCode() bool { return v.Minor <= 42 }
+
+// supportsPAT: personal access tokens exist from 2.37 (§9.2).
+func (v Version) supportsPAT() bool { return v.Minor >= 37 }
+
+// supportsPATv2: the d2p_ token format is understood from 2.41 (§9.2).
+func (v Version) supportsPATv2() bool { return v.Minor >= 41 }
+
+// checksTokenChecksum: 2.43 validates the checksum first (§9.2).
+func (v Version) checksTokenChecksum() bool { return v.Minor >= 43 }
+
+// defaultAPIVersion: API version assumed for /api/... without a number (§2.1).
+func (v Version) defaultAPIVersion() int {
+	if v.Minor >= 42 {
+		return 41
+	}
+	return v.Minor
+}

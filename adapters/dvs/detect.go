@@ -1,0 +1,183 @@
+package dvs
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+)
+
+// Format names a payload format that POST /api/dataValueSets accepts.
+type Format string
+
+// The formats. ADX is parsed by package adapters/adx; the others by this package.
+const (
+	FormatUnknown Format = ""
+	FormatJSON    Format = "json"
+	FormatXML     Format = "xml" // DHIS2 DXF2 data value set
+	FormatADX     Format = "adx"
+	FormatCSV     Format = "csv"
+)
+
+// Errors of DetectFormat and Decompress.
+var (
+	// ErrUnsupportedMediaType: the content type names a format Tally does not read
+	// (HTTP 415).
+	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	// ErrUnknownFormat: no content type was given and the body does not look like any
+	// format.
+	ErrUnknownFormat = errors.New("cannot tell the payload format")
+	// ErrCompressed: the body is compressed; pass it through Decompress first.
+	ErrCompressed = errors.New("payload is compressed")
+	// ErrZip: the body is a zip archive, which cannot be read as a stream.
+	ErrZip = errors.New("zip-compressed payloads are not supported; send gzip")
+)
+
+// SniffLen is how much of the body DetectFormat needs to see to sniff reliably.
+const SniffLen = 512
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zipMagic  = []byte("PK\x03\x04")
+)
+
+// IsGzip reports whether head starts with gzip's magic bytes.
+func IsGzip(head []byte) bool { return bytes.HasPrefix(head, gzipMagic) }
+
+// Decompress returns a reader of the body r carries: r's own bytes, or, when they start
+// with gzip's magic bytes, the decompressed stream (DHIS2 accepts gzip bodies whatever the
+// Content-Encoding says). A zip archive is refused with ErrZip. The caller bounds the
+// decompressed size if it needs to (decoding is streamed, so memory does not grow with it).
+func Decompress(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReaderSize(r, 4096)
+	head, err := br.Peek(len(zipMagic))
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("dvs: reading body: %w", err)
+	}
+	switch {
+	case IsGzip(head):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("dvs: gzip body: %w", err)
+		}
+		return zr, nil
+	case bytes.HasPrefix(head, zipMagic):
+		return nil, ErrZip
+	}
+	return br, nil
+}
+
+// Peek returns a reader equivalent to r and the first SniffLen bytes (fewer if the body is
+// shorter) for DetectFormat.
+func Peek(r io.Reader) (io.Reader, []byte, error) {
+	br, ok := r.(*bufio.Reader)
+	if !ok || br.Size() < SniffLen {
+		br = bufio.NewReaderSize(r, 4096)
+	}
+	head, err := br.Peek(SniffLen)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, nil, fmt.Errorf("dvs: reading body: %w", err)
+	}
+	return br, head, nil
+}
+
+// DetectFormat names the format of a POST /api/dataValueSets body from its Content-Type
+// and, when that does not settle it, its first bytes (SniffLen of them suffice):
+//
+//   - application/json (and any +json type) is JSON;
+//   - application/adx+xml is ADX;
+//   - application/xml and text/xml are ADX when the root element is in ADX's namespace
+//     and a DHIS2 data value set (DXF2) otherwise;
+//   - application/csv is CSV, and so is text/csv, which DHIS2 refuses on POST: Tally is
+//     more lenient there;
+//   - no type, application/octet-stream, text/plain and
+//     application/x-www-form-urlencoded (what curl -d sends) are sniffed: '{' or '[' is
+//     JSON, '<' is XML or ADX by its root, and a first line with a comma or a quote is CSV.
+//
+// A compressed head gives ErrCompressed (see Decompress); another type
+// ErrUnsupportedMediaType; a body that sniffing cannot place ErrUnknownFormat.
+func DetectFormat(contentType string, head []byte) (Format, error) {
+	if IsGzip(head) || bytes.HasPrefix(head, zipMagic) {
+		return FormatUnknown, ErrCompressed
+	}
+	mt := strings.ToLower(strings.TrimSpace(contentType))
+	if parsed, _, err := mime.ParseMediaType(contentType); err == nil {
+		mt = parsed
+	} else if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = strings.TrimSpace(mt[:i])
+	}
+	switch {
+	case mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"):
+		return FormatJSON, nil
+	case mt == "application/adx+xml" || mt == "application/xml+adx":
+		return FormatADX, nil
+	case mt == "application/xml" || mt == "text/xml" || strings.HasSuffix(mt, "+xml"):
+		if sniffXML(head) == FormatADX {
+			return FormatADX, nil
+		}
+		return FormatXML, nil
+	case mt == "application/csv" || mt == "text/csv":
+		return FormatCSV, nil
+	case mt == "" || mt == "application/octet-stream" || mt == "text/plain" ||
+		mt == "application/x-www-form-urlencoded":
+		if f := sniff(head); f != FormatUnknown {
+			return f, nil
+		}
+		return FormatUnknown, ErrUnknownFormat
+	}
+	return FormatUnknown, fmt.Errorf("%w: %s", ErrUnsupportedMediaType, mt)
+}
+
+func sniff(head []byte) Format {
+	b := bytes.TrimLeft(bytes.TrimPrefix(head, utf8BOM), " \t\r\n")
+	if len(b) == 0 {
+		return FormatUnknown
+	}
+	switch b[0] {
+	case '{', '[':
+		return FormatJSON
+	case '<':
+		return sniffXML(b)
+	}
+	line := b
+	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
+		line = line[:i]
+	}
+	if bytes.ContainsAny(line, ",\"") {
+		return FormatCSV
+	}
+	return FormatUnknown
+}
+
+// sniffXML looks at the root element: ADX by namespace or name, otherwise a DXF2 data
+// value set (also when the head is too short to tell).
+func sniffXML(head []byte) Format {
+	dec := xml.NewDecoder(bytes.NewReader(bytes.TrimPrefix(head, utf8BOM)))
+	dec.Strict = false
+	for {
+		tok, err := dec.RawToken()
+		if err != nil {
+			break
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			for _, a := range se.Attr {
+				if (a.Name.Space == "xmlns" || a.Name.Local == "xmlns") && a.Value == NamespaceADX {
+					return FormatADX
+				}
+			}
+			if se.Name.Local == "adx" {
+				return FormatADX
+			}
+			return FormatXML
+		}
+	}
+	if bytes.Contains(head, []byte(NamespaceADX)) {
+		return FormatADX
+	}
+	return FormatXML
+}

@@ -1,0 +1,190 @@
+package dvs
+
+import (
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/tally-hmis/tally/transform"
+)
+
+// WriteJSON writes b as the body of a DHIS2 POST /api/dataValueSets request: a data value
+// set with the batch's data set and id schemes in the header (payload schemes override the
+// query string in DHIS2) and every value in full. It writes in chunks as it goes, so the
+// body is never held whole.
+//
+// What it writes, and why:
+//   - The header comes first, so that streaming readers (Tally's own DecodeJSON among
+//     them) see it before the values.
+//   - CompleteDate is not written. DHIS2 can only register completion from a header that
+//     also has a period and org unit; a batch has neither, so DHIS2 would answer with a
+//     conflict. Completion is registered separately (/api/completeDataSetRegistrations).
+//   - Empty fields are left out; DHIS2 reads a missing combo as its default.
+//   - A follow-up flag is written both as "followup" (read by DHIS2 up to 2.42) and
+//     "followUp" (2.43+); each version ignores the other.
+//   - Combos still given as category → option pairs (not yet mapped) are written as an
+//     object, DHIS2 2.43's form; older versions cannot read it, so map combos first.
+//   - Strings are escaped per RFC 8259; invalid UTF-8 becomes U+FFFD.
+func WriteJSON(w io.Writer, b *transform.Batch) error {
+	buf := make([]byte, 0, writeChunk+1024)
+	buf = appendHeader(buf, b)
+	for i := range b.Values {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendValue(buf, &b.Values[i])
+		if len(buf) >= writeChunk {
+			if _, err := w.Write(buf); err != nil {
+				return fmt.Errorf("dvs: writing JSON: %w", err)
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, "]}"...)
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("dvs: writing JSON: %w", err)
+	}
+	return nil
+}
+
+const writeChunk = 32 << 10
+
+// AppendJSON appends what WriteJSON writes to dst and returns the extended slice, for
+// callers that reuse buffers.
+func AppendJSON(dst []byte, b *transform.Batch) []byte {
+	dst = appendHeader(dst, b)
+	for i := range b.Values {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendValue(dst, &b.Values[i])
+	}
+	return append(dst, "]}"...)
+}
+
+func appendHeader(dst []byte, b *transform.Batch) []byte {
+	dst = append(dst, '{')
+	sep := false
+	member := func(name, value string) {
+		if value == "" {
+			return
+		}
+		if sep {
+			dst = append(dst, ',')
+		}
+		sep = true
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, `":`...)
+		dst = appendString(dst, value)
+	}
+	member("dataSet", b.DataSet)
+	s := b.Schemes
+	member("idScheme", string(s.IDScheme))
+	member("dataElementIdScheme", string(s.DataElement))
+	member("orgUnitIdScheme", string(s.OrgUnit))
+	member("categoryOptionComboIdScheme", string(s.CategoryOptionCombo))
+	member("attributeOptionComboIdScheme", string(s.AttributeOptionCombo))
+	member("dataSetIdScheme", string(s.DataSet))
+	member("categoryIdScheme", string(s.Category))
+	member("categoryOptionIdScheme", string(s.CategoryOption))
+	if sep {
+		dst = append(dst, ',')
+	}
+	return append(dst, `"dataValues":[`...)
+}
+
+func appendValue(dst []byte, v *transform.DataValue) []byte {
+	dst = append(dst, `{"dataElement":`...)
+	dst = appendString(dst, v.DataElement)
+	dst = append(dst, `,"period":`...)
+	dst = appendString(dst, v.Period)
+	dst = append(dst, `,"orgUnit":`...)
+	dst = appendString(dst, v.OrgUnit)
+	dst = appendCombo(dst, `,"categoryOptionCombo":`, v.CategoryOptionCombo, v.Categories)
+	dst = appendCombo(dst, `,"attributeOptionCombo":`, v.AttributeOptionCombo, v.Attributes)
+	if v.Value != "" {
+		dst = append(dst, `,"value":`...)
+		dst = appendString(dst, v.Value)
+	}
+	if v.Comment != "" {
+		dst = append(dst, `,"comment":`...)
+		dst = appendString(dst, v.Comment)
+	}
+	if v.StoredBy != "" {
+		dst = append(dst, `,"storedBy":`...)
+		dst = appendString(dst, v.StoredBy)
+	}
+	if v.FollowUp {
+		dst = append(dst, `,"followup":true,"followUp":true`...)
+	}
+	if v.Deleted {
+		dst = append(dst, `,"deleted":true`...)
+	}
+	return append(dst, '}')
+}
+
+func appendCombo(dst []byte, member, id string, pairs []transform.CategoryOption) []byte {
+	switch {
+	case id != "":
+		dst = append(dst, member...)
+		return appendString(dst, id)
+	case len(pairs) > 0:
+		dst = append(dst, member...)
+		dst = append(dst, '{')
+		for i, p := range pairs {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, p.Category)
+			dst = append(dst, ':')
+			dst = appendString(dst, p.Option)
+		}
+		return append(dst, '}')
+	}
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if strPlain[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

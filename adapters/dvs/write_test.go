@@ -1,0 +1,111 @@
+package dvs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/tally-hmis/tally/transform"
+)
+
+func sampleBatch() *transform.Batch {
+	b := &transform.Batch{
+		DataSet: "MAL_MONTHLY", CompleteDate: "2024-02-01",
+		Schemes: transform.IDSchemes{IDScheme: transform.SchemeCode, OrgUnit: "ATTRIBUTE:abcdefghijk"},
+	}
+	for i := range 2500 {
+		b.Values = append(b.Values, kalimaValue(i))
+	}
+	b.Values = append(b.Values,
+		transform.DataValue{DataElement: "MAL_REMARKS", Period: "202401", OrgUnit: "KL_N_F1",
+			Value: "quote \" backslash \\ newline \n tab \t nul \x00 del \x7f é 😀 \u2028", Comment: "</script>", FollowUp: true},
+		transform.DataValue{DataElement: "MAL_TREATED", Period: "202401", OrgUnit: "KL_N_F1", Deleted: true},
+		transform.DataValue{DataElement: "MAL_CONFIRMED", Period: "202401", OrgUnit: "KL_N_F1", Value: "3",
+			Categories: []transform.CategoryOption{{Category: "SEX", Option: "F"}, {Category: "AGE", Option: "LT1"}},
+			Attributes: []transform.CategoryOption{{Category: "FUNDING", Option: "GOV"}}},
+	)
+	for i := range b.Values {
+		b.Values[i].Index = i
+	}
+	return b
+}
+
+func TestWriteJSONRoundTrip(t *testing.T) {
+	b := sampleBatch()
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, b); err != nil {
+		t.Fatal(err)
+	}
+	if got := AppendJSON(nil, b); !bytes.Equal(got, buf.Bytes()) {
+		t.Error("AppendJSON and WriteJSON differ")
+	}
+	if !json.Valid(buf.Bytes()) {
+		t.Fatal("not valid JSON")
+	}
+	var s recSink
+	if err := DecodeJSON(&buf, &s, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := transform.Group{DataSet: b.DataSet, Schemes: b.Schemes} // completeDate is not written
+	if !reflect.DeepEqual(s.groups, []transform.Group{want}) {
+		t.Errorf("group %+v, want %+v", s.groups, want)
+	}
+	if !reflect.DeepEqual(s.values, b.Values) {
+		for i := range b.Values {
+			if !reflect.DeepEqual(s.values[i], b.Values[i]) {
+				t.Fatalf("value %d:\n got %+v\nwant %+v", i, s.values[i], b.Values[i])
+			}
+		}
+		t.Fatalf("got %d values, want %d", len(s.values), len(b.Values))
+	}
+}
+
+func TestWriteJSONShape(t *testing.T) {
+	b := &transform.Batch{Values: []transform.DataValue{
+		{DataElement: "A", Period: "202401", OrgUnit: "KL", CategoryOptionCombo: "F_LT1", Value: "1", FollowUp: true},
+		{DataElement: "B", Period: "202401", OrgUnit: "KL", Value: "bad \xff utf8"},
+	}}
+	got := string(AppendJSON(nil, b))
+	want := `{"dataValues":[{"dataElement":"A","period":"202401","orgUnit":"KL","categoryOptionCombo":"F_LT1","value":"1","followup":true,"followUp":true},` +
+		`{"dataElement":"B","period":"202401","orgUnit":"KL","value":"bad \ufffd utf8"}]}`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := string(AppendJSON(nil, &transform.Batch{DataSet: "DS"})); got != `{"dataSet":"DS","dataValues":[]}` {
+		t.Errorf("empty batch: %s", got)
+	}
+}
+
+type failWriter struct{ n int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if w.n--; w.n < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+func TestWriteJSONWriterError(t *testing.T) {
+	for _, n := range []int{0, 1} {
+		if err := WriteJSON(&failWriter{n: n}, sampleBatch()); err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("after %d writes: got %v", n, err)
+		}
+	}
+}
+
+func BenchmarkWriteJSON(b *testing.B) {
+	batch := &transform.Batch{DataSet: "MAL_MONTHLY", Schemes: transform.IDSchemes{IDScheme: transform.SchemeCode}}
+	for i := range transform.DefaultBatchSize {
+		batch.Values = append(batch.Values, kalimaValue(i))
+	}
+	buf := AppendJSON(nil, batch)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendJSON(buf[:0], batch)
+	}
+	b.ReportMetric(float64(len(batch.Values))*float64(b.N)/b.Elapsed().Seconds(), "values/s")
+}

@@ -1,0 +1,265 @@
+package openhim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ContentType marks a response as a mediator envelope; the core then unwraps `response` for
+// the client and stores the rest in its transaction log (spec §8).
+const ContentType = "application/json+openhim"
+
+// Headers the core adds to requests it routes to a mediator (spec §8.5, §10.3).
+const (
+	// HeaderTransactionID carries the id of the core's transaction for this request.
+	HeaderTransactionID = "X-OpenHIM-TransactionID"
+	// HeaderClientID names the authenticated client.
+	HeaderClientID = "X-OpenHIM-ClientID"
+	// HeaderParentID is set on a rerun: the id of the original transaction.
+	HeaderParentID = "parentID"
+	// HeaderTaskID is set on a rerun: the id of the core's rerun task.
+	HeaderTaskID = "taskID"
+)
+
+// MaxBodyBytes bounds each body copied into an orchestration; longer ones are truncated
+// with the core's own marker. The core caps all bodies of a transaction at 15 MB anyway.
+const MaxBodyBytes = 64 << 10
+
+const truncatedMarker = "\n[truncated ...]"
+
+// Status is a transaction status. Set in an envelope it overrides the core's own computation.
+type Status string
+
+// Transaction statuses a mediator may report.
+const (
+	StatusProcessing          Status = "Processing"
+	StatusSuccessful          Status = "Successful"
+	StatusCompleted           Status = "Completed"
+	StatusCompletedWithErrors Status = "Completed with error(s)"
+	StatusFailed              Status = "Failed"
+)
+
+// Envelope is the `application/json+openhim` response body.
+type Envelope struct {
+	URN            string          `json:"x-mediator-urn"`
+	Status         Status          `json:"status,omitempty"`
+	Response       Response        `json:"response"`
+	Orchestrations []Orchestration `json:"orchestrations"`
+	Properties     map[string]any  `json:"properties,omitempty"`
+	// Error makes the core queue the transaction for auto-retry when the channel enables it.
+	Error *ErrorDetails `json:"error,omitempty"`
+}
+
+// Response is what the core returns to its client, and the shape of an orchestration's response.
+type Response struct {
+	Status    int               `json:"status"`
+	Headers   map[string]string `json:"headers"`
+	Body      string            `json:"body"`
+	Timestamp time.Time         `json:"timestamp"`
+}
+
+// Request is an orchestration's request. Timestamp is required by the core's schema.
+type Request struct {
+	Host        string            `json:"host,omitempty"`
+	Port        string            `json:"port,omitempty"`
+	Path        string            `json:"path"`
+	Headers     map[string]string `json:"headers"`
+	Querystring string            `json:"querystring"`
+	Body        string            `json:"body"`
+	Method      string            `json:"method"`
+	Timestamp   time.Time         `json:"timestamp"`
+}
+
+// Orchestration records one call Tally made while handling a transaction (e.g. a DHIS2 import).
+type Orchestration struct {
+	Name     string        `json:"name"`
+	Group    string        `json:"group,omitempty"`
+	Request  Request       `json:"request"`
+	Response *Response     `json:"response,omitempty"`
+	Error    *ErrorDetails `json:"error,omitempty"`
+}
+
+// ErrorDetails is an error as the core stores it.
+type ErrorDetails struct {
+	Message string `json:"message"`
+	Stack   string `json:"stack,omitempty"`
+}
+
+// NewEnvelope starts an envelope for the registered urn with the response the core's client
+// should receive. The response status is also used as the HTTP status by Write.
+func NewEnvelope(urn string, status Status, resp Response) *Envelope {
+	return &Envelope{URN: urn, Status: status, Response: resp, Orchestrations: []Orchestration{}}
+}
+
+// AddOrchestration appends orchestrations.
+func (e *Envelope) AddOrchestration(o ...Orchestration) *Envelope {
+	e.Orchestrations = append(e.Orchestrations, o...)
+	return e
+}
+
+// SetProperty sets a free key/value shown with the transaction in the console.
+func (e *Envelope) SetProperty(key string, value any) *Envelope {
+	if e.Properties == nil {
+		e.Properties = map[string]any{}
+	}
+	e.Properties[key] = value
+	return e
+}
+
+// Write sends the envelope with ContentType and the wrapped response's status.
+func (e *Envelope) Write(w http.ResponseWriter) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep query strings and bodies readable in the console
+	if err := enc.Encode(e); err != nil {
+		return fmt.Errorf("openhim: encode envelope: %w", err)
+	}
+	w.Header().Set("Content-Type", ContentType)
+	status := e.Response.Status
+	if status < 100 || status > 999 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("openhim: write envelope: %w", err)
+	}
+	return nil
+}
+
+// NewResponse builds a Response; body is truncated to MaxBodyBytes and credentials in
+// headers are redacted.
+func NewResponse(status int, header http.Header, body []byte, at time.Time) Response {
+	return Response{Status: status, Headers: flattenHeaders(header), Body: truncateBody(body), Timestamp: stamp(at)}
+}
+
+// RequestFromHTTP describes an outbound request for an orchestration. body is what was sent
+// (the request's own Body is not read). Authorization, Cookie and similar headers are redacted
+// and URL credentials dropped.
+func RequestFromHTTP(r *http.Request, body []byte, at time.Time) Request {
+	req := Request{Method: r.Method, Body: truncateBody(body), Timestamp: stamp(at)}
+	h := r.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	if r.URL != nil {
+		req.Host = r.URL.Hostname()
+		req.Port = r.URL.Port()
+		if req.Port == "" {
+			switch r.URL.Scheme {
+			case "https":
+				req.Port = "443"
+			case "http":
+				req.Port = "80"
+			}
+		}
+		req.Path = r.URL.EscapedPath()
+		req.Querystring = r.URL.RawQuery
+		if r.URL.User != nil && h.Get("Authorization") == "" {
+			h.Set("Authorization", "Basic [redacted]") // the transport sends URL credentials as Basic
+		}
+	}
+	req.Headers = flattenHeaders(h)
+	return req
+}
+
+// ResponseFromHTTP describes a received response for an orchestration; body is what was read.
+func ResponseFromHTTP(r *http.Response, body []byte, at time.Time) Response {
+	return NewResponse(r.StatusCode, r.Header, body, at)
+}
+
+// NewOrchestration pairs a request with its response, or with err when none was received.
+func NewOrchestration(name string, req Request, resp *Response, err error) Orchestration {
+	o := Orchestration{Name: name, Request: req, Response: resp}
+	if err != nil {
+		o.Error = &ErrorDetails{Message: err.Error()}
+	}
+	return o
+}
+
+// TransactionID returns the core's transaction id for a request routed through the OpenHIM,
+// or "" for a request that did not come through the core.
+//
+// How Tally should use it:
+//   - Record it with the batches of the request (Batch.TransactionID), and answer with an
+//     Envelope only when it is present. When delivery finishes asynchronously, report the
+//     outcome with Client.UpdateTransaction under this id.
+//   - Never derive message ids from it. A rerun from the console (spec §10.2-10.3) replays the
+//     stored request to Tally as a new transaction: a new X-OpenHIM-TransactionID, the same
+//     path, query and body, plus the headers "parentID" (the original transaction id) and
+//     "taskID" (see Rerun). Because Tally's message ids are derived from body content, a
+//     rerun inside JetStream's duplicate window is acknowledged as a duplicate and stored
+//     once; answer it Successful with a property such as "duplicate": true so the operator
+//     sees why nothing new happened. After the window the replay is delivered again, which
+//     DHIS2's upsert makes harmless.
+//   - Auto-retry (channel setting) is triggered by an envelope with Error set; it also
+//     arrives as a rerun.
+func TransactionID(r *http.Request) string {
+	return strings.TrimSpace(r.Header.Get(HeaderTransactionID))
+}
+
+// Rerun reports whether r is a rerun of an earlier transaction, returning the original
+// transaction id and the rerun task id. The core adds these headers when replaying.
+func Rerun(r *http.Request) (parentID, taskID string, ok bool) {
+	parentID = strings.TrimSpace(r.Header.Get(HeaderParentID))
+	taskID = strings.TrimSpace(r.Header.Get(HeaderTaskID))
+	return parentID, taskID, parentID != ""
+}
+
+// isSensitiveHeader reports headers replaced by "[redacted]" (keeping an auth scheme word)
+// in orchestrations and responses stored by the core.
+func isSensitiveHeader(canonicalKey string) bool {
+	switch canonicalKey {
+	case "Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "Auth-Token", "Auth-Salt", "X-Api-Key":
+		return true
+	}
+	return false
+}
+
+func flattenHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ck := http.CanonicalHeaderKey(k)
+		v := strings.Join(h[k], ", ")
+		if isSensitiveHeader(ck) {
+			v = redactCredential(ck, v)
+		}
+		out[ck] = v
+	}
+	return out
+}
+
+func redactCredential(key, v string) string {
+	if key == "Authorization" || key == "Proxy-Authorization" {
+		if scheme, _, ok := strings.Cut(strings.TrimSpace(v), " "); ok && scheme != "" && !strings.HasPrefix(v, "[") {
+			return scheme + " [redacted]"
+		}
+	}
+	return "[redacted]"
+}
+
+func truncateBody(b []byte) string {
+	if len(b) <= MaxBodyBytes {
+		return string(b)
+	}
+	cut := MaxBodyBytes
+	// Do not split a UTF-8 sequence.
+	for cut > 0 && b[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return string(b[:cut]) + truncatedMarker
+}
+
+// stamp normalises a timestamp to what the core stores: UTC, millisecond precision.
+func stamp(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Millisecond)
+}
