@@ -94,6 +94,12 @@ type Source struct {
 	// IDSchemes describe the incoming identifiers when the payload does not.
 	IDSchemes Schemes `yaml:"id_schemes"`
 	BatchSize int     `yaml:"batch_size"`
+	// Unmapped says what happens to values the mapping set has no rule for: drop (and
+	// report), pass (deliver as they are) or reject (dead-letter the batch).
+	Unmapped string `yaml:"unmapped"`
+	// Duplicates says what happens when two values map to the same target key in one
+	// batch: reject, sum or last (last wins).
+	Duplicates string `yaml:"duplicates"`
 }
 
 // Schemes is the YAML form of transform.IDSchemes.

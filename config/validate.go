@@ -52,6 +52,12 @@ func (c *Config) applyDefaults() {
 		if s.BatchSize == 0 {
 			s.BatchSize = 1000
 		}
+		if s.Unmapped == "" {
+			s.Unmapped = "drop"
+		}
+		if s.Duplicates == "" {
+			s.Duplicates = "reject"
+		}
 	}
 	for i := range c.Targets {
 		t := &c.Targets[i]
@@ -191,6 +197,16 @@ func (c *Config) validate() Problems {
 			if len(tok) < 16 {
 				add(fmt.Sprintf("%s.auth.tokens[%d]", p, j), "a token must be at least 16 characters")
 			}
+		}
+		switch s.Unmapped {
+		case "drop", "pass", "reject":
+		default:
+			add(p+".unmapped", "%q: want drop, pass or reject", s.Unmapped)
+		}
+		switch s.Duplicates {
+		case "reject", "sum", "last":
+		default:
+			add(p+".duplicates", "%q: want reject, sum or last", s.Duplicates)
 		}
 		if s.BatchSize < 1 || s.BatchSize > 10_000 {
 			add(p+".batch_size", "%d: want 1 to 10000", s.BatchSize)

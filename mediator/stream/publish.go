@@ -21,15 +21,15 @@ type Msg struct {
 // client the payload was accepted.
 var ErrPublish = errors.New("JetStream did not acknowledge")
 
-// Publisher publishes many messages asynchronously with a bounded window and waits until
-// JetStream acknowledged all of them. A message that fails is retried synchronously a few
-// times; its id makes the retry harmless.
+// Publisher publishes asynchronously with a bounded window of unacknowledged messages. A
+// message that fails is retried synchronously a few times; its id makes the retry harmless.
 type Publisher struct {
 	js     jetstream.JetStream
 	window int
 }
 
-// NewPublisher returns a Publisher that keeps at most window messages unacknowledged.
+// NewPublisher returns a Publisher that keeps at most window messages unacknowledged per
+// Batch.
 func NewPublisher(js jetstream.JetStream, window int) *Publisher {
 	if window <= 0 {
 		window = 64
@@ -42,56 +42,61 @@ type pending struct {
 	fut jetstream.PubAckFuture
 }
 
-// PublishAll publishes every message next yields until it returns ok=false, and returns once
-// all are acknowledged. Duplicates (a message id seen within the window) count as acknowledged.
-func (p *Publisher) PublishAll(ctx context.Context, next func() (Msg, bool, error)) (int, error) {
-	inflight := make([]pending, 0, p.window)
-	count := 0
-	drain := func(keep int) error {
-		for len(inflight) > keep {
-			pd := inflight[0]
-			inflight = inflight[1:]
-			select {
-			case <-pd.fut.Ok():
-			case err := <-pd.fut.Err():
-				if err2 := p.retry(ctx, pd.msg); err2 != nil {
-					return fmt.Errorf("%w: message %s: %v (retry: %v)", ErrPublish, pd.msg.Header.Get(jetstream.MsgIDHeader), err, err2)
-				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+// Batch is a run of publishes that succeeds or fails as a whole: Wait returns once JetStream
+// acknowledged every message added. Data passed to Add must stay unchanged until Wait returns.
+type Batch struct {
+	p        *Publisher
+	ctx      context.Context
+	inflight []pending
+	count    int
+}
+
+// Start begins a Batch.
+func (p *Publisher) Start(ctx context.Context) *Batch {
+	return &Batch{p: p, ctx: ctx, inflight: make([]pending, 0, p.window)}
+}
+
+// Add publishes m, first waiting for older acknowledgements when the window is full.
+func (b *Batch) Add(m Msg) error {
+	nm := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}
+	if nm.Header == nil {
+		nm.Header = nats.Header{}
+	}
+	nm.Header.Set(jetstream.MsgIDHeader, m.ID)
+	b.count++
+	fut, err := b.p.js.PublishMsgAsync(nm)
+	if err != nil {
+		if err := b.p.retry(b.ctx, nm); err != nil {
+			return fmt.Errorf("%w: message %s: %v", ErrPublish, m.ID, err)
 		}
 		return nil
 	}
-	for {
-		m, ok, err := next()
-		if err != nil {
-			return count, err
-		}
-		if !ok {
-			break
-		}
-		nm := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}
-		if nm.Header == nil {
-			nm.Header = nats.Header{}
-		}
-		nm.Header.Set(jetstream.MsgIDHeader, m.ID)
-		fut, err := p.js.PublishMsgAsync(nm)
-		if err != nil {
-			if err := p.retry(ctx, nm); err != nil {
-				return count, fmt.Errorf("%w: message %s: %v", ErrPublish, m.ID, err)
+	b.inflight = append(b.inflight, pending{nm, fut})
+	if len(b.inflight) >= b.p.window {
+		return b.drain(b.p.window / 2)
+	}
+	return nil
+}
+
+// Wait returns the number of messages published once all are acknowledged. Duplicates (an id
+// seen within the stream's window) count as acknowledged.
+func (b *Batch) Wait() (int, error) { return b.count, b.drain(0) }
+
+func (b *Batch) drain(keep int) error {
+	for len(b.inflight) > keep {
+		pd := b.inflight[0]
+		b.inflight = b.inflight[1:]
+		select {
+		case <-pd.fut.Ok():
+		case err := <-pd.fut.Err():
+			if err2 := b.p.retry(b.ctx, pd.msg); err2 != nil {
+				return fmt.Errorf("%w: message %s: %v (retry: %v)", ErrPublish, pd.msg.Header.Get(jetstream.MsgIDHeader), err, err2)
 			}
-		} else {
-			inflight = append(inflight, pending{nm, fut})
-		}
-		count++
-		if len(inflight) >= p.window {
-			if err := drain(p.window / 2); err != nil {
-				return count, err
-			}
+		case <-b.ctx.Done():
+			return b.ctx.Err()
 		}
 	}
-	return count, drain(0)
+	return nil
 }
 
 func (p *Publisher) retry(ctx context.Context, m *nats.Msg) error {
@@ -107,19 +112,12 @@ func (p *Publisher) retry(ctx context.Context, m *nats.Msg) error {
 	return err
 }
 
-// Publish publishes one message synchronously.
+// Publish publishes one message and waits for its acknowledgement.
 func (p *Publisher) Publish(ctx context.Context, m Msg) error {
-	_, err := p.PublishAll(ctx, single(m))
-	return err
-}
-
-func single(m Msg) func() (Msg, bool, error) {
-	done := false
-	return func() (Msg, bool, error) {
-		if done {
-			return Msg{}, false, nil
-		}
-		done = true
-		return m, true, nil
+	b := p.Start(ctx)
+	if err := b.Add(m); err != nil {
+		return err
 	}
+	_, err := b.Wait()
+	return err
 }

@@ -35,15 +35,13 @@ func TestOpenIsIdempotentAndPersists(t *testing.T) {
 		msgs[i] = Msg{Subject: IngestPrefix + "cht", ID: fmt.Sprintf("m%d", i), Data: []byte{byte(i)}}
 	}
 	// Publish every message twice: deduplication must keep ten.
-	i := 0
-	n, err := pub.PublishAll(ctx, func() (Msg, bool, error) {
-		if i >= 2*len(msgs) {
-			return Msg{}, false, nil
+	b := pub.Start(ctx)
+	for i := range 2 * len(msgs) {
+		if err := b.Add(msgs[i%len(msgs)]); err != nil {
+			t.Fatal(err)
 		}
-		m := msgs[i%len(msgs)]
-		i++
-		return m, true, nil
-	})
+	}
+	n, err := b.Wait()
 	if err != nil || n != 20 {
 		t.Fatalf("PublishAll = %d, %v", n, err)
 	}
