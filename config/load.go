@@ -55,6 +55,8 @@ func Load(path string) (*Config, error) {
 var varRef = regexp.MustCompile(`\$\{([^}]*)\}`)
 
 // Parse is Load on bytes, with getenv supplying ${VAR} values. name is used in problems.
+// When the file has problems, Parse returns them as Problems together with the partly
+// decoded config, which is only fit for further validation.
 func Parse(name string, data []byte, getenv func(string) string) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -77,7 +79,9 @@ func Parse(name string, data []byte, getenv func(string) string) (*Config, error
 	probs = append(probs, c.validate()...)
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
-		return nil, probs
+		// The config comes back with its problems so that a validator can check the
+		// sections other packages own and report everything at once; it must not be run.
+		return c, probs
 	}
 	return c, nil
 }

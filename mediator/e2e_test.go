@@ -76,7 +76,13 @@ delivery: {ack_wait: 30s}
 
 func startTally(t *testing.T, targetURL, storeDir string) *harness {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(configYAML(targetURL, storeDir)), os.Getenv)
+	return startTallyWith(t, targetURL, storeDir, "")
+}
+
+// startTallyWith starts Tally with extra top-level YAML appended to the test configuration.
+func startTallyWith(t *testing.T, targetURL, storeDir, extra string) *harness {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(configYAML(targetURL, storeDir)+extra), os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

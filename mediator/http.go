@@ -18,9 +18,9 @@ func (s *Service) routes() *echo.Echo {
 	e.HTTPErrorHandler = s.httpError
 	e.Use(s.observe)
 
-	e.POST("/ingest/:source", s.handleIngest)
-	e.POST("/api/dataValueSets", s.handleDataValueSets)
-	e.POST("/api/:version/dataValueSets", s.handleDataValueSets)
+	e.POST("/ingest/:source", s.handleIngest, s.openhimEnvelope)
+	e.POST("/api/dataValueSets", s.handleDataValueSets, s.openhimEnvelope)
+	e.POST("/api/:version/dataValueSets", s.handleDataValueSets, s.openhimEnvelope)
 
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleReady)
@@ -29,6 +29,7 @@ func (s *Service) routes() *echo.Echo {
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	admin.GET("/transactions", s.handleTxList)
 	admin.GET("/transactions/:id", s.handleTxShow)
+	s.dlqRoutes(admin) // dlqapi.go
 	return e
 }
 

@@ -93,7 +93,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	defer sp.close()
 	var enc []byte
 	batcher := transform.NewBatcher(transform.BatcherConfig{
-		Source: src.Name, Received: received, Schemes: schemes, MaxValues: src.BatchSize,
+		Source: src.Name, Received: received, Schemes: schemes, MaxValues: s.batchSizeFor(src.BatchSize),
 		Emit: func(b *transform.Batch) error {
 			enc = transform.AppendBatch(enc[:0], b)
 			return sp.add(enc)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/stream"
 )
 
@@ -34,18 +35,25 @@ type Options struct {
 	Listener net.Listener
 	// HTTPClient is used for every target; nil builds one per target.
 	HTTPClient *http.Client
+	// LogLevel, when set, is the level the logger was built with, so that an operator can
+	// change it from the OpenHIM console.
+	LogLevel *slog.LevelVar
 }
 
 // Service is a running Tally: HTTP API, mapper and delivery workers over one JetStream.
 type Service struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	metrics *Metrics
-	version string
-	now     func() time.Time
-	mapper  Mapper
-	targets map[string]*target
+	cfg       *config.Config
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	metrics   *Metrics
+	version   string
+	now       func() time.Time
+	mapper    Mapper
+	targets   map[string]*target
+	sections  *Sections
+	openhim   *openhim.Mediator
+	logLevel  *slog.LevelVar
+	overrides atomic.Pointer[openhim.Overrides]
 
 	echo     *echo.Echo
 	listener net.Listener
@@ -75,9 +83,27 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
+	sections, probs := CheckConfig(cfg)
+	if len(probs) > 0 {
+		return nil, probs
+	}
 	s := &Service{
 		cfg: cfg, log: o.Logger, reg: o.Registry, metrics: NewMetrics(o.Registry), version: o.Version,
 		now: o.Now, mapper: o.Mapper, listener: o.Listener, targets: map[string]*target{},
+		sections: sections, logLevel: o.LogLevel,
+	}
+	if sections.OpenHIM.Enabled {
+		version, err := openhim.NormalizeVersion(o.Version)
+		if err != nil {
+			// The core insists on SemVer; a custom build string must not keep Tally off it.
+			o.Logger.Warn("registering with OpenHIM as 0.0.0-dev", "version", o.Version, "err", err)
+			version = "0.0.0-dev"
+		}
+		med, err := openhim.New(sections.OpenHIM, version, s.openhimSources(), openhim.WithLogger(o.Logger))
+		if err != nil {
+			return nil, fmt.Errorf("openhim: %w", err)
+		}
+		s.openhim = med
 	}
 	for i := range cfg.Targets {
 		t := &cfg.Targets[i]
@@ -185,6 +211,18 @@ func (s *Service) Start(ctx context.Context) error {
 		s.httpErr <- err
 	}()
 	s.ready.Store(true)
+	if s.openhim != nil {
+		// Registration and heartbeats run in the background: a core that is down never
+		// delays Tally or its readiness.
+		if err := s.openhim.Run(wctx, s.applyOpenHIMConfig); err != nil {
+			s.log.Error("starting OpenHIM registration", "err", err)
+		}
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.reportOpenHIMOutcomes(wctx)
+		}()
+	}
 	s.log.Info("tally started", "addr", s.Addr(), "embedded_nats", conn.Embedded(), "sources", len(s.cfg.Sources),
 		"targets", len(s.cfg.Targets), "version", s.version)
 	return nil

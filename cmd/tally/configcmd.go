@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator"
 )
 
 func configCmd() *command {
@@ -24,8 +26,21 @@ func configCmd() *command {
 			return errUsage
 		}
 		file := fs.Arg(1)
-		if _, err := loadConfig(env, file); err != nil {
-			var probs config.Problems
+		cfg, err := loadConfig(env, file)
+		var probs config.Problems
+		if cfg != nil {
+			// The sections other packages own (openhim, mappings, exchanges) are checked
+			// the same way the service checks them at start.
+			_, more := mediator.CheckConfig(cfg)
+			if errors.As(err, &probs) || err == nil {
+				probs = append(probs, more...)
+				sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+				if len(probs) > 0 {
+					err = probs
+				}
+			}
+		}
+		if err != nil {
 			if errors.As(err, &probs) {
 				for _, p := range probs {
 					fmt.Fprintln(env.stdout, p.String())

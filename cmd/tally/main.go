@@ -39,7 +39,7 @@ type cliEnv struct {
 
 func commands() []*command {
 	return []*command{
-		serveCmd(), demoCmd(), sendCmd(), txCmd(), configCmd(), versionCmd(),
+		serveCmd(), demoCmd(), sendCmd(), txCmd(), configCmd(), openhimCmd(), versionCmd(),
 	}
 }
 
@@ -121,8 +121,36 @@ func (c *command) flags(env *cliEnv) *flag.FlagSet {
 	return fs
 }
 
+// parse accepts flags before, between and after positional arguments ("tally dlq list
+// --target hmis"), which the flag package alone does not.
 func (c *command) parse(env *cliEnv, fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	var flags, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				continue
+			}
+			if i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+		}
+	}
+	if err := fs.Parse(append(append(flags, "--"), positional...)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

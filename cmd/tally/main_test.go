@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-hmis/tally/mediator/openhim/openhimtest"
+)
+
+func runTest(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code := runCLI(ctx, &cliEnv{stdout: &out, stderr: &errOut, getenv: func(k string) string { return env[k] }}, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestEveryCommandHasHelpWithAnExample(t *testing.T) {
+	for _, c := range commands() {
+		code, out, _ := runTest(t, nil, c.name, "--help")
+		if code != 0 || !strings.Contains(out, "Usage: tally "+c.name) || !strings.Contains(out, "Example:") {
+			t.Errorf("%s --help: exit %d\n%s", c.name, code, out)
+		}
+	}
+	if code, _, errOut := runTest(t, nil, "nope"); code != 2 || !strings.Contains(errOut, `unknown command "nope"`) {
+		t.Errorf("unknown command: exit %d %s", code, errOut)
+	}
+}
+
+func TestDemoDeliversTheSamplePayloads(t *testing.T) {
+	code, out, errOut := runTest(t, nil, "demo", "--addr", "127.0.0.1:0", "--once")
+	if code != 0 {
+		t.Fatalf("demo exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"posted chw-2024-01.json", ": delivered", "The emulated HMIS now holds 68 values",
+		"CHW_HOUSEHOLD_VISITS", "MAL_CONFIRMED", "curl"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "still waiting") {
+		t.Errorf("a transaction was not delivered:\n%s", out)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	env := map[string]string{"TALLY_ADMIN_TOKEN": "change-me-0123456789", "CHT_TOKEN": "cht-token-0123456789", "HMIS_PASSWORD": "district"}
+	if code, out, errOut := runTest(t, env, "config", "validate", "../../examples/tally.yaml"); code != 0 || !strings.Contains(out, "valid") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("targets:\n  - name: hmis\n    url: nope\nopenhim:\n  enabled: true\n"), 0o600)
+	code, out, _ := runTest(t, nil, "config", "validate", bad)
+	if code != 1 || !strings.Contains(out, "bad.yaml:3: targets[0].url") || !strings.Contains(out, "openhim.") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+func TestOpenHIMRegisterDryRunPassesTheCoresRules(t *testing.T) {
+	code, out, errOut := runTest(t, nil, "openhim", "register", "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d %s", code, errOut)
+	}
+	if err := openhimtest.ValidateRegistration([]byte(out)); err != nil {
+		t.Fatalf("the core would refuse the body: %v\n%s", err, out)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(out), &body); err != nil || body["urn"] != "urn:mediator:tally" {
+		t.Fatalf("body = %s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if code, out, _ := runTest(t, nil, "version"); code != 0 || out != "tally dev\n" {
+		t.Fatalf("exit %d %q", code, out)
+	}
+}

@@ -1,0 +1,233 @@
+package mediator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/mediator/openhim"
+)
+
+// OpenHIM integration. When `openhim.enabled` is set, Tally registers as a mediator and
+// heartbeats (mediator/openhim runs that in the background; an unreachable core never
+// blocks Tally or its readiness). Requests that arrive through an OpenHIM channel carry
+// X-OpenHIM-TransactionID: they are answered with the application/json+openhim envelope,
+// status "Processing", because delivery is asynchronous; when the transaction's delivery
+// completes, Tally updates the core's transaction with the final status and one
+// orchestration per target, so the console shows what really happened.
+//
+// Reruns from the console send the original body again, so they get the same message ids
+// and, within nats.duplicate_window, the same transaction: nothing is stored twice.
+//
+// Behind an OpenHIM the core strips the client's Authorization header. Give the channel's
+// route Basic credentials of a source user in the console; Tally authenticates those.
+
+func (s *Service) openhimSources() []openhim.Source {
+	names := make([]string, len(s.cfg.Sources))
+	for i, src := range s.cfg.Sources {
+		names[i] = src.Name
+	}
+	return openhim.Sources(names...)
+}
+
+// openhimEnvelope wraps the answer of a request that came through an OpenHIM channel.
+func (s *Service) openhimEnvelope(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.openhim == nil || openhim.TransactionID(c.Request()) == "" {
+			return next(c)
+		}
+		received := s.now()
+		real := c.Response().Writer
+		rec := &capture{header: http.Header{}}
+		c.Response().Writer = rec
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		c.Response().Writer = real
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		resp := openhim.NewResponse(status, rec.header, rec.body.Bytes(), s.now())
+		env := openhim.NewEnvelope(s.sections.OpenHIM.URN, "", resp)
+		if status < 300 {
+			env.Status = openhim.StatusProcessing
+		}
+		req := openhim.RequestFromHTTP(c.Request(), nil, received)
+		env.AddOrchestration(openhim.NewOrchestration("Tally ingest", req, &resp, nil))
+		if txID := txIDFromBody(rec.body.Bytes()); txID != "" {
+			env.SetProperty("tally_transaction", txID)
+		}
+		c.Response().Writer = real
+		c.Response().Committed = false
+		c.Response().Status = status
+		return env.Write(c.Response())
+	}
+}
+
+// capture buffers a handler's answer so it can be wrapped.
+type capture struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (c *capture) Header() http.Header { return c.header }
+func (c *capture) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+func (c *capture) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return c.body.Write(p)
+}
+
+func txIDFromBody(b []byte) string {
+	var v struct {
+		Transaction string `json:"transaction"`
+		Response    struct {
+			Reference string `json:"reference"`
+		} `json:"response"`
+	}
+	if json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	if v.Transaction != "" {
+		return v.Transaction
+	}
+	return v.Response.Reference
+}
+
+// applyOpenHIMConfig applies what an operator changed in the OpenHIM console. Values that
+// mean "no override" leave the YAML in force.
+func (s *Service) applyOpenHIMConfig(raw map[string]any) {
+	o, err := openhim.ParseOverrides(raw)
+	if err != nil {
+		s.log.Warn("ignoring OpenHIM console config", "err", err)
+		return
+	}
+	if o.LogLevel != nil && s.logLevel != nil {
+		s.logLevel.Set(*o.LogLevel)
+	}
+	s.overrides.Store(&o)
+	s.log.Info("applied OpenHIM console config", "dry_run_targets", o.DryRunTargets,
+		"batch_size", derefInt(o.BatchSize), "delivery_concurrency", derefInt(o.DeliveryConcurrency))
+	if o.DeliveryConcurrency != nil && *o.DeliveryConcurrency > 0 {
+		s.log.Warn("delivery_concurrency from the console applies at the next restart")
+	}
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// batchSizeFor is the source's batch size unless the console overrides it.
+func (s *Service) batchSizeFor(configured int) int {
+	if o := s.overrides.Load(); o != nil && o.BatchSize != nil && *o.BatchSize > 0 {
+		return *o.BatchSize
+	}
+	return configured
+}
+
+// dryRunFor reports whether deliveries to a target are dry runs, by config or console.
+func (s *Service) dryRunFor(t *target) bool {
+	if t.cfg.DryRun {
+		return true
+	}
+	o := s.overrides.Load()
+	return o != nil && slices.Contains(o.DryRunTargets, t.cfg.Name)
+}
+
+// reportOpenHIMOutcomes watches delivery records and, when a transaction that came
+// through OpenHIM reaches a final status, updates the core's transaction once. The update
+// is claimed in tally_state first, so with several replicas (or after a restart) it is
+// sent once.
+func (s *Service) reportOpenHIMOutcomes(ctx context.Context) {
+	w, err := s.conn.Tx.Watch(ctx, "*.d.>", jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		s.log.Error("watching deliveries for OpenHIM updates", "err", err)
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				continue
+			}
+			txID, _, _ := strings.Cut(e.Key(), ".d.")
+			if err := s.updateOpenHIM(ctx, txID); err != nil {
+				s.log.Warn("updating the OpenHIM transaction", "tx", txID, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Service) updateOpenHIM(ctx context.Context, txID string) error {
+	rec, err := s.txlog.Get(ctx, txID)
+	if err != nil || rec.OpenHIMTransaction == "" {
+		return nil
+	}
+	v, err := s.txlog.View(ctx, txID)
+	if err != nil || v.Status == TxAccepted {
+		return err
+	}
+	if _, err := s.conn.State.Create(ctx, "openhim."+txID, []byte(v.Status)); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil
+		}
+		return fmt.Errorf("claiming the OpenHIM update: %w", err)
+	}
+	status := map[string]openhim.Status{
+		TxDelivered: openhim.StatusSuccessful, TxPartiallyDelivered: openhim.StatusCompletedWithErrors, TxFailed: openhim.StatusFailed,
+	}[v.Status]
+	body, _ := json.Marshal(v)
+	now := s.now()
+	code := http.StatusOK
+	if v.Status != TxDelivered {
+		code = http.StatusConflict
+	}
+	resp := openhim.NewResponse(code, http.Header{"Content-Type": {"application/json"}}, body, now)
+	update := openhim.TransactionUpdate{Status: status, Response: &resp}
+	for _, t := range v.Targets {
+		tb, _ := json.Marshal(t)
+		tresp := openhim.NewResponse(code, http.Header{"Content-Type": {"application/json"}}, tb, now)
+		req := openhim.Request{Path: "/api/dataValueSets", Method: http.MethodPost, Timestamp: rec.Received}
+		if tc, ok := s.cfg.Target(t.Target); ok {
+			req.Host = tc.URL
+		}
+		var oerr error
+		if t.LastError != "" && v.Status != TxDelivered {
+			oerr = errors.New(t.LastError)
+		}
+		update.Orchestrations = append(update.Orchestrations,
+			openhim.NewOrchestration("DHIS2 import: "+t.Target, req, &tresp, oerr))
+	}
+	if err := s.openhim.Client().UpdateTransaction(ctx, rec.OpenHIMTransaction, update); err != nil {
+		// Release the claim so that a later delivery record (or replica) tries again.
+		_ = s.conn.State.Delete(ctx, "openhim."+txID)
+		return err
+	}
+	s.log.Info("updated OpenHIM transaction", "tx", txID, "openhim_tx", rec.OpenHIMTransaction, "status", status)
+	return nil
+}
+

@@ -1,0 +1,34 @@
+package mediator
+
+import (
+	"errors"
+
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/openhim"
+)
+
+// Sections are the parts of the configuration that other packages own, decoded and checked.
+type Sections struct {
+	OpenHIM openhim.Config
+}
+
+// CheckConfig decodes and validates the sections other packages own, reporting every problem
+// with its line. Service.New calls it, and so does `tally config validate`, so that a file
+// that validates also starts.
+func CheckConfig(cfg *config.Config) (*Sections, config.Problems) {
+	sec := &Sections{}
+	var probs config.Problems
+	probs = append(probs, cfg.DecodeSection(&cfg.OpenHIM, "openhim", &sec.OpenHIM)...)
+	if err := sec.OpenHIM.Validate(); err != nil {
+		var fes openhim.ConfigError
+		if errors.As(err, &fes) {
+			for _, fe := range fes {
+				probs = append(probs, cfg.Problem("openhim."+fe.Field, "%s", fe.Message))
+			}
+		} else {
+			probs = append(probs, cfg.Problem("openhim", "%v", err))
+		}
+	}
+	sec.OpenHIM = sec.OpenHIM.WithDefaults()
+	return sec, probs
+}
