@@ -230,4 +230,3 @@ func (s *Service) updateOpenHIM(ctx context.Context, txID string) error {
 	s.log.Info("updated OpenHIM transaction", "tx", txID, "openhim_tx", rec.OpenHIMTransaction, "status", status)
 	return nil
 }
-
