@@ -97,7 +97,11 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 			Message: "An error occurred, please check import summary.", Response: sum})
 	}
 	desc := fmt.Sprintf("Accepted by Tally as transaction %s for delivery to %s", res.Tx.ID, strings.Join(res.Tx.Targets, ", "))
-	if res.Duplicate {
+	switch {
+	case res.DryRun:
+		desc = "Dry run: the payload is valid; nothing was stored or sent"
+		opts["dryRun"] = true
+	case res.Duplicate:
 		desc = fmt.Sprintf("Already accepted by Tally as transaction %s", res.Tx.ID)
 	}
 	sum := &importSummary{ResponseType: "ImportSummary", Status: "SUCCESS", ImportOptions: opts, Description: desc,

@@ -17,7 +17,17 @@ type decodeFunc func(r io.Reader, sink transform.Sink) error
 
 // decoderFor picks the parser for a request: the source's configured format, or for "auto"
 // the Content-Type, falling back to sniffing the first bytes when the type says nothing.
-func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio.Reader, q map[string][]string, schemes transform.IDSchemes) (decodeFunc, string, error) {
+//
+// A data value set may carry dryRun in its header, which wins over the query as in DHIS2;
+// the parser reports it through dryRun.
+func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio.Reader, q map[string][]string,
+	schemes transform.IDSchemes, dryRun *bool) (decodeFunc, string, error) {
+	onHeader := func(h *dvs.Header) error {
+		if h.DryRun != nil {
+			*dryRun = *h.DryRun
+		}
+		return nil
+	}
 	format := src.Format
 	if format == "auto" {
 		head, _ := body.Peek(512)
@@ -29,16 +39,18 @@ func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio
 		format = formatName(f)
 	}
 	switch format {
-	case "json":
-		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeJSON(r, sink, dvs.Options{}) }, format, nil
-	case "cht":
-		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeJSON(r, sink, dvs.Options{}) }, format, nil
+	case "json", "cht":
+		return func(r io.Reader, sink transform.Sink) error {
+			return dvs.DecodeJSON(r, sink, dvs.Options{OnHeader: onHeader})
+		}, format, nil
 	case "analytics":
 		return func(r io.Reader, sink transform.Sink) error {
 			return dvs.DecodeJSON(r, sink, dvs.Options{Analytics: true})
 		}, format, nil
 	case "xml":
-		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeXML(r, sink, dvs.Options{}) }, format, nil
+		return func(r io.Reader, sink transform.Sink) error {
+			return dvs.DecodeXML(r, sink, dvs.Options{OnHeader: onHeader})
+		}, format, nil
 	case "csv":
 		header := first(q, "firstRowIsHeader") != "false"
 		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(q, "dataSet")}

@@ -94,6 +94,10 @@ func (s *Service) handleIngest(c echo.Context) error {
 	if err != nil {
 		return s.ingestError(c, src.Name, err)
 	}
+	if res.DryRun {
+		return c.JSON(http.StatusOK, map[string]any{"status": "valid", "dryRun": true, "values": res.Tx.Values,
+			"batches": res.Tx.Batches, "targets": res.Tx.Targets})
+	}
 	return c.JSON(http.StatusAccepted, map[string]any{
 		"status":      map[bool]string{false: "accepted", true: "duplicate"}[res.Duplicate],
 		"transaction": res.Tx.ID,

@@ -40,6 +40,8 @@ var (
 type ingestResult struct {
 	Tx        *TxRecord
 	Duplicate bool
+	// DryRun: the payload was read and validated, and nothing was stored.
+	DryRun bool
 }
 
 // requestError is a refusal with its HTTP status; Input carries the problems of a payload.
@@ -83,7 +85,8 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 		// The limit applies after decompression too, so a small bomb cannot expand without bound.
 		r = bufio.NewReaderSize(&limitedReader{r: gz, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10)
 	}
-	dec, format, err := s.decoderFor(src, req.ContentType, r.(*bufio.Reader), req.Query, schemes)
+	dryRun := first(req.Query, "dryRun") == "true"
+	dec, format, err := s.decoderFor(src, req.ContentType, r.(*bufio.Reader), req.Query, schemes, &dryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +118,10 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 			Msg: "the payload holds no data values", Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Expected: "at least one data value"}}}}
 	}
 
+	if dryRun {
+		return &ingestResult{DryRun: true, Tx: &TxRecord{Source: src.Name, Received: received, Format: format,
+			Values: batcher.Values(), Batches: batcher.Batches(), Targets: targetNames(s.cfg.TargetsOf(src))}}, nil
+	}
 	txID, existing, err := s.assignTxID(ctx, src.Name, digest, received)
 	if err != nil {
 		return nil, unavailable(err)

@@ -21,7 +21,9 @@ type Locator interface {
 }
 
 // Sink receives what a parser reads, as it reads it. Parsers apply header inheritance before
-// calling Value; the value is only valid for the duration of the call.
+// calling Value. The DataValue itself is only valid for the duration of the call, but a
+// sink may keep the Categories and Attributes slices it references, so a parser must not
+// reuse them.
 type Sink interface {
 	Group(g Group) error
 	Value(v *DataValue, at Locator) error
@@ -102,8 +104,16 @@ func (b *Batcher) Value(v *DataValue, at Locator) error {
 	return nil
 }
 
-// Reject records a problem found by the parser itself (a field of the wrong type, say).
-func (b *Batcher) Reject(e *InputError, at Locator) error { return b.reject(e, at) }
+// Reject records a problem the parser found itself (a field of the wrong type, say). A
+// problem with a value (Index ≥ 0) uses up that value's index, so that the values after
+// it keep their positions in the payload.
+func (b *Batcher) Reject(e *InputError, at Locator) error {
+	if e.Index >= 0 {
+		e.Index = b.index
+		b.index++
+	}
+	return b.reject(e, at)
+}
 
 func (b *Batcher) reject(e *InputError, at Locator) error {
 	if at != nil && e.Pos == (Pos{}) {

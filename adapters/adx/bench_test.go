@@ -123,6 +123,25 @@ func BenchmarkDecode(b *testing.B) {
 		name string
 		fn   decodeFunc
 	}{{"scanner", scannerDecode}, {"encoding-xml", decodeStd}}
+	b.Run("scanner+batcher+codec", func(b *testing.B) {
+		// what ingest does before publishing: parse, validate, batch, encode each batch
+		b.SetBytes(int64(len(payload)))
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			sink := transform.NewBatcher(transform.BatcherConfig{Source: "bench", Emit: func(batch *transform.Batch) error {
+				buf = transform.AppendBatch(buf[:0], batch)
+				return nil
+			}})
+			if err := Decode(bytes.NewReader(payload), sink, Options{}); err != nil {
+				b.Fatal(err)
+			}
+			if err := sink.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)*values/b.Elapsed().Seconds(), "values/s")
+	})
 	for _, impl := range impls {
 		for _, batcher := range []bool{false, true} {
 			name := impl.name

@@ -6,8 +6,11 @@
 // category → option pairs for mapping to resolve, applies DHIS2's annotation rules, and
 // reports problems with line, column and element path, such as
 // "/adx/group[2]/dataValue[5]@value". It reads XML with a strictly validating scanner of
-// its own: no DTDs, no entities beyond the predefined five, limits on depth, attributes
-// and text (see Limits).
+// its own: no DTDs, no entities beyond the predefined five, limits on depth, attributes,
+// text and tag size (see Limits) and at most 64 namespace declarations in scope.
+//
+// Identifiers stay as written; every transform.Group that Decode emits carries the
+// request's id schemes with idScheme defaulting to CODE, ADX's default in DHIS2.
 //
 // An Encoder writes canonical values back as ADX, one group at a time, in the layout
 // DHIS2 exports.

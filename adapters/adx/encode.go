@@ -64,6 +64,17 @@ func NewEncoder(w io.Writer, opts EncodeOptions) *Encoder {
 	}
 }
 
+// Encode writes batches as one ADX message.
+func Encode(w io.Writer, opts EncodeOptions, batches ...*transform.Batch) error {
+	e := NewEncoder(w, opts)
+	for _, b := range batches {
+		if err := e.WriteBatch(b); err != nil {
+			return err
+		}
+	}
+	return e.Close()
+}
+
 // WriteBatch writes the values of a batch with its data set and complete date.
 func (e *Encoder) WriteBatch(b *transform.Batch) error {
 	return e.WriteGroup(transform.Group{DataSet: b.DataSet, CompleteDate: b.CompleteDate, Schemes: b.Schemes}, b.Values)

@@ -461,3 +461,76 @@ func encodeRecorded(tb testing.TB, rec *recorder, opts EncodeOptions) []byte {
 	}
 	return out.Bytes()
 }
+
+func TestEncodeErrors(t *testing.T) {
+	ok := transform.DataValue{DataElement: "D", Period: "202401", OrgUnit: "O", Value: "1"}
+	tests := []struct {
+		name string
+		edit func(v *transform.DataValue)
+		msg  string
+	}{
+		{"bad period", func(v *transform.DataValue) { v.Period = "2024-13" }, "period"},
+		{"no data element", func(v *transform.DataValue) { v.DataElement = "" }, "no data element"},
+		{"no org unit", func(v *transform.DataValue) { v.OrgUnit = "" }, "no org unit"},
+		{"category not an XML name", func(v *transform.DataValue) { v.Categories = cats("1SEX", "F") }, "not an XML name"},
+		{"category with colon", func(v *transform.DataValue) { v.Categories = cats("a:b", "F") }, "not an XML name"},
+		{"category clashes", func(v *transform.DataValue) { v.Categories = cats("value", "F") }, "clashes"},
+		{"attribute category clashes", func(v *transform.DataValue) { v.Attributes = cats("period", "F") }, "clashes"},
+		{"category twice", func(v *transform.DataValue) { v.Categories = cats("SEX", "F", "SEX", "M") }, "twice"},
+		{"empty option", func(v *transform.DataValue) { v.Categories = cats("SEX", "") }, "no option"},
+		{"control character", func(v *transform.DataValue) { v.Comment = "a\x00b" }, "not allowed in XML"},
+		{"invalid UTF-8", func(v *transform.DataValue) { v.Value = "\xff" }, "not allowed in XML"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := ok
+			tt.edit(&v)
+			var out bytes.Buffer
+			enc := NewEncoder(&out, EncodeOptions{})
+			err := enc.WriteGroup(transform.Group{}, []transform.DataValue{ok, v})
+			if err == nil || !strings.Contains(err.Error(), tt.msg) || !strings.Contains(err.Error(), "value 1") {
+				t.Fatalf("err = %v, want %q naming value 1", err, tt.msg)
+			}
+			if out.Len() != 0 {
+				t.Fatalf("wrote %q before failing", out.String())
+			}
+		})
+	}
+	t.Run("after Close", func(t *testing.T) {
+		enc := NewEncoder(&bytes.Buffer{}, EncodeOptions{})
+		if err := enc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.WriteGroup(transform.Group{}, []transform.DataValue{ok}); err != ErrClosed {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestEncodeBatches(t *testing.T) {
+	var out bytes.Buffer
+	b1 := &transform.Batch{DataSet: "A", Values: []transform.DataValue{
+		{DataElement: "D", Period: "202401", OrgUnit: "O1", Value: "1"},
+		{DataElement: "D", Period: "202401", OrgUnit: "O2", Value: "2"},
+		{DataElement: "E", Period: "202401", OrgUnit: "O2", Value: "3"},
+	}}
+	b2 := &transform.Batch{DataSet: "B", Values: []transform.DataValue{{DataElement: "D", Period: "2024W1", OrgUnit: "O1", Value: "4"}}}
+	if err := Encode(&out, EncodeOptions{}, b1, b2); err != nil {
+		t.Fatal(err)
+	}
+	rec := decodeAll(t, scannerDecode, out.Bytes(), Options{})
+	if len(rec.groups) != 3 {
+		t.Fatalf("%d groups, want 3 (one per run of period and org unit)\n%s", len(rec.groups), out.String())
+	}
+	if d := diffValues(append(slices.Clone(b1.Values), b2.Values...), rec.values); d != "" {
+		t.Fatal(d)
+	}
+	// No batches still make a message DHIS2 accepts (README §5.5).
+	empty := new(bytes.Buffer)
+	if err := Encode(empty, EncodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := decodeAll(t, scannerDecode, empty.Bytes(), Options{}); len(rec.groups) != 0 {
+		t.Fatalf("empty message %q", empty.String())
+	}
+}

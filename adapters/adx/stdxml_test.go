@@ -150,3 +150,46 @@ func TestStdLexerAgreesOnFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestScannerAgreesWithEncodingXML runs small edge cases of XML through both lexers.
+func TestScannerAgreesWithEncodingXML(t *testing.T) {
+	g := func(body string) string {
+		return `<adx xmlns="urn:ihe:qrph:adx:2015"><group orgUnit="O" period="2024-01-01/P1M">` + body + `</group></adx>`
+	}
+	accept := []string{
+		g(`<dataValue dataElement = 'D.x-1_2' value="a>b'c"/>`),
+		g(`<dataValue dataElement="D" value="1"><annotation>&#65;&#x42;&lt;&gt;&amp;&apos;&quot;]]&gt;]</annotation></dataValue>`),
+		g(`<dataValue dataElement="D" value="1"><annotation><![CDATA[]]]]><![CDATA[>&<]]></annotation></dataValue>`),
+		g(`<!-- c --><?pi data?><dataValue dataElement="D" value="1"><annotation/></dataValue >`),
+		g(`<dataValue dataElement="D" value="1"><annotation><!--x-->a<?p?>b</annotation></dataValue>`),
+		g(`<dataValue dataElement="D" value="1"><annotation></annotation></dataValue>`),
+		`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + g(`<dataValue dataElement="D" value="&#x10FFFF;"/>`),
+	}
+	for i, in := range accept {
+		t.Run(fmt.Sprint("accept ", i), func(t *testing.T) {
+			a := decodeAll(t, scannerDecode, []byte(in), Options{})
+			b := decodeAll(t, decodeStd, []byte(in), Options{})
+			if d := diffValues(a.values, b.values); d != "" {
+				t.Fatal(d)
+			}
+		})
+	}
+	refuse := []string{
+		`<adx><a></b></adx>`, `<adx>&foo;</adx>`, `<adx>`, `<adx x='1' x='2'/>`, `<<adx/>`, `< adx/>`,
+		`</adx>`, `<adx></adx>x`, `<adx>]]></adx>`, `<adx a='<'/>`, `<adx a=b/>`, `<!DOCTYPE x><adx/>`,
+		`<adx>&#xD800;</adx>`, `<adx>&#0;</adx>`, "<adx>\x00</adx>", "<adx>\x0c</adx>", `<adx><!-- -- --></adx>`,
+		`<adx a="&#x0;"/>`, `<adx>&#xFFFE;</adx>`, `<adx/><adx/>`, `x<adx/>`, `<adx/ >`, `<adx a="1"b="2"/>`,
+		`<?xml version="1.1"?><adx/>`, `<?xml version="1.0" encoding="latin1"?><adx/>`, `<adx><![CDATA[x]]</adx>`,
+		`<adx>&amp</adx>`, `<adx>&#x;</adx>`, `<adx>&#12a;</adx>`, `<1adx/>`, `<adx -a="1"/>`,
+	}
+	for i, in := range refuse {
+		t.Run(fmt.Sprint("refuse ", i), func(t *testing.T) {
+			if err := Decode(strings.NewReader(in), &recorder{}, Options{}); err == nil {
+				t.Errorf("scanner accepts %q", in)
+			}
+			if err := decodeStd(strings.NewReader(in), &recorder{}, Options{}); err == nil {
+				t.Logf("encoding/xml accepts %q", in)
+			}
+		})
+	}
+}
