@@ -1,0 +1,88 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform"
+)
+
+// benchSetup builds 100 code rules onto 100 data elements and a 1000-value batch over 10 org
+// units, the shape of a large tracker-to-aggregate pull.
+func benchSetup(b *testing.B) (*Engine, *transform.Batch) {
+	b.Helper()
+	md := &Metadata{
+		CategoryCombos: []CategoryCombo{{Object: Object{ID: DefaultCategoryComboUID, Code: "default", Name: "default"},
+			CategoryOptionCombos: []Ref{{ID: DefaultCategoryOptionComboUID}}}},
+		CategoryOptionCombos: []CategoryOptionCombo{{Object: Object{ID: DefaultCategoryOptionComboUID, Code: "default", Name: "default"},
+			CategoryCombo: Ref{ID: DefaultCategoryComboUID}}},
+	}
+	ds := DataSet{Object: Object{ID: "DsBench0001", Code: "BENCH"}, PeriodType: "Monthly", CategoryCombo: Ref{ID: DefaultCategoryComboUID}}
+	var yml strings.Builder
+	yml.WriteString("mappings:\n  - name: bench\n    source_id_scheme: CODE\n    target_id_scheme: CODE\n    org_units: {scheme: CODE}\n    rules:\n")
+	for i := range 100 {
+		id := fmt.Sprintf("DeBench%04d", i)
+		md.DataElements = append(md.DataElements, DataElement{Object: Object{ID: id, Code: fmt.Sprintf("DE_%03d", i)},
+			ValueType: "INTEGER", CategoryCombo: Ref{ID: DefaultCategoryComboUID}})
+		ds.DataSetElements = append(ds.DataSetElements, DataSetElement{DataElement: Ref{ID: id}})
+		fmt.Fprintf(&yml, "      - {source: PI_%03d, data_element: DE_%03d}\n", i, i)
+	}
+	md.DataSets = []DataSet{ds}
+	for i := range 10 {
+		md.OrgUnits = append(md.OrgUnits, OrgUnit{Object{ID: fmt.Sprintf("OuBench%04d", i), Code: fmt.Sprintf("OU_%02d", i)}})
+	}
+	sets, _ := compile(b, yml.String(), nil)
+	in := &transform.Batch{Schemes: transform.IDSchemes{IDScheme: transform.SchemeCode}}
+	for i := range 1000 {
+		in.Values = append(in.Values, transform.DataValue{DataElement: fmt.Sprintf("PI_%03d", i%100), Period: "202401",
+			OrgUnit: fmt.Sprintf("OU_%02d", i/100), Value: fmt.Sprint(i), Index: i})
+	}
+	return NewEngine(sets, StaticMetadata{"hmis": md}), in
+}
+
+func BenchmarkMap(b *testing.B) {
+	e, in := benchSetup(b)
+	src := &config.Source{Name: "tracker", Mapping: "bench"}
+	target := &config.Target{Name: "hmis"}
+	ctx := context.Background()
+	if m, err := e.Map(ctx, in, src, target); err != nil || len(m.Batch.Values) != 1000 {
+		b.Fatal(m, err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := e.Map(ctx, in, src, target); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*float64(len(in.Values))/b.Elapsed().Seconds(), "values/s")
+}
+
+// BenchmarkMapADX resolves every value's option combo from ADX categories.
+func BenchmarkMapADX(b *testing.B) {
+	sets, _ := compile(b, engineYAML, engineFiles)
+	e := NewEngine(sets, StaticMetadata{"hmis": kalima(b)})
+	in := &transform.Batch{Schemes: transform.IDSchemes{IDScheme: transform.SchemeCode}}
+	sexes, ages := []string{"F", "M"}, []string{"LT1", "1TO4"}
+	for i := range 1000 {
+		in.Values = append(in.Values, transform.DataValue{DataElement: "BCG", Period: fmt.Sprintf("2%03d%02d", i/48, i/4%12+1),
+			OrgUnit: "KL_N_F1", Categories: cats("SEX="+sexes[i%2], "AGE="+ages[i/2%2]), Value: "1", Index: i})
+	}
+	src := &config.Source{Name: "adx", Mapping: "adx"}
+	target := &config.Target{Name: "hmis"}
+	ctx := context.Background()
+	if m, err := e.Map(ctx, in, src, target); err != nil || len(m.Batch.Values) != 1000 {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := e.Map(ctx, in, src, target); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*float64(len(in.Values))/b.Elapsed().Seconds(), "values/s")
+}

@@ -1,0 +1,116 @@
+package mapping
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform"
+)
+
+// kalima decodes the Kalima HMIS fixture afresh, so a test may change its copy.
+func kalima(t testing.TB) *Metadata {
+	t.Helper()
+	data, err := os.ReadFile("testdata/kalima-hmis.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md Metadata
+	if err := json.Unmarshal(data, &md); err != nil {
+		t.Fatal(err)
+	}
+	return &md
+}
+
+// withPeriodType returns md with the data set code's period type changed.
+func withPeriodType(md *Metadata, code, pt string) *Metadata {
+	for i := range md.DataSets {
+		if md.DataSets[i].Code == code {
+			md.DataSets[i].PeriodType = pt
+		}
+	}
+	return md
+}
+
+// parseConfig writes files (name → content) and the config into a temporary directory and
+// parses the config from there, so that tables resolve beside it.
+func parseConfig(t testing.TB, yml string, files map[string]string) (*config.Config, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return config.Parse(filepath.Join(dir, "tally.yaml"), []byte(yml), func(string) string { return "" })
+}
+
+// compile parses and compiles a config that must be valid.
+func compile(t testing.TB, yml string, files map[string]string) (*Sets, *config.Config) {
+	t.Helper()
+	cfg, err := parseConfig(t, yml, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, probs := Compile(cfg)
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	return sets, cfg
+}
+
+// lineOf is the 1-based line of the first line of text containing s.
+func lineOf(t testing.TB, text, s string) int {
+	t.Helper()
+	for i, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%q not in text", s)
+	return 0
+}
+
+// dv builds a data value; an empty field stays empty.
+func dv(de, pe, ou, coc, aoc, value string) transform.DataValue {
+	return transform.DataValue{DataElement: de, Period: pe, OrgUnit: ou, CategoryOptionCombo: coc, AttributeOptionCombo: aoc, Value: value}
+}
+
+// cats turns "SEX=F" pairs into an ADX disaggregation.
+func cats(pairs ...string) []transform.CategoryOption {
+	out := make([]transform.CategoryOption, len(pairs))
+	for i, p := range pairs {
+		c, o, _ := strings.Cut(p, "=")
+		out[i] = transform.CategoryOption{Category: c, Option: o}
+	}
+	return out
+}
+
+// show writes an output value compactly: "DE PE OU COC AOC VALUE #index".
+func show(v transform.DataValue) string {
+	s := fmt.Sprintf("%s %s %s %s %s %s #%d", v.DataElement, v.Period, v.OrgUnit, v.CategoryOptionCombo, v.AttributeOptionCombo, v.Value, v.Index)
+	if v.Deleted {
+		s += " deleted"
+	}
+	return s
+}
+
+func showUnmapped(u transform.Unmapped) string {
+	return fmt.Sprintf("%d %s %s: %s", u.Index, u.Field, u.Value, u.Reason)
+}
+
+func problemsText(ps config.Problems) string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
