@@ -152,10 +152,6 @@ func translateADX(groups []adxGroup, m *Metadata, sch effectiveSchemes, v Versio
 				return nil, &adxGroupError{gi, fmt.Sprintf("No data set matching %s '%s'", sch.dataSet, dsRef)}
 			}
 			ds = m.idx.ds[uid]
-			if newPipeline && p.dataSet == "" {
-				p.dataSet = uid
-				p.schemes.dataSet = idScheme{kind: schemeUID}
-			}
 		}
 		var aocRaw, aocUID string
 		consumed := map[string]bool{}
@@ -176,9 +172,9 @@ func translateADX(groups []adxGroup, m *Metadata, sch effectiveSchemes, v Versio
 			}
 		}
 		for _, dv := range g.values {
-			rv := rawValue{period: peID, orgUnit: ou, coc: "", aoc: aocRaw, aocUID: aocUID}
-			if aocUID == "" && aocRaw == "" {
-				rv.aocUID = ""
+			rv := rawValue{period: peID, orgUnit: ou, aoc: aocRaw, aocUID: aocUID}
+			if ds != nil {
+				rv.dataSetUID = ds.ID
 			}
 			// group attributes copied onto each value (≤ 2.42)
 			for _, a := range g.attrs {
@@ -278,9 +274,6 @@ func comboFromAttrs(m *Metadata, combo string, attrs []adxAttr, sch effectiveSch
 	}
 	coc, ok := m.idx.cocByOpts[optionKey(combo, opts)]
 	if !ok {
-		if lenient {
-			return "", used, fmt.Errorf("Invalid attributes: %s", formatAttrMap(given))
-		}
 		return "", used, fmt.Errorf("Invalid attributes: %s", formatAttrMap(given))
 	}
 	return coc, used, nil

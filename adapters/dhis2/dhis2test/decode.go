@@ -33,6 +33,9 @@ type rawValue struct {
 	// category attributes); they bypass the id scheme lookup.
 	cocUID string
 	aocUID string
+	// dataSetUID is the data set of the ADX group the value came from (used
+	// by the 2.43 pipeline when the payload has no header data set).
+	dataSetUID string
 }
 
 // deletionScope is the 2.43+ "deletion" block (spec dhis2.md §5).

@@ -48,10 +48,22 @@
 // # Faults
 //
 // Faults injects latency, connection resets, 5xx, 429 with Retry-After,
-// hangs and truncated bodies, scoped to a path, optionally for N requests;
-// rules fire in the order added, which scripts sequences ("fail twice, then
-// succeed"). The same is available over HTTP at /__sim/faults (see admin.go)
-// for cmd/dhis2-sim.
+// hangs and truncated bodies, scoped to a path (relative to the base path,
+// API version ignored) and method, optionally for N requests; rules fire in
+// the order added, which scripts sequences ("reset, then 503 twice, then
+// succeed"). AfterHandler lets the import happen and then fails the
+// response. Faults apply before authentication, like a proxy would. The
+// same is available over HTTP at /__sim/faults (see admin.go) for
+// cmd/dhis2-sim.
+//
+// # Base path
+//
+// NewServer mounts DHIS2 under DefaultBasePath ("/dhis"): Server.URL is
+// "http://127.0.0.1:PORT/dhis" and the API is at Server.URL+"/api/...", as
+// on servers deployed under a context path. Async job responses carry
+// DHIS2's relativeNotifierEndpoint ("/api/system/tasks/..."), which is
+// relative to that base. WithBasePath("") serves at the root (the default
+// of cmd/dhis2-sim).
 //
 // # Determinism
 //

@@ -219,6 +219,9 @@ func (fs *Faults) apply(w http.ResponseWriter, r *http.Request, s *Server, path 
 		}
 		return false
 	case FaultHang:
+		if rw != nil {
+			rw.commitOnce(0) // recorded as abandoned (status 0)
+		}
 		select {
 		case <-r.Context().Done():
 		case <-s.closing:
@@ -277,7 +280,7 @@ func resetConn(w http.ResponseWriter, rw *recordingWriter) {
 		panic(http.ErrAbortHandler) // HTTP/2 or a recorder: abort the stream instead
 	}
 	if rw != nil {
-		rw.hijacked = true
+		rw.commitOnce(0)
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
@@ -299,9 +302,6 @@ func truncate(w http.ResponseWriter, rw *recordingWriter, rec *httptest.Response
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler)
-	}
-	if rw != nil {
-		rw.hijacked = true
 	}
 	_ = conn.Close()
 }

@@ -121,9 +121,6 @@ func (imp *importer) decode() error {
 				imp.sum.add(c)
 				imp.sum.count.ignored++
 			}
-			if imp.p.schemes.dataSet.kind != "" {
-				imp.sch.dataSet = imp.p.schemes.dataSet
-			}
 		}
 		return err
 	default:
@@ -136,7 +133,7 @@ func (imp *importer) decode() error {
 	return nil
 }
 
-// conflictFor builds a formal conflict for a DataValueImportConflict /
+// newConflict builds a formal conflict for a DataValueImportConflict /
 // DataValueSetImportConflict descriptor: objects maps schema names to ids.
 func newConflict(code, property string, index int, objects orderedMap, args ...string) *conflict {
 	c := &conflict{errorCode: code, objects: objects, property: property, message: formatMessage(code, args...)}

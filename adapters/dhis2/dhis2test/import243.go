@@ -9,10 +9,10 @@ import (
 
 // 2.43+ "data entry" pipeline (spec dhis2.md §1.6, §2.2, §2.4 D, §5;
 // conformance README §3 and §6.2):
-//   - duplicate keys in one payload reject the whole set (E8128);
-//   - the data set (header, or detected per data element) must be usable with
-//     every data element, period, org unit, AOC and COC (E8020–E8024), else
-//     the whole set is rejected;
+//   - the data set (header, or detected per data element, E8003) must be
+//     usable with every data element, period, org unit, AOC and COC
+//     (E8020–E8024), else the whole set is rejected;
+//   - then duplicate keys in one payload reject the whole set (E8128);
 //   - value-level problems (E8121–E8123) skip the value (WARNING/ERROR);
 //   - atomic=true turns any value-level problem into a rejection (E8000);
 //   - the deletion scope removes stored values first (counted as deleted);
@@ -52,37 +52,6 @@ func (imp *importer) runPipeline() {
 			rv.aoc = p.aoc
 		}
 		values[i] = rv
-	}
-
-	// E8128: several values for the same key
-	type dup struct {
-		key     string
-		indexes []int
-	}
-	seen := map[string]*dup{}
-	var order []*dup
-	for _, rv := range values {
-		k := fmt.Sprintf("DataValueKey[dataElement=%s, orgUnit=%s, categoryOptionCombo=%s, attributeOptionCombo=%s, period=%s]",
-			nullable(rv.dataElement), nullable(rv.orgUnit), nullable(rv.coc), nullable(rv.aoc), nullable(rv.period))
-		if d, ok := seen[k]; ok {
-			d.indexes = append(d.indexes, rv.index)
-			continue
-		}
-		d := &dup{key: k, indexes: []int{rv.index}}
-		seen[k] = d
-		order = append(order, d)
-	}
-	for _, d := range order {
-		if len(d.indexes) > 1 {
-			idx := make([]string, len(d.indexes))
-			for i, n := range d.indexes {
-				idx[i] = strconv.Itoa(n)
-			}
-			c := imp.pipelineConflict("E8128", -1, javaList(idx), d.key)
-			c.indexes = d.indexes
-			imp.abortPipeline(c, len(values))
-			return
-		}
 	}
 
 	// resolve identifiers
@@ -127,13 +96,16 @@ func (imp *importer) runPipeline() {
 		var undetected []string
 		byDS := map[string]int{}
 		for _, pv := range pvs {
-			if pv.de == nil || len(m.idx.dsByDE[pv.de.ID]) == 0 {
+			d := m.idx.ds[pv.raw.dataSetUID] // ADX group data set
+			if d == nil && pv.de != nil && len(m.idx.dsByDE[pv.de.ID]) > 0 {
+				d = m.idx.dsByDE[pv.de.ID][0]
+			}
+			if d == nil {
 				if !slices.Contains(undetected, pv.raw.dataElement) {
 					undetected = append(undetected, pv.raw.dataElement)
 				}
 				continue
 			}
-			d := m.idx.dsByDE[pv.de.ID][0]
 			gi, ok := byDS[d.ID]
 			if !ok {
 				gi = len(groups)
@@ -150,6 +122,44 @@ func (imp *importer) runPipeline() {
 	}
 	for gi, g := range groups {
 		if c := imp.checkGroup(groupDS[gi], g); c != nil {
+			imp.abortPipeline(c, len(values))
+			return
+		}
+	}
+
+	// E8128: several values for the same key
+	type dup struct {
+		key     string
+		indexes []int
+	}
+	seen := map[string]*dup{}
+	var order []*dup
+	for _, rv := range values {
+		coc, aoc := rv.coc, rv.aoc
+		if rv.cocUID != "" { // ADX category attributes, already resolved
+			coc = rv.cocUID
+		}
+		if rv.aocUID != "" {
+			aoc = rv.aocUID
+		}
+		k := fmt.Sprintf("DataValueKey[dataElement=%s, orgUnit=%s, categoryOptionCombo=%s, attributeOptionCombo=%s, period=%s]",
+			nullable(rv.dataElement), nullable(rv.orgUnit), nullable(coc), nullable(aoc), nullable(rv.period))
+		if d, ok := seen[k]; ok {
+			d.indexes = append(d.indexes, rv.index)
+			continue
+		}
+		d := &dup{key: k, indexes: []int{rv.index}}
+		seen[k] = d
+		order = append(order, d)
+	}
+	for _, d := range order {
+		if len(d.indexes) > 1 {
+			idx := make([]string, len(d.indexes))
+			for i, n := range d.indexes {
+				idx[i] = strconv.Itoa(n)
+			}
+			c := imp.pipelineConflict("E8128", -1, javaList(idx), d.key)
+			c.indexes = d.indexes
 			imp.abortPipeline(c, len(values))
 			return
 		}
@@ -208,16 +218,6 @@ func (imp *importer) runPipeline() {
 	default:
 		sum.status = "ERROR"
 	}
-}
-
-func distinct(pvs []*pipelineValue, f func(*pipelineValue) string) []string {
-	var out []string
-	for _, pv := range pvs {
-		if s := f(pv); !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // pipelineConflict builds a 2.43 conflict; args become objects.args.

@@ -183,6 +183,35 @@ func periodContaining(typ string, t time.Time) (period, bool) {
 		return parsePeriod(fmt.Sprintf("%dS%d", y, (int(t.Month())+5)/6))
 	case "Yearly":
 		return parsePeriod(strconv.Itoa(y))
+	case "BiWeekly":
+		w, _ := weekContaining(t, time.Monday)
+		var wy, wn int
+		fmt.Sscanf(w.ID, "%dW%d", &wy, &wn)
+		return parsePeriod(fmt.Sprintf("%dBiW%d", wy, (wn+1)/2))
+	case "QuarterlyNov": // Q1 = Nov (y-1) – Jan y
+		m := int(t.Month())
+		if m >= 11 {
+			return parsePeriod(fmt.Sprintf("%dNovQ1", y+1))
+		}
+		return parsePeriod(fmt.Sprintf("%dNovQ%d", y, (m+1)/3+1))
+	case "SixMonthlyApril": // S1 = Apr–Sep, S2 = Oct – Mar
+		switch m := t.Month(); {
+		case m >= time.April && m <= time.September:
+			return parsePeriod(fmt.Sprintf("%dAprilS1", y))
+		case m >= time.October:
+			return parsePeriod(fmt.Sprintf("%dAprilS2", y))
+		default:
+			return parsePeriod(fmt.Sprintf("%dAprilS2", y-1))
+		}
+	case "SixMonthlyNov": // S1 = Nov (y-1) – Apr y, S2 = May – Oct
+		switch m := t.Month(); {
+		case m >= time.November:
+			return parsePeriod(fmt.Sprintf("%dNovS1", y+1))
+		case m <= time.April:
+			return parsePeriod(fmt.Sprintf("%dNovS1", y))
+		default:
+			return parsePeriod(fmt.Sprintf("%dNovS2", y))
+		}
 	}
 	for _, ws := range weekStarts {
 		if ws.name == typ {

@@ -35,14 +35,11 @@ func (l *requestLog) add(r Request) {
 	l.reqs = append(l.reqs, r)
 }
 
-func (s *Server) recordRequest(r *http.Request, c *call, rw *recordingWriter, size int64, d time.Duration) Request {
+func (s *Server) recordRequest(r *http.Request, c *call, status int, size int64, d time.Duration) Request {
 	h := r.Header.Clone()
 	h.Del("Authorization")
 	req := Request{ID: c.id, Time: s.now(), Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
-		Query: r.URL.Query(), Header: h, BodySize: size, Status: rw.status, Fault: c.fault, Duration: d}
-	if rw.hijacked {
-		req.Status = 0
-	}
+		Query: r.URL.Query(), Header: h, BodySize: max(size, 0), Status: status, Fault: c.fault, Duration: d}
 	if c.user != nil {
 		req.User = c.user.Username
 	}

@@ -139,7 +139,7 @@ type Server struct {
 // New builds a server without starting a listener (see Handler). The
 // metadata defaults to SampleMetadata().
 func New(opts ...Option) (*Server, error) {
-	c := &config{version: defaultVersion, clock: time.Now, basePath: DefaultBasePath,
+	c := &config{version: Version{Minor: defaultMinor}, clock: time.Now, basePath: DefaultBasePath,
 		logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		if err := o(c); err != nil {
@@ -350,14 +350,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = fmt.Sprintf("req-%06d", s.reqSeq.Add(1))
 	}
-	rw := &recordingWriter{ResponseWriter: w}
 	cr := &countingReader{r: r.Body}
 	r.Body = cr
 	c := &call{id: id}
 	r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
-	defer func() {
-		s.reqlog.add(s.recordRequest(r, c, rw, cr.n, time.Since(start)))
-	}()
+	// The request is recorded when its response starts (or the connection
+	// is dropped), before the client can see the outcome, so Requests() is
+	// complete as soon as a client call returns.
+	rw := &recordingWriter{ResponseWriter: w, commit: func(status int) {
+		s.reqlog.add(s.recordRequest(r, c, status, max(cr.n, r.ContentLength), time.Since(start)))
+	}}
+	defer rw.commitOnce(0)
 
 	rel, ok := strings.CutPrefix(r.URL.Path, s.basePath)
 	if !ok || !(rel == "/api" || strings.HasPrefix(rel, "/api/")) {
@@ -411,9 +414,31 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, c *call, rest 
 		}
 		c.user = user
 	}
-	// Unknown paths and methods get ServeMux's 404/405. ServeMux fills the
-	// path values ({id}) only when it serves the request itself.
+	if pattern == "" {
+		s.notFound(w, r, inner)
+		return
+	}
+	// ServeMux fills the path values ({id}) only when it serves the request.
 	s.apiMux.ServeHTTP(w, inner)
+}
+
+// notFound answers an unknown API path with 404, or 405 when the path
+// exists for other methods (Spring's behaviour), as WebMessages.
+func (s *Server) notFound(w http.ResponseWriter, r, inner *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		probe := inner.Clone(inner.Context())
+		probe.Method = m
+		if _, p := s.apiMux.Handler(probe); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, r, http.StatusMethodNotAllowed, "Request method '"+r.Method+"' is not supported")
+		return
+	}
+	writeError(w, r, http.StatusNotFound, "No endpoint "+r.Method+" "+r.URL.Path)
 }
 
 // ---------------------------------------------------------------------------
@@ -421,20 +446,30 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, c *call, rest 
 
 type recordingWriter struct {
 	http.ResponseWriter
-	status   int
-	hijacked bool
+	status int
+	once   sync.Once
+	commit func(status int)
+}
+
+func (w *recordingWriter) commitOnce(status int) {
+	w.once.Do(func() {
+		if w.commit != nil {
+			w.commit(status)
+		}
+	})
 }
 
 func (w *recordingWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
+	w.commitOnce(code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *recordingWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(b)
 }

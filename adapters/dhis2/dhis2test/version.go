@@ -20,7 +20,9 @@ const (
 )
 
 // DefaultVersion is the version a server emulates when WithVersion is not given.
-var defaultVersion = Version{Minor: 40, Patch: 0}
+const DefaultVersion = "2.40"
+
+const defaultMinor = 40 // keep in step with DefaultVersion
 
 // ParseVersion parses "2.40", "2.40.3", "40" or "v2.40".
 func ParseVersion(s string) (Version, error) {
@@ -95,11 +97,3 @@ func (v Version) supportsPATv2() bool { return v.Minor >= 41 }
 
 // checksTokenChecksum: 2.43 validates the checksum first (§9.2).
 func (v Version) checksTokenChecksum() bool { return v.Minor >= 43 }
-
-// defaultAPIVersion: API version assumed for /api/... without a number (§2.1).
-func (v Version) defaultAPIVersion() int {
-	if v.Minor >= 42 {
-		return 41
-	}
-	return v.Minor
-}

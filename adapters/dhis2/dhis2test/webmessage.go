@@ -46,16 +46,6 @@ func (m orderedMap) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// get returns the value of field k.
-func (m orderedMap) get(k string) (any, bool) {
-	for _, f := range m {
-		if f.k == k {
-			return f.v, true
-		}
-	}
-	return nil, false
-}
-
 func marshalNoEscape(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -123,6 +113,7 @@ func (s *summary) add(c *conflict) {
 		for _, f := range c.objects {
 			parts = append(parts, fmt.Sprint(f.v))
 		}
+		parts = append(parts, c.args...) // 2.43 conflicts carry their ids as args
 		key = strings.Join(parts, ":")
 	}
 	if prev, ok := s.byKey[key]; ok {

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startSim(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	var out, logs syncBuffer
+	go func() { errc <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), &out, &logs, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-errc:
+		t.Fatalf("run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("dhis2-sim did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return addr, &out
+}
+
+func get(t *testing.T, url, user, pass string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestSimServesSample(t *testing.T) {
+	addr, out := startSim(t, "--version", "2.41", "--base-path", "/dhis")
+	code, body := get(t, "http://"+addr+"/dhis/api/system/info", dhis2test.SampleUser, dhis2test.SamplePassword)
+	if code != 200 || !strings.Contains(body, `"version":"2.41.0"`) {
+		t.Errorf("%d %s", code, body)
+	}
+	for _, want := range []string{"listening on http://" + addr + "/dhis", dhis2test.SampleUser + " / " + dhis2test.SamplePassword, dhis2test.SampleToken, "/__sim/"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if code, body := get(t, "http://"+addr+"/__sim/health", "", ""); code != 200 || body != "ok" {
+		t.Errorf("admin health %d %s", code, body)
+	}
+}
+
+func TestSimMetadataFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(path, dhis2test.SampleMetadataYAML(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := startSim(t, "--metadata", path)
+	if code, _ := get(t, "http://"+addr+"/api/me", dhis2test.SampleUser, dhis2test.SamplePassword); code != 200 {
+		t.Errorf("me: %d", code)
+	}
+}
+
+func TestSimBadFlags(t *testing.T) {
+	var out, errs bytes.Buffer
+	for _, args := range [][]string{{"--version", "1.0"}, {"--metadata", "/nonexistent.yaml"}, {"--bogus"}, {"extra"}, {"--log-level", "loud"}} {
+		if err := run(context.Background(), args, &out, &errs, nil); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	errs.Reset()
+	if err := run(context.Background(), []string{"--help"}, &out, &errs, nil); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errs.String(), "Example:") {
+		t.Errorf("help: %v\n%s", err, errs.String())
+	}
+}
