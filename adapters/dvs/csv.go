@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tally-hmis/tally/transform"
 )
@@ -41,6 +42,7 @@ const (
 	colIgnored = -1
 )
 
+// csvColumnNames is a read-only table of the columns' names.
 var csvColumnNames = [nColumns]string{"dataelement", "period", "orgunit", "categoryoptioncombo",
 	"attributeoptioncombo", "value", "storedby", "lastupdated", "comment", "followup", "deleted"}
 
@@ -199,6 +201,20 @@ func (d *csvDecoder) field(rec []string, c int) string {
 }
 
 func (d *csvDecoder) row(rec []string, index int) error {
+	for i, f := range rec {
+		if !utf8.ValidString(f) {
+			line, col := d.cr.FieldPos(i)
+			name := ""
+			for c, at := range d.cols {
+				if at == i {
+					name = d.names[c]
+				}
+			}
+			bad := f[strings.IndexFunc(f, func(r rune) bool { return r == utf8.RuneError }):]
+			return &transform.InputError{Pos: transform.Pos{Line: line, Column: col, Path: name}, Index: index,
+				Field: name, Value: found([]byte(bad)), Expected: "UTF-8 text"}
+		}
+	}
 	v := &d.v
 	*v = transform.DataValue{
 		DataElement:          d.field(rec, colDataElement),

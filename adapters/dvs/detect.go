@@ -41,13 +41,13 @@ var (
 // SniffLen is how much of the body DetectFormat needs to see to sniff reliably.
 const SniffLen = 512
 
-var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	zipMagic  = []byte("PK\x03\x04")
+const (
+	gzipMagic = "\x1f\x8b"
+	zipMagic  = "PK\x03\x04"
 )
 
 // IsGzip reports whether head starts with gzip's magic bytes.
-func IsGzip(head []byte) bool { return bytes.HasPrefix(head, gzipMagic) }
+func IsGzip(head []byte) bool { return bytes.HasPrefix(head, []byte(gzipMagic)) }
 
 // Decompress returns a reader of the body r carries: r's own bytes, or, when they start
 // with gzip's magic bytes, the decompressed stream (DHIS2 accepts gzip bodies whatever the
@@ -66,7 +66,7 @@ func Decompress(r io.Reader) (io.Reader, error) {
 			return nil, fmt.Errorf("dvs: gzip body: %w", err)
 		}
 		return zr, nil
-	case bytes.HasPrefix(head, zipMagic):
+	case bytes.HasPrefix(head, []byte(zipMagic)):
 		return nil, ErrZip
 	}
 	return br, nil
@@ -102,7 +102,7 @@ func Peek(r io.Reader) (io.Reader, []byte, error) {
 // A compressed head gives ErrCompressed (see Decompress); another type
 // ErrUnsupportedMediaType; a body that sniffing cannot place ErrUnknownFormat.
 func DetectFormat(contentType string, head []byte) (Format, error) {
-	if IsGzip(head) || bytes.HasPrefix(head, zipMagic) {
+	if IsGzip(head) || bytes.HasPrefix(head, []byte(zipMagic)) {
 		return FormatUnknown, ErrCompressed
 	}
 	mt := strings.ToLower(strings.TrimSpace(contentType))
@@ -134,7 +134,7 @@ func DetectFormat(contentType string, head []byte) (Format, error) {
 }
 
 func sniff(head []byte) Format {
-	b := bytes.TrimLeft(bytes.TrimPrefix(head, utf8BOM), " \t\r\n")
+	b := bytes.TrimLeft(bytes.TrimPrefix(head, []byte(utf8BOM)), " \t\r\n")
 	if len(b) == 0 {
 		return FormatUnknown
 	}
@@ -157,7 +157,7 @@ func sniff(head []byte) Format {
 // sniffXML looks at the root element: ADX by namespace or name, otherwise a DXF2 data
 // value set (also when the head is too short to tell).
 func sniffXML(head []byte) Format {
-	dec := xml.NewDecoder(bytes.NewReader(bytes.TrimPrefix(head, utf8BOM)))
+	dec := xml.NewDecoder(bytes.NewReader(bytes.TrimPrefix(head, []byte(utf8BOM))))
 	dec.Strict = false
 	for {
 		tok, err := dec.RawToken()

@@ -32,5 +32,31 @@
 // # Choosing a decoder
 //
 // DetectFormat names the format from the Content-Type and the first bytes (ADX, which
-// package adx reads, included); Decompress unwraps gzip bodies first.
+// package adx reads, included); Decompress unwraps gzip bodies first, and Peek returns the
+// head to sniff without losing it.
+//
+// # Where Tally differs from DHIS2, and why
+//
+// Tally follows DHIS2's reading of a payload (field names, header inheritance, numbers as
+// values, unknown members ignored) so that what a client sends to DHIS2 works unchanged.
+// It is stricter where DHIS2's leniency loses data silently, and more lenient where
+// DHIS2 refuses a payload for reasons of form only:
+//
+//   - Booleans (followup, followUp, deleted, dryRun) must be true or false in any case, or
+//     empty; DHIS2 reads anything else as false, which would silently keep a value the
+//     sender meant to delete.
+//   - JSON must be valid UTF-8 without lone surrogate escapes; CSV fields must be UTF-8.
+//   - A JSON header field that follows more than Options.MaxHeldValues data values is an
+//     error rather than being applied to some values only (see DecodeJSON).
+//   - The header key "completedDate" (sic, in DHIS2's own e2e fixture) is ignored, as DHIS2
+//     ignores it.
+//   - CSV columns are mapped by name when the header row names them (DHIS2 2.43), and by
+//     position otherwise (2.42), so both generations' files and analytics CSV read right.
+//   - text/csv is accepted like application/csv, and a body without a useful Content-Type
+//     is sniffed.
+//   - Zip bodies, which DHIS2 unpacks, are refused: they cannot be streamed.
+//   - Fields that take a type error (an object where a string belongs, "maybe" for a
+//     boolean) end the parse with that error, as a mapping error ends a DHIS2 import;
+//     validation problems found by the sink (a missing org unit, a bad period) are
+//     collected by the transform.Batcher and do not stop it.
 package dvs

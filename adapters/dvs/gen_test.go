@@ -33,6 +33,12 @@ var (
 		}
 		return p
 	}()
+	kalimaNumbers = func() (n []string) {
+		for i := range 503 {
+			n = append(n, strconv.Itoa(i))
+		}
+		return n
+	}()
 )
 
 // kalimaValue returns the i-th value of an endless, repetitive Kalima data set.
@@ -46,7 +52,7 @@ func kalimaValue(i int) transform.DataValue {
 	aoc := e.aocs[(n/len(e.cocs))%len(e.aocs)]
 	pe := kalimaPeriods[(i/97)%len(kalimaPeriods)]
 	return transform.DataValue{DataElement: e.de, Period: pe, OrgUnit: ou, CategoryOptionCombo: coc,
-		AttributeOptionCombo: aoc, Value: strconv.Itoa(i % 503), StoredBy: "kalima-hmis", Index: i}
+		AttributeOptionCombo: aoc, Value: kalimaNumbers[i%503], StoredBy: "kalima-hmis", Index: i}
 }
 
 // kalimaJSON streams a DHIS2 data value set of n Kalima values in the shape DHIS2 exports
@@ -104,5 +110,27 @@ func appendKalimaValue(b []byte, v *transform.DataValue) []byte {
 
 func kalimaJSONBytes(n int) []byte {
 	b, _ := io.ReadAll(newKalimaJSON(n))
+	return b
+}
+
+func kalimaXMLBytes(n int) []byte {
+	var b []byte
+	b = append(b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<dataValueSet xmlns="http://dhis2.org/schema/dxf/2.0" dataSet="MAL_MONTHLY" idScheme="CODE">`+"\n"...)
+	for i := range n {
+		v := kalimaValue(i)
+		b = append(b, `  <dataValue dataElement="`+v.DataElement+`" period="`+v.Period+`" orgUnit="`+v.OrgUnit+
+			`" categoryOptionCombo="`+v.CategoryOptionCombo+`" attributeOptionCombo="`+v.AttributeOptionCombo+
+			`" value="`+v.Value+`" storedBy="`+v.StoredBy+`" created="2024-03-15T10:20:30.000+0000" followup="false"/>`+"\n"...)
+	}
+	return append(b, "</dataValueSet>\n"...)
+}
+
+func kalimaCSVBytes(n int) []byte {
+	b := []byte("dataelement,period,orgunit,categoryoptioncombo,attributeoptioncombo,value,storedby,lastupdated,comment,followup\n")
+	for i := range n {
+		v := kalimaValue(i)
+		b = append(b, v.DataElement+","+v.Period+","+v.OrgUnit+","+v.CategoryOptionCombo+","+v.AttributeOptionCombo+","+
+			v.Value+","+v.StoredBy+",2024-03-15,,false\n"...)
+	}
 	return b
 }

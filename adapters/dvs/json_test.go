@@ -298,6 +298,18 @@ func TestDecodeJSONErrors(t *testing.T) {
 		{"header after more values than are held", "{\"dataValues\":[{\"dataElement\":\"A\"},{\"dataElement\":\"B\"},{\"dataElement\":\"C\"}],\n \"period\":\"202401\"}",
 			Options{MaxHeldValues: 2}, transform.InputError{Pos: transform.Pos{Line: 2, Column: 2, Path: "period"}, Index: -1,
 				Field: "period", Value: "202401", Expected: `header fields before "dataValues": this one follows more than 2 data values`}},
+		{"id scheme after more values than are held", `{"dataValues":[{},{}],"idScheme":"CODE"}`, Options{MaxHeldValues: 1},
+			transform.InputError{Pos: transform.Pos{Line: 1, Column: 23, Path: "idScheme"}, Index: -1, Field: "idScheme", Value: "CODE",
+				Expected: `header fields before "dataValues"`}},
+		{"dryRun after more values than are held", `{"dataValues":[{},{}],"dryRun":true}`, Options{MaxHeldValues: 1},
+			transform.InputError{Pos: transform.Pos{Line: 1, Column: 23, Path: "dryRun"}, Index: -1, Field: "dryRun", Value: "true",
+				Expected: `header fields before "dataValues"`}},
+		{"attributeCategoryOptions after more values than are held", `{"dataValues":[{},{}],"attributeCategoryOptions":["A"]}`, Options{MaxHeldValues: 1},
+			transform.InputError{Pos: transform.Pos{Line: 1, Column: 23, Path: "attributeCategoryOptions"}, Index: -1, Field: "attributeCategoryOptions",
+				Value: "[A]", Expected: `header fields before "dataValues"`}},
+		{"bad element in attributeCategoryOptions", `{"attributeCategoryOptions":["A",{}]}`, Options{},
+			transform.InputError{Pos: transform.Pos{Line: 1, Column: 34, Path: "attributeCategoryOptions[1]"}, Index: -1, Field: "attributeCategoryOptions",
+				Value: "{", Expected: "a string"}},
 		{"nesting too deep", `{"x":` + deep + `}`, Options{}, transform.InputError{
 			Pos: transform.Pos{Line: 1, Column: 69, Path: "x" + strings.Repeat("[0]", 63)}, Index: -1, Field: "x", Value: "[", Expected: "at most 64 levels of nesting"}},
 		{"nesting bound is configurable", `[{"x":{"y":[]}}]`, Options{MaxDepth: 4}, transform.InputError{

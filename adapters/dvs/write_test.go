@@ -104,8 +104,9 @@ func BenchmarkWriteJSON(b *testing.B) {
 	buf := AppendJSON(nil, batch)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
 		buf = AppendJSON(buf[:0], batch)
 	}
-	b.ReportMetric(float64(len(batch.Values))*float64(b.N)/b.Elapsed().Seconds(), "values/s")
+	reportRates(b, len(batch.Values), cpu)
 }

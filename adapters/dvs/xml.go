@@ -21,9 +21,11 @@ const (
 
 // DecodeXML reads a DHIS2 data value set in XML (DXF2) and pushes it into sink: one Group
 // for the root <dataValueSet>, whose attributes form the header, then one Value per
-// <dataValue> child, read from its attributes as DHIS2 does (child elements of a
-// <dataValue> are ignored, as DHIS2 ignores them). The root may be in the DXF2 namespace or
-// in none. An ADX message is refused with a pointer to its own content type.
+// <dataValue> element, read from its attributes as DHIS2 does. Like DHIS2's reader, it
+// finds <dataValue> elements at any depth under the root (so a <dataValues> wrapper, as
+// Jackson writes by default, works), and ignores other elements, text and the children of
+// a <dataValue> (DHIS2 reads attributes only). The root may be in the DXF2 namespace or in
+// none. An ADX message is refused with a pointer to its own content type.
 //
 // The document must be well formed. DTDs and entities beyond XML's five predefined ones are
 // refused, nesting is bounded by Options.MaxDepth and any single token (an attribute value,
@@ -72,6 +74,7 @@ type xmlDecoder struct {
 	em       emitter
 	maxDepth int
 	depth    int
+	stack    []string // names of the open elements
 	rootDone bool
 	count    int
 	// position of the token being handled
@@ -83,15 +86,26 @@ type xmlDecoder struct {
 type xmlValueLoc struct{ d *xmlDecoder }
 
 func (l *xmlValueLoc) Pos() transform.Pos {
-	return transform.Pos{Line: l.d.line, Column: l.d.col, Path: xmlValuePath(l.d.v.Index, "")}
+	return transform.Pos{Line: l.d.line, Column: l.d.col, Path: l.d.valuePath("")}
 }
 
-func xmlValuePath(index int, attr string) string {
-	p := "/dataValueSet/dataValue[" + strconv.Itoa(index+1) + "]"
-	if attr != "" {
-		p += "/@" + attr
+// valuePath names the data value being read: its elements from the root, the bracket
+// holding its ordinal among all data values (1-based; plain XPath when the values sit
+// directly under the root), and the attribute, if any.
+func (d *xmlDecoder) valuePath(attr string) string {
+	var b strings.Builder
+	for _, name := range d.stack {
+		b.WriteByte('/')
+		b.WriteString(name)
 	}
-	return p
+	b.WriteByte('[')
+	b.WriteString(strconv.Itoa(d.count))
+	b.WriteByte(']')
+	if attr != "" {
+		b.WriteString("/@")
+		b.WriteString(attr)
+	}
+	return b.String()
 }
 
 func (d *xmlDecoder) errAt(path string, index int, field, value, expected string) error {
@@ -116,20 +130,21 @@ func (d *xmlDecoder) decode() error {
 			if d.depth > d.maxDepth {
 				return d.errAt("", -1, "", t.Name.Local, fmt.Sprintf("at most %d levels of nested elements", d.maxDepth))
 			}
-			switch d.depth {
-			case 1:
+			d.stack = append(d.stack, t.Name.Local)
+			switch {
+			case d.depth == 1:
 				if err := d.root(&t); err != nil {
 					return err
 				}
-			case 2:
-				if t.Name.Local == "dataValue" && (t.Name.Space == NamespaceDXF2 || t.Name.Space == "") {
-					if err := d.value(&t); err != nil {
-						return err
-					}
+			case t.Name.Local == "dataValue" && (t.Name.Space == NamespaceDXF2 || t.Name.Space == ""):
+				// at any depth, as DHIS2 reads them: a <dataValues> wrapper works too
+				if err := d.value(&t); err != nil {
+					return err
 				}
 			}
 		case xml.EndElement:
 			d.depth--
+			d.stack = d.stack[:d.depth]
 			if d.depth == 0 {
 				d.rootDone = true
 			}
@@ -265,7 +280,7 @@ func (d *xmlDecoder) value(t *xml.StartElement) error {
 		case "followup", "followUp", "deleted":
 			b, ok := parseBool(a.Value)
 			if !ok {
-				return d.errAt(xmlValuePath(v.Index, a.Name.Local), v.Index, a.Name.Local, a.Value, boolExpected)
+				return d.errAt(d.valuePath(a.Name.Local), v.Index, a.Name.Local, a.Value, boolExpected)
 			}
 			if a.Name.Local == "deleted" {
 				v.Deleted = b
@@ -291,7 +306,7 @@ func skipBOM(r io.Reader) (io.Reader, error) {
 	if err != nil && err != io.EOF {
 		return nil, err
 	}
-	if bytes.Equal(head, utf8BOM) {
+	if string(head) == utf8BOM {
 		_, _ = br.Discard(3)
 	}
 	return br, nil

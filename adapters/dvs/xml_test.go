@@ -37,14 +37,15 @@ func TestDecodeXML(t *testing.T) {
 		{"prefixed DXF2 namespace",
 			`<d:dataValueSet xmlns:d="http://dhis2.org/schema/dxf/2.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="x">
 			<d:dataValue dataElement="A" value="1" xsi:type="ignored"/></d:dataValueSet>`, Options{}, []check{count(1), values("1")}},
-		{"other elements and children of a value are skipped",
+		{"other elements and children of a value are skipped; values are found at any depth, as DHIS2 finds them",
 			`<dataValueSet xmlns="http://dhis2.org/schema/dxf/2.0">
-			<meta><dataValue dataElement="NOT_A_VALUE" value="1"/></meta>
+			<meta><note>x</note></meta>
 			<dataValue dataElement="A" value="1"><value>99</value><annotation>note</annotation></dataValue>
 			<other xmlns="urn:x"/>
 			<dataValue xmlns="urn:elsewhere" dataElement="NOT_DXF2" value="1"/>
+			<dataValues><dataValue dataElement="B" value="2"/></dataValues>
 			<?pi ignored?>
-			</dataValueSet>`, Options{}, []check{count(1), field("DataElement", "A"), values("1")}},
+			</dataValueSet>`, Options{}, []check{count(2), field("DataElement", "A", "B"), values("1", "2")}},
 		{"attributeCategoryOptions in the header and on a value",
 			`<dataValueSet attributeCategoryOptions="GOV_OPT, Q1"><dataValue dataElement="A" value="1" attributeOptionCombo="NGO"/></dataValueSet>`,
 			Options{}, []check{value(0, transform.DataValue{DataElement: "A", Value: "1", Attributes: []transform.CategoryOption{{Option: "GOV_OPT"}, {Option: "Q1"}}})}},
@@ -134,6 +135,8 @@ func TestDecodeXMLErrors(t *testing.T) {
 			Pos: transform.Pos{Line: 1, Column: 16}, Index: -1, Value: "<dataValueSet>", Expected: "a single <dataValueSet> root element"}},
 		{"bad boolean", "<dataValueSet>\n<dataValue dataElement=\"A\"/>\n  <dataValue dataElement=\"B\" deleted=\"yes\"/></dataValueSet>", Options{}, transform.InputError{
 			Pos: transform.Pos{Line: 3, Column: 3, Path: "/dataValueSet/dataValue[2]/@deleted"}, Index: 1, Field: "deleted", Value: "yes", Expected: "true or false"}},
+		{"bad boolean in a wrapper", "<dataValueSet><dataValues><dataValue followUp=\"1\"/></dataValues></dataValueSet>", Options{}, transform.InputError{
+			Pos: transform.Pos{Line: 1, Column: 27, Path: "/dataValueSet/dataValues/dataValue[1]/@followUp"}, Index: 0, Field: "followUp", Value: "1", Expected: "true or false"}},
 		{"bad dryRun", `<dataValueSet dryRun="maybe"/>`, Options{}, transform.InputError{
 			Pos: transform.Pos{Line: 1, Column: 1, Path: "/dataValueSet/@dryRun"}, Index: -1, Field: "dryRun", Value: "maybe", Expected: "true or false"}},
 		{"bad id scheme", `<dataValueSet idScheme="uuid4"/>`, Options{}, transform.InputError{
