@@ -51,6 +51,9 @@ type NATS struct {
 	DuplicateWindow Duration `yaml:"duplicate_window"`
 	// MaxAge bounds how long an undelivered message stays in a stream; 0 keeps it forever.
 	MaxAge Duration `yaml:"max_age"`
+	// TxRetention is how long the transaction log keeps a record after its last write.
+	// Default 720h (30 days); it may not be shorter than duplicate_window.
+	TxRetention Duration `yaml:"tx_retention"`
 }
 
 // TLS for a client connection.
@@ -134,6 +137,18 @@ type Target struct {
 	// MaxValuesPerRequest splits larger batches.
 	MaxValuesPerRequest int   `yaml:"max_values_per_request"`
 	Retry               Retry `yaml:"retry"`
+	// RateLimit bounds the requests per second sent to this target; unset means no limit.
+	RateLimit RateLimit `yaml:"rate_limit"`
+	// MetadataRefresh is how long the target's metadata, read for mapping, is used before
+	// it is read again.
+	MetadataRefresh Duration `yaml:"metadata_refresh"`
+}
+
+// RateLimit is a token bucket: PerSecond requests per second on average, up to Burst at once.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	// Burst defaults to PerSecond rounded up (at least 1).
+	Burst int `yaml:"burst"`
 }
 
 // Retry bounds redelivery of transient failures.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ const (
 	DefaultStoreDir        = "./data/nats"
 	DefaultMaxBody         = 256 << 20
 	DefaultDuplicateWindow = 2 * time.Hour
+	DefaultTxRetention     = 30 * 24 * time.Hour
 )
 
 func (c *Config) applyDefaults() {
@@ -34,6 +36,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.NATS.DuplicateWindow == 0 {
 		c.NATS.DuplicateWindow = Duration(DefaultDuplicateWindow)
+	}
+	if c.NATS.TxRetention == 0 {
+		c.NATS.TxRetention = Duration(DefaultTxRetention)
 	}
 	if c.Delivery.AckWait == 0 {
 		c.Delivery.AckWait = Duration(2 * time.Minute)
@@ -73,6 +78,9 @@ func (c *Config) applyDefaults() {
 		if t.MaxValuesPerRequest == 0 {
 			t.MaxValuesPerRequest = 1000
 		}
+		if t.MetadataRefresh == 0 {
+			t.MetadataRefresh = Duration(time.Hour)
+		}
 		r := &t.Retry
 		if r.MaxAttempts == 0 {
 			r.MaxAttempts = 12
@@ -85,6 +93,9 @@ func (c *Config) applyDefaults() {
 		}
 		if r.MaxDelay == 0 {
 			r.MaxDelay = Duration(5 * time.Minute)
+		}
+		if t.RateLimit.PerSecond > 0 && t.RateLimit.Burst == 0 {
+			t.RateLimit.Burst = max(1, int(math.Ceil(t.RateLimit.PerSecond)))
 		}
 	}
 }
@@ -111,6 +122,10 @@ func (c *Config) validate() Problems {
 	}
 	if c.NATS.URL == "" && c.NATS.Replicas > 1 {
 		add("nats.replicas", "an embedded server is a single node: replicas > 1 need nats.url pointing at a cluster")
+	}
+	if c.NATS.TxRetention < c.NATS.DuplicateWindow {
+		add("nats.tx_retention", "%s is shorter than duplicate_window %s: a retried payload must still find its transaction",
+			c.NATS.TxRetention.D(), c.NATS.DuplicateWindow.D())
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		add("http.max_body_bytes", "%d bytes is too small to hold a data value set", c.HTTP.MaxBodyBytes)
@@ -162,6 +177,9 @@ func (c *Config) validate() Problems {
 		}
 		if t.Retry.MaxAttempts < 1 || t.Retry.MaxAttempts > 1000 {
 			add(p+".retry.max_attempts", "%d: want 1 to 1000", t.Retry.MaxAttempts)
+		}
+		if t.RateLimit.PerSecond < 0 || t.RateLimit.Burst < 0 {
+			add(p+".rate_limit", "per_second and burst may not be negative")
 		}
 		if t.Retry.InitialDelay > t.Retry.MaxDelay {
 			add(p+".retry.initial_delay", "%s is longer than max_delay %s", t.Retry.InitialDelay.D(), t.Retry.MaxDelay.D())

@@ -46,13 +46,13 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	svc  *mediator.Service
 	base string
 	dir  string
 }
 
-func configYAML(targetURL, storeDir string) string {
+func configYAML(targetURL, storeDir, extraSources string) string {
 	return fmt.Sprintf(`
 nats: {store_dir: %q, duplicate_window: 1h}
 admin: {token: %s}
@@ -63,7 +63,7 @@ sources:
   - name: exchange
     auth: {users: [{username: exchange, password: exchange-secret}]}
     id_schemes: {id_scheme: CODE}
-targets:
+%stargets:
   - name: hmis
     url: %s
     username: admin
@@ -71,18 +71,24 @@ targets:
     timeout: 5s
     retry: {initial_delay: 50ms, max_delay: 200ms, max_attempts: 1000}
 delivery: {ack_wait: 30s}
-`, storeDir, adminToken, chtToken, targetURL)
+`, storeDir, adminToken, chtToken, extraSources, targetURL)
 }
 
-func startTally(t *testing.T, targetURL, storeDir string) *harness {
+func startTally(t testing.TB, targetURL, storeDir string) *harness {
 	t.Helper()
 	return startTallyWith(t, targetURL, storeDir, "")
 }
 
 // startTallyWith starts Tally with extra top-level YAML appended to the test configuration.
-func startTallyWith(t *testing.T, targetURL, storeDir, extra string) *harness {
+func startTallyWith(t testing.TB, targetURL, storeDir, extra string) *harness {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(configYAML(targetURL, storeDir)+extra), os.Getenv)
+	return startTallyCfg(t, targetURL, storeDir, "", extra)
+}
+
+// startTallyCfg starts Tally with extra sources (list items) and extra top-level YAML.
+func startTallyCfg(t testing.TB, targetURL, storeDir, extraSources, extra string) *harness {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(configYAML(targetURL, storeDir, extraSources)+extra), os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,10 +21,13 @@ type decodeFunc func(r io.Reader, sink transform.Sink) error
 // A data value set may carry dryRun in its header, which wins over the query as in DHIS2;
 // the parser reports it through dryRun.
 func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio.Reader, q map[string][]string,
-	schemes transform.IDSchemes, dryRun *bool) (decodeFunc, string, error) {
+	schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
 	onHeader := func(h *dvs.Header) error {
 		if h.DryRun != nil {
-			*dryRun = *h.DryRun
+			opts.dryRun = *h.DryRun
+		}
+		if h.Strategy != "" {
+			opts.delete = isDeleteStrategy(h.Strategy)
 		}
 		return nil
 	}
@@ -65,6 +68,33 @@ func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio
 	return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported", Msg: "unknown format " + format}
 }
 
+// payloadOptions are the import options a client may set in the query or, winning over
+// it as in DHIS2, in the payload's header.
+type payloadOptions struct {
+	dryRun bool
+	// delete: importStrategy DELETE, which Tally carries as deleted: true on every value
+	// so that any target deletes them whatever its own strategy.
+	delete bool
+}
+
+func isDeleteStrategy(s string) bool {
+	s = strings.ToUpper(s)
+	return s == "DELETE" || s == "DELETES"
+}
+
+// deleting marks every value deleted while the payload asks for the DELETE strategy.
+type deleting struct {
+	transform.Sink
+	opts *payloadOptions
+}
+
+func (d deleting) Value(v *transform.DataValue, at transform.Locator) error {
+	if d.opts.delete {
+		v.Deleted = true
+	}
+	return d.Sink.Value(v, at)
+}
+
 func formatName(f dvs.Format) string { return strings.ToLower(string(f)) }
 
 func first(q map[string][]string, k string) string {
@@ -72,4 +102,15 @@ func first(q map[string][]string, k string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// Reject passes a parser's own findings on to the batcher, so that wrapping does not hide
+// the method parsers look for.
+func (d deleting) Reject(e *transform.InputError, at transform.Locator) error {
+	if r, ok := d.Sink.(interface {
+		Reject(*transform.InputError, transform.Locator) error
+	}); ok {
+		return r.Reject(e, at)
+	}
+	return e
 }

@@ -147,3 +147,25 @@ func TestDataValueSetsErrorsInDHIS2Shape(t *testing.T) {
 		t.Fatalf("HTTP %d %v", code, body)
 	}
 }
+
+// TestDeleteStrategyMarksValuesDeleted: a client asking DHIS2 for importStrategy=DELETE gets
+// the values deleted in the target, whatever the target's own strategy.
+func TestDeleteStrategyMarksValuesDeleted(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startTally(t, emu.URL, t.TempDir())
+	_, body := h.post("/ingest/cht", "application/json", "Bearer "+chtToken, payload(t, "chw-2024-01.json"))
+	h.waitStatus(body["transaction"].(string), "delivered")
+	if _, ok := emu.Lookup("CHW_HOUSEHOLD_VISITS", "202401", "KL_N_F1", "", ""); !ok {
+		t.Fatal("value not there before the delete")
+	}
+	del := `{"strategy":"DELETE","period":"202401","orgUnit":"KL_N_F1","dataValues":[{"dataElement":"CHW_HOUSEHOLD_VISITS"}]}`
+	code, body := h.post("/ingest/cht", "application/json", "Bearer "+chtToken, []byte(del))
+	if code != http.StatusAccepted {
+		t.Fatalf("HTTP %d %v", code, body)
+	}
+	h.waitStatus(body["transaction"].(string), "delivered")
+	if v, ok := emu.Lookup("CHW_HOUSEHOLD_VISITS", "202401", "KL_N_F1", "", ""); ok && !v.Deleted {
+		t.Errorf("value still there: %+v", v)
+	}
+}

@@ -85,8 +85,8 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 		// The limit applies after decompression too, so a small bomb cannot expand without bound.
 		r = bufio.NewReaderSize(&limitedReader{r: gz, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10)
 	}
-	dryRun := first(req.Query, "dryRun") == "true"
-	dec, format, err := s.decoderFor(src, req.ContentType, r.(*bufio.Reader), req.Query, schemes, &dryRun)
+	popts := &payloadOptions{dryRun: first(req.Query, "dryRun") == "true", delete: isDeleteStrategy(first(req.Query, "importStrategy"))}
+	dec, format, err := s.decoderFor(src, req.ContentType, r.(*bufio.Reader), req.Query, schemes, popts)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 			return sp.add(enc)
 		},
 	})
-	derr := dec(io.TeeReader(r, digest), batcher)
+	derr := dec(io.TeeReader(r, digest), deleting{Sink: batcher, opts: popts})
 	if errors.Is(derr, errBodyTooLarge) {
 		return nil, &requestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
 			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
@@ -118,7 +118,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 			Msg: "the payload holds no data values", Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Expected: "at least one data value"}}}}
 	}
 
-	if dryRun {
+	if popts.dryRun {
 		return &ingestResult{DryRun: true, Tx: &TxRecord{Source: src.Name, Received: received, Format: format,
 			Values: batcher.Values(), Batches: batcher.Batches(), Targets: targetNames(s.cfg.TargetsOf(src))}}, nil
 	}

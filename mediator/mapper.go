@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
@@ -55,6 +53,16 @@ func (s *Service) mapBatch(ctx context.Context, msg jetstream.Msg) {
 	pb := s.pub.Start(ctx)
 	for _, t := range s.cfg.TargetsOf(src) {
 		if err := s.mapForTarget(ctx, pb, b, src, t); err != nil {
+			// Mapping that keeps failing for a reason outside the payload (the target's
+			// metadata unreadable) is bounded like delivery: after the target's attempts
+			// the batch becomes a dead letter for that target, to be replayed once fixed.
+			if n := msgAttempts(msg); n >= t.Retry.MaxAttempts {
+				dlErr := s.deadLetterMapping(ctx, b, t, fmt.Errorf("mapping failed %d times: %w", n, err))
+				if dlErr == nil {
+					continue
+				}
+				err = errors.Join(err, dlErr)
+			}
 			s.log.Warn("mapping failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", t.Name, "err", err)
 			_ = msg.NakWithDelay(s.retryDelay(msgAttempts(msg), 0))
 			return
@@ -71,11 +79,7 @@ func (s *Service) mapBatch(ctx context.Context, msg jetstream.Msg) {
 }
 
 func (s *Service) mapForTarget(ctx context.Context, pb *stream.Batch, b *transform.Batch, src *config.Source, t *config.Target) error {
-	mapper := s.mapper
-	if mapper == nil {
-		mapper = identityMapper{}
-	}
-	m, err := mapper.Map(ctx, b, src, t)
+	m, err := s.currentMapper().Map(ctx, b, src, t)
 	if errors.Is(err, ErrMappingRejected) {
 		return s.deadLetterMapping(ctx, b, t, err)
 	}
@@ -89,12 +93,9 @@ func (s *Service) mapForTarget(ctx context.Context, pb *stream.Batch, b *transfo
 			Unmapped: len(m.Unmapped), Time: s.now().UTC()})
 	}
 	m.Batch.Target = t.Name
-	return pb.Add(stream.Msg{
-		Subject: stream.DeliverPrefix + t.Name,
-		ID:      b.ID + ":" + t.Name,
-		Data:    transform.EncodeBatch(m.Batch),
-		Header:  nats.Header{headerTx: []string{b.TxID}, headerUnmapped: []string{strconv.Itoa(len(m.Unmapped))}},
-	})
+	// deliver.go: carries the source values too when mapping changed them (for re-mapping
+	// dead letters on replay).
+	return pb.Add(deliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), nil))
 }
 
 // decodeMsg decodes a batch and restores the identity that travels in headers.

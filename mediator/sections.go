@@ -5,11 +5,13 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/transform/mapping"
 )
 
 // Sections are the parts of the configuration that other packages own, decoded and checked.
 type Sections struct {
-	OpenHIM openhim.Config
+	OpenHIM  openhim.Config
+	Mappings *mapping.Sets
 }
 
 // CheckConfig decodes and validates the sections other packages own, reporting every problem
@@ -30,5 +32,8 @@ func CheckConfig(cfg *config.Config) (*Sections, config.Problems) {
 		}
 	}
 	sec.OpenHIM = sec.OpenHIM.WithDefaults()
+	sets, mprobs := mapping.Compile(cfg)
+	sec.Mappings = sets
+	probs = append(probs, mprobs...)
 	return sec, probs
 }

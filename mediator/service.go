@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/transform/mapping"
 )
 
 // Options are the service's dependencies; the zero value of each is a sensible default.
@@ -54,6 +54,10 @@ type Service struct {
 	openhim   *openhim.Mediator
 	logLevel  *slog.LevelVar
 	overrides atomic.Pointer[openhim.Overrides]
+	// engine is the mapping engine in force; a reload swaps it.
+	engine       atomic.Pointer[mapping.Engine]
+	metadata     *metadataCache
+	mappingStamp atomic.Value // string
 
 	echo     *echo.Echo
 	listener net.Listener
@@ -92,6 +96,9 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		now: o.Now, mapper: o.Mapper, listener: o.Listener, targets: map[string]*target{},
 		sections: sections, logLevel: o.LogLevel,
 	}
+	s.metadata = newMetadataCache(s)
+	s.engine.Store(mapping.NewEngine(sections.Mappings, s.metadata))
+	s.mappingStamp.Store(mappingFilesStamp(cfg, sections.Mappings))
 	if sections.OpenHIM.Enabled {
 		version, err := openhim.NormalizeVersion(o.Version)
 		if err != nil {
@@ -144,6 +151,7 @@ func (s *Service) Start(ctx context.Context) error {
 		Token: s.cfg.NATS.Token, CAFile: s.cfg.NATS.TLS.CAFile, CertFile: s.cfg.NATS.TLS.CertFile,
 		KeyFile: s.cfg.NATS.TLS.KeyFile, InsecureTLS: s.cfg.NATS.TLS.InsecureSkipVerify,
 		DuplicateWindow: s.cfg.NATS.DuplicateWindow.D(), MaxAge: s.cfg.NATS.MaxAge.D(), ClientName: "tally",
+		TxRetention: s.cfg.NATS.TxRetention.D(),
 	}, s.log)
 	if err != nil {
 		return err
@@ -154,21 +162,7 @@ func (s *Service) Start(ctx context.Context) error {
 
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	ackWait := s.cfg.Delivery.AckWait.D()
-	consumers := []*consumer{{
-		stream: stream.IngestStream, workers: 2, handle: s.mapBatch,
-		cfg: jetstream.ConsumerConfig{Durable: "tally-mapper", AckPolicy: jetstream.AckExplicitPolicy,
-			AckWait: ackWait, MaxAckPending: 64, FilterSubject: stream.IngestPrefix + ">"},
-	}}
-	for _, t := range s.targets {
-		consumers = append(consumers, &consumer{
-			stream: stream.DeliverStream, workers: t.cfg.Concurrency,
-			handle: func(ctx context.Context, msg jetstream.Msg) { s.deliverBatch(ctx, t, msg) },
-			cfg: jetstream.ConsumerConfig{Durable: "tally-deliver-" + t.cfg.Name, AckPolicy: jetstream.AckExplicitPolicy,
-				AckWait: ackWait + t.cfg.Timeout.D(), MaxAckPending: 4 * t.cfg.Concurrency,
-				FilterSubject: stream.DeliverPrefix + t.cfg.Name},
-		})
-	}
+	consumers := s.consumers() // workers.go: the mapper, and per target its circuit, rate limit and workers
 	var readyWG sync.WaitGroup
 	errs := make(chan error, len(consumers))
 	for _, c := range consumers {
@@ -211,6 +205,13 @@ func (s *Service) Start(ctx context.Context) error {
 		s.httpErr <- err
 	}()
 	s.ready.Store(true)
+	if s.cfg.File() != "" {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.watchMappingFiles(wctx, 2*time.Second)
+		}()
+	}
 	if s.openhim != nil {
 		// Registration and heartbeats run in the background: a core that is down never
 		// delays Tally or its readiness.

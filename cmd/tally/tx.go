@@ -12,24 +12,30 @@ import (
 
 func txCmd() *command {
 	c := &command{
-		name: "tx", usage: "tx list [--source NAME] [--limit N] | tx show ID",
+		name: "tx", usage: "tx list [--source NAME] [--status S] [--since T] [--until T] [--limit N] | tx show ID",
 		summary: "List transactions or show one with its per-target outcome.",
-		example: "tally tx list --source cht --limit 20\ntally tx show 3f2a9c0d1e4b5a6f7081920a3b4c5d6e",
+		example: "tally tx list --source cht --limit 20\ntally tx list --status \"partially delivered\" --since 24h\ntally tx show 3f2a9c0d1e4b5a6f7081920a3b4c5d6e",
 	}
 	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
 		fs := c.flags(env)
 		api := addAPIFlags(fs, env)
 		source := fs.String("source", "", "only this source's transactions")
+		status := fs.String("status", "", `only this status: accepted, delivered, "partially delivered" or failed`)
+		since := fs.String("since", "", "received at or after: RFC 3339 time, date, or duration ago (24h)")
+		until := fs.String("until", "", "received before: RFC 3339 time, date, or duration ago")
 		limit := fs.Int("limit", 20, "at most this many")
 		asJSON := fs.Bool("json", false, "print JSON")
-		if err := c.parse(env, fs, args); err != nil {
+		args, err := parseInterspersed(c, env, fs, args)
+		if err != nil {
 			return err
 		}
 		switch {
-		case fs.NArg() == 1 && fs.Arg(0) == "list":
+		case len(args) == 1 && args[0] == "list":
 			q := url.Values{"limit": {strconv.Itoa(*limit)}}
-			if *source != "" {
-				q.Set("source", *source)
+			for k, v := range map[string]string{"source": *source, "status": *status, "since": *since, "until": *until} {
+				if v != "" {
+					q.Set(k, v)
+				}
 			}
 			var raw json.RawMessage
 			if _, err := api.do(ctx, "GET", "/admin/v1/transactions?"+q.Encode(), "", nil, &raw); err != nil {
@@ -46,20 +52,31 @@ func txCmd() *command {
 					Received time.Time `json:"received"`
 					Values   int       `json:"values"`
 					Status   string    `json:"status"`
+					Targets  []struct {
+						Target   string `json:"target"`
+						Rejected int    `json:"rejected"`
+						Attempts int    `json:"attempts"`
+					} `json:"targets"`
 				} `json:"transactions"`
 			}
 			if err := json.Unmarshal(raw, &list); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSOURCE\tRECEIVED\tVALUES\tSTATUS")
+			fmt.Fprintln(tw, "ID\tSOURCE\tRECEIVED\tVALUES\tSTATUS\tREJECTED\tATTEMPTS")
 			for _, t := range list.Transactions {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.ID, t.Source, t.Received.Local().Format(time.DateTime), t.Values, t.Status)
+				rejected, attempts := 0, 0
+				for _, tg := range t.Targets {
+					rejected += tg.Rejected
+					attempts += tg.Attempts
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\n", t.ID, t.Source, t.Received.Local().Format(time.DateTime),
+					t.Values, t.Status, rejected, attempts)
 			}
 			return tw.Flush()
-		case fs.NArg() == 2 && fs.Arg(0) == "show":
+		case len(args) == 2 && args[0] == "show":
 			var raw json.RawMessage
-			if _, err := api.do(ctx, "GET", "/admin/v1/transactions/"+url.PathEscape(fs.Arg(1)), "", nil, &raw); err != nil {
+			if _, err := api.do(ctx, "GET", "/admin/v1/transactions/"+url.PathEscape(args[1]), "", nil, &raw); err != nil {
 				return err
 			}
 			printJSON(env.stdout, raw)

@@ -211,9 +211,18 @@ func Compile(cfg *config.Config) (*Sets, config.Problems) {
 		if src.Mapping == "" {
 			continue
 		}
-		if _, ok := sets.byName[src.Mapping]; !ok {
+		set, ok := sets.byName[src.Mapping]
+		switch {
+		case !ok:
 			probs = append(probs, cfg.Problem(fmt.Sprintf("sources[%d].mapping", i),
 				"no mapping set is called %q%s", src.Mapping, knownNames(sets)))
+		case len(set.Rules) == 0 && src.Unmapped != "pass":
+			// A set without rules only resolves what arrives (ADX categories, org
+			// units) for a source that passes its items through; any other policy
+			// would drop or reject everything.
+			probs = append(probs, cfg.Problem(fmt.Sprintf("sources[%d].mapping", i),
+				"mapping set %q has no rules, so source %q (unmapped: %s) would map nothing: add rules or tables, or set unmapped: pass",
+				src.Mapping, src.Name, src.Unmapped))
 		}
 	}
 	return sets, probs
@@ -326,9 +335,6 @@ func compileSet(cfg *config.Config, path string, sc *setConfig) (*Set, config.Pr
 			}
 			addRule(&rc, at)
 		}
-	}
-	if len(set.Rules) == 0 && len(sc.Rules) == 0 && len(sc.Tables) == 0 {
-		add(path, "mapping set %q has no rules: add rules or tables", sc.Name)
 	}
 	return set, probs
 }
@@ -579,4 +585,27 @@ func headerLine(data []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// Files lists every file the sets were read from (the config file and each CSV table), so a
+// caller can notice when one changes.
+func (s *Sets) Files() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(f string) {
+		if f != "" && !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	for _, set := range s.All() {
+		add(set.File)
+		for _, r := range set.Rules {
+			add(r.File)
+		}
+		for _, r := range set.OrgUnits.Table {
+			add(r.File)
+		}
+	}
+	return out
 }

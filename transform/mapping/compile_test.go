@@ -138,8 +138,6 @@ func TestCompileProblems(t *testing.T) {
 		{"org unit table rows", head + "    org_units: {table: ou.csv}\n" + rules,
 			map[string]string{"ou.csv": "source,target\na,X\na,Y\nb,\n"},
 			[]string{`ou.csv:3: org unit "a" is mapped twice (the first is at `, `ou.csv:4: an org unit row needs both source and target`}},
-		{"no rules", head,
-			nil, []string{`tally.yaml:2: mappings[0]: mapping set "s" has no rules: add rules or tables`}},
 		{"rule without source and element", head + "    rules:\n      - {coc: F_LT1}\n",
 			nil, []string{`tally.yaml:4: mappings[0].rules[0]: a rule needs source`, `tally.yaml:4: mappings[0].rules[0]: rule "" needs data_element`}},
 		{"bad scale", head + "    rules:\n      - {source: a, data_element: b, scale: 1/3}\n",

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+func dlqCmd() *command {
+	c := &command{
+		name:    "dlq",
+		usage:   "dlq list [FILTERS] | dlq show SEQ | dlq replay [--remap] (SEQ... | --all [FILTERS]) | dlq discard (SEQ... | --all [FILTERS])",
+		summary: "List, show, replay or discard dead letters (values a target did not take).",
+		example: `tally dlq list --target hmis --reason rejected
+tally dlq show 42
+tally dlq replay 42 43
+tally dlq replay --all --target hmis --code E7612 --since 24h --remap
+tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e`,
+	}
+	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
+		fs := c.flags(env)
+		api := addAPIFlags(fs, env)
+		var f dlqFilterFlags
+		f.add(fs)
+		limit := fs.Int("limit", 50, "list at most this many")
+		after := fs.Uint64("after", 0, "list entries after this sequence (paging)")
+		all := fs.Bool("all", false, "replay or discard every entry matching the filters")
+		remap := fs.Bool("remap", false, "map the values again with the current rules before replaying")
+		chunk := fs.Int("chunk", 20, "entries per request when replaying or discarding several")
+		asJSON := fs.Bool("json", false, "print JSON")
+		args, err := parseInterspersed(c, env, fs, args)
+		if err != nil {
+			return err
+		}
+		if len(args) == 0 {
+			fs.Usage()
+			return errUsage
+		}
+		sub, rest := args[0], args[1:]
+		switch sub {
+		case "list":
+			if len(rest) != 0 {
+				break
+			}
+			q := f.query()
+			q.Set("limit", strconv.Itoa(*limit))
+			if *after > 0 {
+				q.Set("after", strconv.FormatUint(*after, 10))
+			}
+			var raw json.RawMessage
+			if _, err := api.do(ctx, "GET", "/admin/v1/dlq?"+q.Encode(), "", nil, &raw); err != nil {
+				return err
+			}
+			if *asJSON {
+				printJSON(env.stdout, raw)
+				return nil
+			}
+			return printDLQList(env.stdout, raw)
+		case "show":
+			if len(rest) != 1 {
+				break
+			}
+			var raw json.RawMessage
+			if _, err := api.do(ctx, "GET", "/admin/v1/dlq/"+url.PathEscape(rest[0]), "", nil, &raw); err != nil {
+				return err
+			}
+			printJSON(env.stdout, raw)
+			return nil
+		case "replay", "discard":
+			seqs, err := parseSeqs(rest)
+			if err != nil {
+				return err
+			}
+			if (len(seqs) == 0) == !*all {
+				fmt.Fprintln(env.stderr, "give the sequences to "+sub+", or --all with optional filters")
+				return errUsage
+			}
+			if *all {
+				if seqs, err = matchingSeqs(ctx, api, f.query()); err != nil {
+					return err
+				}
+			}
+			return bulkDLQ(ctx, env, api, sub, seqs, *remap, max(*chunk, 1), *asJSON)
+		}
+		fs.Usage()
+		return errUsage
+	}
+	return c
+}
+
+// dlqFilterFlags are the filters list, replay --all and discard --all share.
+type dlqFilterFlags struct {
+	target, source, reason, code, tx, since, until string
+}
+
+func (f *dlqFilterFlags) add(fs *flag.FlagSet) {
+	fs.StringVar(&f.target, "target", "", "only this target's dead letters")
+	fs.StringVar(&f.source, "source", "", "only this source's dead letters")
+	fs.StringVar(&f.reason, "reason", "", "only this reason: rejected, permanent, exhausted or mapping")
+	fs.StringVar(&f.code, "code", "", "only entries with a conflict of this error code (e.g. E7612)")
+	fs.StringVar(&f.tx, "tx", "", "only this transaction's dead letters")
+	fs.StringVar(&f.since, "since", "", "dead-lettered at or after: RFC 3339 time, date, or duration ago (24h)")
+	fs.StringVar(&f.until, "until", "", "dead-lettered before: RFC 3339 time, date, or duration ago")
+}
+
+func (f *dlqFilterFlags) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"target": f.target, "source": f.source, "reason": f.reason, "code": f.code,
+		"tx": f.tx, "since": f.since, "until": f.until} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+type dlqEntry struct {
+	Seq       uint64    `json:"seq"`
+	Stored    time.Time `json:"stored"`
+	TxID      string    `json:"txId"`
+	Source    string    `json:"source"`
+	Target    string    `json:"target"`
+	Reason    string    `json:"reason"`
+	Error     string    `json:"error"`
+	Codes     []string  `json:"codes"`
+	Values    int       `json:"values"`
+	Attempts  int       `json:"attempts"`
+	Replays   int       `json:"replays"`
+	LastError time.Time `json:"lastError"`
+}
+
+type dlqPage struct {
+	DeadLetters []dlqEntry `json:"deadLetters"`
+	Total       int        `json:"total"`
+	Next        uint64     `json:"next"`
+}
+
+func printDLQList(w io.Writer, raw []byte) error {
+	var page dlqPage
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return fmt.Errorf("decoding the list: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tSTORED\tTARGET\tSOURCE\tREASON\tCODES\tVALUES\tATTEMPTS\tREPLAYS\tTX\tERROR")
+	for _, d := range page.DeadLetters {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", d.Seq, d.Stored.Local().Format(time.DateTime),
+			d.Target, d.Source, d.Reason, strings.Join(d.Codes, ","), d.Values, d.Attempts, d.Replays, d.TxID, clip(d.Error, 60))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if page.Next != 0 {
+		fmt.Fprintf(w, "%d of %d shown; next page: --after %d\n", len(page.DeadLetters), page.Total, page.Next)
+	} else {
+		fmt.Fprintf(w, "%d dead letters\n", page.Total)
+	}
+	return nil
+}
+
+// matchingSeqs pages through the list to collect every matching sequence.
+func matchingSeqs(ctx context.Context, api *apiClient, q url.Values) ([]uint64, error) {
+	var seqs []uint64
+	q.Set("limit", "1000")
+	for {
+		var page dlqPage
+		if _, err := api.do(ctx, "GET", "/admin/v1/dlq?"+q.Encode(), "", nil, &page); err != nil {
+			return nil, err
+		}
+		for _, d := range page.DeadLetters {
+			seqs = append(seqs, d.Seq)
+		}
+		if page.Next == 0 {
+			return seqs, nil
+		}
+		q.Set("after", strconv.FormatUint(page.Next, 10))
+	}
+}
+
+type bulkResult struct {
+	Seq    uint64 `json:"seq"`
+	TxID   string `json:"txId"`
+	Target string `json:"target"`
+	Values int    `json:"values"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+}
+
+// bulkDLQ replays or discards seqs in chunks, showing progress on stderr.
+func bulkDLQ(ctx context.Context, env *cliEnv, api *apiClient, op string, seqs []uint64, remap bool, chunk int, asJSON bool) error {
+	if len(seqs) == 0 {
+		fmt.Fprintln(env.stdout, "no dead letters match")
+		return nil
+	}
+	prog := newProgress(env.stderr, op, len(seqs))
+	var all []bulkResult
+	done, failed, values := 0, 0, 0
+	for start := 0; start < len(seqs); start += chunk {
+		part := seqs[start:min(start+chunk, len(seqs))]
+		body, _ := json.Marshal(map[string]any{"seqs": part, "remap": remap})
+		var resp struct {
+			Results []bulkResult `json:"results"`
+		}
+		if _, err := api.do(ctx, "POST", "/admin/v1/dlq/"+op, "application/json", bytes.NewReader(body), &resp); err != nil {
+			prog.finish()
+			return fmt.Errorf("after %d of %d: %w", done, len(seqs), err)
+		}
+		for _, r := range resp.Results {
+			done++
+			if r.Status == "failed" {
+				failed++
+			} else {
+				values += r.Values
+			}
+		}
+		all = append(all, resp.Results...)
+		prog.update(done, failed)
+	}
+	prog.finish()
+	if asJSON {
+		data, _ := json.Marshal(map[string]any{"results": all})
+		printJSON(env.stdout, data)
+	} else {
+		for _, r := range all {
+			if r.Status == "failed" {
+				fmt.Fprintf(env.stdout, "%d: failed: %s\n", r.Seq, r.Error)
+			}
+		}
+		past := map[string]string{"replay": "replayed", "discard": "discarded"}[op]
+		fmt.Fprintf(env.stdout, "%s %d of %d dead letters (%d values); %d failed\n", past, done-failed, len(seqs), values, failed)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d dead letters could not be %sed", failed, len(seqs), op)
+	}
+	return nil
+}
+
+// progress draws a bar on a terminal and prints a line per step elsewhere.
+type progress struct {
+	w     io.Writer
+	op    string
+	total int
+	tty   bool
+}
+
+func newProgress(w io.Writer, op string, total int) *progress {
+	p := &progress{w: w, op: op, total: total}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	p.update(0, 0)
+	return p
+}
+
+func (p *progress) update(done, failed int) {
+	const width = 30
+	fill := width * done / max(p.total, 1)
+	line := fmt.Sprintf("%s [%s%s] %d/%d", p.op, strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, p.total)
+	if failed > 0 {
+		line += fmt.Sprintf(" (%d failed)", failed)
+	}
+	if p.tty {
+		fmt.Fprintf(p.w, "\r%s", line)
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+func (p *progress) finish() {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func parseSeqs(args []string) ([]uint64, error) {
+	seqs := make([]uint64, 0, len(args))
+	for _, a := range args {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%q is not a dead-letter sequence (see tally dlq list)", a)
+		}
+		seqs = append(seqs, n)
+	}
+	return seqs, nil
+}
+
+// parseInterspersed parses flags that may come before, between or after the positional
+// arguments ("dlq replay 42 --remap"), returning the positional ones.
+func parseInterspersed(c *command, env *cliEnv, fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := c.parse(env, fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
