@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator"
@@ -28,24 +30,43 @@ func serveCmd() *command {
 		if err != nil {
 			return err
 		}
-		log := newLogger(env.stderr, cfg.Log)
-		svc, err := mediator.New(cfg, mediator.Options{Logger: log, Version: version})
+		log, level := newLogger(env.stderr, cfg.Log)
+		svc, err := mediator.New(cfg, mediator.Options{Logger: log, Version: version, LogLevel: level})
 		if err != nil {
 			return err
 		}
+		// SIGHUP reloads the mapping sets; a bad file keeps the rules in force.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					if err := svc.ReloadMappings(); err != nil {
+						log.Error("SIGHUP: mappings not reloaded", "err", err)
+					}
+				}
+			}
+		}()
 		return svc.Run(ctx)
 	}
 	return c
 }
 
-func newLogger(w io.Writer, lc config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(strings.ToUpper(lc.Level)))
+// newLogger builds the logger with a level variable that the OpenHIM console can change.
+func newLogger(w io.Writer, lc config.Log) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(strings.ToUpper(lc.Level)))
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if lc.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
 func loadConfig(env *cliEnv, path string) (*config.Config, error) {
