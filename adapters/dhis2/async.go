@@ -43,8 +43,9 @@ func (j wireJob) minRelease() int {
 	return 0
 }
 
-// parseJobStart finds the job id in an async import's answer.
-func parseJobStart(body []byte) (j wireJob, wrapped bool, ok bool) {
+// parseJobStart finds the job id in the answer that started a job (an async import, an
+// analytics table run). A job without a jobType is taken to be of defaultType.
+func parseJobStart(body []byte, defaultType string) (j wireJob, wrapped bool, ok bool) {
 	raw := bytes.TrimSpace(body)
 	if wm := decodeWebMessage(raw); wm != nil {
 		raw, wrapped = wm.Response, true
@@ -56,7 +57,7 @@ func parseJobStart(body []byte) (j wireJob, wrapped bool, ok bool) {
 		j.ID = path.Base(strings.TrimRight(j.RelativeNotifierEndpoint, "/"))
 	}
 	if j.JobType == "" {
-		j.JobType = jobTypeDataValueImport
+		j.JobType = defaultType
 	}
 	return j, wrapped, j.ID != "" && j.ID != "." && j.ID != "/"
 }
@@ -72,7 +73,7 @@ type wireNote struct {
 // summary. It is bounded by Config.MaxJobWait and ctx.
 func (c *Client) awaitJob(ctx context.Context, start *response) (*ImportResult, error) {
 	const op = "awaiting import job"
-	j, wrapped, ok := parseJobStart(start.body)
+	j, wrapped, ok := parseJobStart(start.body, jobTypeDataValueImport)
 	if !ok {
 		e := c.unexpectedBody(op, start)
 		if isJSON(start) {
@@ -81,35 +82,17 @@ func (c *Client) awaitJob(ctx context.Context, start *response) (*ImportResult, 
 		return nil, e
 	}
 	job := &Job{ID: j.ID, Type: j.JobType}
-	deadline := time.Now().Add(c.maxJobWait)
+	w := c.newJobWait(op, "import job", 0, 0)
 	escaped := url.PathEscape(job.Type) + "/" + url.PathEscape(job.ID)
 	c.log.LogAttrs(ctx, slog.LevelDebug, "dhis2 import job started", slog.String("job", job.ID))
 
 	// Phase 1: wait until a notification says completed.
-	fails := 0
-	for {
-		res, err := c.roundTrip(ctx, request{op: "polling import job", method: http.MethodGet, endpoint: "/system/tasks/" + escaped})
-		job.Polls++
-		if err == nil {
-			err = c.readNotes(res, job)
-		}
-		if err != nil {
-			if stop := c.pollFailed(err, job, &fails); stop != nil {
-				return nil, stop
-			}
-		} else {
-			fails = 0
-			if job.completed {
-				break
-			}
-		}
-		if err := c.pause(ctx, op, deadline, job); err != nil {
-			return nil, err
-		}
+	if err := c.waitNotes(ctx, w, job); err != nil {
+		return nil, err
 	}
 
 	// Phase 2: the summary can trail the final notification; empty means "not yet".
-	fails = 0
+	fails := 0
 	for {
 		res, err := c.roundTrip(ctx, request{op: "reading import job summary", method: http.MethodGet, endpoint: "/system/taskSummaries/" + escaped})
 		if err == nil && res.status != http.StatusOK {
@@ -133,7 +116,7 @@ func (c *Client) awaitJob(ctx context.Context, start *response) (*ImportResult, 
 				return nil, e
 			}
 		}
-		if err := c.pause(ctx, op, deadline, job); err != nil {
+		if err := c.pause(ctx, w, job); err != nil {
 			if e, ok := err.(*Error); ok && e.Kind == KindTransient {
 				e.Message = "import job completed but DHIS2 kept no summary (DHIS2-7881?); the outcome is unknown"
 			}
@@ -142,9 +125,57 @@ func (c *Client) awaitJob(ctx context.Context, start *response) (*ImportResult, 
 	}
 }
 
+// jobWait is one wait for a job: what it is called and its bounds.
+type jobWait struct {
+	op       string // what the caller is doing ("awaiting import job")
+	noun     string // how messages name the job ("import job")
+	interval time.Duration
+	limit    time.Duration
+	deadline time.Time
+}
+
+// newJobWait starts the clock of a wait. Zero interval and limit mean Config.PollInterval
+// and Config.MaxJobWait.
+func (c *Client) newJobWait(op, noun string, interval, limit time.Duration) *jobWait {
+	if interval <= 0 {
+		interval = c.pollInterval
+	}
+	if limit <= 0 {
+		limit = c.maxJobWait
+	}
+	return &jobWait{op: op, noun: noun, interval: interval, limit: limit, deadline: time.Now().Add(limit)}
+}
+
+// waitNotes polls /api/system/tasks/{type}/{id} until a notification says the job
+// completed. It is bounded by the wait's limit and ctx.
+func (c *Client) waitNotes(ctx context.Context, w *jobWait, job *Job) error {
+	endpoint := "/system/tasks/" + url.PathEscape(job.Type) + "/" + url.PathEscape(job.ID)
+	pollOp := "polling " + w.noun
+	fails := 0
+	for {
+		res, err := c.roundTrip(ctx, request{op: pollOp, method: http.MethodGet, endpoint: endpoint})
+		job.Polls++
+		if err == nil {
+			err = c.readNotes(pollOp, res, job)
+		}
+		if err != nil {
+			if stop := c.pollFailed(err, job, &fails); stop != nil {
+				return stop
+			}
+		} else {
+			fails = 0
+			if job.completed {
+				return nil
+			}
+		}
+		if err := c.pause(ctx, w, job); err != nil {
+			return err
+		}
+	}
+}
+
 // readNotes reads a task notification list into job.
-func (c *Client) readNotes(res *response, job *Job) error {
-	const op = "polling import job"
+func (c *Client) readNotes(op string, res *response, job *Job) error {
 	if res.status == http.StatusNotFound {
 		e := c.statusError(op, res, nil)
 		e.Kind = KindTransient
@@ -160,7 +191,11 @@ func (c *Client) readNotes(res *response, job *Job) error {
 	}
 	var notes []wireNote
 	if err := json.Unmarshal(body, &notes); err != nil {
-		return c.unexpectedBody(op, res)
+		e := c.unexpectedBody(op, res)
+		if e.Kind == KindPermanent {
+			e.Message = "the answer is not a list of task notifications; check BaseURL"
+		}
+		return e
 	}
 	for i, n := range notes { // newest first
 		if i == 0 {
@@ -196,18 +231,19 @@ func (c *Client) pollFailed(err error, job *Job, fails *int) error {
 	return e
 }
 
-// pause waits PollInterval, or until ctx ends, or reports that MaxJobWait is used up.
-func (c *Client) pause(ctx context.Context, op string, deadline time.Time, job *Job) error {
-	left := time.Until(deadline)
+// pause waits the poll interval, or until ctx ends, or reports that the wait's limit is
+// used up.
+func (c *Client) pause(ctx context.Context, w *jobWait, job *Job) error {
+	left := time.Until(w.deadline)
 	if left <= 0 {
-		return &Error{Kind: KindTransient, Op: op, JobID: job.ID,
-			Message: fmt.Sprintf("import job still running after %s (%d polls)", c.maxJobWait, job.Polls)}
+		return &Error{Kind: KindTransient, Op: w.op, JobID: job.ID,
+			Message: fmt.Sprintf("%s still running after %s (%d polls)", w.noun, w.limit, job.Polls)}
 	}
-	t := time.NewTimer(min(c.pollInterval, left))
+	t := time.NewTimer(min(w.interval, left))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return callerDone(ctx, op)
+		return callerDone(ctx, w.op)
 	case <-t.C:
 		return nil
 	}

@@ -332,11 +332,13 @@ func (p *bytesPayload) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// response is an HTTP answer read whole (up to maxResponse).
+// response is an HTTP answer read whole (up to maxResponse), or streamed.
 type response struct {
 	status int
 	header http.Header
 	body   []byte
+	// streamed counts the bytes a request's stream function read; body is then empty.
+	streamed int64
 }
 
 // request describes one HTTP exchange.
@@ -346,6 +348,10 @@ type request struct {
 	endpoint string // below the API root, starting with "/"
 	query    url.Values
 	body     Payload
+	// stream, when set, reads the body of a 200 JSON answer itself instead of having it
+	// buffered (see streamBody); the response then has no body. Any other answer is
+	// buffered as usual.
+	stream func(body io.Reader)
 }
 
 // callerDone wraps the caller's own cancellation: neither transient nor permanent.
@@ -391,7 +397,11 @@ func (c *Client) roundTrip(ctx context.Context, r request) (*response, error) {
 	var res *response
 	if err == nil {
 		res = &response{status: resp.StatusCode, header: resp.Header}
-		res.body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxResponse+1))
+		if r.stream != nil && resp.StatusCode == http.StatusOK && jsonHeader(resp.Header) {
+			err = streamBody(resp.Body, res, r.stream)
+		} else {
+			res.body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxResponse+1))
+		}
 		resp.Body.Close()
 	}
 	payloadErr := stopBody(errResponded)
@@ -454,7 +464,7 @@ func lenOf(r *response) int {
 	if r == nil {
 		return 0
 	}
-	return len(r.body)
+	return len(r.body) + int(r.streamed)
 }
 
 func isCertError(err error) bool {

@@ -86,4 +86,25 @@
 // Credentials never appear in errors, results or log records: the base URL may not carry
 // user info, and the password, token and Authorization header value are redacted from any
 // response text the client keeps.
+//
+// # Reading
+//
+// Beyond imports the client reads what scheduled exchanges and mapping need, with the same
+// authentication, timeouts, redaction and decisions: analytics data value sets (§6) and
+// stored values (§4.2), streamed into a transform.Sink through package dvs; metadata
+// lists, whole (paging=false) or page by page; aggregate data exchanges (§10.1). It also
+// registers complete data sets (§8, read like an import), starts analytics table runs,
+// waits for any job through /api/system/tasks, and sends inbox messages.
+//
+//	outcome of a streamed read (analytics, export)            decision
+//	200 JSON: streamed, not buffered (MaxResponseBytes does   result: the values reached the sink
+//	  not apply; Timeout does)
+//	the body breaks off or times out midway                   transient (the sink has some values)
+//	the body is not a readable data value set                 permanent
+//	the sink returns an error                                 that error, wrapped, unclassified
+//	a request DHIS2 would refuse (no dx/pe/ou, E7117–E7119;   permanent, before anything is sent
+//	  no data set/period/org unit, E2001/E2002/E2006)
+//	409 with an error code (E7117, E2001...)                  permanent, Error.Code set
+//
+// A 409 when starting analytics tables is transient (another run holds the job type).
 package dhis2
