@@ -1,10 +1,10 @@
-// Package examples holds the sample configuration and payloads of the Kalima scenario, so
-// that the demo, the tests and the documentation use the same files.
+// Package examples holds the sample configuration, mapping tables and payloads of the
+// Kalima scenario, so that the demo, the tests and the documentation use the same files.
 package examples
 
 import "embed"
 
-// Payloads are the sample payloads under payloads/.
+// Files are tally.yaml, mappings/ and payloads/.
 //
-//go:embed payloads
-var Payloads embed.FS
+//go:embed tally.yaml mappings payloads
+var Files embed.FS

@@ -182,7 +182,7 @@ func (h *harness) waitStatus(id, want string) map[string]any {
 
 func payload(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := fs.ReadFile(examples.Payloads, "payloads/"+name)
+	b, err := fs.ReadFile(examples.Files, "payloads/"+name)
 	if err != nil {
 		t.Fatal(err)
 	}

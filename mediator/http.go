@@ -29,6 +29,8 @@ func (s *Service) routes() *echo.Echo {
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	admin.GET("/transactions", s.handleTxList)
 	admin.GET("/transactions/:id", s.handleTxShow)
+	admin.POST("/preview", s.handlePreview)
+	admin.POST("/targets/:name/metadata/refresh", s.handleMetadataRefresh)
 	s.dlqRoutes(admin) // dlqapi.go
 	return e
 }

@@ -63,11 +63,22 @@ type ingestRequest struct {
 	OpenHIMTx   string
 }
 
-// ingest parses, validates and stores one payload, answering only once every batch is in
-// TALLY_INGEST. Nothing is published unless the whole payload is valid.
-func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult, error) {
+// parsed is a payload that was read whole and proved valid.
+type parsed struct {
+	format   string
+	digest   hash.Hash
+	received time.Time
+	values   int
+	batches  int
+	opts     *payloadOptions
+}
+
+// readPayload reads, decompresses, parses and validates a request body, handing each batch
+// to emit (which must not keep it). It fails with a *requestError naming every problem.
+func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) error) (*parsed, error) {
 	src := req.Source
-	received := s.now().UTC()
+	p := &parsed{received: s.now().UTC(), digest: sha256.New(),
+		opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true", delete: isDeleteStrategy(first(req.Query, "importStrategy"))}}
 	schemes, err := schemesFromQuery(req.Query, src.IDSchemes)
 	if err != nil {
 		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: err.Error()}
@@ -75,7 +86,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 
 	body := &limitedReader{r: req.Body, n: int64(s.cfg.HTTP.MaxBodyBytes)}
 	br := bufio.NewReaderSize(body, 64<<10)
-	var r io.Reader = br
+	r := br
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
@@ -85,24 +96,15 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 		// The limit applies after decompression too, so a small bomb cannot expand without bound.
 		r = bufio.NewReaderSize(&limitedReader{r: gz, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10)
 	}
-	popts := &payloadOptions{dryRun: first(req.Query, "dryRun") == "true", delete: isDeleteStrategy(first(req.Query, "importStrategy"))}
-	dec, format, err := s.decoderFor(src, req.ContentType, r.(*bufio.Reader), req.Query, schemes, popts)
+	dec, format, err := s.decoderFor(src, req.ContentType, r, req.Query, schemes, p.opts)
 	if err != nil {
 		return nil, err
 	}
-
-	digest := sha256.New()
-	sp := newSpool(spoolMemory)
-	defer sp.close()
-	var enc []byte
+	p.format = format
 	batcher := transform.NewBatcher(transform.BatcherConfig{
-		Source: src.Name, Received: received, Schemes: schemes, MaxValues: s.batchSizeFor(src.BatchSize),
-		Emit: func(b *transform.Batch) error {
-			enc = transform.AppendBatch(enc[:0], b)
-			return sp.add(enc)
-		},
+		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.batchSizeFor(src.BatchSize), Emit: emit,
 	})
-	derr := dec(io.TeeReader(r, digest), deleting{Sink: batcher, opts: popts})
+	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: batcher, opts: p.opts})
 	if errors.Is(derr, errBodyTooLarge) {
 		return nil, &requestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
 			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
@@ -111,16 +113,40 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 		if list, ok := transform.AsInputErrors(err); ok {
 			return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: list.Error(), Input: list}
 		}
+		if errors.Is(err, errEmitStopped) {
+			return nil, err
+		}
 		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "reading payload: " + err.Error()}
 	}
-	if batcher.Values() == 0 {
+	p.values, p.batches = batcher.Values(), batcher.Batches()
+	if p.values == 0 {
 		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input",
 			Msg: "the payload holds no data values", Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Expected: "at least one data value"}}}}
 	}
+	return p, nil
+}
 
-	if popts.dryRun {
+// errEmitStopped is returned by an emit function that refuses more batches.
+var errEmitStopped = errors.New("stopped")
+
+// ingest parses, validates and stores one payload, answering only once every batch is in
+// TALLY_INGEST. Nothing is published unless the whole payload is valid.
+func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult, error) {
+	src := req.Source
+	sp := newSpool(spoolMemory)
+	defer sp.close()
+	var enc []byte
+	p, err := s.readPayload(req, func(b *transform.Batch) error {
+		enc = transform.AppendBatch(enc[:0], b)
+		return sp.add(enc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	received, format, digest := p.received, p.format, p.digest
+	if p.opts.dryRun {
 		return &ingestResult{DryRun: true, Tx: &TxRecord{Source: src.Name, Received: received, Format: format,
-			Values: batcher.Values(), Batches: batcher.Batches(), Targets: targetNames(s.cfg.TargetsOf(src))}}, nil
+			Values: p.values, Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src))}}, nil
 	}
 	txID, existing, err := s.assignTxID(ctx, src.Name, digest, received)
 	if err != nil {
@@ -143,8 +169,8 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	if perr != nil {
 		return nil, unavailable(perr)
 	}
-	rec := &TxRecord{ID: txID, Source: src.Name, Received: received, Format: format, Values: batcher.Values(),
-		Batches: batcher.Batches(), Targets: targetNames(s.cfg.TargetsOf(src)), OpenHIMTransaction: req.OpenHIMTx}
+	rec := &TxRecord{ID: txID, Source: src.Name, Received: received, Format: format, Values: p.values,
+		Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src)), OpenHIMTransaction: req.OpenHIMTx}
 	stored, created, err := s.txlog.Create(ctx, rec)
 	if err != nil {
 		return nil, unavailable(err)

@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
@@ -221,4 +224,21 @@ func mappingFilesStamp(cfg *config.Config, sets *mapping.Sets) string {
 		}
 	}
 	return b.String()
+}
+
+// handleMetadataRefresh is POST /admin/v1/targets/{name}/metadata/refresh: read the
+// target's metadata now, after an implementer changed it in DHIS2.
+func (s *Service) handleMetadataRefresh(c echo.Context) error {
+	name := c.Param("name")
+	if _, ok := s.targets[name]; !ok {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no target is called " + strconv.Quote(name)})
+	}
+	cm, err := s.metadata.Refresh(c.Request().Context(), name)
+	if err != nil {
+		return c.JSON(http.StatusBadGateway, apiError{Status: "error", Message: err.Error()})
+	}
+	md := cm.MD
+	return c.JSON(http.StatusOK, map[string]any{"target": name, "fetched": cm.Fetched,
+		"dataElements": len(md.DataElements), "categoryOptionCombos": len(md.CategoryOptionCombos),
+		"dataSets": len(md.DataSets), "organisationUnits": len(md.OrgUnits)})
 }

@@ -12,12 +12,13 @@ import (
 
 func configCmd() *command {
 	c := &command{
-		name: "config", usage: "config validate FILE",
-		summary: "Check a configuration file and list every problem with its line.",
-		example: "tally config validate examples/tally.yaml",
+		name: "config", usage: "config validate [--live] FILE",
+		summary: "Check a configuration file and list every problem with its line; --live also checks the mapping rules against each target's DHIS2 metadata.",
+		example: "tally config validate examples/tally.yaml\ntally config validate --live examples/tally.yaml",
 	}
-	c.run = func(_ context.Context, env *cliEnv, args []string) error {
+	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
 		fs := c.flags(env)
+		live := fs.Bool("live", false, "also read each target's metadata and check the mapping rules against it")
 		if err := c.parse(env, fs, args); err != nil {
 			return err
 		}
@@ -48,6 +49,15 @@ func configCmd() *command {
 				return fmt.Errorf("%s: %d problems", file, len(probs))
 			}
 			return err
+		}
+		if *live {
+			probs, err := checkMappingsLive(ctx, env.stderr, cfg)
+			if err != nil {
+				return err
+			}
+			if len(probs) > 0 {
+				return reportProblems(env, file, probs)
+			}
 		}
 		fmt.Fprintf(env.stdout, "%s: valid\n", file)
 		return nil

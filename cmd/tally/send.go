@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,15 +12,16 @@ import (
 
 func sendCmd() *command {
 	c := &command{
-		name: "send", usage: "send [--source NAME] [--url URL] [--token T] FILE",
-		summary: "Post a payload file (DVS JSON/XML/CSV, ADX, CHT export) to a running Tally.",
-		example: "tally send --source cht --token $CHT_TOKEN examples/payloads/chw-2024-01.json",
+		name: "send", usage: "send [--source NAME] [--dry-run] [--url URL] [--token T] FILE",
+		summary: "Post a payload file (DVS JSON/XML/CSV, ADX, CHT export) to a running Tally; --dry-run previews what each target would receive and how it differs from what the target holds, sending nothing.",
+		example: "tally send --source cht --token $CHT_TOKEN examples/payloads/chw-2024-01.json\nTALLY_ADMIN_TOKEN=... tally send --dry-run --source tracker examples/payloads/tracker-2024-02.json",
 	}
 	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
 		fs := c.flags(env)
 		api := addAPIFlags(fs, env)
 		source := fs.String("source", "", "source to post to (POST /ingest/NAME); empty posts to /api/dataValueSets")
 		ctype := fs.String("content-type", "", "Content-Type; by default from the file extension")
+		dry := fs.Bool("dry-run", false, "preview through POST /admin/v1/preview (needs --source and the admin token)")
 		if err := c.parse(env, fs, args); err != nil {
 			return err
 		}
@@ -36,7 +39,12 @@ func sendCmd() *command {
 			*ctype = contentTypeFor(file)
 		}
 		path := "/api/dataValueSets"
-		if *source != "" {
+		switch {
+		case *dry && *source == "":
+			return fmt.Errorf("--dry-run needs --source: the preview maps with that source's rules")
+		case *dry:
+			path = "/admin/v1/preview?source=" + url.QueryEscape(*source)
+		case *source != "":
 			path = "/ingest/" + *source
 		}
 		var raw json.RawMessage
