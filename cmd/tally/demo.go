@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -65,25 +67,9 @@ func runDemo(ctx context.Context, env *cliEnv, addr, version, keep string, once 
 	emu := dhis2test.NewServer(dhis2test.WithVersion(version))
 	defer emu.Close()
 
-	yml := fmt.Sprintf(`
-http: {addr: %q}
-nats: {store_dir: %q}
-admin: {token: %s}
-sources:
-  - name: cht
-    auth: {tokens: [%s]}
-    id_schemes: {id_scheme: CODE}
-  - name: exchange
-    auth: {users: [{username: exchange, password: exchange-password}]}
-    id_schemes: {id_scheme: CODE}
-targets:
-  - name: hmis
-    url: %s
-    username: %s
-    password: %s
-    retry: {initial_delay: 200ms, max_delay: 5s}
-`, addr, store, demoAdminToken, demoCHTToken, emu.URL, dhis2test.SampleUser, dhis2test.SamplePassword)
-	cfg, err := config.Parse("demo", []byte(yml), env.getenv)
+	// The demo runs the example configuration itself: examples/tally.yaml with its
+	// mapping tables, written next to the store, with the emulator as the target.
+	cfg, err := demoConfig(env, store, addr, emu.URL)
 	if err != nil {
 		return err
 	}
@@ -109,22 +95,23 @@ targets:
 	fmt.Fprintf(out, "DHIS2 emulator (behaving as %s) at %s, user %s / %s\n\n", emu.Version(), emu.URL,
 		dhis2test.SampleUser, dhis2test.SamplePassword)
 
-	entries, err := fs.ReadDir(examples.Payloads, "payloads")
+	entries, err := fs.ReadDir(examples.Files, "payloads")
 	if err != nil {
 		return err
 	}
 	var txs []string
 	for _, e := range entries {
 		name := e.Name()
-		data, err := fs.ReadFile(examples.Payloads, path.Join("payloads", name))
+		data, err := fs.ReadFile(examples.Files, path.Join("payloads", name))
 		if err != nil {
 			return err
 		}
-		id, n, err := demoPost(ctx, base, name, data)
+		src := demoSourceFor(name)
+		id, n, err := demoPost(ctx, base, src, name, data)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "posted %-22s %3d values -> transaction %s\n", name, n, id)
+		fmt.Fprintf(out, "posted %-22s to %-12s %3d values -> transaction %s\n", name, src.path, n, id)
 		txs = append(txs, id)
 	}
 	fmt.Fprintln(out)
@@ -158,13 +145,93 @@ Try next:
 	return nil
 }
 
-func demoPost(ctx context.Context, base, name string, data []byte) (string, int, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/ingest/cht", bytes.NewReader(data))
+// demoSource is where a sample payload goes and how it authenticates.
+type demoSource struct {
+	path, user, secret string
+}
+
+// demoSourceFor routes each sample payload as its producer would send it: the CHT export to
+// the cht source, the tracker's analytics output through the tracker mapping, ADX through
+// ADX category resolution, and the HMIS-coded DVS and CSV files as a script posting to
+// DHIS2's own endpoint would.
+func demoSourceFor(name string) demoSource {
+	switch {
+	case strings.HasPrefix(name, "chw-"):
+		return demoSource{path: "/ingest/cht", secret: demoEnv["CHT_TOKEN"]}
+	case strings.HasPrefix(name, "tracker-"):
+		return demoSource{path: "/ingest/tracker", secret: demoEnv["TRACKER_TOKEN"]}
+	case strings.HasSuffix(name, ".adx.xml"):
+		return demoSource{path: "/ingest/adx", secret: demoEnv["ADX_TOKEN"]}
+	default:
+		return demoSource{path: "/api/dataValueSets", user: "exchange", secret: demoEnv["EXCHANGE_PASSWORD"]}
+	}
+}
+
+// demoEnv supplies the example configuration's ${VAR}s.
+var demoEnv = map[string]string{
+	"TALLY_ADMIN_TOKEN": demoAdminToken,
+	"CHT_TOKEN":         demoCHTToken,
+	"TRACKER_TOKEN":     "demo-tracker-token-0123456789",
+	"ADX_TOKEN":         "demo-adx-token-0123456789",
+	"EXCHANGE_PASSWORD": "exchange-password",
+	"HMIS_PASSWORD":     dhis2test.SamplePassword,
+}
+
+// demoConfig writes the embedded example configuration and tables into dir and loads it
+// with the emulator as the target, the store in dir and the listener on addr.
+func demoConfig(env *cliEnv, dir, addr, emuURL string) (*config.Config, error) {
+	err := fs.WalkDir(examples.Files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasPrefix(p, "payloads/") {
+			return err
+		}
+		data, err := fs.ReadFile(examples.Files, p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, "config", filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o644)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing the example configuration: %w", err)
+	}
+	file := filepath.Join(dir, "config", "tally.yaml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	getenv := func(k string) string {
+		if k == "HMIS_URL" {
+			return emuURL
+		}
+		if v, ok := demoEnv[k]; ok {
+			return v
+		}
+		return env.getenv(k)
+	}
+	cfg, err := config.Parse(file, data, getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.HTTP.Addr = addr
+	cfg.NATS.StoreDir = filepath.Join(dir, "nats")
+	cfg.Log.Level = "warn"
+	return cfg, nil
+}
+
+func demoPost(ctx context.Context, base string, src demoSource, name string, data []byte) (string, int, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", base+src.path, bytes.NewReader(data))
 	if err != nil {
 		return "", 0, err
 	}
 	req.Header.Set("Content-Type", contentTypeFor(name))
-	req.Header.Set("Authorization", "Bearer "+demoCHTToken)
+	if src.user != "" {
+		req.SetBasicAuth(src.user, src.secret)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+src.secret)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", 0, fmt.Errorf("posting %s: %w", name, err)
@@ -174,11 +241,20 @@ func demoPost(ctx context.Context, base, name string, data []byte) (string, int,
 		Transaction string `json:"transaction"`
 		Values      int    `json:"values"`
 		Message     string `json:"message"`
+		Response    struct {
+			Reference   string `json:"reference"`
+			ImportCount struct {
+				Imported int `json:"imported"`
+			} `json:"importCount"`
+		} `json:"response"`
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(raw, &body)
-	if resp.StatusCode != http.StatusAccepted {
-		return "", 0, fmt.Errorf("posting %s: HTTP %d: %s", name, resp.StatusCode, body.Message)
+	if resp.StatusCode >= 300 {
+		return "", 0, fmt.Errorf("posting %s: HTTP %d: %s", name, resp.StatusCode, raw)
+	}
+	if body.Transaction == "" { // DHIS2's own answer shape
+		return body.Response.Reference, body.Response.ImportCount.Imported, nil
 	}
 	return body.Transaction, body.Values, nil
 }

@@ -44,6 +44,13 @@ type Metadata struct {
 	Users                []*User                `json:"users,omitempty" yaml:"users,omitempty"`
 	ProgramIndicators    []*ProgramIndicator    `json:"programIndicators,omitempty" yaml:"programIndicators,omitempty"`
 
+	// Served by the analytics, exchange, export and messaging endpoints
+	// (facts.go, exchanges.go, export.go, messages.go).
+	DataElementGroups      []*DataElementGroup      `json:"dataElementGroups,omitempty" yaml:"dataElementGroups,omitempty"`
+	AggregateDataExchanges []*AggregateDataExchange `json:"aggregateDataExchanges,omitempty" yaml:"aggregateDataExchanges,omitempty"`
+	MessageConversations   []*MessageConversation   `json:"messageConversations,omitempty" yaml:"messageConversations,omitempty"`
+	Facts                  FactTable                `json:"facts,omitempty" yaml:"facts,omitempty"`
+
 	idx *metaIndex
 }
 

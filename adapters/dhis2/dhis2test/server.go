@@ -316,6 +316,13 @@ func (s *Server) routes() []route {
 		s.dataValueSetRoutes(), // import_http.go
 		s.taskRoutes(),         // tasks.go
 		s.systemRoutes(),       // system.go
+		s.exportRoutes(),       // export.go
+		s.analyticsRoutes(),    // analytics.go
+		s.resTableRoutes(),     // resourcetables.go
+		s.completenessRoutes(), // completeness.go
+		s.messageRoutes(),      // messages.go
+		s.metadataRoutes(),     // metadata_api.go
+		s.exchangeRoutes(),     // exchanges.go
 	)
 }
 
