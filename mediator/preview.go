@@ -114,8 +114,9 @@ func (s *Service) handlePreview(c echo.Context) error {
 // units the preview touches, in the same id schemes, and compares.
 func (s *Service) diffWithTarget(ctx context.Context, t *target, tp *TargetPreview) *Diff {
 	d := &Diff{}
-	req := dhis2.ExportRequest{Schemes: tp.Schemes, InputIDScheme: tp.Schemes.DataElement,
-		InputDataElementIDScheme: tp.Schemes.DataElement, InputOrgUnitIDScheme: tp.Schemes.OrgUnit}
+	// Ask in the schemes the new values are written in, so that keys compare as they are.
+	sc := tp.Schemes.Resolved(transform.SchemeUID)
+	req := dhis2.ExportRequest{Schemes: sc, InputDataElementIDScheme: sc.DataElement, InputOrgUnitIDScheme: sc.OrgUnit}
 	seen := map[string]map[string]bool{"de": {}, "pe": {}, "ou": {}}
 	add := func(kind, v string, list *[]string) {
 		if v != "" && !seen[kind][v] {
@@ -129,7 +130,7 @@ func (s *Service) diffWithTarget(ctx context.Context, t *target, tp *TargetPrevi
 		add("de", v.DataElement, &req.DataElements)
 		add("pe", v.Period, &req.Periods)
 		add("ou", v.OrgUnit, &req.OrgUnits)
-		newVals[v.Key()] = v.Value
+		newVals[defaultCombos(v.Key())] = v.Value
 	}
 	cur := &collect{keys: map[transform.Key]string{}}
 	if _, err := t.client.DataValueSets(ctx, req, cur); err != nil {
@@ -167,7 +168,21 @@ type collect struct{ keys map[transform.Key]string }
 func (c *collect) Group(transform.Group) error { return nil }
 func (c *collect) Value(v *transform.DataValue, _ transform.Locator) error {
 	if !v.Deleted {
-		c.keys[v.Key()] = v.Value
+		c.keys[defaultCombos(v.Key())] = v.Value
 	}
 	return nil
+}
+
+// defaultCombos writes DHIS2's default category option combo as empty, the way a payload
+// that omits it means it, so that the two compare equal. The default's code and name are
+// "default" and its UID is the same in every DHIS2 instance.
+func defaultCombos(k transform.Key) transform.Key {
+	isDefault := func(id string) bool { return id == "default" || id == "HllvX50cXC0" }
+	if isDefault(k.CategoryOptionCombo) {
+		k.CategoryOptionCombo = ""
+	}
+	if isDefault(k.AttributeOptionCombo) {
+		k.AttributeOptionCombo = ""
+	}
+	return k
 }
