@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
@@ -166,6 +167,16 @@ var _ mapping.MetadataProvider = (*metadataCache)(nil)
 // swaps them in: messages in flight finish with the rules they started with. A bad file
 // keeps the rules in force and says why.
 func (s *Service) ReloadMappings() error {
+	err := s.reloadMappings()
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	s.mappingReloads.WithLabelValues(result).Inc()
+	return err
+}
+
+func (s *Service) reloadMappings() error {
 	file := s.cfg.File()
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -183,6 +194,16 @@ func (s *Service) ReloadMappings() error {
 	s.mappingStamp.Store(mappingFilesStamp(cfg, sets))
 	s.log.Info("mapping sets reloaded", "sets", len(sets.All()))
 	return nil
+}
+
+// newReloadCounter counts mapping reloads by result, so an operator sees a bad edit.
+func newReloadCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapping", Name: "reloads_total",
+		Help: "Reloads of the mapping sets, by result (success, failure)."}, []string{"result"})
+	reg.MustRegister(c)
+	c.WithLabelValues("success")
+	c.WithLabelValues("failure")
+	return c
 }
 
 // watchMappingFiles reloads the mapping sets when the config file or a CSV table changes.

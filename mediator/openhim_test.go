@@ -139,3 +139,37 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestOpenHIMConsoleConfigIsAppliedLive: an operator makes a target dry-run from the OpenHIM
+// console; the next heartbeat brings the change and the next delivery is a dry run.
+func TestOpenHIMConsoleConfigIsAppliedLive(t *testing.T) {
+	core := openhimtest.NewServer()
+	defer core.Close()
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startTallyWith(t, emu.URL, t.TempDir(), openhimYAML(core.URL))
+	waitFor(t, "registration", func() bool { return len(core.Registrations()) > 0 })
+
+	if err := core.SetConfig("urn:mediator:tally", map[string]any{"dry_run_targets": []any{"hmis"}}); err != nil {
+		t.Fatal(err)
+	}
+	// The config reaches Tally with a heartbeat (every second here): wait until a heartbeat
+	// has been answered after the change, then post.
+	beats := len(core.Heartbeats("urn:mediator:tally"))
+	waitFor(t, "a heartbeat after the change", func() bool { return len(core.Heartbeats("urn:mediator:tally")) > beats+1 })
+
+	_, body := h.post("/ingest/cht", "application/json", "Bearer "+chtToken, payload(t, "chw-2024-01.json"))
+	h.waitStatus(body["transaction"].(string), "delivered")
+	if n := emu.Store().Len(); n != 0 {
+		t.Errorf("a dry-run target stored %d values", n)
+	}
+	var dry bool
+	for _, r := range emu.Requests() {
+		if r.Method == "POST" && r.Query.Get("dryRun") == "true" {
+			dry = true
+		}
+	}
+	if !dry {
+		t.Error("no dry-run import reached the emulator")
+	}
+}

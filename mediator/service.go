@@ -55,9 +55,10 @@ type Service struct {
 	logLevel  *slog.LevelVar
 	overrides atomic.Pointer[openhim.Overrides]
 	// engine is the mapping engine in force; a reload swaps it.
-	engine       atomic.Pointer[mapping.Engine]
-	metadata     *metadataCache
-	mappingStamp atomic.Value // string
+	engine         atomic.Pointer[mapping.Engine]
+	metadata       *metadataCache
+	mappingStamp   atomic.Value // string
+	mappingReloads *prometheus.CounterVec
 
 	echo     *echo.Echo
 	listener net.Listener
@@ -97,6 +98,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		sections: sections, logLevel: o.LogLevel,
 	}
 	s.metadata = newMetadataCache(s)
+	s.mappingReloads = newReloadCounter(o.Registry)
 	s.engine.Store(mapping.NewEngine(sections.Mappings, s.metadata))
 	s.mappingStamp.Store(mappingFilesStamp(cfg, sections.Mappings))
 	if sections.OpenHIM.Enabled {
