@@ -26,13 +26,13 @@ import (
 // required (E7117, E7118, E7119). dx items are program indicators, data
 // elements (totals over all combos), data element operands "de.coc" and
 // DE_GROUP-<id>; pe items are period ids of any type and relative periods
-// (LAST_12_MONTHS, THIS_YEAR, ...) resolved by transform/periods.Relative
+// (LAST_12_MONTHS, THIS_YEAR, ...) resolved by transform/period.Relative
 // against the server clock or relativePeriodDate; ou items are org units,
 // USER_ORGUNIT, USER_ORGUNIT_CHILDREN, USER_ORGUNIT_GRANDCHILDREN and LEVEL-n
 // (with org units as boundaries: "ou:KL;LEVEL-3" is the level-3 units under
-// KL; LEVEL-n alone uses the user's org units as boundary). Other dimensions
-// and filter=<category>:<options> restrict the facts by the options of their
-// combos; filter on dx/pe/ou while also a dimension is E7103; an unknown
+// KL; LEVEL-n alone uses the user's org units as boundary). Category
+// dimensions and filter=<category>:<options> restrict the facts by the
+// options of their combos (co and ao are ignored); filter on dx/pe/ou while also a dimension is E7103; an unknown
 // dimension is E7125; a dimension left without valid items is E7124.
 // inputIdScheme (UID, CODE, NAME, ATTRIBUTE:<uid>) applies to dx, ou and
 // filter items; userOrgUnit replaces the user's org units. An org unit
@@ -179,7 +179,11 @@ func (s *Server) parseAnalytics(m *Metadata, q url.Values, u *User) (*analyticsQ
 
 	// dx
 	for _, it := range dxDim.items {
-		aq.dx = append(aq.dx, m.resolveDX(in, it)...)
+		for _, d := range m.resolveDX(in, it) {
+			if !slices.Contains(aq.dx, d) {
+				aq.dx = append(aq.dx, d)
+			}
+		}
 	}
 	if len(aq.dx) == 0 {
 		return nil, conflictf("E7124", "Dimension is present in query without any valid dimension options: `{0}`", "dx")
@@ -224,7 +228,7 @@ func (s *Server) parseAnalytics(m *Metadata, q url.Values, u *User) (*analyticsQ
 		}
 	}
 	for _, it := range ouDim.items {
-		if uid := m.find(kindOrgUnit, in, it); uid != "" && !m.inUserHierarchy(u, uid) {
+		if uid := m.find(kindOrgUnit, in, it); uid != "" && u != nil && !m.inUserHierarchy(u, uid) {
 			return nil, conflictf("E7120", "User: `{0}` is not allowed to view org unit: `{1}`", u.Username, uid)
 		}
 	}
@@ -235,7 +239,8 @@ func (s *Server) parseAnalytics(m *Metadata, q url.Values, u *User) (*analyticsQ
 
 	// further dimensions and filters restrict the facts by category options
 	for _, d := range append(slices.Clone(dims), filters...) {
-		if d.name == "dx" || d.name == "pe" || d.name == "ou" {
+		switch d.name {
+		case "dx", "pe", "ou", "co", "ao": // co and ao add nothing to a data value set
 			continue
 		}
 		catUID := m.find(kindCategory, in, d.name)

@@ -560,3 +560,24 @@ func TestAnalyticsStoredValues(t *testing.T) {
 		t.Errorf("NGO only: %v", got)
 	}
 }
+
+// facts.go: a server on the bare Kalima sample (also through WithMetadata)
+// starts with the sample's facts, exchanges and data element groups;
+// AddSampleAnalytics refuses metadata that is not the Kalima sample.
+func TestSampleAnalyticsSeeding(t *testing.T) {
+	srv := NewServer(WithT(t), WithMetadata(SampleMetadata()))
+	m := srv.Metadata()
+	if len(m.Facts) != 624 || len(m.AggregateDataExchanges) != 2 || len(m.DataElementGroups) != 3 {
+		t.Errorf("seeded: %d facts, %d exchanges, %d groups", len(m.Facts), len(m.AggregateDataExchanges), len(m.DataElementGroups))
+	}
+	other, err := ParseMetadata([]byte("organisationUnits:\n  - {id: Abcdefghij1, code: X, name: X}\n"), "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := AddSampleAnalytics(other); err == nil {
+		t.Error("AddSampleAnalytics accepted non-Kalima metadata")
+	}
+	if n := len(NewServer(WithT(t), WithMetadata(other)).Facts()); n != 0 {
+		t.Errorf("non-Kalima server has %d facts", n)
+	}
+}

@@ -41,7 +41,8 @@ import (
 //     WebMessage, 409 on WARNING or ERROR.
 //
 // Data sharing (who may read or run an exchange) is not modelled: every
-// authenticated user may. Creating, updating and deleting exchanges through
+// authenticated user may. source.params.periodTypes is served but not
+// applied. Creating, updating and deleting exchanges through
 // the API is not served; tests edit Metadata.AggregateDataExchanges with
 // Server.UpdateMetadata.
 
@@ -309,6 +310,11 @@ func (q *analyticsQuery) grid(m *Metadata, cells []analyticsValue) orderedMap {
 		return m.identOrUID(kindDataElement, deScheme, it.de.ID)
 	}
 	items := orderedMap{}
+	addItem := func(id, name string) {
+		if _, dup := omGet(items, id); !dup {
+			items = append(items, kv{id, orderedMap{{"name", name}}})
+		}
+	}
 	var dxList, peList, ouList []any
 	for _, it := range q.dx {
 		id := dxID(it)
@@ -318,16 +324,16 @@ func (q *analyticsQuery) grid(m *Metadata, cells []analyticsValue) orderedMap {
 		} else {
 			name = it.de.Name
 		}
-		items = append(items, kv{id, orderedMap{{"name", name}}})
+		addItem(id, name)
 		dxList = append(dxList, id)
 	}
 	for _, p := range q.pe {
-		items = append(items, kv{p.ID(), orderedMap{{"name", p.ID()}}})
+		addItem(p.ID(), p.ID())
 		peList = append(peList, p.ID())
 	}
 	for _, ou := range q.ou {
 		id := m.identOrUID(kindOrgUnit, ouScheme, ou)
-		items = append(items, kv{id, orderedMap{{"name", m.idx.ou[ou].Name}}})
+		addItem(id, m.idx.ou[ou].Name)
 		ouList = append(ouList, id)
 	}
 	rows := make([]any, 0, len(cells))

@@ -132,7 +132,7 @@ func TestExchangeRunInternal(t *testing.T) {
 				sums = sums["response"].(map[string]any)
 			}
 			ex := srv.Metadata().exchange(SampleExchangePIToAggregate)
-			want := sampleExchangeCells(t, srv, ex.Source.Requests[0].DX, "202312", "202401", "202402")
+			want := sampleExchangeCells(t, srv, ex.Source.Requests[0].DX, "202401", "202402", "202403")
 			if sums["responseType"] != "ImportSummaries" || sums["status"] != "SUCCESS" || int(sums["imported"].(float64)) != len(want) ||
 				int(sums["total"].(float64)) != len(want) || len(sums["importSummaries"].([]any)) != 1 {
 				t.Errorf("summaries = %.400s", r.raw)

@@ -227,7 +227,7 @@ func (s *Server) parseExport(m *Metadata, q url.Values, u *User) (*exportParams,
 			e = conflictf("E2005", "Duration is not valid: `{0}`", p.duration)
 		}
 	}
-	if len(p.orgUnits) == 0 && !p.hasOUGroups {
+	if len(p.orgUnits) == 0 { // orgUnitGroup: the emulator has no org unit groups
 		e = conflictf("E2006", "At least one organisation unit or organisation unit group must be specified")
 	}
 	if p.children && len(p.orgUnits) == 0 {

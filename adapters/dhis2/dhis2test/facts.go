@@ -112,6 +112,10 @@ func (t *FactTable) UnmarshalJSON(b []byte) error {
 
 // UnmarshalYAML accepts plain facts and series rows; unknown keys are errors.
 func (t *FactTable) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		*t = nil
+		return nil
+	}
 	if n.Kind != yaml.SequenceNode {
 		return fmt.Errorf("facts: line %d: want a list", n.Line)
 	}
@@ -281,8 +285,9 @@ const (
 	// pushes the Kalima program indicators (LAST_12_MONTHS, facilities) to
 	// the national HMIS with outputIdScheme ATTRIBUTE:<AGG_DE_CODE>.
 	SampleExchangeTrackerToHMIS = "vvmGaZ0eHVX"
-	// SampleExchangePIToAggregate is the INTERNAL variant (LAST_3_MONTHS):
-	// it stores the program indicators as this instance's aggregate values.
+	// SampleExchangePIToAggregate is the INTERNAL variant (January–March
+	// 2024): it stores the program indicators as this instance's aggregate
+	// values.
 	SampleExchangePIToAggregate = "HQwwN1cUsTL"
 )
 
@@ -336,6 +341,8 @@ func (m *Metadata) isBareKalimaSample() bool {
 // seedSampleAnalytics gives a server started on the bare Kalima sample the
 // sample's analytics side. It runs once, while New builds the routes.
 func (s *Server) seedSampleAnalytics() {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
 	if !s.meta.isBareKalimaSample() {
 		return
 	}

@@ -12,6 +12,8 @@ import (
 
 const kalimaDistrictOfficers = "iIhOvqiZnCx" // user group DISTRICT_OFFICERS
 
+// MessageConversationController.postObject: recipients from users, user
+// groups and org units; 201 "Message conversation created" with Location.
 func TestMessagePost(t *testing.T) {
 	srv := epServer(t)
 	body := `{"subject":"Tally: 3 values rejected","text":"See the dead-letter queue.",` +
@@ -38,6 +40,8 @@ func TestMessagePost(t *testing.T) {
 	}
 }
 
+// MessageConversationController: unknown org units and users are 409, an
+// unknown user group 404, no recipient 409 "No recipients selected.".
 func TestMessageErrors(t *testing.T) {
 	srv := epServer(t)
 	post := func(body string) epResp {

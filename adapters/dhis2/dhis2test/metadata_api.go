@@ -35,13 +35,16 @@ import (
 // are not supported.
 //
 // filter=<path>:<op>[:<value>] (repeatable; rootJunction=OR makes them
-// alternatives). path may cross references and collections
-// (categoryCombo.id, dataSetElements.dataSet.id, attributeValues.value,
-// parent.code). Operators: eq, !eq (ne, neq), in/!in ([a,b,c]), like/!like
-// (contains), ilike/!ilike (contains, ignoring case), $like, like$,
-// $ilike, ilike$ (prefix/suffix, with ! forms), null, !null, empty,
-// !empty, gt, ge, lt, le. An unknown operator or property is a 400
-// WebMessage. Only JSON is produced.
+// alternatives; docs metadata.md "Metadata object filter"). path may cross
+// references and collections (categoryCombo.id, dataSetElements.dataSet.id,
+// attributeValues.value, parent.code), or be a custom attribute's UID (its
+// value). Operators: eq, !eq (ne, neq), ieq, in/!in ([a,b,c]), like/!like
+// (contains), ilike/!ilike (contains, ignoring case), $like, like$, $ilike,
+// ilike$ (prefix/suffix, with ! forms), null, !null, empty, !empty, gt, ge,
+// lt, le, token/!token; eq, ne and the comparisons count the elements of a
+// collection (dataSetElements:eq:4). query=<text> matches names ignoring
+// case. An unknown operator or property is a 400 WebMessage. Only JSON is
+// produced.
 
 // ref is a reference to another metadata object: rendered {"id":…} unless
 // a nested field selection follows it.
@@ -521,8 +524,9 @@ type mdFilter struct {
 	value string
 }
 
-var filterOps = []string{"eq", "!eq", "ne", "neq", "in", "!in", "like", "!like", "ilike", "!ilike", "$like", "!$like",
-	"like$", "!like$", "$ilike", "!$ilike", "ilike$", "!ilike$", "null", "!null", "empty", "!empty", "gt", "ge", "lt", "le"}
+var filterOps = []string{"eq", "!eq", "ieq", "ne", "neq", "in", "!in", "like", "!like", "ilike", "!ilike", "$like", "!$like",
+	"like$", "!like$", "$ilike", "!$ilike", "ilike$", "!ilike$", "null", "!null", "empty", "!empty", "gt", "ge", "lt", "le",
+	"token", "!token"}
 
 func parseFilter(s string) (mdFilter, error) {
 	parts := strings.SplitN(s, ":", 3)
@@ -591,8 +595,27 @@ func (pc *projector) pathValues(obj orderedMap, path []string) (vals []any, know
 
 func (pc *projector) matches(obj orderedMap, f mdFilter) (bool, error) {
 	vals, known := pc.pathValues(obj, f.path)
+	if !known && len(f.path) == 1 && pc.m.idx.attr[f.path[0]] != nil {
+		// a custom attribute's UID names its value
+		known = true
+		av, _ := omGet(obj, "attributeValues")
+		if list, ok := av.([]orderedMap); ok {
+			for _, a := range list {
+				if r, _ := omGet(a, "attribute"); r == (ref{"attributes", f.path[0]}) {
+					v, _ := omGet(a, "value")
+					vals = append(vals, v)
+				}
+			}
+		}
+	}
 	if !known {
 		return false, fmt.Errorf("Unknown path property: %s", strings.Join(f.path, "."))
+	}
+	if size, isCollection := collectionSize(obj, f.path); isCollection {
+		switch f.op { // collections compare by size
+		case "eq", "!eq", "ne", "neq", "gt", "ge", "lt", "le":
+			vals = []any{size}
+		}
 	}
 	strs := make([]string, 0, len(vals))
 	for _, v := range vals {
@@ -605,6 +628,17 @@ func (pc *projector) matches(obj orderedMap, f mdFilter) (bool, error) {
 	switch op {
 	case "eq":
 		ok = anyOf(func(s string) bool { return s == f.value })
+	case "ieq":
+		ok = anyOf(func(s string) bool { return strings.EqualFold(s, f.value) })
+	case "token":
+		ok = anyOf(func(s string) bool {
+			for tok := range strings.FieldsSeq(strings.ToLower(f.value)) {
+				if !strings.Contains(strings.ToLower(s), tok) {
+					return false
+				}
+			}
+			return true
+		})
 	case "ne", "neq":
 		ok = !anyOf(func(s string) bool { return s == f.value })
 	case "in":
@@ -633,6 +667,22 @@ func (pc *projector) matches(obj orderedMap, f mdFilter) (bool, error) {
 		})
 	}
 	return ok != neg, nil
+}
+
+// collectionSize reports the size of a one-step path naming a collection.
+func collectionSize(obj orderedMap, path []string) (int, bool) {
+	if len(path) != 1 {
+		return 0, false
+	}
+	switch v, _ := omGet(obj, path[0]); x := v.(type) {
+	case []ref:
+		return len(x), true
+	case []orderedMap:
+		return len(x), true
+	case []any:
+		return len(x), true
+	}
+	return 0, false
 }
 
 func compareLoose(a, b string) int {
@@ -672,6 +722,9 @@ func (s *Server) handleMetadataList(res mdResource) http.HandlerFunc {
 				return
 			}
 			filters = append(filters, mf)
+		}
+		if v := q.Get("query"); v != "" { // search in id, code and name
+			filters = append(filters, mdFilter{path: []string{"name"}, op: "ilike", value: v})
 		}
 		or := strings.EqualFold(q.Get("rootJunction"), "OR")
 		var objs []orderedMap

@@ -6,9 +6,13 @@ import (
 	"testing"
 )
 
-// Tests of the metadata reads (DHIS2 metadata API: pager, fields, filter;
-// spec dhis2.md §10.1 for aggregate data exchanges).
+// Tests of the metadata reads: the DHIS2 metadata API's pager, fields and
+// object filters (dhis2-docs src/developer/web-api/metadata.md "Browsing the
+// Web API", "Metadata object filter", "Metadata field filter"), and spec
+// dhis2.md §10.1 for aggregate data exchanges.
 
+// metadata.md "Browsing the Web API": lists are paged (pageSize 50) with
+// id and displayName by default; the .json suffix is the same resource.
 func TestMetadataListDefaults(t *testing.T) {
 	srv := epServer(t)
 	r := epGet(t, srv, "/api/dataSets")
@@ -23,6 +27,7 @@ func TestMetadataListDefaults(t *testing.T) {
 	}
 }
 
+// metadata.md "Browsing the Web API": page, pageSize, paging=false, order.
 func TestMetadataPaging(t *testing.T) {
 	srv := epServer(t)
 	r := epGet(t, srv, "/api/organisationUnits?fields=code&pageSize=3&page=2&order=code:asc")
@@ -45,6 +50,8 @@ func TestMetadataPaging(t *testing.T) {
 	}
 }
 
+// metadata.md "Metadata field filter": nested selections follow
+// references, presets, exclusions.
 func TestMetadataFields(t *testing.T) {
 	srv := epServer(t)
 	cases := []struct{ path, want string }{
@@ -75,6 +82,8 @@ func TestMetadataFields(t *testing.T) {
 	}
 }
 
+// metadata.md "Metadata object filter": operators, paths through
+// references and collections, rootJunction, attribute UIDs, query.
 func TestMetadataFilters(t *testing.T) {
 	srv := epServer(t)
 	count := func(res, q string) int {
@@ -108,6 +117,13 @@ func TestMetadataFilters(t *testing.T) {
 		{"categories", "filter=dataDimensionType:eq:ATTRIBUTE", 1},
 		{"attributes", "filter=code:eq:AGG_DE_CODE", 1},
 		{"users", "filter=organisationUnits.code:eq:KL_NORTH", 1},
+		{"programIndicators", "filter=" + SampleAttributeAggDECode + ":eq:MAL_CONFIRMED", 4},
+		{"dataElements", "filter=code:ieq:epi_bcg", 1},
+		{"dataElements", "filter=name:token:doses%20BCG", 1},
+		{"dataSets", "filter=dataSetElements:eq:4", 1},
+		{"dataSets", "filter=dataSetElements:lt:4", 2},
+		{"organisationUnits", "filter=children:empty", 4},
+		{"organisationUnits", "query=north", 3},
 	}
 	for _, c := range cases {
 		if got := count(c.res, c.q); got != c.want {
@@ -118,6 +134,8 @@ func TestMetadataFilters(t *testing.T) {
 	epWantError(t, epGet(t, srv, "/api/dataElements?filter=colour:eq:red"), http.StatusBadRequest, "", "Unknown path property: colour")
 }
 
+// metadata.md: a single object has all fields by default; 404 for an
+// unknown UID; credentials are never rendered.
 func TestMetadataObject(t *testing.T) {
 	srv := epServer(t)
 	r := epGet(t, srv, "/api/categoryCombos/"+SampleCategoryComboFunding+".json")
@@ -153,7 +171,7 @@ func TestMetadataExchanges(t *testing.T) {
 		t.Fatalf("exchanges = %s", r.raw)
 	}
 	req := b[0].(map[string]any)["source"].(map[string]any)["requests"].([]any)[0].(map[string]any)
-	if req["outputIdScheme"] != "ATTRIBUTE:"+SampleAttributeAggDECode || len(req["dx"].([]any)) != 13 || req["pe"].([]any)[0] != "LAST_3_MONTHS" {
+	if req["outputIdScheme"] != "ATTRIBUTE:"+SampleAttributeAggDECode || len(req["dx"].([]any)) != 13 || req["pe"].([]any)[0] != "202401" {
 		t.Errorf("request = %v", req)
 	}
 	if strings.Contains(string(epGet(t, srv, "/api/aggregateDataExchanges?fields=*").raw), "password") {

@@ -10,6 +10,9 @@ import (
 // (spec dhis2.md §3 task notifications, §12 "analytics-based sources need
 // analytics tables to be run first").
 
+// ResourceTableController: the job WebMessage "Initiated inMemoryAnalyticsJob"
+// with the job configuration, and task notifications ending completed (the
+// notification shape of spec dhis2.md §3).
 func TestAnalyticsTablesJob(t *testing.T) {
 	srv := epServer(t)
 	r := epDo(t, srv, http.MethodPost, "/api/resourceTables/analytics?skipEvents=true&lastYears=2", "", "")
@@ -62,6 +65,7 @@ func TestAnalyticsTablesHeld(t *testing.T) {
 	epWantStatus(t, epDo(t, srv, http.MethodPost, "/api/resourceTables/analytics", "", ""), http.StatusOK)
 }
 
+// ResourceTableController requires ALL or F_PERFORM_MAINTENANCE.
 func TestAnalyticsTablesAuthority(t *testing.T) {
 	srv := epServer(t)
 	r := epDo(t, srv, http.MethodPost, "/api/resourceTables/analytics", "", "", epAs(SampleDistrictUser, SampleDistrictPassword))
