@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,6 +42,9 @@ func (s *Service) handleTxShow(c echo.Context) error {
 	return c.JSON(http.StatusOK, v)
 }
 
+// handleTxList is GET /admin/v1/transactions?source=&status=&since=&until=&limit=, newest
+// first. since and until bound the time the payload was received (RFC 3339, a date or a
+// duration ago, as for the dead-letter list).
 func (s *Service) handleTxList(c echo.Context) error {
 	limit := 50
 	if l := c.QueryParam("limit"); l != "" {
@@ -50,17 +54,26 @@ func (s *Service) handleTxList(c echo.Context) error {
 		}
 		limit = n
 	}
-	recs, err := s.txlog.List(c.Request().Context(), strings.TrimSpace(c.QueryParam("source")), limit)
+	f := TxFilter{Source: strings.TrimSpace(c.QueryParam("source")), Status: strings.TrimSpace(c.QueryParam("status")), Limit: limit}
+	switch f.Status {
+	case "", TxAccepted, TxDelivered, TxPartiallyDelivered, TxFailed:
+	default:
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: fmt.Sprintf("status: want %s, %s, %s or %s",
+			TxAccepted, TxDelivered, TxPartiallyDelivered, TxFailed)})
+	}
+	var err error
+	if f.Since, err = parseWhen(c.QueryParam("since"), s.now()); err != nil {
+		return badRequest(c, fmt.Errorf("since: %w", err))
+	}
+	if f.Until, err = parseWhen(c.QueryParam("until"), s.now()); err != nil {
+		return badRequest(c, fmt.Errorf("until: %w", err))
+	}
+	views, err := s.txlog.Search(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
-	views := make([]*TxView, 0, len(recs))
-	for _, r := range recs {
-		v, err := s.txlog.View(c.Request().Context(), r.ID)
-		if err != nil {
-			return err
-		}
-		views = append(views, v)
+	if views == nil {
+		views = []*TxView{}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"transactions": views})
 }

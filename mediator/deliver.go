@@ -2,24 +2,84 @@ package mediator
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/adapters/dvs"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/transform"
 )
 
-// target is a configured DHIS2 target with its client.
+// target is a configured DHIS2 target with its client and the controls delivery applies to
+// it: a circuit breaker, an optional rate limit and the request size learned from a 413.
 type target struct {
-	cfg    *config.Target
-	client *dhis2.Client
+	cfg     *config.Target
+	client  *dhis2.Client
+	breaker *breaker
+	limiter *rate.Limiter // nil: no limit
+	// size is the largest request the target took after answering 413; 0 means
+	// max_values_per_request. It lasts until restart.
+	size atomic.Int64
+}
+
+// controlTarget gives a target its breaker and limiter; Start calls it through consumers.
+func (s *Service) controlTarget(t *target) {
+	name := t.cfg.Name
+	retry := t.cfg.Retry
+	gauge := s.metrics.CircuitState.WithLabelValues(name)
+	gauge.Set(float64(circuitClosed))
+	t.breaker = newBreaker(circuitThreshold,
+		func(opens int) time.Duration { return backoff(opens+2, retry.InitialDelay.D(), retry.MaxDelay.D()) },
+		func(from, to circuitState) {
+			gauge.Set(float64(to))
+			s.log.Warn("target circuit changed", "target", name, "from", from.String(), "to", to.String())
+		})
+	if rl := t.cfg.RateLimit; rl.PerSecond > 0 {
+		t.limiter = rate.NewLimiter(rate.Limit(rl.PerSecond), max(rl.Burst, 1))
+	}
+}
+
+func (t *target) acquire(ctx context.Context) (permit, error) {
+	p, err := t.breaker.acquire(ctx)
+	if err != nil {
+		return p, err
+	}
+	if err := t.wait(ctx); err != nil {
+		t.breaker.release(p)
+		return permit{}, err
+	}
+	return p, nil
+}
+
+func (t *target) release(p permit) { t.breaker.release(p) }
+
+// wait takes a token from the rate limit, if there is one.
+func (t *target) wait(ctx context.Context) error {
+	if t.limiter == nil {
+		return nil
+	}
+	return t.limiter.Wait(ctx)
+}
+
+func (t *target) requestSize() int {
+	if n := int(t.size.Load()); n > 0 && n < t.cfg.MaxValuesPerRequest {
+		return n
+	}
+	return t.cfg.MaxValuesPerRequest
 }
 
 // Importer is what delivery needs from a DHIS2 client.
@@ -56,97 +116,246 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Headers of TALLY_DELIVER messages, besides Tally-Tx and Tally-Unmapped.
+const (
+	// headerSourceAt marks a message that carries the source values after the mapped
+	// batch: the value is the byte offset where the source batch's encoding starts.
+	headerSourceAt = "Tally-Source-At"
+	// headerHistory carries a replayed batch's earlier failures (base64 of a JSON list), so
+	// that its next dead letter keeps them.
+	headerHistory = "Tally-History"
+)
+
+// bookkeepingTimeout bounds recording and acknowledging an outcome, which happen even when
+// shutdown has cancelled the handler's context.
+const bookkeepingTimeout = 10 * time.Second
+
+// deliverMessage builds the TALLY_DELIVER message for a mapped batch. When mapping changed
+// the values, the source values travel along after the mapped batch, so that a dead letter
+// made of it can be re-mapped with the current rules on replay; an identity mapping sends
+// the batch once.
+func deliverMessage(id string, source, mapped *transform.Batch, unmapped int, h nats.Header) stream.Msg {
+	data := transform.EncodeBatch(mapped)
+	if h == nil {
+		h = nats.Header{}
+	}
+	tx := mapped.TxID
+	if tx == "" && source != nil {
+		tx = source.TxID
+	}
+	h.Set(headerTx, tx)
+	h.Set(headerUnmapped, strconv.Itoa(unmapped))
+	if source != nil && !sameValues(source, mapped) {
+		h.Set(headerSourceAt, strconv.Itoa(len(data)))
+		data = transform.AppendBatch(data, source)
+	}
+	return stream.Msg{Subject: stream.DeliverPrefix + mapped.Target, ID: id, Data: data, Header: h}
+}
+
+// sameValues reports whether mapping left a batch as it was.
+func sameValues(a, b *transform.Batch) bool {
+	if a.Schemes != b.Schemes || len(a.Values) != len(b.Values) {
+		return false
+	}
+	for i := range a.Values {
+		x, y := &a.Values[i], &b.Values[i]
+		if x.DataElement != y.DataElement || x.Period != y.Period || x.OrgUnit != y.OrgUnit ||
+			x.CategoryOptionCombo != y.CategoryOptionCombo || x.AttributeOptionCombo != y.AttributeOptionCombo ||
+			x.Value != y.Value || x.Comment != y.Comment || x.Deleted != y.Deleted || x.FollowUp != y.FollowUp ||
+			x.StoredBy != y.StoredBy || x.Index != y.Index ||
+			!slices.Equal(x.Categories, y.Categories) || !slices.Equal(x.Attributes, y.Attributes) {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeDeliver reads a TALLY_DELIVER message: the batch to send and, when mapping changed
+// it, the source values it was made from (else nil).
+func decodeDeliver(msg jetstream.Msg) (mapped, source *transform.Batch, err error) {
+	data := msg.Data()
+	var srcData []byte
+	if at := msg.Headers().Get(headerSourceAt); at != "" {
+		n, err := strconv.Atoi(at)
+		if err != nil || n < 0 || n > len(data) {
+			return nil, nil, fmt.Errorf("decoding %s: bad %s header %q", msg.Subject(), headerSourceAt, at)
+		}
+		data, srcData = data[:n], data[n:]
+	}
+	mapped, err = transform.DecodeBatch(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decoding %s: %w", msg.Subject(), err)
+	}
+	if srcData != nil {
+		if source, err = transform.DecodeBatch(srcData); err != nil {
+			return nil, nil, fmt.Errorf("decoding the source values of %s: %w", msg.Subject(), err)
+		}
+	}
+	if h := msg.Headers(); h != nil {
+		if mapped.TxID == "" {
+			mapped.TxID = h.Get(headerTx)
+		}
+		if mapped.ID == "" {
+			mapped.ID = h.Get(jetstream.MsgIDHeader)
+		}
+	}
+	return mapped, source, nil
+}
+
 // deliverBatch is a delivery worker's handler for one TALLY_DELIVER message.
 //
 // Outcomes: every value accepted → record and ack. Some values rejected (WARNING) → the
 // accepted ones are done, exactly the rejected ones become a dead letter, ack. Transient
 // failure → nak with backoff while attempts and age allow, else dead letter. Permanent
-// failure → dead letter. The dead letter is stored before the ack, so nothing is lost
-// between the two.
-func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg) {
-	b, err := decodeMsg(msg)
+// failure → dead letter. Refused credentials → the circuit opens and the message waits
+// (bounded by max_age). Shutdown cut the request short → nak at once, not an attempt. The
+// dead letter is stored before the ack, so nothing is lost between the two.
+func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg, p permit) {
+	name := t.cfg.Name
+	b, source, err := decodeDeliver(msg)
 	if err != nil {
+		t.breaker.release(p)
 		s.log.Error("dropping unreadable delivery message", "subject", msg.Subject(), "err", err)
 		_ = msg.TermWithReason(err.Error())
 		return
 	}
-	attempt := msgAttempts(msg)
-	unmapped, _ := strconv.Atoi(msg.Headers().Get(headerUnmapped))
-	rec := &DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Values: len(b.Values), Unmapped: unmapped, Attempts: attempt}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	if !p.probe && t.breaker.State() != circuitClosed {
+		// Fetched just as the circuit opened: not sent, not an attempt; it waits for the
+		// circuit like the messages still in the stream.
+		t.breaker.release(p)
+		s.metrics.DeliveryDeferred.WithLabelValues(name).Inc()
+		s.nak(bctx, msg, t.breaker.remaining()+jitter(t.cfg.Retry.InitialDelay.D()))
+		return
+	}
 
-	outcome, derr := s.importBatch(ctx, t, b)
-	rec.Time = s.now().UTC()
+	attempts, first := 0, time.Time{}
+	if prev, err := s.txlog.delivery(bctx, b.TxID, name, b.Seq, b.Replays); err == nil && prev.Outcome == OutcomeRetrying {
+		attempts, first = prev.Attempts, prev.FirstError
+	}
+	unmapped, _ := strconv.Atoi(msg.Headers().Get(headerUnmapped))
+	rec := &DeliveryRecord{Target: name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped}
+
+	outcome, derr := s.importBatch(ctx, t, b, msg)
+	now := s.now().UTC()
+	rec.Time = now
 	rec.Counts = outcome.counts
 	rec.Conflicts = outcome.conflicts
 	rec.Rejected = len(outcome.rejected)
+	kind := dhis2.KindOf(derr)
 
+	if derr != nil && kind == 0 {
+		// Our own cancellation (shutdown): the target is not to blame and the message goes
+		// back to the stream now rather than after AckWait.
+		t.breaker.release(p)
+		s.log.Info("delivery interrupted; message returned to the stream", "tx", b.TxID, "seq", b.Seq, "target", name, "err", derr)
+		s.nak(bctx, msg, 0)
+		return
+	}
+
+	var history []Failure
+	if h := msg.Headers().Get(headerHistory); h != "" {
+		history = decodeHistory(h)
+	}
 	if derr != nil {
 		rec.LastError = derr.Error()
-		age := s.now().Sub(b.Received)
-		retry := t.cfg.Retry
-		if dhis2.KindOf(derr) == dhis2.KindTransient && attempt < retry.MaxAttempts && age < retry.MaxAge.D() {
-			s.metrics.DeliveryAttempts.WithLabelValues(t.cfg.Name, "transient").Inc()
-			delay := s.retryDelayFor(t.cfg, attempt, derr)
-			s.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", t.cfg.Name,
-				"attempt", attempt, "retry_in", delay, "err", derr)
-			rec.Outcome = OutcomeRetrying
-			rec.FirstError = rec.Time
-			if prev, err := s.txlog.delivery(ctx, b.TxID, t.cfg.Name, b.Seq); err == nil && !prev.FirstError.IsZero() {
-				rec.FirstError = prev.FirstError
-			}
-			_ = s.txlog.PutDelivery(ctx, b.TxID, rec)
-			_ = msg.NakWithDelay(delay)
-			return
+		if first.IsZero() {
+			first = now
 		}
+		rec.FirstError = first
 		reason := ReasonPermanent
-		if dhis2.KindOf(derr) == dhis2.KindTransient {
+		unauthorized := errors.Is(derr, dhis2.ErrUnauthorized)
+		if kind == dhis2.KindTransient || unauthorized {
+			// Retry-After is honoured up to retry.max_delay, for the message and the circuit.
+			ra := min(retryAfterOf(derr), t.cfg.Retry.MaxDelay.D())
+			if unauthorized {
+				t.breaker.trip(p, ra)
+			} else if t.breaker.failure(p, ra) {
+				attempts++
+			}
+			rec.Attempts = attempts
+			retry := t.cfg.Retry
+			if age := now.Sub(b.Received); attempts < retry.MaxAttempts && age < retry.MaxAge.D() {
+				delay := s.retryDelayFor(t.cfg, max(attempts, 1), derr)
+				s.metrics.DeliveryAttempts.WithLabelValues(name, "transient").Inc()
+				s.metrics.DeliveryRetries.WithLabelValues(name).Inc()
+				s.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
+					"attempt", attempts, "retry_in", delay, "err", derr)
+				rec.Outcome = OutcomeRetrying
+				if err := s.txlog.PutDelivery(bctx, b.TxID, rec); err != nil {
+					s.log.Warn("recording delivery", "tx", b.TxID, "err", err)
+				}
+				s.nak(bctx, msg, delay)
+				return
+			}
 			reason = ReasonExhausted
+		} else {
+			// The target answered: it is up, whatever it thought of the batch.
+			t.breaker.success(p)
+			attempts++
+			rec.Attempts = attempts
 		}
-		s.metrics.DeliveryAttempts.WithLabelValues(t.cfg.Name, "permanent").Inc()
-		dl := s.newDeadLetter(b, t.cfg.Name, reason, derr, rec.Conflicts, attempt)
-		if err := s.storeDeadLetter(ctx, dl); err != nil {
+		s.metrics.DeliveryAttempts.WithLabelValues(name, "permanent").Inc()
+		dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, first, history)
+		if err := s.storeDeadLetter(bctx, dl); err != nil {
 			s.log.Error("storing dead letter failed; leaving the message for redelivery", "tx", b.TxID, "err", err)
-			_ = msg.NakWithDelay(s.retryDelay(attempt, 0))
+			s.nak(bctx, msg, s.retryDelay(attempts, 0))
 			return
 		}
 		rec.Outcome = OutcomeDeadLettered
 		rec.Rejected = len(b.Values)
-		s.metrics.DeliveredValues.WithLabelValues(t.cfg.Name, "rejected").Add(float64(len(b.Values)))
-		s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", t.cfg.Name,
+		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(b.Values)))
+		s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 			"reason", reason, "err", derr)
 	} else {
+		t.breaker.success(p)
+		attempts++
+		rec.Attempts = attempts
+		if !first.IsZero() {
+			rec.FirstError = first
+		}
 		rec.Outcome = OutcomeDelivered
 		result := "success"
 		if len(outcome.rejected) > 0 {
-			rejected := b.Values[:0:0]
-			for _, i := range outcome.rejected {
-				rejected = append(rejected, b.Values[i])
-			}
 			part := *b
-			part.Values = rejected
-			dl := s.newDeadLetter(&part, t.cfg.Name, ReasonRejected,
-				fmt.Errorf("%s rejected %d of %d values", t.cfg.Name, len(rejected), len(b.Values)), rec.Conflicts, attempt)
-			if err := s.storeDeadLetter(ctx, dl); err != nil {
+			part.Values = make([]transform.DataValue, 0, len(outcome.rejected))
+			for _, i := range outcome.rejected {
+				part.Values = append(part.Values, b.Values[i])
+			}
+			dl := s.newDeadLetter(&part, source, name, ReasonRejected,
+				fmt.Errorf("%s rejected %d of %d values", name, len(part.Values), len(b.Values)), rec.Conflicts, attempts, now, history)
+			if err := s.storeDeadLetter(bctx, dl); err != nil {
 				s.log.Error("storing dead letter failed; leaving the message for redelivery", "tx", b.TxID, "err", err)
-				_ = msg.NakWithDelay(s.retryDelay(attempt, 0))
+				s.nak(bctx, msg, s.retryDelay(attempts, 0))
 				return
 			}
 			rec.Outcome = OutcomePartial
 			result = "partial"
-			s.metrics.DeliveredValues.WithLabelValues(t.cfg.Name, "rejected").Add(float64(len(rejected)))
+			s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(part.Values)))
 		}
-		s.metrics.DeliveryAttempts.WithLabelValues(t.cfg.Name, result).Inc()
+		s.metrics.DeliveryAttempts.WithLabelValues(name, result).Inc()
 		c := outcome.counts
-		s.metrics.DeliveredValues.WithLabelValues(t.cfg.Name, "imported").Add(float64(c.Imported))
-		s.metrics.DeliveredValues.WithLabelValues(t.cfg.Name, "updated").Add(float64(c.Updated))
-		s.metrics.DeliveredValues.WithLabelValues(t.cfg.Name, "ignored").Add(float64(c.Ignored))
-		s.metrics.DeliveredValues.WithLabelValues(t.cfg.Name, "deleted").Add(float64(c.Deleted))
+		s.metrics.DeliveredValues.WithLabelValues(name, "imported").Add(float64(c.Imported))
+		s.metrics.DeliveredValues.WithLabelValues(name, "updated").Add(float64(c.Updated))
+		s.metrics.DeliveredValues.WithLabelValues(name, "ignored").Add(float64(c.Ignored))
+		s.metrics.DeliveredValues.WithLabelValues(name, "deleted").Add(float64(c.Deleted))
 	}
-	if err := s.txlog.PutDelivery(ctx, b.TxID, rec); err != nil {
+	if err := s.txlog.PutDelivery(bctx, b.TxID, rec); err != nil {
 		s.log.Warn("recording delivery", "tx", b.TxID, "err", err)
 	}
-	if err := msg.DoubleAck(ctx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+	if err := msg.DoubleAck(bctx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 		s.log.Warn("acknowledging delivery message", "tx", b.TxID, "err", err)
+	}
+}
+
+func (s *Service) nak(ctx context.Context, msg jetstream.Msg, delay time.Duration) {
+	var nc *nats.Conn
+	if s.conn != nil {
+		nc = s.conn.NC
+	}
+	if err := nak(ctx, nc, msg, delay); err != nil {
+		s.log.Warn("returning a delivery message to the stream failed; it comes back after AckWait", "subject", msg.Subject(), "err", err)
 	}
 }
 
@@ -154,21 +363,43 @@ type importOutcome struct {
 	counts    ImportCount
 	conflicts []Conflict
 	rejected  []int // positions in the batch's Values
+	requests  int
 }
 
 // importBatch posts the batch in requests of at most max_values_per_request values and adds
-// up what the target reported. Conflict indexes are translated from positions in each
-// request to positions in the batch, then to the values' indexes in the original payload.
-func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch) (importOutcome, error) {
+// up what the target reported. A 413 halves the request size and sends the same values again
+// (down to one value, which is then a permanent failure); the smaller size is kept for the
+// target's later batches. Every request after the first waits for the rate limit and tells
+// JetStream the message is still in progress. Conflict indexes are translated from positions
+// in each request to positions in the batch, then to the values' indexes in the original
+// payload.
+func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch, msg jetstream.Msg) (importOutcome, error) {
 	var out importOutcome
-	size := t.cfg.MaxValuesPerRequest
+	size := t.requestSize()
 	opts := dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: t.cfg.ImportStrategy,
-		DryRun: t.cfg.DryRun, SkipAudit: t.cfg.SkipAudit, Async: t.cfg.Async}
-	for start := 0; start < len(b.Values); start += size {
+		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit, Async: t.cfg.Async}
+	for start := 0; start < len(b.Values); {
 		end := min(start+size, len(b.Values))
+		if out.requests > 0 {
+			if err := t.wait(ctx); err != nil {
+				return out, err
+			}
+			if msg != nil {
+				_ = msg.InProgress()
+			}
+		}
 		began := time.Now()
 		res, err := t.client.ImportDataValues(ctx, dvsPayload{b: b, values: b.Values[start:end]}, opts)
+		out.requests++
 		s.metrics.DeliveryLatency.WithLabelValues(t.cfg.Name).Observe(time.Since(began).Seconds())
+		if errors.Is(err, dhis2.ErrTooLarge) && end-start > 1 {
+			size = (end - start) / 2
+			t.size.Store(int64(size))
+			s.metrics.RequestSplits.WithLabelValues(t.cfg.Name).Inc()
+			s.log.Warn("target refused the request as too large; halving it", "target", t.cfg.Name,
+				"values", end-start, "now", size)
+			continue
+		}
 		if err != nil {
 			var de *dhis2.Error
 			if errors.As(err, &de) && de.Result != nil {
@@ -186,13 +417,14 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 			for i := start; i < end; i++ {
 				out.rejected = append(out.rejected, i)
 			}
-			continue
-		}
-		for _, i := range res.Rejected {
-			if i >= 0 && start+i < end {
-				out.rejected = append(out.rejected, start+i)
+		} else {
+			for _, i := range res.Rejected {
+				if i >= 0 && start+i < end {
+					out.rejected = append(out.rejected, start+i)
+				}
 			}
 		}
+		start = end
 	}
 	return out, nil
 }
@@ -211,11 +443,19 @@ func conflictsOf(res *dhis2.ImportResult, b *transform.Batch, offset int) []Conf
 	return out
 }
 
-// retryDelayFor honours a server's Retry-After, else backs off exponentially with jitter.
-func (s *Service) retryDelayFor(t *config.Target, attempt int, err error) time.Duration {
+func retryAfterOf(err error) time.Duration {
 	var de *dhis2.Error
-	if errors.As(err, &de) && de.RetryAfter > 0 {
-		return min(de.RetryAfter, t.Retry.MaxDelay.D())
+	if errors.As(err, &de) {
+		return de.RetryAfter
+	}
+	return 0
+}
+
+// retryDelayFor honours a server's Retry-After (up to retry.max_delay), else backs off
+// exponentially with jitter.
+func (s *Service) retryDelayFor(t *config.Target, attempt int, err error) time.Duration {
+	if ra := retryAfterOf(err); ra > 0 {
+		return min(ra, t.Retry.MaxDelay.D())
 	}
 	return backoff(attempt, t.Retry.InitialDelay.D(), t.Retry.MaxDelay.D())
 }
@@ -234,4 +474,34 @@ func backoff(attempt int, initial, maxDelay time.Duration) time.Duration {
 	d = min(d, maxDelay)
 	half := d / 2
 	return half + rand.N(half+1)
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d + 1)
+}
+
+// maxHistory bounds the failures a replayed batch carries.
+const maxHistory = 20
+
+func encodeHistory(h []Failure) string {
+	if len(h) > maxHistory {
+		h = h[len(h)-maxHistory:]
+	}
+	data, _ := json.Marshal(h)
+	return base64.RawURLEncoding.EncodeToString(data)
+}
+
+func decodeHistory(v string) []Failure {
+	data, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return nil
+	}
+	var h []Failure
+	if json.Unmarshal(data, &h) != nil {
+		return nil
+	}
+	return h
 }

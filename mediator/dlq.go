@@ -3,14 +3,26 @@ package mediator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/transform"
 )
+
+// Dead letters live in TALLY_DLQ on tally.dlq.<target>, one message per batch (or part of
+// one) that a target did not take. The body is JSON with the batches in the stream encoding;
+// the headers repeat what listing and filtering need, so that a list reads headers only.
+// Replay publishes the batch back to TALLY_DELIVER with a fresh message id and Replays + 1,
+// carrying the dead letter's failures in the Tally-History header, then deletes the dead
+// letter; discard deletes it. Both are recorded as events in the transaction log.
 
 // Dead-letter reasons: bounded, so they can label metrics.
 const (
@@ -20,41 +32,163 @@ const (
 	ReasonMapping   = "mapping"   // mapping refused the batch
 )
 
+// Headers of TALLY_DLQ messages.
+const (
+	hdrDLSource   = "Tally-Source"
+	hdrDLReason   = "Tally-Reason"
+	hdrDLError    = "Tally-Error"
+	hdrDLCodes    = "Tally-Codes"
+	hdrDLValues   = "Tally-Values"
+	hdrDLAttempts = "Tally-Attempts"
+	hdrDLFirst    = "Tally-First-Error"
+	hdrDLLast     = "Tally-Last-Error"
+	hdrDLReplays  = "Tally-Replays"
+	hdrDLBatchSeq = "Tally-Batch-Seq"
+	hdrDLID       = "Tally-Dead-Letter"
+)
+
+// Failure is one earlier time a batch became a dead letter, kept when it is replayed.
+type Failure struct {
+	Time       time.Time `json:"time"`
+	FirstError time.Time `json:"firstError,omitzero"`
+	Reason     string    `json:"reason"`
+	Error      string    `json:"error"`
+	Codes      []string  `json:"codes,omitempty"`
+	Attempts   int       `json:"attempts"`
+	// Replay is which delivery failed: 0 the original, n the n-th replay.
+	Replay int `json:"replay"`
+}
+
+// DeadLetterSummary is what a dead-letter list shows of each entry.
+type DeadLetterSummary struct {
+	// Seq is the entry's sequence in TALLY_DLQ: what show, replay and discard take.
+	Seq    uint64    `json:"seq"`
+	Stored time.Time `json:"stored"`
+	ID     string    `json:"id"`
+	TxID   string    `json:"txId"`
+	// BatchSeq is the batch's position in its transaction.
+	BatchSeq int    `json:"batchSeq"`
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	Reason   string `json:"reason"`
+	Error    string `json:"error"`
+	// Codes are the distinct error codes of the conflicts (E7612, ...).
+	Codes      []string  `json:"codes,omitempty"`
+	Values     int       `json:"values"`
+	Attempts   int       `json:"attempts"`
+	FirstError time.Time `json:"firstError"`
+	LastError  time.Time `json:"lastError"`
+	Replays    int       `json:"replays"`
+}
+
 // DeadLetter is a batch, or the part of one, that a target did not take, with everything
 // needed to understand and replay it.
 type DeadLetter struct {
-	ID         string           `json:"id"`
-	TxID       string           `json:"txId"`
-	Source     string           `json:"source"`
-	Target     string           `json:"target"`
-	Reason     string           `json:"reason"`
-	Error      string           `json:"error"`
-	Conflicts  []Conflict       `json:"conflicts,omitempty"`
-	Attempts   int              `json:"attempts"`
-	FirstError time.Time        `json:"firstError"`
-	LastError  time.Time        `json:"lastError"`
-	Batch      *transform.Batch `json:"batch"`
+	DeadLetterSummary
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+	// History lists the earlier failures of a replayed batch, oldest first.
+	History []Failure `json:"history,omitempty"`
+	// Mapped says whether Batch holds the values as mapped for the target; false when
+	// mapping itself refused the batch and Batch holds the values as received.
+	Mapped bool             `json:"mapped"`
+	Batch  *transform.Batch `json:"batch"`
+	// SourceBatch holds the same values as received, when mapping changed them, so that
+	// replay can re-map them with the current rules.
+	SourceBatch *transform.Batch `json:"sourceBatch,omitempty"`
 }
 
-func (s *Service) newDeadLetter(b *transform.Batch, target, reason string, err error, conflicts []Conflict, attempts int) *DeadLetter {
+// failure is the dead letter as an entry of a later dead letter's history.
+func (dl *DeadLetter) failure() Failure {
+	return Failure{Time: dl.LastError, FirstError: dl.FirstError, Reason: dl.Reason, Error: clipText(dl.Error, 500),
+		Codes: dl.Codes, Attempts: dl.Attempts, Replay: dl.Replays}
+}
+
+// maxDeadLetterConflicts bounds a dead letter's conflicts (a target names at most one per
+// value, and the values themselves are kept).
+const maxDeadLetterConflicts = 2000
+
+func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason string, err error, conflicts []Conflict,
+	attempts int, first time.Time, history []Failure) *DeadLetter {
 	now := s.now().UTC()
-	first := now
-	if prev, gerr := s.txlog.delivery(context.Background(), b.TxID, target, b.Seq); gerr == nil && prev.Outcome == OutcomeRetrying {
-		first = prev.FirstError
+	if first.IsZero() {
+		first = now
 	}
-	return &DeadLetter{
-		ID: b.ID + ":" + target + ":dl" + strconv.Itoa(b.Replays), TxID: b.TxID, Source: b.Source, Target: target,
-		Reason: reason, Error: err.Error(), Conflicts: conflicts, Attempts: attempts,
-		FirstError: first, LastError: now, Batch: b,
+	if len(conflicts) > maxDeadLetterConflicts {
+		conflicts = conflicts[:maxDeadLetterConflicts]
 	}
+	dl := &DeadLetter{
+		DeadLetterSummary: DeadLetterSummary{
+			ID: b.ID + ":" + target + ":dl" + strconv.Itoa(b.Replays), TxID: b.TxID, BatchSeq: b.Seq, Source: b.Source,
+			Target: target, Reason: reason, Error: err.Error(), Codes: errorCodes(conflicts), Values: len(b.Values),
+			Attempts: attempts, FirstError: first, LastError: now, Replays: b.Replays,
+		},
+		Conflicts: conflicts, History: history, Mapped: reason != ReasonMapping, Batch: b,
+	}
+	if source != nil && dl.Mapped {
+		dl.SourceBatch = sourceOf(source, b)
+	}
+	return dl
+}
+
+// sourceOf returns the source values a mapped batch was made from, matched by their index
+// in the original payload.
+func sourceOf(source, mapped *transform.Batch) *transform.Batch {
+	want := make(map[int]bool, len(mapped.Values))
+	for i := range mapped.Values {
+		want[mapped.Values[i].Index] = true
+	}
+	out := *source
+	out.Values = nil
+	for _, v := range source.Values {
+		if want[v.Index] {
+			out.Values = append(out.Values, v)
+		}
+	}
+	return &out
+}
+
+func errorCodes(cs []Conflict) []string {
+	var out []string
+	for _, c := range cs {
+		if c.ErrorCode != "" && !slices.Contains(out, c.ErrorCode) {
+			out = append(out, c.ErrorCode)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// wireDeadLetter is a dead letter as stored: the batches in the compact stream encoding so
+// that the largest batch a source may send stays well under the NATS payload limit.
+type wireDeadLetter struct {
+	*DeadLetter
+	Batch       []byte `json:"batch"`
+	SourceBatch []byte `json:"sourceBatch,omitempty"`
 }
 
 func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
-	data, err := json.Marshal(dl)
+	w := wireDeadLetter{DeadLetter: dl, Batch: transform.EncodeBatch(dl.Batch)}
+	if dl.SourceBatch != nil {
+		w.SourceBatch = transform.EncodeBatch(dl.SourceBatch)
+	}
+	data, err := json.Marshal(w)
 	if err != nil {
 		return fmt.Errorf("encoding dead letter: %w", err)
 	}
-	if err := s.pub.Publish(ctx, stream.Msg{Subject: stream.DLQPrefix + dl.Target, ID: dl.ID, Data: data}); err != nil {
+	h := nats.Header{}
+	h.Set(headerTx, dl.TxID)
+	h.Set(hdrDLID, dl.ID)
+	h.Set(hdrDLSource, dl.Source)
+	h.Set(hdrDLReason, dl.Reason)
+	h.Set(hdrDLError, clipText(dl.Error, 300))
+	h.Set(hdrDLCodes, strings.Join(dl.Codes, ","))
+	h.Set(hdrDLValues, strconv.Itoa(dl.Values))
+	h.Set(hdrDLAttempts, strconv.Itoa(dl.Attempts))
+	h.Set(hdrDLFirst, dl.FirstError.Format(time.RFC3339Nano))
+	h.Set(hdrDLLast, dl.LastError.Format(time.RFC3339Nano))
+	h.Set(hdrDLReplays, strconv.Itoa(dl.Replays))
+	h.Set(hdrDLBatchSeq, strconv.Itoa(dl.BatchSeq))
+	if err := s.pub.Publish(ctx, stream.Msg{Subject: stream.DLQPrefix + dl.Target, ID: dl.ID, Data: data, Header: h}); err != nil {
 		return fmt.Errorf("storing dead letter %s: %w", dl.ID, err)
 	}
 	s.metrics.DeadLetters.WithLabelValues(dl.Target, dl.Reason).Inc()
@@ -62,10 +196,296 @@ func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
 }
 
 func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *config.Target, err error) error {
-	dl := s.newDeadLetter(b, t.Name, ReasonMapping, err, nil, 0)
+	dl := s.newDeadLetter(b, nil, t.Name, ReasonMapping, err, nil, 0, time.Time{}, nil)
 	if serr := s.storeDeadLetter(ctx, dl); serr != nil {
 		return serr
 	}
-	return s.txlog.PutDelivery(ctx, b.TxID, &DeliveryRecord{Target: t.Name, Seq: b.Seq, Outcome: OutcomeDeadLettered,
-		Values: len(b.Values), Rejected: len(b.Values), LastError: err.Error(), Time: s.now().UTC()})
+	return s.txlog.PutDelivery(ctx, b.TxID, &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
+		Outcome: OutcomeDeadLettered, Values: len(b.Values), Rejected: len(b.Values), LastError: err.Error(),
+		Time: s.now().UTC()})
+}
+
+// summaryFromHeaders reads a list entry from a dead letter's headers.
+func summaryFromHeaders(h nats.Header, subject string, seq uint64, stored time.Time) *DeadLetterSummary {
+	atoi := func(k string) int { n, _ := strconv.Atoi(h.Get(k)); return n }
+	tm := func(k string) time.Time { t, _ := time.Parse(time.RFC3339Nano, h.Get(k)); return t }
+	var codes []string
+	if c := h.Get(hdrDLCodes); c != "" {
+		codes = strings.Split(c, ",")
+	}
+	return &DeadLetterSummary{
+		Seq: seq, Stored: stored.UTC(), ID: h.Get(hdrDLID), TxID: h.Get(headerTx), BatchSeq: atoi(hdrDLBatchSeq),
+		Source: h.Get(hdrDLSource), Target: strings.TrimPrefix(subject, stream.DLQPrefix), Reason: h.Get(hdrDLReason),
+		Error: h.Get(hdrDLError), Codes: codes, Values: atoi(hdrDLValues), Attempts: atoi(hdrDLAttempts),
+		FirstError: tm(hdrDLFirst), LastError: tm(hdrDLLast), Replays: atoi(hdrDLReplays),
+	}
+}
+
+// DLQFilter selects dead letters; zero fields match everything.
+type DLQFilter struct {
+	Target string `json:"target,omitempty"`
+	Source string `json:"source,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Code matches an error code of the conflicts (E7612).
+	Code string `json:"code,omitempty"`
+	TxID string `json:"tx,omitempty"`
+	// Since and Until bound when the entry was dead-lettered.
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+func (f DLQFilter) match(d *DeadLetterSummary) bool {
+	switch {
+	case f.Target != "" && d.Target != f.Target,
+		f.Source != "" && d.Source != f.Source,
+		f.Reason != "" && d.Reason != f.Reason,
+		f.TxID != "" && d.TxID != f.TxID,
+		f.Code != "" && !slices.ContainsFunc(d.Codes, func(c string) bool { return strings.EqualFold(c, f.Code) }),
+		!f.Since.IsZero() && d.Stored.Before(f.Since),
+		!f.Until.IsZero() && !d.Stored.Before(f.Until):
+		return false
+	}
+	return true
+}
+
+// ErrDeadLetterNotFound means TALLY_DLQ holds nothing at that sequence.
+var ErrDeadLetterNotFound = errors.New("dead letter not found")
+
+// dlqScanIdle ends a scan that receives nothing for this long (the entries it expected were
+// replayed or discarded meanwhile).
+const dlqScanIdle = 2 * time.Second
+
+// scanDLQ calls fn for each dead letter after sequence after that matches f, oldest first,
+// until fn returns false. It reads headers only.
+func (s *Service) scanDLQ(ctx context.Context, f DLQFilter, after uint64, fn func(*DeadLetterSummary) bool) error {
+	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", stream.DLQStream, err)
+	}
+	subject := stream.DLQPrefix + ">"
+	if f.Target != "" {
+		subject = stream.DLQPrefix + f.Target
+	}
+	// Find the first entry, so that an empty selection never waits for a message.
+	first, err := st.GetMsg(ctx, after+1, jetstream.WithGetMsgSubject(subject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", stream.DLQStream, err)
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq: first.Sequence, HeadersOnly: true,
+	})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", stream.DLQStream, err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", stream.DLQStream, err)
+	}
+	defer iter.Stop()
+	idle := time.AfterFunc(dlqScanIdle, iter.Stop)
+	defer idle.Stop()
+	stop := context.AfterFunc(ctx, iter.Stop)
+	defer stop()
+	for {
+		msg, err := iter.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return nil // closed: idle or done
+		}
+		idle.Reset(dlqScanIdle)
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", stream.DLQStream, err)
+		}
+		d := summaryFromHeaders(msg.Headers(), msg.Subject(), md.Sequence.Stream, md.Timestamp)
+		if f.match(d) && !fn(d) {
+			return nil
+		}
+		if md.NumPending == 0 {
+			return nil
+		}
+	}
+}
+
+// ListDeadLetters returns up to limit entries after sequence after that match f, the number
+// of all matching entries after after, and the sequence to continue from (0 when none).
+func (s *Service) ListDeadLetters(ctx context.Context, f DLQFilter, after uint64, limit int) ([]*DeadLetterSummary, int, uint64, error) {
+	var out []*DeadLetterSummary
+	total := 0
+	var next uint64
+	err := s.scanDLQ(ctx, f, after, func(d *DeadLetterSummary) bool {
+		total++
+		if limit <= 0 || len(out) < limit {
+			out = append(out, d)
+		} else if next == 0 {
+			next = out[len(out)-1].Seq
+		}
+		return true
+	})
+	return out, total, next, err
+}
+
+// DeadLetterAt reads the dead letter at a TALLY_DLQ sequence.
+func (s *Service) DeadLetterAt(ctx context.Context, seq uint64) (*DeadLetter, error) {
+	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", stream.DLQStream, err)
+	}
+	raw, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrDeadLetterNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading dead letter %d: %w", seq, err)
+	}
+	if !strings.HasPrefix(raw.Subject, stream.DLQPrefix) {
+		return nil, ErrDeadLetterNotFound
+	}
+	dl := &DeadLetter{}
+	w := wireDeadLetter{DeadLetter: dl}
+	if err := json.Unmarshal(raw.Data, &w); err != nil {
+		return nil, fmt.Errorf("decoding dead letter %d: %w", seq, err)
+	}
+	if dl.Batch, err = transform.DecodeBatch(w.Batch); err != nil {
+		return nil, fmt.Errorf("decoding dead letter %d: %w", seq, err)
+	}
+	if len(w.SourceBatch) > 0 {
+		if dl.SourceBatch, err = transform.DecodeBatch(w.SourceBatch); err != nil {
+			return nil, fmt.Errorf("decoding dead letter %d: %w", seq, err)
+		}
+	}
+	dl.Seq, dl.Stored = seq, raw.Time.UTC()
+	dl.Target = strings.TrimPrefix(raw.Subject, stream.DLQPrefix)
+	return dl, nil
+}
+
+// ReplayResult is what became of one dead letter asked to be replayed or discarded.
+type ReplayResult struct {
+	Seq    uint64 `json:"seq"`
+	TxID   string `json:"txId,omitempty"`
+	Target string `json:"target,omitempty"`
+	Values int    `json:"values"`
+	// Status is replayed, discarded or failed.
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ReplayDeadLetter sends a dead letter back to its target: to TALLY_DELIVER with a fresh
+// message id and Replays + 1, its failures carried along as history. With remap, or when
+// mapping itself refused the batch, the source values are mapped again with the current
+// rules first. The dead letter is deleted once the replay is stored; the message id makes a
+// repeated replay of the same entry harmless.
+func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) (*ReplayResult, error) {
+	dl, err := s.DeadLetterAt(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	res := &ReplayResult{Seq: seq, TxID: dl.TxID, Target: dl.Target}
+	t, ok := s.cfg.Target(dl.Target)
+	if !ok {
+		return res, fmt.Errorf("target %q is no longer configured", dl.Target)
+	}
+	batch, source, unmapped := dl.Batch, dl.SourceBatch, 0
+	remapped := remap || !dl.Mapped
+	if remapped {
+		in := dl.SourceBatch
+		if in == nil {
+			in = dl.Batch // identity mapping, or mapping refused the batch as received
+		}
+		src, ok := s.cfg.Source(dl.Source)
+		if !ok {
+			return res, fmt.Errorf("source %q is no longer configured; cannot re-map", dl.Source)
+		}
+		mapper := s.mapper
+		if mapper == nil {
+			mapper = identityMapper{}
+		}
+		m, err := mapper.Map(ctx, in, src, t)
+		if err != nil {
+			return res, fmt.Errorf("re-mapping: %w", err)
+		}
+		if len(m.Batch.Values) == 0 {
+			return res, fmt.Errorf("re-mapping leaves no value to deliver (%d unmapped); fix the mapping or discard the entry", len(m.Unmapped))
+		}
+		batch, source, unmapped = m.Batch, in, len(m.Unmapped)
+	}
+	out := *batch
+	out.ID, out.TxID, out.Seq, out.Source, out.Target = dl.Batch.ID, dl.TxID, dl.BatchSeq, dl.Source, dl.Target
+	out.Replays = dl.Replays + 1
+	history := append(slices.Clone(dl.History), dl.failure())
+	h := nats.Header{}
+	h.Set(headerHistory, encodeHistory(history))
+	if err := s.pub.Publish(ctx, deliverMessage(dl.ID+":replay", source, &out, unmapped, h)); err != nil {
+		return res, fmt.Errorf("publishing the replay: %w", err)
+	}
+	res.Values, res.Status = len(out.Values), "replayed"
+	if err := s.deleteDeadLetter(ctx, seq); err != nil {
+		// The replay is stored; a later replay of this entry is deduplicated by its id.
+		s.log.Warn("deleting a replayed dead letter", "seq", seq, "err", err)
+	}
+	s.metrics.DLQReplayed.WithLabelValues(dl.Target).Inc()
+	if err := s.txlog.PutEvent(ctx, dl.TxID, &TxEvent{Time: s.now().UTC(), Kind: EventReplayed, Target: dl.Target,
+		Seq: dl.BatchSeq, DLQSeq: seq, Values: len(out.Values), Reason: dl.Reason, Remapped: remapped, Replay: out.Replays}); err != nil {
+		s.log.Warn("recording a replay", "tx", dl.TxID, "err", err)
+	}
+	s.log.Info("dead letter replayed", "seq", seq, "tx", dl.TxID, "target", dl.Target, "values", len(out.Values), "remap", remapped)
+	return res, nil
+}
+
+// DiscardDeadLetter deletes a dead letter for good, recording it in the transaction log.
+func (s *Service) DiscardDeadLetter(ctx context.Context, seq uint64) (*ReplayResult, error) {
+	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", stream.DLQStream, err)
+	}
+	raw, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrDeadLetterNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading dead letter %d: %w", seq, err)
+	}
+	d := summaryFromHeaders(raw.Header, raw.Subject, seq, raw.Time)
+	if err := s.deleteDeadLetter(ctx, seq); err != nil {
+		return nil, err
+	}
+	s.metrics.DLQDiscarded.WithLabelValues(d.Target).Inc()
+	if err := s.txlog.PutEvent(ctx, d.TxID, &TxEvent{Time: s.now().UTC(), Kind: EventDiscarded, Target: d.Target,
+		Seq: d.BatchSeq, DLQSeq: seq, Values: d.Values, Reason: d.Reason, Replay: d.Replays}); err != nil {
+		s.log.Warn("recording a discard", "tx", d.TxID, "err", err)
+	}
+	s.log.Info("dead letter discarded", "seq", seq, "tx", d.TxID, "target", d.Target, "values", d.Values)
+	return &ReplayResult{Seq: seq, TxID: d.TxID, Target: d.Target, Values: d.Values, Status: "discarded"}, nil
+}
+
+func (s *Service) deleteDeadLetter(ctx context.Context, seq uint64) error {
+	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", stream.DLQStream, err)
+	}
+	if err := st.DeleteMsg(ctx, seq); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+			return ErrDeadLetterNotFound
+		}
+		return fmt.Errorf("deleting dead letter %d: %w", seq, err)
+	}
+	return nil
+}
+
+func clipText(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
 }

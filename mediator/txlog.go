@@ -73,16 +73,21 @@ const maxConflictsKept = 50
 
 // DeliveryRecord is the outcome of one batch at one target.
 type DeliveryRecord struct {
-	Target    string      `json:"target"`
-	Seq       int         `json:"seq"`
+	Target string `json:"target"`
+	Seq    int    `json:"seq"`
+	// Replay is 0 for the batch's first delivery and n for its n-th replay from the
+	// dead-letter queue; each has its own record, so a replay keeps the history.
+	Replay    int         `json:"replay,omitempty"`
 	Outcome   string      `json:"outcome"`
 	Values    int         `json:"values"`
 	Unmapped  int         `json:"unmapped,omitempty"`
 	Counts    ImportCount `json:"importCount"`
 	Rejected  int         `json:"rejected,omitempty"`
 	Conflicts []Conflict  `json:"conflicts,omitempty"`
-	Attempts  int         `json:"attempts"`
-	LastError string      `json:"lastError,omitempty"`
+	// Attempts counts the tries that reached the target with its circuit closed (see
+	// circuit.go); retry.max_attempts bounds it.
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"lastError,omitempty"`
 	// FirstError is when the first failed attempt happened, kept across retries.
 	FirstError time.Time `json:"firstError,omitzero"`
 	Time       time.Time `json:"time"`
@@ -102,16 +107,44 @@ type TargetSummary struct {
 	LastError string      `json:"lastError,omitempty"`
 }
 
-// TxView is a transaction as the API shows it: the record, its status and per-target sums.
+// TxView is a transaction as the API shows it: the record, its status, per-target sums and
+// what was done with its dead letters.
 type TxView struct {
 	TxRecord
 	Status  string           `json:"status"`
 	Targets []*TargetSummary `json:"targets"`
+	Events  []*TxEvent       `json:"events,omitempty"`
+	// Deliveries are the records of each batch at each target (one per replay), shown for
+	// a single transaction only.
+	Deliveries []*DeliveryRecord `json:"deliveries,omitempty"`
+}
+
+// Kinds of transaction events.
+const (
+	EventReplayed  = "replayed"
+	EventDiscarded = "discarded"
+)
+
+// TxEvent is something an operator did to a transaction's dead letters.
+type TxEvent struct {
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Target string    `json:"target"`
+	// Seq is the batch's position in the transaction; DLQSeq the dead letter's sequence.
+	Seq    int    `json:"seq"`
+	DLQSeq uint64 `json:"dlqSeq"`
+	Values int    `json:"values"`
+	// Reason is the dead letter's reason.
+	Reason   string `json:"reason,omitempty"`
+	Remapped bool   `json:"remapped,omitempty"`
+	// Replay is the replay generation the event concerns.
+	Replay int `json:"replay,omitempty"`
 }
 
 // TxLog reads and writes the tally_tx bucket. The ingest record lives at <id>; each delivery
-// writes its own key <id>.d.<target>.<seq>, so concurrent workers never contend for a key and
-// the status is derived on read.
+// writes its own key <id>.d.<target>.<seq> (<id>.d.<target>.<seq>.r<n> for the n-th replay),
+// so concurrent workers never contend for a key and the status is derived on read; events
+// live at <id>.e.<dlq seq>.<kind>. Records expire nats.tx_retention after their last write.
 type TxLog struct {
 	kv jetstream.KeyValue
 }
@@ -155,8 +188,12 @@ func (l *TxLog) Get(ctx context.Context, id string) (*TxRecord, error) {
 	return &rec, nil
 }
 
-func deliveryKey(txID, target string, seq int) string {
-	return txID + ".d." + target + "." + strconv.Itoa(seq)
+func deliveryKey(txID, target string, seq, replay int) string {
+	k := txID + ".d." + target + "." + strconv.Itoa(seq)
+	if replay > 0 {
+		k += ".r" + strconv.Itoa(replay)
+	}
+	return k
 }
 
 // PutDelivery records (or replaces) the outcome of one batch at one target.
@@ -168,14 +205,14 @@ func (l *TxLog) PutDelivery(ctx context.Context, txID string, d *DeliveryRecord)
 	if err != nil {
 		return err
 	}
-	if _, err := l.kv.Put(ctx, deliveryKey(txID, d.Target, d.Seq), data); err != nil {
+	if _, err := l.kv.Put(ctx, deliveryKey(txID, d.Target, d.Seq, d.Replay), data); err != nil {
 		return fmt.Errorf("recording delivery of %s batch %d to %s: %w", txID, d.Seq, d.Target, err)
 	}
 	return nil
 }
 
-func (l *TxLog) delivery(ctx context.Context, txID, target string, seq int) (*DeliveryRecord, error) {
-	e, err := l.kv.Get(ctx, deliveryKey(txID, target, seq))
+func (l *TxLog) delivery(ctx context.Context, txID, target string, seq, replay int) (*DeliveryRecord, error) {
+	e, err := l.kv.Get(ctx, deliveryKey(txID, target, seq, replay))
 	if err != nil {
 		return nil, err
 	}
@@ -188,23 +225,75 @@ func (l *TxLog) delivery(ctx context.Context, txID, target string, seq int) (*De
 
 // Deliveries returns the delivery records of a transaction.
 func (l *TxLog) Deliveries(ctx context.Context, txID string) ([]*DeliveryRecord, error) {
-	w, err := l.kv.Watch(ctx, txID+".d.>", jetstream.IgnoreDeletes())
+	var out []*DeliveryRecord
+	err := l.each(ctx, txID+".d.>", func(key string, value []byte) error {
+		var d DeliveryRecord
+		if err := json.Unmarshal(value, &d); err != nil {
+			return fmt.Errorf("decoding %s: %w", key, err)
+		}
+		out = append(out, &d)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing deliveries of %s: %w", txID, err)
 	}
-	defer func() { _ = w.Stop() }()
-	var out []*DeliveryRecord
-	for e := range w.Updates() {
-		if e == nil { // initial values done
-			break
-		}
-		var d DeliveryRecord
-		if err := json.Unmarshal(e.Value(), &d); err != nil {
-			return nil, fmt.Errorf("decoding %s: %w", e.Key(), err)
-		}
-		out = append(out, &d)
-	}
 	return out, nil
+}
+
+// PutEvent records an operator's action on one of the transaction's dead letters.
+func (l *TxLog) PutEvent(ctx context.Context, txID string, e *TxEvent) error {
+	if !validTxID(txID) {
+		return fmt.Errorf("recording %s event: bad transaction id %q", e.Kind, txID)
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	key := txID + ".e." + strconv.FormatUint(e.DLQSeq, 10) + "." + e.Kind
+	if _, err := l.kv.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("recording %s event of %s: %w", e.Kind, txID, err)
+	}
+	return nil
+}
+
+// Events returns what was done with a transaction's dead letters, oldest first.
+func (l *TxLog) Events(ctx context.Context, txID string) ([]*TxEvent, error) {
+	var out []*TxEvent
+	err := l.each(ctx, txID+".e.>", func(key string, value []byte) error {
+		var e TxEvent
+		if err := json.Unmarshal(value, &e); err != nil {
+			return fmt.Errorf("decoding %s: %w", key, err)
+		}
+		out = append(out, &e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing events of %s: %w", txID, err)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+// each calls fn with every current entry whose key matches pattern.
+func (l *TxLog) each(ctx context.Context, pattern string, fn func(key string, value []byte) error) error {
+	w, err := l.kv.Watch(ctx, pattern, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok || e == nil { // nil: the initial values are done
+				return nil
+			}
+			if err := fn(e.Key(), e.Value()); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // View returns a transaction with its derived status.
@@ -217,9 +306,28 @@ func (l *TxLog) View(ctx context.Context, id string) (*TxView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return summarize(rec, ds), nil
+	v := summarize(rec, ds)
+	if v.Events, err = l.Events(ctx, id); err != nil {
+		return nil, err
+	}
+	sort.Slice(ds, func(i, j int) bool {
+		a, b := ds[i], ds[j]
+		if a.Target != b.Target {
+			return a.Target < b.Target
+		}
+		if a.Seq != b.Seq {
+			return a.Seq < b.Seq
+		}
+		return a.Replay < b.Replay
+	})
+	v.Deliveries = ds
+	return v, nil
 }
 
+// summarize derives a transaction's status and per-target sums from its delivery records.
+// A batch that was replayed has one record per delivery; import counts and attempts add up
+// over all of them, while what is still rejected, the conflicts and the last error come
+// from the latest.
 func summarize(rec *TxRecord, ds []*DeliveryRecord) *TxView {
 	v := &TxView{TxRecord: *rec}
 	byTarget := map[string]*TargetSummary{}
@@ -228,32 +336,63 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord) *TxView {
 		byTarget[t] = s
 		v.Targets = append(v.Targets, s)
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i].Seq < ds[j].Seq })
-	failed, partial := 0, 0
+	type pair struct {
+		target string
+		seq    int
+	}
+	chains := map[pair][]*DeliveryRecord{}
+	var order []pair
 	for _, d := range ds {
-		s := byTarget[d.Target]
+		k := pair{d.Target, d.Seq}
+		if _, ok := chains[k]; !ok {
+			order = append(order, k)
+		}
+		chains[k] = append(chains[k], d)
+	}
+	sort.Slice(order, func(i, j int) bool {
+		if order[i].target != order[j].target {
+			return order[i].target < order[j].target
+		}
+		return order[i].seq < order[j].seq
+	})
+	failed, partial := 0, 0
+	for _, k := range order {
+		s := byTarget[k.target]
 		if s == nil {
 			continue
 		}
-		if d.Outcome != OutcomeRetrying {
-			s.Done++
+		chain := chains[k]
+		sort.Slice(chain, func(i, j int) bool { return chain[i].Replay < chain[j].Replay })
+		base, last := chain[0], chain[len(chain)-1]
+		s.Values += base.Values
+		s.Unmapped += base.Unmapped
+		someDelivered := false
+		for _, d := range chain {
+			s.Counts.add(d.Counts)
+			s.Attempts += d.Attempts
+			if d.Outcome == OutcomePartial || d.Outcome == OutcomeDelivered {
+				someDelivered = true
+			}
 		}
-		s.Values += d.Values
-		s.Unmapped += d.Unmapped
-		s.Counts.add(d.Counts)
-		s.Rejected += d.Rejected
-		s.Attempts += d.Attempts
-		if d.LastError != "" {
-			s.LastError = d.LastError
+		if last.Outcome == OutcomeRetrying {
+			if last.LastError != "" {
+				s.LastError = last.LastError
+			}
+			continue
+		}
+		s.Done++
+		s.Rejected += last.Rejected
+		if last.LastError != "" {
+			s.LastError = last.LastError
 		}
 		if room := maxConflictsKept - len(s.Conflicts); room > 0 {
-			s.Conflicts = append(s.Conflicts, d.Conflicts[:min(room, len(d.Conflicts))]...)
+			s.Conflicts = append(s.Conflicts, last.Conflicts[:min(room, len(last.Conflicts))]...)
 		}
-		switch d.Outcome {
-		case OutcomeDeadLettered:
-			failed++
-		case OutcomePartial:
+		switch {
+		case last.Outcome == OutcomePartial, last.Outcome == OutcomeDeadLettered && someDelivered:
 			partial++
+		case last.Outcome == OutcomeDeadLettered:
+			failed++
 		}
 	}
 	done := true
@@ -279,25 +418,109 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord) *TxView {
 // List returns the most recent transactions, newest first, up to limit, optionally only
 // those of one source.
 func (l *TxLog) List(ctx context.Context, source string, limit int) ([]*TxRecord, error) {
-	w, err := l.kv.Watch(ctx, "*", jetstream.IgnoreDeletes())
+	var out []*TxRecord
+	err := l.each(ctx, "*", func(_ string, value []byte) error {
+		var rec TxRecord
+		if json.Unmarshal(value, &rec) == nil && (source == "" || rec.Source == source) {
+			out = append(out, &rec)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing transactions: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	var out []*TxRecord
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
-		var rec TxRecord
-		if json.Unmarshal(e.Value(), &rec) != nil || (source != "" && rec.Source != source) {
-			continue
-		}
-		out = append(out, &rec)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Received.After(out[j].Received) })
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
+	}
+	return out, nil
+}
+
+// TxFilter selects transactions; zero fields match everything.
+type TxFilter struct {
+	Source string
+	// Status is one of the Tx* statuses.
+	Status string
+	// Since and Until bound when the payload was received.
+	Since, Until time.Time
+	Limit        int
+}
+
+func (f TxFilter) matchRecord(r *TxRecord) bool {
+	return (f.Source == "" || r.Source == f.Source) &&
+		(f.Since.IsZero() || !r.Received.Before(f.Since)) &&
+		(f.Until.IsZero() || r.Received.Before(f.Until))
+}
+
+// Search returns the transactions matching f, newest first, with their status. Without a
+// status filter it reads the ingest records and then only the page it returns; a status
+// filter has to derive every candidate's status, which it does in one pass over the bucket.
+func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
+	if f.Status == "" {
+		recs, err := l.List(ctx, f.Source, 0)
+		if err != nil {
+			return nil, err
+		}
+		var out []*TxView
+		for _, r := range recs {
+			if !f.matchRecord(r) {
+				continue
+			}
+			if f.Limit > 0 && len(out) >= f.Limit {
+				break
+			}
+			v, err := l.View(ctx, r.ID)
+			if errors.Is(err, ErrTxNotFound) {
+				continue // expired meanwhile
+			}
+			if err != nil {
+				return nil, err
+			}
+			v.Deliveries = nil
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	recs := map[string]*TxRecord{}
+	deliveries := map[string][]*DeliveryRecord{}
+	events := map[string][]*TxEvent{}
+	err := l.each(ctx, ">", func(key string, value []byte) error {
+		id, rest, sub := strings.Cut(key, ".")
+		switch {
+		case !sub:
+			var r TxRecord
+			if json.Unmarshal(value, &r) == nil && f.matchRecord(&r) {
+				recs[id] = &r
+			}
+		case strings.HasPrefix(rest, "d."):
+			var d DeliveryRecord
+			if json.Unmarshal(value, &d) == nil {
+				deliveries[id] = append(deliveries[id], &d)
+			}
+		case strings.HasPrefix(rest, "e."):
+			var e TxEvent
+			if json.Unmarshal(value, &e) == nil {
+				events[id] = append(events[id], &e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("searching transactions: %w", err)
+	}
+	var out []*TxView
+	for id, r := range recs {
+		v := summarize(r, deliveries[id])
+		if v.Status != f.Status {
+			continue
+		}
+		v.Events = events[id]
+		sort.SliceStable(v.Events, func(i, j int) bool { return v.Events[i].Time.Before(v.Events[j].Time) })
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Received.After(out[j].Received) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
 	}
 	return out, nil
 }
