@@ -75,7 +75,6 @@ import (
 // without suffix.
 
 func (s *Server) analyticsRoutes() []route {
-	s.seedSampleAnalytics() // once, while New builds the routes (facts.go)
 	return []route{
 		{pattern: "GET /analytics/dataValueSet", handler: s.handleAnalyticsDVS("")},
 		{pattern: "GET /analytics/dataValueSet.json", handler: s.handleAnalyticsDVS("json")},

@@ -330,26 +330,3 @@ func AddSampleAnalytics(m *Metadata) error {
 	return nil
 }
 
-// isBareKalimaSample reports whether m is the bundled Kalima sample (its
-// country org unit and its first program indicator are present) without
-// analytics extras of its own.
-func (m *Metadata) isBareKalimaSample() bool {
-	return m.idx != nil && m.idx.ou[SampleOrgUnitKL] != nil && m.idx.pi["ARa7717tzNl"] != nil &&
-		m.Facts == nil && m.AggregateDataExchanges == nil && m.DataElementGroups == nil
-}
-
-// seedSampleAnalytics gives a server started on the bare Kalima sample the
-// sample's analytics side. It runs once, while New builds the routes.
-func (s *Server) seedSampleAnalytics() {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	if !s.meta.isBareKalimaSample() {
-		return
-	}
-	next := s.meta.Clone()
-	if err := AddSampleAnalytics(next); err != nil {
-		s.logger.Warn("dhis2test: sample analytics not added", "err", err)
-		return
-	}
-	s.meta = next
-}

@@ -12,12 +12,16 @@ var sampleYAML []byte
 func SampleMetadataYAML() []byte { return append([]byte(nil), sampleYAML...) }
 
 // SampleMetadata returns a fresh copy of the bundled Kalima sample metadata
-// (DESIGN.md "Sample scenario"). The codes → UIDs table is in
-// sample/kalima.yaml and mirrored by the Sample* constants.
+// (DESIGN.md "Sample scenario") with its analytics facts, data element groups
+// and aggregate data exchanges (sample/kalima-analytics.yaml). The codes → UIDs
+// table is in sample/kalima.yaml and mirrored by the Sample* constants.
 func SampleMetadata() *Metadata {
 	m, err := ParseMetadata(sampleYAML, "yaml")
 	if err != nil {
 		panic(fmt.Sprintf("dhis2test: bundled sample metadata is invalid: %v", err))
+	}
+	if err := AddSampleAnalytics(m); err != nil {
+		panic(fmt.Sprintf("dhis2test: bundled sample analytics are invalid: %v", err))
 	}
 	return m
 }
