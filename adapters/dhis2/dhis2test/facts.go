@@ -329,4 +329,3 @@ func AddSampleAnalytics(m *Metadata) error {
 	m.Facts = append(m.Facts, doc.Facts...)
 	return nil
 }
-
