@@ -273,7 +273,7 @@ func (r *Report) endToEnd(ctx context.Context, base string, n int) (float64, err
 // drain waits until the emulator has received at least want values (or, with want 0, until
 // the count stops moving), so one measurement's deliveries do not overlap the next.
 func (r *Report) drain(ctx context.Context, want int64) error {
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
 	last, stable := int64(-1), 0
 	for time.Now().Before(deadline) {
 		got := r.emuAccepted()

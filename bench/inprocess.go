@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -22,7 +23,11 @@ func InProcess(ctx context.Context, configYAML string) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := mediator.New(cfg, mediator.Options{Listener: ln, Version: "bench"})
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("TALLY_BENCH_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	svc, err := mediator.New(cfg, mediator.Options{Listener: ln, Version: "bench", Logger: log})
 	if err != nil {
 		return nil, err
 	}

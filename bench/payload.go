@@ -14,21 +14,23 @@ import (
 var (
 	facilities = []string{"KL_N_F1", "KL_N_F2", "KL_S_F1", "KL_S_F2"}
 	combos     = []string{"F_LT1", "F_1TO4", "M_LT1", "M_1TO4"}
-	elements   = []string{"EPI_BCG", "EPI_PENTA1", "EPI_MEASLES1", "MAL_CONFIRMED"}
+	// EPI_MONTHLY's data elements: disaggregated by SEX_AGE, no attribute combo.
+	elements = []string{"EPI_BCG", "EPI_PENTA1", "EPI_MEASLES1"}
 )
 
 // Formats are the payload formats Payload generates.
 var Formats = []string{"json", "adx", "csv", "cht"}
 
-// value returns the i-th generated value. Every value has a distinct key: the period walks
-// months from 2000 on, so any number of values can be generated without repeating a key
-// (DHIS2 would collapse repeats).
+// value returns the i-th generated value. Keys (element, combo, facility, month) cycle
+// through the 120 months of 2015–2024, so that 5,760 consecutive values have distinct keys
+// (a batch never repeats a key, which mapping would refuse as a duplicate) and every period
+// is one the target accepts (not in the future).
 func value(i int) (de, pe, ou, coc, v string) {
 	de = elements[i%len(elements)]
 	coc = combos[(i/len(elements))%len(combos)]
 	ou = facilities[(i/(len(elements)*len(combos)))%len(facilities)]
-	m := i / (len(elements) * len(combos) * len(facilities))
-	pe = fmt.Sprintf("%04d%02d", 2000+m/12, m%12+1)
+	m := (i / (len(elements) * len(combos) * len(facilities))) % 120
+	pe = fmt.Sprintf("%04d%02d", 2015+m/12, m%12+1)
 	v = strconv.Itoa(i%97 + 1)
 	return
 }

@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 
-ELEMENTS = ["EPI_BCG", "EPI_PENTA1", "EPI_MEASLES1", "MAL_CONFIRMED"]
+ELEMENTS = ["EPI_BCG", "EPI_PENTA1", "EPI_MEASLES1"]
 
 
 def rules(n):
