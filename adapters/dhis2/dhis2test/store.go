@@ -186,6 +186,13 @@ func (s *Store) Reset() {
 	s.accepted = 0
 }
 
+// acceptUnchecked counts n values taken on the no-op fast path.
+func (s *Store) acceptUnchecked(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accepted += int64(n)
+}
+
 // write applies one import write under the store lock.
 func (s *Store) write(v Value, w Write) {
 	s.mu.Lock()
