@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/bench"
@@ -48,4 +49,36 @@ func BenchmarkIngest(b *testing.B) {
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "values/s")
 		})
 	}
+}
+
+// BenchmarkEndToEnd measures values per second from HTTP ingest until a no-op emulator has
+// received every value, through the delivery workers (identity mapping).
+func BenchmarkEndToEnd(b *testing.B) {
+	const n = 100_000
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"), dhis2test.WithNoopStore())
+	defer emu.Close()
+	h := startTallyWith(b, emu.URL, b.TempDir(), "")
+	defer h.stop()
+	bodies := make([][]byte, b.N)
+	for i := range bodies {
+		gen, _, _ := bench.Payload("json", i*n, n)
+		bodies[i], _ = io.ReadAll(gen)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		before := emu.Store().Accepted()
+		req, _ := http.NewRequest("POST", h.base+"/ingest/cht", bytes.NewReader(bodies[i]))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+chtToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		for emu.Store().Accepted() < before+n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "values/s")
 }
