@@ -174,20 +174,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	r.logf("end to end: %d values through %d rules into the no-op emulator", o.Values, o.Rules)
-	if r.EndToEnd, err = r.endToEnd(ctx, inst.URL, o.Values); err != nil {
-		return nil, err
+	// The end-to-end figures are the median of three runs each, Tally's and the peer's
+	// alternating, so that a passing disturbance on a small machine moves neither alone.
+	var tallyRuns, peerRuns []float64
+	for i := range 3 {
+		r.logf("end to end %d/3: %d values through %d rules into the no-op emulator", i+1, o.Values, o.Rules)
+		v, err := r.endToEnd(ctx, inst.URL, o.Values)
+		if err != nil {
+			return nil, err
+		}
+		tallyRuns = append(tallyRuns, v)
+		if o.Python != "" && o.PeerScript != "" && r.PeerErr == "" {
+			r.logf("reference peer %d/3: %s %s", i+1, o.Python, o.PeerScript)
+			p, err := peer(ctx, o.Python, o.PeerScript, emu.URL, o.Values, o.Rules)
+			if err != nil {
+				r.PeerErr = err.Error()
+				continue
+			}
+			peerRuns = append(peerRuns, p)
+		}
 	}
+	r.EndToEnd, r.Peer = median(tallyRuns), median(peerRuns)
 	r.logf("latency at %s", r.OfferedLoad)
 	if err := r.latency(ctx, inst.URL, o.Rate, o.Duration); err != nil {
 		return nil, err
-	}
-	if o.Python != "" && o.PeerScript != "" {
-		r.logf("reference peer: %s %s", o.Python, o.PeerScript)
-		r.Peer, err = peer(ctx, o.Python, o.PeerScript, emu.URL, o.Values, o.Rules)
-		if err != nil {
-			r.PeerErr = err.Error()
-		}
 	}
 	if o.BigValues > 0 && inst.PID > 0 {
 		for _, f := range []string{"json", "adx"} {
@@ -201,6 +211,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	r.Duration = time.Since(r.StartedAt)
 	return r, nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 func (r *Report) logf(format string, args ...any) { fmt.Fprintf(r.log, "bench: "+format+"\n", args...) }
