@@ -51,12 +51,12 @@ func (s circuitState) String() string {
 // circuitThreshold is how many transient failures in a row open a target's circuit.
 const circuitThreshold = 5
 
-// permit admits a worker to fetch one message. A probe permit is the half-open circuit's
-// single trial; a closed-circuit permit carries a channel that is closed when the circuit
-// opens, so a worker waiting for a message gives up its pull.
+// permit admits a worker to fetch one message; a probe permit is the half-open circuit's
+// single trial. A worker already waiting for a message when the circuit opens keeps its pull
+// (cancelling a pull can strand a message the server is sending, until AckWait); what it
+// receives is returned unsent, with NakWithDelay, and not counted as an attempt.
 type permit struct {
-	probe     bool
-	withdrawn <-chan struct{}
+	probe bool
 }
 
 // breaker is one target's circuit. It is safe for concurrent use.
@@ -113,9 +113,8 @@ func (b *breaker) acquire(ctx context.Context) (permit, error) {
 		var timer *time.Timer
 		switch {
 		case b.state == circuitClosed:
-			p := permit{withdrawn: b.changed}
 			b.mu.Unlock()
-			return p, nil
+			return permit{}, nil
 		case b.state == circuitHalfOpen && !b.probing:
 			b.probing = true
 			b.mu.Unlock()

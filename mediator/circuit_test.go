@@ -28,11 +28,6 @@ func TestBreakerOpensAfterThresholdAndProbesOnce(t *testing.T) {
 	if b.State() != circuitOpen {
 		t.Fatal("not open after the threshold")
 	}
-	select {
-	case <-p.withdrawn:
-	default:
-		t.Error("a closed-circuit permit was not withdrawn when the circuit opened")
-	}
 
 	// While open, acquire waits out the cool-down; then exactly one probe is admitted.
 	began := time.Now()

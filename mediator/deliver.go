@@ -246,12 +246,15 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 	kind := dhis2.KindOf(derr)
 
 	if derr != nil && kind == 0 {
-		// Our own cancellation (shutdown): the target is not to blame and the message goes
-		// back to the stream now rather than after AckWait.
-		t.breaker.release(p)
-		s.log.Info("delivery interrupted; message returned to the stream", "tx", b.TxID, "seq", b.Seq, "target", name, "err", derr)
-		s.nak(bctx, msg, 0)
-		return
+		if ctx.Err() != nil {
+			// Our own cancellation (shutdown): the target is not to blame and the message
+			// goes back to the stream now rather than after AckWait.
+			t.breaker.release(p)
+			s.log.Info("delivery interrupted; message returned to the stream", "tx", b.TxID, "seq", b.Seq, "target", name, "err", derr)
+			s.nak(bctx, msg, 0)
+			return
+		}
+		kind = dhis2.KindTransient // unclassified: the outcome is unknown, and re-sending is harmless
 	}
 
 	var history []Failure

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -346,4 +347,32 @@ func TestRateLimitSpacesRequests(t *testing.T) {
 		}
 	}
 	assertStoredOnce(t, emu, 48)
+}
+
+func TestRefusedCredentialsPauseTheTargetInsteadOfDeadLettering(t *testing.T) {
+	// A 401 holds for every batch until an operator fixes the configuration: the circuit
+	// opens at once and the batches wait (up to retry.max_age) rather than fill the
+	// dead-letter queue.
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	dir := t.TempDir()
+	c := testConfig{dir: dir, batchSize: 12, targets: []testTarget{{name: "hmis", url: emu.URL,
+		retry: "{initial_delay: 20ms, max_delay: 100ms, max_attempts: 2}"}}}
+	h := startConfigured(t, c, mediator.Options{}, func(yml string) string {
+		return strings.Replace(yml, "password: district", "password: wrong-password", 1)
+	})
+	id := h.ingest(dvsBody(epiValues("202401", 0)))
+	waitUntil(t, 5*time.Second, "the circuit to open", func() bool {
+		return h.metricValue(t, "tally_delivery_circuit_state", "hmis") > 0
+	})
+	waitUntil(t, 5*time.Second, "probes of the refusing target", func() bool { return len(emu.Requests()) >= 4 })
+	if n := len(h.deadLetters("")); n != 0 {
+		t.Fatalf("%d dead letters for refused credentials", n)
+	}
+	h.stop()
+	// The operator fixes the password and restarts: everything is delivered.
+	h = startConfigured(t, c, mediator.Options{})
+	tx := h.waitStatus(id, mediator.TxDelivered)
+	assertStoredOnce(t, emu, 48)
+	assertAttemptsBounded(t, tx, 2)
 }

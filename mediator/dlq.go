@@ -365,6 +365,25 @@ func (s *Service) DeadLetterAt(ctx context.Context, seq uint64) (*DeadLetter, er
 	return dl, nil
 }
 
+// findDeadLetter returns the sequence of the dead letter with an id.
+func (s *Service) findDeadLetter(ctx context.Context, id string) (uint64, error) {
+	var seq uint64
+	err := s.scanDLQ(ctx, DLQFilter{}, 0, func(d *DeadLetterSummary) bool {
+		if d.ID == id {
+			seq = d.Seq
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if seq == 0 {
+		return 0, ErrDeadLetterNotFound
+	}
+	return seq, nil
+}
+
 // ReplayResult is what became of one dead letter asked to be replayed or discarded.
 type ReplayResult struct {
 	Seq    uint64 `json:"seq"`

@@ -150,7 +150,12 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 		t.Errorf("page 2 = %v", page2)
 	}
 
-	for path, want := range map[string]int{"/admin/v1/dlq/999": 404, "/admin/v1/dlq/x": 400, "/admin/v1/dlq?since=soon": 400} {
+	byID := h.deadLetters("tx=" + unknownDE)[0]
+	if code, body := h.admin("GET", "/admin/v1/dlq/"+url.PathEscape(byID["id"].(string)), nil); code != http.StatusOK || body["seq"] != byID["seq"] {
+		t.Errorf("show by id: HTTP %d %v", code, body)
+	}
+	for path, want := range map[string]int{"/admin/v1/dlq/999": 404, "/admin/v1/dlq/x": 404, "/admin/v1/dlq?since=soon": 400,
+		"/admin/v1/dlq?limit=0": 400} {
 		if code, body := h.admin("GET", path, nil); code != want {
 			t.Errorf("GET %s: HTTP %d, want %d: %v", path, code, want, body)
 		}

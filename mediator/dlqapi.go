@@ -14,9 +14,9 @@ import (
 // The dead-letter API, under /admin/v1 (admin token):
 //
 //	GET    /dlq?target=&source=&reason=&code=&tx=&since=&until=&after=&limit=   list, oldest first
-//	GET    /dlq/{seq}                                                            one entry with its values
-//	POST   /dlq/{seq}/replay[?remap=true]                                        replay one
-//	DELETE /dlq/{seq}                                                            discard one
+//	GET    /dlq/{seq|id}                                                         one entry with its values
+//	POST   /dlq/{seq|id}/replay[?remap=true]                                     replay one
+//	DELETE /dlq/{seq|id}                                                         discard one
 //	POST   /dlq/replay   {"seqs":[..]} or {"all":true,"filter":{..}}, "remap"    replay several
 //	POST   /dlq/discard  {"seqs":[..]} or {"all":true,"filter":{..}}             discard several
 //
@@ -69,7 +69,10 @@ func (s *Service) handleDLQList(c echo.Context) error {
 }
 
 func (s *Service) handleDLQShow(c echo.Context) error {
-	seq, err := seqParam(c)
+	seq, err := s.seqParam(c)
+	if errors.Is(err, ErrDeadLetterNotFound) {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
+	}
 	if err != nil {
 		return badRequest(c, err)
 	}
@@ -84,7 +87,10 @@ func (s *Service) handleDLQShow(c echo.Context) error {
 }
 
 func (s *Service) handleDLQReplayOne(c echo.Context) error {
-	seq, err := seqParam(c)
+	seq, err := s.seqParam(c)
+	if errors.Is(err, ErrDeadLetterNotFound) {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
+	}
 	if err != nil {
 		return badRequest(c, err)
 	}
@@ -94,7 +100,10 @@ func (s *Service) handleDLQReplayOne(c echo.Context) error {
 }
 
 func (s *Service) handleDLQDiscardOne(c echo.Context) error {
-	seq, err := seqParam(c)
+	seq, err := s.seqParam(c)
+	if errors.Is(err, ErrDeadLetterNotFound) {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
+	}
 	if err != nil {
 		return badRequest(c, err)
 	}
@@ -216,12 +225,16 @@ func (s *Service) dlqFilterFromQuery(c echo.Context) (DLQFilter, error) {
 	return f, nil
 }
 
-func seqParam(c echo.Context) (uint64, error) {
-	seq, err := strconv.ParseUint(c.Param("seq"), 10, 64)
-	if err != nil || seq == 0 {
-		return 0, fmt.Errorf("not a dead-letter sequence: %q", c.Param("seq"))
+// seqParam reads the entry a path names: its sequence in TALLY_DLQ, or its id.
+func (s *Service) seqParam(c echo.Context) (uint64, error) {
+	p := c.Param("seq")
+	if seq, err := strconv.ParseUint(p, 10, 64); err == nil && seq > 0 {
+		return seq, nil
 	}
-	return seq, nil
+	if p == "" || len(p) > 200 || strings.ContainsAny(p, " \t/") {
+		return 0, fmt.Errorf("not a dead-letter sequence or id: %q", p)
+	}
+	return s.findDeadLetter(c.Request().Context(), p)
 }
 
 func badRequest(c echo.Context, err error) error {

@@ -87,12 +87,16 @@ type tally struct {
 	reg *prometheus.Registry
 }
 
-// startConfigured starts Tally with a configuration written by testConfig.
-func startConfigured(t testing.TB, c testConfig, o mediator.Options) *tally {
+// startConfigured starts Tally with a configuration written by testConfig, after the edits.
+func startConfigured(t testing.TB, c testConfig, o mediator.Options, edits ...func(string) string) *tally {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(c.yaml()), os.Getenv)
+	yml := c.yaml()
+	for _, e := range edits {
+		yml = e(yml)
+	}
+	cfg, err := config.Parse("test.yaml", []byte(yml), os.Getenv)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, c.yaml())
+		t.Fatalf("%v\n%s", err, yml)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

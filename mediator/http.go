@@ -32,6 +32,8 @@ func (s *Service) routes() *echo.Echo {
 	admin.POST("/preview", s.handlePreview)
 	admin.POST("/targets/:name/metadata/refresh", s.handleMetadataRefresh)
 	s.dlqRoutes(admin) // dlqapi.go
+	// exchange_api.go
+	s.exchangeRoutes(admin)
 	return e
 }
 

@@ -12,6 +12,10 @@ import (
 type Sections struct {
 	OpenHIM  openhim.Config
 	Mappings *mapping.Sets
+	// Notify and Exchanges are the notify: and exchanges: sections (exchange_config.go,
+	// notify.go), with their defaults applied.
+	Notify    NotifyConfig
+	Exchanges []*ExchangeConfig
 }
 
 // CheckConfig decodes and validates the sections other packages own, reporting every problem
@@ -35,5 +39,7 @@ func CheckConfig(cfg *config.Config) (*Sections, config.Problems) {
 	sets, mprobs := mapping.Compile(cfg)
 	sec.Mappings = sets
 	probs = append(probs, mprobs...)
+	probs = append(probs, decodeNotify(cfg, sec)...)
+	probs = append(probs, decodeExchanges(cfg, sec)...)
 	return sec, probs
 }

@@ -65,6 +65,8 @@ type Service struct {
 	conn     *stream.Conn
 	pub      *stream.Publisher
 	txlog    *TxLog
+	// exch runs the exchanges: section (exchange.go).
+	exch *exchanges
 
 	ready   atomic.Bool
 	started time.Time
@@ -113,6 +115,9 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 			return nil, fmt.Errorf("openhim: %w", err)
 		}
 		s.openhim = med
+	}
+	if err := s.initExchanges(o); err != nil { // exchange.go: adds the exchanges' sources
+		return nil, err
 	}
 	for i := range cfg.Targets {
 		t := &cfg.Targets[i]
@@ -226,6 +231,7 @@ func (s *Service) Start(ctx context.Context) error {
 			s.reportOpenHIMOutcomes(wctx)
 		}()
 	}
+	s.startExchanges(wctx) // exchange.go: the exchanges' schedulers, tracked by s.workers
 	s.log.Info("tally started", "addr", s.Addr(), "embedded_nats", conn.Embedded(), "sources", len(s.cfg.Sources),
 		"targets", len(s.cfg.Targets), "version", s.version)
 	return nil

@@ -85,7 +85,7 @@ func (c *consumer) work(ctx, hctx context.Context, cons jetstream.Consumer) {
 				return // ctx ended
 			}
 		}
-		msg, err := c.fetch(ctx, cons, p.withdrawn)
+		msg, err := c.fetch(cons)
 		if msg == nil {
 			if c.gate != nil {
 				c.gate.release(p)
@@ -102,27 +102,18 @@ func (c *consumer) work(ctx, hctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// fetch pulls one message, giving up when ctx ends or the permit is withdrawn (the circuit
-// opened). No message and no error means there was nothing to fetch.
-func (c *consumer) fetch(ctx context.Context, cons jetstream.Consumer, withdrawn <-chan struct{}) (jetstream.Msg, error) {
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if withdrawn != nil {
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			select {
-			case <-withdrawn:
-				cancel()
-			case <-stop:
-			}
-		}()
-	}
-	msg, err := cons.Next(jetstream.FetchContext(fctx))
+// fetchWait is how long a pull waits for a message. Pulls are never cancelled: a message
+// the server sends to a pull the client has given up on is stranded until AckWait. Waiting
+// for the pull to expire instead bounds how long shutdown waits for an idle worker.
+const fetchWait = 500 * time.Millisecond
+
+// fetch pulls one message. No message and no error means there was nothing to fetch.
+func (c *consumer) fetch(cons jetstream.Consumer) (jetstream.Msg, error) {
+	msg, err := cons.Next(jetstream.FetchMaxWait(fetchWait))
 	switch {
 	case msg != nil:
 		return msg, nil
-	case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, context.Canceled), fctx.Err() != nil:
+	case err == nil, errors.Is(err, nats.ErrTimeout):
 		return nil, nil
 	}
 	return nil, err

@@ -18,7 +18,7 @@ import (
 func dlqCmd() *command {
 	c := &command{
 		name:    "dlq",
-		usage:   "dlq list [FILTERS] | dlq show SEQ | dlq replay [--remap] (SEQ... | --all [FILTERS]) | dlq discard (SEQ... | --all [FILTERS])",
+		usage:   "dlq list [FILTERS] | dlq show SEQ|ID | dlq replay [--remap] (SEQ|ID... | --all [FILTERS]) | dlq discard (SEQ|ID... | --all [FILTERS])",
 		summary: "List, show, replay or discard dead letters (values a target did not take).",
 		example: `tally dlq list --target hmis --reason rejected
 tally dlq show 42
@@ -76,7 +76,7 @@ tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e`,
 			printJSON(env.stdout, raw)
 			return nil
 		case "replay", "discard":
-			seqs, err := parseSeqs(rest)
+			seqs, err := resolveSeqs(ctx, api, rest)
 			if err != nil {
 				return err
 			}
@@ -282,14 +282,22 @@ func (p *progress) finish() {
 	}
 }
 
-func parseSeqs(args []string) ([]uint64, error) {
+// resolveSeqs turns arguments into sequences: a number is one, anything else a dead letter's
+// id, looked up.
+func resolveSeqs(ctx context.Context, api *apiClient, args []string) ([]uint64, error) {
 	seqs := make([]uint64, 0, len(args))
 	for _, a := range args {
-		n, err := strconv.ParseUint(a, 10, 64)
-		if err != nil || n == 0 {
-			return nil, fmt.Errorf("%q is not a dead-letter sequence (see tally dlq list)", a)
+		if n, err := strconv.ParseUint(a, 10, 64); err == nil && n > 0 {
+			seqs = append(seqs, n)
+			continue
 		}
-		seqs = append(seqs, n)
+		var d struct {
+			Seq uint64 `json:"seq"`
+		}
+		if _, err := api.do(ctx, "GET", "/admin/v1/dlq/"+url.PathEscape(a), "", nil, &d); err != nil {
+			return nil, fmt.Errorf("dead letter %q: %w", a, err)
+		}
+		seqs = append(seqs, d.Seq)
 	}
 	return seqs, nil
 }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator"
+)
+
+const (
+	testAdmin = "admin-token-0123456789"
+	testCHT   = "cht-token-0123456789"
+)
+
+// startService runs Tally in-process against target, for the CLI to talk to.
+func startService(t *testing.T, target string) string {
+	t.Helper()
+	yml := fmt.Sprintf(`
+nats: {store_dir: %q}
+admin: {token: %s}
+sources:
+  - name: cht
+    auth: {tokens: [%s]}
+    id_schemes: {id_scheme: CODE}
+targets:
+  - name: hmis
+    url: %s
+    username: admin
+    password: district
+    retry: {initial_delay: 20ms, max_delay: 100ms}
+`, t.TempDir(), testAdmin, testCHT, target)
+	cfg, err := config.Parse("test.yaml", []byte(yml), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := mediator.New(cfg, mediator.Options{Listener: ln, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = svc.Stop(ctx)
+	})
+	return "http://" + svc.Addr()
+}
+
+// cli runs a tally command and returns its exit code and output.
+func cli(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	env := &cliEnv{stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	code := runCLI(context.Background(), env, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestDLQCommands(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	base := startService(t, emu.URL)
+	api := []string{"--url", base, "--token", testAdmin}
+
+	// Three payloads, each with one value for a facility the target does not know yet.
+	for month := 1; month <= 3; month++ {
+		body := fmt.Sprintf(`{"dataValues":[
+{"dataElement":"EPI_BCG","period":"2024%02d","orgUnit":"KL_N_F1","categoryOptionCombo":"F_LT1","value":"5"},
+{"dataElement":"EPI_BCG","period":"2024%02d","orgUnit":"KL_N_F3","categoryOptionCombo":"F_LT1","value":"7"}]}`, month, month)
+		req, _ := http.NewRequest("POST", base+"/ingest/cht", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testCHT)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("ingest: HTTP %d", resp.StatusCode)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, out, _ := cli(append([]string{"dlq", "list"}, api...)...)
+		if strings.Contains(out, "3 dead letters") {
+			if !strings.Contains(out, "rejected") || !strings.Contains(out, "E7612") {
+				t.Errorf("list output lacks the reason or code:\n%s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters never appeared:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Flags after the subcommand and filters.
+	if code, out, errOut := cli(append([]string{"dlq", "list", "--code", "E7610"}, api...)...); code != 0 || !strings.Contains(out, "0 dead letters") {
+		t.Errorf("filtered list: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := cli(append([]string{"dlq", "show", "1"}, api...)...); code != 0 || !strings.Contains(out, `"KL_N_F3"`) {
+		t.Errorf("show: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := cli(append([]string{"dlq", "show", "999"}, api...)...); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("show of a missing entry: exit %d %s", code, errOut)
+	}
+	if code, _, _ := cli(append([]string{"dlq", "replay"}, api...)...); code != 2 {
+		t.Errorf("replay without a selection: exit %d, want 2", code)
+	}
+
+	if err := emu.UpdateMetadata(func(m *dhis2test.Metadata) error {
+		m.AddOrgUnit(dhis2test.OrgUnit{ID: "Kx3Fac00003", Code: "KL_N_F3", Name: "North Facility 3", Parent: "KL_NORTH"})
+		ds := m.DataSet("EPI_MONTHLY")
+		ds.OrgUnits = append(ds.OrgUnits, "KL_N_F3")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(append([]string{"dlq", "replay", "--all", "--target", "hmis", "--chunk", "1"}, api...)...)
+	if code != 0 || !strings.Contains(out, "replayed 3 of 3 dead letters (3 values); 0 failed") {
+		t.Fatalf("replay --all: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, step := range []string{"0/3", "1/3", "2/3", "3/3"} {
+		if !strings.Contains(errOut, step) {
+			t.Errorf("progress lacks %s:\n%s", step, errOut)
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for emu.Store().Len() != 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("emulator holds %d values after the replay, want 6", emu.Store().Len())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, out, _ = cli(append([]string{"tx", "list", "--status", "delivered"}, api...)...)
+		if strings.Count(out, "delivered") == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tx list --status delivered:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, out, _ := cli(append([]string{"tx", "list", "--status", "delivered", "--since", "1h", "--limit", "1"}, api...)...); code != 0 || strings.Count(out, "delivered") != 1 {
+		t.Errorf("tx list with filters: exit %d\n%s", code, out)
+	}
+}

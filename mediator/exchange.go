@@ -1,0 +1,190 @@
+package mediator
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/schedule"
+	"github.com/tally-hmis/tally/transform"
+)
+
+// Exchanges pull aggregate data on a schedule or on demand and feed it through Tally's
+// pipeline. A run (exchange_run.go):
+//
+//  1. optionally starts the source's analytics table update and waits for its job;
+//  2. pulls every request — DHIS2 analytics (GET /api/analytics/dataValueSet.json) with the
+//     request's dimensions, relative periods resolved on Tally's clock in the exchange's
+//     time zone, or CHT's export API once per data set and month — and refuses a request
+//     whose answer holds invalid values or, unless allowed, duplicate keys;
+//  3. maps the values for every target with the mapping in force, to learn the target keys
+//     it produces (for stale values and completeness);
+//  4. publishes the values to TALLY_INGEST as one transaction of source "exchange:<name>",
+//     and the removals of stale values — already in target terms — to TALLY_DELIVER in the
+//     same transaction, so delivery, retries, dead letters and the transaction log work as
+//     for any payload; then records the target keys it produced in tally_state;
+//  5. waits (up to `await`) for the deliveries, registers complete data sets, and tells the
+//     notification channels when the exchange starts failing or recovers.
+//
+// A scheduled tick runs once across replicas: the replica that wins a compare-and-set on
+// tally_state's exchange.<name>.tick runs it. Runs of one exchange never overlap: a lease
+// in tally_state (exchange.<name>.lease) and a lock in the process serialise them.
+
+// exchange is a configured exchange with what it needs at run time.
+type exchange struct {
+	cfg    *ExchangeConfig
+	source *config.Source // the synthesised source its batches carry
+	sched  *schedule.Schedule
+	client *dhis2.Client // a DHIS2 source
+	cht    *chtClient    // a CHT source
+	// running serialises runs in this process; the lease does across replicas. busy says
+	// whether a run is under way here.
+	running sync.Mutex
+	busy    atomic.Bool
+}
+
+// exchanges is the service's exchange runtime.
+type exchanges struct {
+	byName    map[string]*exchange
+	order     []*exchange
+	notifiers map[string]notifier
+	notify    NotifyConfig
+	// runCtx is the service's worker context once started: background runs use it.
+	runCtx context.Context
+	// after waits for the scheduler; tests replace it.
+	after func(d time.Duration) <-chan time.Time
+	// owner identifies this process in leases.
+	owner string
+}
+
+// initExchanges builds the exchanges of the configuration (no I/O) and adds their sources
+// to the service's view of the configuration, so that the mapper, dead-letter replay and
+// preview find them like configured sources. service.go's New calls it.
+func (s *Service) initExchanges(o Options) error {
+	x := &exchanges{byName: map[string]*exchange{}, notifiers: map[string]notifier{}, notify: s.sections.Notify,
+		after: time.After, owner: fmt.Sprintf("%s-%d", s.version, time.Now().UnixNano())}
+	s.exch = x
+	notifiers, err := buildNotifiers(s.cfg, &s.sections.Notify, o.HTTPClient, s.version)
+	if err != nil {
+		return err
+	}
+	for _, n := range notifiers {
+		x.notifiers[n.name()] = n
+	}
+	if len(s.sections.Exchanges) == 0 {
+		return nil
+	}
+	cfg := *s.cfg
+	cfg.Sources = slices.Clone(s.cfg.Sources)
+	for _, ec := range s.sections.Exchanges {
+		e := &exchange{cfg: ec}
+		if ec.Schedule != "" {
+			if e.sched, err = schedule.Parse(ec.Schedule); err != nil {
+				return fmt.Errorf("exchange %s: %w", ec.Name, err)
+			}
+		}
+		src := ec.Source
+		switch src.Type {
+		case ExchangeSourceCHT:
+			e.cht, err = newCHTClient(src, o.HTTPClient, s.version)
+		default:
+			e.client, err = dhis2.New(dhis2.Config{BaseURL: src.URL, Username: src.Username, Password: src.Password,
+				Token: src.Token, Timeout: src.Timeout.D(), APIVersion: src.APIVersion, HTTPClient: o.HTTPClient,
+				UserAgent: "tally/" + s.version, PollInterval: exchangePollInterval(ec), MaxJobWait: time.Hour})
+		}
+		if err != nil {
+			return fmt.Errorf("exchange %s: source: %w", ec.Name, err)
+		}
+		format := "analytics"
+		if src.Type == ExchangeSourceCHT {
+			format = "cht"
+		}
+		cfg.Sources = append(cfg.Sources, config.Source{
+			Name: exchangeSourceName(ec.Name), Format: format, Targets: ec.Targets, Mapping: ec.Mapping,
+			BatchSize: ec.BatchSize, Unmapped: ec.Unmapped, Duplicates: ec.MappedDuplicates,
+		})
+		x.byName[ec.Name] = e
+		x.order = append(x.order, e)
+	}
+	s.cfg = &cfg
+	for _, e := range x.order {
+		e.source, _ = s.cfg.Source(exchangeSourceName(e.cfg.Name))
+		s.metrics.IngestValues.WithLabelValues(e.source.Name)
+		s.metrics.IngestMessages.WithLabelValues(e.source.Name)
+	}
+	return nil
+}
+
+func exchangePollInterval(ec *ExchangeConfig) time.Duration {
+	if ec.Analytics != nil && ec.Analytics.PollInterval > 0 {
+		return ec.Analytics.PollInterval.D()
+	}
+	return DefaultAnalyticsPoll
+}
+
+// startExchanges starts a scheduler for every scheduled exchange; service.go's Start
+// calls it with the workers' context.
+func (s *Service) startExchanges(ctx context.Context) {
+	x := s.exch
+	if x == nil {
+		return
+	}
+	x.runCtx = ctx
+	for _, e := range x.order {
+		if e.sched == nil {
+			continue
+		}
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.scheduleExchange(ctx, e)
+		}()
+	}
+}
+
+// exchange returns the exchange called name.
+func (s *Service) exchange(name string) (*exchange, bool) {
+	if s.exch == nil {
+		return nil, false
+	}
+	e, ok := s.exch.byName[name]
+	return e, ok
+}
+
+// exchangeIDSchemes returns the schemes of a request's pulled values. Like the target
+// request of DHIS2's exchange, configured id_schemes (the request's over the exchange's)
+// say how the target reads the ids; without any, they follow from the output id schemes.
+func exchangeIDSchemes(ec *ExchangeConfig, r *ExchangeRequest) transform.IDSchemes {
+	if explicit := ec.IDSchemes.schemes().Overlay(r.IDSchemes.schemes()); !explicit.IsZero() {
+		return explicit
+	}
+	derived := transform.IDSchemes{}
+	if ec.Source.Type == ExchangeSourceDHIS2 {
+		p := func(v string) transform.IDScheme { sc, _ := transform.ParseIDScheme(v); return sc }
+		out := p(r.OutputIDScheme)
+		derived.DataElement = p(r.OutputDataElementIDScheme).Or(p(r.OutputDataItemIDScheme)).Or(out)
+		derived.OrgUnit = p(r.OutputOrgUnitIDScheme).Or(out)
+		// Program indicators carry their aggregate export combos verbatim (UIDs); data
+		// element operands are written in the output scheme. An attribute scheme, the
+		// tracker-to-aggregate pattern, leaves the combos as UIDs.
+		if _, attr := out.Attribute(); !attr {
+			derived.CategoryOptionCombo = out
+		}
+		derived.AttributeOptionCombo = derived.CategoryOptionCombo
+	}
+	return derived
+}
+
+// httpClientOr returns hc or a dedicated client.
+func httpClientOr(hc *http.Client) *http.Client {
+	if hc != nil {
+		return hc
+	}
+	return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+}

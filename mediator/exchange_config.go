@@ -1,0 +1,639 @@
+package mediator
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/schedule"
+	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/period"
+)
+
+// The `exchanges:` section: scheduled pulls from a DHIS2 instance's analytics (the model
+// of DHIS2's aggregate data exchange, spec dhis2.md §10) or from CHT's DHIS2 export API
+// (spec cht.md §1–§11), delivered through Tally's pipeline. docs/exchanges.md describes
+// every key with examples; CheckConfig decodes and validates the section.
+
+// Source types of an exchange.
+const (
+	ExchangeSourceDHIS2 = "dhis2"
+	ExchangeSourceCHT   = "cht"
+)
+
+// Stale value modes.
+const (
+	StaleDelete = "delete" // send the value with deleted: true (DHIS2's DELETE strategy)
+	StaleZero   = "zero"   // send an explicit "0"
+	StaleOff    = "off"    // leave stale values alone, as DHIS2's exchange does up to 2.42
+)
+
+// Defaults of an exchange.
+const (
+	DefaultExchangeAwait    = 10 * time.Minute
+	DefaultExchangeTimeout  = 2 * time.Hour
+	DefaultAnalyticsMaxWait = time.Hour
+	DefaultAnalyticsPoll    = 5 * time.Second
+	DefaultStaleRetention   = 400 * 24 * time.Hour
+	DefaultExchangeMaxVals  = 1_000_000
+	defaultSourceTimeout    = 2 * time.Minute
+)
+
+// ExchangeConfig is one entry of the `exchanges:` section.
+type ExchangeConfig struct {
+	// Name identifies the exchange in the API, the CLI and tally_state; its values reach the
+	// pipeline as source "exchange:<name>".
+	Name        string         `yaml:"name"`
+	Description string         `yaml:"description,omitempty"`
+	Source      ExchangeSource `yaml:"source"`
+	// Schedule is a five-field cron expression ("0 2 * * *"); empty runs on demand only.
+	Schedule string `yaml:"schedule,omitempty"`
+	// Timezone (IANA name) reads the schedule and resolves relative periods; default UTC.
+	Timezone string `yaml:"timezone,omitempty"`
+	// FinancialYear is the period type of the *_FINANCIAL_YEAR relative periods, DHIS2's
+	// analyticsFinancialYearStart (default FinancialOct).
+	FinancialYear string `yaml:"financial_year,omitempty"`
+	// Analytics, for a DHIS2 source, updates the analytics tables before pulling.
+	Analytics *ExchangeAnalytics `yaml:"analytics,omitempty"`
+	// Window adds the last periods of a type to every request: a run covers them again
+	// because tracker data arrives late and gets corrected.
+	Window   *ExchangeWindow   `yaml:"window,omitempty"`
+	Requests []ExchangeRequest `yaml:"requests"`
+	// IDSchemes say how the pulled values' ids are written (DHIS2's target.request schemes);
+	// a request may override them. Unset fields are derived from the output id schemes.
+	IDSchemes ExchangeSchemes `yaml:"id_schemes,omitempty"`
+	// Mapping names a mapping set applied before delivery; empty delivers ids as pulled.
+	Mapping string `yaml:"mapping,omitempty"`
+	// Unmapped and MappedDuplicates are the mapping policies of a source (drop|pass|reject
+	// and reject|sum|last).
+	Unmapped         string `yaml:"unmapped,omitempty"`
+	MappedDuplicates string `yaml:"mapped_duplicates,omitempty"`
+	// Targets receive the values; empty means every target.
+	Targets   []string `yaml:"targets,omitempty"`
+	BatchSize int      `yaml:"batch_size,omitempty"`
+	// Duplicates decides what a run does with pulled values that share a key (DHIS2's
+	// duplicatesOnly finds them): reject (default: the request is not sent) or allow.
+	Duplicates   string                `yaml:"duplicates,omitempty"`
+	Stale        ExchangeStale         `yaml:"stale,omitempty"`
+	Completeness *ExchangeCompleteness `yaml:"completeness,omitempty"`
+	// Notify names the notification channels told about failures and recoveries; absent
+	// means every channel of the notify section, [] none.
+	Notify []string `yaml:"notify,omitempty"`
+	// Await bounds how long a run waits for its deliveries before it registers completeness
+	// and decides whether it failed (default 10m; 0 does not wait).
+	Await *config.Duration `yaml:"await,omitempty"`
+	// Timeout bounds a whole run (default 2h).
+	Timeout config.Duration `yaml:"timeout,omitempty"`
+	// MaxValues bounds the values a run holds (default 1000000).
+	MaxValues int `yaml:"max_values,omitempty"`
+}
+
+// ExchangeSource is the instance an exchange pulls from.
+type ExchangeSource struct {
+	// Type is dhis2 (analytics; the default) or cht (the DHIS2 export API).
+	Type string `yaml:"type,omitempty"`
+	// URL is the base URL, without /api.
+	URL string `yaml:"url"`
+	// Username and Password authenticate with Basic; Token is a DHIS2 personal access token.
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	Token    string `yaml:"token,omitempty"`
+	// APIVersion pins DHIS2's API path (/api/40/...).
+	APIVersion string          `yaml:"api_version,omitempty"`
+	Timeout    config.Duration `yaml:"timeout,omitempty"`
+}
+
+// ExchangeAnalytics starts DHIS2's analytics table update and waits for it.
+type ExchangeAnalytics struct {
+	Run                  bool            `yaml:"run"`
+	LastYears            int             `yaml:"last_years,omitempty"`
+	SkipResourceTables   bool            `yaml:"skip_resource_tables,omitempty"`
+	SkipAggregate        bool            `yaml:"skip_aggregate,omitempty"`
+	SkipEvents           bool            `yaml:"skip_events,omitempty"`
+	SkipEnrollment       bool            `yaml:"skip_enrollment,omitempty"`
+	SkipOrgUnitOwnership bool            `yaml:"skip_org_unit_ownership,omitempty"`
+	SkipOutliers         bool            `yaml:"skip_outliers,omitempty"`
+	SkipTrackedEntities  bool            `yaml:"skip_tracked_entities,omitempty"`
+	SkipValidationResult bool            `yaml:"skip_validation_result,omitempty"`
+	MaxWait              config.Duration `yaml:"max_wait,omitempty"`
+	PollInterval         config.Duration `yaml:"poll_interval,omitempty"`
+}
+
+// ExchangeWindow is the last Last periods of Type before the current one, and the current
+// one when Current is set.
+type ExchangeWindow struct {
+	Type    string `yaml:"type"`
+	Last    int    `yaml:"last,omitempty"`
+	Current bool   `yaml:"current,omitempty"`
+}
+
+// ExchangeRequest mirrors a source request of DHIS2's aggregate data exchange; for a CHT
+// source it is one data set of the export API.
+type ExchangeRequest struct {
+	Name string `yaml:"name,omitempty"`
+	// DX, PE and OU are analytics dimensions: data items, periods (fixed ids and relative
+	// names such as LAST_6_MONTHS) and org units (ids, LEVEL-n, OU_GROUP-id, USER_ORGUNIT...).
+	DX                        []string         `yaml:"dx,omitempty,flow"`
+	PE                        []string         `yaml:"pe,omitempty,flow"`
+	OU                        []string         `yaml:"ou,omitempty,flow"`
+	Filters                   []ExchangeFilter `yaml:"filters,omitempty"`
+	AggregationType           string           `yaml:"aggregation_type,omitempty"`
+	InputIDScheme             string           `yaml:"input_id_scheme,omitempty"`
+	OutputIDScheme            string           `yaml:"output_id_scheme,omitempty"`
+	OutputDataElementIDScheme string           `yaml:"output_data_element_id_scheme,omitempty"`
+	OutputOrgUnitIDScheme     string           `yaml:"output_org_unit_id_scheme,omitempty"`
+	OutputDataItemIDScheme    string           `yaml:"output_data_item_id_scheme,omitempty"`
+	ApprovalLevel             string           `yaml:"approval_level,omitempty"`
+	SkipRounding              bool             `yaml:"skip_rounding,omitempty"`
+	// DataSet is a DHIS2 request's data set (2.43, informational) or, for CHT, the id of
+	// the app's dhis_data_sets entry to export.
+	DataSet string `yaml:"data_set,omitempty"`
+	// OrgUnit restricts a CHT export to the places mapped to this org unit.
+	OrgUnit   string          `yaml:"org_unit,omitempty"`
+	IDSchemes ExchangeSchemes `yaml:"id_schemes,omitempty"`
+}
+
+// ExchangeFilter is an analytics filter dimension.
+type ExchangeFilter struct {
+	Dimension string   `yaml:"dimension"`
+	Items     []string `yaml:"items,omitempty,flow"`
+}
+
+// ExchangeSchemes say how pulled ids are written.
+type ExchangeSchemes struct {
+	IDScheme             string `yaml:"id_scheme,omitempty"`
+	DataElement          string `yaml:"data_element,omitempty"`
+	OrgUnit              string `yaml:"org_unit,omitempty"`
+	CategoryOptionCombo  string `yaml:"category_option_combo,omitempty"`
+	AttributeOptionCombo string `yaml:"attribute_option_combo,omitempty"`
+}
+
+func (s ExchangeSchemes) schemes() transform.IDSchemes {
+	p := func(v string) transform.IDScheme { sc, _ := transform.ParseIDScheme(v); return sc }
+	return transform.IDSchemes{IDScheme: p(s.IDScheme), DataElement: p(s.DataElement), OrgUnit: p(s.OrgUnit),
+		CategoryOptionCombo: p(s.CategoryOptionCombo), AttributeOptionCombo: p(s.AttributeOptionCombo)}
+}
+
+// ExchangeStale says what happens to values an exchange delivered before and no longer
+// produces.
+type ExchangeStale struct {
+	// Mode is delete (default), zero or off.
+	Mode string `yaml:"mode,omitempty"`
+	// AllowEmpty removes the values of a period even when the run produced nothing at all
+	// for it; by default such a period is held, since an empty answer is more often a
+	// source problem than every value falling to zero.
+	AllowEmpty bool `yaml:"allow_empty,omitempty"`
+	// Retention is how long after a period ends Tally keeps what it delivered for it
+	// (default 400 days).
+	Retention config.Duration `yaml:"retention,omitempty"`
+}
+
+// ExchangeCompleteness registers data sets as complete.
+type ExchangeCompleteness struct {
+	// DataSets are the target's data sets, written in IDScheme (UID, CODE or NAME).
+	DataSets []string `yaml:"data_sets,flow"`
+	IDScheme string   `yaml:"id_scheme,omitempty"`
+	// Share is the fraction of the data set's data elements that must have a value for an
+	// org unit and period (default 1: all of them).
+	Share float64 `yaml:"share,omitempty"`
+}
+
+var exchangeNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// exchangeSourceName is the source name an exchange's batches carry.
+func exchangeSourceName(exchange string) string { return "exchange:" + exchange }
+
+// applyDefaults fills the zero fields of an exchange.
+func (e *ExchangeConfig) applyDefaults() {
+	if e.Source.Type == "" {
+		e.Source.Type = ExchangeSourceDHIS2
+	}
+	e.Source.Type = strings.ToLower(e.Source.Type)
+	if e.Source.Timeout == 0 {
+		e.Source.Timeout = config.Duration(defaultSourceTimeout)
+	}
+	if e.Timezone == "" {
+		e.Timezone = "UTC"
+	}
+	if e.Unmapped == "" {
+		e.Unmapped = "drop"
+	}
+	if e.MappedDuplicates == "" {
+		e.MappedDuplicates = "reject"
+	}
+	if e.BatchSize == 0 {
+		e.BatchSize = transform.DefaultBatchSize
+	}
+	if e.Duplicates == "" {
+		e.Duplicates = "reject"
+	}
+	if e.Stale.Mode == "" {
+		e.Stale.Mode = StaleDelete
+	}
+	if e.Stale.Retention == 0 {
+		e.Stale.Retention = config.Duration(DefaultStaleRetention)
+	}
+	if e.Await == nil {
+		d := config.Duration(DefaultExchangeAwait)
+		e.Await = &d
+	}
+	if e.Timeout == 0 {
+		e.Timeout = config.Duration(DefaultExchangeTimeout)
+	}
+	if e.MaxValues == 0 {
+		e.MaxValues = DefaultExchangeMaxVals
+	}
+	if a := e.Analytics; a != nil {
+		if a.MaxWait == 0 {
+			a.MaxWait = config.Duration(DefaultAnalyticsMaxWait)
+		}
+		if a.PollInterval == 0 {
+			a.PollInterval = config.Duration(DefaultAnalyticsPoll)
+		}
+	}
+	if c := e.Completeness; c != nil {
+		if c.Share == 0 {
+			c.Share = 1
+		}
+		if c.IDScheme == "" {
+			c.IDScheme = "UID"
+		}
+	}
+	for i := range e.Requests {
+		if e.Requests[i].Name == "" {
+			e.Requests[i].Name = fmt.Sprintf("request %d", i+1)
+		}
+	}
+}
+
+// decodeExchanges decodes and checks the `exchanges:` section against the rest of the
+// configuration: the targets, the mapping sets and the notification channels it names.
+func decodeExchanges(cfg *config.Config, sec *Sections) config.Problems {
+	var probs config.Problems
+	seen := map[string]bool{}
+	channels := sec.Notify.channelNames()
+	for i := range cfg.Exchanges {
+		path := fmt.Sprintf("exchanges[%d]", i)
+		var e ExchangeConfig
+		dp := cfg.DecodeSection(&cfg.Exchanges[i], path, &e)
+		probs = append(probs, dp...)
+		if len(dp) > 0 {
+			continue
+		}
+		e.applyDefaults()
+		probs = append(probs, e.check(cfg, path, sec, channels)...)
+		if exchangeNameRE.MatchString(e.Name) {
+			if seen[e.Name] {
+				probs = append(probs, cfg.Problem(path+".name", "%q is defined twice", e.Name))
+			}
+			seen[e.Name] = true
+		}
+		sec.Exchanges = append(sec.Exchanges, &e)
+	}
+	return probs
+}
+
+func (e *ExchangeConfig) check(cfg *config.Config, path string, sec *Sections, channels map[string]bool) config.Problems {
+	var ps config.Problems
+	add := func(p, format string, args ...any) { ps = append(ps, cfg.Problem(path+p, format, args...)) }
+	if !exchangeNameRE.MatchString(e.Name) {
+		add(".name", "%q: a name is 1-64 letters, digits, '-' or '_'", e.Name)
+	}
+
+	src := &e.Source
+	switch src.Type {
+	case ExchangeSourceDHIS2, ExchangeSourceCHT:
+	default:
+		add(".source.type", "%q: want dhis2 or cht", src.Type)
+	}
+	if u, err := url.Parse(src.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add(".source.url", "%q is not an http(s) URL", src.URL)
+	} else if u.User != nil {
+		add(".source.url", "put credentials in username/password or token, not in the URL")
+	} else if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api") {
+		add(".source.url", "%q: give the instance's base URL without /api", src.URL)
+	}
+	basic, token := src.Username != "" || src.Password != "", src.Token != ""
+	switch {
+	case src.Type == ExchangeSourceCHT && token:
+		add(".source.token", "CHT's export API takes Basic credentials: set username and password")
+	case basic && token:
+		add(".source", "set either username/password or token, not both")
+	case !basic && !token:
+		add(".source", "no credentials: set username and password, or a personal access token")
+	case basic && (src.Username == "" || src.Password == ""):
+		add(".source", "Basic auth needs both username and password")
+	}
+	if src.APIVersion != "" && (len(src.APIVersion) != 2 || strings.Trim(src.APIVersion, "0123456789") != "") {
+		add(".source.api_version", "%q: want two digits, e.g. \"40\"", src.APIVersion)
+	}
+	if src.Timeout < 0 {
+		add(".source.timeout", "may not be negative")
+	}
+
+	if e.Schedule != "" {
+		if _, err := schedule.Parse(e.Schedule); err != nil {
+			add(".schedule", "%v", err)
+		}
+	}
+	if _, err := time.LoadLocation(e.Timezone); err != nil {
+		add(".timezone", "%q: want an IANA time zone such as Africa/Nairobi or UTC", e.Timezone)
+	}
+	if e.FinancialYear != "" {
+		if t, err := period.TypeByName(e.FinancialYear); err != nil || !strings.HasPrefix(t.String(), "Financial") {
+			add(".financial_year", "%q: want a financial year type such as FinancialApril, FinancialJuly or FinancialOct", e.FinancialYear)
+		}
+	}
+	if a := e.Analytics; a != nil {
+		if src.Type == ExchangeSourceCHT && a.Run {
+			add(".analytics", "only a DHIS2 source has analytics tables")
+		}
+		if a.LastYears < 0 {
+			add(".analytics.last_years", "may not be negative")
+		}
+		if a.MaxWait < 0 || a.PollInterval < 0 {
+			add(".analytics", "max_wait and poll_interval may not be negative")
+		}
+	}
+	var window []period.Period
+	if w := e.Window; w != nil {
+		t, err := period.TypeByName(w.Type)
+		switch {
+		case err != nil:
+			add(".window.type", "%q: want a DHIS2 period type such as Monthly, Quarterly or Weekly", w.Type)
+		case w.Last < 0 || w.Last > 1000:
+			add(".window.last", "%d: want 0 to 1000", w.Last)
+		case w.Last == 0 && !w.Current:
+			add(".window", "covers no period: set last, current or both")
+		case src.Type == ExchangeSourceCHT && t != period.Monthly:
+			add(".window.type", "CHT exports months only: want Monthly")
+		}
+		window, _ = e.windowPeriods(time.Now())
+	}
+
+	if len(e.Requests) == 0 {
+		add(".requests", "an exchange needs at least one request")
+	}
+	names := map[string]bool{}
+	for i := range e.Requests {
+		ps = append(ps, e.checkRequest(cfg, fmt.Sprintf("%s.requests[%d]", path, i), &e.Requests[i], len(window) > 0)...)
+		n := e.Requests[i].Name
+		if names[n] {
+			add(fmt.Sprintf(".requests[%d].name", i), "%q is used by another request of this exchange", n)
+		}
+		names[n] = true
+	}
+	ps = append(ps, checkExchangeSchemes(cfg, path+".id_schemes", e.IDSchemes)...)
+
+	if e.Mapping != "" {
+		if sec.Mappings == nil {
+			add(".mapping", "no mapping set is called %q", e.Mapping)
+		} else if _, ok := sec.Mappings.Set(e.Mapping); !ok {
+			add(".mapping", "no mapping set is called %q", e.Mapping)
+		}
+	}
+	switch e.Unmapped {
+	case "drop", "pass", "reject":
+	default:
+		add(".unmapped", "%q: want drop, pass or reject", e.Unmapped)
+	}
+	switch e.MappedDuplicates {
+	case "reject", "sum", "last":
+	default:
+		add(".mapped_duplicates", "%q: want reject, sum or last", e.MappedDuplicates)
+	}
+	for j, t := range e.Targets {
+		if _, ok := cfg.Target(t); !ok {
+			add(fmt.Sprintf(".targets[%d]", j), "no target is called %q", t)
+		}
+	}
+	if len(cfg.Targets) == 0 {
+		add(".targets", "an exchange needs a target to deliver to; none is configured")
+	}
+	if e.BatchSize < 1 || e.BatchSize > 10_000 {
+		add(".batch_size", "%d: want 1 to 10000", e.BatchSize)
+	}
+	switch e.Duplicates {
+	case "reject", "allow":
+	default:
+		add(".duplicates", "%q: want reject or allow", e.Duplicates)
+	}
+	switch e.Stale.Mode {
+	case StaleDelete, StaleZero, StaleOff:
+	default:
+		add(".stale.mode", "%q: want delete, zero or off", e.Stale.Mode)
+	}
+	if e.Stale.Retention < 0 {
+		add(".stale.retention", "may not be negative")
+	}
+	if c := e.Completeness; c != nil {
+		if len(c.DataSets) == 0 {
+			add(".completeness.data_sets", "name at least one data set")
+		}
+		switch strings.ToUpper(c.IDScheme) {
+		case "UID", "CODE", "NAME":
+		default:
+			add(".completeness.id_scheme", "%q: want UID, CODE or NAME", c.IDScheme)
+		}
+		if c.Share <= 0 || c.Share > 1 || math.IsNaN(c.Share) {
+			add(".completeness.share", "%v: want a fraction above 0 and at most 1", c.Share)
+		}
+	}
+	for j, n := range e.Notify {
+		if !channels[n] {
+			add(fmt.Sprintf(".notify[%d]", j), "no notification channel is called %q", n)
+		}
+	}
+	if *e.Await < 0 {
+		add(".await", "may not be negative")
+	}
+	if e.Timeout < 0 {
+		add(".timeout", "may not be negative")
+	}
+	if e.MaxValues < 1 {
+		add(".max_values", "%d: want at least 1", e.MaxValues)
+	}
+	return ps
+}
+
+func (e *ExchangeConfig) checkRequest(cfg *config.Config, path string, r *ExchangeRequest, window bool) config.Problems {
+	var ps config.Problems
+	add := func(p, format string, args ...any) { ps = append(ps, cfg.Problem(path+p, format, args...)) }
+	if len(r.Name) > 50 && e.Source.Type == ExchangeSourceDHIS2 {
+		add(".name", "at most 50 characters, as in DHIS2")
+	}
+	cht := e.Source.Type == ExchangeSourceCHT
+	if len(r.PE) == 0 && !window {
+		add(".pe", "no periods: list pe or set the exchange's window")
+	}
+	for j, pe := range r.PE {
+		ps = append(ps, e.checkPeriod(cfg, fmt.Sprintf("%s.pe[%d]", path, j), pe, cht)...)
+	}
+	if cht {
+		if r.DataSet == "" {
+			add(".data_set", "a CHT request exports one data set: name its dhis_data_sets id")
+		}
+		if len(r.DX)+len(r.OU)+len(r.Filters) > 0 {
+			add("", "dx, ou and filters are analytics dimensions; a CHT request has data_set, pe and org_unit")
+		}
+		for _, f := range []struct{ key, v string }{{"aggregation_type", r.AggregationType}, {"input_id_scheme", r.InputIDScheme},
+			{"output_id_scheme", r.OutputIDScheme}, {"output_data_element_id_scheme", r.OutputDataElementIDScheme},
+			{"output_org_unit_id_scheme", r.OutputOrgUnitIDScheme}, {"output_data_item_id_scheme", r.OutputDataItemIDScheme},
+			{"approval_level", r.ApprovalLevel}} {
+			if f.v != "" {
+				add("."+f.key, "not a CHT export option")
+			}
+		}
+	} else {
+		if len(r.DX) == 0 {
+			add(".dx", "no data items (DHIS2 would answer E7117)")
+		}
+		if len(r.OU) == 0 {
+			add(".ou", "no org units (DHIS2 would answer E7119)")
+		}
+		if r.OrgUnit != "" {
+			add(".org_unit", "org_unit is for CHT requests; use ou")
+		}
+		for j, f := range r.Filters {
+			if d := strings.TrimSpace(f.Dimension); d == "" || strings.ContainsAny(d, ":;") {
+				add(fmt.Sprintf(".filters[%d].dimension", j), "%q: want a dimension id", f.Dimension)
+			}
+		}
+		for _, f := range []struct{ key, v string }{{"input_id_scheme", r.InputIDScheme}, {"output_id_scheme", r.OutputIDScheme},
+			{"output_data_element_id_scheme", r.OutputDataElementIDScheme}, {"output_org_unit_id_scheme", r.OutputOrgUnitIDScheme},
+			{"output_data_item_id_scheme", r.OutputDataItemIDScheme}} {
+			if _, err := transform.ParseIDScheme(f.v); err != nil {
+				add("."+f.key, "%q: want UID, CODE, NAME or ATTRIBUTE:<uid>", f.v)
+			}
+		}
+		if explicit := e.IDSchemes.schemes().Overlay(r.IDSchemes.schemes()); explicit.IsZero() {
+			if _, attr := exchangeIDSchemes(e, r).DataElement.Attribute(); attr {
+				add(".id_schemes", "the answer names data elements by an attribute's values (the tracker-to-aggregate "+
+					"pattern): say how the target reads them, e.g. id_schemes: {data_element: CODE, org_unit: UID, "+
+					"category_option_combo: UID} as in the exchange's target request")
+			}
+		}
+		for _, lists := range [][]string{r.DX, r.OU} {
+			for _, id := range lists {
+				if strings.TrimSpace(id) == "" || strings.ContainsAny(id, ";") {
+					add("", "%q is not an analytics item", id)
+				}
+			}
+		}
+	}
+	ps = append(ps, checkExchangeSchemes(cfg, path+".id_schemes", r.IDSchemes)...)
+	return ps
+}
+
+func (e *ExchangeConfig) checkPeriod(cfg *config.Config, path, pe string, cht bool) config.Problems {
+	if p, err := period.Parse(pe); err == nil {
+		if cht && p.Type() != period.Monthly {
+			return config.Problems{cfg.Problem(path, "%q: CHT exports months only", pe)}
+		}
+		return nil
+	}
+	ps, err := period.Relative(pe, time.Now(), period.RelativeOptions{})
+	if err != nil {
+		return config.Problems{cfg.Problem(path, "%q is neither a period id (202401, 2024Q1) nor a relative period (LAST_6_MONTHS)", pe)}
+	}
+	if cht && len(ps) > 0 && ps[0].Type() != period.Monthly {
+		return config.Problems{cfg.Problem(path, "%q: CHT exports months only; use a monthly relative period", pe)}
+	}
+	return nil
+}
+
+func checkExchangeSchemes(cfg *config.Config, path string, s ExchangeSchemes) config.Problems {
+	var ps config.Problems
+	for _, f := range []struct{ key, v string }{{"id_scheme", s.IDScheme}, {"data_element", s.DataElement}, {"org_unit", s.OrgUnit},
+		{"category_option_combo", s.CategoryOptionCombo}, {"attribute_option_combo", s.AttributeOptionCombo}} {
+		if _, err := transform.ParseIDScheme(f.v); err != nil {
+			ps = append(ps, cfg.Problem(path+"."+f.key, "%q: want UID, CODE, NAME or ATTRIBUTE:<uid>", f.v))
+		}
+	}
+	return ps
+}
+
+// location returns the exchange's time zone.
+func (e *ExchangeConfig) location() *time.Location {
+	if loc, err := time.LoadLocation(e.Timezone); err == nil {
+		return loc
+	}
+	return time.UTC
+}
+
+func (e *ExchangeConfig) relativeOptions() period.RelativeOptions {
+	var o period.RelativeOptions
+	if t, err := period.TypeByName(e.FinancialYear); err == nil && e.FinancialYear != "" {
+		o.FinancialYear = t
+	}
+	return o
+}
+
+// windowPeriods returns the periods of the exchange's window at now, oldest first.
+func (e *ExchangeConfig) windowPeriods(now time.Time) ([]period.Period, error) {
+	w := e.Window
+	if w == nil {
+		return nil, nil
+	}
+	t, err := period.TypeByName(w.Type)
+	if err != nil {
+		return nil, err
+	}
+	cur := t.PeriodOf(now.In(e.location()))
+	var out []period.Period
+	for i := w.Last; i >= 1; i-- {
+		out = append(out, cur.Shift(-i))
+	}
+	if w.Current {
+		out = append(out, cur)
+	}
+	return out, nil
+}
+
+// requestPeriods resolves a request's periods at now: its fixed ids, its relative periods
+// read in the exchange's time zone, and the exchange's window, without repeats, oldest
+// first.
+func (e *ExchangeConfig) requestPeriods(r *ExchangeRequest, now time.Time) ([]period.Period, error) {
+	local := now.In(e.location())
+	var out []period.Period
+	seen := map[period.Period]bool{}
+	add := func(ps ...period.Period) {
+		for _, p := range ps {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	var errs []error
+	for _, pe := range r.PE {
+		if p, err := period.Parse(pe); err == nil {
+			add(p)
+			continue
+		}
+		ps, err := period.Relative(pe, local, e.relativeOptions())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		add(ps...)
+	}
+	w, err := e.windowPeriods(now)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	add(w...)
+	slices.SortStableFunc(out, func(a, b period.Period) int {
+		if c := a.Start().Compare(b.Start()); c != 0 {
+			return c
+		}
+		return a.End().Compare(b.End())
+	})
+	return out, errors.Join(errs...)
+}

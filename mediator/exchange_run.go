@@ -1,0 +1,663 @@
+package mediator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/period"
+)
+
+// Run statuses.
+const (
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunPartial   = "partial" // some requests or targets failed; the rest was sent
+	RunFailed    = "failed"
+)
+
+// Run triggers.
+const (
+	TriggerSchedule = "schedule"
+	TriggerAPI      = "api"
+)
+
+// ExchangeRun is what a run did: the summary stored with its transaction, shown by the API
+// and the CLI.
+type ExchangeRun struct {
+	Exchange    string    `json:"exchange"`
+	Transaction string    `json:"transaction,omitempty"`
+	Trigger     string    `json:"trigger"`
+	Tick        time.Time `json:"tick,omitzero"`
+	Started     time.Time `json:"started"`
+	Finished    time.Time `json:"finished,omitzero"`
+	DryRun      bool      `json:"dryRun,omitempty"`
+	Status      string    `json:"status"`
+	Error       string    `json:"error,omitempty"`
+	// Analytics is the analytics table update run before pulling.
+	Analytics *RunAnalytics `json:"analytics,omitempty"`
+	Requests  []*RunRequest `json:"requests"`
+	Targets   []*RunTarget  `json:"targets"`
+	Values    int           `json:"values"`  // pulled values submitted
+	Batches   int           `json:"batches"` // messages of the transaction
+	Delivery  string        `json:"delivery,omitempty"`
+	Notified  []string      `json:"notified,omitempty"`
+	Warnings  []string      `json:"warnings,omitempty"`
+	errs      []string      // what makes the run partial or failed
+	pulled    []*pulledRequest
+	targetRun map[string]*targetRun
+	txRecord  *TxRecord
+}
+
+// RunAnalytics is the analytics table job a run started and waited for.
+type RunAnalytics struct {
+	Job     string  `json:"job,omitempty"`
+	Seconds float64 `json:"seconds"`
+	Message string  `json:"message,omitempty"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// RunRequest is what one request pulled.
+type RunRequest struct {
+	Name    string   `json:"name"`
+	Periods []string `json:"periods"`
+	Values  int      `json:"values"`
+	// Duplicates counts pulled values whose key an earlier value of the run had;
+	// DuplicateKeys shows some of them.
+	Duplicates    int             `json:"duplicates,omitempty"`
+	DuplicateKeys []transform.Key `json:"duplicateKeys,omitempty"`
+	Seconds       float64         `json:"seconds"`
+	Error         string          `json:"error,omitempty"`
+}
+
+// RunTarget is what a run meant for one target.
+type RunTarget struct {
+	Target   string `json:"target"`
+	Mapped   int    `json:"mapped"`
+	Unmapped int    `json:"unmapped,omitempty"`
+	// Removed counts the stale values sent for removal; Held lists periods whose removals
+	// were held back because the run produced nothing for them.
+	Removed      int      `json:"removed"`
+	Held         []string `json:"held,omitempty"`
+	StaleSkipped string   `json:"staleSkipped,omitempty"`
+	// Registered counts complete data set registrations made (Already: existing ones).
+	Registered int    `json:"registered,omitempty"`
+	Already    int    `json:"alreadyComplete,omitempty"`
+	Delivery   string `json:"delivery,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// A dry run shows what the target would get (up to maxDryRunValues of each).
+	Values        []transform.DataValue `json:"dataValues,omitempty"`
+	Removals      []transform.DataValue `json:"removals,omitempty"`
+	Registrations []dhis2.Registration  `json:"registrations,omitempty"`
+}
+
+const (
+	maxDryRunValues = 1000
+	maxDupKeysShown = 20
+)
+
+// pulledRequest is a request's answer, cut into batches.
+type pulledRequest struct {
+	cfg     *ExchangeRequest
+	periods []period.Period
+	schemes transform.IDSchemes
+	batches []*transform.Batch
+	values  int
+	ok      bool
+}
+
+// targetRun is what mapping produced for a target.
+type targetRun struct {
+	sum *RunTarget
+	// produced[i][period] are the keys request i produced; schemes[i] their schemes.
+	produced []map[string]map[key4]struct{}
+	schemes  []transform.IDSchemes
+	// incomplete: some request failed, or mapping did, so that what the run produced is
+	// not known whole: stale values are left for a complete run.
+	incomplete string
+	removals   []transform.Batch
+	state      []stateWrite
+}
+
+type stateWrite struct {
+	request, period string
+	set             *deliveredSet
+}
+
+type runOptions struct {
+	trigger string
+	tick    time.Time
+	dryRun  bool
+	// started, when set, is the run's start time (the API names the transaction before
+	// the run begins).
+	started time.Time
+}
+
+// exchangeTxID derives a run's transaction id from the exchange and its trigger, so that
+// two replicas running the same tick (should the claim ever fail) publish the same
+// message ids, which JetStream drops as duplicates.
+func exchangeTxID(name string, o runOptions, started time.Time) string {
+	h := sha256.New()
+	h.Write([]byte("exchange\x00" + name + "\x00"))
+	if o.trigger == TriggerSchedule && !o.tick.IsZero() {
+		h.Write([]byte("tick:" + strconv.FormatInt(o.tick.Unix(), 10)))
+	} else {
+		h.Write([]byte("run:" + strconv.FormatInt(started.UnixNano(), 10)))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// runExchange runs an exchange once. It fails with errExchangeBusy when a run is under way;
+// otherwise the outcome is in the returned run.
+func (s *Service) runExchange(ctx context.Context, e *exchange, o runOptions) (*ExchangeRun, error) {
+	if !e.running.TryLock() {
+		return nil, errExchangeBusy
+	}
+	defer e.running.Unlock()
+	e.busy.Store(true)
+	defer e.busy.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout.D())
+	defer cancel()
+	if o.started.IsZero() {
+		o.started = s.now().UTC()
+	}
+	run := &ExchangeRun{Exchange: e.cfg.Name, Trigger: o.trigger, Tick: o.tick, Started: o.started, DryRun: o.dryRun,
+		Status: RunRunning, Requests: []*RunRequest{}, Targets: []*RunTarget{}, targetRun: map[string]*targetRun{}}
+	if !o.dryRun {
+		release, err := s.acquireLease(ctx, e.cfg.Name, e.cfg.Timeout.D())
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		run.Transaction = exchangeTxID(e.cfg.Name, o, run.Started)
+	}
+	log := s.log.With("exchange", e.cfg.Name, "tx", run.Transaction)
+	log.Info("exchange run started", "trigger", o.trigger, "dry_run", o.dryRun)
+
+	analyticsOK := true
+	if a := e.cfg.Analytics; a != nil && a.Run && e.client != nil {
+		if o.dryRun {
+			run.Warnings = append(run.Warnings, "a dry run does not update analytics tables")
+		} else {
+			analyticsOK = s.runAnalyticsTables(ctx, e, run)
+		}
+	}
+	if analyticsOK {
+		s.pullRequests(ctx, e, run)
+	}
+	okRequests := 0
+	for _, p := range run.pulled {
+		if p.ok {
+			okRequests++
+		}
+	}
+	if analyticsOK && okRequests > 0 {
+		s.mapRun(ctx, e, run)
+		if e.cfg.Stale.Mode != StaleOff {
+			s.staleValues(ctx, e, run)
+		}
+	}
+	switch {
+	case o.dryRun:
+		if e.cfg.Completeness != nil {
+			for _, t := range s.cfg.TargetsOf(e.source) {
+				if tr := run.targetRun[t.Name]; tr != nil {
+					regs, err := s.registrations(ctx, e, t.Name, tr)
+					if err != nil {
+						tr.sum.Error = joinErr(tr.sum.Error, err.Error())
+					}
+					tr.sum.Registrations = regs[:min(len(regs), maxDryRunValues)]
+				}
+			}
+		}
+	case !analyticsOK || okRequests == 0:
+		s.recordFailedRun(ctx, e, run)
+	default:
+		if err := s.submitRun(ctx, e, run); err != nil {
+			run.errs = append(run.errs, "storing the run's values failed, nothing was sent: "+err.Error())
+			okRequests = 0
+		} else {
+			s.afterSubmit(ctx, e, run)
+		}
+	}
+	s.finishRun(ctx, e, run, analyticsOK && okRequests > 0)
+	log.Info("exchange run finished", "status", run.Status, "values", run.Values, "err", run.Error)
+	return run, nil
+}
+
+func joinErr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// runAnalyticsTables starts the source's analytics table update and waits for it. DHIS2
+// refuses to start one while another runs (409, transient): Tally tries again until
+// max_wait.
+func (s *Service) runAnalyticsTables(ctx context.Context, e *exchange, run *ExchangeRun) bool {
+	a := e.cfg.Analytics
+	began := time.Now()
+	ra := &RunAnalytics{}
+	run.Analytics = ra
+	defer func() { ra.Seconds = time.Since(began).Seconds() }()
+	opts := dhis2.AnalyticsTablesOptions{LastYears: a.LastYears, SkipResourceTables: a.SkipResourceTables,
+		SkipAggregate: a.SkipAggregate, SkipEvents: a.SkipEvents, SkipEnrollment: a.SkipEnrollment,
+		SkipValidationResult: a.SkipValidationResult, SkipTrackedEntities: a.SkipTrackedEntities,
+		SkipOrgUnitOwnership: a.SkipOrgUnitOwnership, SkipOutliers: a.SkipOutliers}
+	wctx, cancel := context.WithTimeout(ctx, a.MaxWait.D())
+	defer cancel()
+	var job *dhis2.Job
+	var err error
+	for {
+		job, err = e.client.StartAnalyticsTables(wctx, opts)
+		if err == nil || dhis2.KindOf(err) != dhis2.KindTransient {
+			break
+		}
+		s.log.Info("analytics tables could not be started yet; retrying", "exchange", e.cfg.Name, "err", err)
+		select {
+		case <-wctx.Done():
+		case <-time.After(a.PollInterval.D()):
+			continue
+		}
+		break
+	}
+	if err != nil {
+		ra.Error = "starting analytics tables: " + err.Error()
+		run.errs = append(run.errs, ra.Error)
+		return false
+	}
+	ra.Job = job.ID
+	done, err := e.client.WaitTask(wctx, dhis2.JobTypeAnalyticsTable, job.ID,
+		dhis2.WaitOptions{Interval: a.PollInterval.D(), MaxWait: a.MaxWait.D()})
+	if done != nil {
+		ra.Message = done.LastMessage
+	}
+	if err != nil {
+		ra.Error = "waiting for analytics tables: " + err.Error()
+		run.errs = append(run.errs, ra.Error)
+		return false
+	}
+	return true
+}
+
+// valueCollector keeps what a source answers.
+type valueCollector struct {
+	values []transform.DataValue
+	limit  int
+}
+
+var errTooManyValues = errors.New("too many values")
+
+func (c *valueCollector) Group(transform.Group) error { return nil }
+
+func (c *valueCollector) Value(v *transform.DataValue, _ transform.Locator) error {
+	if len(c.values) >= c.limit {
+		return errTooManyValues
+	}
+	c.values = append(c.values, *v)
+	return nil
+}
+
+// pullRequests runs every request, checks the answers and cuts them into batches.
+func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRun) {
+	now := s.now()
+	seen := map[transform.Key]bool{}
+	budget := e.cfg.MaxValues
+	offset, seq := 0, 0
+	for i := range e.cfg.Requests {
+		r := &e.cfg.Requests[i]
+		began := time.Now()
+		sum := &RunRequest{Name: r.Name, Periods: []string{}}
+		run.Requests = append(run.Requests, sum)
+		p := &pulledRequest{cfg: r, schemes: exchangeIDSchemes(e.cfg, r)}
+		run.pulled = append(run.pulled, p)
+		fail := func(msg string) {
+			sum.Error = msg
+			run.errs = append(run.errs, fmt.Sprintf("request %q: %s", r.Name, msg))
+		}
+		periods, err := e.cfg.requestPeriods(r, now)
+		p.periods = periods
+		for _, pe := range periods {
+			sum.Periods = append(sum.Periods, pe.ID())
+		}
+		if err != nil {
+			fail("resolving periods: " + err.Error())
+			continue
+		}
+		col := &valueCollector{limit: budget}
+		err = s.pull(ctx, e, r, periods, col)
+		sum.Seconds = time.Since(began).Seconds()
+		sum.Values = len(col.values)
+		budget -= len(col.values)
+		if errors.Is(err, errTooManyValues) {
+			fail(fmt.Sprintf("the run holds more than max_values (%d) values", e.cfg.MaxValues))
+			continue
+		}
+		if err != nil {
+			fail(err.Error())
+			continue
+		}
+		// The duplicate check of DHIS2's duplicatesOnly, across the whole run.
+		for j := range col.values {
+			k := col.values[j].Key()
+			if seen[k] {
+				sum.Duplicates++
+				if len(sum.DuplicateKeys) < maxDupKeysShown {
+					sum.DuplicateKeys = append(sum.DuplicateKeys, k)
+				}
+			}
+			seen[k] = true
+		}
+		if sum.Duplicates > 0 {
+			msg := fmt.Sprintf("%d values repeat a key already pulled (attribute id schemes can do that; "+
+				"set duplicates: allow to send them anyway)", sum.Duplicates)
+			if e.cfg.Duplicates != "allow" {
+				fail(msg + "; nothing of this request was sent")
+				continue
+			}
+			run.Warnings = append(run.Warnings, fmt.Sprintf("request %q: %s", r.Name, msg))
+		}
+		batches, err := s.batchValues(e, run, p.schemes, col.values)
+		if err != nil {
+			fail(err.Error())
+			continue
+		}
+		for _, b := range batches {
+			b.Seq = seq
+			b.ID = batchMsgID(run.Transaction, seq)
+			seq++
+			for k := range b.Values {
+				b.Values[k].Index += offset
+			}
+		}
+		offset += len(col.values)
+		p.batches, p.values, p.ok = batches, len(col.values), true
+	}
+}
+
+// pull reads one request's answer into sink.
+func (s *Service) pull(ctx context.Context, e *exchange, r *ExchangeRequest, periods []period.Period, sink transform.Sink) error {
+	if e.cht != nil {
+		for _, pe := range periods {
+			if pe.Type() != period.Monthly {
+				return fmt.Errorf("CHT exports months only, not %s", pe.ID())
+			}
+			if err := e.cht.Export(ctx, r.DataSet, pe, r.OrgUnit, sink); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	pes := make([]string, len(periods))
+	for i, p := range periods {
+		pes[i] = p.ID()
+	}
+	sc := func(v string) transform.IDScheme { s, _ := transform.ParseIDScheme(v); return s }
+	req := dhis2.AnalyticsRequest{Name: r.Name, DX: r.DX, PE: pes, OU: r.OU, AggregationType: r.AggregationType,
+		InputIDScheme: sc(r.InputIDScheme), OutputIDScheme: sc(r.OutputIDScheme),
+		OutputDataElementIDScheme: sc(r.OutputDataElementIDScheme), OutputOrgUnitIDScheme: sc(r.OutputOrgUnitIDScheme),
+		OutputDataItemIDScheme: sc(r.OutputDataItemIDScheme), ApprovalLevel: r.ApprovalLevel, SkipRounding: r.SkipRounding}
+	for _, f := range r.Filters {
+		req.Filters = append(req.Filters, dhis2.Filter{Dimension: f.Dimension, Items: f.Items})
+	}
+	_, err := e.client.AnalyticsDataValueSet(ctx, req, sink)
+	return err
+}
+
+// batchValues validates values as ingest does and cuts them into batches.
+func (s *Service) batchValues(e *exchange, run *ExchangeRun, schemes transform.IDSchemes, values []transform.DataValue) ([]*transform.Batch, error) {
+	var out []*transform.Batch
+	b := transform.NewBatcher(transform.BatcherConfig{
+		Source: e.source.Name, TxID: run.Transaction, Received: run.Started, Schemes: schemes, MaxValues: e.cfg.BatchSize,
+		Emit: func(b *transform.Batch) error {
+			cp := *b
+			cp.Values = slices.Clone(b.Values)
+			out = append(out, &cp)
+			return nil
+		},
+	})
+	for i := range values {
+		v := values[i]
+		if err := b.Value(&v, nil); err != nil {
+			break // too many problems: Close reports them
+		}
+	}
+	if err := b.Close(); err != nil {
+		if list, ok := transform.AsInputErrors(err); ok {
+			return nil, fmt.Errorf("the answer holds values DHIS2 would refuse: %s", clipText(list.Error(), 500))
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// mapRun maps every batch for every target with the mapping in force, to learn the target
+// keys the run produces.
+func (s *Service) mapRun(ctx context.Context, e *exchange, run *ExchangeRun) {
+	for _, t := range s.cfg.TargetsOf(e.source) {
+		tr := &targetRun{sum: &RunTarget{Target: t.Name}, produced: make([]map[string]map[key4]struct{}, len(run.pulled)),
+			schemes: make([]transform.IDSchemes, len(run.pulled))}
+		run.targetRun[t.Name] = tr
+		run.Targets = append(run.Targets, tr.sum)
+		for i, p := range run.pulled {
+			if !p.ok {
+				tr.incomplete = "request " + strconv.Quote(p.cfg.Name) + " failed"
+				continue
+			}
+			tr.produced[i] = map[string]map[key4]struct{}{}
+			for _, b := range p.batches {
+				m, err := s.currentMapper().Map(ctx, b, e.source, t)
+				if err != nil {
+					msg := fmt.Sprintf("mapping request %q: %v", p.cfg.Name, err)
+					if errors.Is(err, ErrMappingRejected) {
+						msg += " (the batch becomes a dead letter)"
+					}
+					tr.sum.Error = joinErr(tr.sum.Error, clipText(msg, 500))
+					tr.incomplete = "mapping failed"
+					run.errs = append(run.errs, t.Name+": "+clipText(msg, 300))
+					break
+				}
+				tr.schemes[i] = m.Batch.Schemes
+				tr.sum.Mapped += len(m.Batch.Values)
+				tr.sum.Unmapped += len(m.Unmapped)
+				for _, v := range m.Batch.Values {
+					if v.Deleted || v.Value == "" {
+						continue
+					}
+					k := v.Key()
+					set := tr.produced[i][v.Period]
+					if set == nil {
+						set = map[key4]struct{}{}
+						tr.produced[i][v.Period] = set
+					}
+					set[key4{k.DataElement, k.OrgUnit, k.CategoryOptionCombo, k.AttributeOptionCombo}] = struct{}{}
+					if run.DryRun && len(tr.sum.Values) < maxDryRunValues {
+						tr.sum.Values = append(tr.sum.Values, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+// staleValues compares what the run produced for each target with what the exchange
+// delivered before, and prepares the removals and the new delivered sets. A stored period
+// is in a request's scope when it overlaps one of the request's periods (a month of a
+// rolled-up quarter, say) or the run produced values for it.
+func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun) {
+	name := e.cfg.Name
+	now := s.now()
+	for _, t := range s.cfg.TargetsOf(e.source) {
+		tr := run.targetRun[t.Name]
+		if tr == nil {
+			continue
+		}
+		if tr.incomplete != "" {
+			tr.sum.StaleSkipped = "not checked: " + tr.incomplete + "; the next complete run will"
+			continue
+		}
+		type periodScope struct {
+			stored   map[key4]transform.IDSchemes
+			produced map[key4]struct{}
+		}
+		scopes := map[string]*periodScope{}
+		scopeOf := func(pe string) *periodScope {
+			ps := scopes[pe]
+			if ps == nil {
+				ps = &periodScope{stored: map[key4]transform.IDSchemes{}, produced: map[key4]struct{}{}}
+				scopes[pe] = ps
+			}
+			return ps
+		}
+		inScope := make([]map[string]bool, len(run.pulled))
+		failed := ""
+		for i, p := range run.pulled {
+			inScope[i] = map[string]bool{}
+			for pe, keys := range tr.produced[i] {
+				inScope[i][pe] = true
+				sc := scopeOf(pe)
+				for k := range keys {
+					sc.produced[k] = struct{}{}
+				}
+			}
+			stored, err := s.storedPeriods(ctx, name, t.Name, p.cfg.Name)
+			if err != nil {
+				failed = err.Error()
+				break
+			}
+			for _, pe := range stored {
+				sp, err := period.Parse(pe)
+				if err != nil {
+					continue
+				}
+				if !inScope[i][pe] && !slices.ContainsFunc(p.periods, func(q period.Period) bool {
+					return q.Contains(sp) || sp.Contains(q)
+				}) {
+					// Out of this run's window: kept for a wider run, until retention ends.
+					if ret := e.cfg.Stale.Retention.D(); ret > 0 && now.Sub(sp.End().AddDate(0, 0, 1)) > ret && !run.DryRun {
+						tr.state = append(tr.state, stateWrite{request: p.cfg.Name, period: pe})
+					}
+					continue
+				}
+				inScope[i][pe] = true
+				ds, err := s.loadDelivered(ctx, name, t.Name, p.cfg.Name, pe)
+				if err != nil {
+					failed = err.Error()
+					break
+				}
+				if ds == nil {
+					continue
+				}
+				if len(tr.produced[i][pe]) > 0 && ds.Schemes != tr.schemes[i] {
+					// The ids are written differently now: comparing strings would remove
+					// every value. Record the new set and compare from the next run on.
+					run.Warnings = append(run.Warnings, fmt.Sprintf("%s: request %q period %s: id schemes changed; "+
+						"stale values were not checked", t.Name, p.cfg.Name, pe))
+					continue
+				}
+				sc := scopeOf(pe)
+				for k := range ds.Keys {
+					sc.stored[k] = ds.Schemes
+				}
+			}
+			if failed != "" {
+				break
+			}
+		}
+		if failed != "" {
+			tr.sum.StaleSkipped = "not checked: " + failed
+			tr.state = nil
+			run.errs = append(run.errs, t.Name+": reading what was delivered before: "+failed)
+			continue
+		}
+		held := map[string]bool{}
+		bySchemes := map[transform.IDSchemes][]transform.DataValue{}
+		pes := make([]string, 0, len(scopes))
+		for pe := range scopes {
+			pes = append(pes, pe)
+		}
+		sort.Strings(pes)
+		for _, pe := range pes {
+			sc := scopes[pe]
+			if len(sc.produced) == 0 && len(sc.stored) > 0 && !e.cfg.Stale.AllowEmpty {
+				held[pe] = true
+				tr.sum.Held = append(tr.sum.Held, pe)
+				continue
+			}
+			keys := make([]key4, 0)
+			for k := range sc.stored {
+				if _, ok := sc.produced[k]; !ok {
+					keys = append(keys, k)
+				}
+			}
+			sort.Slice(keys, func(a, b int) bool { return lessKey4(keys[a], keys[b]) })
+			for _, k := range keys {
+				v := transform.DataValue{DataElement: k.de, Period: pe, OrgUnit: k.ou, CategoryOptionCombo: k.coc,
+					AttributeOptionCombo: k.aoc}
+				if e.cfg.Stale.Mode == StaleZero {
+					v.Value = "0"
+				} else {
+					v.Deleted = true
+				}
+				bySchemes[sc.stored[k]] = append(bySchemes[sc.stored[k]], v)
+			}
+		}
+		if len(held) > 0 {
+			run.Warnings = append(run.Warnings, fmt.Sprintf("%s: the run produced nothing for %s, which had values: "+
+				"their removal is held (stale.allow_empty removes them)", t.Name, strings.Join(tr.sum.Held, ", ")))
+		}
+		for _, sch := range sortedSchemes(bySchemes) {
+			vals := bySchemes[sch]
+			tr.sum.Removed += len(vals)
+			for start := 0; start < len(vals); start += e.cfg.BatchSize {
+				tr.removals = append(tr.removals, transform.Batch{Source: e.source.Name, Target: t.Name, Schemes: sch,
+					Values: vals[start:min(start+e.cfg.BatchSize, len(vals))]})
+			}
+			if run.DryRun {
+				room := maxDryRunValues - len(tr.sum.Removals)
+				tr.sum.Removals = append(tr.sum.Removals, vals[:min(room, len(vals))]...)
+			}
+		}
+		for i, p := range run.pulled {
+			for pe := range inScope[i] {
+				if held[pe] {
+					continue
+				}
+				tr.state = append(tr.state, stateWrite{request: p.cfg.Name, period: pe,
+					set: &deliveredSet{Schemes: tr.schemes[i], Keys: tr.produced[i][pe]}})
+			}
+		}
+	}
+}
+
+func lessKey4(a, b key4) bool {
+	if a.de != b.de {
+		return a.de < b.de
+	}
+	if a.ou != b.ou {
+		return a.ou < b.ou
+	}
+	if a.coc != b.coc {
+		return a.coc < b.coc
+	}
+	return a.aoc < b.aoc
+}
+
+func sortedSchemes(m map[transform.IDSchemes][]transform.DataValue) []transform.IDSchemes {
+	out := make([]transform.IDSchemes, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i]) < fmt.Sprint(out[j]) })
+	return out
+}

@@ -1,0 +1,54 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// scheduleExchange runs an exchange at every tick of its schedule until ctx ends. Every
+// replica runs this loop; claimTick lets exactly one of them run each tick. A tick missed
+// while no replica was up is not made up: the next tick's window covers the periods.
+func (s *Service) scheduleExchange(ctx context.Context, e *exchange) {
+	loc := e.cfg.location()
+	var last time.Time
+	for {
+		now := s.now()
+		from := now
+		if last.After(from) {
+			from = last
+		}
+		next := e.sched.Next(from, loc)
+		if next.IsZero() {
+			s.log.Error("exchange schedule never fires; not scheduling it", "exchange", e.cfg.Name, "schedule", e.cfg.Schedule)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.exch.after(next.Sub(now)):
+		}
+		last = next
+		if _, err := s.exchangeTick(ctx, e, next); err != nil && ctx.Err() == nil {
+			s.log.Error("scheduled exchange run", "exchange", e.cfg.Name, "tick", next, "err", err)
+		}
+	}
+}
+
+// exchangeTick runs the tick at when this replica claims it. It reports whether it ran.
+func (s *Service) exchangeTick(ctx context.Context, e *exchange, at time.Time) (bool, error) {
+	ok, err := s.claimTick(ctx, e.cfg.Name, at)
+	if err != nil || !ok {
+		if err == nil {
+			s.log.Debug("exchange tick taken by another replica", "exchange", e.cfg.Name, "tick", at)
+		}
+		return false, err
+	}
+	if _, err := s.runExchange(ctx, e, runOptions{trigger: TriggerSchedule, tick: at}); err != nil {
+		if errors.Is(err, errExchangeBusy) {
+			s.log.Warn("exchange tick skipped: the previous run is still under way", "exchange", e.cfg.Name, "tick", at)
+		}
+		return false, err
+	}
+	return true, nil
+}

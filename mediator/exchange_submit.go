@@ -1,0 +1,492 @@
+package mediator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/period"
+)
+
+// runTxRecord is a run's transaction record: the ingest record every transaction has, with
+// the run's summary beside it. TxLog reads the record part and ignores the rest.
+type runTxRecord struct {
+	TxRecord
+	Exchange *ExchangeRun `json:"exchange,omitempty"`
+}
+
+// submitRun stores a run as one transaction. The pulled values go to TALLY_INGEST like
+// any payload's batches (the mapper maps them for each target); the removals of stale
+// values are already in target terms and go to TALLY_DELIVER under the same transaction,
+// as batches numbered after the pulled ones. Every target gets the same number of batches,
+// as the transaction log expects: a target with fewer removals than another is recorded
+// "empty" for the rest. The record is written once everything is stored (PubAck), and
+// then the target keys the run produced are recorded in tally_state: from this moment the
+// values are on their way, with retries and dead letters, so the next run compares with
+// them.
+func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) error {
+	src := e.source
+	tx := run.Transaction
+	targets := s.cfg.TargetsOf(src)
+	subject := stream.IngestPrefix + src.Name
+	pb := s.pub.Start(ctx)
+	n, values := 0, 0
+	for _, p := range run.pulled {
+		if !p.ok {
+			continue
+		}
+		for _, b := range p.batches {
+			m := stream.Msg{Subject: subject, ID: b.ID, Data: transform.EncodeBatch(b), Header: nats.Header{headerTx: []string{tx}}}
+			if err := pb.Add(m); err != nil {
+				return err
+			}
+			n++
+			values += len(b.Values)
+		}
+	}
+	removalBatches := 0
+	for _, t := range targets {
+		if tr := run.targetRun[t.Name]; tr != nil {
+			removalBatches = max(removalBatches, len(tr.removals))
+		}
+	}
+	type pad struct {
+		target string
+		seq    int
+	}
+	var pads []pad
+	for k := range removalBatches {
+		seq := n + k
+		for _, t := range targets {
+			tr := run.targetRun[t.Name]
+			if tr == nil || k >= len(tr.removals) {
+				pads = append(pads, pad{t.Name, seq})
+				continue
+			}
+			b := tr.removals[k]
+			b.ID, b.TxID, b.Seq, b.Received = batchMsgID(tx, seq), tx, seq, run.Started
+			b.Values = slices.Clone(b.Values)
+			for i := range b.Values {
+				b.Values[i].Index = i
+			}
+			if err := pb.Add(deliverMessage(b.ID+":"+t.Name, nil, &b, 0, nil)); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := pb.Wait(); err != nil {
+		return err
+	}
+	total := n + removalBatches
+	if total == 0 {
+		// Nothing to send: one empty batch per target, so that the transaction reads as
+		// delivered rather than waiting for batches that will never come.
+		total = 1
+		for _, t := range targets {
+			pads = append(pads, pad{t.Name, 0})
+		}
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	for _, p := range pads {
+		if err := s.txlog.PutDelivery(bctx, tx, &DeliveryRecord{Target: p.target, Seq: p.seq, Outcome: OutcomeEmpty,
+			Time: s.now().UTC()}); err != nil {
+			return err
+		}
+	}
+	run.Values, run.Batches = values, total
+	format := "analytics"
+	if e.cht != nil {
+		format = "cht"
+	}
+	rec := &TxRecord{ID: tx, Source: src.Name, Received: run.Started, Format: format, Values: values, Batches: total,
+		Targets: targetNames(targets)}
+	if err := s.createRunRecord(bctx, rec, run); err != nil {
+		return err
+	}
+	s.metrics.IngestValues.WithLabelValues(src.Name).Add(float64(values))
+	s.metrics.IngestMessages.WithLabelValues(src.Name).Add(float64(n))
+
+	for _, t := range targets {
+		tr := run.targetRun[t.Name]
+		if tr == nil {
+			continue
+		}
+		for _, w := range tr.state {
+			if err := s.storeDelivered(bctx, e.cfg.Name, t.Name, w.request, w.period, w.set); err != nil {
+				run.errs = append(run.errs, t.Name+": recording what was delivered: "+err.Error())
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// createRunRecord writes a run's transaction record.
+func (s *Service) createRunRecord(ctx context.Context, rec *TxRecord, run *ExchangeRun) error {
+	data, err := json.Marshal(runTxRecord{TxRecord: *rec, Exchange: run})
+	if err != nil {
+		return err
+	}
+	if _, err := s.conn.Tx.Create(ctx, rec.ID, data); err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("recording transaction %s: %w", rec.ID, err)
+		}
+		if _, err := s.conn.Tx.Put(ctx, rec.ID, data); err != nil {
+			return fmt.Errorf("recording transaction %s: %w", rec.ID, err)
+		}
+	}
+	run.txRecord = rec
+	return nil
+}
+
+// recordFailedRun records a run that sent nothing: a transaction without batches or
+// targets, which the log shows as failed.
+func (s *Service) recordFailedRun(ctx context.Context, e *exchange, run *ExchangeRun) {
+	if run.Transaction == "" || run.DryRun {
+		return
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	rec := &TxRecord{ID: run.Transaction, Source: e.source.Name, Received: run.Started, Format: "analytics"}
+	if e.cht != nil {
+		rec.Format = "cht"
+	}
+	if err := s.createRunRecord(bctx, rec, run); err != nil {
+		s.log.Warn("recording a failed exchange run", "exchange", e.cfg.Name, "err", err)
+	}
+}
+
+// afterSubmit waits for the run's deliveries and registers complete data sets.
+func (s *Service) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun) {
+	var view *TxView
+	if await := e.cfg.Await.D(); await > 0 {
+		view = s.awaitTx(ctx, run.Transaction, await)
+		if view != nil {
+			run.Delivery = view.Status
+			for _, ts := range view.Targets {
+				if tr := run.targetRun[ts.Target]; tr != nil {
+					tr.sum.Delivery = describeTarget(ts)
+				}
+			}
+			switch view.Status {
+			case TxDelivered:
+			case TxAccepted:
+				run.errs = append(run.errs, fmt.Sprintf("deliveries not finished within await (%s); see transaction %s",
+					await, run.Transaction))
+			default:
+				msg := "deliveries " + view.Status
+				for _, ts := range view.Targets {
+					if ts.LastError != "" {
+						msg += "; " + ts.Target + ": " + clipText(ts.LastError, 200)
+					} else if ts.Rejected > 0 {
+						msg += fmt.Sprintf("; %s rejected %d values (dead letters)", ts.Target, ts.Rejected)
+					}
+				}
+				run.errs = append(run.errs, msg)
+			}
+		}
+	}
+	if e.cfg.Completeness == nil {
+		return
+	}
+	for _, t := range s.cfg.TargetsOf(e.source) {
+		tr := run.targetRun[t.Name]
+		if tr == nil {
+			continue
+		}
+		if view != nil {
+			if ts := targetSummaryOf(view, t.Name); ts != nil && (ts.Done < ts.Batches || ts.Rejected > 0) {
+				tr.sum.Error = joinErr(tr.sum.Error, "completeness not registered: deliveries did not all succeed")
+				continue
+			}
+		}
+		if err := s.registerCompleteness(ctx, e, t.Name, tr); err != nil {
+			msg := "registering completeness: " + err.Error()
+			tr.sum.Error = joinErr(tr.sum.Error, msg)
+			run.errs = append(run.errs, t.Name+": "+msg)
+		}
+	}
+}
+
+func targetSummaryOf(v *TxView, target string) *TargetSummary {
+	for _, ts := range v.Targets {
+		if ts.Target == target {
+			return ts
+		}
+	}
+	return nil
+}
+
+func describeTarget(ts *TargetSummary) string {
+	c := ts.Counts
+	return fmt.Sprintf("%d/%d batches done: %d imported, %d updated, %d deleted, %d ignored, %d rejected",
+		ts.Done, ts.Batches, c.Imported, c.Updated, c.Deleted, c.Ignored, ts.Rejected)
+}
+
+// awaitTx polls the transaction log until the transaction is no longer accepted (every
+// batch reached an outcome at every target) or the wait is over, and returns the last view.
+func (s *Service) awaitTx(ctx context.Context, tx string, wait time.Duration) *TxView {
+	deadline := time.Now().Add(wait)
+	pauseFor := 50 * time.Millisecond
+	var last *TxView
+	for {
+		v, err := s.txlog.View(ctx, tx)
+		if err == nil {
+			last = v
+			if v.Status != TxAccepted {
+				return v
+			}
+		}
+		if time.Now().Add(pauseFor).After(deadline) || ctx.Err() != nil {
+			return last
+		}
+		pause(ctx, pauseFor)
+		pauseFor = min(pauseFor*2, time.Second)
+	}
+}
+
+// registrations works out which data sets the run completes at a target: for each org
+// unit, period and attribute option combo, the share of the data set's elements with a
+// value must reach completeness.share.
+func (s *Service) registrations(ctx context.Context, e *exchange, target string, tr *targetRun) ([]dhis2.Registration, error) {
+	c := e.cfg.Completeness
+	md, err := s.metadata.Metadata(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	ix := mapping.NewIndex(md)
+	dsScheme, _ := transform.ParseIDScheme(c.IDScheme)
+	var out []dhis2.Registration
+	var errs []error
+	type cell struct{ ou, pe, aoc string }
+	for _, ref := range c.DataSets {
+		ds, err := ix.DataSet(dsScheme, ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		elems := map[string]bool{}
+		for _, el := range ds.DataSetElements {
+			elems[el.DataElement.ID] = true
+		}
+		pt, err := period.TypeByName(ds.PeriodType)
+		if err != nil || len(elems) == 0 {
+			continue
+		}
+		counts := map[cell]map[string]bool{}
+		for i, produced := range tr.produced {
+			sch := tr.schemes[i].Resolved(transform.SchemeUID)
+			for pe, keys := range produced {
+				if p, err := period.Parse(pe); err != nil || p.Type() != pt {
+					continue
+				}
+				for k := range keys {
+					de, err := ix.DataElement(sch.DataElement, k.de)
+					if err != nil || !elems[de.ID] {
+						continue
+					}
+					ou, err := ix.OrgUnit(sch.OrgUnit, k.ou)
+					if err != nil {
+						continue
+					}
+					aoc := ""
+					if k.aoc != "" {
+						coc, err := ix.CategoryOptionCombo(sch.AttributeOptionCombo, k.aoc)
+						if err != nil {
+							continue
+						}
+						if coc.ID != mapping.DefaultCategoryOptionComboUID {
+							aoc = coc.ID
+						}
+					}
+					at := cell{ou.ID, pe, aoc}
+					if counts[at] == nil {
+						counts[at] = map[string]bool{}
+					}
+					counts[at][de.ID] = true
+				}
+			}
+		}
+		for at, des := range counts {
+			if float64(len(des))+1e-9 >= c.Share*float64(len(elems)) {
+				out = append(out, dhis2.Registration{DataSet: ds.ID, Period: at.pe, OrgUnit: at.ou, AttributeOptionCombo: at.aoc,
+					StoredBy: "tally"})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		return a.DataSet+a.Period+a.OrgUnit+a.AttributeOptionCombo < b.DataSet+b.Period+b.OrgUnit+b.AttributeOptionCombo
+	})
+	return out, errors.Join(errs...)
+}
+
+// registerCompleteness posts the registrations with the CREATE strategy, so that a data
+// set completed by an earlier run keeps its completion date (DHIS2's timeliness reports
+// read it).
+func (s *Service) registerCompleteness(ctx context.Context, e *exchange, target string, tr *targetRun) error {
+	regs, err := s.registrations(ctx, e, target, tr)
+	if len(regs) == 0 {
+		return err
+	}
+	t := s.targets[target]
+	if t == nil {
+		return fmt.Errorf("no target %q", target)
+	}
+	opts := dhis2.CompletenessOptions{Schemes: transform.IDSchemes{IDScheme: transform.SchemeUID}, ImportStrategy: "CREATE",
+		DryRun: s.dryRunFor(t)}
+	const chunk = 500
+	for start := 0; start < len(regs); start += chunk {
+		part := regs[start:min(start+chunk, len(regs))]
+		res, rerr := t.client.RegisterCompleteness(ctx, part, opts)
+		var de *dhis2.Error
+		switch {
+		case rerr == nil:
+			tr.sum.Registered += res.Counts.Imported
+			tr.sum.Already += res.Counts.Ignored
+		case errors.As(rerr, &de) && de.Result != nil && len(de.Result.Conflicts) == 0 && de.Result.Counts.Ignored == len(part):
+			// DHIS2 says ERROR when it ignored everything: every one was complete already.
+			tr.sum.Already += len(part)
+		default:
+			return errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
+// finishRun decides the run's status, records it, and notifies.
+func (s *Service) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, sent bool) {
+	run.Finished = s.now().UTC()
+	switch {
+	case !sent:
+		run.Status = RunFailed
+	case len(run.errs) > 0:
+		run.Status = RunPartial
+	default:
+		run.Status = RunSucceeded
+	}
+	if len(run.errs) > 0 {
+		shown := run.errs[:min(len(run.errs), 5)]
+		run.Error = strings.Join(shown, "; ")
+		if more := len(run.errs) - len(shown); more > 0 {
+			run.Error += fmt.Sprintf(" (and %d more)", more)
+		}
+	}
+	if run.DryRun {
+		return
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*bookkeepingTimeout)
+	defer cancel()
+	s.notifyRun(bctx, e, run)
+	if rec := run.txRecord; rec != nil {
+		data, err := json.Marshal(runTxRecord{TxRecord: *rec, Exchange: run})
+		if err == nil {
+			_, err = s.conn.Tx.Put(bctx, rec.ID, data)
+		}
+		if err != nil {
+			s.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "tx", rec.ID, "err", err)
+		}
+	}
+	if err := s.putJSONState(bctx, exchangeKey(e.cfg.Name, "last"), run); err != nil {
+		s.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "err", err)
+	}
+}
+
+// notifyRun updates the exchange's health and tells its channels when it starts failing
+// (after notify.after failed runs in a row), optionally reminds while it keeps failing
+// (notify.repeat), and says when it recovers: one outage, one message.
+func (s *Service) notifyRun(ctx context.Context, e *exchange, run *ExchangeRun) {
+	key := exchangeKey(e.cfg.Name, "health")
+	var h exchangeHealth
+	if _, err := s.loadJSONState(ctx, key, &h); err != nil {
+		s.log.Warn("reading exchange health", "exchange", e.cfg.Name, "err", err)
+	}
+	now := run.Finished
+	nc := s.exch.notify
+	var n *Notification
+	if run.Status != RunSucceeded {
+		if !h.Failing {
+			h = exchangeHealth{Failing: true, Since: now, LastSuccess: h.LastSuccess}
+		}
+		h.Failures++
+		h.LastError = run.Error
+		switch {
+		case !h.Notified && h.Failures >= nc.After:
+			n = &Notification{Event: EventExchangeFailed}
+		case h.Notified && nc.Repeat > 0 && now.Sub(h.LastNotified) >= nc.Repeat.D():
+			n = &Notification{Event: EventExchangeFailed, Reminder: true}
+		}
+	} else {
+		if h.Failing && h.Notified {
+			n = &Notification{Event: EventExchangeRecovered}
+		}
+	}
+	if n != nil {
+		n.Exchange, n.Time, n.Since, n.Failures, n.Transaction = e.cfg.Name, now, h.Since, h.Failures, run.Transaction
+		if n.Event == EventExchangeFailed {
+			n.Error = run.Error
+		}
+		if run.Transaction != "" {
+			n.Run = "/admin/v1/exchanges/" + e.cfg.Name + "/runs/" + run.Transaction
+		}
+		sent := s.sendNotification(ctx, e, n, run)
+		if n.Event == EventExchangeFailed && (sent || len(s.channelsOf(e)) == 0) {
+			h.Notified, h.LastNotified = true, now
+		}
+	}
+	if run.Status == RunSucceeded {
+		h = exchangeHealth{LastSuccess: now}
+	}
+	if err := s.putJSONState(ctx, key, h); err != nil {
+		s.log.Warn("recording exchange health", "exchange", e.cfg.Name, "err", err)
+	}
+}
+
+// channelsOf returns the notification channels an exchange tells.
+func (s *Service) channelsOf(e *exchange) []notifier {
+	var out []notifier
+	if e.cfg.Notify == nil {
+		names := make([]string, 0, len(s.exch.notifiers))
+		for name := range s.exch.notifiers {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			out = append(out, s.exch.notifiers[name])
+		}
+		return out
+	}
+	for _, name := range e.cfg.Notify {
+		if n, ok := s.exch.notifiers[name]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// sendNotification tells every channel of the exchange; it reports whether one took it.
+func (s *Service) sendNotification(ctx context.Context, e *exchange, n *Notification, run *ExchangeRun) bool {
+	sent := false
+	for _, ch := range s.channelsOf(e) {
+		if err := ch.send(ctx, n); err != nil {
+			s.log.Warn("notification failed", "exchange", e.cfg.Name, "channel", ch.name(), "event", n.Event, "err", err)
+			run.Notified = append(run.Notified, n.Event+" → "+ch.name()+" failed: "+clipText(err.Error(), 200))
+			continue
+		}
+		sent = true
+		run.Notified = append(run.Notified, n.Event+" → "+ch.name())
+	}
+	return sent
+}
