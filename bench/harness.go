@@ -52,6 +52,9 @@ type Options struct {
 	// PeerScript is the path of peer.py.
 	PeerScript string
 	Log        io.Writer
+	// CPUProfile, when set, receives a CPU profile of Tally taken during the end-to-end
+	// runs (through its admin pprof endpoint).
+	CPUProfile string
 }
 
 // Report is what a run measured. Rates are values per second.
@@ -80,7 +83,10 @@ type Report struct {
 	start       int
 }
 
-const benchToken = "bench-token-0123456789"
+const (
+	benchToken      = "bench-token-0123456789"
+	benchAdminToken = "admin-bench-token-0123"
+)
 
 // configYAML is a Tally configuration for the harness: one source, one target (the no-op
 // emulator), and a mapping set of rules code rules when rules > 0.
@@ -88,12 +94,12 @@ func configYAML(emuURL, store string, rules int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `http: {addr: "127.0.0.1:0", max_body_bytes: 1GiB}
 nats: {store_dir: %q}
-admin: {token: admin-bench-token-0123}
+admin: {token: %s}
 sources:
   - name: bench
     auth: {tokens: [%s]}
     id_schemes: {id_scheme: CODE}
-`, store, benchToken)
+`, store, benchAdminToken, benchToken)
 	if rules > 0 {
 		b.WriteString("    mapping: bench\n")
 	}
@@ -177,6 +183,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// The end-to-end figures are the median of three runs each, Tally's and the peer's
 	// alternating, so that a passing disturbance on a small machine moves neither alone.
 	var tallyRuns, peerRuns []float64
+	var profDone chan error
+	if o.CPUProfile != "" {
+		profDone = make(chan error, 1)
+		go func() { profDone <- cpuProfile(ctx, inst.URL, o.CPUProfile, 3) }()
+	}
 	for i := range 3 {
 		r.logf("end to end %d/3: %d values through %d rules into the no-op emulator", i+1, o.Values, o.Rules)
 		v, err := r.endToEnd(ctx, inst.URL, o.Values)
@@ -195,6 +206,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	r.EndToEnd, r.Peer = median(tallyRuns), median(peerRuns)
+	if profDone != nil {
+		if err := <-profDone; err != nil {
+			r.logf("CPU profile: %v", err)
+		}
+	}
 	r.logf("latency at %s", r.OfferedLoad)
 	if err := r.latency(ctx, inst.URL, o.Rate, o.Duration); err != nil {
 		return nil, err
@@ -211,6 +227,32 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	r.Duration = time.Since(r.StartedAt)
 	return r, nil
+}
+
+// cpuProfile saves a CPU profile of the Tally at base, taken over the next seconds.
+func cpuProfile(ctx context.Context, base, file string, seconds int) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/admin/v1/debug/pprof/profile?seconds=%d", base, seconds), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+benchAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func median(xs []float64) float64 {
@@ -310,10 +352,15 @@ func (r *Report) drain(ctx context.Context, want int64) error {
 			}
 		}
 		last = got
+		// Waiting for a count, poll finely: the wait is part of what is measured.
+		poll := 20 * time.Millisecond
+		if want > 0 {
+			poll = time.Millisecond
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(poll):
 		}
 	}
 	return fmt.Errorf("the emulator received %d values, want %d", r.emuAccepted(), want)

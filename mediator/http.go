@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -30,6 +31,14 @@ func (s *Service) routes() *echo.Echo {
 	admin.GET("/transactions", s.handleTxList)
 	admin.GET("/transactions/:id", s.handleTxShow)
 	admin.POST("/preview", s.handlePreview)
+	// Go's profiler, behind the admin token: how the hot path was measured, and how an
+	// operator can see what a busy replica spends its time on.
+	admin.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	admin.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	admin.GET("/debug/pprof/:name", func(c echo.Context) error {
+		pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
 	admin.POST("/targets/:name/metadata/refresh", s.handleMetadataRefresh)
 	s.dlqRoutes(admin) // dlqapi.go
 	// exchange_api.go

@@ -34,6 +34,7 @@ func benchCmd() *command {
 		fs.StringVar(&o.PeerScript, "peer", "", "reference peer script (bench/peer.py); empty skips it")
 		python := fs.String("python", "python3", "Python interpreter for the peer script")
 		asJSON := fs.Bool("json", false, "print the report as JSON instead of Markdown")
+		fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of Tally during the end-to-end runs to this file")
 		if err := c.parse(env, fs, args); err != nil {
 			return err
 		}
