@@ -4,7 +4,7 @@ package examples
 
 import "embed"
 
-// Files are tally.yaml, mappings/ and payloads/.
+// Files are tally.yaml, exchanges.yaml, mappings/ and payloads/.
 //
-//go:embed tally.yaml mappings payloads
+//go:embed tally.yaml exchanges.yaml mappings payloads
 var Files embed.FS

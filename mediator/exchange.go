@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/schedule"
@@ -60,7 +63,67 @@ type exchanges struct {
 	// after waits for the scheduler; tests replace it.
 	after func(d time.Duration) <-chan time.Time
 	// owner identifies this process in leases.
-	owner string
+	owner   string
+	metrics *exchangeMetrics
+}
+
+// exchangeMetrics are the tally_exchange_* collectors. Their exchange label takes the
+// configured names only.
+type exchangeMetrics struct {
+	runs        *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	values      *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+	failing     *prometheus.GaugeVec
+}
+
+func newExchangeMetrics(reg prometheus.Registerer) *exchangeMetrics {
+	f := promauto.With(reg)
+	return &exchangeMetrics{
+		runs: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "exchange", Name: "runs_total",
+			Help: "Exchange runs (dry runs excluded), by exchange and status (succeeded, partial, failed)."}, []string{"exchange", "status"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tally", Subsystem: "exchange", Name: "run_duration_seconds",
+			Help: "Duration of exchange runs, analytics and awaited deliveries included.", Buckets: prometheus.ExponentialBuckets(0.1, 3, 10)},
+			[]string{"exchange"}),
+		values: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "exchange", Name: "values_total",
+			Help: "Values of exchange runs, by exchange and kind (pulled, removed)."}, []string{"exchange", "kind"}),
+		lastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tally", Subsystem: "exchange", Name: "last_success_timestamp_seconds",
+			Help: "When the exchange last ran successfully (Unix time; 0 before its first success in this process)."}, []string{"exchange"}),
+		failing: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tally", Subsystem: "exchange", Name: "failing",
+			Help: "1 while the exchange's last run failed or was partial, else 0."}, []string{"exchange"}),
+	}
+}
+
+func (m *exchangeMetrics) touch(name string) {
+	for _, st := range []string{RunSucceeded, RunPartial, RunFailed} {
+		m.runs.WithLabelValues(name, st)
+	}
+	m.duration.WithLabelValues(name)
+	m.values.WithLabelValues(name, "pulled")
+	m.values.WithLabelValues(name, "removed")
+	m.lastSuccess.WithLabelValues(name)
+	m.failing.WithLabelValues(name)
+}
+
+func (m *exchangeMetrics) observe(run *ExchangeRun) {
+	if run.DryRun {
+		return
+	}
+	name := run.Exchange
+	m.runs.WithLabelValues(name, run.Status).Inc()
+	m.duration.WithLabelValues(name).Observe(run.Finished.Sub(run.Started).Seconds())
+	m.values.WithLabelValues(name, "pulled").Add(float64(run.Values))
+	removed := 0
+	for _, t := range run.Targets {
+		removed += t.Removed
+	}
+	m.values.WithLabelValues(name, "removed").Add(float64(removed))
+	if run.Status == RunSucceeded {
+		m.lastSuccess.WithLabelValues(name).Set(float64(run.Finished.Unix()))
+		m.failing.WithLabelValues(name).Set(0)
+	} else {
+		m.failing.WithLabelValues(name).Set(1)
+	}
 }
 
 // initExchanges builds the exchanges of the configuration (no I/O) and adds their sources
@@ -68,7 +131,7 @@ type exchanges struct {
 // preview find them like configured sources. service.go's New calls it.
 func (s *Service) initExchanges(o Options) error {
 	x := &exchanges{byName: map[string]*exchange{}, notifiers: map[string]notifier{}, notify: s.sections.Notify,
-		after: time.After, owner: fmt.Sprintf("%s-%d", s.version, time.Now().UnixNano())}
+		after: time.After, owner: leaseOwner(), metrics: newExchangeMetrics(s.reg)}
 	s.exch = x
 	notifiers, err := buildNotifiers(s.cfg, &s.sections.Notify, o.HTTPClient, s.version)
 	if err != nil {
@@ -117,8 +180,15 @@ func (s *Service) initExchanges(o Options) error {
 		e.source, _ = s.cfg.Source(exchangeSourceName(e.cfg.Name))
 		s.metrics.IngestValues.WithLabelValues(e.source.Name)
 		s.metrics.IngestMessages.WithLabelValues(e.source.Name)
+		x.metrics.touch(e.cfg.Name)
 	}
 	return nil
+}
+
+// leaseOwner names this process in leases: host, process id and start time.
+func leaseOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
 }
 
 func exchangePollInterval(ec *ExchangeConfig) time.Duration {

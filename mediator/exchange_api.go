@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +80,10 @@ func (s *Service) exchangeInfo(ctx context.Context, e *exchange, detail bool) *E
 	}
 	if e.sched != nil {
 		info.Next = e.sched.Next(s.now(), c.location())
+	}
+	var lease leaseRecord
+	if rev, err := s.loadJSONState(ctx, exchangeKey(c.Name, "lease"), &lease); err == nil && rev > 0 && time.Now().Before(lease.Until) {
+		info.Running = true // here or on another replica
 	}
 	var h exchangeHealth
 	if _, err := s.loadJSONState(ctx, exchangeKey(c.Name, "health"), &h); err == nil && (h.Failing || !h.LastSuccess.IsZero()) {
@@ -162,7 +167,7 @@ func (s *Service) handleExchangeRun(c echo.Context) error {
 	if e.busy.Load() {
 		return c.JSON(http.StatusConflict, apiError{Status: "error", Message: errExchangeBusy.Error()})
 	}
-	o := runOptions{trigger: TriggerAPI, dryRun: dry, started: s.now().UTC()}
+	o := runOptions{trigger: TriggerAPI, dryRun: dry, started: s.now().UTC(), nonce: rand.Text()}
 	runCtx := s.exch.runCtx
 	if runCtx == nil {
 		return c.JSON(http.StatusServiceUnavailable, apiError{Status: "error", Message: "not started"})
@@ -182,10 +187,12 @@ func (s *Service) handleExchangeRun(c echo.Context) error {
 		// Give a run that cannot start (busy elsewhere) a moment to say so.
 		select {
 		case r := <-done:
-			return s.runAnswer(c, r.run, r.err)
+			if r.err != nil {
+				return s.runAnswer(c, r.run, r.err)
+			}
 		case <-time.After(200 * time.Millisecond):
 		}
-		tx := exchangeTxID(e.cfg.Name, o, o.started)
+		tx := exchangeTxID(e.cfg.Name, o)
 		return c.JSON(http.StatusAccepted, map[string]any{"status": "started", "exchange": e.cfg.Name, "transaction": tx,
 			"href": "/admin/v1/exchanges/" + e.cfg.Name + "/runs/" + tx})
 	}
@@ -208,7 +215,7 @@ func (s *Service) runAnswer(c echo.Context, run *ExchangeRun, err error) error {
 }
 
 // readRunRecord reads a run's transaction record.
-func (s *Service) readRunRecord(ctx context.Context, tx string) (*runTxRecord, error) {
+func (s *Service) readRunRecord(ctx context.Context, tx string) (*TxRecord, error) {
 	e, err := s.conn.Tx.Get(ctx, tx)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, ErrTxNotFound
@@ -216,7 +223,7 @@ func (s *Service) readRunRecord(ctx context.Context, tx string) (*runTxRecord, e
 	if err != nil {
 		return nil, err
 	}
-	var rec runTxRecord
+	var rec TxRecord
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return nil, fmt.Errorf("decoding transaction %s: %w", tx, err)
 	}

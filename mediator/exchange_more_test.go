@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator"
@@ -30,8 +33,16 @@ func TestExchangeRunsAnalyticsFirst(t *testing.T) {
 		t.Fatalf("run: HTTP %d %v", code, started)
 	}
 	waitUntil(t, 10*time.Second, "the analytics job", func() bool { return len(tracker.Jobs()) == 1 })
-	// The job is held: nothing may be pulled yet, however long the run polls.
-	time.Sleep(50 * time.Millisecond) // lets a wrong implementation pull; correctness does not depend on it
+	// The job is held: while the run polls it, nothing may be pulled.
+	waitUntil(t, 10*time.Second, "the run to poll the job", func() bool {
+		polls := 0
+		for _, r := range tracker.Requests() {
+			if strings.Contains(r.Path, "/system/tasks/ANALYTICS_TABLE/") {
+				polls++
+			}
+		}
+		return polls >= 3
+	})
 	if n := len(analyticsRequests(tracker)); n != 0 {
 		t.Fatalf("pulled %d times before analytics completed", n)
 	}
@@ -68,6 +79,38 @@ func TestExchangeRunsAnalyticsFirst(t *testing.T) {
 	}
 	if got := value(hmis, "EPI_PENTA1", "202406", "KL_S_F1", "F_LT1", ""); got != "11" {
 		t.Errorf("EPI_PENTA1 = %q", got)
+	}
+
+	// An update someone else started still runs: DHIS2 answers 409 and the run tries again
+	// until it can start its own.
+	req, _ := http.NewRequest(http.MethodPost, tracker.URL+"/api/resourceTables/analytics", nil)
+	req.SetBasicAuth(dhis2test.SampleUser, dhis2test.SamplePassword)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	code, started = h.admin("POST", "/admin/v1/exchanges/epi/run", nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("run: HTTP %d %v", code, started)
+	}
+	waitUntil(t, 10*time.Second, "a refused start", func() bool {
+		for _, r := range tracker.Requests() {
+			if strings.HasSuffix(r.Path, "/resourceTables/analytics") && r.Status == http.StatusConflict {
+				return true
+			}
+		}
+		return false
+	})
+	tracker.RunPendingJobs()
+	waitUntil(t, 10*time.Second, "the run's own job", func() bool { return len(tracker.Jobs()) == 3 })
+	tracker.RunPendingJobs()
+	got.Run = nil
+	waitUntil(t, 10*time.Second, "the second run to finish", func() bool {
+		return h.getJSON(started["href"].(string), &got) == http.StatusOK && got.Run.Status != mediator.RunRunning
+	})
+	if got.Run.Status != mediator.RunSucceeded || got.Run.Analytics.Job != tracker.Jobs()[2] {
+		t.Fatalf("second run %+v analytics %+v", got.Run, got.Run.Analytics)
 	}
 }
 
@@ -120,8 +163,9 @@ func TestExchangeNotifiesOnceWhenFailingAndOnceWhenRecovered(t *testing.T) {
   dhis2:
     - {name: hmis-inbox, target: hmis, user_groups: [AuMe57l9JuO]}
 `, hook.srv.URL)
+	reg := prometheus.NewRegistry()
 	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, notify+immunisationExchange(tracker.URL, "")),
-		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
+		mediator.Options{Now: fixedClock(kalimaNow), Registry: reg}, nil)
 
 	fault := tracker.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultStatus, Path: "/api/analytics", Status: 500})
 	for i := range 2 {
@@ -153,6 +197,23 @@ func TestExchangeNotifiesOnceWhenFailingAndOnceWhenRecovered(t *testing.T) {
 	if len(msgs) != 2 || !strings.Contains(msgs[0].Subject, "epi failed") || !strings.Contains(msgs[1].Subject, "epi recovered") ||
 		len(msgs[0].UserGroups) != 1 {
 		t.Fatalf("messages %+v", msgs)
+	}
+	// Metrics: two failed runs, two good ones, and they pass the linter.
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP tally_exchange_runs_total Exchange runs (dry runs excluded), by exchange and status (succeeded, partial, failed).
+# TYPE tally_exchange_runs_total counter
+tally_exchange_runs_total{exchange="epi",status="failed"} 2
+tally_exchange_runs_total{exchange="epi",status="partial"} 0
+tally_exchange_runs_total{exchange="epi",status="succeeded"} 2
+# HELP tally_exchange_failing 1 while the exchange's last run failed or was partial, else 0.
+# TYPE tally_exchange_failing gauge
+tally_exchange_failing{exchange="epi"} 0
+`), "tally_exchange_runs_total", "tally_exchange_failing"); err != nil {
+		t.Error(err)
+	}
+	if probs, err := testutil.GatherAndLint(reg, "tally_exchange_runs_total", "tally_exchange_run_duration_seconds",
+		"tally_exchange_values_total", "tally_exchange_last_success_timestamp_seconds", "tally_exchange_failing"); err != nil || len(probs) > 0 {
+		t.Errorf("lint: %v %+v", err, probs)
 	}
 	// The health shows in the list.
 	var list struct {
@@ -328,21 +389,12 @@ func TestExchangeCHT(t *testing.T) {
 }
 
 // TestExchangeDryRunAndSafeguards: a dry run shows what would be sent and removed and
-// stores nothing; a source that suddenly answers nothing does not wipe the target; a
-// request whose values repeat keys already pulled is not sent.
+// stores nothing; a source that suddenly answers nothing does not wipe the target.
 func TestExchangeDryRunAndSafeguards(t *testing.T) {
 	t.Parallel()
 	tracker, hmis := trackerEmulator(t), hmisEmulator(t)
-	dup := `      - name: BCG again
-        dx: [PI_BCG_F_LT1]
-        pe: ["202406"]
-        ou: [KL_N_F1]
-        input_id_scheme: CODE
-        output_id_scheme: ATTRIBUTE:` + dhis2test.SampleAttributeAggDECode + "\n"
-	exch := immunisationExchange(tracker.URL, "") + strings.Replace(
-		strings.Replace(immunisationExchange(tracker.URL, ""), "exchanges:\n  - name: epi", "  - name: dup", 1),
-		"    id_schemes:", dup+"    id_schemes:", 1)
-	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, exch), mediator.Options{Now: fixedClock(kalimaNow)}, nil)
+	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, immunisationExchange(tracker.URL, "")),
+		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 
 	dry := h.runExchange("epi", "dryRun=true")
 	if dry.Status != mediator.RunSucceeded || !dry.DryRun || dry.Transaction != "" || len(dry.Targets[0].Values) != 48 ||
@@ -368,12 +420,29 @@ func TestExchangeDryRunAndSafeguards(t *testing.T) {
 		t.Errorf("EPI_BCG = %q after an empty answer", got)
 	}
 
-	// Duplicates: the second request repeats keys of the first; it is not sent.
-	tracker2 := trackerEmulator(t)
-	_ = tracker2
-	run = h.runExchange("dup", "")
-	if run.Status != mediator.RunPartial || run.Requests[1].Duplicates != 0 {
-		// the tracker has no facts now: pull from the sample again
+}
+
+// TestExchangeDuplicates: a request whose values repeat keys already pulled in the run
+// (DHIS2's duplicatesOnly finds such rows) is not sent; the rest of the run is.
+func TestExchangeDuplicates(t *testing.T) {
+	t.Parallel()
+	tracker, hmis := trackerEmulator(t), hmisEmulator(t)
+	again := `      - name: BCG again
+        dx: [PI_BCG_F_LT1]
+        pe: ["202406"]
+        ou: [KL_N_F1]
+        input_id_scheme: CODE
+        output_id_scheme: ATTRIBUTE:` + dhis2test.SampleAttributeAggDECode + "\n"
+	exch := strings.Replace(immunisationExchange(tracker.URL, ""), "    id_schemes:", again+"    id_schemes:", 1)
+	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, exch), mediator.Options{Now: fixedClock(kalimaNow)}, nil)
+	run := h.runExchange("epi", "")
+	r := run.Requests[1]
+	if run.Status != mediator.RunPartial || run.Values != 48 || r.Duplicates != 1 || !strings.Contains(r.Error, "repeat a key") ||
+		len(r.DuplicateKeys) != 1 || r.DuplicateKeys[0].Period != "202406" {
+		t.Fatalf("run %+v, request %+v", run, r)
+	}
+	if got := value(hmis, "EPI_BCG", "202406", "KL_N_F1", "F_LT1", ""); got != "20" {
+		t.Errorf("EPI_BCG = %q", got)
 	}
 }
 
@@ -421,8 +490,8 @@ exchanges:
 	for _, want := range []string{
 		"x.yaml:5: notify.webhooks[0].url",
 		"x.yaml:26: exchanges[0].colour: unknown key",
-		"x.yaml:30: exchanges[1].source.token",
-		"x.yaml:32: exchanges[1].requests[0]",
+		"x.yaml:28: exchanges[1].source.token",
+		"x.yaml:30: exchanges[1].requests[0]: dx, ou and filters",
 		"2024Q1",
 	} {
 		if !strings.Contains(text, want) {
@@ -446,4 +515,134 @@ exchanges:
 			t.Errorf("problems lack %q:\n%s", want, text)
 		}
 	}
+}
+
+// TestExchangeWithMappingSet: the exchange's values go through a mapping set (program
+// indicator codes to HMIS data elements and combos); what it delivered is remembered in
+// the target's terms, so a removal names the HMIS's keys.
+func TestExchangeWithMappingSet(t *testing.T) {
+	t.Parallel()
+	tracker, hmis := trackerEmulator(t), hmisEmulator(t)
+	exch := fmt.Sprintf(`mappings:
+  - name: pis
+    source_id_scheme: CODE
+    target_id_scheme: CODE
+    org_units: {scheme: CODE}
+    rules:
+      - {source: PI_BCG_F_LT1, data_element: EPI_BCG, coc: F_LT1}
+      - {source: PI_BCG_M_LT1, data_element: EPI_BCG, coc: M_LT1}
+exchanges:
+  - name: epi
+    source: {url: %s, token: %s}
+    window: {type: Monthly, last: 2}
+    requests:
+      - name: BCG
+        dx: [PI_BCG_F_LT1, PI_BCG_M_LT1, PI_PENTA1_F_LT1]
+        ou: [KL_NORTH, LEVEL-3]
+        input_id_scheme: CODE
+        output_id_scheme: CODE
+    mapping: pis
+    await: 10s
+`, tracker.URL, dhis2test.SampleToken)
+	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, exch),
+		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
+	run := h.runExchange("epi", "")
+	// 3 indicators × 2 facilities × May, June; Penta 1 has no rule and is dropped.
+	tr := run.Targets[0]
+	if run.Status != mediator.RunSucceeded || run.Values != 12 || tr.Mapped != 8 || tr.Unmapped != 4 {
+		t.Fatalf("run %+v target %+v", run, tr)
+	}
+	if got := value(hmis, "EPI_BCG", "202405", "KL_N_F2", "M_LT1", ""); got != "11" {
+		t.Errorf("EPI_BCG M_LT1 KL_N_F2 202405 = %q", got)
+	}
+	pi := tracker.Metadata().ProgramIndicator("PI_BCG_M_LT1").ID
+	var kept []dhis2test.Fact
+	for _, f := range tracker.Facts() {
+		if f.DX != pi && f.DX != "PI_BCG_M_LT1" {
+			kept = append(kept, f)
+		}
+	}
+	if err := tracker.SetFacts(kept...); err != nil {
+		t.Fatal(err)
+	}
+	run = h.runExchange("epi", "")
+	if tr := run.Targets[0]; run.Status != mediator.RunSucceeded || tr.Removed != 4 || tr.Mapped != 4 {
+		t.Fatalf("second run %+v target %+v", run, tr)
+	}
+	if got := value(hmis, "EPI_BCG", "202405", "KL_N_F2", "M_LT1", ""); got != "" {
+		t.Errorf("stale EPI_BCG M_LT1 still %q", got)
+	}
+	if got := value(hmis, "EPI_BCG", "202405", "KL_N_F2", "F_LT1", ""); got != "11" {
+		t.Errorf("EPI_BCG F_LT1 = %q", got)
+	}
+}
+
+// TestExampleExchangesConfig: the documented example configuration validates.
+func TestExampleExchangesConfig(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"TALLY_ADMIN_TOKEN": "change-me-0123456789", "HMIS_PASSWORD": "district",
+		"TRACKER_PASSWORD": "district", "CHT_PASSWORD": "secret"}
+	data, err := os.ReadFile("../examples/exchanges.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("exchanges.yaml", data, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, probs := mediator.CheckConfig(cfg)
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	if len(sec.Exchanges) != 2 || sec.Exchanges[1].Source.Type != mediator.ExchangeSourceCHT || len(sec.Notify.DHIS2) != 1 {
+		t.Errorf("sections %+v", sec)
+	}
+}
+
+// TestDocumentedExchangeSnippets: the exchanges and notify examples of README.md and
+// docs/exchanges.md validate (with a target hmis added).
+func TestDocumentedExchangeSnippets(t *testing.T) {
+	t.Parallel()
+	env := func(string) string { return "secret" }
+	target := "targets: [{name: hmis, url: \"https://hmis.example.org\", username: admin, password: district}]\n"
+	check := func(name, text string) {
+		cfg, err := config.Parse(name, []byte(target+text), env)
+		if err != nil {
+			t.Errorf("%s: %v\n%s", name, err, text)
+			return
+		}
+		if _, probs := mediator.CheckConfig(cfg); len(probs) > 0 {
+			t.Errorf("%s: %v\n%s", name, probs, text)
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, _ := strings.Cut(string(readme), "### Exchanges and notifications")
+	_, block, _ := strings.Cut(after, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	check("README.md", block)
+
+	doc, err := os.ReadFile("../docs/exchanges.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```yaml\n")[1:]
+	if len(blocks) < 3 {
+		t.Fatalf("%d yaml blocks in docs/exchanges.md", len(blocks))
+	}
+	var exch, cht, notify string
+	for _, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		switch {
+		case strings.HasPrefix(b, "exchanges:"):
+			exch = b
+		case strings.HasPrefix(b, "  - name: cht-chw"):
+			cht = b
+		case strings.HasPrefix(b, "notify:"):
+			notify = b
+		}
+	}
+	check("docs/exchanges.md", notify+strings.Replace(exch, "mapping: \"\"", "mapping: \"\"", 1)+cht)
 }

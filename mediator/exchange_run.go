@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -137,38 +138,42 @@ type runOptions struct {
 	trigger string
 	tick    time.Time
 	dryRun  bool
-	// started, when set, is the run's start time (the API names the transaction before
-	// the run begins).
+	// started, when set, is the run's start time; nonce makes an unscheduled run's
+	// transaction id unique (the API names the transaction before the run begins).
 	started time.Time
+	nonce   string
 }
 
-// exchangeTxID derives a run's transaction id from the exchange and its trigger, so that
-// two replicas running the same tick (should the claim ever fail) publish the same
-// message ids, which JetStream drops as duplicates.
-func exchangeTxID(name string, o runOptions, started time.Time) string {
+// exchangeTxID derives a scheduled run's transaction id from the exchange and its tick, so
+// that two replicas running the same tick (should the claim ever fail) publish the same
+// message ids, which JetStream drops as duplicates. Any other run gets a fresh id.
+func exchangeTxID(name string, o runOptions) string {
 	h := sha256.New()
 	h.Write([]byte("exchange\x00" + name + "\x00"))
 	if o.trigger == TriggerSchedule && !o.tick.IsZero() {
 		h.Write([]byte("tick:" + strconv.FormatInt(o.tick.Unix(), 10)))
 	} else {
-		h.Write([]byte("run:" + strconv.FormatInt(started.UnixNano(), 10)))
+		h.Write([]byte("run:" + o.nonce))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // runExchange runs an exchange once. It fails with errExchangeBusy when a run is under way;
 // otherwise the outcome is in the returned run.
-func (s *Service) runExchange(ctx context.Context, e *exchange, o runOptions) (*ExchangeRun, error) {
+func (s *Service) runExchange(parent context.Context, e *exchange, o runOptions) (*ExchangeRun, error) {
 	if !e.running.TryLock() {
 		return nil, errExchangeBusy
 	}
 	defer e.running.Unlock()
 	e.busy.Store(true)
 	defer e.busy.Store(false)
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout.D())
+	ctx, cancel := context.WithTimeout(parent, e.cfg.Timeout.D())
 	defer cancel()
 	if o.started.IsZero() {
 		o.started = s.now().UTC()
+	}
+	if o.nonce == "" {
+		o.nonce = rand.Text()
 	}
 	run := &ExchangeRun{Exchange: e.cfg.Name, Trigger: o.trigger, Tick: o.tick, Started: o.started, DryRun: o.dryRun,
 		Status: RunRunning, Requests: []*RunRequest{}, Targets: []*RunTarget{}, targetRun: map[string]*targetRun{}}
@@ -178,7 +183,7 @@ func (s *Service) runExchange(ctx context.Context, e *exchange, o runOptions) (*
 			return nil, err
 		}
 		defer release()
-		run.Transaction = exchangeTxID(e.cfg.Name, o, run.Started)
+		run.Transaction = exchangeTxID(e.cfg.Name, o)
 	}
 	log := s.log.With("exchange", e.cfg.Name, "tx", run.Transaction)
 	log.Info("exchange run started", "trigger", o.trigger, "dry_run", o.dryRun)
@@ -223,13 +228,14 @@ func (s *Service) runExchange(ctx context.Context, e *exchange, o runOptions) (*
 		s.recordFailedRun(ctx, e, run)
 	default:
 		if err := s.submitRun(ctx, e, run); err != nil {
-			run.errs = append(run.errs, "storing the run's values failed, nothing was sent: "+err.Error())
+			run.errs = append(run.errs, "storing the run's values failed (what was stored is delivered; "+
+				"the next run sends the rest): "+err.Error())
 			okRequests = 0
 		} else {
 			s.afterSubmit(ctx, e, run)
 		}
 	}
-	s.finishRun(ctx, e, run, analyticsOK && okRequests > 0)
+	s.finishRun(ctx, e, run, analyticsOK && okRequests > 0, parent.Err() != nil)
 	log.Info("exchange run finished", "status", run.Status, "values", run.Values, "err", run.Error)
 	return run, nil
 }
@@ -256,20 +262,11 @@ func (s *Service) runAnalyticsTables(ctx context.Context, e *exchange, run *Exch
 		SkipOrgUnitOwnership: a.SkipOrgUnitOwnership, SkipOutliers: a.SkipOutliers}
 	wctx, cancel := context.WithTimeout(ctx, a.MaxWait.D())
 	defer cancel()
-	var job *dhis2.Job
-	var err error
-	for {
-		job, err = e.client.StartAnalyticsTables(wctx, opts)
-		if err == nil || dhis2.KindOf(err) != dhis2.KindTransient {
-			break
-		}
+	start := func() (*dhis2.Job, error) { return e.client.StartAnalyticsTables(wctx, opts) }
+	job, err := start()
+	for ; err != nil && dhis2.KindOf(err) == dhis2.KindTransient && wctx.Err() == nil; job, err = start() {
 		s.log.Info("analytics tables could not be started yet; retrying", "exchange", e.cfg.Name, "err", err)
-		select {
-		case <-wctx.Done():
-		case <-time.After(a.PollInterval.D()):
-			continue
-		}
-		break
+		pause(wctx, a.PollInterval.D())
 	}
 	if err != nil {
 		ra.Error = "starting analytics tables: " + err.Error()

@@ -19,11 +19,11 @@ import (
 	"github.com/tally-hmis/tally/transform/period"
 )
 
-// runTxRecord is a run's transaction record: the ingest record every transaction has, with
-// the run's summary beside it. TxLog reads the record part and ignores the rest.
-type runTxRecord struct {
-	TxRecord
-	Exchange *ExchangeRun `json:"exchange,omitempty"`
+// withRun is the transaction record of a run, with the run's summary.
+func withRun(rec *TxRecord, run *ExchangeRun) *TxRecord {
+	r := *rec
+	r.Exchange = run
+	return &r
 }
 
 // submitRun stores a run as one transaction. The pulled values go to TALLY_INGEST like
@@ -135,7 +135,7 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 
 // createRunRecord writes a run's transaction record.
 func (s *Service) createRunRecord(ctx context.Context, rec *TxRecord, run *ExchangeRun) error {
-	data, err := json.Marshal(runTxRecord{TxRecord: *rec, Exchange: run})
+	data, err := json.Marshal(withRun(rec, run))
 	if err != nil {
 		return err
 	}
@@ -366,8 +366,9 @@ func (s *Service) registerCompleteness(ctx context.Context, e *exchange, target 
 	return err
 }
 
-// finishRun decides the run's status, records it, and notifies.
-func (s *Service) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, sent bool) {
+// finishRun decides the run's status, records it, and notifies. A run cut short by
+// shutdown is recorded but notifies nobody: it is not the exchange's failure.
+func (s *Service) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, sent, interrupted bool) {
 	run.Finished = s.now().UTC()
 	switch {
 	case !sent:
@@ -384,14 +385,24 @@ func (s *Service) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, 
 			run.Error += fmt.Sprintf(" (and %d more)", more)
 		}
 	}
+	if interrupted {
+		run.errs = append(run.errs, "interrupted: Tally is stopping")
+		run.Error = joinErr(run.Error, "interrupted: Tally is stopping")
+		if run.Status == RunSucceeded {
+			run.Status = RunPartial
+		}
+	}
 	if run.DryRun {
 		return
 	}
+	s.exch.metrics.observe(run)
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*bookkeepingTimeout)
 	defer cancel()
-	s.notifyRun(bctx, e, run)
+	if !interrupted {
+		s.notifyRun(bctx, e, run)
+	}
 	if rec := run.txRecord; rec != nil {
-		data, err := json.Marshal(runTxRecord{TxRecord: *rec, Exchange: run})
+		data, err := json.Marshal(withRun(rec, run))
 		if err == nil {
 			_, err = s.conn.Tx.Put(bctx, rec.ID, data)
 		}

@@ -16,11 +16,28 @@ import (
 // TestExchangeRelativePeriodsAndStaleValues runs the tracker-to-aggregate exchange on a
 // fixed date: LAST_3_MONTHS is April to June 2024 in Tally and in the tracker alike. A
 // program indicator that later falls to zero is absent from analytics; the next run
-// removes its value from the HMIS, and a third run with nothing changed removes nothing.
+// removes its value from the HMIS (deleted: true before and after 2.43, or an explicit
+// zero), and a third run with nothing changed removes nothing.
 func TestExchangeRelativePeriodsAndStaleValues(t *testing.T) {
 	t.Parallel()
-	tracker, hmis := trackerEmulator(t), hmisEmulator(t)
-	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, immunisationExchange(tracker.URL, "")),
+	for _, tc := range []struct {
+		version, mode, after string
+	}{
+		{"2.38", "delete", ""},
+		{"2.40", "delete", ""},
+		{"2.43", "delete", ""},
+		{"2.40", "zero", "0"},
+	} {
+		t.Run(tc.version+"/"+tc.mode, func(t *testing.T) {
+			t.Parallel()
+			testStaleValues(t, tc.version, tc.mode, tc.after)
+		})
+	}
+}
+
+func testStaleValues(t *testing.T, version, mode, after string) {
+	tracker, hmis := trackerEmulator(t), hmisEmulator(t, dhis2test.WithVersion(version))
+	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, immunisationExchange(tracker.URL, "    stale: {mode: "+mode+"}\n")),
 		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 
 	run := h.runExchange("epi", "")
@@ -59,11 +76,11 @@ func TestExchangeRelativePeriodsAndStaleValues(t *testing.T) {
 	}
 	run = h.runExchange("epi", "")
 	if run.Status != mediator.RunSucceeded || run.Targets[0].Removed != 3 || run.Values != 45 {
-		t.Fatalf("second run: %+v", run)
+		t.Fatalf("second run: %+v %+v", run, run.Targets[0])
 	}
 	for _, pe := range []string{"202404", "202405", "202406"} {
-		if got := value(hmis, "EPI_BCG", pe, "KL_N_F1", "F_LT1", ""); got != "" {
-			t.Errorf("stale EPI_BCG F_LT1 KL_N_F1 %s still %q", pe, got)
+		if got := value(hmis, "EPI_BCG", pe, "KL_N_F1", "F_LT1", ""); got != after {
+			t.Errorf("stale EPI_BCG F_LT1 KL_N_F1 %s is %q, want %q", pe, got, after)
 		}
 		if got := value(hmis, "EPI_BCG", pe, "KL_N_F1", "M_LT1", ""); got == "" {
 			t.Errorf("EPI_BCG M_LT1 KL_N_F1 %s was removed", pe)

@@ -41,6 +41,8 @@ type TxRecord struct {
 	Targets  []string  `json:"targets"`
 	// OpenHIMTransaction is the X-OpenHIM-TransactionID the request arrived with.
 	OpenHIMTransaction string `json:"openhimTransaction,omitempty"`
+	// Exchange is the run summary of a scheduled exchange's transaction.
+	Exchange *ExchangeRun `json:"exchange,omitempty"`
 }
 
 // ImportCount mirrors DHIS2's importCount.

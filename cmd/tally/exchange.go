@@ -143,26 +143,34 @@ func printExchangeList(w io.Writer, raw []byte) error {
 }
 
 func runExchangeCLI(ctx context.Context, env *cliEnv, api *apiClient, name string, dry, noWait, asJSON bool) error {
-	q := url.Values{}
-	switch {
-	case dry:
-		q.Set("dryRun", "true")
-	case !noWait:
-		q.Set("wait", "true")
-	}
-	path := "/admin/v1/exchanges/" + url.PathEscape(name) + "/run?" + q.Encode()
-	if !noWait {
-		fmt.Fprintf(env.stderr, "running %s", name)
-		if dry {
-			fmt.Fprint(env.stderr, " (dry run)")
-		}
-		fmt.Fprintln(env.stderr, "...")
-	}
+	base := "/admin/v1/exchanges/" + url.PathEscape(name)
 	var raw json.RawMessage
-	if _, err := api.do(ctx, "POST", path, "", nil, &raw); err != nil {
-		return err
+	if dry {
+		fmt.Fprintf(env.stderr, "running %s (dry run)...\n", name)
+		if _, err := api.do(ctx, "POST", base+"/run?dryRun=true", "", nil, &raw); err != nil {
+			return err
+		}
+	} else {
+		var started struct {
+			Transaction string `json:"transaction"`
+			Href        string `json:"href"`
+		}
+		if _, err := api.do(ctx, "POST", base+"/run", "", nil, &raw); err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &started); err != nil {
+			return err
+		}
+		if noWait {
+			printJSON(env.stdout, raw)
+			return nil
+		}
+		var err error
+		if raw, err = awaitRun(ctx, env, api, base, started.Transaction, started.Href); err != nil {
+			return err
+		}
 	}
-	if asJSON || noWait {
+	if asJSON {
 		printJSON(env.stdout, raw)
 		return nil
 	}
@@ -178,6 +186,63 @@ func runExchangeCLI(ctx context.Context, env *cliEnv, api *apiClient, name strin
 		return errors.New("the run failed")
 	}
 	return nil
+}
+
+// awaitRun polls a run until it is finished, saying on stderr what it is doing, and
+// returns its summary. Polling, rather than one long request, survives proxies' timeouts
+// while analytics tables update for an hour.
+func awaitRun(ctx context.Context, env *cliEnv, api *apiClient, base, tx, href string) (json.RawMessage, error) {
+	fmt.Fprintf(env.stderr, "run started as transaction %s\n", tx)
+	said := ""
+	say := func(s string) {
+		if s != said {
+			fmt.Fprintf(env.stderr, "  %s\n", s)
+			said = s
+		}
+	}
+	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 2*time.Second) {
+		var got struct {
+			Run         json.RawMessage `json:"run"`
+			Transaction struct {
+				Status string `json:"status"`
+			} `json:"transaction"`
+		}
+		code, err := api.do(ctx, "GET", href, "", nil, &got)
+		switch {
+		case err == nil:
+			var run mediator.ExchangeRun
+			if err := json.Unmarshal(got.Run, &run); err != nil {
+				return nil, err
+			}
+			if run.Status != mediator.RunRunning {
+				return got.Run, nil
+			}
+			say(fmt.Sprintf("%d values stored; deliveries %s", run.Values, got.Transaction.Status))
+		case code == 404:
+			// Not recorded yet: analytics or pulling. The exchange says whether it still runs.
+			var info mediator.ExchangeInfo
+			if _, err := api.do(ctx, "GET", base, "", nil, &info); err != nil {
+				return nil, err
+			}
+			if !info.Running {
+				if info.LastRun != nil && info.LastRun.Transaction == tx {
+					data, err := json.Marshal(info.LastRun)
+					return data, err
+				}
+				if said != "" {
+					return nil, fmt.Errorf("the run ended without a record; see Tally's log")
+				}
+			}
+			say("updating analytics tables or pulling...")
+		default:
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 func printRun(w io.Writer, r *mediator.ExchangeRun) {

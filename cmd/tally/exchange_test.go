@@ -138,3 +138,22 @@ func TestExchangeImportCommand(t *testing.T) {
 		t.Errorf("no password: exit %d %s", code, errOut)
 	}
 }
+
+func TestConfigValidateReportsExchangeProblems(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	text := `targets: [{name: hmis, url: "http://hmis.example", username: admin, password: district}]
+exchanges:
+  - name: epi
+    source: {url: "http://tracker.example", username: admin, password: district}
+    schedule: "every night"
+    requests:
+      - {name: a, dx: [X], ou: [KL]}
+`
+	if err := os.WriteFile(bad, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runTest(t, nil, "config", "validate", bad)
+	if code != 1 || !strings.Contains(out, "bad.yaml:5: exchanges[0].schedule") || !strings.Contains(out, "bad.yaml:7: exchanges[0].requests[0].pe") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}

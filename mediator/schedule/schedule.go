@@ -40,12 +40,10 @@ type field struct {
 	names    map[string]int
 }
 
-var months = map[string]int{"JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6,
-	"JUL": 7, "AUG": 8, "SEP": 9, "OCT": 10, "NOV": 11, "DEC": 12}
-
-var weekdays = map[string]int{"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
-
 func fields() [5]field {
+	months := map[string]int{"JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6,
+		"JUL": 7, "AUG": 8, "SEP": 9, "OCT": 10, "NOV": 11, "DEC": 12}
+	weekdays := map[string]int{"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
 	return [5]field{
 		{name: "minute", min: 0, max: 59},
 		{name: "hour", min: 0, max: 23},
@@ -55,15 +53,27 @@ func fields() [5]field {
 	}
 }
 
-var macros = map[string]string{
-	"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-	"@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+// macro returns the expression a macro stands for.
+func macro(name string) (string, bool) {
+	switch strings.ToLower(name) {
+	case "@yearly", "@annually":
+		return "0 0 1 1 *", true
+	case "@monthly":
+		return "0 0 1 * *", true
+	case "@weekly":
+		return "0 0 * * 0", true
+	case "@daily", "@midnight":
+		return "0 0 * * *", true
+	case "@hourly":
+		return "0 * * * *", true
+	}
+	return "", false
 }
 
 // Parse reads a five-field cron expression or a macro.
 func Parse(expr string) (*Schedule, error) {
 	text := strings.TrimSpace(expr)
-	if m, ok := macros[strings.ToLower(text)]; ok {
+	if m, ok := macro(text); ok {
 		text = m
 	} else if strings.HasPrefix(text, "@") {
 		return nil, fmt.Errorf("%w %q: unknown macro; want @yearly, @monthly, @weekly, @daily or @hourly", ErrSyntax, expr)
