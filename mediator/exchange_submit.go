@@ -10,10 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/adapters/dhis2"
-	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
 	"github.com/tally-hmis/tally/transform/period"
@@ -39,7 +37,6 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 	src := e.source
 	tx := run.Transaction
 	targets := s.cfg.TargetsOf(src)
-	subject := stream.IngestPrefix + src.Name
 	pb := s.pub.Start(ctx)
 	n, values := 0, 0
 	for _, p := range run.pulled {
@@ -47,8 +44,7 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 			continue
 		}
 		for _, b := range p.batches {
-			m := stream.Msg{Subject: subject, ID: b.ID, Data: transform.EncodeBatch(b), Header: nats.Header{headerTx: []string{tx}}}
-			if err := pb.Add(m); err != nil {
+			if err := pb.Add(ingestMessage(src.Name, tx, b.ID, transform.EncodeBatch(b))); err != nil {
 				return err
 			}
 			n++

@@ -155,11 +155,10 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	if existing != nil {
 		return &ingestResult{Tx: existing, Duplicate: true}, nil
 	}
-	subject := stream.IngestPrefix + src.Name
 	pb := s.pub.Start(ctx)
 	seq := 0
 	perr := sp.each(func(data []byte) error {
-		m := stream.Msg{Subject: subject, ID: batchMsgID(txID, seq), Data: data, Header: nats.Header{headerTx: []string{txID}}}
+		m := ingestMessage(src.Name, txID, batchMsgID(txID, seq), data)
 		seq++
 		return pb.Add(m)
 	})
@@ -231,6 +230,11 @@ func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Has
 }
 
 func batchMsgID(txID string, seq int) string { return txID + ":" + strconv.Itoa(seq) }
+
+// ingestMessage is an encoded batch of a transaction on its way to TALLY_INGEST.
+func ingestMessage(source, txID, msgID string, data []byte) stream.Msg {
+	return stream.Msg{Subject: stream.IngestPrefix + source, ID: msgID, Data: data, Header: nats.Header{headerTx: []string{txID}}}
+}
 
 func targetNames(ts []*config.Target) []string {
 	out := make([]string, len(ts))

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/config"
-	"github.com/tally-hmis/tally/mediator"
 )
 
 const (
@@ -38,27 +34,7 @@ targets:
     password: district
     retry: {initial_delay: 20ms, max_delay: 100ms}
 `, t.TempDir(), testAdmin, testCHT, target)
-	cfg, err := config.Parse("test.yaml", []byte(yml), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := mediator.New(cfg, mediator.Options{Listener: ln, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Stop(ctx)
-	})
-	return "http://" + svc.Addr()
+	return serveTest(t, yml)
 }
 
 // cli runs a tally command and returns its exit code and output.

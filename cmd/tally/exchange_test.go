@@ -1,19 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/config"
-	"github.com/tally-hmis/tally/mediator"
 )
 
 // startExchangeService runs Tally in-process with an exchange from tracker to hmis.
@@ -43,27 +37,7 @@ exchanges:
     id_schemes: {data_element: CODE, org_unit: UID, category_option_combo: UID}
     await: 10s
 `, t.TempDir(), testAdmin, hmis, tracker, dhis2test.SampleAttributeAggDECode)
-	cfg, err := config.Parse("test.yaml", []byte(yml), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := mediator.New(cfg, mediator.Options{Listener: ln, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Stop(ctx)
-	})
-	return "http://" + svc.Addr()
+	return serveTest(t, yml)
 }
 
 func TestExchangeCommands(t *testing.T) {

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,4 +88,30 @@ func TestVersion(t *testing.T) {
 	if code, out, _ := runTest(t, nil, "version"); code != 0 || out != "tally dev\n" {
 		t.Fatalf("exit %d %q", code, out)
 	}
+}
+
+// serveTest runs Tally in process with the configuration yml and returns its base URL.
+func serveTest(t *testing.T, yml string) string {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yml), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := mediator.New(cfg, mediator.Options{Listener: ln, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = svc.Stop(ctx)
+	})
+	return "http://" + svc.Addr()
 }
