@@ -231,8 +231,12 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 	}
 
 	attempts, first := 0, time.Time{}
-	if prev, err := s.txlog.delivery(bctx, b.TxID, name, b.Seq, b.Replays); err == nil && prev.Outcome == OutcomeRetrying {
-		attempts, first = prev.Attempts, prev.FirstError
+	// Earlier attempts are recorded only once a message comes back, so the first delivery
+	// (the common case) skips the read.
+	if msgAttempts(msg) > 1 {
+		if prev, err := s.txlog.delivery(bctx, b.TxID, name, b.Seq, b.Replays); err == nil && prev.Outcome == OutcomeRetrying {
+			attempts, first = prev.Attempts, prev.FirstError
+		}
 	}
 	unmapped, _ := strconv.Atoi(msg.Headers().Get(headerUnmapped))
 	rec := &DeliveryRecord{Target: name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped}
