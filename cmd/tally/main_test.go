@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/tally-hmis/tally/config"
-	"github.com/tally-hmis/tally/mediator"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator"
 	"github.com/tally-hmis/tally/mediator/openhim/openhimtest"
 )
 
@@ -114,4 +115,29 @@ func serveTest(t *testing.T, yml string) string {
 		_ = svc.Stop(ctx)
 	})
 	return "http://" + svc.Addr()
+}
+
+// TestMappingCheckAgainstLiveMetadata runs `tally mapping check` on the example
+// configuration against the emulator's live metadata, then on a table with a data element
+// the HMIS does not have: the problem names the table's file and line.
+func TestMappingCheckAgainstLiveMetadata(t *testing.T) {
+	emu := dhis2test.NewServer()
+	defer emu.Close()
+	env := map[string]string{"TALLY_ADMIN_TOKEN": "change-me-0123456789", "CHT_TOKEN": "cht-token-0123456789",
+		"HMIS_PASSWORD": dhis2test.SamplePassword, "HMIS_URL": emu.URL}
+	code, out, errOut := runTest(t, env, "mapping", "check", "--config", "../../examples/tally.yaml")
+	if code != 0 || !strings.Contains(out, "agree") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	dir := t.TempDir()
+	cfg, _ := os.ReadFile("../../examples/tally.yaml")
+	os.MkdirAll(filepath.Join(dir, "mappings"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tally.yaml"), cfg, 0o644)
+	os.WriteFile(filepath.Join(dir, "mappings", "tracker-to-hmis.csv"),
+		[]byte("source,data_element,coc,aoc\nPI_BCG_F_LT1,EPI_BCG,F_LT1,\nPI_MAL_TREATED,MAL_NOT_THERE,,GOV\n"), 0o644)
+	code, out, _ = runTest(t, env, "mapping", "check", "--config", filepath.Join(dir, "tally.yaml"))
+	if code != 1 || !strings.Contains(out, "tracker-to-hmis.csv:3") || !strings.Contains(out, "MAL_NOT_THERE") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
 }
