@@ -111,7 +111,7 @@ func runDemo(ctx context.Context, env *cliEnv, addr, version, keep string, once 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "posted %-22s to %-12s %3d values -> transaction %s\n", name, src.path, n, id)
+		fmt.Fprintf(out, "posted %-22s to %-19s %3d values -> transaction %s\n", name, src.path, n, id)
 		txs = append(txs, id)
 	}
 	fmt.Fprintln(out)
@@ -133,7 +133,9 @@ Try next:
        --data-binary @examples/payloads/chw-2024-01.json %[1]s/ingest/cht
   curl -s -u exchange:exchange-password -H 'Content-Type: application/csv' \
        --data-binary @examples/payloads/mal-2024-01.csv %[1]s/api/dataValueSets
-  curl -s -u %[4]s:%[5]s '%[6]s/api/dataValueSets.json?dataSet=...'   # the emulator's own API
+  curl -s -u %[4]s:%[5]s '%[6]s/api/dataValueSets.json?dataSet=CHW_MONTHLY&period=202401&orgUnit=KL&children=true&idScheme=CODE&inputIdScheme=CODE'
+  curl -s -u %[4]s:%[5]s '%[6]s/api/analytics/dataValueSet.json?dimension=dx:PI_BCG_F_LT1&dimension=pe:2024Q2&dimension=ou:KL_N_F1&inputIdScheme=CODE&outputIdScheme=CODE'
+  TALLY_URL=%[1]s TALLY_ADMIN_TOKEN=%[2]s go run ./cmd/tally send --dry-run --source tracker examples/payloads/tracker-2024-02.json
   TALLY_URL=%[1]s TALLY_ADMIN_TOKEN=%[2]s go run ./cmd/tally tx list
 
 `, base, demoAdminToken, demoCHTToken, dhis2test.SampleUser, dhis2test.SamplePassword, emu.URL)
