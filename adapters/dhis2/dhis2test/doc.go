@@ -30,8 +30,22 @@
 //     "updated" counting, deletion scope, atomic).
 //   - GET /api/system/tasks/{type}/{id}, /api/system/taskSummaries/{type}/{id}
 //   - GET /api/system/info, GET /api/me, GET /api/ping
+//   - GET /api/dataValueSets(.json|.xml|.csv): the export, with DHIS2's
+//     parameters, output and input id schemes and E20xx errors.
+//   - GET /api/analytics/dataValueSet(.json|.xml|.csv) over a fact table
+//     (SetFacts, AddFacts; the sample carries 2024 facts for the Kalima program
+//     indicators): dx/pe/ou dimensions, fixed and relative periods on the
+//     server clock, LEVEL-n and children, every output id scheme incl.
+//     ATTRIBUTE, duplicatesOnly.
+//   - POST /api/resourceTables/analytics with ANALYTICS_TABLE tasks.
+//   - /api/completeDataSetRegistrations, /api/messageConversations.
+//   - Metadata lists (dataElements, categoryOptionCombos, categoryCombos,
+//     categories, categoryOptions, organisationUnits, dataSets,
+//     programIndicators, attributes, users, userGroups, aggregateDataExchanges)
+//     with fields, filter and paging; aggregate data exchange runs.
+//   - /__sim/...: fault injection, request log, store and jobs, outside /api.
 //
-// Further endpoint files register their routes through Server.routes.
+// Each endpoint file registers its routes through Server.routes.
 //
 // # Authentication
 //
