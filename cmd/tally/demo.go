@@ -122,6 +122,13 @@ func runDemo(ctx context.Context, env *cliEnv, addr, version, keep string, once 
 		}
 		fmt.Fprintf(out, "transaction %s: %s\n", id, status)
 	}
+	// A scheduled exchange, run once now: the emulator plays the tracker instance too, and
+	// its analytics turn program indicators into HMIS values.
+	if line, err := demoExchange(ctx, base, "tracker-pi-to-hmis"); err != nil {
+		fmt.Fprintf(out, "exchange tracker-pi-to-hmis: %v\n", err)
+	} else {
+		fmt.Fprintln(out, line)
+	}
 	fmt.Fprintln(out)
 	printEmulatorSummary(out, emu)
 
@@ -205,7 +212,7 @@ func demoConfig(env *cliEnv, dir, addr, emuURL string) (*config.Config, error) {
 		return nil, err
 	}
 	getenv := func(k string) string {
-		if k == "HMIS_URL" {
+		if k == "HMIS_URL" || k == "TRACKER_URL" {
 			return emuURL
 		}
 		if v, ok := demoEnv[k]; ok {
@@ -259,6 +266,36 @@ func demoPost(ctx context.Context, base string, src demoSource, name string, dat
 		return body.Response.Reference, body.Response.ImportCount.Imported, nil
 	}
 	return body.Transaction, body.Values, nil
+}
+
+// demoExchange runs an exchange through the admin API and waits for its delivery.
+func demoExchange(ctx context.Context, base, name string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/admin/v1/exchanges/"+name+"/run?wait=true", nil)
+	req.Header.Set("Authorization", "Bearer "+demoAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var run struct {
+		Status      string `json:"status"`
+		Error       string `json:"error"`
+		Transaction string `json:"transaction"`
+		Values      int    `json:"values"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &run); err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
+	}
+	if run.Error != "" {
+		return "", fmt.Errorf("%s: %s", run.Status, run.Error)
+	}
+	status, err := demoWait(ctx, base, run.Transaction)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("ran exchange %s: pulled %d program indicator values from analytics -> transaction %s: %s",
+		name, run.Values, run.Transaction, status), nil
 }
 
 // demoWait polls the transaction until it leaves "accepted" or 30 seconds pass.

@@ -46,15 +46,17 @@ func TestDemoDeliversTheSamplePayloads(t *testing.T) {
 	}
 	// Every sample payload, through its own source and mapping, is delivered whole: the
 	// CHT export (12), the EPI JSON (32) and malaria CSV (24) posted as a DHIS2 client
-	// would, the ADX message (16) and the tracker's program indicators (52).
+	// would, the ADX message (16) and the tracker's program indicators (52); then the
+	// scheduled exchange pulls April–June 2024 from analytics (149 non-zero values).
 	for _, want := range []string{"posted chw-2024-01.json", "to /ingest/tracker", "to /ingest/adx",
-		"to /api/dataValueSets", "The emulated HMIS now holds 136 values", "CHW_HOUSEHOLD_VISITS", "MAL_CONFIRMED", "curl"} {
+		"to /api/dataValueSets", "ran exchange tracker-pi-to-hmis: pulled 149 program indicator values",
+		"The emulated HMIS now holds 285 values", "CHW_HOUSEHOLD_VISITS", "MAL_CONFIRMED", "curl"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, ": delivered\n"); n != 5 {
-		t.Errorf("%d of 5 transactions delivered:\n%s\n%s", n, out, errOut)
+	if n := strings.Count(out, ": delivered\n"); n != 6 {
+		t.Errorf("%d of 6 transactions delivered:\n%s\n%s", n, out, errOut)
 	}
 }
 
