@@ -105,6 +105,23 @@ func (p dvsPayload) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, err
 }
 
+// deletionPayload is a DHIS2 2.43+ request that removes a deletion scope and upserts
+// nothing: {"deletion": {...}, "dataValues": []}, with the batch's id schemes.
+type deletionPayload struct {
+	b *transform.Batch
+	d *dvs.Deletion
+}
+
+func (p deletionPayload) ContentType() string { return "application/json" }
+
+func (p deletionPayload) WriteTo(w io.Writer) (int64, error) {
+	part := *p.b
+	part.Values = nil
+	cw := &countWriter{w: w}
+	err := dvs.WriteDeletionJSON(cw, &part, p.d)
+	return cw.n, err
+}
+
 type countWriter struct {
 	w io.Writer
 	n int64
@@ -381,6 +398,18 @@ type importOutcome struct {
 // in each request to positions in the batch, then to the values' indexes in the original
 // payload.
 func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch, msg jetstream.Msg) (importOutcome, error) {
+	if b.Deletion {
+		if scopeSupported(ctx, t) {
+			return s.importDeletion(ctx, t, b, msg)
+		}
+		// Before 2.43 DHIS2 ignores a deletion block and would remove nothing: the
+		// batch's values (all deleted: true) remove the same keys one by one.
+		s.log.Warn("target does not report DHIS2 2.43 or later; deletion batch sent as deleted values",
+			"target", t.cfg.Name, "tx", b.TxID, "seq", b.Seq)
+		plain := *b
+		plain.Deletion = false
+		b = &plain
+	}
 	var out importOutcome
 	size := t.requestSize()
 	opts := dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: t.cfg.ImportStrategy,
@@ -434,6 +463,111 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 		start = end
 	}
 	return out, nil
+}
+
+// scopeRelease is the first DHIS2 release that reads a deletion scope (spec dhis2.md §5).
+const scopeRelease = 43
+
+// scopeSupported reports whether a target is known to be DHIS2 2.43 or later: from the
+// version its client last read, else from asking it now. A target whose version cannot be
+// read is treated as older, since deleted: true values work on every version.
+func scopeSupported(ctx context.Context, t *target) bool {
+	v, ok := t.client.ServerVersion()
+	if !ok {
+		info, err := t.client.SystemInfo(ctx)
+		if err != nil {
+			return false
+		}
+		v = info.Release
+	}
+	return v.Release() >= scopeRelease
+}
+
+// importDeletion sends a deletion batch to a 2.43+ target: its keys grouped by org unit
+// and period, one request per group (split at max_values_per_request elements, halved on
+// 413 as importBatch does), each a deletion scope of exactly those keys — one org unit,
+// one period, every element narrowed by both combos — and no values. DHIS2 counts what a
+// scope removed as deleted. A refused scope names, as conflict indexes, the values whose
+// keys it held.
+func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Batch, msg jetstream.Msg) (importOutcome, error) {
+	var out importOutcome
+	type cell struct{ ou, pe string }
+	groups := map[cell][]int{}
+	var order []cell
+	for i := range b.Values {
+		v := &b.Values[i]
+		c := cell{v.OrgUnit, v.Period}
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], i)
+	}
+	size := t.requestSize()
+	opts := dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: t.cfg.ImportStrategy,
+		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit, Async: t.cfg.Async}
+	for _, c := range order {
+		idx := groups[c]
+		for start := 0; start < len(idx); {
+			end := min(start+size, len(idx))
+			if out.requests > 0 {
+				if err := t.wait(ctx); err != nil {
+					return out, err
+				}
+				if msg != nil {
+					_ = msg.InProgress()
+				}
+			}
+			d := &dvs.Deletion{OrgUnits: []string{c.ou}, Periods: []string{c.pe},
+				Elements: make([]dvs.DeletionElement, 0, end-start)}
+			for _, i := range idx[start:end] {
+				v := &b.Values[i]
+				d.Elements = append(d.Elements, dvs.DeletionElement{DataElement: v.DataElement,
+					CategoryOptionCombo: v.CategoryOptionCombo, AttributeOptionCombo: v.AttributeOptionCombo})
+			}
+			began := time.Now()
+			res, err := t.client.ImportDataValues(ctx, deletionPayload{b: b, d: d}, opts)
+			out.requests++
+			s.metrics.DeliveryLatency.WithLabelValues(t.cfg.Name).Observe(time.Since(began).Seconds())
+			if errors.Is(err, dhis2.ErrTooLarge) && end-start > 1 {
+				size = (end - start) / 2
+				t.size.Store(int64(size))
+				s.metrics.RequestSplits.WithLabelValues(t.cfg.Name).Inc()
+				s.log.Warn("target refused the request as too large; halving it", "target", t.cfg.Name,
+					"values", end-start, "now", size)
+				continue
+			}
+			if err != nil {
+				var de *dhis2.Error
+				if errors.As(err, &de) && de.Result != nil {
+					out.conflicts = append(out.conflicts, scopeConflicts(de.Result, b, idx[start:end])...)
+				}
+				return out, err
+			}
+			out.counts.add(ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
+				Ignored: res.Counts.Ignored, Deleted: res.Counts.Deleted})
+			if len(res.Conflicts) > 0 {
+				// A scope is all or nothing; a conflict on it leaves its keys in doubt.
+				out.conflicts = append(out.conflicts, scopeConflicts(res, b, idx[start:end])...)
+				out.rejected = append(out.rejected, idx[start:end]...)
+			}
+			start = end
+		}
+	}
+	return out, nil
+}
+
+// scopeConflicts reports a deletion request's conflicts against the values whose keys its
+// scope held.
+func scopeConflicts(res *dhis2.ImportResult, b *transform.Batch, held []int) []Conflict {
+	out := make([]Conflict, 0, len(res.Conflicts))
+	for _, c := range res.Conflicts {
+		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Property: c.Property, Message: c.Value}
+		for _, i := range held {
+			cc.Indexes = append(cc.Indexes, b.Values[i].Index)
+		}
+		out = append(out, cc)
+	}
+	return out
 }
 
 func conflictsOf(res *dhis2.ImportResult, b *transform.Batch, offset int) []Conflict {

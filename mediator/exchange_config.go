@@ -32,6 +32,12 @@ const (
 	StaleDelete = "delete" // send the value with deleted: true (DHIS2's DELETE strategy)
 	StaleZero   = "zero"   // send an explicit "0"
 	StaleOff    = "off"    // leave stale values alone, as DHIS2's exchange does up to 2.42
+	// StaleScope removes them with DHIS2 2.43's deletion scope, one org unit and period per
+	// request, narrowed to exactly the stale keys; a target that does not report 2.43 or
+	// later gets deleted: true values instead, with a warning in the run summary.
+	StaleScope = "scope"
+	// StaleAuto is scope for a target that reports 2.43 or later, delete otherwise.
+	StaleAuto = "auto"
 )
 
 // Defaults of an exchange.
@@ -183,7 +189,7 @@ func (s ExchangeSchemes) schemes() transform.IDSchemes {
 // ExchangeStale says what happens to values an exchange delivered before and no longer
 // produces.
 type ExchangeStale struct {
-	// Mode is delete (default), zero or off.
+	// Mode is delete (default), scope, auto, zero or off.
 	Mode string `yaml:"mode,omitempty"`
 	// AllowEmpty removes the values of a period even when the run produced nothing at all
 	// for it; by default such a period is held, since an empty answer is more often a
@@ -425,9 +431,9 @@ func (e *ExchangeConfig) check(cfg *config.Config, path string, sec *Sections, c
 		add(".duplicates", "%q: want reject or allow", e.Duplicates)
 	}
 	switch e.Stale.Mode {
-	case StaleDelete, StaleZero, StaleOff:
+	case StaleDelete, StaleScope, StaleAuto, StaleZero, StaleOff:
 	default:
-		add(".stale.mode", "%q: want delete, zero or off", e.Stale.Mode)
+		add(".stale.mode", "%q: want delete, scope, auto, zero or off", e.Stale.Mode)
 	}
 	if e.Stale.Retention < 0 {
 		add(".stale.retention", "may not be negative")

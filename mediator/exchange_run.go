@@ -15,6 +15,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/mapping"
 	"github.com/tally-hmis/tally/transform/period"
 )
 
@@ -87,7 +88,9 @@ type RunTarget struct {
 	Unmapped int    `json:"unmapped,omitempty"`
 	// Removed counts the stale values sent for removal; Held lists periods whose removals
 	// were held back because the run produced nothing for them.
-	Removed      int      `json:"removed"`
+	Removed int `json:"removed"`
+	// ByScope counts those removed with a 2.43 deletion scope (stale.mode scope or auto).
+	ByScope      int      `json:"removedByScope,omitempty"`
 	Held         []string `json:"held,omitempty"`
 	StaleSkipped string   `json:"staleSkipped,omitempty"`
 	// Registered counts complete data set registrations made (Already: existing ones).
@@ -613,12 +616,26 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 			run.Warnings = append(run.Warnings, fmt.Sprintf("%s: the run produced nothing for %s, which had values: "+
 				"their removal is held (stale.allow_empty removes them)", t.Name, strings.Join(tr.sum.Held, ", ")))
 		}
+		scope := false
+		if m := e.cfg.Stale.Mode; (m == StaleScope || m == StaleAuto) && len(bySchemes) > 0 {
+			scope = s.staleScopeFor(ctx, t.Name, m, run)
+		}
 		for _, sch := range sortedSchemes(bySchemes) {
 			vals := bySchemes[sch]
 			tr.sum.Removed += len(vals)
-			for start := 0; start < len(vals); start += e.cfg.BatchSize {
-				tr.removals = append(tr.removals, transform.Batch{Source: e.source.Name, Target: t.Name, Schemes: sch,
-					Values: vals[start:min(start+e.cfg.BatchSize, len(vals))]})
+			plain, scoped := vals, []transform.DataValue(nil)
+			if scope {
+				scoped, plain = scopeable(sch, vals)
+				tr.sum.ByScope += len(scoped)
+			}
+			for _, part := range []struct {
+				vals     []transform.DataValue
+				deletion bool
+			}{{scoped, true}, {plain, false}} {
+				for start := 0; start < len(part.vals); start += e.cfg.BatchSize {
+					tr.removals = append(tr.removals, transform.Batch{Source: e.source.Name, Target: t.Name, Schemes: sch,
+						Deletion: part.deletion, Values: part.vals[start:min(start+e.cfg.BatchSize, len(part.vals))]})
+				}
 			}
 			if run.DryRun {
 				room := maxDryRunValues - len(tr.sum.Removals)
@@ -635,6 +652,68 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 			}
 		}
 	}
+}
+
+// staleScopeFor decides whether a target's removals go as 2.43 deletion scopes: only when
+// it reports 2.43 or later now. In scope mode an older target, or one whose version cannot
+// be read, gets deleted: true values and the run a warning (auto falls back silently).
+func (s *Service) staleScopeFor(ctx context.Context, target, mode string, run *ExchangeRun) bool {
+	t := s.targets[target]
+	if t == nil {
+		return false
+	}
+	info, err := t.client.SystemInfo(ctx)
+	if err == nil && info.Release.Release() >= scopeRelease {
+		return true
+	}
+	if mode == StaleScope {
+		why := "reports DHIS2 " + info.Version
+		if err != nil {
+			why = "could not tell its version (" + clipText(err.Error(), 200) + ")"
+		}
+		run.Warnings = append(run.Warnings, fmt.Sprintf("%s: stale.mode scope needs DHIS2 2.43 or later and the target %s: "+
+			"stale values are removed with deleted: true instead", target, why))
+	}
+	return false
+}
+
+// scopeable splits removals into those a deletion scope can name exactly and the rest. A
+// scope element without a combo covers every combo, so an empty combo (DHIS2's default)
+// is written as the default combo's id in the batch's scheme: its UID, or "default" as
+// code and name. Under another scheme that id is unknown, and the value is removed with
+// deleted: true instead.
+func scopeable(sch transform.IDSchemes, vals []transform.DataValue) (scoped, plain []transform.DataValue) {
+	r := sch.Resolved(transform.SchemeUID)
+	coc, cocOK := defaultComboID(r.CategoryOptionCombo)
+	aoc, aocOK := defaultComboID(r.AttributeOptionCombo)
+	for _, v := range vals {
+		if v.CategoryOptionCombo == "" {
+			if !cocOK {
+				plain = append(plain, v)
+				continue
+			}
+			v.CategoryOptionCombo = coc
+		}
+		if v.AttributeOptionCombo == "" {
+			if !aocOK {
+				plain = append(plain, v)
+				continue
+			}
+			v.AttributeOptionCombo = aoc
+		}
+		scoped = append(scoped, v)
+	}
+	return scoped, plain
+}
+
+func defaultComboID(s transform.IDScheme) (string, bool) {
+	switch s {
+	case transform.SchemeUID:
+		return mapping.DefaultCategoryOptionComboUID, true
+	case transform.SchemeCode, transform.SchemeName:
+		return "default", true
+	}
+	return "", false
 }
 
 func lessKey4(a, b key4) bool {

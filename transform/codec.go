@@ -15,9 +15,17 @@ import (
 //
 // The version byte lets a newer replica read what an older one wrote during a rolling
 // upgrade: a decoder keeps reading every version it has ever written.
+//
+//	version 1: the fields above.
+//	version 2: adds a varint of batch flags after the received time (batchDeletion).
 const (
 	codecMagic   = 'T'
-	codecVersion = 1
+	codecVersion = 2
+)
+
+// Batch flags (version 2 on).
+const (
+	batchDeletion = 1 << iota
 )
 
 // Value flags.
@@ -80,6 +88,11 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	e.int(int64(b.Part))
 	e.int(int64(b.Replays))
 	e.int(b.Received.UnixNano())
+	var bflags uint64
+	if b.Deletion {
+		bflags |= batchDeletion
+	}
+	e.uint(bflags)
 	e.uint(uint64(len(b.Values)))
 	prevIndex := -1
 	for i := range b.Values {
@@ -206,8 +219,9 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	if len(data) < 2 || data[0] != codecMagic {
 		return nil, fmt.Errorf("%w: bad header", ErrCodec)
 	}
-	if data[1] != codecVersion {
-		return nil, fmt.Errorf("%w: version %d is newer than this build reads (%d)", ErrCodec, data[1], codecVersion)
+	version := data[1]
+	if version < 1 || version > codecVersion {
+		return nil, fmt.Errorf("%w: version %d is not one this build reads (1 to %d)", ErrCodec, version, codecVersion)
 	}
 	d := decoder{buf: data[2:]}
 	n := d.count("string table", 1)
@@ -238,6 +252,10 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	b.Part = int(d.int("part"))
 	b.Replays = int(d.int("replays"))
 	b.Received = time.Unix(0, d.int("received")).UTC()
+	if version >= 2 {
+		bflags := d.uint("batch flags")
+		b.Deletion = bflags&batchDeletion != 0
+	}
 	nv := d.count("values", 10)
 	if d.err != nil {
 		return nil, d.err

@@ -183,6 +183,11 @@ type Batch struct {
 	CompleteDate string    `json:"completeDate,omitempty"`
 	// Replays counts how often the batch came back from the dead-letter queue, so that a
 	// replayed batch keeps its history.
-	Replays int         `json:"replays,omitempty"`
-	Values  []DataValue `json:"dataValues"`
+	Replays int `json:"replays,omitempty"`
+	// Deletion marks a batch whose values (all deleted: true) name stored values to remove
+	// with DHIS2 2.43's deletion scope rather than value by value: delivery groups them
+	// by org unit and period and sends each group as a scope of exactly those keys, and
+	// falls back to the values themselves for a target older than 2.43.
+	Deletion bool        `json:"deletion,omitempty"`
+	Values   []DataValue `json:"dataValues"`
 }

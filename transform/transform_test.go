@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -38,6 +39,59 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// codecV1Sample is sampleBatch as version 1 of the codec wrote it (before batch flags):
+// a replica of this build must keep reading what an older replica put on the stream.
+const codecV1Sample = "540119057478313a30037478310363687404686d69730b4348575f4d4f4e54484c590a323032342d30322d" +
+	"303304434f4445154154545249425554453a41626344656631323334350d4d414c5f434f4e4649524d454406323032343031074b" +
+	"4c5f4e5f463105465f4c543103474f56023132026f6b03636877074550495f424347074b4c5f4e5f4632013703534558014603" +
+	"414745034c54310746554e44494e47034e474f01020304050607000800000000000602048ed0dfe7b7a79fb02f0301090a0b0c" +
+	"0d0e0f100202090a0b0000000000020c110a120000130000020214151617011819"
+
+func TestCodecReadsVersion1(t *testing.T) {
+	data, err := hex.DecodeString(codecV1Sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data[1] != 1 {
+		t.Fatalf("sample is version %d", data[1])
+	}
+	got, err := DecodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sampleBatch(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 1:\n got %+v\nwant %+v", got, want)
+	}
+	// Re-encoded, it is the current version and says the same.
+	again := EncodeBatch(got)
+	if again[1] != codecVersion {
+		t.Fatalf("re-encoded as version %d", again[1])
+	}
+	if b, err := DecodeBatch(again); err != nil || !reflect.DeepEqual(b, got) {
+		t.Fatalf("re-encoded: %v %+v", err, b)
+	}
+}
+
+func TestCodecCarriesDeletion(t *testing.T) {
+	b := sampleBatch()
+	b.Deletion = true
+	plain := EncodeBatch(sampleBatch())
+	data := EncodeBatch(b)
+	if len(data) != len(plain) {
+		t.Errorf("the deletion flag costs %d bytes, want the one flag byte every batch has", len(data)-len(plain))
+	}
+	got, err := DecodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Deletion || !reflect.DeepEqual(got, b) {
+		t.Fatalf("round trip lost the deletion flag: %+v", got)
+	}
+	if got, _ := DecodeBatch(plain); got.Deletion {
+		t.Fatal("a plain batch decodes as a deletion")
+	}
+}
+
 func TestCodecIsCompact(t *testing.T) {
 	b := &Batch{TxID: "t", Source: "s"}
 	for i := range 1000 {
@@ -55,6 +109,8 @@ func TestDecodeRejectsCorruptInput(t *testing.T) {
 		"empty":         nil,
 		"bad magic":     append([]byte{'X'}, good[1:]...),
 		"newer version": append([]byte{'T', 99}, good[2:]...),
+		"version 0":     append([]byte{'T', 0}, good[2:]...),
+		"v2 as v1":      append([]byte{'T', 1}, good[2:]...),
 		"truncated":     good[:len(good)-3],
 		"trailing":      append(append([]byte{}, good...), 0),
 		"huge count":    {'T', 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
@@ -71,6 +127,9 @@ func TestDecodeRejectsCorruptInput(t *testing.T) {
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add(EncodeBatch(sampleBatch()))
 	f.Add([]byte{'T', 1})
+	if v1, err := hex.DecodeString(codecV1Sample); err == nil {
+		f.Add(v1)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := DecodeBatch(data)
 		if err != nil {

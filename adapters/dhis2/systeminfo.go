@@ -147,6 +147,15 @@ func (c *Client) SystemInfo(ctx context.Context) (*SystemInfo, error) {
 	return info, nil
 }
 
+// ServerVersion returns the version the last successful SystemInfo read, and false when
+// none was read yet.
+func (c *Client) ServerVersion() (Version, bool) {
+	if v := c.server.Load(); v != nil {
+		return *v, true
+	}
+	return Version{}, false
+}
+
 // parseDHIS2Time reads the timestamps DHIS2 writes (yyyy-MM-dd'T'HH:mm:ss.SSS, with or
 // without a zone). A stamp without a zone is read in loc. Unreadable stamps give zero.
 func parseDHIS2Time(s string, loc *time.Location) time.Time {

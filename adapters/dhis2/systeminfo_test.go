@@ -19,9 +19,15 @@ func TestSystemInfo(t *testing.T) {
 	f := newFake(t)
 	f.handle("GET /api/system/info", reply(200, jsonCT, systemInfo240))
 	c := newTestClient(t, f.url())
+	if _, ok := c.ServerVersion(); ok {
+		t.Error("ServerVersion known before SystemInfo")
+	}
 	info, err := c.SystemInfo(context.Background())
 	if err != nil {
 		t.Fatalf("SystemInfo: %v", err)
+	}
+	if v, ok := c.ServerVersion(); !ok || v.Release() != 40 {
+		t.Errorf("ServerVersion = %v, %v", v, ok)
 	}
 	if info.Version != "2.40.3.1" || info.Revision != "c1a2b3d" || info.SystemName != "Kalima HMIS" ||
 		info.ServerTimeZoneID != "Etc/UTC" || info.Calendar != "iso8601" || info.ContextPath != "https://hmis.example.org/hmis" {

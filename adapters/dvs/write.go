@@ -26,8 +26,41 @@ import (
 //     object, DHIS2 2.43's form; older versions cannot read it, so map combos first.
 //   - Strings are escaped per RFC 8259; invalid UTF-8 becomes U+FFFD.
 func WriteJSON(w io.Writer, b *transform.Batch) error {
+	return writeJSON(w, b, nil)
+}
+
+// Deletion is DHIS2 2.43's deletion scope (spec dhis2.md §5): before the payload's values
+// are upserted, every stored value in OrgUnits × Periods × Elements is deleted. An element
+// without a category option combo (or attribute option combo) covers every combo, so a
+// scope that must remove exactly some keys names one org unit and one period and narrows
+// every element by both combos. Identifiers are written in the payload's id schemes.
+type Deletion struct {
+	OrgUnits []string
+	Periods  []string
+	Elements []DeletionElement
+}
+
+// DeletionElement is a data element of a deletion scope, optionally narrowed by combos.
+type DeletionElement struct {
+	DataElement          string
+	CategoryOptionCombo  string
+	AttributeOptionCombo string
+}
+
+// WriteDeletionJSON writes the body of a DHIS2 2.43+ POST /api/dataValueSets request that
+// carries the deletion scope d: the header of b (data set and id schemes, as WriteJSON
+// writes them, which 2.43 also applies to the scope), then "deletion", then b's values
+// (none, for a pure removal: {"deletion":{...},"dataValues":[]}).
+//
+// DHIS2 before 2.43 does not know the field and ignores it: such a request removes
+// nothing there. Send deletions to older versions as values with deleted: true.
+func WriteDeletionJSON(w io.Writer, b *transform.Batch, d *Deletion) error {
+	return writeJSON(w, b, d)
+}
+
+func writeJSON(w io.Writer, b *transform.Batch, d *Deletion) error {
 	buf := make([]byte, 0, writeChunk+1024)
-	buf = appendHeader(buf, b)
+	buf = appendHeader(buf, b, d)
 	for i := range b.Values {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -52,7 +85,7 @@ const writeChunk = 32 << 10
 // AppendJSON appends what WriteJSON writes to dst and returns the extended slice, for
 // callers that reuse buffers.
 func AppendJSON(dst []byte, b *transform.Batch) []byte {
-	dst = appendHeader(dst, b)
+	dst = appendHeader(dst, b, nil)
 	for i := range b.Values {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -62,7 +95,7 @@ func AppendJSON(dst []byte, b *transform.Batch) []byte {
 	return append(dst, "]}"...)
 }
 
-func appendHeader(dst []byte, b *transform.Batch) []byte {
+func appendHeader(dst []byte, b *transform.Batch, d *Deletion) []byte {
 	dst = append(dst, '{')
 	sep := false
 	member := func(name, value string) {
@@ -91,7 +124,48 @@ func appendHeader(dst []byte, b *transform.Batch) []byte {
 	if sep {
 		dst = append(dst, ',')
 	}
+	if d != nil {
+		dst = appendDeletion(dst, d)
+		dst = append(dst, ',')
+	}
 	return append(dst, `"dataValues":[`...)
+}
+
+func appendDeletion(dst []byte, d *Deletion) []byte {
+	list := func(name string, ids []string) {
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, `":[`...)
+		for i, id := range ids {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, id)
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `"deletion":{`...)
+	list("orgUnits", d.OrgUnits)
+	dst = append(dst, ',')
+	list("periods", d.Periods)
+	dst = append(dst, `,"elements":[`...)
+	for i, e := range d.Elements {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"dataElement":`...)
+		dst = appendString(dst, e.DataElement)
+		if e.CategoryOptionCombo != "" {
+			dst = append(dst, `,"categoryOptionCombo":`...)
+			dst = appendString(dst, e.CategoryOptionCombo)
+		}
+		if e.AttributeOptionCombo != "" {
+			dst = append(dst, `,"attributeOptionCombo":`...)
+			dst = appendString(dst, e.AttributeOptionCombo)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
 }
 
 func appendValue(dst []byte, v *transform.DataValue) []byte {

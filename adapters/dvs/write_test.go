@@ -110,3 +110,49 @@ func BenchmarkWriteJSON(b *testing.B) {
 	}
 	reportRates(b, len(batch.Values), cpu)
 }
+
+func TestWriteDeletionJSON(t *testing.T) {
+	b := &transform.Batch{Schemes: transform.IDSchemes{DataElement: transform.SchemeCode, OrgUnit: transform.SchemeUID}}
+	d := &Deletion{OrgUnits: []string{"DiszpKrYNg8"}, Periods: []string{"202401"}, Elements: []DeletionElement{
+		{DataElement: "EPI_BCG", CategoryOptionCombo: "Prlt0C1RF0s", AttributeOptionCombo: "HllvX50cXC0"},
+		{DataElement: `odd "de"`},
+	}}
+	var buf bytes.Buffer
+	if err := WriteDeletionJSON(&buf, b, d); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"dataElementIdScheme":"CODE","orgUnitIdScheme":"UID",` +
+		`"deletion":{"orgUnits":["DiszpKrYNg8"],"periods":["202401"],"elements":[` +
+		`{"dataElement":"EPI_BCG","categoryOptionCombo":"Prlt0C1RF0s","attributeOptionCombo":"HllvX50cXC0"},` +
+		`{"dataElement":"odd \"de\""}]},"dataValues":[]}`
+	if got := buf.String(); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+
+	// No schemes, and values after the scope (DHIS2's replace semantics).
+	b = &transform.Batch{Values: []transform.DataValue{{DataElement: "a", Period: "202401", OrgUnit: "o", Value: "1"}}}
+	buf.Reset()
+	if err := WriteDeletionJSON(&buf, b, &Deletion{}); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Deletion struct {
+			OrgUnits, Periods []string
+			Elements          []map[string]string
+		}
+		DataValues []map[string]any
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if !strings.HasPrefix(buf.String(), `{"deletion":{"orgUnits":[],"periods":[],"elements":[]},"dataValues":[{`) ||
+		len(doc.DataValues) != 1 {
+		t.Fatalf("got %s", buf.String())
+	}
+
+	// WriteJSON never writes a deletion block.
+	buf.Reset()
+	if err := WriteJSON(&buf, b); err != nil || strings.Contains(buf.String(), "deletion") {
+		t.Fatalf("WriteJSON: %v %s", err, buf.String())
+	}
+}
