@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -248,23 +250,14 @@ func (c *Conn) shutdownServer() {
 	}
 }
 
-func redactURL(u string) string {
-	// nats://user:pass@host -> nats://***@host, so a password in a URL never reaches a log.
-	for i := 0; i < len(u); i++ {
-		if u[i] == '@' {
-			if j := indexOf(u, "://"); j >= 0 && j < i {
-				return u[:j+3] + "***" + u[i:]
-			}
+// redactURL hides passwords in a NATS URL list ("nats://u:p@h1:4222,nats://h2:4222"), so that
+// a password in a URL never reaches a log or an error.
+func redactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
 		}
 	}
-	return u
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
+	return strings.Join(parts, ",")
 }

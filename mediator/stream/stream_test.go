@@ -71,7 +71,7 @@ func TestOpenIsIdempotentAndPersists(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
-	if got := redactURL("nats://u:secret@h:4222"); got != "nats://***@h:4222" {
+	if got := redactURL("nats://u:secret@h:4222,nats://h2:4222"); got != "nats://u:xxxxx@h:4222,nats://h2:4222" {
 		t.Fatal(got)
 	}
 }
