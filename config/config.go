@@ -103,6 +103,10 @@ type Source struct {
 	// Duplicates says what happens when two values map to the same target key in one
 	// batch: reject, sum or last (last wins).
 	Duplicates string `yaml:"duplicates"`
+	// WaitForDelivery makes ingest synchronous: the answer waits, up to this long, until
+	// every target has the payload, and reports the outcome. 0 answers as soon as the
+	// payload is stored (the default).
+	WaitForDelivery Duration `yaml:"wait_for_delivery"`
 }
 
 // Schemes is the YAML form of transform.IDSchemes.

@@ -226,6 +226,9 @@ func (c *Config) validate() Problems {
 		default:
 			add(p+".duplicates", "%q: want reject, sum or last", s.Duplicates)
 		}
+		if s.WaitForDelivery < 0 || s.WaitForDelivery.D() > 10*time.Minute {
+			add(p+".wait_for_delivery", "%s: want 0 (answer once stored) up to 10m", s.WaitForDelivery.D())
+		}
 		if s.BatchSize < 1 || s.BatchSize > 10_000 {
 			add(p+".batch_size", "%d: want 1 to 10000", s.BatchSize)
 		}

@@ -107,6 +107,35 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 	sum := &importSummary{ResponseType: "ImportSummary", Status: "SUCCESS", ImportOptions: opts, Description: desc,
 		ImportCount: ImportCount{Imported: res.Tx.Values}, Conflicts: []dhis2Conflict{}, DataSetComplete: "false",
 		Reference: res.Tx.ID}
+	if !res.DryRun {
+		if v := s.awaitDelivery(c.Request().Context(), src, res.Tx.ID); v != nil {
+			// Synchronous mode: the counts and conflicts the targets reported, so that a
+			// client reads what DHIS2 itself would have told it.
+			sum.ImportCount, _ = deliveredCounts(v)
+			sum.Description = fmt.Sprintf("Delivered by Tally as transaction %s: %s", v.ID, v.Status)
+			for _, t := range v.Targets {
+				for _, cf := range t.Conflicts {
+					sum.Conflicts = append(sum.Conflicts, dhis2Conflict{Object: cf.Object, Value: cf.Message,
+						Property: cf.Property, Indexes: cf.Indexes})
+				}
+			}
+			if v.Status != TxDelivered {
+				sum.Status = "WARNING"
+				if v.Status == TxFailed {
+					sum.Status = "ERROR"
+				}
+				if plain {
+					return c.JSON(http.StatusOK, sum)
+				}
+				msg := "One more conflicts encountered, please check import summary." // sic, DHIS2's text
+				if sum.Status == "ERROR" {
+					msg = "An error occurred, please check import summary."
+				}
+				return c.JSON(http.StatusConflict, webMessage{HTTPStatus: "Conflict", HTTPStatusCode: 409, Status: sum.Status,
+					Message: msg, Response: sum})
+			}
+		}
+	}
 	if plain {
 		return c.JSON(http.StatusOK, sum)
 	}

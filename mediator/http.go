@@ -111,6 +111,13 @@ func (s *Service) handleIngest(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]any{"status": "valid", "dryRun": true, "values": res.Tx.Values,
 			"batches": res.Tx.Batches, "targets": res.Tx.Targets})
 	}
+	if v := s.awaitDelivery(c.Request().Context(), src, res.Tx.ID); v != nil {
+		// Synchronous mode: the outcome at every target, as the transaction shows it.
+		return c.JSON(http.StatusOK, map[string]any{
+			"status": v.Status, "transaction": v.ID, "values": v.Values, "batches": v.Batches,
+			"targets": v.Targets, "duplicate": res.Duplicate, "href": "/admin/v1/transactions/" + v.ID,
+		})
+	}
 	return c.JSON(http.StatusAccepted, map[string]any{
 		"status":      map[bool]string{false: "accepted", true: "duplicate"}[res.Duplicate],
 		"transaction": res.Tx.ID,

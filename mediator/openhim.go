@@ -65,12 +65,29 @@ func (s *Service) openhimEnvelope(next echo.HandlerFunc) echo.HandlerFunc {
 		env.AddOrchestration(openhim.NewOrchestration("Tally ingest", req, &resp, nil))
 		if txID := txIDFromBody(rec.body.Bytes()); txID != "" {
 			env.SetProperty("tally_transaction", txID)
+			// A source that waits for delivery has the outcome now: the envelope carries
+			// the final status and the DHIS2 calls, and the core needs no later update.
+			if v, ok := s.finished(c.Request().Context(), txID); ok {
+				out := s.openhimOutcome(v)
+				env.Status = out.Status
+				env.AddOrchestration(out.Orchestrations...)
+				_, _ = s.conn.State.Create(c.Request().Context(), "openhim."+txID, []byte(v.Status))
+			}
 		}
 		c.Response().Writer = real
 		c.Response().Committed = false
 		c.Response().Status = status
 		return env.Write(c.Response())
 	}
+}
+
+// finished returns the transaction's view if its deliveries are all done.
+func (s *Service) finished(ctx context.Context, txID string) (*TxView, bool) {
+	v, err := s.txlog.View(ctx, txID)
+	if err != nil || v.Status == TxAccepted {
+		return nil, false
+	}
+	return v, true
 }
 
 // capture buffers a handler's answer so it can be wrapped.
@@ -197,6 +214,19 @@ func (s *Service) updateOpenHIM(ctx context.Context, txID string) error {
 		}
 		return fmt.Errorf("claiming the OpenHIM update: %w", err)
 	}
+	update := s.openhimOutcome(v)
+	if err := s.openhim.Client().UpdateTransaction(ctx, rec.OpenHIMTransaction, update); err != nil {
+		// Release the claim so that a later delivery record (or replica) tries again.
+		_ = s.conn.State.Delete(ctx, "openhim."+txID)
+		return err
+	}
+	s.log.Info("updated OpenHIM transaction", "tx", txID, "openhim_tx", rec.OpenHIMTransaction, "status", update.Status)
+	return nil
+}
+
+// openhimOutcome is a finished transaction as OpenHIM records it: the final status, the
+// transaction as the response, and one orchestration per target for its DHIS2 import.
+func (s *Service) openhimOutcome(v *TxView) openhim.TransactionUpdate {
 	status := map[string]openhim.Status{
 		TxDelivered: openhim.StatusSuccessful, TxPartiallyDelivered: openhim.StatusCompletedWithErrors, TxFailed: openhim.StatusFailed,
 	}[v.Status]
@@ -211,7 +241,7 @@ func (s *Service) updateOpenHIM(ctx context.Context, txID string) error {
 	for _, t := range v.Targets {
 		tb, _ := json.Marshal(t)
 		tresp := openhim.NewResponse(code, http.Header{"Content-Type": {"application/json"}}, tb, now)
-		req := openhim.Request{Path: "/api/dataValueSets", Method: http.MethodPost, Timestamp: rec.Received}
+		req := openhim.Request{Path: "/api/dataValueSets", Method: http.MethodPost, Timestamp: v.Received}
 		if tc, ok := s.cfg.Target(t.Target); ok {
 			req.Host = tc.URL
 		}
@@ -222,11 +252,5 @@ func (s *Service) updateOpenHIM(ctx context.Context, txID string) error {
 		update.Orchestrations = append(update.Orchestrations,
 			openhim.NewOrchestration("DHIS2 import: "+t.Target, req, &tresp, oerr))
 	}
-	if err := s.openhim.Client().UpdateTransaction(ctx, rec.OpenHIMTransaction, update); err != nil {
-		// Release the claim so that a later delivery record (or replica) tries again.
-		_ = s.conn.State.Delete(ctx, "openhim."+txID)
-		return err
-	}
-	s.log.Info("updated OpenHIM transaction", "tx", txID, "openhim_tx", rec.OpenHIMTransaction, "status", status)
-	return nil
+	return update
 }
