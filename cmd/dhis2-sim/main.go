@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	basePath := fs.String("base-path", "", "context `path` DHIS2 is mounted under, e.g. /dhis (default: none)")
 	holdJobs := fs.Bool("hold-jobs", false, "queue async imports until POST /__sim/jobs/run")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	now := fs.String("now", "", "pretend today is this `date` (yyyy-mm-dd), which relative periods resolve against; the sample's analytics facts are for 2024, so --now 2025-01-15 makes LAST_12_MONTHS find them")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: dhis2-sim [flags]\n\nRuns a DHIS2 emulator.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -88,6 +89,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	if *holdJobs {
 		opts = append(opts, dhis2test.WithHeldJobs())
+	}
+	if *now != "" {
+		day, err := time.Parse(time.DateOnly, *now)
+		if err != nil {
+			return fmt.Errorf("--now: want yyyy-mm-dd: %w", err)
+		}
+		// The clock moves on from that day, so job and write times still advance.
+		offset := time.Until(day)
+		opts = append(opts, dhis2test.WithClock(func() time.Time { return time.Now().Add(offset) }))
 	}
 	sim, err := dhis2test.New(opts...)
 	if err != nil {

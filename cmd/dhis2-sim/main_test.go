@@ -112,3 +112,18 @@ func TestSimBadFlags(t *testing.T) {
 		t.Errorf("help: %v\n%s", err, errs.String())
 	}
 }
+
+// --now moves the emulator's clock: relative periods in analytics resolve against it, so
+// the sample's 2024 facts answer LAST_12_MONTHS as they would have in January 2025.
+func TestSimNowMovesRelativePeriods(t *testing.T) {
+	addr, _ := startSim(t, "--now", "2025-01-15")
+	url := "http://" + addr + "/api/analytics/dataValueSet.json?dimension=dx:PI_BCG_F_LT1&dimension=pe:LAST_12_MONTHS&dimension=ou:KL_N_F1&inputIdScheme=CODE&outputIdScheme=CODE"
+	code, body := get(t, url, dhis2test.SampleUser, dhis2test.SamplePassword)
+	if code != 200 || !strings.Contains(body, `"period":"202412"`) || strings.Contains(body, `"period":"202501"`) {
+		t.Fatalf("%d %s", code, body)
+	}
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), []string{"--now", "15/01/2025"}, &out, &errs, nil); err == nil {
+		t.Error("a malformed --now was accepted")
+	}
+}
