@@ -390,6 +390,26 @@ type importOutcome struct {
 	requests  int
 }
 
+// sendRequest posts one request of n values and counts it. When the target refuses it as
+// too large (413), the request size is halved for this target and halved is true: the
+// caller sends the same values again in smaller requests.
+func (s *Service) sendRequest(ctx context.Context, t *target, body dhis2.Payload, opts dhis2.ImportOptions,
+	n int, size *int, out *importOutcome) (res *dhis2.ImportResult, halved bool, err error) {
+	began := time.Now()
+	res, err = t.client.ImportDataValues(ctx, body, opts)
+	out.requests++
+	s.metrics.DeliveryLatency.WithLabelValues(t.cfg.Name).Observe(time.Since(began).Seconds())
+	if errors.Is(err, dhis2.ErrTooLarge) && n > 1 {
+		*size = n / 2
+		t.size.Store(int64(*size))
+		s.metrics.RequestSplits.WithLabelValues(t.cfg.Name).Inc()
+		s.log.Warn("target refused the request as too large; halving it", "target", t.cfg.Name,
+			"values", n, "now", *size)
+		return nil, true, nil
+	}
+	return res, false, err
+}
+
 // importBatch posts the batch in requests of at most max_values_per_request values and adds
 // up what the target reported. A 413 halves the request size and sends the same values again
 // (down to one value, which is then a permanent failure); the smaller size is kept for the
@@ -424,16 +444,8 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 				_ = msg.InProgress()
 			}
 		}
-		began := time.Now()
-		res, err := t.client.ImportDataValues(ctx, dvsPayload{b: b, values: b.Values[start:end]}, opts)
-		out.requests++
-		s.metrics.DeliveryLatency.WithLabelValues(t.cfg.Name).Observe(time.Since(began).Seconds())
-		if errors.Is(err, dhis2.ErrTooLarge) && end-start > 1 {
-			size = (end - start) / 2
-			t.size.Store(int64(size))
-			s.metrics.RequestSplits.WithLabelValues(t.cfg.Name).Inc()
-			s.log.Warn("target refused the request as too large; halving it", "target", t.cfg.Name,
-				"values", end-start, "now", size)
+		res, halved, err := s.sendRequest(ctx, t, dvsPayload{b: b, values: b.Values[start:end]}, opts, end-start, &size, &out)
+		if halved {
 			continue
 		}
 		if err != nil {
@@ -524,16 +536,8 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 				d.Elements = append(d.Elements, dvs.DeletionElement{DataElement: v.DataElement,
 					CategoryOptionCombo: v.CategoryOptionCombo, AttributeOptionCombo: v.AttributeOptionCombo})
 			}
-			began := time.Now()
-			res, err := t.client.ImportDataValues(ctx, deletionPayload{b: b, d: d}, opts)
-			out.requests++
-			s.metrics.DeliveryLatency.WithLabelValues(t.cfg.Name).Observe(time.Since(began).Seconds())
-			if errors.Is(err, dhis2.ErrTooLarge) && end-start > 1 {
-				size = (end - start) / 2
-				t.size.Store(int64(size))
-				s.metrics.RequestSplits.WithLabelValues(t.cfg.Name).Inc()
-				s.log.Warn("target refused the request as too large; halving it", "target", t.cfg.Name,
-					"values", end-start, "now", size)
+			res, halved, err := s.sendRequest(ctx, t, deletionPayload{b: b, d: d}, opts, end-start, &size, &out)
+			if halved {
 				continue
 			}
 			if err != nil {

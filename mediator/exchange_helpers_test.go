@@ -66,7 +66,7 @@ func startWith(t *testing.T, yaml string, o mediator.Options, hook func(*mediato
 }
 
 // startWithEnv is startWith with the environment ${VAR}s expand from.
-func startWithEnv(t *testing.T, yaml string, getenv func(string) string, o mediator.Options, hook func(*mediator.Service)) *harness {
+func startWithEnv(t testing.TB, yaml string, getenv func(string) string, o mediator.Options, hook func(*mediator.Service)) *harness {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yaml), getenv)
 	if err != nil {

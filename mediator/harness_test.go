@@ -2,12 +2,9 @@ package mediator_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -17,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator"
 )
 
@@ -94,35 +90,11 @@ func startConfigured(t testing.TB, c testConfig, o mediator.Options, edits ...fu
 	for _, e := range edits {
 		yml = e(yml)
 	}
-	cfg, err := config.Parse("test.yaml", []byte(yml), os.Getenv)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, yml)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-		if testing.Verbose() {
-			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		}
-	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	o.Listener, o.Version = ln, "test"
-	svc, err := mediator.New(cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, svc: svc, base: "http://" + svc.Addr(), dir: c.dir}
-	t.Cleanup(func() { h.stop() })
+	h := startWithEnv(t, yml, os.Getenv, o, nil)
+	h.dir = c.dir
 	return &tally{harness: h, reg: o.Registry}
 }
 
