@@ -177,7 +177,7 @@ func (c *collect) Value(v *transform.DataValue, _ transform.Locator) error {
 // that omits it means it, so that the two compare equal. The default's code and name are
 // "default" and its UID is the same in every DHIS2 instance.
 func defaultCombos(k transform.Key) transform.Key {
-	isDefault := func(id string) bool { return id == "default" || id == "HllvX50cXC0" }
+	isDefault := func(id string) bool { return id == "default" || id == mapping.DefaultCategoryOptionComboUID }
 	if isDefault(k.CategoryOptionCombo) {
 		k.CategoryOptionCombo = ""
 	}

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func openTest(t *testing.T, dir string) *Conn {
@@ -67,7 +65,6 @@ func TestOpenIsIdempotentAndPersists(t *testing.T) {
 	if _, err := c.JS.KeyValue(ctx, StateBucket); err != nil {
 		t.Fatal(err)
 	}
-	_ = jetstream.ErrKeyNotFound
 }
 
 func TestRedactURL(t *testing.T) {

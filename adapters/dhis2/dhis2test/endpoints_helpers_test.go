@@ -3,7 +3,6 @@ package dhis2test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -49,36 +48,17 @@ func (r epResp) obj(t *testing.T) map[string]any {
 	return m
 }
 
-type epOpt func(*http.Request)
+type epOpt = reqOpt
 
-func epAs(user, pass string) epOpt { return func(r *http.Request) { r.SetBasicAuth(user, pass) } }
+func epAs(user, pass string) epOpt { return withBasic(user, pass) }
 
-func epHeader(k, v string) epOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
+func epHeader(k, v string) epOpt { return withHeader(k, v) }
 
 // epDo sends a request as the sample admin (unless an option changes it).
 func epDo(t *testing.T, srv *Server, method, path, contentType, body string, opts ...epOpt) epResp {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	req.SetBasicAuth(SampleUser, SamplePassword)
-	for _, o := range opts {
-		o(req)
-	}
-	res, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return epResp{status: res.StatusCode, header: res.Header, raw: raw}
+	r := do(t, srv, method, path, contentType, []byte(body), opts...)
+	return epResp{status: r.status, header: r.header, raw: r.raw}
 }
 
 func epGet(t *testing.T, srv *Server, path string, opts ...epOpt) epResp {

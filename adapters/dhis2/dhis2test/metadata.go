@@ -472,47 +472,41 @@ func (m *Metadata) reindex() error {
 		return out
 	}
 
+	// register checks an identifiable object's id and attribute values and indexes it by
+	// every scheme; it returns the attribute values with their attributes resolved.
+	register := func(typ string, k kind, id, code, name string, av AttributeValues) AttributeValues {
+		addID(typ, id)
+		av = fixAttrs(typ, id, av)
+		ix.add(k, identity{id, code, name, av})
+		return av
+	}
 	for _, o := range m.CategoryOptions {
-		addID("categoryOption", o.ID)
-		o.AttributeValues = fixAttrs("categoryOption", o.ID, o.AttributeValues)
+		o.AttributeValues = register("categoryOption", kindCategoryOption, o.ID, o.Code, o.Name, o.AttributeValues)
 		ix.opt[o.ID] = o
-		ix.add(kindCategoryOption, identity{o.ID, o.Code, o.Name, o.AttributeValues})
 	}
 	for _, c := range m.Categories {
-		addID("category", c.ID)
-		c.AttributeValues = fixAttrs("category", c.ID, c.AttributeValues)
+		c.AttributeValues = register("category", kindCategory, c.ID, c.Code, c.Name, c.AttributeValues)
 		ix.cat[c.ID] = c
-		ix.add(kindCategory, identity{c.ID, c.Code, c.Name, c.AttributeValues})
 	}
 	for _, c := range m.CategoryCombos {
-		addID("categoryCombo", c.ID)
-		c.AttributeValues = fixAttrs("categoryCombo", c.ID, c.AttributeValues)
+		c.AttributeValues = register("categoryCombo", kindCategoryCombo, c.ID, c.Code, c.Name, c.AttributeValues)
 		ix.cc[c.ID] = c
-		ix.add(kindCategoryCombo, identity{c.ID, c.Code, c.Name, c.AttributeValues})
 	}
 	for _, c := range m.CategoryOptionCombos {
-		addID("categoryOptionCombo", c.ID)
-		c.AttributeValues = fixAttrs("categoryOptionCombo", c.ID, c.AttributeValues)
+		c.AttributeValues = register("categoryOptionCombo", kindCOC, c.ID, c.Code, c.Name, c.AttributeValues)
 		ix.coc[c.ID] = c
-		ix.add(kindCOC, identity{c.ID, c.Code, c.Name, c.AttributeValues})
 	}
 	for _, o := range m.OrgUnits {
-		addID("organisationUnit", o.ID)
-		o.AttributeValues = fixAttrs("organisationUnit", o.ID, o.AttributeValues)
+		o.AttributeValues = register("organisationUnit", kindOrgUnit, o.ID, o.Code, o.Name, o.AttributeValues)
 		ix.ou[o.ID] = o
-		ix.add(kindOrgUnit, identity{o.ID, o.Code, o.Name, o.AttributeValues})
 	}
 	for _, d := range m.DataElements {
-		addID("dataElement", d.ID)
-		d.AttributeValues = fixAttrs("dataElement", d.ID, d.AttributeValues)
+		d.AttributeValues = register("dataElement", kindDataElement, d.ID, d.Code, d.Name, d.AttributeValues)
 		ix.de[d.ID] = d
-		ix.add(kindDataElement, identity{d.ID, d.Code, d.Name, d.AttributeValues})
 	}
 	for _, d := range m.DataSets {
-		addID("dataSet", d.ID)
-		d.AttributeValues = fixAttrs("dataSet", d.ID, d.AttributeValues)
+		d.AttributeValues = register("dataSet", kindDataSet, d.ID, d.Code, d.Name, d.AttributeValues)
 		ix.ds[d.ID] = d
-		ix.add(kindDataSet, identity{d.ID, d.Code, d.Name, d.AttributeValues})
 	}
 	for _, g := range m.UserGroups {
 		addID("userGroup", g.ID)
