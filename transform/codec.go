@@ -18,9 +18,11 @@ import (
 //
 //	version 1: the fields above.
 //	version 2: adds a varint of batch flags after the received time (batchDeletion).
+//	version 3: adds the import strategy after the batch flags, and a value flag
+//	           (flagDataSet) followed by the value's own data set (an ADX group's).
 const (
 	codecMagic   = 'T'
-	codecVersion = 2
+	codecVersion = 3
 )
 
 // Batch flags (version 2 on).
@@ -34,10 +36,19 @@ const (
 	flagDeleted
 	flagCategories
 	flagAttributes
+	flagDataSet
 )
 
 // ErrCodec reports bytes that are not an encoded batch of a known version.
 var ErrCodec = errors.New("not an encoded batch")
+
+// ErrCodecVersion reports a batch written by a newer build, in a version this build does not
+// read. It wraps ErrCodec. A consumer that meets it should leave the message for a replica
+// that reads it (a rolling upgrade) rather than treat the bytes as corrupt.
+var ErrCodecVersion = fmt.Errorf("%w: written by a newer version", ErrCodec)
+
+// CodecVersion is the version this build writes.
+const CodecVersion = codecVersion
 
 type encoder struct {
 	strs  map[string]uint64
@@ -93,6 +104,7 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 		bflags |= batchDeletion
 	}
 	e.uint(bflags)
+	e.ref(b.ImportStrategy)
 	e.uint(uint64(len(b.Values)))
 	prevIndex := -1
 	for i := range b.Values {
@@ -109,6 +121,9 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 		}
 		if len(v.Attributes) > 0 {
 			flags |= flagAttributes
+		}
+		if v.DataSet != "" {
+			flags |= flagDataSet
 		}
 		e.uint(flags)
 		e.ref(v.DataElement)
@@ -127,6 +142,9 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 		}
 		if len(v.Attributes) > 0 {
 			e.pairs(v.Attributes)
+		}
+		if v.DataSet != "" {
+			e.ref(v.DataSet)
 		}
 	}
 	dst = append(dst, codecMagic, codecVersion)
@@ -220,7 +238,10 @@ func DecodeBatch(data []byte) (*Batch, error) {
 		return nil, fmt.Errorf("%w: bad header", ErrCodec)
 	}
 	version := data[1]
-	if version < 1 || version > codecVersion {
+	if version > codecVersion {
+		return nil, fmt.Errorf("%w: version %d (this build reads 1 to %d)", ErrCodecVersion, version, codecVersion)
+	}
+	if version < 1 {
 		return nil, fmt.Errorf("%w: version %d is not one this build reads (1 to %d)", ErrCodec, version, codecVersion)
 	}
 	d := decoder{buf: data[2:]}
@@ -256,6 +277,9 @@ func DecodeBatch(data []byte) (*Batch, error) {
 		bflags := d.uint("batch flags")
 		b.Deletion = bflags&batchDeletion != 0
 	}
+	if version >= 3 {
+		b.ImportStrategy = d.str("importStrategy")
+	}
 	nv := d.count("values", 10)
 	if d.err != nil {
 		return nil, d.err
@@ -281,6 +305,9 @@ func DecodeBatch(data []byte) (*Batch, error) {
 		}
 		if flags&flagAttributes != 0 {
 			v.Attributes = d.pairs("attributes")
+		}
+		if flags&flagDataSet != 0 {
+			v.DataSet = d.str("dataSet")
 		}
 		if d.err != nil {
 			return nil, d.err

@@ -125,6 +125,9 @@ type DataValue struct {
 	StoredBy             string           `json:"storedBy,omitempty"`
 	FollowUp             bool             `json:"followUp,omitempty"`
 	Deleted              bool             `json:"deleted,omitempty"`
+	// DataSet is the data set the value was reported for when it differs by value (an
+	// ADX group's dataSet), written in the batch's data set scheme; empty: the batch's.
+	DataSet string `json:"dataSet,omitempty"`
 	// Index is the value's 0-based position in the payload it arrived in, so that conflicts
 	// and dead letters can point back at it.
 	Index int `json:"index"`
@@ -188,6 +191,9 @@ type Batch struct {
 	// with DHIS2 2.43's deletion scope rather than value by value: delivery groups them
 	// by org unit and period and sends each group as a scope of exactly those keys, and
 	// falls back to the values themselves for a target older than 2.43.
-	Deletion bool        `json:"deletion,omitempty"`
-	Values   []DataValue `json:"dataValues"`
+	Deletion bool `json:"deletion,omitempty"`
+	// ImportStrategy is DHIS2's importStrategy the client asked for (CREATE_AND_UPDATE,
+	// CREATE, UPDATE, DELETE, ...); empty means the target's configured strategy.
+	ImportStrategy string      `json:"importStrategy,omitempty"`
+	Values         []DataValue `json:"dataValues"`
 }

@@ -72,6 +72,55 @@ func TestCodecReadsVersion1(t *testing.T) {
 	}
 }
 
+// codecV2Sample is sampleBatch as version 2 wrote it (batch flags, no import strategy).
+const codecV2Sample = "540219057478313a30037478310363687404686d69730b4348575f4d4f4e54484c590a323032342d30322d" +
+	"303304434f4445154154545249425554453a41626344656631323334350d4d414c5f434f4e4649524d454406323032343031074b" +
+	"4c5f4e5f463105465f4c543103474f56023132026f6b03636877074550495f424347074b4c5f4e5f4632013703534558014603" +
+	"414745034c54310746554e44494e47034e474f01020304050607000800000000000602048ed0dfe7b7a79fb02f000301090a0b" +
+	"0c0d0e0f100202090a0b0000000000020c110a120000130000020214151617011819"
+
+func TestCodecReadsVersion2(t *testing.T) {
+	data, err := hex.DecodeString(codecV2Sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sampleBatch(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 2:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestCodecCarriesImportStrategyAndValueDataSet(t *testing.T) {
+	b := sampleBatch()
+	b.ImportStrategy = "UPDATE"
+	b.Values[0].DataSet = "MAL_MONTHLY"
+	got, err := DecodeBatch(EncodeBatch(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, b) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, b)
+	}
+}
+
+// A batch from a newer build is told apart from corrupt bytes, so that a consumer of an
+// older build can leave it for a replica that reads it.
+func TestDecodeNewerVersion(t *testing.T) {
+	data := EncodeBatch(sampleBatch())
+	data[1] = codecVersion + 1
+	_, err := DecodeBatch(data)
+	if !errors.Is(err, ErrCodecVersion) || !errors.Is(err, ErrCodec) {
+		t.Fatalf("err = %v, want ErrCodecVersion wrapping ErrCodec", err)
+	}
+	data[1] = 0
+	if _, err := DecodeBatch(data); errors.Is(err, ErrCodecVersion) {
+		t.Fatalf("version 0 reported as newer: %v", err)
+	}
+}
+
 func TestCodecCarriesDeletion(t *testing.T) {
 	b := sampleBatch()
 	b.Deletion = true
@@ -110,7 +159,8 @@ func TestDecodeRejectsCorruptInput(t *testing.T) {
 		"bad magic":     append([]byte{'X'}, good[1:]...),
 		"newer version": append([]byte{'T', 99}, good[2:]...),
 		"version 0":     append([]byte{'T', 0}, good[2:]...),
-		"v2 as v1":      append([]byte{'T', 1}, good[2:]...),
+		"v3 as v1":      append([]byte{'T', 1}, good[2:]...),
+		"v3 as v2":      append([]byte{'T', 2}, good[2:]...),
 		"truncated":     good[:len(good)-3],
 		"trailing":      append(append([]byte{}, good...), 0),
 		"huge count":    {'T', 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
