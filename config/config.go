@@ -165,8 +165,17 @@ type Retry struct {
 
 // Delivery tunes the workers shared by all targets.
 type Delivery struct {
-	// AckWait is how long a worker may hold a message before JetStream redelivers it.
+	// AckWait is how long a worker may hold a message before JetStream redelivers it. A
+	// worker extends it while it works (a slow import, a rate-limit wait), so it bounds how
+	// soon the message of a worker that died is handed to another.
 	AckWait Duration `yaml:"ack_wait"`
+	// UpgradeWait is how long a message this replica cannot handle yet — written by a newer
+	// Tally, or from a source its configuration lacks — waits for a replica that can, during a
+	// rolling upgrade or configuration change, before it becomes a dead letter.
+	UpgradeWait Duration `yaml:"upgrade_wait"`
+	// ProbeInterval is how often a target whose circuit is open is asked whether it answers
+	// again (GET /api/system/ping), so deliveries resume within this long of its recovery.
+	ProbeInterval Duration `yaml:"probe_interval"`
 }
 
 // Log configures log/slog.

@@ -43,6 +43,12 @@ func (c *Config) applyDefaults() {
 	if c.Delivery.AckWait == 0 {
 		c.Delivery.AckWait = Duration(2 * time.Minute)
 	}
+	if c.Delivery.UpgradeWait == 0 {
+		c.Delivery.UpgradeWait = Duration(10 * time.Minute)
+	}
+	if c.Delivery.ProbeInterval == 0 {
+		c.Delivery.ProbeInterval = Duration(5 * time.Second)
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -101,8 +107,9 @@ func (c *Config) applyDefaults() {
 }
 
 // A name becomes part of NATS subjects and consumer names, so it is restricted to what both
-// accept.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// accept. A leading '_' is reserved for Tally's own subjects (the mapper's dead letters go to
+// tally.dlq._ingest).
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]{0,63}$`)
 
 var formats = map[string]bool{"auto": true, "json": true, "xml": true, "csv": true, "adx": true, "analytics": true, "cht": true}
 
@@ -127,6 +134,15 @@ func (c *Config) validate() Problems {
 		add("nats.tx_retention", "%s is shorter than duplicate_window %s: a retried payload must still find its transaction",
 			c.NATS.TxRetention.D(), c.NATS.DuplicateWindow.D())
 	}
+	if d := c.Delivery.AckWait.D(); d < 100*time.Millisecond || d > time.Hour {
+		add("delivery.ack_wait", "%s: want 100ms to 1h", d)
+	}
+	if d := c.Delivery.UpgradeWait.D(); d <= 0 || d > 7*24*time.Hour {
+		add("delivery.upgrade_wait", "%s: want a positive duration up to 168h", d)
+	}
+	if d := c.Delivery.ProbeInterval.D(); d < 100*time.Millisecond || d > 10*time.Minute {
+		add("delivery.probe_interval", "%s: want 100ms to 10m", d)
+	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		add("http.max_body_bytes", "%d bytes is too small to hold a data value set", c.HTTP.MaxBodyBytes)
 	}
@@ -146,7 +162,7 @@ func (c *Config) validate() Problems {
 		t := &c.Targets[i]
 		p := fmt.Sprintf("targets[%d]", i)
 		if !nameRE.MatchString(t.Name) {
-			add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_'", t.Name)
+			add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_', not starting with '_'", t.Name)
 		} else if targets[t.Name] {
 			add(p+".name", "%q is defined twice", t.Name)
 		}
@@ -190,7 +206,7 @@ func (c *Config) validate() Problems {
 		s := &c.Sources[i]
 		p := fmt.Sprintf("sources[%d]", i)
 		if !nameRE.MatchString(s.Name) {
-			add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_'", s.Name)
+			add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_', not starting with '_'", s.Name)
 		} else if sources[s.Name] {
 			add(p+".name", "%q is defined twice", s.Name)
 		}

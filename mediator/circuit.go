@@ -57,6 +57,9 @@ const circuitThreshold = 5
 // receives is returned unsent, with NakWithDelay, and not counted as an attempt.
 type permit struct {
 	probe bool
+	// gen identifies the probe, so that a late release of an old probe's permit cannot
+	// free the slot of a newer probe.
+	gen uint64
 }
 
 // breaker is one target's circuit. It is safe for concurrent use.
@@ -72,6 +75,7 @@ type breaker struct {
 	opens    int // times opened since the circuit was last closed
 	until    time.Time
 	probing  bool
+	probeGen uint64        // the current or last probe's permit generation
 	changed  chan struct{} // closed and replaced on every state change
 }
 
@@ -117,8 +121,10 @@ func (b *breaker) acquire(ctx context.Context) (permit, error) {
 			return permit{}, nil
 		case b.state == circuitHalfOpen && !b.probing:
 			b.probing = true
+			b.probeGen++
+			gen := b.probeGen
 			b.mu.Unlock()
-			return permit{probe: true}, nil
+			return permit{probe: true, gen: gen}, nil
 		case b.state == circuitOpen:
 			timer = time.NewTimer(b.until.Sub(b.now()))
 			wait = timer.C
@@ -140,22 +146,42 @@ func (b *breaker) acquire(ctx context.Context) (permit, error) {
 	}
 }
 
-// release returns a permit that led to no request (nothing to fetch, shutdown).
+// release returns a permit that led to no verdict (nothing to fetch, shutdown, a message
+// that could not be read). Releasing a permit that success or failure already settled does
+// nothing.
 func (b *breaker) release(p permit) {
 	if !p.probe {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.probing || p.gen != b.probeGen {
+		return
+	}
 	b.probing = false
 	b.notify() // let another worker probe
+}
+
+// halfOpen ends an open circuit's cool-down now, because the target answered a probe
+// outside the delivery path (probe.go): the next worker to ask sends one message as the
+// trial. It reports whether the circuit was open.
+func (b *breaker) halfOpen() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tick()
+	if b.state != circuitOpen {
+		return false
+	}
+	b.until = b.now()
+	b.set(circuitHalfOpen)
+	return true
 }
 
 // success records that the target answered: the circuit closes.
 func (b *breaker) success(p permit) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if p.probe {
+	if p.probe && p.gen == b.probeGen {
 		b.probing = false
 	}
 	b.failures, b.opens = 0, 0
@@ -168,7 +194,7 @@ func (b *breaker) failure(p permit, retryAfter time.Duration) (counted bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tick()
-	if p.probe {
+	if p.probe && p.gen == b.probeGen {
 		b.probing = false
 		if b.state == circuitHalfOpen {
 			b.opens++
@@ -198,7 +224,7 @@ func (b *breaker) trip(p permit, retryAfter time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tick()
-	if p.probe {
+	if p.probe && p.gen == b.probeGen {
 		b.probing = false
 	}
 	b.failures = b.threshold

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -143,10 +143,6 @@ const (
 	headerHistory = "Tally-History"
 )
 
-// bookkeepingTimeout bounds recording and acknowledging an outcome, which happen even when
-// shutdown has cancelled the handler's context.
-const bookkeepingTimeout = 10 * time.Second
-
 // deliverMessage builds the TALLY_DELIVER message for a mapped batch. When mapping changed
 // the values, the source values travel along after the mapped batch, so that a dead letter
 // made of it can be re-mapped with the current rules on replay; an identity mapping sends
@@ -219,157 +215,175 @@ func decodeDeliver(msg jetstream.Msg) (mapped, source *transform.Batch, err erro
 	return mapped, source, nil
 }
 
-// deliverBatch is a delivery worker's handler for one TALLY_DELIVER message.
-//
-// Outcomes: every value accepted → record and ack. Some values rejected (WARNING) → the
-// accepted ones are done, exactly the rejected ones become a dead letter, ack. Transient
-// failure → nak with backoff while attempts and age allow, else dead letter. Permanent
-// failure → dead letter. Refused credentials → the circuit opens and the message waits
-// (bounded by max_age). Shutdown cut the request short → nak at once, not an attempt. The
-// dead letter is stored before the ack, so nothing is lost between the two.
-func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg, p permit) {
-	name := t.cfg.Name
-	b, source, err := decodeDeliver(msg)
-	if err != nil {
-		t.breaker.release(p)
-		s.log.Error("dropping unreadable delivery message", "subject", msg.Subject(), "err", err)
-		_ = msg.TermWithReason(err.Error())
-		return
+// deliverWork is the work of a target's delivery stage: decode, then deliver.
+func (s *Service) deliverWork(t *target) msgHandler {
+	return func(ctx context.Context, msg jetstream.Msg, p permit) error {
+		b, source, err := decodeDeliver(msg)
+		if err != nil {
+			return s.decodeFailure(msg, err)
+		}
+		return s.deliverBatch(ctx, t, msg, p, b, source)
 	}
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
-	defer cancel()
+}
+
+// errCircuitOpen is why a message fetched as the circuit opened goes back unsent.
+var errCircuitOpen = errors.New("the target's circuit is open")
+
+// tries is what the transaction log knows of a batch's earlier attempts at a target.
+type tries struct {
+	attempts int
+	first    time.Time
+}
+
+// deliverBatch sends one batch to its target and records the outcome.
+//
+// Outcomes: every value accepted → record, ack. Some values rejected (WARNING) → the
+// accepted ones are done, exactly the rejected ones become a dead letter, ack. Transient
+// failure → retry while the policy allows, else dead letter. Permanent failure → dead
+// letter. Refused credentials → the circuit opens and the message waits (bounded by
+// max_age). Shutdown cut the request short → back to the stream at once, not an attempt.
+// A dead letter is stored before the ack, so nothing is lost between the two; every write
+// after the request runs on a fresh deadline (bookkeeping), whatever the request took.
+func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg, p permit, b, source *transform.Batch) error {
 	if !p.probe && t.breaker.State() != circuitClosed {
 		// Fetched just as the circuit opened: not sent, not an attempt; it waits for the
 		// circuit like the messages still in the stream.
-		t.breaker.release(p)
-		s.metrics.DeliveryDeferred.WithLabelValues(name).Inc()
-		s.nak(bctx, msg, t.breaker.remaining()+jitter(t.cfg.Retry.InitialDelay.D()))
-		return
+		s.metrics.DeliveryDeferred.WithLabelValues(t.cfg.Name).Inc()
+		return retryIn(policyOf(t.cfg).circuitWait(t.breaker.remaining()), errCircuitOpen)
 	}
-
-	attempts, first := 0, time.Time{}
-	// Earlier attempts are recorded only once a message comes back, so the first delivery
-	// (the common case) skips the read.
-	if msgAttempts(msg) > 1 {
-		if prev, err := s.txlog.delivery(bctx, b.TxID, name, b.Seq, b.Replays); err == nil && prev.Outcome == OutcomeRetrying {
-			attempts, first = prev.Attempts, prev.FirstError
-		}
-	}
+	prev := s.earlierTries(ctx, msg, b, t.cfg.Name)
+	outcome, derr := s.importBatch(ctx, t, b)
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
 	unmapped, _ := strconv.Atoi(msg.Headers().Get(headerUnmapped))
-	rec := &DeliveryRecord{Target: name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped}
+	rec := &DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
+		Time: s.now().UTC(), Counts: outcome.counts, Conflicts: outcome.conflicts, Rejected: len(outcome.rejected)}
+	history := decodeHistory(msg.Headers().Get(headerHistory))
+	if derr == nil {
+		return s.delivered(bctx, t, p, b, source, rec, outcome, prev, history)
+	}
+	if dhis2.KindOf(derr) == 0 && ctx.Err() != nil {
+		// Our own cancellation (shutdown): the target is not to blame, and the message goes
+		// back to the stream now rather than after AckWait.
+		s.log.Info("delivery interrupted; message returned to the stream", "tx", b.TxID, "seq", b.Seq,
+			"target", t.cfg.Name, "err", derr)
+		return retryIn(0, derr)
+	}
+	return s.deliveryFailed(bctx, t, p, b, source, rec, derr, prev, history)
+}
 
-	outcome, derr := s.importBatch(ctx, t, b, msg)
-	now := s.now().UTC()
-	rec.Time = now
-	rec.Counts = outcome.counts
-	rec.Conflicts = outcome.conflicts
-	rec.Rejected = len(outcome.rejected)
-	kind := dhis2.KindOf(derr)
+// earlierTries reads the attempts a batch has already used at a target. They are recorded
+// only once a message comes back, so the first delivery (the common case) skips the read.
+func (s *Service) earlierTries(ctx context.Context, msg jetstream.Msg, b *transform.Batch, target string) tries {
+	if msgAttempts(msg) <= 1 {
+		return tries{}
+	}
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
+	prev, err := s.txlog.delivery(bctx, b.TxID, target, b.Seq, b.Replays)
+	if err != nil || prev.Outcome != OutcomeRetrying {
+		return tries{}
+	}
+	return tries{attempts: prev.Attempts, first: prev.FirstError}
+}
 
-	if derr != nil && kind == 0 {
-		if ctx.Err() != nil {
-			// Our own cancellation (shutdown): the target is not to blame and the message
-			// goes back to the stream now rather than after AckWait.
-			t.breaker.release(p)
-			s.log.Info("delivery interrupted; message returned to the stream", "tx", b.TxID, "seq", b.Seq, "target", name, "err", derr)
-			s.nak(bctx, msg, 0)
-			return
+// delivered records a batch the target answered for: all of it taken, or some values
+// rejected, which become a dead letter of exactly those values.
+func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *DeliveryRecord,
+	out importOutcome, prev tries, history []Failure) error {
+	name := t.cfg.Name
+	t.breaker.success(p)
+	rec.Attempts = prev.attempts + 1
+	rec.FirstError = prev.first
+	rec.Outcome = OutcomeDelivered
+	result := "success"
+	if len(out.rejected) > 0 {
+		part := *b
+		part.Values = make([]transform.DataValue, 0, len(out.rejected))
+		for _, i := range out.rejected {
+			part.Values = append(part.Values, b.Values[i])
 		}
+		dl := s.newDeadLetter(&part, source, name, ReasonRejected,
+			fmt.Errorf("%s rejected %d of %d values", name, len(part.Values), len(b.Values)), rec.Conflicts, rec.Attempts, rec.Time, history)
+		if err := s.storeDeadLetter(ctx, dl); err != nil {
+			return retryIn(s.retryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
+		}
+		rec.Outcome = OutcomePartial
+		result = "partial"
+		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(part.Values)))
+	}
+	s.metrics.DeliveryAttempts.WithLabelValues(name, result).Inc()
+	c := out.counts
+	s.metrics.DeliveredValues.WithLabelValues(name, "imported").Add(float64(c.Imported))
+	s.metrics.DeliveredValues.WithLabelValues(name, "updated").Add(float64(c.Updated))
+	s.metrics.DeliveredValues.WithLabelValues(name, "ignored").Add(float64(c.Ignored))
+	s.metrics.DeliveredValues.WithLabelValues(name, "deleted").Add(float64(c.Deleted))
+	s.record(ctx, b.TxID, rec)
+	return nil
+}
+
+// deliveryFailed applies the retry policy to a request that failed as a whole.
+func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *DeliveryRecord,
+	derr error, prev tries, history []Failure) error {
+	name := t.cfg.Name
+	pol := policyOf(t.cfg)
+	rec.LastError = derr.Error()
+	rec.FirstError = prev.first
+	if rec.FirstError.IsZero() {
+		rec.FirstError = rec.Time
+	}
+	attempts := prev.attempts
+	kind := dhis2.KindOf(derr)
+	if kind == 0 {
 		kind = dhis2.KindTransient // unclassified: the outcome is unknown, and re-sending is harmless
 	}
-
-	var history []Failure
-	if h := msg.Headers().Get(headerHistory); h != "" {
-		history = decodeHistory(h)
-	}
-	if derr != nil {
-		rec.LastError = derr.Error()
-		if first.IsZero() {
-			first = now
-		}
-		rec.FirstError = first
-		reason := ReasonPermanent
-		unauthorized := errors.Is(derr, dhis2.ErrUnauthorized)
-		if kind == dhis2.KindTransient || unauthorized {
-			// Retry-After is honoured up to retry.max_delay, for the message and the circuit.
-			ra := min(retryAfterOf(derr), t.cfg.Retry.MaxDelay.D())
-			if unauthorized {
-				t.breaker.trip(p, ra)
-			} else if t.breaker.failure(p, ra) {
-				attempts++
-			}
-			rec.Attempts = attempts
-			retry := t.cfg.Retry
-			if age := now.Sub(b.Received); attempts < retry.MaxAttempts && age < retry.MaxAge.D() {
-				delay := s.retryDelayFor(t.cfg, max(attempts, 1), derr)
-				s.metrics.DeliveryAttempts.WithLabelValues(name, "transient").Inc()
-				s.metrics.DeliveryRetries.WithLabelValues(name).Inc()
-				s.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
-					"attempt", attempts, "retry_in", delay, "err", derr)
-				rec.Outcome = OutcomeRetrying
-				if err := s.txlog.PutDelivery(bctx, b.TxID, rec); err != nil {
-					s.log.Warn("recording delivery", "tx", b.TxID, "err", err)
-				}
-				s.nak(bctx, msg, delay)
-				return
-			}
-			reason = ReasonExhausted
-		} else {
-			// The target answered: it is up, whatever it thought of the batch.
-			t.breaker.success(p)
+	reason := ReasonPermanent
+	if unauthorized := errors.Is(derr, dhis2.ErrUnauthorized); kind == dhis2.KindTransient || unauthorized {
+		ra := min(retryAfterOf(derr), t.cfg.Retry.MaxDelay.D())
+		if unauthorized {
+			t.breaker.trip(p, ra) // holds for every message until an operator acts; not an attempt
+		} else if t.breaker.failure(p, ra) {
 			attempts++
-			rec.Attempts = attempts
 		}
-		s.metrics.DeliveryAttempts.WithLabelValues(name, "permanent").Inc()
-		dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, first, history)
-		if err := s.storeDeadLetter(bctx, dl); err != nil {
-			s.log.Error("storing dead letter failed; leaving the message for redelivery", "tx", b.TxID, "err", err)
-			s.nak(bctx, msg, s.retryDelay(attempts, 0))
-			return
+		rec.Attempts = attempts
+		if delay, ok := pol.next(attempts, b.Received, rec.Time, retryAfterOf(derr)); ok {
+			if rem := t.breaker.remaining(); rem > 0 {
+				delay = max(delay, pol.circuitWait(rem))
+			}
+			s.metrics.DeliveryAttempts.WithLabelValues(name, "transient").Inc()
+			s.metrics.DeliveryRetries.WithLabelValues(name).Inc()
+			s.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
+				"attempt", attempts, "retry_in", delay, "err", derr)
+			rec.Outcome = OutcomeRetrying
+			s.record(ctx, b.TxID, rec)
+			return retryIn(delay, derr)
 		}
-		rec.Outcome = OutcomeDeadLettered
-		rec.Rejected = len(b.Values)
-		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(b.Values)))
-		s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
-			"reason", reason, "err", derr)
+		reason = ReasonExhausted
 	} else {
+		// The target answered: it is up, whatever it thought of the batch.
 		t.breaker.success(p)
 		attempts++
 		rec.Attempts = attempts
-		if !first.IsZero() {
-			rec.FirstError = first
-		}
-		rec.Outcome = OutcomeDelivered
-		result := "success"
-		if len(outcome.rejected) > 0 {
-			part := *b
-			part.Values = make([]transform.DataValue, 0, len(outcome.rejected))
-			for _, i := range outcome.rejected {
-				part.Values = append(part.Values, b.Values[i])
-			}
-			dl := s.newDeadLetter(&part, source, name, ReasonRejected,
-				fmt.Errorf("%s rejected %d of %d values", name, len(part.Values), len(b.Values)), rec.Conflicts, attempts, now, history)
-			if err := s.storeDeadLetter(bctx, dl); err != nil {
-				s.log.Error("storing dead letter failed; leaving the message for redelivery", "tx", b.TxID, "err", err)
-				s.nak(bctx, msg, s.retryDelay(attempts, 0))
-				return
-			}
-			rec.Outcome = OutcomePartial
-			result = "partial"
-			s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(part.Values)))
-		}
-		s.metrics.DeliveryAttempts.WithLabelValues(name, result).Inc()
-		c := outcome.counts
-		s.metrics.DeliveredValues.WithLabelValues(name, "imported").Add(float64(c.Imported))
-		s.metrics.DeliveredValues.WithLabelValues(name, "updated").Add(float64(c.Updated))
-		s.metrics.DeliveredValues.WithLabelValues(name, "ignored").Add(float64(c.Ignored))
-		s.metrics.DeliveredValues.WithLabelValues(name, "deleted").Add(float64(c.Deleted))
 	}
-	if err := s.txlog.PutDelivery(bctx, b.TxID, rec); err != nil {
-		s.log.Warn("recording delivery", "tx", b.TxID, "err", err)
+	s.metrics.DeliveryAttempts.WithLabelValues(name, "permanent").Inc()
+	dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, rec.FirstError, history)
+	if err := s.storeDeadLetter(ctx, dl); err != nil {
+		return retryIn(s.retryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
 	}
-	if err := msg.DoubleAck(bctx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		s.log.Warn("acknowledging delivery message", "tx", b.TxID, "err", err)
+	rec.Outcome = OutcomeDeadLettered
+	rec.Rejected = len(b.Values)
+	s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(b.Values)))
+	s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
+		"reason", reason, "err", derr)
+	s.record(ctx, b.TxID, rec)
+	return nil
+}
+
+// record writes a delivery record; a failure is logged, since the outcome itself (the ack,
+// the dead letter) must not wait for the log.
+func (s *Service) record(ctx context.Context, txID string, rec *DeliveryRecord) {
+	if err := s.txlog.PutDelivery(ctx, txID, rec); err != nil {
+		s.log.Warn("recording delivery", "tx", txID, "target", rec.Target, "seq", rec.Seq, "err", err)
 	}
 }
 
@@ -379,7 +393,7 @@ func (s *Service) nak(ctx context.Context, msg jetstream.Msg, delay time.Duratio
 		nc = s.conn.NC
 	}
 	if err := nak(ctx, nc, msg, delay); err != nil {
-		s.log.Warn("returning a delivery message to the stream failed; it comes back after AckWait", "subject", msg.Subject(), "err", err)
+		s.log.Warn("returning a message to the stream failed; it comes back after AckWait", "subject", msg.Subject(), "err", err)
 	}
 }
 
@@ -413,14 +427,14 @@ func (s *Service) sendRequest(ctx context.Context, t *target, body dhis2.Payload
 // importBatch posts the batch in requests of at most max_values_per_request values and adds
 // up what the target reported. A 413 halves the request size and sends the same values again
 // (down to one value, which is then a permanent failure); the smaller size is kept for the
-// target's later batches. Every request after the first waits for the rate limit and tells
-// JetStream the message is still in progress. Conflict indexes are translated from positions
+// target's later batches. Every request after the first waits for the rate limit (the
+// consume chain keeps the message's ack deadline alive meanwhile). Conflict indexes are translated from positions
 // in each request to positions in the batch, then to the values' indexes in the original
 // payload.
-func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch, msg jetstream.Msg) (importOutcome, error) {
+func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch) (importOutcome, error) {
 	if b.Deletion {
 		if scopeSupported(ctx, t) {
-			return s.importDeletion(ctx, t, b, msg)
+			return s.importDeletion(ctx, t, b)
 		}
 		// Before 2.43 DHIS2 ignores a deletion block and would remove nothing: the
 		// batch's values (all deleted: true) remove the same keys one by one.
@@ -439,9 +453,6 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 		if out.requests > 0 {
 			if err := t.wait(ctx); err != nil {
 				return out, err
-			}
-			if msg != nil {
-				_ = msg.InProgress()
 			}
 		}
 		res, halved, err := s.sendRequest(ctx, t, dvsPayload{b: b, values: b.Values[start:end]}, opts, end-start, &size, &out)
@@ -501,7 +512,7 @@ func scopeSupported(ctx context.Context, t *target) bool {
 // one period, every element narrowed by both combos — and no values. DHIS2 counts what a
 // scope removed as deleted. A refused scope names, as conflict indexes, the values whose
 // keys it held.
-func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Batch, msg jetstream.Msg) (importOutcome, error) {
+func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Batch) (importOutcome, error) {
 	var out importOutcome
 	type cell struct{ ou, pe string }
 	groups := map[cell][]int{}
@@ -524,9 +535,6 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 			if out.requests > 0 {
 				if err := t.wait(ctx); err != nil {
 					return out, err
-				}
-				if msg != nil {
-					_ = msg.InProgress()
 				}
 			}
 			d := &dvs.Deletion{OrgUnits: []string{c.ou}, Periods: []string{c.pe},
@@ -594,38 +602,6 @@ func retryAfterOf(err error) time.Duration {
 		return de.RetryAfter
 	}
 	return 0
-}
-
-// retryDelayFor honours a server's Retry-After (up to retry.max_delay), else backs off
-// exponentially with jitter.
-func (s *Service) retryDelayFor(t *config.Target, attempt int, err error) time.Duration {
-	if ra := retryAfterOf(err); ra > 0 {
-		return min(ra, t.Retry.MaxDelay.D())
-	}
-	return backoff(attempt, t.Retry.InitialDelay.D(), t.Retry.MaxDelay.D())
-}
-
-func (s *Service) retryDelay(attempt int, floor time.Duration) time.Duration {
-	return max(floor, backoff(attempt, time.Second, time.Minute))
-}
-
-// backoff is initial·2^(attempt-1), capped, with "equal jitter": half fixed, half random, so
-// that a burst of failures does not come back as a burst.
-func backoff(attempt int, initial, maxDelay time.Duration) time.Duration {
-	d := initial
-	for i := 1; i < attempt && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	half := d / 2
-	return half + rand.N(half+1)
-}
-
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d + 1)
 }
 
 // maxHistory bounds the failures a replayed batch carries.

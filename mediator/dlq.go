@@ -95,6 +95,19 @@ type DeadLetter struct {
 	// SourceBatch holds the same values as received, when mapping changed them, so that
 	// replay can re-map them with the current rules.
 	SourceBatch *transform.Batch `json:"sourceBatch,omitempty"`
+	// Raw is a message kept exactly as it was stored, because this build could not read or
+	// handle it (reasons undecodable, panic, max_delivered, no_source). Replay puts it back
+	// where it came from, for a build or configuration that can.
+	Raw *RawMessage `json:"raw,omitempty"`
+}
+
+// RawMessage is a stream message as it was stored.
+type RawMessage struct {
+	Stream  string      `json:"stream"`
+	Seq     uint64      `json:"seq"`
+	Subject string      `json:"subject"`
+	Header  nats.Header `json:"header,omitempty"`
+	Data    []byte      `json:"data"`
 }
 
 // failure is the dead letter as an entry of a later dead letter's history.
@@ -167,7 +180,10 @@ type wireDeadLetter struct {
 }
 
 func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
-	w := wireDeadLetter{DeadLetter: dl, Batch: transform.EncodeBatch(dl.Batch)}
+	w := wireDeadLetter{DeadLetter: dl}
+	if dl.Batch != nil {
+		w.Batch = transform.EncodeBatch(dl.Batch)
+	}
 	if dl.SourceBatch != nil {
 		w.SourceBatch = transform.EncodeBatch(dl.SourceBatch)
 	}
@@ -203,6 +219,72 @@ func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *
 	return s.txlog.PutDelivery(ctx, b.TxID, &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
 		Outcome: OutcomeDeadLettered, Values: len(b.Values), Rejected: len(b.Values), LastError: err.Error(),
 		Time: s.now().UTC()})
+}
+
+// deadLetterRaw stores a message the stage could not handle exactly as it was stored, and
+// records the batches it held as dead-lettered where it can tell which they are, so that
+// the transaction's status says so.
+func (s *Service) deadLetterRaw(ctx context.Context, st stage, msg jetstream.Msg, poison *errPoison) error {
+	md, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("reading message metadata: %w", err)
+	}
+	now := s.now().UTC()
+	raw := &RawMessage{Stream: md.Stream, Seq: md.Sequence.Stream, Subject: msg.Subject(),
+		Header: msg.Headers(), Data: msg.Data()}
+	dl := &DeadLetter{
+		DeadLetterSummary: DeadLetterSummary{
+			ID: "raw:" + md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10), Target: st.dlqTarget,
+			TxID: msg.Headers().Get(headerTx), Reason: poison.reason, Error: poison.err.Error(),
+			Attempts: int(md.NumDelivered), FirstError: md.Timestamp.UTC(), LastError: now,
+		},
+		Raw: raw,
+	}
+	if src, ok := strings.CutPrefix(msg.Subject(), stream.IngestPrefix); ok {
+		dl.Source = src
+	}
+	// What the message held, when it can be read at all (a panic, a removed source).
+	b, _, derr := peekBatch(msg)
+	if derr == nil {
+		dl.Values, dl.BatchSeq, dl.Source, dl.Replays = len(b.Values), b.Seq, b.Source, b.Replays
+		if dl.TxID == "" {
+			dl.TxID = b.TxID
+		}
+	}
+	if err := s.storeDeadLetter(ctx, dl); err != nil {
+		return err
+	}
+	if derr == nil && validTxID(dl.TxID) {
+		s.recordRawDeadLetter(ctx, st, b, dl)
+	}
+	return nil
+}
+
+// recordRawDeadLetter writes a dead_lettered delivery record for each target the batch was
+// bound for: the delivery stage's own target, or every target of the transaction when the
+// mapper could not handle it.
+func (s *Service) recordRawDeadLetter(ctx context.Context, st stage, b *transform.Batch, dl *DeadLetter) {
+	targets := []string{st.dlqTarget}
+	if st.dlqTarget == ingestDLQ {
+		rec, err := s.txlog.Get(ctx, dl.TxID)
+		if err != nil {
+			return
+		}
+		targets = rec.Targets
+	}
+	for _, t := range targets {
+		s.record(ctx, dl.TxID, &DeliveryRecord{Target: t, Seq: b.Seq, Replay: b.Replays, Outcome: OutcomeDeadLettered,
+			Values: len(b.Values), Rejected: len(b.Values), LastError: dl.Reason + ": " + clipText(dl.Error, 300), Time: dl.LastError})
+	}
+}
+
+// peekBatch reads the batch a TALLY_INGEST or TALLY_DELIVER message holds.
+func peekBatch(msg jetstream.Msg) (*transform.Batch, *transform.Batch, error) {
+	if msg.Headers().Get(headerSourceAt) != "" || strings.HasPrefix(msg.Subject(), stream.DeliverPrefix) {
+		return decodeDeliver(msg)
+	}
+	b, err := decodeMsg(msg)
+	return b, nil, err
 }
 
 // summaryFromHeaders reads a list entry from a dead letter's headers.
@@ -352,8 +434,10 @@ func (s *Service) DeadLetterAt(ctx context.Context, seq uint64) (*DeadLetter, er
 	if err := json.Unmarshal(raw.Data, &w); err != nil {
 		return nil, fmt.Errorf("decoding dead letter %d: %w", seq, err)
 	}
-	if dl.Batch, err = transform.DecodeBatch(w.Batch); err != nil {
-		return nil, fmt.Errorf("decoding dead letter %d: %w", seq, err)
+	if len(w.Batch) > 0 {
+		if dl.Batch, err = transform.DecodeBatch(w.Batch); err != nil {
+			return nil, fmt.Errorf("decoding dead letter %d: %w", seq, err)
+		}
 	}
 	if len(w.SourceBatch) > 0 {
 		if dl.SourceBatch, err = transform.DecodeBatch(w.SourceBatch); err != nil {
@@ -406,6 +490,9 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 		return nil, err
 	}
 	res := &ReplayResult{Seq: seq, TxID: dl.TxID, Target: dl.Target}
+	if dl.Raw != nil {
+		return s.replayRaw(ctx, dl, res)
+	}
 	t, ok := s.cfg.Target(dl.Target)
 	if !ok {
 		return res, fmt.Errorf("target %q is no longer configured", dl.Target)
@@ -421,11 +508,7 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 		if !ok {
 			return res, fmt.Errorf("source %q is no longer configured; cannot re-map", dl.Source)
 		}
-		mapper := s.mapper
-		if mapper == nil {
-			mapper = identityMapper{}
-		}
-		m, err := mapper.Map(ctx, in, src, t)
+		m, err := s.currentMapper().Map(ctx, in, src, t)
 		if err != nil {
 			return res, fmt.Errorf("re-mapping: %w", err)
 		}
@@ -457,6 +540,36 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 	return res, nil
 }
 
+// replayRaw puts a raw dead letter's message back on the subject it came from, under a
+// fresh message id (the original may still be within the duplicate window), for a build or
+// configuration that can handle it now.
+func (s *Service) replayRaw(ctx context.Context, dl *DeadLetter, res *ReplayResult) (*ReplayResult, error) {
+	h := nats.Header{}
+	for k, v := range dl.Raw.Header {
+		if k != jetstream.MsgIDHeader {
+			h[k] = slices.Clone(v)
+		}
+	}
+	// A raw dead letter's id names its own stream sequence, so the id of its replay is new,
+	// and a repeated request to replay the same letter is deduplicated.
+	if err := s.pub.Publish(ctx, stream.Msg{Subject: dl.Raw.Subject, ID: dl.ID + ":replay", Data: dl.Raw.Data, Header: h}); err != nil {
+		return res, fmt.Errorf("publishing the replay: %w", err)
+	}
+	res.Values, res.Status = dl.Values, "replayed"
+	if err := s.deleteDeadLetter(ctx, dl.Seq); err != nil {
+		s.log.Warn("deleting a replayed dead letter", "seq", dl.Seq, "err", err)
+	}
+	s.metrics.DLQReplayed.WithLabelValues(dl.Target).Inc()
+	if validTxID(dl.TxID) {
+		if err := s.txlog.PutEvent(ctx, dl.TxID, &TxEvent{Time: s.now().UTC(), Kind: EventReplayed, Target: dl.Target,
+			Seq: dl.BatchSeq, DLQSeq: dl.Seq, Values: dl.Values, Reason: dl.Reason, Replay: dl.Replays}); err != nil {
+			s.log.Warn("recording a replay", "tx", dl.TxID, "err", err)
+		}
+	}
+	s.log.Info("dead letter replayed as stored", "seq", dl.Seq, "tx", dl.TxID, "subject", dl.Raw.Subject, "reason", dl.Reason)
+	return res, nil
+}
+
 // DiscardDeadLetter deletes a dead letter for good, recording it in the transaction log.
 func (s *Service) DiscardDeadLetter(ctx context.Context, seq uint64) (*ReplayResult, error) {
 	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
@@ -475,9 +588,11 @@ func (s *Service) DiscardDeadLetter(ctx context.Context, seq uint64) (*ReplayRes
 		return nil, err
 	}
 	s.metrics.DLQDiscarded.WithLabelValues(d.Target).Inc()
-	if err := s.txlog.PutEvent(ctx, d.TxID, &TxEvent{Time: s.now().UTC(), Kind: EventDiscarded, Target: d.Target,
-		Seq: d.BatchSeq, DLQSeq: seq, Values: d.Values, Reason: d.Reason, Replay: d.Replays}); err != nil {
-		s.log.Warn("recording a discard", "tx", d.TxID, "err", err)
+	if validTxID(d.TxID) {
+		if err := s.txlog.PutEvent(ctx, d.TxID, &TxEvent{Time: s.now().UTC(), Kind: EventDiscarded, Target: d.Target,
+			Seq: d.BatchSeq, DLQSeq: seq, Values: d.Values, Reason: d.Reason, Replay: d.Replays}); err != nil {
+			s.log.Warn("recording a discard", "tx", d.TxID, "err", err)
+		}
 	}
 	s.log.Info("dead letter discarded", "seq", seq, "tx", d.TxID, "target", d.Target, "values", d.Values)
 	return &ReplayResult{Seq: seq, TxID: d.TxID, Target: d.Target, Values: d.Values, Status: "discarded"}, nil

@@ -1,51 +1,65 @@
 package mediator_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync/atomic"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator"
-	"github.com/tally-hmis/tally/transform"
 )
 
-// renameMapper maps data element codes through a table that a test can swap, standing in for
-// mapping rules an implementer fixes after seeing dead letters.
-type renameMapper struct {
-	rules atomic.Pointer[map[string]string]
-}
-
-func (m *renameMapper) set(rules map[string]string) { m.rules.Store(&rules) }
-
-func (m *renameMapper) Map(_ context.Context, in *transform.Batch, _ *config.Source, t *config.Target) (*transform.Mapped, error) {
-	rules := *m.rules.Load()
-	out := *in
-	out.Target = t.Name
-	out.Values = make([]transform.DataValue, len(in.Values))
-	for i, v := range in.Values {
-		if to, ok := rules[v.DataElement]; ok {
-			v.DataElement = to
-		}
-		out.Values[i] = v
+// writeRules writes the mapping table of the cht source: its own code for a data element
+// to the HMIS's code (each SEX_AGE combo as it is); other codes pass unmapped, as HMIS
+// codes already.
+func writeRules(t *testing.T, dir, source, target, scale string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("source,source_coc,data_element,coc,scale\n")
+	for _, coc := range []string{"F_LT1", "F_1TO4", "M_LT1", "M_1TO4"} {
+		fmt.Fprintf(&b, "%s,%s,%s,%s,%s\n", source, coc, target, coc, scale)
 	}
-	return &transform.Mapped{Batch: &out}, nil
+	file := filepath.Join(dir, "cht.csv")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Visible to the file watcher's mtime poll even within one clock tick.
+	later := time.Now().Add(time.Duration(len(target)) * time.Second)
+	if err := os.Chtimes(file, later, later); err != nil {
+		t.Fatal(err)
+	}
 }
 
-var _ mediator.Mapper = (*renameMapper)(nil)
+// chtMapping gives source cht a mapping set read from cht.csv beside the config file.
+var chtMapping = testConfig{
+	source: "    mapping: cht-to-hmis\n    unmapped: pass\n",
+	extra: `mappings:
+  - name: cht-to-hmis
+    source_id_scheme: CODE
+    target_id_scheme: CODE
+    org_units: {scheme: CODE}
+    tables: [cht.csv]
+`,
+}
 
+// The implementer's own mapping rules, through the running service's mapping engine (no
+// mapper is injected): a rule with a wrong scale (-1 for 1) makes values the target refuses
+// (negative doses); a replay as they stand fails again and keeps the history, and after the
+// rule is fixed and the table reloaded, a re-mapped replay sends exactly what the rules now
+// say.
 func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
-	mapper := &renameMapper{}
-	mapper.set(map[string]string{"BCG": "EPI_BCGX"}) // a typo in the rules
-	h := startConfigured(t, testConfig{dir: t.TempDir(), targets: []testTarget{{name: "hmis", url: emu.URL}}},
-		mediator.Options{Mapper: mapper})
+	dir := t.TempDir()
+	writeRules(t, dir, "BCG", "EPI_BCG", "-1") // a sign typo
+	cfg := chtMapping
+	cfg.dir, cfg.targets = dir, []testTarget{{name: "hmis", url: emu.URL}}
+	h := startConfigured(t, cfg, mediator.Options{})
 
 	values := epiValues("202401", 0)[:32] // EPI_BCG and EPI_PENTA1
 	for i := range 16 {
@@ -53,7 +67,7 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 	}
 	id := h.ingest(dvsBody(values))
 	h.waitStatus(id, mediator.TxPartiallyDelivered)
-	dls := h.deadLetters("code=E7610")
+	dls := h.deadLetters("code=E7619") // value not a zero or positive integer
 	if len(dls) != 1 || num(dls[0]["values"]) != 16 {
 		t.Fatalf("dead letters = %v, want the 16 BCG values", dls)
 	}
@@ -83,8 +97,12 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 		t.Errorf("history = %v, want the original failure", full["history"])
 	}
 
-	// The rules are fixed; replay with remap maps the source values again.
-	mapper.set(map[string]string{"BCG": "EPI_BCG"})
+	// The rule is fixed; the service's file watcher reloads the table (as SIGHUP would),
+	// and a replay with remap maps the source values again with the rules now in force.
+	writeRules(t, dir, "BCG", "EPI_BCG", "1")
+	waitUntil(t, 10*time.Second, "the mapping reload", func() bool {
+		return h.metricValue(t, "tally_mapping_reloads_total", "success") >= 1
+	})
 	code, res = h.admin("POST", "/admin/v1/dlq/replay", map[string]any{"all": true, "filter": map[string]any{"tx": id}, "remap": true})
 	if code != http.StatusOK || num(res["replayed"]) != 1 {
 		t.Fatalf("bulk replay: HTTP %d %v", code, res)
@@ -109,6 +127,56 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 	}
 	if n := h.metricValue(t, "tally_dlq_replayed_total", "hmis"); n != 2 {
 		t.Errorf("tally_dlq_replayed_total = %v, want 2", n)
+	}
+}
+
+// A batch that mapping itself refused was never mapped: replayed without asking for remap,
+// it is mapped again with the rules in force, and the mapped codes arrive.
+func TestDeadLetterRefusedByMappingIsRemappedOnReplay(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	dir := t.TempDir()
+	writeRules(t, dir, "BCG", "EPI_BCGX", "") // a typo: no such data element at the target
+	cfg := chtMapping
+	cfg.dir, cfg.targets = dir, []testTarget{{name: "hmis", url: emu.URL}}
+	h := startConfigured(t, cfg, mediator.Options{})
+
+	values := epiValues("202401", 0)[:16]
+	for i := range values {
+		values[i].de = "BCG"
+	}
+	id := h.ingest(dvsBody(values))
+	h.waitStatus(id, mediator.TxFailed)
+	dls := h.deadLetters("reason=" + mediator.ReasonMapping)
+	if len(dls) != 1 || num(dls[0]["values"]) != 16 {
+		t.Fatalf("dead letters = %v, want the 16 values mapping refused", dls)
+	}
+	seq := num(dls[0]["seq"])
+
+	// While the rule is still wrong, replay refuses and says why; the letter stays.
+	code, res := h.admin("POST", fmt.Sprintf("/admin/v1/dlq/%d/replay", seq), nil)
+	if code == http.StatusOK || !strings.Contains(fmt.Sprint(res), "EPI_BCGX") {
+		t.Fatalf("replay with the typo still in place: HTTP %d %v", code, res)
+	}
+	if n := len(h.deadLetters("tx=" + id)); n != 1 {
+		t.Fatalf("%d dead letters after the refused replay, want the one kept", n)
+	}
+
+	writeRules(t, dir, "BCG", "EPI_BCG", "")
+	if err := h.svc.ReloadMappings(); err != nil { // what SIGHUP calls
+		t.Fatal(err)
+	}
+	code, res = h.admin("POST", fmt.Sprintf("/admin/v1/dlq/%d/replay", seq), nil) // no remap asked
+	if code != http.StatusOK {
+		t.Fatalf("replay: HTTP %d %v", code, res)
+	}
+	tx := h.waitStatus(id, mediator.TxDelivered)
+	assertStoredOnce(t, emu, 16)
+	if v, ok := emu.Lookup("EPI_BCG", "202401", "KL_N_F1", "F_LT1", ""); !ok || v.Value != "1" {
+		t.Errorf("EPI_BCG/KL_N_F1/F_LT1 = %+v, %v", v, ok)
+	}
+	if events, _ := tx["events"].([]any); len(events) != 1 || events[0].(map[string]any)["remapped"] != true {
+		t.Errorf("events = %v, want one re-mapped replay", tx["events"])
 	}
 }
 

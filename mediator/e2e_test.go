@@ -196,7 +196,7 @@ func ingestedMessages(t *testing.T, h *harness) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.Close(ctx)
 	s, err := c.JS.Stream(ctx, stream.IngestStream)
 	if err != nil {
 		t.Fatal(err)

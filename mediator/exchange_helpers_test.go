@@ -68,7 +68,15 @@ func startWith(t *testing.T, yaml string, o mediator.Options, hook func(*mediato
 // startWithEnv is startWith with the environment ${VAR}s expand from.
 func startWithEnv(t testing.TB, yaml string, getenv func(string) string, o mediator.Options, hook func(*mediator.Service)) *harness {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(yaml), getenv)
+	return startFile(t, "test.yaml", yaml, getenv, o, hook)
+}
+
+// startFile starts Tally with a configuration parsed as if read from file, so that mapping
+// tables are found beside it and the file watcher follows it (the file itself is written
+// by the caller when the test needs the watcher).
+func startFile(t testing.TB, file, yaml string, getenv func(string) string, o mediator.Options, hook func(*mediator.Service)) *harness {
+	t.Helper()
+	cfg, err := config.Parse(file, []byte(yaml), getenv)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, yaml)
 	}

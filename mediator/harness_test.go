@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,11 @@ type testConfig struct {
 	ackWait   string
 	shutdown  string
 	targets   []testTarget
+	// source is YAML appended to source cht's entry (indented four spaces), e.g. its mapping.
+	source string
+	// extra is top-level YAML appended to the file (mappings:, ...). When set, the file is
+	// written to dir/tally.yaml, so that mapping tables beside it are found.
+	extra string
 }
 
 func (c testConfig) yaml() string {
@@ -53,6 +59,7 @@ func (c testConfig) yaml() string {
 	}
 	fmt.Fprintf(&b, "sources:\n  - name: cht\n    auth: {tokens: [%s]}\n    id_schemes: {id_scheme: CODE}\n    batch_size: %d\n",
 		chtToken, batch)
+	b.WriteString(c.source)
 	b.WriteString("targets:\n")
 	for _, t := range c.targets {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n    username: admin\n    password: district\n", t.name, t.url)
@@ -67,6 +74,7 @@ func (c testConfig) yaml() string {
 		}
 	}
 	fmt.Fprintf(&b, "delivery: {ack_wait: %s}\n", or(c.ackWait, "30s"))
+	b.WriteString(c.extra)
 	return b.String()
 }
 
@@ -93,7 +101,14 @@ func startConfigured(t testing.TB, c testConfig, o mediator.Options, edits ...fu
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	h := startWithEnv(t, yml, os.Getenv, o, nil)
+	file := "test.yaml"
+	if c.extra != "" {
+		file = filepath.Join(c.dir, "tally.yaml")
+		if err := os.WriteFile(file, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startFile(t, file, yml, os.Getenv, o, nil)
 	h.dir = c.dir
 	return &tally{harness: h, reg: o.Registry}
 }

@@ -40,6 +40,7 @@ func (s *Service) routes() *echo.Echo {
 		return nil
 	})
 	admin.POST("/targets/:name/metadata/refresh", s.handleMetadataRefresh)
+	admin.POST("/targets/:name/probe", s.handleProbe)
 	s.dlqRoutes(admin) // dlqapi.go
 	// exchange_api.go
 	s.exchangeRoutes(admin)

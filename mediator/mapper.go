@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
@@ -12,7 +13,8 @@ import (
 )
 
 // Mapper turns a source batch into what one target receives. The mapping engine implements
-// it; a source without a mapping set uses identityMapper.
+// it (mapping.go: engineMapper); a source without a mapping set gets the identity mapping
+// from the engine.
 type Mapper interface {
 	Map(ctx context.Context, in *transform.Batch, source *config.Source, target *config.Target) (*transform.Mapped, error)
 }
@@ -21,82 +23,129 @@ type Mapper interface {
 // policy is to reject batches with unmapped items): it becomes a dead letter, not a retry.
 var ErrMappingRejected = errors.New("mapping rejected the batch")
 
-type identityMapper struct{}
-
-func (identityMapper) Map(_ context.Context, in *transform.Batch, _ *config.Source, t *config.Target) (*transform.Mapped, error) {
-	return transform.Identity(in, t.Name), nil
-}
-
 // headerUnmapped tells the delivery worker how many source values mapping dropped, so the
 // transaction log can account for every value.
 const headerUnmapped = "Tally-Unmapped"
 
-// mapBatch is the mapper stage's handler: one TALLY_INGEST message becomes one TALLY_DELIVER
+// mapWork is the mapper stage's work: one TALLY_INGEST message becomes one TALLY_DELIVER
 // message per target. The ingest message is acknowledged only after every output is stored,
 // so a crash in between replays it, and the deterministic output ids make the replay
 // harmless.
-func (s *Service) mapBatch(ctx context.Context, msg jetstream.Msg) {
+func (s *Service) mapWork(ctx context.Context, msg jetstream.Msg, _ permit) error {
 	b, err := decodeMsg(msg)
 	if err != nil {
-		// A message this build cannot read will never become readable by retrying.
-		s.log.Error("dropping unreadable ingest message", "subject", msg.Subject(), "err", err)
-		_ = msg.TermWithReason(err.Error())
-		return
+		return s.decodeFailure(msg, err)
 	}
 	src, ok := s.cfg.Source(b.Source)
 	if !ok {
-		s.log.Error("ingest message from a source no longer configured; leaving it for a later configuration",
-			"source", b.Source, "tx", b.TxID)
-		_ = msg.NakWithDelay(s.retryDelay(1, s.cfg.Delivery.AckWait.D()))
-		return
+		// During a rolling configuration change another replica may know the source; past
+		// delivery.upgrade_wait it is a dead letter, replayable once the source is back.
+		err := fmt.Errorf("source %q is not configured", b.Source)
+		if md, merr := msg.Metadata(); merr == nil && s.now().Sub(md.Timestamp) < s.cfg.Delivery.UpgradeWait.D() {
+			s.log.Warn("ingest message from a source this replica does not know; leaving it for one that does",
+				"source", b.Source, "tx", b.TxID)
+			return retryIn(min(s.cfg.Delivery.UpgradeWait.D()/4+jitter(time.Second), time.Minute), err)
+		}
+		return &errPoison{reason: ReasonNoSource, err: err}
 	}
 	pb := s.pub.Start(ctx)
+	var counts []mappedCount
 	for _, t := range s.cfg.TargetsOf(src) {
-		if err := s.mapForTarget(ctx, pb, b, src, t); err != nil {
-			// Mapping that keeps failing for a reason outside the payload (the target's
-			// metadata unreadable) is bounded like delivery: after the target's attempts
-			// the batch becomes a dead letter for that target, to be replayed once fixed.
-			if n := msgAttempts(msg); n >= t.Retry.MaxAttempts {
-				dlErr := s.deadLetterMapping(ctx, b, t, fmt.Errorf("mapping failed %d times: %w", n, err))
-				if dlErr == nil {
-					continue
-				}
-				err = errors.Join(err, dlErr)
-			}
-			s.log.Warn("mapping failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", t.Name, "err", err)
-			_ = msg.NakWithDelay(s.retryDelay(msgAttempts(msg), 0))
-			return
+		n, err := s.mapForTarget(ctx, msg, pb, b, src, t)
+		if err != nil {
+			return err
 		}
+		counts = append(counts, n)
 	}
 	if _, err := pb.Wait(); err != nil {
-		s.log.Warn("publishing mapped batches failed; will retry", "tx", b.TxID, "seq", b.Seq, "err", err)
-		_ = msg.NakWithDelay(s.retryDelay(msgAttempts(msg), 0))
-		return
+		return retryIn(s.retryDelay(msgAttempts(msg), 0), fmt.Errorf("publishing mapped batches: %w", err))
 	}
-	if err := msg.Ack(); err != nil {
-		s.log.Warn("acknowledging ingest message", "tx", b.TxID, "err", err)
+	// Counted once the outputs are stored, so that a batch mapped again after a failure is
+	// not counted twice.
+	for _, c := range counts {
+		s.metrics.MappedValues.WithLabelValues(src.Name, c.target, "mapped").Add(float64(c.mapped))
+		s.metrics.MappedValues.WithLabelValues(src.Name, c.target, "unmapped").Add(float64(c.unmapped))
 	}
+	return nil
 }
 
-func (s *Service) mapForTarget(ctx context.Context, pb *stream.Batch, b *transform.Batch, src *config.Source, t *config.Target) error {
+type mappedCount struct {
+	target           string
+	mapped, unmapped int
+}
+
+// mapForTarget maps a batch for one target and adds the result to pb. A failure outside the
+// payload (the target's metadata unreadable) follows the target's retry policy, circuit
+// included: the whole message is retried while the policy allows, then the batch becomes a
+// dead letter for that target and the other targets go on.
+func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream.Batch, b *transform.Batch,
+	src *config.Source, t *config.Target) (mappedCount, error) {
+	n := mappedCount{target: t.Name}
 	m, err := s.currentMapper().Map(ctx, b, src, t)
 	if errors.Is(err, ErrMappingRejected) {
-		return s.deadLetterMapping(ctx, b, t, err)
+		bctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		if err := s.deadLetterMapping(bctx, b, t, err); err != nil {
+			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
+		}
+		return n, nil
 	}
 	if err != nil {
-		return err
+		return n, s.mappingFailed(ctx, msg, b, t, err)
 	}
-	s.metrics.MappedValues.WithLabelValues(src.Name, t.Name, "mapped").Add(float64(len(m.Batch.Values)))
-	s.metrics.MappedValues.WithLabelValues(src.Name, t.Name, "unmapped").Add(float64(len(m.Unmapped)))
+	n.mapped, n.unmapped = len(m.Batch.Values), len(m.Unmapped)
 	if len(m.Batch.Values) == 0 {
-		return s.txlog.PutDelivery(ctx, b.TxID, &DeliveryRecord{Target: t.Name, Seq: b.Seq, Outcome: OutcomeEmpty,
-			Unmapped: len(m.Unmapped), Time: s.now().UTC()})
+		bctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		err := s.txlog.PutDelivery(bctx, b.TxID, &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
+			Outcome: OutcomeEmpty, Unmapped: len(m.Unmapped), Time: s.now().UTC()})
+		if err != nil {
+			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
+		}
+		return n, nil
 	}
 	m.Batch.Target = t.Name
 	// deliver.go: carries the source values too when mapping changed them (for re-mapping
 	// dead letters on replay).
-	return pb.Add(deliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), nil))
+	if err := pb.Add(deliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), nil)); err != nil {
+		return n, retryIn(s.retryDelay(msgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
+	}
+	return n, nil
 }
+
+// mappingFailed applies the target's retry policy to a mapping that failed for a reason
+// outside the payload. Its attempts are kept in the batch's delivery record at the target
+// (stage "mapping"), which also tells an operator why the transaction waits; a target whose
+// circuit is open is not blamed twice, and its messages wait for the circuit.
+func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *transform.Batch, t *config.Target, err error) error {
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
+	pol := policyOf(t)
+	tg := s.targets[t.Name]
+	if rem := tg.breaker.remaining(); rem > 0 {
+		return retryIn(pol.circuitWait(rem), fmt.Errorf("mapping for %s: %w", t.Name, err))
+	}
+	prev := s.earlierTries(ctx, msg, b, t.Name)
+	rec := &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Stage: stageMapping,
+		Attempts: prev.attempts + 1, FirstError: prev.first, LastError: "mapping: " + err.Error(), Time: s.now().UTC()}
+	if rec.FirstError.IsZero() {
+		rec.FirstError = rec.Time
+	}
+	if delay, ok := pol.next(rec.Attempts, b.Received, rec.Time, 0); ok {
+		rec.Outcome = OutcomeRetrying
+		s.record(bctx, b.TxID, rec)
+		s.log.Warn("mapping failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", t.Name,
+			"attempt", rec.Attempts, "retry_in", delay, "err", err)
+		return retryIn(delay, err)
+	}
+	if dlErr := s.deadLetterMapping(bctx, b, t, fmt.Errorf("mapping failed %d times: %w", rec.Attempts, err)); dlErr != nil {
+		return retryIn(s.retryDelay(rec.Attempts, 0), errors.Join(err, dlErr))
+	}
+	return nil
+}
+
+// stageMapping marks a delivery record written by the mapper.
+const stageMapping = "mapping"
 
 // decodeMsg decodes a batch and restores the identity that travels in headers.
 func decodeMsg(msg jetstream.Msg) (*transform.Batch, error) {

@@ -34,16 +34,10 @@ func (m engineMapper) Map(ctx context.Context, in *transform.Batch, src *config.
 	return out, err
 }
 
-// currentMapper is the mapper in force: the one given in Options, else the engine of the
-// current mapping sets, which a reload swaps.
+// currentMapper is the engine of the current mapping sets, which a reload swaps. The mapper
+// stage and replays both map through it, so a replay uses the rules in force.
 func (s *Service) currentMapper() Mapper {
-	if s.mapper != nil {
-		return s.mapper
-	}
-	if e := s.engine.Load(); e != nil {
-		return engineMapper{e}
-	}
-	return identityMapper{}
+	return engineMapper{s.engine.Load()}
 }
 
 // metadataCache is the mapping engine's MetadataProvider: each target's metadata is read

@@ -29,8 +29,6 @@ type Options struct {
 	Version string
 	// Now is the clock; tests pin it.
 	Now func() time.Time
-	// Mapper replaces the identity mapping.
-	Mapper Mapper
 	// Listener, when set, is served instead of listening on cfg.HTTP.Addr.
 	Listener net.Listener
 	// HTTPClient is used for every target; nil builds one per target.
@@ -48,7 +46,6 @@ type Service struct {
 	metrics   *Metrics
 	version   string
 	now       func() time.Time
-	mapper    Mapper
 	targets   map[string]*target
 	sections  *Sections
 	openhim   *openhim.Mediator
@@ -70,9 +67,13 @@ type Service struct {
 
 	ready   atomic.Bool
 	started time.Time
-	cancel  context.CancelFunc
-	workers sync.WaitGroup
-	httpErr chan error
+	// cancel stops the consumers' pulls and the background loops; cancelHandlers cuts the
+	// handlers in flight short, when a stop's deadline is near.
+	cancel         context.CancelFunc
+	cancelHandlers context.CancelFunc
+	workers        sync.WaitGroup
+	handlers       sync.WaitGroup
+	httpErr        chan error
 }
 
 // New builds a service from a validated configuration. It does no I/O: Start connects.
@@ -96,7 +97,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, log: o.Logger, reg: o.Registry, metrics: NewMetrics(o.Registry), version: o.Version,
-		now: o.Now, mapper: o.Mapper, listener: o.Listener, targets: map[string]*target{},
+		now: o.Now, listener: o.Listener, targets: map[string]*target{},
 		sections: sections, logLevel: o.LogLevel,
 	}
 	s.metadata = newMetadataCache(s)
@@ -168,18 +169,19 @@ func (s *Service) Start(ctx context.Context) error {
 	s.txlog = &TxLog{kv: conn.Tx}
 
 	wctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	hctx, cancelHandlers := context.WithCancel(context.Background())
+	s.cancel, s.cancelHandlers = cancel, cancelHandlers
 	consumers := s.consumers() // workers.go: the mapper, and per target its circuit, rate limit and workers
 	var readyWG sync.WaitGroup
 	errs := make(chan error, len(consumers))
 	for _, c := range consumers {
 		readyWG.Add(1)
-		s.workers.Add(1)
+		s.handlers.Add(1)
 		go func() {
-			defer s.workers.Done()
+			defer s.handlers.Done()
 			once := sync.OnceFunc(readyWG.Done)
 			defer once()
-			if err := c.run(wctx, conn.JS, once); err != nil {
+			if err := c.run(wctx, hctx, conn.JS, once); err != nil {
 				s.log.Error("consumer stopped", "consumer", c.cfg.Durable, "err", err)
 				errs <- err
 			}
@@ -188,15 +190,16 @@ func (s *Service) Start(ctx context.Context) error {
 	readyWG.Wait()
 	select {
 	case err := <-errs:
-		s.stopWorkers()
+		s.stopWorkers(ctx)
 		return err
 	default:
 	}
+	s.startProbes(wctx) // probe.go: open circuits ask their target whether it answers again
 
 	if s.listener == nil {
 		ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
 		if err != nil {
-			s.stopWorkers()
+			s.stopWorkers(ctx)
 			return fmt.Errorf("listening on %s: %w", s.cfg.HTTP.Addr, err)
 		}
 		s.listener = ln
@@ -248,9 +251,11 @@ func (s *Service) Addr() string {
 // Handler is the HTTP handler, for tests that do not need a listener.
 func (s *Service) Handler() http.Handler { return s.echo }
 
-// Stop shuts down gracefully: readiness goes false so load balancers stop sending, intake
-// stops and in-flight requests finish, workers finish the message in hand (anything not
-// acknowledged is redelivered on the next start), then JetStream is closed.
+// Stop shuts down gracefully within ctx's deadline: readiness goes false so load balancers
+// stop sending, intake stops and in-flight requests finish, workers stop pulling and finish
+// the message in hand (a handler still running when the deadline nears is cut short and
+// returns its message to the stream), then the NATS connection is drained and an embedded
+// server stopped. Anything not acknowledged is redelivered on the next start.
 func (s *Service) Stop(ctx context.Context) error {
 	s.ready.Store(false)
 	var firstErr error
@@ -262,18 +267,49 @@ func (s *Service) Stop(ctx context.Context) error {
 			firstErr = err
 		}
 	}
-	s.stopWorkers()
+	s.stopWorkers(ctx)
 	s.log.Info("tally stopped")
 	return firstErr
 }
 
-func (s *Service) stopWorkers() {
+// stopMargin is the part of a stop's deadline kept for returning cut-short messages to the
+// stream and draining the connection.
+const stopMargin = 2 * time.Second
+
+func (s *Service) stopWorkers(ctx context.Context) {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.workers.Wait()
+	s.workers.Wait() // background loops end at once on cancel
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	// Handlers in flight get http.shutdown_timeout, and never more than the stop's
+	// deadline allows.
+	grace := s.cfg.HTTP.ShutdownTimeout.D()
+	if dl, ok := ctx.Deadline(); ok {
+		grace = min(grace, max(time.Until(dl)-stopMargin, 0))
+	}
+	cutTimer := time.NewTimer(grace)
+	defer cutTimer.Stop()
+	cut := cutTimer.C
+	select {
+	case <-done:
+	case <-cut:
+		s.log.Warn("stop deadline near; cutting deliveries in flight short (their messages go back to the stream)")
+		s.cancelHandlers()
+		<-done
+	}
+	if s.cancelHandlers != nil {
+		s.cancelHandlers()
+	}
 	if s.conn != nil {
-		s.conn.Close()
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopMargin)
+		defer cancel()
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) > stopMargin {
+			dctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
+			defer cancel()
+		}
+		s.conn.Close(dctx)
 		s.conn = nil
 	}
 }

@@ -79,8 +79,11 @@ type DeliveryRecord struct {
 	Seq    int    `json:"seq"`
 	// Replay is 0 for the batch's first delivery and n for its n-th replay from the
 	// dead-letter queue; each has its own record, so a replay keeps the history.
-	Replay    int         `json:"replay,omitempty"`
-	Outcome   string      `json:"outcome"`
+	Replay  int    `json:"replay,omitempty"`
+	Outcome string `json:"outcome"`
+	// Stage is "mapping" while the batch waits for mapping (its target's metadata could
+	// not be read) rather than for delivery.
+	Stage     string      `json:"stage,omitempty"`
 	Values    int         `json:"values"`
 	Unmapped  int         `json:"unmapped,omitempty"`
 	Counts    ImportCount `json:"importCount"`

@@ -23,23 +23,22 @@ type gate interface {
 // consumer runs a durable pull consumer with a fixed number of workers. Each worker pulls one
 // message at a time, and only when its gate admits it, so nothing is fetched ahead of the
 // workers: a message waits in the stream, not in memory, and an open circuit stops pulling
-// altogether. Each message is handled by exactly one worker, which acknowledges, naks or
-// terminates it; a message left unacknowledged (the process died) is redelivered after
-// AckWait.
+// altogether. Each message is handled by exactly one worker through the stage's consume
+// chain (consume.go), which acknowledges it, returns it with a delay or dead-letters it; a
+// message left unacknowledged (the process died) is redelivered after AckWait.
 type consumer struct {
 	stream  string
 	cfg     jetstream.ConsumerConfig
 	workers int
-	// grace is how long handlers in flight may run once shutdown begins; then their
-	// context is cancelled, and a handler cut short returns its message to the stream.
-	grace  time.Duration
-	gate   gate // nil: always admitted
-	handle func(ctx context.Context, msg jetstream.Msg, p permit)
-	log    *slog.Logger
+	gate    gate // nil: always admitted
+	handle  msgHandler
+	log     *slog.Logger
 }
 
-// run consumes until ctx ends, then waits for the handlers in flight.
-func (c *consumer) run(ctx context.Context, js jetstream.JetStream, ready func()) error {
+// run consumes until ctx ends, then waits for the handlers in flight. Handlers run with
+// hctx, which outlives ctx: shutdown first stops the pulls, and cancels hctx only when its
+// deadline nears, so a request in flight can finish and be acknowledged.
+func (c *consumer) run(ctx, hctx context.Context, js jetstream.JetStream, ready func()) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg)
 	if err != nil {
 		return fmt.Errorf("creating consumer %s on %s: %w", c.cfg.Durable, c.stream, err)
@@ -47,25 +46,6 @@ func (c *consumer) run(ctx context.Context, js jetstream.JetStream, ready func()
 	if ready != nil {
 		ready()
 	}
-	// Handlers get a context that outlives shutdown's signal by the grace period, so the
-	// request in flight can finish and be acknowledged.
-	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
-	var graceTimer *time.Timer
-	var mu sync.Mutex
-	stopAfter := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		graceTimer = time.AfterFunc(c.grace, cancelHandlers)
-		mu.Unlock()
-	})
-	defer func() {
-		stopAfter()
-		mu.Lock()
-		if graceTimer != nil {
-			graceTimer.Stop()
-		}
-		mu.Unlock()
-	}()
 	var wg sync.WaitGroup
 	for range c.workers {
 		wg.Go(func() { c.work(ctx, hctx, cons) })
@@ -98,7 +78,12 @@ func (c *consumer) work(ctx, hctx context.Context, cons jetstream.Consumer) {
 			continue
 		}
 		failures = 0
-		c.handle(hctx, msg, p)
+		_ = c.handle(hctx, msg, p) // settled by the chain, which logs what needs it
+		if c.gate != nil {
+			// A permit the handler settled (success, failure) is already spent; this
+			// releases one that led to no verdict (a decode failure, a panic).
+			c.gate.release(p)
+		}
 	}
 }
 
@@ -146,20 +131,34 @@ func pause(ctx context.Context, d time.Duration) {
 }
 
 // deliverMaxAckPending bounds the messages a delivery consumer has out at once. The workers
-// bound the requests in flight; the rest are messages naked with a delay, which must not
+// bound the requests in flight; the rest are messages returned with a delay, which must not
 // hold back the messages behind them, so the bound is generous.
 const deliverMaxAckPending = 1000
+
+// backstopFor is how often a message may be delivered before the chain dead-letters it
+// unread: far above what the retry policy uses (each attempt, plus deferrals while a circuit
+// opens and probes fail), so that it catches only a message that keeps killing its worker.
+// The server's own MaxDeliver sits above it, so the server never gives up on a message the
+// chain has not stored.
+func backstopFor(maxAttempts int) (backstop, serverMax int) {
+	backstop = 2*maxAttempts + 200
+	return backstop, backstop + 20
+}
 
 // consumers builds the mapper's consumer and one delivery consumer per target, and gives each
 // target its circuit breaker and rate limiter.
 func (s *Service) consumers() []*consumer {
 	ackWait := s.cfg.Delivery.AckWait.D()
-	grace := s.cfg.HTTP.ShutdownTimeout.D()
+	maxAttempts := 1
+	for i := range s.cfg.Targets {
+		maxAttempts = max(maxAttempts, s.cfg.Targets[i].Retry.MaxAttempts)
+	}
+	mapStop, mapServerMax := backstopFor(maxAttempts)
 	out := []*consumer{{
-		stream: stream.IngestStream, workers: 2, grace: grace, log: s.log,
-		handle: func(ctx context.Context, msg jetstream.Msg, _ permit) { s.mapBatch(ctx, msg) },
+		stream: stream.IngestStream, workers: 2, log: s.log,
+		handle: s.chain(stage{name: "mapper", dlqTarget: ingestDLQ, ackWait: ackWait, maxDeliver: mapStop}, s.mapWork),
 		cfg: jetstream.ConsumerConfig{Durable: mapperConsumer, AckPolicy: jetstream.AckExplicitPolicy,
-			AckWait: ackWait, MaxAckPending: 64, FilterSubject: stream.IngestPrefix + ">"},
+			AckWait: ackWait, MaxAckPending: 64, MaxDeliver: mapServerMax, FilterSubject: stream.IngestPrefix + ">"},
 	}}
 	names := make([]string, 0, len(s.targets))
 	for name := range s.targets {
@@ -169,13 +168,13 @@ func (s *Service) consumers() []*consumer {
 	for _, name := range names {
 		t := s.targets[name]
 		s.controlTarget(t)
+		stop, serverMax := backstopFor(t.cfg.Retry.MaxAttempts)
+		st := stage{name: "deliver", dlqTarget: name, ackWait: ackWait, maxDeliver: stop}
 		out = append(out, &consumer{
-			stream: stream.DeliverStream, workers: t.cfg.Concurrency, grace: grace, gate: t, log: s.log,
-			handle: func(ctx context.Context, msg jetstream.Msg, p permit) { s.deliverBatch(ctx, t, msg, p) },
+			stream: stream.DeliverStream, workers: t.cfg.Concurrency, gate: t, log: s.log,
+			handle: s.chain(st, s.deliverWork(t)),
 			cfg: jetstream.ConsumerConfig{Durable: deliverConsumer(name), AckPolicy: jetstream.AckExplicitPolicy,
-				// InProgress before every further request of a split batch keeps a long
-				// batch from being redelivered while it is being sent.
-				AckWait: ackWait + t.cfg.Timeout.D(), MaxAckPending: deliverMaxAckPending,
+				AckWait: ackWait, MaxAckPending: deliverMaxAckPending, MaxDeliver: serverMax,
 				FilterSubject: stream.DeliverPrefix + name},
 		})
 	}

@@ -90,12 +90,12 @@ func TestClusterWithThreeReplicasSurvivesANode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer a.Close(context.Background())
 	b, err := Open(ctx, cfg, slog.New(slog.DiscardHandler)) // a second replica: same streams, no error
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer b.Close(context.Background())
 	for _, name := range []string{IngestStream, DeliverStream, DLQStream} {
 		s, err := a.JS.Stream(ctx, name)
 		if err != nil {

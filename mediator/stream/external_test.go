@@ -108,7 +108,7 @@ func TestExternalServerWithCredentialsAndTLS(t *testing.T) {
 			conn, err := Open(ctx, cfg, slog.New(slog.DiscardHandler))
 			if c.wantErr != "" {
 				if err == nil {
-					conn.Close()
+					conn.Close(context.Background())
 					t.Fatal("connected, want an error")
 				}
 				if !strings.Contains(err.Error(), c.wantErr) {
@@ -122,7 +122,7 @@ func TestExternalServerWithCredentialsAndTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
+			defer conn.Close(context.Background())
 			if conn.Embedded() {
 				t.Fatal("want an external connection")
 			}

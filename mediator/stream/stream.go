@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -61,6 +62,8 @@ type Conn struct {
 	State jetstream.KeyValue
 	srv   *server.Server
 	log   *slog.Logger
+	// closed is closed once the connection is closed (a drain finished).
+	closed chan struct{}
 }
 
 // Open starts or connects to JetStream and ensures the streams and buckets exist with the
@@ -75,8 +78,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = 256
 	}
-	c := &Conn{log: log}
+	c := &Conn{log: log, closed: make(chan struct{})}
+	var closeOnce sync.Once
 	opts := []nats.Option{
+		nats.ClosedHandler(func(*nats.Conn) { closeOnce.Do(func() { close(c.closed) }) }),
 		nats.Name(cfg.ClientName),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
@@ -110,12 +115,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 	c.NC = nc
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.MaxPending))
 	if err != nil {
-		c.Close()
+		c.Close(ctx)
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
 	c.JS = js
 	if err := c.ensure(ctx, cfg); err != nil {
-		c.Close()
+		c.Close(ctx)
 		return nil, err
 	}
 	return c, nil
@@ -234,10 +239,18 @@ func (c *Conn) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Close drains the connection and stops an embedded server, which flushes its store.
-func (c *Conn) Close() {
+// Close drains the connection — subscriptions stop, acknowledgements and publishes in flight
+// are flushed — waiting for the drain until ctx ends, then closes it and stops an embedded
+// server, which flushes its store.
+func (c *Conn) Close(ctx context.Context) {
 	if c.NC != nil {
-		_ = c.NC.Drain()
+		if err := c.NC.Drain(); err == nil {
+			select {
+			case <-c.closed:
+			case <-ctx.Done():
+				c.log.Warn("draining the NATS connection did not finish in time; closing it")
+			}
+		}
 		c.NC.Close()
 	}
 	c.shutdownServer()

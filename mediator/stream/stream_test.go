@@ -43,10 +43,10 @@ func TestOpenIsIdempotentAndPersists(t *testing.T) {
 	if err != nil || n != 20 {
 		t.Fatalf("PublishAll = %d, %v", n, err)
 	}
-	c.Close()
+	c.Close(context.Background())
 
 	c = openTest(t, dir) // same store: streams updated in place, messages kept
-	defer c.Close()
+	defer c.Close(context.Background())
 	for _, name := range []string{IngestStream, DeliverStream, DLQStream} {
 		s, err := c.JS.Stream(ctx, name)
 		if err != nil {
