@@ -33,6 +33,10 @@ type HTTP struct {
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// StoreTimeout bounds how long an ingest waits for JetStream to store its payload
+	// durably (a cluster that lost its quorum never confirms); past it the client gets 503
+	// with Retry-After, and retrying the same request is safe.
+	StoreTimeout Duration `yaml:"store_timeout"`
 }
 
 // NATS says where the streams live. An empty URL runs an embedded JetStream server that

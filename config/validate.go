@@ -25,6 +25,9 @@ func (c *Config) applyDefaults() {
 	if c.HTTP.MaxBodyBytes == 0 {
 		c.HTTP.MaxBodyBytes = DefaultMaxBody
 	}
+	if c.HTTP.StoreTimeout == 0 {
+		c.HTTP.StoreTimeout = Duration(30 * time.Second)
+	}
 	if c.HTTP.ShutdownTimeout == 0 {
 		c.HTTP.ShutdownTimeout = Duration(30 * time.Second)
 	}
@@ -133,6 +136,9 @@ func (c *Config) validate() Problems {
 	if c.NATS.TxRetention < c.NATS.DuplicateWindow {
 		add("nats.tx_retention", "%s is shorter than duplicate_window %s: a retried payload must still find its transaction",
 			c.NATS.TxRetention.D(), c.NATS.DuplicateWindow.D())
+	}
+	if d := c.HTTP.StoreTimeout.D(); d < 100*time.Millisecond || d > 10*time.Minute {
+		add("http.store_timeout", "%s: want 100ms to 10m", d)
 	}
 	if d := c.Delivery.AckWait.D(); d < 100*time.Millisecond || d > time.Hour {
 		add("delivery.ack_wait", "%s: want 100ms to 1h", d)

@@ -175,7 +175,7 @@ func sameValues(a, b *transform.Batch) bool {
 		if x.DataElement != y.DataElement || x.Period != y.Period || x.OrgUnit != y.OrgUnit ||
 			x.CategoryOptionCombo != y.CategoryOptionCombo || x.AttributeOptionCombo != y.AttributeOptionCombo ||
 			x.Value != y.Value || x.Comment != y.Comment || x.Deleted != y.Deleted || x.FollowUp != y.FollowUp ||
-			x.StoredBy != y.StoredBy || x.Index != y.Index ||
+			x.StoredBy != y.StoredBy || x.Index != y.Index || x.DataSet != y.DataSet ||
 			!slices.Equal(x.Categories, y.Categories) || !slices.Equal(x.Attributes, y.Attributes) {
 			return false
 		}
@@ -249,7 +249,7 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 		// Fetched just as the circuit opened: not sent, not an attempt; it waits for the
 		// circuit like the messages still in the stream.
 		s.metrics.DeliveryDeferred.WithLabelValues(t.cfg.Name).Inc()
-		return retryIn(policyOf(t.cfg).circuitWait(t.breaker.remaining()), errCircuitOpen)
+		return retryIn(policyOf(t.cfg).deferred(), errCircuitOpen)
 	}
 	prev := s.earlierTries(ctx, msg, b, t.cfg.Name)
 	outcome, derr := s.importBatch(ctx, t, b)
@@ -310,6 +310,9 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 		}
 		rec.Outcome = OutcomePartial
 		result = "partial"
+		if len(part.Values) == len(b.Values) {
+			rec.Outcome = OutcomeDeadLettered // the target answered, and took nothing
+		}
 		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(part.Values)))
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, result).Inc()
@@ -347,9 +350,6 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 		}
 		rec.Attempts = attempts
 		if delay, ok := pol.next(attempts, b.Received, rec.Time, retryAfterOf(derr)); ok {
-			if rem := t.breaker.remaining(); rem > 0 {
-				delay = max(delay, pol.circuitWait(rem))
-			}
 			s.metrics.DeliveryAttempts.WithLabelValues(name, "transient").Inc()
 			s.metrics.DeliveryRetries.WithLabelValues(name).Inc()
 			s.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
@@ -446,8 +446,7 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 	}
 	var out importOutcome
 	size := t.requestSize()
-	opts := dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: t.cfg.ImportStrategy,
-		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit, Async: t.cfg.Async}
+	opts := s.importOptions(t, b)
 	for start := 0; start < len(b.Values); {
 		end := min(start+size, len(b.Values))
 		if out.requests > 0 {
@@ -488,6 +487,18 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 	return out, nil
 }
 
+// importOptions are the options of a batch's requests: the client's import strategy, when it
+// asked for one, over the target's (a DELETE travels as deleted: true on every value, which
+// deletes on every DHIS2 version whatever the strategy).
+func (s *Service) importOptions(t *target, b *transform.Batch) dhis2.ImportOptions {
+	strategy := t.cfg.ImportStrategy
+	if b.ImportStrategy != "" && !isDeleteStrategy(b.ImportStrategy) {
+		strategy = b.ImportStrategy
+	}
+	return dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: strategy,
+		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit, Async: t.cfg.Async}
+}
+
 // scopeRelease is the first DHIS2 release that reads a deletion scope (spec dhis2.md §5).
 const scopeRelease = 43
 
@@ -526,8 +537,7 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 		groups[c] = append(groups[c], i)
 	}
 	size := t.requestSize()
-	opts := dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: t.cfg.ImportStrategy,
-		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit, Async: t.cfg.Async}
+	opts := s.importOptions(t, b)
 	for _, c := range order {
 		idx := groups[c]
 		for start := 0; start < len(idx); {

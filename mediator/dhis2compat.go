@@ -75,6 +75,9 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 		if re.Input == nil {
 			// Not a payload problem (too large, unsupported type, storage unavailable):
 			// answer with the status and a WebMessage saying why.
+			if re.Status == http.StatusServiceUnavailable {
+				c.Response().Header().Set("Retry-After", "5")
+			}
 			return c.JSON(re.Status, webMessage{HTTPStatus: http.StatusText(re.Status), HTTPStatusCode: re.Status,
 				Status: "ERROR", Message: re.Msg})
 		}
@@ -102,38 +105,22 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 		desc = "Dry run: the payload is valid; nothing was stored or sent"
 		opts["dryRun"] = true
 	case res.Duplicate:
-		desc = fmt.Sprintf("Already accepted by Tally as transaction %s", res.Tx.ID)
+		desc = fmt.Sprintf("Already accepted by Tally as transaction %s; delivery is in progress", res.Tx.ID)
 	}
 	sum := &importSummary{ResponseType: "ImportSummary", Status: "SUCCESS", ImportOptions: opts, Description: desc,
 		ImportCount: ImportCount{Imported: res.Tx.Values}, Conflicts: []dhis2Conflict{}, DataSetComplete: "false",
 		Reference: res.Tx.ID}
 	if !res.DryRun {
-		if v := s.awaitDelivery(c.Request().Context(), src, res.Tx.ID); v != nil {
-			// Synchronous mode: the counts and conflicts the targets reported, so that a
-			// client reads what DHIS2 itself would have told it.
-			sum.ImportCount, _ = deliveredCounts(v)
-			sum.Description = fmt.Sprintf("Delivered by Tally as transaction %s: %s", v.ID, v.Status)
-			for _, t := range v.Targets {
-				for _, cf := range t.Conflicts {
-					sum.Conflicts = append(sum.Conflicts, dhis2Conflict{Object: cf.Object, Value: cf.Message,
-						Property: cf.Property, Indexes: cf.Indexes})
-				}
-			}
-			if v.Status != TxDelivered {
-				sum.Status = "WARNING"
-				if v.Status == TxFailed {
-					sum.Status = "ERROR"
-				}
-				if plain {
-					return c.JSON(http.StatusOK, sum)
-				}
-				msg := "One more conflicts encountered, please check import summary." // sic, DHIS2's text
-				if sum.Status == "ERROR" {
-					msg = "An error occurred, please check import summary."
-				}
-				return c.JSON(http.StatusConflict, webMessage{HTTPStatus: "Conflict", HTTPStatusCode: 409, Status: sum.Status,
-					Message: msg, Response: sum})
-			}
+		var v *TxView
+		if res.Duplicate {
+			// A repeat of a request is answered with what became of the first: a client
+			// must not read "successful" for values that were dead-lettered.
+			v, _ = s.finished(c.Request().Context(), res.Tx.ID)
+		} else {
+			v = s.awaitDelivery(c.Request().Context(), src, res.Tx.ID)
+		}
+		if v != nil {
+			return s.answerOutcome(c, sum, v, res.Duplicate, plain)
 		}
 	}
 	if plain {
@@ -141,6 +128,41 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, webMessage{HTTPStatus: "OK", HTTPStatusCode: 200, Status: "OK",
 		Message: "Import was successful.", Response: sum})
+}
+
+// answerOutcome answers with what the targets reported for a finished transaction — the
+// counts and conflicts, so that a client reads what DHIS2 itself would have told it: in
+// synchronous mode (the source waits for delivery), and for a repeat of a request.
+func (s *Service) answerOutcome(c echo.Context, sum *importSummary, v *TxView, repeat, plain bool) error {
+	sum.ImportCount, _ = deliveredCounts(v)
+	sum.Description = fmt.Sprintf("Delivered by Tally as transaction %s: %s", v.ID, v.Status)
+	if repeat {
+		sum.Description = fmt.Sprintf("Already received as transaction %s: %s", v.ID, v.Status)
+	}
+	for _, t := range v.Targets {
+		for _, cf := range t.Conflicts {
+			sum.Conflicts = append(sum.Conflicts, dhis2Conflict{Object: cf.Object, Value: cf.Message,
+				Property: cf.Property, Indexes: cf.Indexes})
+		}
+	}
+	if v.Status == TxDelivered {
+		if plain {
+			return c.JSON(http.StatusOK, sum)
+		}
+		return c.JSON(http.StatusOK, webMessage{HTTPStatus: "OK", HTTPStatusCode: 200, Status: "OK",
+			Message: "Import was successful.", Response: sum})
+	}
+	sum.Status = "WARNING"
+	msg := "One more conflicts encountered, please check import summary." // sic, DHIS2's text
+	if v.Status == TxFailed {
+		sum.Status = "ERROR"
+		msg = "An error occurred, please check import summary."
+	}
+	if plain {
+		return c.JSON(http.StatusOK, sum)
+	}
+	return c.JSON(http.StatusConflict, webMessage{HTTPStatus: "Conflict", HTTPStatusCode: 409, Status: sum.Status,
+		Message: msg, Response: sum})
 }
 
 // importOptionsEcho echoes the effective options as DHIS2 does, from the query.

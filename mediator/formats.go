@@ -27,7 +27,7 @@ func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio
 			opts.dryRun = *h.DryRun
 		}
 		if h.Strategy != "" {
-			opts.delete = isDeleteStrategy(h.Strategy)
+			opts.setStrategy(h.Strategy)
 		}
 		return nil
 	}
@@ -72,9 +72,16 @@ func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio
 // it as in DHIS2, in the payload's header.
 type payloadOptions struct {
 	dryRun bool
+	// strategy is the importStrategy asked for, upper case; empty: the target's own.
+	strategy string
 	// delete: importStrategy DELETE, which Tally carries as deleted: true on every value
 	// so that any target deletes them whatever its own strategy.
 	delete bool
+}
+
+func (o *payloadOptions) setStrategy(s string) {
+	o.strategy = strings.ToUpper(strings.TrimSpace(s))
+	o.delete = isDeleteStrategy(o.strategy)
 }
 
 func isDeleteStrategy(s string) bool {

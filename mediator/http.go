@@ -119,14 +119,22 @@ func (s *Service) handleIngest(c echo.Context) error {
 			"targets": v.Targets, "duplicate": res.Duplicate, "href": "/admin/v1/transactions/" + v.ID,
 		})
 	}
-	return c.JSON(http.StatusAccepted, map[string]any{
+	body := map[string]any{
 		"status":      map[bool]string{false: "accepted", true: "duplicate"}[res.Duplicate],
 		"transaction": res.Tx.ID,
 		"values":      res.Tx.Values,
 		"batches":     res.Tx.Batches,
 		"targets":     res.Tx.Targets,
 		"href":        "/admin/v1/transactions/" + res.Tx.ID,
-	})
+	}
+	if res.Duplicate {
+		// A repeat says what became of the first request, so a client does not take a
+		// dead-lettered payload for a delivered one.
+		if v, err := s.txlog.View(c.Request().Context(), res.Tx.ID); err == nil {
+			body["transactionStatus"] = v.Status
+		}
+	}
+	return c.JSON(http.StatusAccepted, body)
 }
 
 func (s *Service) ingestError(c echo.Context, source string, err error) error {

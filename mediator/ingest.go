@@ -71,17 +71,39 @@ type parsed struct {
 	values   int
 	batches  int
 	opts     *payloadOptions
+	// schemes are the id schemes the request declared, over the source's defaults.
+	schemes transform.IDSchemes
+}
+
+// identity is what, besides the source and the body, makes two requests the same payload:
+// the import strategy and the id schemes (a corrected idScheme or a DELETE of the same body
+// is another payload), and the CSV reading options. It is hashed into the transaction id.
+func (p *parsed) identity(q map[string][]string) string {
+	sc := p.schemes
+	return strings.Join([]string{
+		"strategy=" + p.opts.strategy,
+		"schemes=" + string(sc.IDScheme) + "," + string(sc.DataElement) + "," + string(sc.OrgUnit) + "," +
+			string(sc.CategoryOptionCombo) + "," + string(sc.AttributeOptionCombo) + "," + string(sc.DataSet) + "," +
+			string(sc.Category) + "," + string(sc.CategoryOption),
+		"csv=" + first(q, "firstRowIsHeader") + "," + first(q, "dataSet"),
+	}, ";")
 }
 
 // readPayload reads, decompresses, parses and validates a request body, handing each batch
 // to emit (which must not keep it). It fails with a *requestError naming every problem.
-func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) error) (*parsed, error) {
+// onOptions, when not nil, receives the payload's options before the first batch is
+// emitted; a payload's header may still change them while it is read (as DHIS2 lets it).
+func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
 	src := req.Source
-	p := &parsed{received: s.now().UTC(), digest: sha256.New(),
-		opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true", delete: isDeleteStrategy(first(req.Query, "importStrategy"))}}
+	p := &parsed{received: s.now().UTC(), digest: sha256.New(), opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true"}}
+	p.opts.setStrategy(first(req.Query, "importStrategy"))
 	schemes, err := schemesFromQuery(req.Query, src.IDSchemes)
 	if err != nil {
 		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: err.Error()}
+	}
+	p.schemes = schemes
+	if onOptions != nil {
+		onOptions(p.opts)
 	}
 
 	body := &limitedReader{r: req.Body, n: int64(s.cfg.HTTP.MaxBodyBytes)}
@@ -136,19 +158,25 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	sp := newSpool(spoolMemory)
 	defer sp.close()
 	var enc []byte
+	var opts *payloadOptions
 	p, err := s.readPayload(req, func(b *transform.Batch) error {
+		b.ImportStrategy = opts.strategy
 		enc = transform.AppendBatch(enc[:0], b)
 		return sp.add(enc)
-	})
+	}, func(o *payloadOptions) { opts = o })
 	if err != nil {
 		return nil, err
 	}
-	received, format, digest := p.received, p.format, p.digest
+	received, format := p.received, p.format
 	if p.opts.dryRun {
 		return &ingestResult{DryRun: true, Tx: &TxRecord{Source: src.Name, Received: received, Format: format,
 			Values: p.values, Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src))}}, nil
 	}
-	txID, existing, err := s.assignTxID(ctx, src.Name, digest, received)
+	// Storing is bounded: a JetStream that cannot confirm (a cluster without quorum) gets
+	// the client a 503 in bounded time rather than a request that hangs.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.HTTP.StoreTimeout.D())
+	defer cancel()
+	txID, existing, err := s.assignTxID(ctx, src.Name, p.digest, p.identity(req.Query), received)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -183,8 +211,12 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 }
 
 func unavailable(err error) error {
-	return &requestError{Status: http.StatusServiceUnavailable, Reason: "unavailable",
-		Msg: "could not store the payload durably, nothing was accepted; retry later: " + err.Error()}
+	msg := "could not store the payload durably; retry later: " + err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "JetStream did not confirm storing the payload within http.store_timeout; retry later " +
+			"(retrying the same request is safe: what was stored is recognised, not stored twice)"
+	}
+	return &requestError{Status: http.StatusServiceUnavailable, Reason: "unavailable", Msg: msg}
 }
 
 // finishParse combines what the parser returned with what the batcher collected, so the
@@ -206,15 +238,18 @@ func finishParse(decodeErr error, b *transform.Batcher) error {
 	return decodeErr
 }
 
-// assignTxID derives the transaction id from the source and the payload's digest, so that a
-// client retrying the same body gets the same transaction. A same body arriving after the
-// duplicate window is a new transaction.
-func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Hash, received time.Time) (string, *TxRecord, error) {
+// assignTxID derives the transaction id from the source, the payload's digest and the
+// request's identity (import options and id schemes), so that a client retrying the same
+// request gets the same transaction while the same body sent with other options is another.
+// A same request arriving after the duplicate window is a new transaction.
+func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Hash, identity string, received time.Time) (string, *TxRecord, error) {
 	sum := digest.Sum(nil)
 	h := sha256.New()
 	h.Write([]byte(source))
 	h.Write([]byte{0})
 	h.Write(sum)
+	h.Write([]byte{0})
+	h.Write([]byte(identity))
 	id := hex.EncodeToString(h.Sum(nil)[:16])
 	old, err := s.txlog.Get(ctx, id)
 	switch {

@@ -31,11 +31,19 @@ func (p retryPolicy) next(attempts int, received, now time.Time, retryAfter time
 	return backoff(max(attempts, 1), p.cfg.InitialDelay.D(), p.cfg.MaxDelay.D()), true
 }
 
-// circuitWait is how long a message that met an open circuit waits before it is offered
-// again: the rest of the cool-down plus a little jitter, so the waiting messages do not
-// all come back at once.
+// circuitWait is how long a message that met an open circuit outside the delivery workers
+// (the mapper, which no circuit gates) waits before it is tried again: the rest of the
+// cool-down plus a little jitter, so the waiting messages do not all come back at once.
 func (p retryPolicy) circuitWait(remaining time.Duration) time.Duration {
 	return remaining + jitter(p.cfg.InitialDelay.D())
+}
+
+// deferred is the delay of a message a delivery worker returns unsent because the circuit
+// opened. It is short on purpose: the circuit, not the message's delay, keeps the workers
+// from fetching while the target is away, and a short delay lets the message go out as
+// soon as the circuit closes (a probe noticed the target answering again).
+func (p retryPolicy) deferred() time.Duration {
+	return backoff(1, p.cfg.InitialDelay.D(), p.cfg.MaxDelay.D())
 }
 
 // retryDelay is the delay of a retry that no target's policy governs (storing a dead letter

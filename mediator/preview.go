@@ -74,7 +74,7 @@ func (s *Service) handlePreview(c echo.Context) error {
 		cp.Values = slices.Clone(b.Values)
 		batches = append(batches, &cp)
 		return nil
-	})
+	}, nil)
 	if errors.Is(err, errEmitStopped) {
 		return c.JSON(http.StatusRequestEntityTooLarge, apiError{Status: "error",
 			Message: "a preview holds at most " + strconv.Itoa(maxPreviewValues) + " values"})

@@ -1,0 +1,155 @@
+package mediator_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+	"github.com/tally-hmis/tally/mediator"
+)
+
+// A payload's identity is the source, the body and the import options: the same body sent
+// again with ?importStrategy=DELETE, or with a corrected id scheme, is another transaction
+// and is applied; an identical request is recognised; and a repeat of a request whose
+// delivery failed is answered with that failure, not "Import was successful".
+func TestSameBodyWithOtherOptionsIsAnotherTransaction(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startConfigured(t, testConfig{dir: t.TempDir(), targets: []testTarget{{name: "hmis", url: emu.URL}}}, mediator.Options{})
+	body := dvsBody(epiValues("202401", 0)[:8])
+	post := func(query string) (int, map[string]any) {
+		t.Helper()
+		return h.post("/api/dataValueSets"+query, "application/json", "Bearer "+chtToken, body)
+	}
+	reference := func(resp map[string]any) string {
+		t.Helper()
+		r, _ := resp["response"].(map[string]any)
+		id, _ := r["reference"].(string)
+		if id == "" {
+			t.Fatalf("no transaction reference in %v", resp)
+		}
+		return id
+	}
+
+	// Sent first with the wrong id scheme (the values are written in codes), every value
+	// is refused.
+	_, resp := post("?idScheme=UID")
+	wrong := reference(resp)
+	h.waitStatus(wrong, mediator.TxFailed)
+	// Sent again with the scheme corrected: another payload, applied.
+	code, resp := post("?idScheme=CODE")
+	first := reference(resp)
+	if first == wrong {
+		t.Fatalf("the corrected request was taken for the failed one (%s)", wrong)
+	}
+	h.waitStatus(first, mediator.TxDelivered)
+	if code != http.StatusOK || emu.Store().Len() != 8 {
+		t.Fatalf("corrected post: HTTP %d, %d values stored", code, emu.Store().Len())
+	}
+	// The identical request (CODE is also the source's default, so no parameter means the
+	// same): the same transaction, nothing stored twice, and the answer says what became
+	// of it.
+	for _, q := range []string{"?idScheme=CODE", ""} {
+		code, resp = post(q)
+		if id := reference(resp); id != first || code != http.StatusOK ||
+			!strings.Contains(resp["response"].(map[string]any)["description"].(string), "delivered") {
+			t.Fatalf("repeat %q: HTTP %d %v, want transaction %s answered as delivered", q, code, resp, first)
+		}
+	}
+
+	// The same body with importStrategy=DELETE is another payload: it deletes.
+	code, resp = post("?importStrategy=DELETE")
+	del := reference(resp)
+	if del == first || code != http.StatusOK {
+		t.Fatalf("DELETE of the same body: HTTP %d, transaction %s (first %s)", code, del, first)
+	}
+	h.waitStatus(del, mediator.TxDelivered)
+	if n := emu.Store().Len(); n != 0 {
+		t.Fatalf("%d values left after the DELETE", n)
+	}
+
+	// The repeat of the request that failed is answered with its failure.
+	code, resp = post("?idScheme=UID")
+	if code != http.StatusConflict || resp["status"] != "ERROR" || reference(resp) != wrong {
+		t.Fatalf("repeat of a failed request: HTTP %d %v, want 409 ERROR for %s", code, resp, wrong)
+	}
+	if cs, _ := resp["response"].(map[string]any)["conflicts"].([]any); len(cs) == 0 {
+		t.Errorf("the repeat's answer carries no conflicts: %v", resp)
+	}
+
+	// The native endpoint says so too.
+	_, native := h.post("/ingest/cht?idScheme=UID", "application/json", "Bearer "+chtToken, body)
+	if native["status"] != "duplicate" || native["transactionStatus"] != mediator.TxFailed {
+		t.Errorf("native repeat: %v, want duplicate with transactionStatus failed", native)
+	}
+}
+
+// A target that comes back is noticed by a probe (GET /api/system/ping) within
+// delivery.probe_interval, not when the circuit's cool-down runs out. The cool-down here
+// is at least 10 s (retry.initial_delay 5 s × 2² with half jitter) and the target is back
+// after one second, so deliveries resuming within 8 s of its recovery can only be the
+// probe's doing.
+func TestTargetRecoveryIsNoticedByAProbe(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	g := &gate{next: emu.Handler()}
+	front := httptest.NewServer(g)
+	defer front.Close()
+	h := startConfigured(t, testConfig{dir: t.TempDir(), batchSize: 8, targets: []testTarget{{
+		name: "hmis", url: front.URL + emu.BasePath(), concurrency: 2,
+		retry: "{initial_delay: 5s, max_delay: 1m, max_attempts: 100}",
+	}}}, mediator.Options{}, func(y string) string {
+		return strings.Replace(y, "delivery: {", "delivery: {probe_interval: 200ms, ", 1)
+	})
+	id := h.ingest(dvsBody(epiValues("202401", 0))) // 6 batches
+	waitUntil(t, 10*time.Second, "the circuit to open", func() bool {
+		return h.metricValue(t, "tally_delivery_circuit_state", "hmis") == 2
+	})
+	g.open.Store(true)
+	up := time.Now()
+	h.waitStatus(id, mediator.TxDelivered)
+	if d := time.Since(up); d > 8*time.Second {
+		t.Errorf("deliveries resumed %s after the target came back; the probe should have noticed within a second", d)
+	}
+	assertStoredOnce(t, emu, 48)
+}
+
+// An operator can probe now: POST /admin/v1/targets/{name}/probe ends the cool-down of a
+// target that answers, and says when it does not.
+func TestProbeNow(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	g := &gate{next: emu.Handler()}
+	front := httptest.NewServer(g)
+	defer front.Close()
+	h := startConfigured(t, testConfig{dir: t.TempDir(), batchSize: 8, targets: []testTarget{{
+		name: "hmis", url: front.URL + emu.BasePath(), concurrency: 2,
+		retry: "{initial_delay: 5s, max_delay: 1m, max_attempts: 100}",
+	}}}, mediator.Options{}, func(y string) string {
+		return strings.Replace(y, "delivery: {", "delivery: {probe_interval: 10m, ", 1)
+	})
+	id := h.ingest(dvsBody(epiValues("202401", 0)))
+	waitUntil(t, 10*time.Second, "the circuit to open", func() bool {
+		return h.metricValue(t, "tally_delivery_circuit_state", "hmis") == 2
+	})
+	code, res := h.admin("POST", "/admin/v1/targets/hmis/probe", nil)
+	if code != http.StatusOK || res["reachable"] != false || res["circuit"] != "open" || res["error"] == "" {
+		t.Fatalf("probe of a target that is down: HTTP %d %v", code, res)
+	}
+	g.open.Store(true)
+	up := time.Now()
+	code, res = h.admin("POST", "/admin/v1/targets/hmis/probe", nil)
+	if code != http.StatusOK || res["reachable"] != true || res["resumed"] != true {
+		t.Fatalf("probe of a target that is back: HTTP %d %v", code, res)
+	}
+	h.waitStatus(id, mediator.TxDelivered)
+	if d := time.Since(up); d > 8*time.Second {
+		t.Errorf("deliveries resumed %s after the probe", d)
+	}
+	if code, _ := h.admin("POST", "/admin/v1/targets/nowhere/probe", nil); code != http.StatusNotFound {
+		t.Errorf("probe of an unknown target: HTTP %d, want 404", code)
+	}
+}
