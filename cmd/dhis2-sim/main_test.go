@@ -127,3 +127,34 @@ func TestSimNowMovesRelativePeriods(t *testing.T) {
 		t.Error("a malformed --now was accepted")
 	}
 }
+
+func post(t *testing.T, url, user, pass, contentType, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// A test that drives a dhis2-sim process reads the receive counts over /__sim/received.
+func TestSimReceivedCounts(t *testing.T) {
+	addr, _ := startSim(t)
+	body := `{"dataValues":[{"dataElement":"MAL_TREATED","period":"202401","orgUnit":"KL_N_F1","attributeOptionCombo":"GOV","value":"5"}]}`
+	for range 2 {
+		if code, b := post(t, "http://"+addr+"/api/dataValueSets?idScheme=CODE", dhis2test.SampleUser, dhis2test.SamplePassword, "application/json", body); code != 200 && code != 409 {
+			t.Fatalf("import: %d %s", code, b)
+		}
+	}
+	code, got := get(t, "http://"+addr+"/__sim/received?duplicates=true", "", "")
+	if code != 200 || !strings.Contains(got, `"keys":1,"total":2,"maxPerKey":2`) || !strings.Contains(got, `"period":"202401"`) {
+		t.Errorf("%d %s", code, got)
+	}
+}

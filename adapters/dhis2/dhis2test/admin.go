@@ -19,7 +19,10 @@ import (
 //	GET    /__sim/requests      recorded API requests
 //	DELETE /__sim/requests      forget them
 //	GET    /__sim/store         stored values (including soft-deleted rows)
-//	DELETE /__sim/store         empty the store
+//	DELETE /__sim/store         empty the store (values, history, receive counts)
+//	GET    /__sim/received      receive counts per data value key (ReceivedReport);
+//	                            ?duplicates=true lists only keys received more than once
+//	DELETE /__sim/received      reset the receive counts
 //	POST   /__sim/jobs/run      run async jobs held by WithHeldJobs / --hold-jobs
 //	GET    /__sim/health        "ok"
 //
@@ -86,6 +89,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case path == "/store" && r.Method == http.MethodDelete:
 		s.store.Reset()
 		w.WriteHeader(http.StatusNoContent)
+	case path == "/received":
+		s.serveReceived(w, r, writeJSON)
 	case path == "/jobs/run" && r.Method == http.MethodPost:
 		writeJSON(http.StatusOK, map[string]int{"ran": s.RunPendingJobs()})
 	default:

@@ -56,8 +56,10 @@
 // # Inspection
 //
 // Store exposes every stored value (keyed by UIDs, soft deletes kept) with
-// its write history; Requests records every API request; ImportRequests
-// counts imports.
+// its write history, and how many times each key was received in an import
+// (Received, ReceivedCounts; also GET /__sim/received), which catches
+// duplicate deliveries that DHIS2 answers "ignored". Requests records every
+// API request; ImportRequests counts imports.
 //
 // # Faults
 //

@@ -1,6 +1,7 @@
 package dhis2test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -320,6 +321,7 @@ func (imp *importer) classicValue(rv rawValue, ds *DataSet, outerOU, outerAOC st
 			return
 		}
 	}
+	imp.receive(Key{de.ID, pe.ID, ou, cmp.Or(coc, m.defaultCOC()), cmp.Or(aoc, m.defaultCOC())})
 	// E7617 user hierarchy
 	if len(user.OrgUnits) > 0 && !m.isDescendant(ou, user.OrgUnits) {
 		skip(newConflict("E7617", "orgUnit", i, orderedMap{{"organisationUnit", rv.orgUnit}, {"user", user.ID}}, rv.orgUnit, user.ID),

@@ -79,6 +79,9 @@ func (imp *importer) runPipeline() {
 		default:
 			pv.aoc = m.find(kindCOC, imp.sch.aoc, rv.aoc)
 		}
+		if pv.de != nil && pv.peOK && pv.ou != "" && pv.coc != "" && pv.aoc != "" {
+			imp.receive(Key{pv.de.ID, pv.pe.ID, pv.ou, pv.coc, pv.aoc})
+		}
 		pvs[i] = pv
 	}
 
