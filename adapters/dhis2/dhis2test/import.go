@@ -282,7 +282,7 @@ func (imp *importer) classicValue(rv rawValue, ds *DataSet, outerOU, outerAOC st
 		return
 	}
 	// E7611 period
-	pe, ok := parsePeriod(strings.TrimSpace(rv.period))
+	pe, ok := imp.v.parsePeriod(strings.TrimSpace(rv.period))
 	if !ok {
 		skip(newConflict("E7611", "period", i, orderedMap{{"period", rv.period}}, rv.period),
 			rv.period, "Period not valid")
@@ -624,7 +624,7 @@ func (imp *importer) complete(ds *DataSet, outerOU string) {
 			date = t.Format("2006-01-02")
 		}
 	}
-	pe, ok := parsePeriod(strings.TrimSpace(imp.p.period))
+	pe, ok := imp.v.parsePeriod(strings.TrimSpace(imp.p.period))
 	if outerOU == "" {
 		imp.sum.add(adxConflict("OrganisationUnit", "Must be provided to complete data set"))
 		return

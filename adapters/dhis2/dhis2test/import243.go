@@ -61,7 +61,7 @@ func (imp *importer) runPipeline() {
 		if uid := m.find(kindDataElement, imp.sch.dataElement, rv.dataElement); uid != "" {
 			pv.de = m.idx.de[uid]
 		}
-		pv.pe, pv.peOK = parsePeriod(strings.TrimSpace(rv.period))
+		pv.pe, pv.peOK = imp.v.parsePeriod(strings.TrimSpace(rv.period))
 		pv.ou = m.find(kindOrgUnit, imp.sch.orgUnit, rv.orgUnit)
 		switch {
 		case rv.cocUID != "":
@@ -385,7 +385,7 @@ func (imp *importer) deletionScope(d *deletionScope) ([]Key, *conflict) {
 		ous = append(ous, uid)
 	}
 	for _, ref := range d.Periods {
-		pe, ok := parsePeriod(ref)
+		pe, ok := imp.v.parsePeriod(ref)
 		if !ok {
 			return nil, imp.pipelineConflict("E8034", -1, "period", ref)
 		}

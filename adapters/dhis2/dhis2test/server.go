@@ -152,6 +152,9 @@ func New(opts ...Option) (*Server, error) {
 	if c.meta == nil {
 		c.meta = SampleMetadata()
 	}
+	if err := c.version.checkPeriodTypes(c.meta); err != nil {
+		return nil, err
+	}
 	s := &Server{version: c.version, basePath: c.basePath, clock: c.clock, logger: c.logger, tb: c.tb,
 		meta: c.meta, store: newStore(c.noop), closing: make(chan struct{})}
 	s.faults = newFaults()
@@ -244,6 +247,9 @@ func (s *Server) UpdateMetadata(fn func(m *Metadata) error) error {
 		return fmt.Errorf("dhis2test: update metadata: %w", err)
 	}
 	if err := next.reindex(); err != nil {
+		return fmt.Errorf("dhis2test: update metadata: %w", err)
+	}
+	if err := s.version.checkPeriodTypes(next); err != nil {
 		return fmt.Errorf("dhis2test: update metadata: %w", err)
 	}
 	s.meta = next
