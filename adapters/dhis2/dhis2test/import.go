@@ -474,23 +474,14 @@ func (imp *importer) classicValue(rv rawValue, ds *DataSet, outerOU, outerAOC st
 			return
 		}
 	}
-	// E7640 / E7641 data set expiry and open future periods
-	approval := ds
-	if approval == nil && len(deSets) > 0 {
-		approval = deSets[0]
-	}
-	if approval != nil && !o.force {
-		if approval.ExpiryDays > 0 && !user.HasAuthority("F_EDIT_EXPIRED") &&
-			imp.now.After(pe.End.AddDate(0, 0, approval.ExpiryDays)) {
-			skip(newConflict("E7640", "period", i, orderedMap{{"period", rv.period}, {"dataSet", approval.ID}}, rv.period, approval.ID),
-				rv.period, "Current date is past expiry days for period "+pe.ID+" and data set: "+approval.ID)
-			return
+	// E7640–E7644 locked and closed periods (locks.go)
+	if cs := imp.lockConflicts(rv, ds, de, pe, ou, aoc); len(cs) > 0 {
+		for _, c := range cs {
+			sum.add(c)
 		}
-		if latest, ok := imp.latestOpenFuturePeriod(deSets); ok && pe.Start.After(latest.End) {
-			skip(newConflict("E7641", "period", i, orderedMap{{"period", rv.period}, {"dataElement", rv.dataElement}}, rv.period, rv.dataElement, latest.ID),
-				rv.period, "Period: "+pe.ID+" is after latest open future period: "+latest.ID+" for data element: "+de.ID)
-			return
-		}
+		sum.count.ignored++
+		sum.reject(i)
+		return
 	}
 
 	imp.writeClassic(classicValue{raw: rv, de: de, pe: pe, ou: ou, coc: coc, aoc: aoc, value: value}, comment, deleted)

@@ -78,10 +78,13 @@ type Store struct {
 	noop     bool
 	accepted int64
 	recv     *receiveLog
+	// approvals: data set, period, org unit, AOC (UIDs); locks.go
+	approvals map[[4]string]bool
 }
 
 func newStore(noop bool) *Store {
-	return &Store{values: map[Key]*storedValue{}, regs: map[[4]string]Registration{}, noop: noop, recv: newReceiveLog()}
+	return &Store{values: map[Key]*storedValue{}, regs: map[[4]string]Registration{}, noop: noop, recv: newReceiveLog(),
+		approvals: map[[4]string]bool{}}
 }
 
 func (s *Store) get(k Key) (Value, bool) {
@@ -183,6 +186,7 @@ func (s *Store) Reset() {
 	s.mu.Lock()
 	s.values = map[Key]*storedValue{}
 	s.regs = map[[4]string]Registration{}
+	s.approvals = map[[4]string]bool{}
 	s.accepted = 0
 	s.mu.Unlock()
 	s.ResetReceived()
