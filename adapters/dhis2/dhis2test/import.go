@@ -522,26 +522,25 @@ func (imp *importer) writeClassic(cv classicValue, comment string, deleted bool)
 		storedBy = imp.req.user.Username
 	}
 
-	switch imp.strategy {
-	case "DELETE":
-		if live {
-			imp.del(key, existing)
-			sum.count.deleted++
-		} else {
-			sum.count.ignored++
-		}
+	// DefaultDataValueSetService.importDataValue (2.38–2.42): an insignificant
+	// zero is skipped (counted nowhere) when there is no row at all or the
+	// strategy is CREATE; a soft-deleted row still counts as existing.
+	if zero && (!exists || imp.strategy == "CREATE") {
 		return
-	case "UPDATE":
-		if !live {
-			sum.count.ignored++
-			return
-		}
-	case "CREATE":
-		if live {
-			sum.count.ignored++
-			sum.reject(cv.raw.index)
-			return
-		}
+	}
+	switch {
+	case live && imp.strategy == "CREATE": // never overwrite
+		sum.count.ignored++
+		sum.reject(cv.raw.index)
+		return
+	case live && imp.strategy == "DELETE":
+		imp.del(key, existing)
+		sum.count.deleted++
+		return
+	case !live && (imp.strategy == "UPDATE" || imp.strategy == "DELETE"): // never create
+		sum.count.ignored++
+		sum.reject(cv.raw.index)
+		return
 	}
 
 	if live { // update path (CREATE_AND_UPDATE or UPDATE)
@@ -560,10 +559,7 @@ func (imp *importer) writeClassic(cv classicValue, comment string, deleted bool)
 		return
 	}
 
-	// create path (no value, or a soft-deleted row)
-	if zero {
-		return // dropped silently, counted nowhere (§1.4)
-	}
+	// create path (no row, or a soft-deleted row)
 	if cv.value == "" && !deleted {
 		sum.count.ignored++
 		return
