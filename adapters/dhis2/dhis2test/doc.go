@@ -29,7 +29,8 @@
 //     (E76xx conflicts) and the 2.43+ data entry pipeline (E80xx/E81xx,
 //     "updated" counting, deletion scope, atomic).
 //   - GET /api/system/tasks/{type}/{id}, /api/system/taskSummaries/{type}/{id}
-//   - GET /api/system/info, GET /api/me, GET /api/ping
+//   - GET /api/system/info, GET /api/me, GET /api/ping (200, empty body, no
+//     authentication), GET /api/system/ping ("pong", authenticated)
 //   - GET /api/dataValueSets(.json|.xml|.csv): the export, with DHIS2's
 //     parameters, output and input id schemes and E20xx errors.
 //   - GET /api/analytics/dataValueSet(.json|.xml|.csv) over a fact table
