@@ -62,6 +62,13 @@
 // duplicate deliveries that DHIS2 answers "ignored". Requests records every
 // API request; ImportRequests counts imports.
 //
+// # Conformance
+//
+// Subpackage conformance holds the shared conformance table (fixtures of
+// shared/conformance with their metadata and DHIS2's expected outcomes);
+// TestConformance runs it against this emulator, and Tally runs it through
+// its own ingest.
+//
 // # Faults
 //
 // Faults injects latency, connection resets, 5xx, 429 with Retry-After,

@@ -57,7 +57,7 @@ func TestReceivedCountsRejectedAndReset(t *testing.T) {
 	k := mustKey(t, srv, "MAL_TREATED", "202401", "KL_S_F1", "", "GOV")
 	r := postJSON(t, srv, "?idScheme=CODE", `{"dataValues":[{"dataElement":"MAL_TREATED","period":"202401","orgUnit":"KL_S_F1","attributeOptionCombo":"GOV","value":"3"}]}`,
 		withBasic(SampleDistrictUser, SampleDistrictPassword))
-	if occurrences(summaryOf(t, r), "E7617") != 1 {
+	if cs := conflictsOf(summaryOf(t, r)); len(cs) != 1 || cs[0]["errorCode"] != "E7617" {
 		t.Fatalf("want E7617: %s", r.raw)
 	}
 	if srv.Store().Received(k) != 1 {
