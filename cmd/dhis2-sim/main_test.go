@@ -158,3 +158,20 @@ func TestSimReceivedCounts(t *testing.T) {
 		t.Errorf("%d %s", code, got)
 	}
 }
+
+// --capacity turns capacity mode on with the flags' settings; /__sim/capacity reports them
+// and counts the imports served.
+func TestSimCapacity(t *testing.T) {
+	addr, _ := startSim(t, "--capacity", "--capacity-max-concurrent", "3", "--capacity-max-queue", "-1",
+		"--capacity-per-request", "1ms", "--capacity-per-value", "0", "--capacity-queue-timeout", "2s")
+	body := `{"dataValues":[{"dataElement":"MAL_TREATED","period":"202401","orgUnit":"KL_N_F1","attributeOptionCombo":"GOV","value":"5"}]}`
+	if code, b := post(t, "http://"+addr+"/api/dataValueSets?idScheme=CODE", dhis2test.SampleUser, dhis2test.SamplePassword, "application/json", body); code != 200 {
+		t.Fatalf("import: %d %s", code, b)
+	}
+	code, got := get(t, "http://"+addr+"/__sim/capacity", "", "")
+	for _, want := range []string{`"enabled":true`, `"maxConcurrent":3`, `"maxQueue":0`, `"perRequest":1000000`, `"perValue":0`, `"queueTimeout":2000000000`, `"served":1`, `"values":1`} {
+		if code != 200 || !strings.Contains(got, want) {
+			t.Errorf("%d %s lacks %s", code, got, want)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 //	GET    /__sim/received      receive counts per data value key (ReceivedReport);
 //	                            ?duplicates=true lists only keys received more than once
 //	DELETE /__sim/received      reset the receive counts
+//	GET    /__sim/capacity      capacity mode: config, in-flight/queued imports, totals (CapacityStats)
 //	GET    /__sim/approvals     approvals (Approval JSON list, UIDs)
 //	POST   /__sim/approvals     approve {"dataSet","period","orgUnit","attributeOptionCombo"} (UIDs or codes)
 //	DELETE /__sim/approvals     remove the approval in the body, or all of them without a body
@@ -92,6 +93,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case path == "/store" && r.Method == http.MethodDelete:
 		s.store.Reset()
 		w.WriteHeader(http.StatusNoContent)
+	case path == "/capacity" && r.Method == http.MethodGet:
+		writeJSON(http.StatusOK, s.CapacityStats())
 	case path == "/approvals":
 		s.serveApprovals(w, r, writeJSON)
 	case path == "/received":

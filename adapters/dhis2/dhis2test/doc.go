@@ -80,6 +80,13 @@
 // same is available over HTTP at /__sim/faults (see admin.go) for
 // cmd/dhis2-sim.
 //
+// # Capacity
+//
+// WithCapacity makes imports cost time and compete for a bounded number of
+// slots with a bounded queue (503 beyond it), like a DHIS2 behind a servlet
+// thread pool; CapacityStats and /__sim/capacity report in-flight and
+// queued imports and totals. See capacity.go for the defaults' sources.
+//
 // # Base path
 //
 // NewServer mounts DHIS2 under DefaultBasePath ("/dhis"): Server.URL is

@@ -36,6 +36,7 @@ type config struct {
 	logger   *slog.Logger
 	tb       testing.TB
 	holdJobs bool
+	capacity *Capacity
 }
 
 // WithVersion selects the DHIS2 version whose wire behaviour is emulated
@@ -137,6 +138,7 @@ type Server struct {
 	closeOne sync.Once
 	reqSeq   atomic.Int64
 	imports  atomic.Int64
+	gate     *gate // capacity mode; nil when off
 }
 
 // New builds a server without starting a listener (see Handler). The
@@ -156,7 +158,7 @@ func New(opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{version: c.version, basePath: c.basePath, clock: c.clock, logger: c.logger, tb: c.tb,
-		meta: c.meta, store: newStore(c.noop), closing: make(chan struct{})}
+		meta: c.meta, store: newStore(c.noop), closing: make(chan struct{}), gate: newGate(c.capacity)}
 	s.faults = newFaults()
 	s.jobs = newJobRegistry(c.holdJobs)
 	s.reqlog = &requestLog{}
