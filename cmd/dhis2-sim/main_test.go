@@ -60,7 +60,17 @@ func startSim(t *testing.T, args ...string) (string, *syncBuffer) {
 
 func get(t *testing.T, url, user, pass string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return send(t, http.MethodGet, url, user, pass, "", "")
+}
+
+// send makes one request straight through the transport (no client
+// defaults) and returns the status and body.
+func send(t *testing.T, method, url, user, pass, contentType, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
@@ -130,18 +140,7 @@ func TestSimNowMovesRelativePeriods(t *testing.T) {
 
 func post(t *testing.T, url, user, pass, contentType, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	res, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return send(t, http.MethodPost, url, user, pass, contentType, body)
 }
 
 // A test that drives a dhis2-sim process reads the receive counts over /__sim/received.
