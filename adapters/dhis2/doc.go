@@ -107,4 +107,10 @@
 //	409 with an error code (E7117, E2001...)                  permanent, Error.Code set
 //
 // A 409 when starting analytics tables is transient (another run holds the job type).
+//
+// # Liveness
+//
+// Client.Ping reads GET /api/system/ping ("pong", behind authentication), classified like
+// an import: a cheap probe for a target whose circuit is open, which also tells whether the
+// credentials still work (ErrUnauthorized).
 package dhis2

@@ -3,6 +3,8 @@
 // and docker-compose.
 //
 //	dhis2-sim [--metadata FILE] [--addr HOST:PORT] [--version 2.40] [--base-path /dhis] [--hold-jobs]
+//	          [--capacity [--capacity-max-concurrent N] [--capacity-max-queue N] [--capacity-per-request D]
+//	           [--capacity-per-value D] [--capacity-queue-timeout D]]
 //
 // Without --metadata it serves the bundled Kalima sample. The API is at
 // http://HOST:PORT<base-path>/api/...; the emulator's admin API (faults,
@@ -59,6 +61,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	basePath := fs.String("base-path", "", "context `path` DHIS2 is mounted under, e.g. /dhis (default: none)")
 	holdJobs := fs.Bool("hold-jobs", false, "queue async imports until POST /__sim/jobs/run")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	capacity := fs.Bool("capacity", false, "capacity mode: imports cost time, run at most --capacity-max-concurrent at once, queue up to --capacity-max-queue, then 503")
+	capConcurrent := fs.Int("capacity-max-concurrent", dhis2test.DefaultCapacityMaxConcurrent, "capacity mode: imports at once (Tomcat maxThreads default)")
+	capQueue := fs.Int("capacity-max-queue", dhis2test.DefaultCapacityMaxQueue, "capacity mode: imports waiting for a slot before 503 (Tomcat acceptCount default; -1: none)")
+	capPerRequest := fs.Duration("capacity-per-request", dhis2test.DefaultCapacityPerRequest, "capacity mode: fixed cost of an import (an assumption; measure your DHIS2)")
+	capPerValue := fs.Duration("capacity-per-value", dhis2test.DefaultCapacityPerValue, "capacity mode: cost per data value (an assumption; measure your DHIS2)")
+	capQueueTimeout := fs.Duration("capacity-queue-timeout", 0, "capacity mode: longest wait for a slot before 503 (0: as long as the client waits)")
 	now := fs.String("now", "", "pretend today is this `date` (yyyy-mm-dd), which relative periods resolve against; the sample's analytics facts are for 2024, so --now 2025-01-15 makes LAST_12_MONTHS find them")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: dhis2-sim [flags]\n\nRuns a DHIS2 emulator.\n\nFlags:\n")
@@ -86,6 +94,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		}
 		opts = append(opts, dhis2test.WithMetadata(m))
 		source = *metadata
+	}
+	if *capacity {
+		opts = append(opts, dhis2test.WithCapacity(dhis2test.Capacity{PerRequest: orNone(*capPerRequest), PerValue: orNone(*capPerValue),
+			MaxConcurrent: *capConcurrent, MaxQueue: *capQueue, QueueTimeout: *capQueueTimeout}))
 	}
 	if *holdJobs {
 		opts = append(opts, dhis2test.WithHeldJobs())
@@ -118,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		fmt.Fprintf(stdout, "  Basic auth:  %s / %s\n  API token:   %s (V2: %s)\n",
 			dhis2test.SampleUser, dhis2test.SamplePassword, dhis2test.SampleToken, dhis2test.SampleTokenV2)
 	}
-	fmt.Fprintf(stdout, "  Admin API:   http://%s/__sim/ (faults, requests, store)\n", ln.Addr())
+	fmt.Fprintf(stdout, "  Admin API:   http://%s/__sim/ (faults, requests, store, received, approvals, capacity)\n", ln.Addr())
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -138,4 +150,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	logger.Info("dhis2-sim stopped")
 	return nil
+}
+
+// orNone turns an explicit zero cost into "no cost" (WithCapacity reads a
+// zero as "default" and a negative value as zero).
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -60,7 +60,17 @@ func startSim(t *testing.T, args ...string) (string, *syncBuffer) {
 
 func get(t *testing.T, url, user, pass string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return send(t, http.MethodGet, url, user, pass, "", "")
+}
+
+// send makes one request straight through the transport (no client
+// defaults) and returns the status and body.
+func send(t *testing.T, method, url, user, pass, contentType, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
@@ -125,5 +135,42 @@ func TestSimNowMovesRelativePeriods(t *testing.T) {
 	var out, errs bytes.Buffer
 	if err := run(context.Background(), []string{"--now", "15/01/2025"}, &out, &errs, nil); err == nil {
 		t.Error("a malformed --now was accepted")
+	}
+}
+
+func post(t *testing.T, url, user, pass, contentType, body string) (int, string) {
+	t.Helper()
+	return send(t, http.MethodPost, url, user, pass, contentType, body)
+}
+
+// A test that drives a dhis2-sim process reads the receive counts over /__sim/received.
+func TestSimReceivedCounts(t *testing.T) {
+	addr, _ := startSim(t)
+	body := `{"dataValues":[{"dataElement":"MAL_TREATED","period":"202401","orgUnit":"KL_N_F1","attributeOptionCombo":"GOV","value":"5"}]}`
+	for range 2 {
+		if code, b := post(t, "http://"+addr+"/api/dataValueSets?idScheme=CODE", dhis2test.SampleUser, dhis2test.SamplePassword, "application/json", body); code != 200 && code != 409 {
+			t.Fatalf("import: %d %s", code, b)
+		}
+	}
+	code, got := get(t, "http://"+addr+"/__sim/received?duplicates=true", "", "")
+	if code != 200 || !strings.Contains(got, `"keys":1,"total":2,"maxPerKey":2`) || !strings.Contains(got, `"period":"202401"`) {
+		t.Errorf("%d %s", code, got)
+	}
+}
+
+// --capacity turns capacity mode on with the flags' settings; /__sim/capacity reports them
+// and counts the imports served.
+func TestSimCapacity(t *testing.T) {
+	addr, _ := startSim(t, "--capacity", "--capacity-max-concurrent", "3", "--capacity-max-queue", "-1",
+		"--capacity-per-request", "1ms", "--capacity-per-value", "0", "--capacity-queue-timeout", "2s")
+	body := `{"dataValues":[{"dataElement":"MAL_TREATED","period":"202401","orgUnit":"KL_N_F1","attributeOptionCombo":"GOV","value":"5"}]}`
+	if code, b := post(t, "http://"+addr+"/api/dataValueSets?idScheme=CODE", dhis2test.SampleUser, dhis2test.SamplePassword, "application/json", body); code != 200 {
+		t.Fatalf("import: %d %s", code, b)
+	}
+	code, got := get(t, "http://"+addr+"/__sim/capacity", "", "")
+	for _, want := range []string{`"enabled":true`, `"maxConcurrent":3`, `"maxQueue":0`, `"perRequest":1000000`, `"perValue":0`, `"queueTimeout":2000000000`, `"served":1`, `"values":1`} {
+		if code != 200 || !strings.Contains(got, want) {
+			t.Errorf("%d %s lacks %s", code, got, want)
+		}
 	}
 }

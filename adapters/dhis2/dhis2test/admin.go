@@ -19,7 +19,14 @@ import (
 //	GET    /__sim/requests      recorded API requests
 //	DELETE /__sim/requests      forget them
 //	GET    /__sim/store         stored values (including soft-deleted rows)
-//	DELETE /__sim/store         empty the store
+//	DELETE /__sim/store         empty the store (values, history, receive counts)
+//	GET    /__sim/received      receive counts per data value key (ReceivedReport);
+//	                            ?duplicates=true lists only keys received more than once
+//	DELETE /__sim/received      reset the receive counts
+//	GET    /__sim/capacity      capacity mode: config, in-flight/queued imports, totals (CapacityStats)
+//	GET    /__sim/approvals     approvals (Approval JSON list, UIDs)
+//	POST   /__sim/approvals     approve {"dataSet","period","orgUnit","attributeOptionCombo"} (UIDs or codes)
+//	DELETE /__sim/approvals     remove the approval in the body, or all of them without a body
 //	POST   /__sim/jobs/run      run async jobs held by WithHeldJobs / --hold-jobs
 //	GET    /__sim/health        "ok"
 //
@@ -86,6 +93,12 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case path == "/store" && r.Method == http.MethodDelete:
 		s.store.Reset()
 		w.WriteHeader(http.StatusNoContent)
+	case path == "/capacity" && r.Method == http.MethodGet:
+		writeJSON(http.StatusOK, s.CapacityStats())
+	case path == "/approvals":
+		s.serveApprovals(w, r, writeJSON)
+	case path == "/received":
+		s.serveReceived(w, r, writeJSON)
 	case path == "/jobs/run" && r.Method == http.MethodPost:
 		writeJSON(http.StatusOK, map[string]int{"ran": s.RunPendingJobs()})
 	default:

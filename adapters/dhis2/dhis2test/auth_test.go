@@ -23,7 +23,7 @@ func TestBasicAuth(t *testing.T) {
 		"garbage":        withHeader("Authorization", "Basic !!!"),
 		"bearer":         withHeader("Authorization", "Bearer abc"),
 	} {
-		for _, p := range []string{"/api/dataValueSets", "/api/system/info", "/api/me", "/api/system/tasks/DATAVALUE_IMPORT/x", "/api/nothing/here"} {
+		for _, p := range []string{"/api/dataValueSets", "/api/system/info", "/api/system/ping", "/api/me", "/api/system/tasks/DATAVALUE_IMPORT/x", "/api/nothing/here"} {
 			method := http.MethodGet
 			if p == "/api/dataValueSets" {
 				method = http.MethodPost
@@ -37,8 +37,13 @@ func TestBasicAuth(t *testing.T) {
 	if srv.Store().Len() != 0 || srv.ImportRequests() != 0 {
 		t.Error("unauthenticated request imported data")
 	}
-	if r := do(t, srv, http.MethodGet, "/api/ping", "", nil, noAuth()); r.status != 200 || string(r.raw) != "pong" {
+	// PingController (void, 200) on the security ignore list; SystemController.ping
+	// ("pong", Cache-Control: no-store) behind authentication.
+	if r := do(t, srv, http.MethodGet, "/api/ping", "", nil, noAuth()); r.status != 200 || len(r.raw) != 0 {
 		t.Errorf("ping: %d %s", r.status, r.raw)
+	}
+	if r := do(t, srv, http.MethodGet, "/api/system/ping", "", nil); r.status != 200 || string(r.raw) != "pong" || r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("system/ping: %d %s %v", r.status, r.raw, r.header)
 	}
 	if r := do(t, srv, http.MethodGet, "/api/me", "", nil); r.status != 200 || r.body["username"] != SampleUser {
 		t.Errorf("me: %d %s", r.status, r.raw)

@@ -200,7 +200,7 @@ func (s *Server) importRegistrations(p *registrationsIn, q url.Values, opts impo
 			continue
 		}
 		ds := m.idx.ds[dsUID]
-		pe, ok := parsePeriod(strings.TrimSpace(in.Period))
+		pe, ok := s.version.parsePeriod(strings.TrimSpace(in.Period))
 		if !ok {
 			conflict(in.Period, "Period not valid")
 			continue

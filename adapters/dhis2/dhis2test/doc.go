@@ -29,7 +29,8 @@
 //     (E76xx conflicts) and the 2.43+ data entry pipeline (E80xx/E81xx,
 //     "updated" counting, deletion scope, atomic).
 //   - GET /api/system/tasks/{type}/{id}, /api/system/taskSummaries/{type}/{id}
-//   - GET /api/system/info, GET /api/me, GET /api/ping
+//   - GET /api/system/info, GET /api/me, GET /api/ping (200, empty body, no
+//     authentication), GET /api/system/ping ("pong", authenticated)
 //   - GET /api/dataValueSets(.json|.xml|.csv): the export, with DHIS2's
 //     parameters, output and input id schemes and E20xx errors.
 //   - GET /api/analytics/dataValueSet(.json|.xml|.csv) over a fact table
@@ -56,8 +57,17 @@
 // # Inspection
 //
 // Store exposes every stored value (keyed by UIDs, soft deletes kept) with
-// its write history; Requests records every API request; ImportRequests
-// counts imports.
+// its write history, and how many times each key was received in an import
+// (Received, ReceivedCounts; also GET /__sim/received), which catches
+// duplicate deliveries that DHIS2 answers "ignored". Requests records every
+// API request; ImportRequests counts imports.
+//
+// # Conformance
+//
+// Subpackage conformance holds the shared conformance table (fixtures of
+// shared/conformance with their metadata and DHIS2's expected outcomes);
+// TestConformance runs it against this emulator, and Tally runs it through
+// its own ingest.
 //
 // # Faults
 //
@@ -69,6 +79,13 @@
 // response. Faults apply before authentication, like a proxy would. The
 // same is available over HTTP at /__sim/faults (see admin.go) for
 // cmd/dhis2-sim.
+//
+// # Capacity
+//
+// WithCapacity makes imports cost time and compete for a bounded number of
+// slots with a bounded queue (503 beyond it), like a DHIS2 behind a servlet
+// thread pool; CapacityStats and /__sim/capacity report in-flight and
+// queued imports and totals. See capacity.go for the defaults' sources.
 //
 // # Base path
 //

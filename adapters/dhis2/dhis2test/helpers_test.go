@@ -118,11 +118,16 @@ func intsOf(v any) []int {
 }
 
 // conformanceDir locates shared/conformance next to the module (CI has the
-// same layout); tests skip when it is absent.
+// same layout); tests skip when it is absent, and fail when CI=true like
+// conformance.Dir (which this package's own tests cannot import: it imports
+// dhis2test).
 func conformanceDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join("..", "..", "..", "..", "shared", "conformance")
 	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("conformance fixtures not found at %s", dir)
+		}
 		t.Skipf("conformance fixtures not found at %s", dir)
 	}
 	return dir

@@ -1,6 +1,7 @@
 package dhis2test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -281,7 +282,7 @@ func (imp *importer) classicValue(rv rawValue, ds *DataSet, outerOU, outerAOC st
 		return
 	}
 	// E7611 period
-	pe, ok := parsePeriod(strings.TrimSpace(rv.period))
+	pe, ok := imp.v.parsePeriod(strings.TrimSpace(rv.period))
 	if !ok {
 		skip(newConflict("E7611", "period", i, orderedMap{{"period", rv.period}}, rv.period),
 			rv.period, "Period not valid")
@@ -320,6 +321,7 @@ func (imp *importer) classicValue(rv rawValue, ds *DataSet, outerOU, outerAOC st
 			return
 		}
 	}
+	imp.receive(Key{de.ID, pe.ID, ou, cmp.Or(coc, m.defaultCOC()), cmp.Or(aoc, m.defaultCOC())})
 	// E7617 user hierarchy
 	if len(user.OrgUnits) > 0 && !m.isDescendant(ou, user.OrgUnits) {
 		skip(newConflict("E7617", "orgUnit", i, orderedMap{{"organisationUnit", rv.orgUnit}, {"user", user.ID}}, rv.orgUnit, user.ID),
@@ -472,23 +474,14 @@ func (imp *importer) classicValue(rv rawValue, ds *DataSet, outerOU, outerAOC st
 			return
 		}
 	}
-	// E7640 / E7641 data set expiry and open future periods
-	approval := ds
-	if approval == nil && len(deSets) > 0 {
-		approval = deSets[0]
-	}
-	if approval != nil && !o.force {
-		if approval.ExpiryDays > 0 && !user.HasAuthority("F_EDIT_EXPIRED") &&
-			imp.now.After(pe.End.AddDate(0, 0, approval.ExpiryDays)) {
-			skip(newConflict("E7640", "period", i, orderedMap{{"period", rv.period}, {"dataSet", approval.ID}}, rv.period, approval.ID),
-				rv.period, "Current date is past expiry days for period "+pe.ID+" and data set: "+approval.ID)
-			return
+	// E7640–E7644 locked and closed periods (locks.go)
+	if cs := imp.lockConflicts(rv, ds, de, pe, ou, aoc); len(cs) > 0 {
+		for _, c := range cs {
+			sum.add(c)
 		}
-		if latest, ok := imp.latestOpenFuturePeriod(deSets); ok && pe.Start.After(latest.End) {
-			skip(newConflict("E7641", "period", i, orderedMap{{"period", rv.period}, {"dataElement", rv.dataElement}}, rv.period, rv.dataElement, latest.ID),
-				rv.period, "Period: "+pe.ID+" is after latest open future period: "+latest.ID+" for data element: "+de.ID)
-			return
-		}
+		sum.count.ignored++
+		sum.reject(i)
+		return
 	}
 
 	imp.writeClassic(classicValue{raw: rv, de: de, pe: pe, ou: ou, coc: coc, aoc: aoc, value: value}, comment, deleted)
@@ -529,26 +522,25 @@ func (imp *importer) writeClassic(cv classicValue, comment string, deleted bool)
 		storedBy = imp.req.user.Username
 	}
 
-	switch imp.strategy {
-	case "DELETE":
-		if live {
-			imp.del(key, existing)
-			sum.count.deleted++
-		} else {
-			sum.count.ignored++
-		}
+	// DefaultDataValueSetService.importDataValue (2.38–2.42): an insignificant
+	// zero is skipped (counted nowhere) when there is no row at all or the
+	// strategy is CREATE; a soft-deleted row still counts as existing.
+	if zero && (!exists || imp.strategy == "CREATE") {
 		return
-	case "UPDATE":
-		if !live {
-			sum.count.ignored++
-			return
-		}
-	case "CREATE":
-		if live {
-			sum.count.ignored++
-			sum.reject(cv.raw.index)
-			return
-		}
+	}
+	switch {
+	case live && imp.strategy == "CREATE": // never overwrite
+		sum.count.ignored++
+		sum.reject(cv.raw.index)
+		return
+	case live && imp.strategy == "DELETE":
+		imp.del(key, existing)
+		sum.count.deleted++
+		return
+	case !live && (imp.strategy == "UPDATE" || imp.strategy == "DELETE"): // never create
+		sum.count.ignored++
+		sum.reject(cv.raw.index)
+		return
 	}
 
 	if live { // update path (CREATE_AND_UPDATE or UPDATE)
@@ -567,10 +559,7 @@ func (imp *importer) writeClassic(cv classicValue, comment string, deleted bool)
 		return
 	}
 
-	// create path (no value, or a soft-deleted row)
-	if zero {
-		return // dropped silently, counted nowhere (§1.4)
-	}
+	// create path (no row, or a soft-deleted row)
 	if cv.value == "" && !deleted {
 		sum.count.ignored++
 		return
@@ -622,7 +611,7 @@ func (imp *importer) complete(ds *DataSet, outerOU string) {
 			date = t.Format("2006-01-02")
 		}
 	}
-	pe, ok := parsePeriod(strings.TrimSpace(imp.p.period))
+	pe, ok := imp.v.parsePeriod(strings.TrimSpace(imp.p.period))
 	if outerOU == "" {
 		imp.sum.add(adxConflict("OrganisationUnit", "Must be provided to complete data set"))
 		return

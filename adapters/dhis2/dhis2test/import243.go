@@ -61,7 +61,7 @@ func (imp *importer) runPipeline() {
 		if uid := m.find(kindDataElement, imp.sch.dataElement, rv.dataElement); uid != "" {
 			pv.de = m.idx.de[uid]
 		}
-		pv.pe, pv.peOK = parsePeriod(strings.TrimSpace(rv.period))
+		pv.pe, pv.peOK = imp.v.parsePeriod(strings.TrimSpace(rv.period))
 		pv.ou = m.find(kindOrgUnit, imp.sch.orgUnit, rv.orgUnit)
 		switch {
 		case rv.cocUID != "":
@@ -78,6 +78,9 @@ func (imp *importer) runPipeline() {
 			pv.aoc = DefaultCategoryOptionComboUID
 		default:
 			pv.aoc = m.find(kindCOC, imp.sch.aoc, rv.aoc)
+		}
+		if pv.de != nil && pv.peOK && pv.ou != "" && pv.coc != "" && pv.aoc != "" {
+			imp.receive(Key{pv.de.ID, pv.pe.ID, pv.ou, pv.coc, pv.aoc})
 		}
 		pvs[i] = pv
 	}
@@ -382,7 +385,7 @@ func (imp *importer) deletionScope(d *deletionScope) ([]Key, *conflict) {
 		ous = append(ous, uid)
 	}
 	for _, ref := range d.Periods {
-		pe, ok := parsePeriod(ref)
+		pe, ok := imp.v.parsePeriod(ref)
 		if !ok {
 			return nil, imp.pipelineConflict("E8034", -1, "period", ref)
 		}

@@ -55,6 +55,13 @@ func (s *Server) handlePostDataValueSets(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	s.imports.Add(1)
+	// Capacity mode: take a slot (or answer 503); release spends the import's
+	// cost before the answer is written, and frees the slot on every path.
+	release, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	defer release(0)
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, "Could not read request body: "+err.Error())
@@ -74,6 +81,7 @@ func (s *Server) handlePostDataValueSets(w http.ResponseWriter, r *http.Request)
 		s.store.acceptUnchecked(n)
 		sum = newSummary(opts)
 		sum.count.imported = n
+		release(n)
 		s.writeSummary(w, r, c, sum)
 		return
 	}
@@ -84,6 +92,7 @@ func (s *Server) handlePostDataValueSets(w http.ResponseWriter, r *http.Request)
 	} else {
 		sum = s.runImport(r.Context(), req)
 	}
+	release(valuesOf(sum))
 	s.logger.InfoContext(r.Context(), "dataValueSets import", "request", c.id, "format", format,
 		"status", sum.status, "imported", sum.count.imported, "updated", sum.count.updated,
 		"ignored", sum.count.ignored, "deleted", sum.count.deleted)

@@ -127,16 +127,19 @@ type DataElement struct {
 
 // DataSet is an aggregate data set. CategoryCombo is its attribute combo.
 type DataSet struct {
-	ID                string          `json:"id" yaml:"id"`
-	Code              string          `json:"code,omitempty" yaml:"code,omitempty"`
-	Name              string          `json:"name" yaml:"name"`
-	PeriodType        string          `json:"periodType" yaml:"periodType"`
-	CategoryCombo     string          `json:"categoryCombo,omitempty" yaml:"categoryCombo,omitempty"`
-	DataElements      []string        `json:"dataElements" yaml:"dataElements"`
-	OrgUnits          []string        `json:"organisationUnits,omitempty" yaml:"organisationUnits,omitempty"`
-	ExpiryDays        int             `json:"expiryDays,omitempty" yaml:"expiryDays,omitempty"`
-	OpenFuturePeriods int             `json:"openFuturePeriods,omitempty" yaml:"openFuturePeriods,omitempty"`
-	AttributeValues   AttributeValues `json:"attributeValues,omitempty" yaml:"attributeValues,omitempty"`
+	ID                string   `json:"id" yaml:"id"`
+	Code              string   `json:"code,omitempty" yaml:"code,omitempty"`
+	Name              string   `json:"name" yaml:"name"`
+	PeriodType        string   `json:"periodType" yaml:"periodType"`
+	CategoryCombo     string   `json:"categoryCombo,omitempty" yaml:"categoryCombo,omitempty"`
+	DataElements      []string `json:"dataElements" yaml:"dataElements"`
+	OrgUnits          []string `json:"organisationUnits,omitempty" yaml:"organisationUnits,omitempty"`
+	ExpiryDays        int      `json:"expiryDays,omitempty" yaml:"expiryDays,omitempty"`
+	OpenFuturePeriods int      `json:"openFuturePeriods,omitempty" yaml:"openFuturePeriods,omitempty"`
+	// DataInputPeriods, when set, close the data set for every other period
+	// and outside their dates (E7643, E7644; locks.go).
+	DataInputPeriods []DataInputPeriod `json:"dataInputPeriods,omitempty" yaml:"dataInputPeriods,omitempty"`
+	AttributeValues  AttributeValues   `json:"attributeValues,omitempty" yaml:"attributeValues,omitempty"`
 }
 
 // OrgUnit is an organisation unit. Level and Path are computed from Parent
@@ -382,13 +385,14 @@ type metaIndex struct {
 	attr map[string]*Attribute
 
 	// derived
-	dsByDE      map[string][]*DataSet      // de uid → data sets containing it (metadata order)
-	cocByCombo  map[string][]string        // combo uid → COC uids
-	cocByOpts   map[string]string          // combo uid + sorted option uids → COC uid
-	dsOrgUnits  map[string]map[string]bool // ds uid → ou uids
-	optOrgUnits map[string]map[string]bool // option uid → ou uids
-	ouAncestors map[string][]string        // ou uid → path uids (root first, incl. self)
-	tokenUser   map[string]*User           // token key → user
+	dsByDE       map[string][]*DataSet      // de uid → data sets containing it (metadata order)
+	cocByCombo   map[string][]string        // combo uid → COC uids
+	cocByOpts    map[string]string          // combo uid + sorted option uids → COC uid
+	dsOrgUnits   map[string]map[string]bool // ds uid → ou uids
+	optOrgUnits  map[string]map[string]bool // option uid → ou uids
+	ouAncestors  map[string][]string        // ou uid → path uids (root first, incl. self)
+	inputPeriods map[string][]inputPeriod   // ds uid → data input periods
+	tokenUser    map[string]*User           // token key → user
 }
 
 func (ix *metaIndex) add(k kind, i identity) {
@@ -422,7 +426,7 @@ func (m *Metadata) reindex() error {
 		ds: map[string]*DataSet{}, pi: map[string]*ProgramIndicator{}, attr: map[string]*Attribute{},
 		dsByDE: map[string][]*DataSet{}, cocByCombo: map[string][]string{}, cocByOpts: map[string]string{},
 		dsOrgUnits: map[string]map[string]bool{}, optOrgUnits: map[string]map[string]bool{},
-		ouAncestors: map[string][]string{}, tokenUser: map[string]*User{},
+		ouAncestors: map[string][]string{}, tokenUser: map[string]*User{}, inputPeriods: map[string][]inputPeriod{},
 	}
 	for k := range ix.byKind {
 		ix.byKind[k] = map[string]identity{}
@@ -604,6 +608,9 @@ func (m *Metadata) reindex() error {
 			set[d.OrgUnits[i]] = true
 		}
 		ix.dsOrgUnits[d.ID] = set
+		ips, ipErrs := indexInputPeriods(d)
+		ix.inputPeriods[d.ID] = ips
+		errs = append(errs, ipErrs...)
 	}
 	for _, o := range m.OrgUnits {
 		o.Parent = resolve(kindOrgUnit, "organisationUnit", o.ID, o.Parent)

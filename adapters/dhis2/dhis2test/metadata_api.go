@@ -319,7 +319,8 @@ func (pc *projector) dataSets() []orderedMap {
 		}
 		o := identifiable(d.ID, d.Code, d.Name)
 		o = append(o, kv{"periodType", d.PeriodType}, kv{"categoryCombo", ref{"categoryCombos", d.CategoryCombo}},
-			kv{"expiryDays", d.ExpiryDays}, kv{"openFuturePeriods", d.OpenFuturePeriods}, kv{"dataSetElements", dse},
+			kv{"expiryDays", d.ExpiryDays}, kv{"openFuturePeriods", d.OpenFuturePeriods},
+			kv{"dataInputPeriods", dataInputPeriodsJSON(d.DataInputPeriods)}, kv{"dataSetElements", dse},
 			kv{"organisationUnits", refs("organisationUnits", d.OrgUnits)},
 			kv{"attributeValues", attributeValuesOf(d.AttributeValues)})
 		out = append(out, o)
@@ -874,4 +875,21 @@ func (s *Server) handleMetadataObject(res mdResource) http.HandlerFunc {
 		}
 		writeBody(w, r, http.StatusOK, "", pc.project(obj, sel))
 	}
+}
+
+// dataInputPeriodsJSON renders input periods as DHIS2 serves them: the
+// period as {"id": iso} (JacksonPeriodSerializer), dates as
+// yyyy-MM-ddTHH:mm:ss.SSS.
+func dataInputPeriodsJSON(dips []DataInputPeriod) []orderedMap {
+	out := make([]orderedMap, 0, len(dips))
+	for _, d := range dips {
+		o := orderedMap{{"period", orderedMap{{"id", d.Period}}}}
+		for _, f := range []struct{ name, v string }{{"openingDate", d.OpeningDate}, {"closingDate", d.ClosingDate}} {
+			if t, err := parseDateTime(f.v); err == nil {
+				o = append(o, kv{f.name, t.Format("2006-01-02T15:04:05.000")})
+			}
+		}
+		out = append(out, o)
+	}
+	return out
 }

@@ -120,8 +120,8 @@ func TestLoadMetadata(t *testing.T) {
 	if err != nil || m.DataElement("EPI_BCG") == nil {
 		t.Fatalf("json: %v", err)
 	}
-	for _, f := range []string{"m-dvs.yaml", "m-dvs-243.yaml", "m-adx.yaml"} {
-		if _, err := LoadMetadata(filepath.Join("testdata", f)); err != nil {
+	for _, f := range []string{"m-dvs.yaml", "m-dvs-243.yaml", "m-adx.yaml", "m-cht.yaml"} {
+		if _, err := LoadMetadata(filepath.Join("conformance", "metadata", f)); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}

@@ -20,6 +20,9 @@ func treated(period, value string, extra ...string) string {
 
 // spec dhis2.md §1.4 outcome table: every import strategy against an
 // existing value, a missing value and a soft-deleted row (2.38–2.42 engine).
+// Rejected indexes follow DefaultDataValueSetService.importDataValue (2.41+
+// source): CREATE over a live value and UPDATE/DELETE without one are
+// "ignored" and their index is added to rejectedIndexes.
 func TestImportStrategies(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -35,15 +38,18 @@ func TestImportStrategies(t *testing.T) {
 		{"C&U new", "CREATE_AND_UPDATE", "none", "9", [4]int{1, 0, 0, 0}, "9", false},
 		{"C&U soft-deleted row", "CREATE_AND_UPDATE", "deleted", "9", [4]int{1, 0, 0, 0}, "9", false},
 		{"UPDATE existing", "UPDATE", "live", "9", [4]int{0, 1, 0, 0}, "9", false},
-		{"UPDATE missing", "UPDATE", "none", "9", [4]int{0, 0, 0, 1}, "", false},
-		{"UPDATES alias", "UPDATES", "none", "9", [4]int{0, 0, 0, 1}, "", false},
+		{"UPDATE missing", "UPDATE", "none", "9", [4]int{0, 0, 0, 1}, "", true},
+		{"UPDATES alias", "UPDATES", "none", "9", [4]int{0, 0, 0, 1}, "", true},
+		{"UPDATE soft-deleted row", "UPDATE", "deleted", "9", [4]int{0, 0, 0, 1}, "", true},
 		{"CREATE existing", "CREATE", "live", "9", [4]int{0, 0, 0, 1}, "5", true},
 		{"CREATE new", "CREATE", "none", "9", [4]int{1, 0, 0, 0}, "9", false},
 		{"NEW alias", "NEW", "none", "9", [4]int{1, 0, 0, 0}, "9", false},
 		{"NEW_AND_UPDATES alias", "NEW_AND_UPDATES", "live", "9", [4]int{0, 1, 0, 0}, "9", false},
 		{"DELETE existing", "DELETE", "live", "5", [4]int{0, 0, 1, 0}, "", false},
 		{"DELETES alias", "DELETES", "live", "1", [4]int{0, 0, 1, 0}, "", false},
-		{"DELETE missing", "DELETE", "none", "5", [4]int{0, 0, 0, 1}, "", false},
+		{"DELETE missing", "DELETE", "none", "5", [4]int{0, 0, 0, 1}, "", true},
+		{"DELETE soft-deleted row", "DELETE", "deleted", "5", [4]int{0, 0, 0, 1}, "", true},
+		{"CREATE soft-deleted row", "CREATE", "deleted", "9", [4]int{1, 0, 0, 0}, "9", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +72,7 @@ func TestImportStrategies(t *testing.T) {
 			if (tc.stored == "" && ok) || (tc.stored != "" && v.Value != tc.stored) {
 				t.Errorf("stored %q (%v), want %q", v.Value, ok, tc.stored)
 			}
-			if tc.state == "deleted" {
+			if tc.state == "deleted" && tc.stored != "" {
 				h := srv.Store().History(mustKey(t, srv, "MAL_TREATED", "202401", "KL_N_F1", "", "GOV"))
 				if ops := opsOf(h); !slices.Equal(ops, []string{OpCreate, OpDelete, OpRestore}) {
 					t.Errorf("history ops %v", ops)
@@ -297,5 +303,78 @@ func TestValidationCodes(t *testing.T) {
 	r := postJSON(t, srv, "?idScheme=CODE", v(""), withBasic(SampleDistrictUser, SampleDistrictPassword))
 	if r.status != http.StatusOK {
 		t.Errorf("district user in KL_NORTH: %d %s", r.status, r.raw)
+	}
+}
+
+// An insignificant zero (MAL_LLIN_DISTRIBUTED does not store zeros) is
+// skipped, counted nowhere and not rejected, when no row exists or the
+// strategy is CREATE; a soft-deleted row counts as existing, so
+// CREATE_AND_UPDATE restores it with "0" (DefaultDataValueSetService
+// .importDataValue: zeroAndInsignificant && (existingValue == null ||
+// strategy.isCreate())).
+func TestInsignificantZeroByStrategy(t *testing.T) {
+	llin := func(v string) string {
+		return `{"dataValues":[{"dataElement":"MAL_LLIN_DISTRIBUTED","period":"202401","orgUnit":"KL_N_F1","attributeOptionCombo":"GOV","value":"` + v + `"}]}`
+	}
+	cases := []struct {
+		name, strategy, state string
+		want                  [4]int
+		stored                string
+	}{
+		{"C&U no row", "CREATE_AND_UPDATE", "none", [4]int{}, ""},
+		{"UPDATE no row", "UPDATE", "none", [4]int{}, ""},
+		{"DELETE no row", "DELETE", "none", [4]int{}, ""},
+		{"CREATE over live", "CREATE", "live", [4]int{}, "5"},
+		{"C&U over live deletes", "CREATE_AND_UPDATE", "live", [4]int{0, 0, 1, 0}, ""},
+		{"C&U soft-deleted row restored", "CREATE_AND_UPDATE", "deleted", [4]int{1, 0, 0, 0}, "0"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newTestServer(t, WithVersion("2.41"))
+			if tc.state != "none" {
+				postJSON(t, srv, "?idScheme=CODE", llin("5"))
+			}
+			if tc.state == "deleted" {
+				postJSON(t, srv, "?idScheme=CODE&importStrategy=DELETE", llin("5"))
+			}
+			sum := summaryOf(t, postJSON(t, srv, "?idScheme=CODE&importStrategy="+tc.strategy, llin("0")))
+			if got := counts(t, sum); got != tc.want || len(intsOf(sum["rejectedIndexes"])) != 0 {
+				t.Errorf("counts %v rejected %v, want %v and none", got, sum["rejectedIndexes"], tc.want)
+			}
+			v, ok := srv.Lookup("MAL_LLIN_DISTRIBUTED", "202401", "KL_N_F1", "", "GOV")
+			if (tc.stored == "" && ok) || (tc.stored != "" && v.Value != tc.stored) {
+				t.Errorf("stored %q (%v), want %q", v.Value, ok, tc.stored)
+			}
+		})
+	}
+}
+
+// 2.43+: the pipeline upserts whatever the strategy (conformance README
+// §6.2 "B UPDATES: 0/12/0/0, 12 stored"); DELETE counts every value as
+// deleted, present or not (spec dhis2.md §2.4 D).
+func TestImportStrategies243(t *testing.T) {
+	for _, tc := range []struct {
+		strategy string
+		seed     bool
+		want     [4]int
+		stored   bool
+	}{
+		{"CREATE", true, [4]int{0, 1, 0, 0}, true},
+		{"NEW", false, [4]int{0, 1, 0, 0}, true},
+		{"UPDATE", false, [4]int{0, 1, 0, 0}, true},
+		{"DELETE", false, [4]int{0, 0, 1, 0}, false},
+		{"DELETE", true, [4]int{0, 0, 1, 0}, false},
+	} {
+		srv := newTestServer(t, WithVersion("2.43"))
+		if tc.seed {
+			postJSON(t, srv, "?idScheme=CODE", treated("202401", "5"))
+		}
+		r := postJSON(t, srv, "?idScheme=CODE&importStrategy="+tc.strategy, treated("202401", "9"))
+		if got := counts(t, summaryOf(t, r)); got != tc.want {
+			t.Errorf("%s (seeded %v): counts %v, want %v", tc.strategy, tc.seed, got, tc.want)
+		}
+		if _, ok := srv.Lookup("MAL_TREATED", "202401", "KL_N_F1", "", "GOV"); ok != tc.stored {
+			t.Errorf("%s (seeded %v): stored %v", tc.strategy, tc.seed, ok)
+		}
 	}
 }

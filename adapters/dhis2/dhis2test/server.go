@@ -36,6 +36,7 @@ type config struct {
 	logger   *slog.Logger
 	tb       testing.TB
 	holdJobs bool
+	capacity *Capacity
 }
 
 // WithVersion selects the DHIS2 version whose wire behaviour is emulated
@@ -137,6 +138,7 @@ type Server struct {
 	closeOne sync.Once
 	reqSeq   atomic.Int64
 	imports  atomic.Int64
+	gate     *gate // capacity mode; nil when off
 }
 
 // New builds a server without starting a listener (see Handler). The
@@ -152,8 +154,11 @@ func New(opts ...Option) (*Server, error) {
 	if c.meta == nil {
 		c.meta = SampleMetadata()
 	}
+	if err := c.version.checkPeriodTypes(c.meta); err != nil {
+		return nil, err
+	}
 	s := &Server{version: c.version, basePath: c.basePath, clock: c.clock, logger: c.logger, tb: c.tb,
-		meta: c.meta, store: newStore(c.noop), closing: make(chan struct{})}
+		meta: c.meta, store: newStore(c.noop), closing: make(chan struct{}), gate: newGate(c.capacity)}
 	s.faults = newFaults()
 	s.jobs = newJobRegistry(c.holdJobs)
 	s.reqlog = &requestLog{}
@@ -244,6 +249,9 @@ func (s *Server) UpdateMetadata(fn func(m *Metadata) error) error {
 		return fmt.Errorf("dhis2test: update metadata: %w", err)
 	}
 	if err := next.reindex(); err != nil {
+		return fmt.Errorf("dhis2test: update metadata: %w", err)
+	}
+	if err := s.version.checkPeriodTypes(next); err != nil {
 		return fmt.Errorf("dhis2test: update metadata: %w", err)
 	}
 	s.meta = next

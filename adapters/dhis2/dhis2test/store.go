@@ -77,10 +77,14 @@ type Store struct {
 	regs     map[[4]string]Registration
 	noop     bool
 	accepted int64
+	recv     *receiveLog
+	// approvals: data set, period, org unit, AOC (UIDs); locks.go
+	approvals map[[4]string]bool
 }
 
 func newStore(noop bool) *Store {
-	return &Store{values: map[Key]*storedValue{}, regs: map[[4]string]Registration{}, noop: noop}
+	return &Store{values: map[Key]*storedValue{}, regs: map[[4]string]Registration{}, noop: noop, recv: newReceiveLog(),
+		approvals: map[[4]string]bool{}}
 }
 
 func (s *Store) get(k Key) (Value, bool) {
@@ -177,13 +181,15 @@ func (s *Store) Put(v Value) {
 	s.values[v.Key] = &storedValue{Value: v, history: append(hist, w)}
 }
 
-// Reset removes every value, registration and history.
+// Reset removes every value, registration, history and receive count.
 func (s *Store) Reset() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.values = map[Key]*storedValue{}
 	s.regs = map[[4]string]Registration{}
+	s.approvals = map[[4]string]bool{}
 	s.accepted = 0
+	s.mu.Unlock()
+	s.ResetReceived()
 }
 
 // acceptUnchecked counts n values taken on the no-op fast path.

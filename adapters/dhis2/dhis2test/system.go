@@ -9,6 +9,7 @@ func (s *Server) systemRoutes() []route {
 		{pattern: "GET /system/info", handler: s.handleSystemInfo},
 		{pattern: "GET /me", handler: s.handleMe},
 		{pattern: "GET /ping", handler: s.handlePing, public: true},
+		{pattern: "GET /system/ping", handler: s.handleSystemPing},
 	}
 }
 
@@ -74,8 +75,19 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// handlePing: GET /api/ping (no authentication, as DHIS2).
+// handlePing: GET /api/ping. DHIS2's PingController is a void handler with
+// @ResponseStatus(OK): 200 and an empty body, and DhisWebApiWebSecurityConfig
+// puts "/api/ping" on the security ignore list, so no credentials are needed.
 func (s *Server) handlePing(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusOK)
+}
+
+// handleSystemPing: GET /api/system/ping. SystemController.ping sets
+// Cache-Control: no-store (setNoStore) and answers the text "pong"; the path
+// falls under the authenticated "/**" rule of DhisWebApiWebSecurityConfig, so
+// it proves the credentials too.
+func (s *Server) handleSystemPing(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
 	_, _ = w.Write([]byte("pong"))
 }

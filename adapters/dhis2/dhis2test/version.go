@@ -1,6 +1,7 @@
 package dhis2test
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -97,3 +98,44 @@ func (v Version) supportsPATv2() bool { return v.Minor >= 41 }
 
 // checksTokenChecksum: 2.43 validates the checksum first (§9.2).
 func (v Version) checksTokenChecksum() bool { return v.Minor >= 43 }
+
+// periodTypeSince names the release that introduced each period type newer
+// than the emulated range's floor (spec dhis2.md §11.1): QuarterlyNov 2.41,
+// FinancialSep 2.42, WeeklyFriday/FinancialFeb/FinancialAug 2.43. The 2.42
+// PeriodTypeEnum (dhis2-core dhis-api org/hisp/dhis/period/PeriodTypeEnum.java)
+// lists QUARTERLY_NOV and FINANCIAL_SEP but no WEEKLY_FRIDAY, FINANCIAL_FEB or
+// FINANCIAL_AUG.
+var periodTypeSince = map[string]int{
+	"QuarterlyNov": 41,
+	"FinancialSep": 42,
+	"WeeklyFriday": 43,
+	"FinancialFeb": 43,
+	"FinancialAug": 43,
+}
+
+// hasPeriodType reports whether this release knows the period type typ.
+func (v Version) hasPeriodType(typ string) bool { return v.Minor >= periodTypeSince[typ] }
+
+// parsePeriod parses a period id as this release does: an id of a type the
+// release does not have yet matches none of its DateUnitType patterns, so
+// the parser returns null and the import reports "Period not valid" (E7611).
+func (v Version) parsePeriod(id string) (period, bool) {
+	p, ok := parsePeriod(id)
+	if !ok || !v.hasPeriodType(p.Type) {
+		return period{}, false
+	}
+	return p, true
+}
+
+// checkPeriodTypes refuses metadata with a data set of a period type this
+// release does not have: such a data set cannot exist on that DHIS2.
+func (v Version) checkPeriodTypes(m *Metadata) error {
+	var errs []error
+	for _, d := range m.DataSets {
+		if !v.hasPeriodType(d.PeriodType) {
+			errs = append(errs, fmt.Errorf("dhis2test: dataSet %q: period type %s does not exist before 2.%d (emulating %s)",
+				d.ID, d.PeriodType, periodTypeSince[d.PeriodType], v))
+		}
+	}
+	return errors.Join(errs...)
+}
