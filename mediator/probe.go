@@ -49,7 +49,7 @@ func (s *Service) probeLoop(ctx context.Context, t *target, every time.Duration)
 func (s *Service) probe(ctx context.Context, t *target) (bool, error) {
 	pctx, cancel := context.WithTimeout(ctx, min(t.cfg.Timeout.D(), 10*time.Second))
 	defer cancel()
-	if _, err := t.client.SystemInfo(pctx); err != nil {
+	if err := t.client.Ping(pctx); err != nil {
 		return false, err
 	}
 	opened := t.breaker.halfOpen()
