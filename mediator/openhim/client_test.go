@@ -240,7 +240,7 @@ func TestUpdateTransaction(t *testing.T) {
 	golden(t, "transaction_update.golden.json", indentJSON(t, ups[0].Body))
 	tx, _ := core.Transaction(txID)
 	orch := tx["orchestrations"].([]any)
-	if tx["status"] != "Successful" || len(orch) != 2 || tx["autoRetry"] != nil {
+	if tx["status"] != "Successful" || len(orch) != 2 || tx["autoRetry"] != false {
 		t.Errorf("stored transaction: %v", tx)
 	}
 
