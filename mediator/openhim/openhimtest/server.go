@@ -451,11 +451,12 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			s.requests = append(s.requests, rec)
 			s.mu.Unlock()
 		}
-		if down == Unavailable {
-			rec.Status = http.StatusServiceUnavailable
-		}
-		if failAs(w, down) {
-			store()
+		if down != Up {
+			if down == Unavailable {
+				rec.Status = http.StatusServiceUnavailable
+			}
+			store() // before the client sees anything
+			failAs(w, down)
 			return
 		}
 		rr := httptest.NewRecorder()
