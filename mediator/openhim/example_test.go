@@ -25,15 +25,16 @@ func Example() {
 		panic(err)
 	}
 	var level slog.LevelVar
+	configured := slog.LevelInfo // from the YAML
+	level.Set(configured)
 	_ = m.Run(ctx, func(c map[string]any) { // returns at once
 		o, err := openhim.ParseOverrides(c)
 		if err != nil {
 			logger.Warn("ignoring console config", "err", err)
 			return
 		}
-		if o.LogLevel != nil {
-			level.Set(*o.LogLevel)
-		}
+		// An explicit level, or the configured one again when the console says "default".
+		level.Set(o.LogLevelOr(configured))
 	})
 
 	mux := http.NewServeMux()
