@@ -278,7 +278,7 @@ func NewOrchestration(name string, req Request, resp *Response, err error) Orche
 // How Tally should use it:
 //   - Record it with the batches of the request (Batch.TransactionID), and answer with an
 //     Envelope only when it is present. When delivery finishes asynchronously, report the
-//     outcome with Client.UpdateTransaction under this id.
+//     outcome with Client.ReportOutcome under this id.
 //   - Never derive message ids from it. A rerun from the console (spec §10.2-10.3) replays the
 //     stored request to Tally as a new transaction: a new X-OpenHIM-TransactionID, the same
 //     path, query and body, plus the headers "parentID" (the original transaction id) and
