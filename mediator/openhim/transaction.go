@@ -26,6 +26,8 @@ var ErrNotConfirmed = errors.New("openhim: outcome not confirmed by the core's r
 type TransactionUpdate struct {
 	Status Status
 	// Response replaces the response the core stored for its client; leave it nil to keep it.
+	// ReportOutcome takes a stored response as the sign that the core has written the
+	// envelope, so a transaction reported with it must not get a Response here.
 	Response       *Response
 	Orchestrations []Orchestration
 	// Properties replace the stored properties; include those from the first answer to keep them.

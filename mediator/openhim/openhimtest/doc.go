@@ -5,7 +5,8 @@
 // The API has users with Basic and legacy token authentication, mediator registration with
 // the core's validation rules and status codes, heartbeats with the one-shot config push,
 // console config edits, channel installation, transactions (GET and PUT as the core answers
-// them, PUT validating nothing) and GET /tasks. The router authenticates clients, matches
+// them, PUT validating nothing) and rerun tasks (POST /tasks replays a stored request to the
+// mediator as a child transaction with parentID and taskID headers; GET /tasks). The router authenticates clients, matches
 // installed channels, stores each admitted request as a transaction, forwards it to the
 // channel's primary route with X-OpenHIM-TransactionID, hands the client the response of an
 // application/json+openhim envelope, and then writes the envelope into the transaction as the

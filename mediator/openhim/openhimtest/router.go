@@ -264,41 +264,56 @@ type routed struct {
 }
 
 func (s *Server) handleRoute(w http.ResponseWriter, r *http.Request) {
-	received := s.now()
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRoutedBody))
 	if err != nil {
 		http.Error(w, "could not read body", http.StatusBadRequest)
 		return
 	}
-	cl := s.routerClient(r)
+	res, _ := s.route(r, body, s.routerClient(r), nil)
+	writeRouted(w, res)
+}
+
+// rerunOf marks a request replayed by a rerun task: the rerun server bypasses
+// authorisation and the new transaction names its parent (CORE
+// src/middleware/rerunBypassAuthentication.js, rerunBypassAuthorisation.js).
+type rerunOf struct {
+	parentID string
+}
+
+// route runs the core's chain for one request and returns the client's answer and the id
+// of the transaction stored for it ("" when the request was refused before that).
+func (s *Server) route(r *http.Request, body []byte, cl *client, rerun *rerunOf) (*routed, string) {
+	received := s.now()
 	s.mu.Lock()
-	ch := s.matchChannelLocked(r)
-	var chCopy Channel
-	if ch != nil {
-		chCopy = *ch
-		chCopy.Routes = slices.Clone(ch.Routes)
+	var ch *Channel
+	if found := s.matchChannelLocked(r); found != nil {
+		c := *found
+		c.Routes = slices.Clone(found.Routes)
+		ch = &c
 	}
 	s.mu.Unlock()
 	if ch == nil {
-		http.Error(w, "Not Found", http.StatusNotFound)
-		return
+		return plainAnswer(http.StatusNotFound, "Not Found"), ""
 	}
-	if !admitted(&chCopy, cl) {
+	if rerun == nil && !admitted(ch, cl) {
 		// CORE src/middleware/authorisation.js: 401, with a Basic challenge when Basic
 		// authentication is enabled (the default).
-		w.Header().Set("WWW-Authenticate", "Basic")
-		w.WriteHeader(http.StatusUnauthorized)
-		return
+		res := plainAnswer(http.StatusUnauthorized, "")
+		res.header.Set("WWW-Authenticate", "Basic")
+		return res, ""
 	}
-	route, err := primaryRoute(&chCopy)
+	rt, err := primaryRoute(ch)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return plainAnswer(http.StatusInternalServerError, err.Error()), ""
 	}
-	id := s.storeRequest(r, body, &chCopy, cl, received)
-	res := s.callRoute(r, body, &chCopy, route, id, cl, received)
-	s.scheduleStore(id, res, &chCopy)
-	writeRouted(w, res)
+	id := s.storeRequest(r, body, ch, cl, rerun, received)
+	res := s.callRoute(r, body, ch, rt, id, cl, received)
+	s.scheduleStore(id, res, ch)
+	return res, id
+}
+
+func plainAnswer(status int, text string) *routed {
+	return &routed{status: status, body: []byte(text), header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}}
 }
 
 // routerClient is the client whose Basic credentials r carries, or nil
@@ -363,7 +378,7 @@ func primaryRoute(c *Channel) (Route, error) {
 
 // storeRequest stores the new transaction in status Processing, as the core does before
 // routing (CORE src/middleware/messageStore.js storeTransaction), and returns its id.
-func (s *Server) storeRequest(r *http.Request, body []byte, c *Channel, cl *client, at time.Time) string {
+func (s *Server) storeRequest(r *http.Request, body []byte, c *Channel, cl *client, rerun *rerunOf, at time.Time) string {
 	host, port, _ := strings.Cut(r.Host, ":")
 	req := map[string]any{"host": host, "path": r.URL.Path, "headers": headerObject(r.Header, r.Host),
 		"querystring": r.URL.RawQuery, "method": r.Method, "body": string(body), "timestamp": jsDate(at)}
@@ -373,6 +388,9 @@ func (s *Server) storeRequest(r *http.Request, body []byte, c *Channel, cl *clie
 	fields := map[string]any{"channelID": c.ID, "clientIP": remoteIP(r), "request": req}
 	if cl != nil {
 		fields["clientID"] = cl.id
+	}
+	if rerun != nil {
+		fields["parentID"] = rerun.parentID
 	}
 	if (c.RequestBody != nil && !*c.RequestBody) || len(body) == 0 {
 		req["body"] = ""
@@ -652,14 +670,11 @@ func (s *Server) scheduleStore(id string, res *routed, c *Channel) {
 		commit()
 		return
 	}
-	s.pending.Add(1)
-	go func() {
-		defer s.pending.Done()
-		if !s.waitStore(delay) {
-			return
+	s.goPending(func() {
+		if s.waitStore(delay) {
+			commit()
 		}
-		commit()
-	}()
+	})
 }
 
 // waitStore waits out the delay and any hold; false when the server closed meanwhile.

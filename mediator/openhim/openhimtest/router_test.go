@@ -471,3 +471,84 @@ func TestDownModes(t *testing.T) {
 		t.Errorf("router after the outage: %+v", got)
 	}
 }
+
+// TestRerunTask: a rerun replays the stored request to the mediator as a new transaction
+// with parentID and taskID headers; the original records its child (spec §10.2-10.3; CORE
+// src/api/tasks.js addTask, src/tasks.js rerunSetHTTPRequestOptions/rerunHttpRequestSend,
+// src/middleware/rerunUpdateTransactionTask.js).
+func TestRerunTask(t *testing.T) {
+	m := newMediator(t, envelopeAnswer)
+	s := routedCore(t, m)
+	orig := post(t, s, "/ingest/cht?period=202401", `{"targets":[1]}`, asCHT)
+
+	status, text := do(t, s, call{method: "POST", path: "/tasks", basic: true, body: map[string]any{"tids": []string{orig.txID}}})
+	if status != http.StatusCreated || !strings.HasPrefix(text, "User root@openhim.org created task with id ") {
+		t.Fatalf("POST /tasks: %d %q", status, text)
+	}
+	taskID := strings.TrimPrefix(text, "User root@openhim.org created task with id ")
+	if err := s.WaitTask(testCtx(t), taskID); err != nil {
+		t.Fatal(err)
+	}
+	fwd := m.requests()
+	if len(fwd) != 2 {
+		t.Fatalf("mediator saw %d requests, want the original and the rerun", len(fwd))
+	}
+	rr := fwd[1]
+	child := rr.Header.Get("X-OpenHIM-TransactionID")
+	if rr.Header.Get("parentID") != orig.txID || rr.Header.Get("taskID") != taskID || child == "" || child == orig.txID ||
+		rr.URL.RawQuery != "period=202401" || rr.Header.Get("Authorization") != "" {
+		t.Errorf("rerun request: %s?%s %v", rr.URL.Path, rr.URL.RawQuery, rr.Header)
+	}
+	m.mu.Lock()
+	body := m.bodies[1]
+	m.mu.Unlock()
+	if body != `{"targets":[1]}` {
+		t.Errorf("rerun body %q", body)
+	}
+	parent, kid := readBack(t, s, orig.txID), readBack(t, s, child)
+	if parent["wasRerun"] != true || fmt.Sprint(parent["childIDs"]) != "["+child+"]" || kid["parentID"] != orig.txID ||
+		kid["status"] != "Processing" {
+		t.Errorf("original %v\nchild %v", parent, kid)
+	}
+	task := s.Tasks()[0]
+	entry := asObject(asList(task["transactions"])[0])
+	if task["status"] != TaskCompleted || task["remainingTransactions"] != float64(0) || entry["rerunID"] != child ||
+		entry["tstatus"] != TaskCompleted {
+		t.Errorf("task: %v", task)
+	}
+	status, list := do(t, s, call{method: "GET", path: "/tasks?filters=%7B%7D", basic: true})
+	if status != http.StatusOK || !strings.Contains(list, taskID) || strings.Contains(list, "transactions\"") {
+		t.Errorf("GET /tasks: %d %s", status, list)
+	}
+}
+
+// TestRerunRefusals: a transaction without a stored body cannot be rerun; a paused task
+// does not run; a batch size below 1 is refused (CORE src/tasks.js rerunGetTransaction,
+// src/api/tasks.js addTask).
+func TestRerunRefusals(t *testing.T) {
+	m := newMediator(t, envelopeAnswer)
+	s := routedCore(t, m)
+	noBody := post(t, s, "/ingest/cht", ``, asCHT)
+	_, text := do(t, s, call{method: "POST", path: "/tasks", basic: true, body: map[string]any{"tids": []string{noBody.txID}}})
+	taskID := text[strings.LastIndex(text, " ")+1:]
+	if err := s.WaitTask(testCtx(t), taskID); err != nil {
+		t.Fatal(err)
+	}
+	entry := asObject(asList(s.Tasks()[0]["transactions"])[0])
+	if entry["tstatus"] != "Failed" || !strings.Contains(jsString(entry["error"]), "cannot be rerun") || len(m.requests()) != 1 {
+		t.Errorf("task entry: %v", entry)
+	}
+	status, text := do(t, s, call{method: "POST", path: "/tasks", basic: true,
+		body: map[string]any{"tids": []string{noBody.txID}, "paused": true}})
+	if status != http.StatusCreated || s.Tasks()[1]["status"] != TaskPaused {
+		t.Errorf("paused task: %d %q %v", status, text, s.Tasks()[1])
+	}
+	if err := s.WaitTask(testCtx(t), text[strings.LastIndex(text, " ")+1:]); err == nil {
+		t.Error("a paused task ran")
+	}
+	status, text = do(t, s, call{method: "POST", path: "/tasks", basic: true,
+		body: map[string]any{"tids": []string{noBody.txID}, "batchSize": 0}})
+	if status != http.StatusBadRequest || text != "Invalid batch size specified" {
+		t.Errorf("batch size 0: %d %q", status, text)
+	}
+}

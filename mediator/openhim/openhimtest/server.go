@@ -69,7 +69,9 @@ type Server struct {
 	authTypes  map[string]bool
 	started    time.Time
 	closing    chan struct{}
-	pending    sync.WaitGroup // envelope writes scheduled after a delay
+	stop       context.CancelFunc // cancels stopCtx when closing
+	stopCtx    context.Context    // of work the fake does on its own: reruns
+	pending    sync.WaitGroup     // delayed envelope writes and rerun tasks
 
 	mu         sync.Mutex
 	users      map[string]*user // by lower-cased email
@@ -80,6 +82,7 @@ type Server struct {
 	txOrder    []string
 	stored     map[string]chan struct{} // closed once the core has written a routed answer
 	tasks      []map[string]any
+	taskDone   map[string]chan struct{} // closed once a task has run
 	seq        uint64
 	down       DownMode
 	lose       int
@@ -210,8 +213,10 @@ func NewServer(opts ...Option) *Server {
 		clients:   map[string]*client{},
 		txs:       map[string]map[string]any{},
 		stored:    map[string]chan struct{}{},
+		taskDone:  map[string]chan struct{}{},
 		closing:   make(chan struct{}),
 	}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.users[RootEmail] = &user{email: RootEmail, password: RootPassword, admin: true, token: true, salt: rootSalt}
 	for _, o := range opts {
 		o(s)
@@ -241,6 +246,7 @@ func (s *Server) apiMux() *http.ServeMux {
 	mux.HandleFunc("GET /transactions/{id}", s.handleGetTransaction)
 	mux.HandleFunc("PUT /transactions/{id}", s.handleUpdateTransaction)
 	mux.HandleFunc("GET /tasks", s.handleGetTasks)
+	mux.HandleFunc("POST /tasks", s.handleAddTask)
 	mux.HandleFunc("/", s.handleUnexpected)
 	return mux
 }
@@ -264,7 +270,8 @@ func (s *Server) start(h http.Handler) (*httptest.Server, *gateListener) {
 	return srv, gate
 }
 
-// Close shuts both listeners down; envelope writes still waiting are dropped.
+// Close shuts both listeners down; envelope writes still waiting are dropped and rerun
+// tasks stopped.
 func (s *Server) Close() {
 	s.mu.Lock()
 	select {
@@ -273,6 +280,7 @@ func (s *Server) Close() {
 		close(s.closing)
 	}
 	s.mu.Unlock()
+	s.stop()
 	s.pending.Wait()
 	s.router.Close()
 	s.srv.Close()
@@ -302,6 +310,23 @@ func (s *Server) WriteCAFile(dir string) (string, error) {
 		return "", err
 	}
 	return p, nil
+}
+
+// goPending runs f in the background unless the server is closing; Close waits for it.
+func (s *Server) goPending(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closing:
+		return false
+	default:
+	}
+	s.pending.Add(1) // under s.mu, so never after Close began waiting
+	go func() {
+		defer s.pending.Done()
+		f()
+	}()
+	return true
 }
 
 // SetDown switches the API and the router between up and unreachable. It fails only when

@@ -270,10 +270,10 @@ func (s *Server) handleGetTasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	tasks := slices.Clone(s.tasks)
-	s.mu.Unlock()
-	if tasks == nil {
-		tasks = []map[string]any{}
+	tasks := make([]map[string]any, len(s.tasks))
+	for i, t := range s.tasks {
+		tasks[i] = taskView(t) // the list leaves out each task's transactions
 	}
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, tasks)
 }
