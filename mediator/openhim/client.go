@@ -235,8 +235,16 @@ func (c *Client) send(req *http.Request, op string) ([]byte, error) {
 	return b, nil
 }
 
+// basicGreeting is the body the core's Basic strategy sets on every answer; a handler that
+// sets only a status (e.g. 404 for a heartbeat of an unknown urn) leaves it in place, so it
+// says nothing about the failure (spec §4 rule 8; CORE src/api/mediators.js heartbeat).
+const basicGreeting = "User Authenticated Successfully"
+
 func snippet(b []byte) string {
 	s := strings.TrimSpace(string(b))
+	if s == basicGreeting {
+		return ""
+	}
 	if len(s) > 512 {
 		s = s[:512] + "…"
 	}

@@ -70,11 +70,16 @@ type Response struct {
 // MarshalJSON sends nil Headers as an empty object.
 func (r Response) MarshalJSON() ([]byte, error) {
 	type plain Response
-	p := plain(r)
-	if p.Headers == nil {
-		p.Headers = map[string]string{}
+	r.Headers = headersObject(r.Headers)
+	return marshalPlain(plain(r))
+}
+
+// headersObject is h, or an empty map for nil: the core's schema types headers as an object.
+func headersObject(h map[string]string) map[string]string {
+	if h == nil {
+		return map[string]string{}
 	}
-	return marshalPlain(p)
+	return h
 }
 
 // Request is an orchestration's request: the core's RequestDef {host, port, path, headers,
@@ -96,15 +101,12 @@ type Request struct {
 // MarshalJSON sends nil Headers as an empty object.
 func (r Request) MarshalJSON() ([]byte, error) {
 	type plain Request
-	p := plain(r)
-	if p.Headers == nil {
-		p.Headers = map[string]string{}
-	}
-	return marshalPlain(p)
+	r.Headers = headersObject(r.Headers)
+	return marshalPlain(plain(r))
 }
 
-// marshalPlain encodes v without HTML escaping, like Envelope.Write, so query strings and
-// bodies stay readable in the console.
+// marshalPlain encodes v without HTML escaping, so query strings and bodies stay readable
+// in the console.
 func marshalPlain(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -153,10 +155,8 @@ func (e *Envelope) SetProperty(key string, value any) *Envelope {
 
 // Write sends the envelope with ContentType and the wrapped response's status.
 func (e *Envelope) Write(w http.ResponseWriter) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // keep query strings and bodies readable in the console
-	if err := enc.Encode(e); err != nil {
+	b, err := marshalPlain(e)
+	if err != nil {
 		return fmt.Errorf("openhim: encode envelope: %w", err)
 	}
 	w.Header().Set("Content-Type", ContentType)
@@ -165,7 +165,7 @@ func (e *Envelope) Write(w http.ResponseWriter) error {
 		status = http.StatusOK
 	}
 	w.WriteHeader(status)
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if _, err := w.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("openhim: write envelope: %w", err)
 	}
 	return nil
