@@ -635,17 +635,22 @@ func (s *Server) ReleaseStores() {
 
 // WaitStored waits until the core has written the routed answer of transaction id.
 func (s *Server) WaitStored(ctx context.Context, id string) error {
+	return s.waitClosed(ctx, s.stored, id, "the write of routed transaction")
+}
+
+// waitClosed waits until the channel chans holds for id is closed; chans is guarded by s.mu.
+func (s *Server) waitClosed(ctx context.Context, chans map[string]chan struct{}, id, what string) error {
 	s.mu.Lock()
-	done, ok := s.stored[id]
+	done, ok := chans[id]
 	s.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("openhimtest: transaction %s was not routed", id)
+		return fmt.Errorf("openhimtest: waiting for %s %s: none is pending or done", what, id)
 	}
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("openhimtest: waiting for the write of %s: %w", id, ctx.Err())
+		return fmt.Errorf("openhimtest: waiting for %s %s: %w", what, id, ctx.Err())
 	}
 }
 

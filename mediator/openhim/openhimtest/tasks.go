@@ -36,18 +36,7 @@ func (s *Server) Tasks() []map[string]any {
 
 // WaitTask waits until the rerun task id has replayed all its transactions.
 func (s *Server) WaitTask(ctx context.Context, id string) error {
-	s.mu.Lock()
-	done, ok := s.taskDone[id]
-	s.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("openhimtest: no task %s", id)
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("openhimtest: waiting for task %s: %w", id, ctx.Err())
-	}
+	return s.waitClosed(ctx, s.taskDone, id, "rerun task")
 }
 
 // POST /tasks {tids, batchSize?, paused?}.
