@@ -73,6 +73,9 @@ type Client struct {
 	hc       *http.Client
 	log      *slog.Logger
 	clock    Clock
+	// reportInterval and reportAttempts pace ReportOutcome (Config.ReportInterval, ReportAttempts).
+	reportInterval time.Duration
+	reportAttempts int
 }
 
 // NewClient checks the connection settings of cfg (URL, credentials, auth, TLS) and builds a
@@ -112,6 +115,9 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		hc:       &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		log:      o.logger,
 		clock:    o.clock,
+
+		reportInterval: cfg.ReportInterval,
+		reportAttempts: cfg.ReportAttempts,
 	}, nil
 }
 
@@ -190,55 +196,6 @@ func parseHeartbeat(b []byte, wantConfig bool) (map[string]any, error) {
 	return cfg, nil
 }
 
-// TransactionUpdate is the final outcome of a transaction Tally answered before delivering
-// (spec §8.5). It is sent as PUT /transactions/:id, which the core applies as a database
-// update: fields set here replace the stored ones, except Orchestrations, which are appended
-// (`$push` with `$each`) so the core's own record of the original call is kept.
-type TransactionUpdate struct {
-	Status         Status
-	Response       *Response
-	Orchestrations []Orchestration
-	// Properties replace the stored properties; include those from the first answer to keep them.
-	Properties map[string]any
-	// Error queues the transaction for the core's auto-retry when the channel enables it.
-	Error *ErrorDetails
-}
-
-// MarshalJSON renders the update document the core expects.
-func (u TransactionUpdate) MarshalJSON() ([]byte, error) {
-	m := map[string]any{}
-	if u.Status != "" {
-		m["status"] = u.Status
-	}
-	if u.Response != nil {
-		m["response"] = u.Response
-	}
-	if u.Properties != nil {
-		m["properties"] = u.Properties
-	}
-	if u.Error != nil {
-		m["error"] = u.Error
-	}
-	if len(u.Orchestrations) > 0 {
-		m["$push"] = map[string]any{"orchestrations": map[string]any{"$each": u.Orchestrations}}
-	}
-	return json.Marshal(m)
-}
-
-// UpdateTransaction records the final outcome of transaction txID (PUT /transactions/:id).
-// The core user needs the same rights as for registration (group "admin" up to core 8.5.0).
-// An unknown id makes the core answer 500, not 404.
-func (c *Client) UpdateTransaction(ctx context.Context, txID string, u TransactionUpdate) error {
-	if txID == "" {
-		return errors.New("openhim: update transaction: empty transaction id")
-	}
-	if u.Status == "" && u.Response == nil && u.Properties == nil && u.Error == nil && len(u.Orchestrations) == 0 {
-		return errors.New("openhim: update transaction: empty update")
-	}
-	_, err := c.do(ctx, "update transaction", http.MethodPut, "/transactions/"+url.PathEscape(txID), u)
-	return err
-}
-
 func (c *Client) do(ctx context.Context, op, method, path string, in any) ([]byte, error) {
 	var body io.Reader
 	if in != nil {
@@ -278,8 +235,16 @@ func (c *Client) send(req *http.Request, op string) ([]byte, error) {
 	return b, nil
 }
 
+// basicGreeting is the body the core's Basic strategy sets on every answer; a handler that
+// sets only a status (e.g. 404 for a heartbeat of an unknown urn) leaves it in place, so it
+// says nothing about the failure (spec §4 rule 8; CORE src/api/mediators.js heartbeat).
+const basicGreeting = "User Authenticated Successfully"
+
 func snippet(b []byte) string {
 	s := strings.TrimSpace(string(b))
+	if s == basicGreeting {
+		return ""
+	}
 	if len(s) > 512 {
 		s = s[:512] + "…"
 	}

@@ -29,6 +29,8 @@ const (
 	DefaultRouteHost          = "tally"
 	DefaultRoutePort          = 8080
 	DefaultAllowRole          = "tally"
+	DefaultReportInterval     = time.Second
+	DefaultReportAttempts     = 10
 )
 
 // Bounds checked by Config.Validate.
@@ -37,6 +39,9 @@ const (
 	// maxHeartbeatInterval follows the core docs ("at least every 30 s"); the console flags a
 	// mediator as stale after 60 s without a beat.
 	maxHeartbeatInterval = 30 * time.Second
+	minReportInterval    = 10 * time.Millisecond
+	maxReportInterval    = time.Minute
+	maxReportAttempts    = 100
 )
 
 // Config is the `openhim:` section of Tally's configuration. Zero values take the defaults
@@ -79,6 +84,14 @@ type Config struct {
 	Route RouteConfig `yaml:"route"`
 	// Allow lists the client ids or roles admitted to Tally's channels (default ["tally"]).
 	Allow []string `yaml:"allow"`
+	// ReportInterval is the pause between the reads and writes Client.ReportOutcome makes
+	// while it waits for the core to store Tally's answer and then confirms the outcome
+	// (default 1s, 10ms..1m). The core stores the answer some time after it received it, so
+	// an outcome written sooner would be overwritten.
+	ReportInterval time.Duration `yaml:"report_interval"`
+	// ReportAttempts bounds both the waiting reads and the writes of one ReportOutcome
+	// (default 10, 1..100).
+	ReportAttempts int `yaml:"report_attempts"`
 }
 
 // RouteConfig says where the core sends requests for Tally's channels.
@@ -133,6 +146,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Route.Port == 0 {
 		c.Route.Port = DefaultRoutePort
+	}
+	if c.ReportInterval == 0 {
+		c.ReportInterval = DefaultReportInterval
+	}
+	if c.ReportAttempts == 0 {
+		c.ReportAttempts = DefaultReportAttempts
 	}
 	if len(c.Allow) == 0 {
 		c.Allow = []string{DefaultAllowRole}
@@ -232,6 +251,12 @@ func (c Config) checkConnection(add addFunc) {
 	}
 	if c.ConfigPollInterval < 0 {
 		add("config_poll_interval", "must be positive, got %s", c.ConfigPollInterval)
+	}
+	if c.ReportInterval < minReportInterval || c.ReportInterval > maxReportInterval {
+		add("report_interval", "must be between %s and %s, got %s", minReportInterval, maxReportInterval, c.ReportInterval)
+	}
+	if c.ReportAttempts < 1 || c.ReportAttempts > maxReportAttempts {
+		add("report_attempts", "must be between 1 and %d, got %d", maxReportAttempts, c.ReportAttempts)
 	}
 }
 

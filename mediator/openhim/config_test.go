@@ -27,6 +27,7 @@ openhim:
     host: tally.internal
     path_prefix: /tally
   allow: [tally, hmis]
+  report_interval: 250ms
 `
 	var file struct {
 		OpenHIM openhim.Config `yaml:"openhim"`
@@ -52,6 +53,8 @@ openhim:
 		{"route.port", cfg.Route.Port, 8080},
 		{"route.path_prefix", cfg.Route.PathPrefix, "/tally"},
 		{"allow", strings.Join(cfg.Allow, ","), "tally,hmis"},
+		{"report_interval", cfg.ReportInterval, 250 * time.Millisecond},
+		{"report_attempts", cfg.ReportAttempts, 10},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -107,6 +110,8 @@ func TestConfigValidate(t *testing.T) {
 		{"route port", func(c *openhim.Config) { c.Route.Port = 70000 }, []string{"route.port"}},
 		{"path prefix trailing slash", func(c *openhim.Config) { c.Route.PathPrefix = "/tally/" }, []string{"route.path_prefix"}},
 		{"blank allow", func(c *openhim.Config) { c.Allow = []string{"tally", " "} }, []string{"allow[1]"}},
+		{"report interval too short", func(c *openhim.Config) { c.ReportInterval = time.Millisecond }, []string{"report_interval"}},
+		{"report attempts", func(c *openhim.Config) { c.ReportAttempts = 101 }, []string{"report_attempts"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,7 +30,10 @@
 //
 // Wiring, in short: build a Mediator with New and call Run with a callback that applies
 // ParseOverrides; serve Tally's endpoints and, when TransactionID(r) is non-empty, answer
-// with an Envelope; after an asynchronous delivery call Client.UpdateTransaction. The
-// channels appear in the console under the mediator and must be installed there (the core
-// does not create them, nor update installed ones on a version bump).
+// with an Envelope; after an asynchronous delivery call Client.ReportOutcome, which waits
+// for the core's own write of that envelope, records the outcome and confirms it by reading
+// the transaction back (GetTransaction). Build orchestrations of outbound calls with
+// NewRequest (from the URL called) and NewOrchestration. The channels appear in the console
+// under the mediator and must be installed there (the core does not create them, nor update
+// installed ones on a version bump).
 package openhim

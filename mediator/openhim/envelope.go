@@ -3,8 +3,10 @@ package openhim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -55,7 +57,9 @@ type Envelope struct {
 	Error *ErrorDetails `json:"error,omitempty"`
 }
 
-// Response is what the core returns to its client, and the shape of an orchestration's response.
+// Response is what the core returns to its client, and the shape of an orchestration's
+// response: the core's ResponseDef {status, headers, body, timestamp} (spec §8.2; CORE
+// src/model/transactions.js). Nil Headers are sent as {}, never null.
 type Response struct {
 	Status    int               `json:"status"`
 	Headers   map[string]string `json:"headers"`
@@ -63,7 +67,26 @@ type Response struct {
 	Timestamp time.Time         `json:"timestamp"`
 }
 
-// Request is an orchestration's request. Timestamp is required by the core's schema.
+// MarshalJSON sends nil Headers as an empty object.
+func (r Response) MarshalJSON() ([]byte, error) {
+	type plain Response
+	r.Headers = headersObject(r.Headers)
+	return marshalPlain(plain(r))
+}
+
+// headersObject is h, or an empty map for nil: the core's schema types headers as an object.
+func headersObject(h map[string]string) map[string]string {
+	if h == nil {
+		return map[string]string{}
+	}
+	return h
+}
+
+// Request is an orchestration's request: the core's RequestDef {host, port, path, headers,
+// querystring, body, method, timestamp} (spec §8.2; CORE src/model/transactions.js), where
+// port is a string and timestamp is required. Nil Headers are sent as {}, never null. Build
+// one with NewRequest (from a URL) or RequestFromHTTP rather than by hand, so the host and
+// port are split the way the console shows them.
 type Request struct {
 	Host        string            `json:"host,omitempty"`
 	Port        string            `json:"port,omitempty"`
@@ -73,6 +96,25 @@ type Request struct {
 	Body        string            `json:"body"`
 	Method      string            `json:"method"`
 	Timestamp   time.Time         `json:"timestamp"`
+}
+
+// MarshalJSON sends nil Headers as an empty object.
+func (r Request) MarshalJSON() ([]byte, error) {
+	type plain Request
+	r.Headers = headersObject(r.Headers)
+	return marshalPlain(plain(r))
+}
+
+// marshalPlain encodes v without HTML escaping, so query strings and bodies stay readable
+// in the console.
+func marshalPlain(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // Orchestration records one call Tally made while handling a transaction (e.g. a DHIS2 import).
@@ -113,10 +155,8 @@ func (e *Envelope) SetProperty(key string, value any) *Envelope {
 
 // Write sends the envelope with ContentType and the wrapped response's status.
 func (e *Envelope) Write(w http.ResponseWriter) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // keep query strings and bodies readable in the console
-	if err := enc.Encode(e); err != nil {
+	b, err := marshalPlain(e)
+	if err != nil {
 		return fmt.Errorf("openhim: encode envelope: %w", err)
 	}
 	w.Header().Set("Content-Type", ContentType)
@@ -125,7 +165,7 @@ func (e *Envelope) Write(w http.ResponseWriter) error {
 		status = http.StatusOK
 	}
 	w.WriteHeader(status)
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if _, err := w.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("openhim: write envelope: %w", err)
 	}
 	return nil
@@ -141,30 +181,81 @@ func NewResponse(status int, header http.Header, body []byte, at time.Time) Resp
 // (the request's own Body is not read). Authorization, Cookie and similar headers are redacted
 // and URL credentials dropped.
 func RequestFromHTTP(r *http.Request, body []byte, at time.Time) Request {
-	req := Request{Method: r.Method, Body: truncateBody(body), Timestamp: stamp(at)}
 	h := r.Header.Clone()
 	if h == nil {
 		h = http.Header{}
 	}
-	if r.URL != nil {
-		req.Host = r.URL.Hostname()
-		req.Port = r.URL.Port()
-		if req.Port == "" {
-			switch r.URL.Scheme {
-			case "https":
-				req.Port = "443"
-			case "http":
-				req.Port = "80"
-			}
+	if r.URL != nil && r.URL.User != nil && h.Get("Authorization") == "" {
+		h.Set("Authorization", "Basic [redacted]") // the transport sends URL credentials as Basic
+	}
+	return requestFromURL(r.Method, r.URL, h, body, at)
+}
+
+// NewRequest describes a call Tally made to rawURL, for an orchestration: the host name and
+// the port are split as the core stores them (the scheme's default port, 80 or 443, when
+// the URL names none), the path and query string are separated, credentials in header are
+// redacted and body is truncated to MaxBodyBytes. rawURL must be an absolute http(s) URL,
+// e.g. a target's base URL joined with "/api/dataValueSets".
+func NewRequest(method, rawURL string, header http.Header, body []byte, at time.Time) (Request, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// A *url.Error repeats the URL, credentials included; keep only its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
-		req.Path = r.URL.EscapedPath()
-		req.Querystring = r.URL.RawQuery
-		if r.URL.User != nil && h.Get("Authorization") == "" {
-			h.Set("Authorization", "Basic [redacted]") // the transport sends URL credentials as Basic
+		return Request{}, fmt.Errorf("openhim: orchestration url %q: %w", redactURL(rawURL), err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return Request{}, fmt.Errorf("openhim: orchestration url %q: want an absolute http or https URL", u.Redacted())
+	}
+	h := header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	if u.User != nil && h.Get("Authorization") == "" {
+		h.Set("Authorization", "Basic [redacted]")
+	}
+	return requestFromURL(method, u, h, body, at), nil
+}
+
+// redactURL hides credentials in a URL that could not be parsed.
+func redactURL(raw string) string {
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			return scheme + "://[redacted]@" + rest[at+1:]
 		}
 	}
-	req.Headers = flattenHeaders(h)
+	return raw
+}
+
+func requestFromURL(method string, u *url.URL, h http.Header, body []byte, at time.Time) Request {
+	req := Request{Method: method, Headers: flattenHeaders(h), Body: truncateBody(body), Timestamp: stamp(at)}
+	if u == nil {
+		return req
+	}
+	req.Host, req.Port = hostPort(u)
+	req.Path = u.EscapedPath()
+	if req.Path == "" {
+		req.Path = "/"
+	}
+	req.Querystring = u.RawQuery
 	return req
+}
+
+// hostPort splits u's host into a host name (without IPv6 brackets) and a port, the
+// scheme's default port when u names none.
+func hostPort(u *url.URL) (host, port string) {
+	host, port = u.Hostname(), u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return host, port
 }
 
 // ResponseFromHTTP describes a received response for an orchestration; body is what was read.
@@ -187,7 +278,7 @@ func NewOrchestration(name string, req Request, resp *Response, err error) Orche
 // How Tally should use it:
 //   - Record it with the batches of the request (Batch.TransactionID), and answer with an
 //     Envelope only when it is present. When delivery finishes asynchronously, report the
-//     outcome with Client.UpdateTransaction under this id.
+//     outcome with Client.ReportOutcome under this id.
 //   - Never derive message ids from it. A rerun from the console (spec §10.2-10.3) replays the
 //     stored request to Tally as a new transaction: a new X-OpenHIM-TransactionID, the same
 //     path, query and body, plus the headers "parentID" (the original transaction id) and

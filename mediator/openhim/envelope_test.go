@@ -140,3 +140,65 @@ func TestTransactionIDAndRerun(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestNewRequest: an orchestration's request from a URL, shaped as the core's RequestDef
+// (spec §8.2; CORE src/model/transactions.js: host and port are strings, headers an object,
+// timestamp required).
+func TestNewRequest(t *testing.T) {
+	at := time.Date(2025, 3, 1, 9, 30, 0, 123456789, time.FixedZone("EAT", 3*3600))
+	tests := []struct {
+		url                           string
+		host, port, path, querystring string
+	}{
+		{"https://hmis.example.org/api/dataValueSets?async=true", "hmis.example.org", "443", "/api/dataValueSets", "async=true"},
+		{"http://dhis2:8080/dhis/api/dataValueSets", "dhis2", "8080", "/dhis/api/dataValueSets", ""},
+		{"http://dhis2", "dhis2", "80", "/", ""},
+		{"https://[fd00::7]:8443/api/dataValueSets", "fd00::7", "8443", "/api/dataValueSets", ""},
+		{"https://admin:district@hmis.example.org/api/dataValueSets", "hmis.example.org", "443", "/api/dataValueSets", ""},
+	}
+	for _, tc := range tests {
+		req, err := openhim.NewRequest(http.MethodPost, tc.url, nil, []byte(`{"dataValues":[]}`), at)
+		if err != nil {
+			t.Errorf("%s: %v", tc.url, err)
+			continue
+		}
+		if req.Host != tc.host || req.Port != tc.port || req.Path != tc.path || req.Querystring != tc.querystring ||
+			req.Method != "POST" || req.Body != `{"dataValues":[]}` || !req.Timestamp.Equal(at.Truncate(time.Millisecond)) ||
+			req.Timestamp.Location() != time.UTC {
+			t.Errorf("%s: %+v", tc.url, req)
+		}
+		b, _ := json.Marshal(req)
+		if strings.Contains(string(b), "district") || strings.Contains(string(b), `"headers":null`) {
+			t.Errorf("%s: %s", tc.url, b)
+		}
+		if strings.Contains(tc.url, "@") && req.Headers["Authorization"] != "Basic [redacted]" {
+			t.Errorf("%s: URL credentials not shown as redacted Basic: %v", tc.url, req.Headers)
+		}
+	}
+	for _, bad := range []string{"hmis.example.org/api", "ftp://hmis/api", "https://admin:district@%zz"} {
+		_, err := openhim.NewRequest(http.MethodPost, bad, nil, nil, at)
+		if err == nil || strings.Contains(err.Error(), "district") {
+			t.Errorf("NewRequest(%q) = %v, want an error without the password", bad, err)
+		}
+	}
+}
+
+// TestHeadersAreNeverNull: the core's schema types headers as an object (RequestDef and
+// ResponseDef in CORE src/model/transactions.js); a Request or Response built by hand with
+// nil headers is still sent with {}.
+func TestHeadersAreNeverNull(t *testing.T) {
+	o := openhim.NewOrchestration("DHIS2 import: hmis",
+		openhim.Request{Path: "/api/dataValueSets", Method: "POST", Body: "a&b<c>", Timestamp: time.Unix(0, 0)},
+		&openhim.Response{Status: 200, Body: "ok"}, nil)
+	b, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "null") || strings.Count(string(b), `"headers":{}`) != 2 {
+		t.Errorf("orchestration JSON: %s", b)
+	}
+	var back openhim.Orchestration
+	if err := json.Unmarshal(b, &back); err != nil || back.Request.Body != "a&b<c>" {
+		t.Errorf("round trip: %+v, %v", back, err)
+	}
+}

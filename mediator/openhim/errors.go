@@ -25,7 +25,7 @@ var (
 // APIError is a non-success answer from the core API. Body is the start of the core's
 // message (the core never echoes passwords; it may name the user's email).
 type APIError struct {
-	Op         string // "register", "heartbeat", "update transaction", "authenticate"
+	Op         string // "register", "heartbeat", "update transaction", "get transaction", "authenticate"
 	StatusCode int
 	Body       string
 }

@@ -25,15 +25,16 @@ func Example() {
 		panic(err)
 	}
 	var level slog.LevelVar
+	configured := slog.LevelInfo // from the YAML
+	level.Set(configured)
 	_ = m.Run(ctx, func(c map[string]any) { // returns at once
 		o, err := openhim.ParseOverrides(c)
 		if err != nil {
 			logger.Warn("ignoring console config", "err", err)
 			return
 		}
-		if o.LogLevel != nil {
-			level.Set(*o.LogLevel)
-		}
+		// An explicit level, or the configured one again when the console says "default".
+		level.Set(o.LogLevelOr(configured))
 	})
 
 	mux := http.NewServeMux()
@@ -53,10 +54,25 @@ func Example() {
 		_ = env.Write(w)
 	})
 
-	// Later, when the delivery worker has the DHIS2 outcome:
-	_ = m.Client().UpdateTransaction(ctx, "65f1aa00000000000000000a", openhim.TransactionUpdate{
-		Status: openhim.StatusSuccessful,
+	// Later, when the delivery worker has the DHIS2 outcome: describe the call from the URL
+	// it went to, and record the outcome once the core has stored the envelope.
+	sent := time.Now()
+	req, err := openhim.NewRequest(http.MethodPost, "https://hmis.example.org/api/dataValueSets",
+		http.Header{"Content-Type": {"application/json"}}, []byte(`{"dataValues":[]}`), sent)
+	if err != nil {
+		panic(err)
+	}
+	resp := openhim.NewResponse(http.StatusOK, nil, []byte(`{"status":"OK"}`), time.Now())
+	rec, err := m.Client().ReportOutcome(ctx, "65f1aa00000000000000000a", openhim.Outcome{
+		Status:         openhim.StatusSuccessful,
+		Orchestrations: []openhim.Orchestration{openhim.NewOrchestration("DHIS2 import: hmis", req, &resp, nil)},
+		Properties:     map[string]any{"imported": 12},
 	})
+	if err != nil { // e.g. openhim.ErrNotConfirmed: log it with what the record shows
+		logger.Warn("OpenHIM outcome", "err", err)
+		return
+	}
+	logger.Info("OpenHIM outcome recorded", "status", rec.Status, "orchestrations", rec.OrchestrationNames())
 }
 
 func ExampleParseOverrides() {

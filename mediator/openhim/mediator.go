@@ -103,7 +103,7 @@ func New(cfg Config, version string, sources []Source, opts ...Option) (*Mediato
 	}, nil
 }
 
-// Client is the API client the mediator uses, e.g. for UpdateTransaction.
+// Client is the API client the mediator uses, e.g. for ReportOutcome.
 func (m *Mediator) Client() *Client { return m.client }
 
 // Registration is the body the mediator registers with.

@@ -258,10 +258,26 @@ func NormalizeVersion(version string) (string, error) {
 // Overrides are the console settings decoded from a pushed config. A nil field (or an empty
 // DryRunTargets) means "keep the configured value".
 type Overrides struct {
-	LogLevel            *slog.Level
-	DryRunTargets       []string
+	// LogLevel is the level an operator chose, nil otherwise.
+	LogLevel *slog.Level
+	// LogLevelDefault is true when the console says "default": the operator took an earlier
+	// choice back, so the configured level must be restored (see LogLevelOr). It is false
+	// when the pushed config has no log_level at all, or names a level.
+	LogLevelDefault bool
+	DryRunTargets   []string
+	// DeliveryConcurrency is the parallel deliveries per target an operator chose (1..64);
+	// nil keeps the configured value.
 	DeliveryConcurrency *int
 	BatchSize           *int
+}
+
+// LogLevelOr is the level to run at: the console's choice, or configured when the console
+// has none or says "default".
+func (o Overrides) LogLevelOr(configured slog.Level) slog.Level {
+	if o.LogLevel != nil {
+		return *o.LogLevel
+	}
+	return configured
 }
 
 // ParseOverrides decodes a config received from the core (see Mediator.Run). Unknown keys
@@ -269,17 +285,10 @@ type Overrides struct {
 func ParseOverrides(cfg map[string]any) (Overrides, error) {
 	var o Overrides
 	var errs []error
-	if v, ok := cfg[KeyLogLevel]; ok && v != nil {
-		s, _ := v.(string)
-		switch s {
-		case logLevelDefault, "":
-		default:
-			var l slog.Level
-			if err := l.UnmarshalText([]byte(s)); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", KeyLogLevel, err))
-			} else {
-				o.LogLevel = &l
-			}
+	if v, ok := cfg[KeyLogLevel]; ok {
+		var err error
+		if o.LogLevel, o.LogLevelDefault, err = parseLogLevel(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", KeyLogLevel, err))
 		}
 	}
 	if v, ok := cfg[KeyDryRunTargets]; ok && v != nil {
@@ -324,6 +333,22 @@ func ParseOverrides(cfg map[string]any) (Overrides, error) {
 		return o, fmt.Errorf("openhim: console config: %w", errors.Join(errs...))
 	}
 	return o, nil
+}
+
+// parseLogLevel decodes the log_level option: a level, or "default" (also "" and null).
+func parseLogLevel(v any) (level *slog.Level, isDefault bool, err error) {
+	s, isString := v.(string)
+	switch {
+	case v == nil, isString && (s == logLevelDefault || s == ""):
+		return nil, true, nil
+	case !isString:
+		return nil, false, fmt.Errorf("want a string, got %T", v)
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return nil, false, err
+	}
+	return &l, false, nil
 }
 
 func wholeNumber(v any) (int, error) {

@@ -3,6 +3,7 @@ package openhim_test
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -264,20 +265,35 @@ func TestParseOverrides(t *testing.T) {
 		openhim.KeyLogLevel: "default", openhim.KeyDryRunTargets: []any{},
 		openhim.KeyDeliveryConcurrency: float64(0), openhim.KeyBatchSize: float64(0), "future_key": true,
 	})
-	if err != nil || o.LogLevel != nil || o.DryRunTargets != nil || o.DeliveryConcurrency != nil || o.BatchSize != nil {
+	if err != nil || o.LogLevel != nil || !o.LogLevelDefault || o.DryRunTargets != nil || o.DeliveryConcurrency != nil || o.BatchSize != nil {
 		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	// "default" restores the configured level after an operator's earlier choice.
+	if got := o.LogLevelOr(slog.LevelWarn); got != slog.LevelWarn {
+		t.Errorf("LogLevelOr(WARN) with \"default\" = %v", got)
 	}
 	o, err = openhim.ParseOverrides(map[string]any{
 		openhim.KeyLogLevel: "debug", openhim.KeyDryRunTargets: []any{"hmis", " "},
 		openhim.KeyDeliveryConcurrency: float64(8), openhim.KeyBatchSize: float64(250),
 	})
-	if err != nil || o.LogLevel == nil || o.LogLevel.String() != "DEBUG" || len(o.DryRunTargets) != 1 ||
-		*o.DeliveryConcurrency != 8 || *o.BatchSize != 250 {
+	if err != nil || o.LogLevel == nil || o.LogLevel.String() != "DEBUG" || o.LogLevelDefault || len(o.DryRunTargets) != 1 ||
+		*o.DeliveryConcurrency != 8 || *o.BatchSize != 250 || o.LogLevelOr(slog.LevelWarn) != slog.LevelDebug {
 		t.Fatalf("overrides: %+v, %v", o, err)
 	}
-	_, err = openhim.ParseOverrides(map[string]any{openhim.KeyBatchSize: 2.5, openhim.KeyLogLevel: "loud"})
-	if err == nil || !strings.Contains(err.Error(), "batch_size") || !strings.Contains(err.Error(), "log_level") {
-		t.Errorf("invalid overrides: err = %v, want both keys named", err)
+	// A config without log_level says nothing about it: neither a level nor "default".
+	if o, err := openhim.ParseOverrides(map[string]any{openhim.KeyDeliveryConcurrency: float64(64)}); err != nil ||
+		o.LogLevel != nil || o.LogLevelDefault || *o.DeliveryConcurrency != 64 {
+		t.Errorf("without log_level: %+v, %v", o, err)
+	}
+	_, err = openhim.ParseOverrides(map[string]any{openhim.KeyBatchSize: 2.5, openhim.KeyLogLevel: "loud",
+		openhim.KeyDeliveryConcurrency: float64(65)})
+	for _, key := range []string{"batch_size", "log_level", "delivery_concurrency"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("invalid overrides: err = %v, want %s named", err, key)
+		}
+	}
+	if _, err := openhim.ParseOverrides(map[string]any{openhim.KeyLogLevel: 3.0}); err == nil || !strings.Contains(err.Error(), "log_level") {
+		t.Errorf("numeric log_level: err = %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha512"
 	"crypto/subtle"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -31,7 +32,8 @@ const (
 	rootSalt = "d9bcb40e-ae65-478f-962e-5e5e5e7d0a01"
 )
 
-// DownMode makes the fake unreachable in one of two ways.
+// DownMode makes the fake unreachable in one of several ways; it applies to the API and the
+// router alike.
 type DownMode int
 
 const (
@@ -41,27 +43,53 @@ const (
 	Unavailable
 	// Hangup closes every connection without answering.
 	Hangup
+	// Refused stops listening, so connections are refused, as when the core's process is
+	// down. Switching back to another mode listens again on the same port.
+	Refused
 )
 
-// Server is a fake OpenHIM core API behind a real HTTP(S) listener.
+// Server is a fake OpenHIM core: its API (mediators, transactions, tasks) and its router
+// (channels forwarding client requests to mediators), each behind a real HTTP(S) listener.
 type Server struct {
 	// URL is the API base URL, e.g. http://127.0.0.1:41234.
 	URL string
+	// RouterURL is the router's base URL, where clients send requests for channels (the
+	// core's port 5001 or 5000).
+	RouterURL string
 
-	srv       *httptest.Server
-	tls       bool
-	now       func() time.Time
-	window    time.Duration
-	authTypes map[string]bool
-	started   time.Time
+	srv        *httptest.Server
+	router     *httptest.Server
+	apiGate    *gateListener
+	routerGate *gateListener
+	routeHTTP  *http.Client
+	tls        bool
+	routeTLS   *tls.Config
+	now        func() time.Time
+	window     time.Duration
+	authTypes  map[string]bool
+	started    time.Time
+	closing    chan struct{}
+	stop       context.CancelFunc // cancels stopCtx when closing
+	stopCtx    context.Context    // of work the fake does on its own: reruns
+	pending    sync.WaitGroup     // delayed envelope writes and rerun tasks
 
-	mu        sync.Mutex
-	users     map[string]*user // by lower-cased email
-	mediators map[string]*mediator
-	txs       map[string]map[string]any
-	seq       uint64
-	down      DownMode
-	lose      int
+	mu         sync.Mutex
+	users      map[string]*user // by lower-cased email
+	mediators  map[string]*mediator
+	clients    map[string]*client // by client id
+	channels   []*Channel
+	txs        map[string]map[string]any
+	txOrder    []string
+	stored     map[string]chan struct{} // closed once the core has written a routed answer
+	tasks      []map[string]any
+	taskDone   map[string]chan struct{} // closed once a task has run
+	seq        uint64
+	down       DownMode
+	lose       int
+	failNext   int
+	failMode   DownMode
+	storeDelay time.Duration
+	held       chan struct{} // non-nil while envelope writes are held
 
 	requests      []RequestRecord
 	registrations []RegistrationRecord
@@ -173,7 +201,8 @@ func WithNow(now func() time.Time) Option { return func(s *Server) { s.now = now
 // WithAuthWindow sets api.authWindowSeconds (default 10 s).
 func WithAuthWindow(d time.Duration) Option { return func(s *Server) { s.window = d } }
 
-// NewServer starts a fake core. Close it when done.
+// NewServer starts a fake core: its API at URL and its router at RouterURL. Close it when
+// done. It panics when it cannot listen, like httptest.NewServer.
 func NewServer(opts ...Option) *Server {
 	s := &Server{
 		now:       time.Now,
@@ -181,13 +210,29 @@ func NewServer(opts ...Option) *Server {
 		authTypes: map[string]bool{"basic": true, "token": true},
 		users:     map[string]*user{},
 		mediators: map[string]*mediator{},
+		clients:   map[string]*client{},
 		txs:       map[string]map[string]any{},
+		stored:    map[string]chan struct{}{},
+		taskDone:  map[string]chan struct{}{},
+		closing:   make(chan struct{}),
 	}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.users[RootEmail] = &user{email: RootEmail, password: RootPassword, admin: true, token: true, salt: rootSalt}
 	for _, o := range opts {
 		o(s)
 	}
 	s.started = s.now()
+	s.routeHTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: s.routeTLS, DisableKeepAlives: true},
+		// The router follows no redirect: it hands the mediator's answer to the client.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	s.srv, s.apiGate = s.start(s.wrap(s.apiMux()))
+	s.URL = s.srv.URL
+	s.router, s.routerGate = s.start(s.wrapRouter(http.HandlerFunc(s.handleRoute)))
+	s.RouterURL = s.router.URL
+	return s
+}
+
+func (s *Server) apiMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /authenticate/{email}", s.handleAuthenticate)
 	mux.HandleFunc("GET /heartbeat", s.handleCoreHeartbeat)
@@ -197,23 +242,49 @@ func NewServer(opts ...Option) *Server {
 	mux.HandleFunc("DELETE /mediators/{urn}", s.handleRemoveMediator)
 	mux.HandleFunc("POST /mediators/{urn}/heartbeat", s.handleHeartbeat)
 	mux.HandleFunc("PUT /mediators/{urn}/config", s.handleSetConfig)
+	mux.HandleFunc("POST /mediators/{urn}/channels", s.handleLoadChannels)
 	mux.HandleFunc("GET /transactions/{id}", s.handleGetTransaction)
 	mux.HandleFunc("PUT /transactions/{id}", s.handleUpdateTransaction)
+	mux.HandleFunc("GET /tasks", s.handleGetTasks)
+	mux.HandleFunc("POST /tasks", s.handleAddTask)
 	mux.HandleFunc("/", s.handleUnexpected)
-	s.srv = httptest.NewUnstartedServer(s.wrap(mux))
-	// Refused handshakes are expected in TLS tests; keep them out of the test output.
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	if s.tls {
-		s.srv.StartTLS()
-	} else {
-		s.srv.Start()
-	}
-	s.URL = s.srv.URL
-	return s
+	return mux
 }
 
-// Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
+// start serves h on a listener that SetDown(Refused) can close and reopen.
+func (s *Server) start(h http.Handler) (*httptest.Server, *gateListener) {
+	gate, err := newGateListener()
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = gate
+	// Refused handshakes are expected in TLS tests; keep them out of the test output.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if s.tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	return srv, gate
+}
+
+// Close shuts both listeners down; envelope writes still waiting are dropped and rerun
+// tasks stopped.
+func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	s.mu.Unlock()
+	s.stop()
+	s.pending.Wait()
+	s.router.Close()
+	s.srv.Close()
+}
 
 // Certificate is the TLS server certificate (nil without WithTLS).
 func (s *Server) Certificate() *x509.Certificate {
@@ -241,11 +312,66 @@ func (s *Server) WriteCAFile(dir string) (string, error) {
 	return p, nil
 }
 
-// SetDown switches the fake between up and unreachable.
-func (s *Server) SetDown(m DownMode) {
+// goPending runs f in the background unless the server is closing; Close waits for it.
+func (s *Server) goPending(f func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	select {
+	case <-s.closing:
+		return false
+	default:
+	}
+	s.pending.Add(1) // under s.mu, so never after Close began waiting
+	go func() {
+		defer s.pending.Done()
+		f()
+	}()
+	return true
+}
+
+// SetDown switches the API and the router between up and unreachable. It fails only when
+// the fake cannot listen again on its port after Refused.
+func (s *Server) SetDown(m DownMode) error {
+	s.mu.Lock()
 	s.down = m
+	s.mu.Unlock()
+	if m == Refused {
+		for _, g := range []*gateListener{s.apiGate, s.routerGate} {
+			g.refuse()
+		}
+		// Kept-alive connections would still be served; the core's process is gone.
+		s.srv.CloseClientConnections()
+		s.router.CloseClientConnections()
+		return nil
+	}
+	for _, g := range []*gateListener{s.apiGate, s.routerGate} {
+		if err := g.listen(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FailNext makes the next n requests, to the API or the router, fail as mode does
+// (Unavailable or Hangup), then serves normally again: a core that is down for a while.
+func (s *Server) FailNext(n int, mode DownMode) {
+	if mode != Unavailable && mode != Hangup {
+		panic(fmt.Sprintf("openhimtest: FailNext: mode %d is not Unavailable or Hangup", mode))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failNext, s.failMode = n, mode
+}
+
+// downMode is the mode for the request at hand, counting one off FailNext.
+func (s *Server) downMode() DownMode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down == Up && s.failNext > 0 {
+		s.failNext--
+		return s.failMode
+	}
+	return s.down
 }
 
 // LoseResponses makes the next n requests take effect but close the connection instead of
@@ -286,33 +412,6 @@ func (s *Server) RemoveMediator(urn string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.mediators, urn)
-}
-
-// NewTransaction stores a transaction in status Processing (plus fields) and returns its id,
-// as the core does for a request it routes to a mediator.
-func (s *Server) NewTransaction(fields map[string]any) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.seq++
-	id := fmt.Sprintf("%024x", 0x65f000000000+s.seq)
-	tx := map[string]any{"_id": id, "status": "Processing", "orchestrations": []any{}}
-	for k, v := range fields {
-		tx[k] = v
-	}
-	s.txs[id] = tx
-	return id
-}
-
-// Transaction returns a stored transaction.
-func (s *Server) Transaction(id string) (map[string]any, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tx, ok := s.txs[id]
-	if !ok {
-		return nil, false
-	}
-	out, _ := roundTrip(tx)
-	return out, true
 }
 
 // Requests lists every request received.
@@ -365,8 +464,8 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := RequestRecord{Method: r.Method, Path: r.URL.Path, Auth: authScheme(r),
 			AuthorizationHeader: r.Header.Get("Authorization") != ""}
+		down := s.downMode()
 		s.mu.Lock()
-		down := s.down
 		lose := down == Up && s.lose > 0
 		if lose {
 			s.lose--
@@ -377,15 +476,12 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			s.requests = append(s.requests, rec)
 			s.mu.Unlock()
 		}
-		switch down {
-		case Unavailable:
-			rec.Status = http.StatusServiceUnavailable
-			store()
-			http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
-			return
-		case Hangup:
-			store()
-			hangup(w)
+		if down != Up {
+			if down == Unavailable {
+				rec.Status = http.StatusServiceUnavailable
+			}
+			store() // before the client sees anything
+			failAs(w, down)
 			return
 		}
 		rr := httptest.NewRecorder()
@@ -402,6 +498,29 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 		w.WriteHeader(rr.Code)
 		w.Write(rr.Body.Bytes())
 	})
+}
+
+// wrapRouter applies the down modes to the router. Its requests are not recorded: the
+// transactions it stores are the record.
+func (s *Server) wrapRouter(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !failAs(w, s.downMode()) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// failAs answers as a core that is down in mode m, reporting whether it did.
+func failAs(w http.ResponseWriter, m DownMode) bool {
+	switch m {
+	case Unavailable:
+		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+		return true
+	case Hangup, Refused:
+		hangup(w)
+		return true
+	}
+	return false
 }
 
 type recordKey struct{}
@@ -524,6 +643,20 @@ func logAndSetResponse(w http.ResponseWriter, status int, msg string) {
 	io.WriteString(w, msg)
 }
 
+// statusOnly answers for a core handler that sets ctx.status alone: Koa then sends the body
+// already set, which after Basic authentication is the strategy's greeting (spec §4 rule 8;
+// seen on a heartbeat for an unknown urn: 404 "User Authenticated Successfully").
+func statusOnly(w http.ResponseWriter, r *http.Request, status int) {
+	if authScheme(r) == "basic" {
+		logAndSetResponse(w, status, basicGreeting)
+		return
+	}
+	w.WriteHeader(status)
+}
+
+// basicGreeting is the body the core's Basic strategy leaves on every response.
+const basicGreeting = "User Authenticated Successfully"
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -644,12 +777,8 @@ func (s *Server) handleAddMediator(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Status = http.StatusCreated
-	if authScheme(r) == "basic" {
-		// The Basic strategy leaves this body in place (spec §4 rule 8): clients must not parse it.
-		logAndSetResponse(w, http.StatusCreated, "User Authenticated Successfully")
-		return
-	}
-	w.WriteHeader(http.StatusCreated)
+	// Clients must not parse this body (spec §4 rule 8).
+	statusOnly(w, r, http.StatusCreated)
 }
 
 func (s *Server) addMediatorLocked(body map[string]any) error {
@@ -737,7 +866,7 @@ func (s *Server) handleGetMediator(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if !found {
-		w.WriteHeader(http.StatusNotFound)
+		statusOnly(w, r, http.StatusNotFound)
 		return
 	}
 	writeJSON(w, http.StatusOK, doc)
@@ -786,12 +915,12 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	m, found := s.mediators[urn]
 	if !found {
 		rec.Status = http.StatusNotFound
-		w.WriteHeader(http.StatusNotFound)
+		statusOnly(w, r, http.StatusNotFound)
 		return
 	}
 	if body["uptime"] == nil {
 		rec.Status = http.StatusBadRequest
-		w.WriteHeader(http.StatusBadRequest)
+		statusOnly(w, r, http.StatusBadRequest)
 		return
 	}
 	// JavaScript compares Dates; a never-set _lastHeartbeat makes "changed" false.
@@ -833,7 +962,7 @@ func (s *Server) handleSetConfig(w http.ResponseWriter, r *http.Request) {
 		logAndSetResponse(w, status, err.Error())
 		return
 	}
-	w.WriteHeader(http.StatusOK)
+	statusOnly(w, r, http.StatusOK)
 }
 
 func (s *Server) setConfigLocked(urn string, cfg map[string]any) (int, error) {
@@ -863,97 +992,4 @@ func asValidation(err error, target **validationError) bool {
 		*target = ve
 	}
 	return ok
-}
-
-// GET /transactions/:id.
-func (s *Server) handleGetTransaction(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.authenticate(w, r); !ok {
-		return
-	}
-	id := r.PathValue("id")
-	tx, ok := s.Transaction(id)
-	if !ok {
-		logAndSetResponse(w, http.StatusNotFound, "Could not find transaction with ID: "+id)
-		return
-	}
-	writeJSON(w, http.StatusOK, tx)
-}
-
-// PUT /transactions/:id (spec §8.5): a database update of the given fields. `$push` (with
-// or without `$each`) appends and `$set` sets; other top-level keys replace stored ones.
-func (s *Server) handleUpdateTransaction(w http.ResponseWriter, r *http.Request) {
-	u, ok := s.authenticate(w, r)
-	if !ok {
-		return
-	}
-	id := r.PathValue("id")
-	body, raw, ok := readObject(w, r)
-	if !ok {
-		return
-	}
-	rec := TransactionUpdateRecord{ID: id, Body: body, Raw: raw}
-	defer func() {
-		s.mu.Lock()
-		s.txUpdates = append(s.txUpdates, rec)
-		s.mu.Unlock()
-	}()
-	if s.forbidden(w, u, "updateTransaction") {
-		rec.Status = http.StatusForbidden
-		return
-	}
-	s.mu.Lock()
-	tx, found := s.txs[id]
-	if found {
-		applyUpdate(tx, body)
-	}
-	s.mu.Unlock()
-	if !found {
-		// The core dereferences the missing transaction and fails with a 500, not a 404.
-		rec.Status = http.StatusInternalServerError
-		logAndSetResponse(w, rec.Status, "Could not update transaction via the API: TypeError: transaction "+id+" not found")
-		return
-	}
-	rec.Status = http.StatusOK
-	logAndSetResponse(w, http.StatusOK, fmt.Sprintf("Transaction with ID: %s successfully updated", id))
-}
-
-func applyUpdate(tx, update map[string]any) {
-	for k, v := range update {
-		switch k {
-		case "$push":
-			for field, spec := range asObject(v) {
-				list := asList(tx[field])
-				if each, ok := asObject(spec)["$each"]; ok {
-					list = append(list, asList(each)...)
-				} else {
-					list = append(list, spec)
-				}
-				tx[field] = list
-			}
-		case "$set":
-			for field, val := range asObject(v) {
-				tx[field] = val
-			}
-		default:
-			if !strings.HasPrefix(k, "$") {
-				tx[k] = v
-			}
-		}
-	}
-	if hasError(update) {
-		tx["autoRetry"] = true
-	}
-}
-
-// hasError mirrors the core's check that queues an updated transaction for auto-retry.
-func hasError(u map[string]any) bool {
-	if u["error"] != nil {
-		return true
-	}
-	for _, r := range asList(u["routes"]) {
-		if truthy(asObject(r)["error"]) {
-			return true
-		}
-	}
-	return asObject(asObject(asObject(u["$push"])["routes"]))["error"] != nil
 }
