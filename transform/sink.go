@@ -32,6 +32,13 @@ type Sink interface {
 	Value(v *DataValue, at Locator) error
 }
 
+// Rejecter is a Sink that also takes the problems a parser finds with a value itself (a
+// field of the wrong type, say), so that the parse can go on; Batcher is one. A parser
+// whose sink is no Rejecter ends the parse with such a problem instead.
+type Rejecter interface {
+	Reject(e *InputError, at Locator) error
+}
+
 // BatcherConfig configures a Batcher.
 type BatcherConfig struct {
 	Source   string

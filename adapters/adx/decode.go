@@ -87,11 +87,6 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// rejecter is a sink that collects problems found by the parser; transform.Batcher is one.
-type rejecter interface {
-	Reject(e *transform.InputError, at transform.Locator) error
-}
-
 // Decode reads one ADX message from r and passes it to sink: a transform.Group for each
 // <group>, then each of its data values, with the group's org unit, period, attribute
 // option combo (or attribute categories) filled in. Periods are converted to DHIS2 period
@@ -123,7 +118,7 @@ func decode(lx lexer, sink transform.Sink, opts Options) error {
 		opts:   opts,
 		intern: interner{m: make(map[string]string, 256)},
 	}
-	d.rej, _ = sink.(rejecter)
+	d.rej, _ = sink.(transform.Rejecter)
 	d.schemes = opts.Schemes
 	d.schemes.IDScheme = d.schemes.IDScheme.Or(transform.SchemeCode)
 	if err := d.run(); err != nil {
@@ -140,7 +135,7 @@ type nsBinding struct {
 type decoder struct {
 	lx      lexer
 	sink    transform.Sink
-	rej     rejecter
+	rej     transform.Rejecter
 	opts    Options
 	schemes transform.IDSchemes
 	intern  interner
