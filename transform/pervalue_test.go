@@ -272,3 +272,26 @@ func TestParseImportStrategy(t *testing.T) {
 		t.Error("IsDelete")
 	}
 }
+
+// Under the DELETE strategy a value needs neither value nor comment: it names what to
+// delete (DataValueSetImportValidator.validateDataValueIsDefined checks
+// !context.getStrategy().isDelete(); conformance README §6.1, dataValueSetJDeleteNoValue
+// with strategy DELETE deletes the stored value).
+func TestBatcherDeleteStrategyNeedsNoValue(t *testing.T) {
+	for _, tt := range []struct {
+		cfg   ImportStrategy
+		group ImportStrategy
+		kept  int
+	}{{"", "", 0}, {StrategyDelete, "", 1}, {"", StrategyDelete, 1}, {StrategyDelete, StrategyCreateAndUpdate, 0}} {
+		var got []Batch
+		b := NewBatcher(BatcherConfig{PerValue: true, ImportStrategy: tt.cfg, Emit: collect(&got)})
+		_ = b.Group(Group{ImportStrategy: tt.group})
+		_ = b.Value(&DataValue{DataElement: "DE", Period: "201201", OrgUnit: "OU"}, pos{1})
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if r := b.Report(); r.Kept != tt.kept || r.Rejected != 1-tt.kept {
+			t.Errorf("query %q, payload %q: %+v", tt.cfg, tt.group, r)
+		}
+	}
+}

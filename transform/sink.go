@@ -144,7 +144,7 @@ func (b *Batcher) Group(g Group) error {
 func (b *Batcher) Value(v *DataValue, at Locator) error {
 	v.Index = b.index
 	b.index++
-	if bad := ValidateFor(v, b.cfg.Release); bad != nil {
+	if bad := ValidateFor(v, b.cfg.Release); bad != nil && !b.deletes(bad) {
 		return b.reject(bad, at)
 	}
 	if len(b.errs.Errs) > 0 {
@@ -156,6 +156,15 @@ func (b *Batcher) Value(v *DataValue, at Locator) error {
 		return b.flush()
 	}
 	return nil
+}
+
+// deletes reports whether bad is only a missing value under the DELETE strategy, which
+// DHIS2 accepts: the value names what to delete (validateDataValueIsDefined skips a
+// value when context.getStrategy().isDelete(); conformance README §6.1,
+// dataValueSetJDeleteNoValue.json).
+func (b *Batcher) deletes(bad *InputError) bool {
+	return bad.Conflict != nil && bad.Conflict.ErrorCode == CodeValueNotDefined &&
+		ImportStrategy(b.batch.ImportStrategy).IsDelete()
 }
 
 // Reject records a problem the parser found itself (a field of the wrong type, say). A

@@ -148,3 +148,16 @@ func TestHeaderStrategy(t *testing.T) {
 		}
 	}
 }
+
+// dataValueSetJDeleteNoValue.json has no value; imported with strategy DELETE DHIS2 deletes
+// the stored value (conformance README §6.1, 0/0/1), so the Batcher keeps it then, and
+// refuses it (E7618) otherwise.
+func TestConformanceDeleteNoValue(t *testing.T) {
+	payload := readFixture(t, "dvs/dataValueSetJDeleteNoValue.json")
+	for strategy, kept := range map[transform.ImportStrategy]int{transform.StrategyDelete: 1, "": 0} {
+		run, err := runBatcherWith(t, jsonDecode(Options{}), payload, transform.BatcherConfig{PerValue: true, ImportStrategy: strategy})
+		if err != nil || run.errs != nil || run.report.Kept != kept || run.report.Rejected != 1-kept {
+			t.Errorf("strategy %q: %v %v %+v", strategy, err, run.errs, run.report)
+		}
+	}
+}
