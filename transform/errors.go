@@ -39,6 +39,10 @@ type InputError struct {
 	Field    string `json:"field,omitempty"`
 	Value    string `json:"value,omitempty"`
 	Expected string `json:"expected"`
+	// Conflict, when set, is how DHIS2 2.38–2.42 reports this problem with a value: its
+	// error code, objects and message. Nil for a problem DHIS2 has no conflict for (one
+	// only Tally refuses); InputError.DHIS2 then makes a plain one.
+	Conflict *ImportConflict `json:"conflict,omitempty"`
 }
 
 func (e *InputError) Error() string {

@@ -6,12 +6,15 @@ import (
 )
 
 // Group carries what a run of values shares beyond the fields each value holds: the data set,
-// the complete date and the id schemes the payload declared. A data value set is one group;
-// an ADX message has one per <group> element.
+// the complete date, the id schemes and the import strategy the payload declared. A data
+// value set is one group; an ADX message has one per <group> element.
 type Group struct {
 	DataSet      string
 	CompleteDate string
 	Schemes      IDSchemes
+	// ImportStrategy is the payload's own strategy (a data value set's "strategy"); it
+	// wins over BatcherConfig.ImportStrategy, as DHIS2 lets the payload win.
+	ImportStrategy ImportStrategy
 }
 
 // Locator tells where a parser is, asked only when something is wrong so that parsers need
@@ -29,6 +32,13 @@ type Sink interface {
 	Value(v *DataValue, at Locator) error
 }
 
+// Rejecter is a Sink that also takes the problems a parser finds with a value itself (a
+// field of the wrong type, say), so that the parse can go on; Batcher is one. A parser
+// whose sink is no Rejecter ends the parse with such a problem instead.
+type Rejecter interface {
+	Reject(e *InputError, at Locator) error
+}
+
 // BatcherConfig configures a Batcher.
 type BatcherConfig struct {
 	Source   string
@@ -40,22 +50,58 @@ type BatcherConfig struct {
 	// MaxValues bounds a batch; 0 means DefaultBatchSize.
 	MaxValues int
 	// MaxErrors bounds the problems collected before the parse is stopped; 0 means 100.
+	// In PerValue mode it bounds the document-level problems only.
 	MaxErrors int
 	// Emit receives each full batch. It must not keep b or its values after it returns.
 	Emit func(b *Batch) error
+
+	// PerValue imports value by value, as DHIS2 2.38–2.42 does: a value that fails
+	// validation (or that the parser rejects) is left out of the batches and recorded as
+	// a value conflict, and the rest go on; Close then reports only document-level
+	// problems and Report tells what was kept and what was not. The zero value refuses
+	// the whole payload for any problem.
+	PerValue bool
+	// MaxConflicts bounds the value conflicts Report keeps in PerValue mode (DHIS2 keeps
+	// all; Report counts the rest); 0 means DefaultMaxConflicts.
+	MaxConflicts int
+	// Release, when set, validates periods for that DHIS2 release (minor number: 41 for
+	// 2.41): a period of a type the release does not know is not valid (E7611). 0
+	// accepts every period type.
+	Release int
+	// ImportStrategy is the request's importStrategy (query parameter), carried into
+	// every batch unless a group sets its own.
+	ImportStrategy ImportStrategy
 }
 
 // DefaultBatchSize keeps an encoded batch far below the NATS payload limit.
 const DefaultBatchSize = 1000
 
+// DefaultMaxConflicts is how many value conflicts a PerValue Batcher keeps by default.
+const DefaultMaxConflicts = 1000
+
+// ValueReport is what a Batcher made of a payload's values: how many it read, kept in
+// its batches and rejected, and the conflicts of the rejected ones (in PerValue mode),
+// the first MaxConflicts of them in payload order. Unless Close reported a problem,
+// Read == Kept + Rejected and Rejected == len(Conflicts) + More.
+type ValueReport struct {
+	Read, Kept, Rejected int
+	// Conflicts are the rejected values' problems, each with its Index, place and, where
+	// DHIS2 has one, Conflict; MergeConflicts turns them into DHIS2's conflict list.
+	Conflicts []*InputError
+	// More counts the rejected values whose conflicts were not kept.
+	More int
+}
+
 // Batcher is the Sink at the end of every parser: it numbers values, validates them,
 // collects every problem with its place, and cuts the stream into bounded batches.
 type Batcher struct {
-	cfg     BatcherConfig
-	batch   Batch
-	index   int
-	batches int
-	errs    InputErrors
+	cfg       BatcherConfig
+	batch     Batch
+	index     int
+	batches   int
+	kept      int
+	errs      InputErrors
+	conflicts InputErrors // PerValue: the rejected values
 }
 
 // NewBatcher returns a Batcher for one payload.
@@ -66,10 +112,14 @@ func NewBatcher(cfg BatcherConfig) *Batcher {
 	if cfg.MaxErrors <= 0 {
 		cfg.MaxErrors = 100
 	}
+	if cfg.MaxConflicts <= 0 {
+		cfg.MaxConflicts = DefaultMaxConflicts
+	}
 	b := &Batcher{cfg: cfg}
 	b.batch = Batch{
 		TxID: cfg.TxID, Source: cfg.Source, Received: cfg.Received, Schemes: cfg.Schemes,
-		Values: make([]DataValue, 0, min(cfg.MaxValues, 1024)),
+		ImportStrategy: string(cfg.ImportStrategy),
+		Values:         make([]DataValue, 0, min(cfg.MaxValues, 1024)),
 	}
 	return b
 }
@@ -77,13 +127,16 @@ func NewBatcher(cfg BatcherConfig) *Batcher {
 // Group starts a new run of values; a batch never spans two groups.
 func (b *Batcher) Group(g Group) error {
 	schemes := b.cfg.Schemes.Overlay(g.Schemes)
-	if g.DataSet == b.batch.DataSet && g.CompleteDate == b.batch.CompleteDate && schemes == b.batch.Schemes {
+	strategy := string(g.ImportStrategy.Or(b.cfg.ImportStrategy))
+	if g.DataSet == b.batch.DataSet && g.CompleteDate == b.batch.CompleteDate && schemes == b.batch.Schemes &&
+		strategy == b.batch.ImportStrategy {
 		return nil
 	}
 	if err := b.flush(); err != nil {
 		return err
 	}
 	b.batch.DataSet, b.batch.CompleteDate, b.batch.Schemes = g.DataSet, g.CompleteDate, schemes
+	b.batch.ImportStrategy = strategy
 	return nil
 }
 
@@ -91,22 +144,33 @@ func (b *Batcher) Group(g Group) error {
 func (b *Batcher) Value(v *DataValue, at Locator) error {
 	v.Index = b.index
 	b.index++
-	if bad := Validate(v); bad != nil {
+	if bad := ValidateFor(v, b.cfg.Release); bad != nil && !b.deletes(bad) {
 		return b.reject(bad, at)
 	}
 	if len(b.errs.Errs) > 0 {
 		return nil // the payload will be refused; don't build batches for nothing
 	}
 	b.batch.Values = append(b.batch.Values, *v)
+	b.kept++
 	if len(b.batch.Values) >= b.cfg.MaxValues {
 		return b.flush()
 	}
 	return nil
 }
 
+// deletes reports whether bad is only a missing value under the DELETE strategy, which
+// DHIS2 accepts: the value names what to delete (validateDataValueIsDefined skips a
+// value when context.getStrategy().isDelete(); conformance README §6.1,
+// dataValueSetJDeleteNoValue.json).
+func (b *Batcher) deletes(bad *InputError) bool {
+	return bad.Conflict != nil && bad.Conflict.ErrorCode == CodeValueNotDefined &&
+		ImportStrategy(b.batch.ImportStrategy).IsDelete()
+}
+
 // Reject records a problem the parser found itself (a field of the wrong type, say). A
 // problem with a value (Index ≥ 0) uses up that value's index, so that the values after
-// it keep their positions in the payload.
+// it keep their positions in the payload; in PerValue mode it leaves that value out and
+// records its conflict. A problem with Index < 0 is document-level in either mode.
 func (b *Batcher) Reject(e *InputError, at Locator) error {
 	if e.Index >= 0 {
 		e.Index = b.index
@@ -119,15 +183,24 @@ func (b *Batcher) reject(e *InputError, at Locator) error {
 	if at != nil && e.Pos == (Pos{}) {
 		e.Pos = at.Pos()
 	}
-	if len(b.errs.Errs) >= b.cfg.MaxErrors {
-		b.errs.More++
-		return ErrTooManyErrors
+	if b.cfg.PerValue && e.Index >= 0 {
+		return record(&b.conflicts, e, b.cfg.MaxConflicts, nil)
 	}
-	b.errs.Errs = append(b.errs.Errs, e)
+	return record(&b.errs, e, b.cfg.MaxErrors, ErrTooManyErrors)
+}
+
+// record adds e to list unless it holds max already; then it counts e and returns full.
+func record(list *InputErrors, e *InputError, max int, full error) error {
+	if len(list.Errs) >= max {
+		list.More++
+		return full
+	}
+	list.Errs = append(list.Errs, e)
 	return nil
 }
 
-// Close flushes the last batch and reports the collected problems, if any, as *InputErrors.
+// Close flushes the last batch and reports the collected problems, if any, as *InputErrors:
+// every problem, or in PerValue mode the document-level ones only (see Report).
 func (b *Batcher) Close() error {
 	if len(b.errs.Errs) > 0 {
 		return &b.errs
@@ -138,6 +211,20 @@ func (b *Batcher) Close() error {
 // Values is how many values were read; Batches how many batches were emitted.
 func (b *Batcher) Values() int  { return b.index }
 func (b *Batcher) Batches() int { return b.batches }
+
+// Report tells what became of the values read so far. Call it after Close: only then
+// are the kept values all in emitted batches. A payload with a problem Close reports (any
+// problem in whole-payload mode, a document-level one in PerValue mode) keeps nothing:
+// every value read counts as rejected, and Conflicts holds only the value conflicts
+// recorded before.
+func (b *Batcher) Report() ValueReport {
+	r := ValueReport{Read: b.index, Kept: b.kept, Rejected: len(b.conflicts.Errs) + b.conflicts.More,
+		Conflicts: b.conflicts.Errs, More: b.conflicts.More}
+	if len(b.errs.Errs) > 0 {
+		r.Kept, r.Rejected = 0, b.index
+	}
+	return r
+}
 
 func (b *Batcher) flush() error {
 	if len(b.batch.Values) == 0 || len(b.errs.Errs) > 0 {

@@ -87,11 +87,6 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// rejecter is a sink that collects problems found by the parser; transform.Batcher is one.
-type rejecter interface {
-	Reject(e *transform.InputError, at transform.Locator) error
-}
-
 // Decode reads one ADX message from r and passes it to sink: a transform.Group for each
 // <group>, then each of its data values, with the group's org unit, period, attribute
 // option combo (or attribute categories) filled in. Periods are converted to DHIS2 period
@@ -123,7 +118,7 @@ func decode(lx lexer, sink transform.Sink, opts Options) error {
 		opts:   opts,
 		intern: interner{m: make(map[string]string, 256)},
 	}
-	d.rej, _ = sink.(rejecter)
+	d.rej, _ = sink.(transform.Rejecter)
 	d.schemes = opts.Schemes
 	d.schemes.IDScheme = d.schemes.IDScheme.Or(transform.SchemeCode)
 	if err := d.run(); err != nil {
@@ -140,7 +135,7 @@ type nsBinding struct {
 type decoder struct {
 	lx      lexer
 	sink    transform.Sink
-	rej     rejecter
+	rej     transform.Rejecter
 	opts    Options
 	schemes transform.IDSchemes
 	intern  interner
@@ -608,18 +603,30 @@ func (d *decoder) valueError(attr, value, expected string) {
 	}
 }
 
+// adxErrorObject is the object of the conflict DHIS2 2.38–2.42 reports for an ADX
+// problem with one value that names no object (adx.md §9).
+const adxErrorObject = "ADX Error"
+
+// dhis2ValueError records a problem DHIS2 also finds with the current value, with the
+// conflict DHIS2 reports for it: an AdxException's {object, value}, without an error code
+// (DefaultAdxDataService collects them as ADX conflicts; adx.md §9).
+func (d *decoder) dhis2ValueError(attr, object, message string) {
+	d.valueError(attr, "", message)
+	d.cur.err.Conflict = &transform.ImportConflict{Object: object, Value: message}
+}
+
 func (d *decoder) endValue() error {
 	c := &d.cur
 	switch {
 	case c.err != nil:
 	case !c.hasDE:
-		d.valueError("dataElement", "", "dataElement attribute is required on 'dataValue'")
+		d.dhis2ValueError("dataElement", adxErrorObject, "dataElement attribute is required on 'dataValue'")
 	case !c.hasValue:
-		d.valueError("value", "", "value attribute is required on 'dataValue'")
+		d.dhis2ValueError("value", adxErrorObject, "value attribute is required on 'dataValue'")
 	}
 	text := d.opts.IsText != nil && c.hasDE && d.opts.IsText(c.dataElement)
 	if c.err == nil && text && !c.hasAnn {
-		d.valueError("annotation", "", "DataElement expects text annotation")
+		d.dhis2ValueError("annotation", c.dataElement, "DataElement expects text annotation")
 	}
 	if c.err != nil {
 		if d.rej == nil {

@@ -305,6 +305,79 @@ func TestConformance(t *testing.T) {
 			if tt.invalid == nil && !reflect.DeepEqual(indexed(run.values), indexed(s.values)) {
 				t.Errorf("Batcher emitted %d values, different from the %d decoded", len(run.values), len(s.values))
 			}
+			checkPerValue(t, tt.decode, payload, s.values, tt.invalid)
+		})
+	}
+}
+
+// checkPerValue runs the payload through a PerValue Batcher: it must keep exactly the
+// decoded values that are not invalid and report a conflict for each invalid one, as
+// DHIS2 2.38–2.42 stores the good values of a payload (conformance README §6.1).
+func checkPerValue(t *testing.T, decode decodeFunc, payload string, decoded []transform.DataValue, invalid []int) {
+	t.Helper()
+	run, err := runBatcherWith(t, decode, payload, transform.BatcherConfig{MaxValues: 5, PerValue: true})
+	if err != nil || run.errs != nil {
+		t.Fatalf("per value: %v %v", err, run.errs)
+	}
+	var want []transform.DataValue
+	for _, v := range decoded {
+		if !slices.Contains(invalid, v.Index) {
+			want = append(want, v)
+		}
+	}
+	if !reflect.DeepEqual(indexed(run.values), indexed(want)) {
+		t.Errorf("per value: kept %d values, want %d", len(run.values), len(want))
+	}
+	var got []int
+	for _, c := range run.report.Conflicts {
+		got = append(got, c.Index)
+		if c.Conflict == nil || c.Line == 0 {
+			t.Errorf("per value: conflict without DHIS2 code or line: %+v", c)
+		}
+	}
+	r := run.report
+	if !slices.Equal(got, invalid) || r.Read != len(decoded) || r.Kept != len(want) || r.Rejected != len(invalid) {
+		t.Errorf("per value: report %+v, conflicts at %v; want %v", r, got, invalid)
+	}
+}
+
+// The conflicts DHIS2 2.42 reports for the fixtures whose values Tally can judge without
+// metadata (conformance README §6.1): dataValueSetANull.xml stores 1 value and reports 2
+// conflicts (E7618, "Data value or comment not specified for data element", one per data
+// element, DataValueSetImportValidator.validateDataValueIsDefined); CHT's bare dataValues
+// arrays have no period (E7611) until the CHT adapter supplies it.
+func TestConformancePerValueConflicts(t *testing.T) {
+	tests := []struct {
+		file    string
+		decode  decodeFunc
+		kept    []string // data elements
+		codes   []string
+		indexes [][]int
+	}{
+		{"dvs/dataValueSetANull.xml", xmlDecode(Options{}), []string{"eY5ehpbEsB7"},
+			[]string{"E7618", "E7618"}, [][]int{{0}, {1}}},
+		{"cht/export-human-readable-single.dataValues.json", jsonDecode(Options{}), nil,
+			[]string{"E7611"}, [][]int{{0, 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			run, err := runBatcherWith(t, tt.decode, readFixture(t, tt.file), transform.BatcherConfig{PerValue: true})
+			if err != nil || run.errs != nil {
+				t.Fatal(err, run.errs)
+			}
+			var kept []string
+			for _, v := range run.values {
+				kept = append(kept, v.DataElement)
+			}
+			var codes []string
+			var indexes [][]int
+			for _, c := range transform.MergeConflicts(run.report.Conflicts) {
+				codes = append(codes, c.ErrorCode)
+				indexes = append(indexes, c.Indexes)
+			}
+			if !slices.Equal(kept, tt.kept) || !slices.Equal(codes, tt.codes) || !reflect.DeepEqual(indexes, tt.indexes) {
+				t.Errorf("kept %v, conflicts %v at %v; want %v, %v at %v", kept, codes, indexes, tt.kept, tt.codes, tt.indexes)
+			}
 		})
 	}
 }

@@ -231,9 +231,10 @@ func (d *csvDecoder) row(rec []string, index int) error {
 		s := d.field(rec, c)
 		b, ok := parseBool(s)
 		if !ok {
+			// DHIS2 reads anything but "true" as false; Tally refuses the value alone
 			line, col := d.cr.FieldPos(d.cols[c])
-			return &transform.InputError{Pos: transform.Pos{Line: line, Column: col, Path: d.names[c]},
-				Index: index, Field: csvColumnNames[c], Value: s, Expected: boolExpected}
+			return d.em.reject(&transform.InputError{Pos: transform.Pos{Line: line, Column: col, Path: d.names[c]},
+				Index: index, Field: csvColumnNames[c], Value: s, Expected: boolExpected}, &d.loc)
 		}
 		if c == colDeleted {
 			v.Deleted = b

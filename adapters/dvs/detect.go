@@ -86,8 +86,10 @@ func Peek(r io.Reader) (io.Reader, []byte, error) {
 	return br, head, nil
 }
 
-// DetectFormat names the format of a POST /api/dataValueSets body from its Content-Type
-// and, when that does not settle it, its first bytes (SniffLen of them suffice):
+// DetectFormat names the format of a body from its Content-Type and, when that does not
+// settle it, its first bytes (SniffLen of them suffice). It is Tally's own, lenient
+// detection, for endpoints of Tally's own (POST /ingest/{source}); DetectAsDHIS2 answers
+// as DHIS2's POST /api/dataValueSets does:
 //
 //   - application/json (and any +json type) is JSON;
 //   - application/adx+xml is ADX;
@@ -105,12 +107,7 @@ func DetectFormat(contentType string, head []byte) (Format, error) {
 	if IsGzip(head) || bytes.HasPrefix(head, []byte(zipMagic)) {
 		return FormatUnknown, ErrCompressed
 	}
-	mt := strings.ToLower(strings.TrimSpace(contentType))
-	if parsed, _, err := mime.ParseMediaType(contentType); err == nil {
-		mt = parsed
-	} else if i := strings.IndexByte(mt, ';'); i >= 0 {
-		mt = strings.TrimSpace(mt[:i])
-	}
+	mt := mediaType(contentType)
 	switch {
 	case mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"):
 		return FormatJSON, nil
@@ -131,6 +128,53 @@ func DetectFormat(contentType string, head []byte) (Format, error) {
 		return FormatUnknown, ErrUnknownFormat
 	}
 	return FormatUnknown, fmt.Errorf("%w: %s", ErrUnsupportedMediaType, mt)
+}
+
+// DetectAsDHIS2 names the format of a POST /api/dataValueSets body as DHIS2 does: by
+// its Content-Type alone, which must be one its POST handlers consume — application/json,
+// application/xml, application/adx+xml or application/csv, in any case and with any
+// parameters (dhis2-core DataValueSetController's @PostMapping consumes; spec dhis2.md
+// §1.1). Anything else is ErrUnsupportedMediaType, which DHIS2 answers with 415:
+// text/csv (DHIS2 produces it on GET but does not consume it), text/xml, text/plain,
+// vendor +json types, application/pdf (a PDF form, which Tally does not read), and a
+// request without a Content-Type, which Spring matches as application/octet-stream.
+// An application/xml body whose root is <adx> is ADX, as DHIS2 2.43's importXml picks
+// the reader by the root element. A compressed head gives ErrCompressed (see
+// Decompress).
+func DetectAsDHIS2(contentType string, head []byte) (Format, error) {
+	if IsGzip(head) || bytes.HasPrefix(head, []byte(zipMagic)) {
+		return FormatUnknown, ErrCompressed
+	}
+	switch mt := mediaType(contentType); mt {
+	case "application/json":
+		return FormatJSON, nil
+	case "application/adx+xml":
+		return FormatADX, nil
+	case "application/xml":
+		if sniffXML(head) == FormatADX {
+			return FormatADX, nil
+		}
+		return FormatXML, nil
+	case "application/csv":
+		return FormatCSV, nil
+	case "":
+		return FormatUnknown, fmt.Errorf("%w: no Content-Type, which DHIS2 reads as application/octet-stream", ErrUnsupportedMediaType)
+	default:
+		return FormatUnknown, fmt.Errorf("%w: %s", ErrUnsupportedMediaType, mt)
+	}
+}
+
+// mediaType returns the type/subtype of a Content-Type in lower case, without its
+// parameters, also when a parameter is malformed.
+func mediaType(contentType string) string {
+	if parsed, _, err := mime.ParseMediaType(contentType); err == nil {
+		return parsed
+	}
+	mt := strings.ToLower(strings.TrimSpace(contentType))
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = strings.TrimSpace(mt[:i])
+	}
+	return mt
 }
 
 func sniff(head []byte) Format {

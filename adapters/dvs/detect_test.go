@@ -130,3 +130,52 @@ func mustGunzip(t *testing.T, b []byte) io.Reader {
 	}
 	return zr
 }
+
+// DetectAsDHIS2 answers as DHIS2's POST /api/dataValueSets: the handlers of
+// DataValueSetController consume application/xml, application/adx+xml, application/json,
+// application/csv and application/pdf only (dhis2-core, @PostMapping(consumes = …); spec
+// dhis2.md §1.1, §12 "text/csv is not accepted on POST"), Spring answers any other type
+// with 415, and a request without a Content-Type is matched as application/octet-stream
+// (Spring's ConsumesRequestCondition.getMatchingCondition), so it gets 415 too. The
+// emulator (dhis2test, formatFor) refuses the same.
+func TestDetectAsDHIS2(t *testing.T) {
+	const (
+		dvsXML = `<dataValueSet xmlns="http://dhis2.org/schema/dxf/2.0"/>`
+		adx    = `<?xml version="1.0"?><adx xmlns="urn:ihe:qrph:adx:2015"/>`
+	)
+	tests := []struct {
+		contentType, head string
+		want              Format
+		err               error
+	}{
+		{"application/json", `{}`, FormatJSON, nil},
+		{"application/json;charset=UTF-8", `{}`, FormatJSON, nil},
+		{"APPLICATION/JSON", `{}`, FormatJSON, nil},
+		{"application/xml", dvsXML, FormatXML, nil},
+		{"application/xml; charset=UTF-8", adx, FormatADX, nil},
+		{"application/adx+xml", adx, FormatADX, nil},
+		{"application/adx+xml; charset=UTF-8", "", FormatADX, nil},
+		{"application/csv", "abc", FormatCSV, nil},
+		{"application/csv; header=present", "abc", FormatCSV, nil},
+		{"text/csv", "dataelement,period\n", FormatUnknown, ErrUnsupportedMediaType},
+		{"text/xml", dvsXML, FormatUnknown, ErrUnsupportedMediaType},
+		{"text/plain", `{}`, FormatUnknown, ErrUnsupportedMediaType},
+		{"application/vnd.dhis2+json", `{}`, FormatUnknown, ErrUnsupportedMediaType},
+		{"application/xml+adx", adx, FormatUnknown, ErrUnsupportedMediaType},
+		{"application/x-www-form-urlencoded", `{}`, FormatUnknown, ErrUnsupportedMediaType},
+		{"application/octet-stream", `{}`, FormatUnknown, ErrUnsupportedMediaType},
+		{"application/pdf", "%PDF-1.4", FormatUnknown, ErrUnsupportedMediaType},
+		{"", `{}`, FormatUnknown, ErrUnsupportedMediaType},
+		{"application/json", "\x1f\x8b\x08\x00", FormatUnknown, ErrCompressed},
+	}
+	for _, tt := range tests {
+		got, err := DetectAsDHIS2(tt.contentType, []byte(tt.head))
+		if got != tt.want || !errors.Is(err, tt.err) {
+			t.Errorf("DetectAsDHIS2(%q) = %q, %v; want %q, %v", tt.contentType, got, err, tt.want, tt.err)
+		}
+		if err != nil && tt.contentType != "" && !strings.Contains(err.Error(), strings.ToLower(strings.SplitN(tt.contentType, ";", 2)[0])) &&
+			!errors.Is(err, ErrCompressed) {
+			t.Errorf("error %q does not name the type", err)
+		}
+	}
+}

@@ -31,9 +31,21 @@
 //
 // # Choosing a decoder
 //
-// DetectFormat names the format from the Content-Type and the first bytes (ADX, which
-// package adx reads, included); Decompress unwraps gzip bodies first, and Peek returns the
-// head to sniff without losing it.
+// DetectAsDHIS2 names the format by the Content-Type as DHIS2's POST /api/dataValueSets
+// does, refusing what DHIS2 answers with 415; DetectFormat is Tally's lenient detection
+// for its own endpoints, from the Content-Type and the first bytes (ADX, which package
+// adx reads, included). Decompress unwraps gzip bodies first, and Peek returns the head
+// to sniff without losing it.
+//
+// # Values DHIS2 would refuse
+//
+// An empty data value set ({}, {"dataValues":[]}, <dataValueSet/>, a CSV header row)
+// is valid and yields no values, as DHIS2 imports it successfully. A problem with one
+// value that the parser finds itself (a bad boolean in XML or CSV) is passed to the
+// sink's Reject method when it is a transform.Rejecter and the parse goes on, so that a
+// transform.Batcher in PerValue mode keeps the other values, as DHIS2 2.38–2.42 does;
+// problems with the document (malformed input, a bad header field, an unknown import
+// strategy) end the parse.
 //
 // # Where Tally differs from DHIS2, and why
 //
@@ -52,11 +64,14 @@
 //     ignores it.
 //   - CSV columns are mapped by name when the header row names them (DHIS2 2.43), and by
 //     position otherwise (2.42), so both generations' files and analytics CSV read right.
-//   - text/csv is accepted like application/csv, and a body without a useful Content-Type
-//     is sniffed.
+//   - DetectFormat accepts text/csv like application/csv and sniffs a body without a
+//     useful Content-Type (DetectAsDHIS2 does neither).
+//   - The import strategy may be written strategy or importStrategy in JSON and XML, in
+//     any case (DHIS2's JSON reads strategy, its XML importStrategy, by exact name).
 //   - Zip bodies, which DHIS2 unpacks, are refused: they cannot be streamed.
-//   - Fields that take a type error (an object where a string belongs, "maybe" for a
-//     boolean) end the parse with that error, as a mapping error ends a DHIS2 import;
-//     validation problems found by the sink (a missing org unit, a bad period) are
-//     collected by the transform.Batcher and do not stop it.
+//   - JSON fields that take a type error (an object where a string belongs, "maybe" for
+//     a boolean) end the parse with that error, as a mapping error ends a DHIS2 import;
+//     in XML and CSV, where DHIS2 reads a bad boolean as false, the value alone is
+//     refused (see above). Validation problems found by the sink (a missing org unit, a
+//     bad period) are collected by the transform.Batcher and do not stop it.
 package dvs

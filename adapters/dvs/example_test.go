@@ -59,10 +59,41 @@ func ExampleDecodeXML_errors() {
   <dataValue dataElement="EPI_BCG" categoryOptionCombo="M_LT1" value="3"/>
   <dataValue dataElement="EPI_PENTA1" categoryOptionCombo="M_LT1" value="4" deleted="maybe"/>
 </dataValueSet>`)
-	err := dvs.DecodeXML(body, transform.NewBatcher(transform.BatcherConfig{Emit: func(*transform.Batch) error { return nil }}), dvs.Options{})
+	b := transform.NewBatcher(transform.BatcherConfig{Emit: func(*transform.Batch) error { return nil }})
+	err := dvs.DecodeXML(body, b, dvs.Options{}) // the parse goes on after a bad value
 	fmt.Println(err)
+	fmt.Println(b.Close()) // and the Batcher refuses the payload with every problem
 	// Output:
-	// line 3, column 3, /dataValueSet/dataValue[2]/@deleted: data value 1: deleted "maybe": true or false
+	// <nil>
+	// 1 invalid item: line 3, column 3, /dataValueSet/dataValue[2]/@deleted: data value 1: deleted "maybe": true or false
+}
+
+// In per-value mode, as DHIS2 2.38–2.42 imports, the good values are kept and each bad one
+// becomes a conflict with DHIS2's error code.
+func ExampleDecodeXML_perValue() {
+	body := strings.NewReader(`<dataValueSet xmlns="http://dhis2.org/schema/dxf/2.0" period="202401" orgUnit="KL_S_F2">
+  <dataValue dataElement="EPI_BCG" categoryOptionCombo="M_LT1" value="3"/>
+  <dataValue dataElement="EPI_PENTA1" categoryOptionCombo="M_LT1" value="" comment=""/>
+  <dataValue dataElement="EPI_PENTA1" categoryOptionCombo="F_LT1" value="4" deleted="maybe"/>
+</dataValueSet>`)
+	kept := 0
+	b := transform.NewBatcher(transform.BatcherConfig{PerValue: true,
+		Emit: func(b *transform.Batch) error { kept += len(b.Values); return nil }})
+	if err := dvs.DecodeXML(body, b, dvs.Options{}); err != nil {
+		panic(err)
+	}
+	if err := b.Close(); err != nil {
+		panic(err)
+	}
+	r := b.Report()
+	fmt.Println(r.Read, r.Kept, r.Rejected, kept)
+	for _, c := range transform.MergeConflicts(r.Conflicts) {
+		fmt.Printf("%s %v %s\n", c.ErrorCode, c.Indexes, c.Value)
+	}
+	// Output:
+	// 3 1 2 1
+	// E7618 [1] Data value or comment not specified for data element: `EPI_PENTA1`
+	//  [2] deleted "maybe": true or false
 }
 
 // The delivery client writes a batch as the body of a POST to DHIS2.

@@ -76,6 +76,34 @@ func checkOutcome(t *testing.T, err error, s *recSink) {
 	}
 }
 
+// checkPerValueRun decodes data into a PerValue Batcher: every value read is either kept
+// in a batch or rejected with a conflict at its index, and a refusal is an *InputError.
+func checkPerValueRun(t *testing.T, data []byte, decode func(r *bytes.Reader, s transform.Sink) error) {
+	t.Helper()
+	kept := 0
+	b := transform.NewBatcher(transform.BatcherConfig{PerValue: true, MaxValues: 7,
+		Emit: func(b *transform.Batch) error { kept += len(b.Values); return nil }})
+	err := decode(bytes.NewReader(data), b)
+	if err == nil {
+		err = b.Close()
+	}
+	if err != nil {
+		if _, ok := transform.AsInputErrors(err); !ok {
+			t.Fatalf("per value: refused with %T, not input errors: %v", err, err)
+		}
+		return
+	}
+	r := b.Report()
+	if r.Read != r.Kept+r.Rejected || r.Kept != kept || r.Rejected != len(r.Conflicts)+r.More {
+		t.Fatalf("per value: report %+v with %d values emitted", r, kept)
+	}
+	for _, c := range r.Conflicts {
+		if c.Index < 0 || c.Index >= r.Read {
+			t.Fatalf("per value: conflict at index %d of %d values: %v", c.Index, r.Read, c)
+		}
+	}
+}
+
 func FuzzDecodeJSON(f *testing.F) {
 	addSeeds(f, ".json")
 	for _, s := range []string{
@@ -96,6 +124,7 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatalf("accepted JSON that encoding/json refuses: %q", data)
 		}
 		checkOutcome(t, err, &s)
+		checkPerValueRun(t, data, func(r *bytes.Reader, s transform.Sink) error { return DecodeJSON(r, s, fuzzOpts) })
 	})
 }
 
@@ -114,6 +143,7 @@ func FuzzDecodeXML(f *testing.F) {
 		}
 		var s recSink
 		checkOutcome(t, DecodeXML(bytes.NewReader(data), &s, fuzzOpts), &s)
+		checkPerValueRun(t, data, func(r *bytes.Reader, s transform.Sink) error { return DecodeXML(r, s, fuzzOpts) })
 	})
 }
 
@@ -131,8 +161,9 @@ func FuzzDecodeCSV(f *testing.F) {
 		}
 		for _, header := range []bool{true, false} {
 			var s recSink
-			err := DecodeCSV(bytes.NewReader(data), &s, CSVOptions{FirstRowIsHeader: &header, MaxTokenBytes: 4096, DataSet: "DS"})
-			checkOutcome(t, err, &s)
+			opts := CSVOptions{FirstRowIsHeader: &header, MaxTokenBytes: 4096, DataSet: "DS"}
+			checkOutcome(t, DecodeCSV(bytes.NewReader(data), &s, opts), &s)
+			checkPerValueRun(t, data, func(r *bytes.Reader, s transform.Sink) error { return DecodeCSV(r, s, opts) })
 		}
 	})
 }

@@ -66,21 +66,27 @@ type batchRun struct {
 	batches []transform.Batch
 	values  []transform.DataValue
 	errs    *transform.InputErrors
+	report  transform.ValueReport
 }
 
 func runBatcher(t testing.TB, decode decodeFunc, payload string, maxValues int) (batchRun, error) {
 	t.Helper()
+	return runBatcherWith(t, decode, payload, transform.BatcherConfig{MaxValues: maxValues})
+}
+
+// runBatcherWith is runBatcher with the Batcher configured by cfg (its Emit is replaced).
+func runBatcherWith(t testing.TB, decode decodeFunc, payload string, cfg transform.BatcherConfig) (batchRun, error) {
+	t.Helper()
 	var run batchRun
-	b := transform.NewBatcher(transform.BatcherConfig{
-		Source: "test", TxID: "tx", Received: time.Unix(0, 0), MaxValues: maxValues,
-		Emit: func(b *transform.Batch) error {
-			cp := *b
-			cp.Values = append([]transform.DataValue(nil), b.Values...)
-			run.batches = append(run.batches, cp)
-			run.values = append(run.values, cp.Values...)
-			return nil
-		},
-	})
+	cfg.Source, cfg.TxID, cfg.Received = "test", "tx", time.Unix(0, 0)
+	cfg.Emit = func(b *transform.Batch) error {
+		cp := *b
+		cp.Values = append([]transform.DataValue(nil), b.Values...)
+		run.batches = append(run.batches, cp)
+		run.values = append(run.values, cp.Values...)
+		return nil
+	}
+	b := transform.NewBatcher(cfg)
 	if err := decode(strings.NewReader(payload), b); err != nil {
 		return run, err
 	}
@@ -91,6 +97,7 @@ func runBatcher(t testing.TB, decode decodeFunc, payload string, maxValues int) 
 		}
 		run.errs = list
 	}
+	run.report = b.Report()
 	return run, nil
 }
 

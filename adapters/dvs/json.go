@@ -351,7 +351,11 @@ func (d *jsonDecoder) headerMember(f int, keyAt cursor) error {
 	case hAOC:
 		dst = &h.AttributeOptionCombo
 	case hStrategy:
-		dst = &h.Strategy
+		st, err := transform.ParseImportStrategy(s)
+		if err != nil {
+			return d.errAtCursor(valueAt, s, strategyExpected)
+		}
+		s, dst = string(st), &h.Strategy
 	case hScheme:
 		if s == "" && d.released {
 			return nil

@@ -239,6 +239,8 @@ func TestDecodeJSONErrors(t *testing.T) {
 	}{
 		{"empty body", "", Options{}, transform.InputError{Pos: transform.Pos{Line: 1, Column: 1}, Index: -1, Expected: "the body is empty"}},
 		{"only whitespace", " \n ", Options{}, transform.InputError{Pos: transform.Pos{Line: 1, Column: 1}, Index: -1, Expected: "the body is empty"}},
+		{"unknown strategy", "{\n \"strategy\": \"SYNC\"}", Options{}, transform.InputError{Pos: transform.Pos{Line: 2, Column: 14, Path: "strategy"},
+			Index: -1, Field: "strategy", Value: "SYNC", Expected: "an import strategy"}},
 		{"top-level string", `"x"`, Options{}, transform.InputError{Pos: transform.Pos{Line: 1, Column: 1}, Index: -1, Value: `"`,
 			Expected: "a data value set (a JSON object) or an array"}},
 		{"truncated value", `{"dataValues":[{"dataElement":"A"`, Options{}, transform.InputError{

@@ -74,15 +74,22 @@ type Header struct {
 	Schemes                  transform.IDSchemes
 	// DryRun is nil when the payload does not say.
 	DryRun *bool
-	// Strategy is the import strategy as written (CREATE, UPDATE, CREATE_AND_UPDATE,
-	// DELETE, or a legacy alias); empty when absent.
+	// Strategy is the import strategy (JSON "strategy", XML "importStrategy"; each
+	// format takes either name) under its current name: CREATE_AND_UPDATE, CREATE,
+	// UPDATE or DELETE, a legacy alias read as its current name (see
+	// transform.ParseImportStrategy); empty when absent. An unknown strategy ends the
+	// parse, as DHIS2's ImportStrategy.valueOf fails the import.
 	Strategy string
 }
 
 // Group returns the part of the header the canonical model carries.
 func (h *Header) Group() transform.Group {
-	return transform.Group{DataSet: h.DataSet, CompleteDate: h.CompleteDate, Schemes: h.Schemes}
+	return transform.Group{DataSet: h.DataSet, CompleteDate: h.CompleteDate, Schemes: h.Schemes,
+		ImportStrategy: transform.ImportStrategy(h.Strategy)}
 }
+
+const strategyExpected = "an import strategy: CREATE_AND_UPDATE, CREATE, UPDATE or DELETE " +
+	"(or NEW_AND_UPDATES, NEW, UPDATES, DELETES)"
 
 // emitter applies the header to values and feeds the sink. It is shared by every format.
 type emitter struct {
@@ -143,6 +150,20 @@ func (e *emitter) value(v *transform.DataValue, at transform.Locator) error {
 	}
 	if err := e.sink.Value(v, at); err != nil {
 		return fmt.Errorf("dvs: data value %d: %w", v.Index, err)
+	}
+	return nil
+}
+
+// reject passes a problem the parser found with one value to the sink, when it is a
+// transform.Rejecter, and the parse goes on (a PerValue Batcher leaves the value out);
+// otherwise the problem ends the parse.
+func (e *emitter) reject(bad *transform.InputError, at transform.Locator) error {
+	r, ok := e.sink.(transform.Rejecter)
+	if !ok {
+		return bad
+	}
+	if err := r.Reject(bad, at); err != nil {
+		return fmt.Errorf("dvs: data value %d: %w", bad.Index, err)
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func (d *xmlDecoder) valuePath(attr string) string {
 	return b.String()
 }
 
-func (d *xmlDecoder) errAt(path string, index int, field, value, expected string) error {
+func (d *xmlDecoder) errAt(path string, index int, field, value, expected string) *transform.InputError {
 	return &transform.InputError{Pos: transform.Pos{Line: d.line, Column: d.col, Path: path}, Index: index,
 		Field: field, Value: value, Expected: expected}
 }
@@ -233,7 +233,11 @@ func (d *xmlDecoder) root(t *xml.StartElement) error {
 				h.DryRun = &b
 			}
 		case "importStrategy", "strategy":
-			h.Strategy = a.Value
+			st, err := transform.ParseImportStrategy(a.Value)
+			if err != nil {
+				return d.errAt("/dataValueSet/@"+name, -1, name, a.Value, strategyExpected)
+			}
+			h.Strategy = string(st)
 		default:
 			if isSchemeField(name) {
 				if err := setScheme(&h.Schemes, name, a.Value); err != nil {
@@ -280,7 +284,8 @@ func (d *xmlDecoder) value(t *xml.StartElement) error {
 		case "followup", "followUp", "deleted":
 			b, ok := parseBool(a.Value)
 			if !ok {
-				return d.errAt(d.valuePath(a.Name.Local), v.Index, a.Name.Local, a.Value, boolExpected)
+				// DHIS2 reads anything but "true" as false; Tally refuses the value alone
+				return d.em.reject(d.errAt(d.valuePath(a.Name.Local), v.Index, a.Name.Local, a.Value, boolExpected), &d.loc)
 			}
 			if a.Name.Local == "deleted" {
 				v.Deleted = b

@@ -139,6 +139,8 @@ func TestDecodeXMLErrors(t *testing.T) {
 			Pos: transform.Pos{Line: 1, Column: 27, Path: "/dataValueSet/dataValues/dataValue[1]/@followUp"}, Index: 0, Field: "followUp", Value: "1", Expected: "true or false"}},
 		{"bad dryRun", `<dataValueSet dryRun="maybe"/>`, Options{}, transform.InputError{
 			Pos: transform.Pos{Line: 1, Column: 1, Path: "/dataValueSet/@dryRun"}, Index: -1, Field: "dryRun", Value: "maybe", Expected: "true or false"}},
+		{"unknown strategy", `<dataValueSet importStrategy="MERGE"/>`, Options{}, transform.InputError{
+			Pos: transform.Pos{Line: 1, Column: 1, Path: "/dataValueSet/@importStrategy"}, Index: -1, Field: "importStrategy", Value: "MERGE", Expected: "an import strategy"}},
 		{"bad id scheme", `<dataValueSet idScheme="uuid4"/>`, Options{}, transform.InputError{
 			Pos: transform.Pos{Line: 1, Column: 1, Path: "/dataValueSet/@idScheme"}, Index: -1, Field: "idScheme", Value: "uuid4", Expected: "an id scheme"}},
 		{"nesting too deep", deep, Options{}, transform.InputError{

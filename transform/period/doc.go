@@ -30,5 +30,10 @@
 // [Period.Parts]). [Period.Contains] and [Period.Within] test plain date
 // containment instead.
 //
+// Newer DHIS2 releases know more period types (QuarterlyNov from 2.41,
+// FinancialSep from 2.42, WeeklyFriday and FinancialFeb/Aug from 2.43); an older
+// server refuses their ids. [Type.Since], [AvailableIn] and [ISOAvailableIn] tell
+// which release accepts an id or an ADX period.
+//
 // The package is pure computation: no clock, no I/O, no global state.
 package period

@@ -58,3 +58,15 @@ func ExampleParse_error() {
 	// Output:
 	// period: invalid DHIS2 period id "2024W53": week 53 does not exist: Weekly year 2024 has weeks 1–52
 }
+
+func ExampleAvailableIn() {
+	// An ADX message's February financial year, and whether a DHIS2 2.42 target takes it.
+	p, _ := period.ParseISO("2026-02-01/P1Y")
+	ok, since, err := period.AvailableIn(p.ID(), 42)
+	fmt.Println(p.ID(), p.Type(), ok, since, err)
+	ok, _, _ = period.AvailableIn("2018NovQ1", 41)
+	fmt.Println(ok)
+	// Output:
+	// 2026Feb FinancialFeb false 43 <nil>
+	// true
+}

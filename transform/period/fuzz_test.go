@@ -24,10 +24,18 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if p, err := period.Parse(s); err == nil {
+		p, err := period.Parse(s)
+		if err == nil {
 			checkAccepted(t, "Parse", s, p)
 		} else if !p.IsZero() {
 			t.Fatalf("Parse(%q) returned %v with error %v", s, p, err)
+		}
+		// AvailableIn accepts what Parse accepts, from the type's release on.
+		for _, release := range []int{0, 40, 43} {
+			ok, since, aerr := period.AvailableIn(s, release)
+			if (aerr == nil) != (err == nil) || err == nil && (since != p.Type().Since() || ok != (release == 0 || since <= release)) {
+				t.Fatalf("AvailableIn(%q, %d) = %v, %d, %v; Parse: %v, %v", s, release, ok, since, aerr, p, err)
+			}
 		}
 		if p, err := period.ParseISO(s); err == nil {
 			checkAccepted(t, "ParseISO", s, p)

@@ -16,7 +16,7 @@ type Type uint8
 // The DHIS2 period types, in the order of DHIS2's PeriodTypeEnum. WeeklyFriday
 // (yyyyFriWn) and FinancialFeb/Aug (yyyyFeb, yyyyAug) exist from DHIS2 2.43,
 // FinancialSep (yyyySep) from 2.42 and QuarterlyNov (yyyyNovQn) from 2.41; older
-// servers reject their ids. DHIS2's internal TwoYearly type has no id format and
+// servers reject their ids (see [Type.Since]). DHIS2's internal TwoYearly type has no id format and
 // is left out.
 const (
 	Daily           Type = iota + 1 // yyyyMMdd (yyyy-MM-dd accepted)
@@ -63,6 +63,7 @@ type typeInfo struct {
 	months   int // kindMonth: length in months
 	offset   int // kindMonth: month index (0 = January) on which periods start
 	suffix   string
+	since    int // the first DHIS2 release (minor number) that has the type; 0: all modelled
 }
 
 var types = [numTypes]typeInfo{
@@ -70,23 +71,23 @@ var types = [numTypes]typeInfo{
 	Weekly:          {name: "Weekly", duration: "P7D", freq: 7, kind: kindWeek, weekday: int(time.Monday), suffix: "W"},
 	WeeklyWednesday: {name: "WeeklyWednesday", duration: "P7D", freq: 7, kind: kindWeek, weekday: int(time.Wednesday), suffix: "WedW"},
 	WeeklyThursday:  {name: "WeeklyThursday", duration: "P7D", freq: 7, kind: kindWeek, weekday: int(time.Thursday), suffix: "ThuW"},
-	WeeklyFriday:    {name: "WeeklyFriday", duration: "P7D", freq: 7, kind: kindWeek, weekday: int(time.Friday), suffix: "FriW"},
+	WeeklyFriday:    {name: "WeeklyFriday", duration: "P7D", freq: 7, kind: kindWeek, weekday: int(time.Friday), suffix: "FriW", since: 43},
 	WeeklySaturday:  {name: "WeeklySaturday", duration: "P7D", freq: 7, kind: kindWeek, weekday: int(time.Saturday), suffix: "SatW"},
 	WeeklySunday:    {name: "WeeklySunday", duration: "P7D", freq: 7, kind: kindWeek, weekday: int(time.Sunday), suffix: "SunW"},
 	BiWeekly:        {name: "BiWeekly", duration: "P14D", freq: 14, kind: kindBiWeek, weekday: int(time.Monday), suffix: "BiW"},
 	Monthly:         {name: "Monthly", duration: "P1M", freq: 30, kind: kindMonth, months: 1},
 	BiMonthly:       {name: "BiMonthly", duration: "P2M", freq: 61, kind: kindMonth, months: 2, suffix: "B"},
 	Quarterly:       {name: "Quarterly", duration: "P3M", freq: 91, kind: kindMonth, months: 3, suffix: "Q"},
-	QuarterlyNov:    {name: "QuarterlyNov", duration: "P3M", freq: 91, kind: kindMonth, months: 3, offset: 10, suffix: "NovQ"},
+	QuarterlyNov:    {name: "QuarterlyNov", duration: "P3M", freq: 91, kind: kindMonth, months: 3, offset: 10, suffix: "NovQ", since: 41},
 	SixMonthly:      {name: "SixMonthly", duration: "P6M", freq: 182, kind: kindMonth, months: 6, suffix: "S"},
 	SixMonthlyApril: {name: "SixMonthlyApril", duration: "P6M", freq: 182, kind: kindMonth, months: 6, offset: 3, suffix: "AprilS"},
 	SixMonthlyNov:   {name: "SixMonthlyNov", duration: "P6M", freq: 182, kind: kindMonth, months: 6, offset: 10, suffix: "NovS"},
 	Yearly:          {name: "Yearly", duration: "P1Y", freq: 365, kind: kindMonth, months: 12},
-	FinancialFeb:    {name: "FinancialFeb", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 1, suffix: "Feb"},
+	FinancialFeb:    {name: "FinancialFeb", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 1, suffix: "Feb", since: 43},
 	FinancialApril:  {name: "FinancialApril", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 3, suffix: "April"},
 	FinancialJuly:   {name: "FinancialJuly", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 6, suffix: "July"},
-	FinancialAug:    {name: "FinancialAug", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 7, suffix: "Aug"},
-	FinancialSep:    {name: "FinancialSep", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 8, suffix: "Sep"},
+	FinancialAug:    {name: "FinancialAug", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 7, suffix: "Aug", since: 43},
+	FinancialSep:    {name: "FinancialSep", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 8, suffix: "Sep", since: 42},
 	FinancialOct:    {name: "FinancialOct", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 9, suffix: "Oct"},
 	FinancialNov:    {name: "FinancialNov", duration: "P1Y", freq: 365, kind: kindMonth, months: 12, offset: 10, suffix: "Nov"},
 }
