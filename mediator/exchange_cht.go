@@ -85,7 +85,8 @@ func (c *chtClient) Export(ctx context.Context, dataSet string, month period.Per
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL is known; keep the message short
 		}
-		return fmt.Errorf("CHT export of %s %s: %w", dataSet, month.ID(), err)
+		// No answer (refused, reset, timed out): CHT may answer a moment later.
+		return &transientPull{fmt.Errorf("CHT export of %s %s: %w", dataSet, month.ID(), err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -101,7 +102,12 @@ func (c *chtClient) Export(ctx context.Context, dataSet string, month period.Per
 		case http.StatusInternalServerError:
 			msg += " (a user with can_export_dhis but not can_export_all gets this from CHT)"
 		}
-		return fmt.Errorf("CHT export of %s %s: HTTP %d: %s", dataSet, month.ID(), resp.StatusCode, clipText(msg, 300))
+		err := fmt.Errorf("CHT export of %s %s: HTTP %d: %s", dataSet, month.ID(), resp.StatusCode, clipText(msg, 300))
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return &transientPull{err}
+		}
+		return err
 	}
 	check := &chtPeriodCheck{Sink: sink, want: month.ID()}
 	if err := dvs.DecodeJSON(io.LimitReader(resp.Body, 512<<20), check, dvs.Options{}); err != nil {

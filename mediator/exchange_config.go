@@ -113,6 +113,17 @@ type ExchangeSource struct {
 	// APIVersion pins DHIS2's API path (/api/40/...).
 	APIVersion string          `yaml:"api_version,omitempty"`
 	Timeout    config.Duration `yaml:"timeout,omitempty"`
+	// Retry bounds asking the source again within a run after a failure that may pass (a
+	// timeout, a 5xx, a 429): max_attempts tries in all, backing off from initial_delay to
+	// max_delay. Default {max_attempts: 4, initial_delay: 1s, max_delay: 30s}.
+	Retry PullRetry `yaml:"retry,omitempty"`
+}
+
+// PullRetry bounds the tries of one source request within a run.
+type PullRetry struct {
+	MaxAttempts  int             `yaml:"max_attempts,omitempty"`
+	InitialDelay config.Duration `yaml:"initial_delay,omitempty"`
+	MaxDelay     config.Duration `yaml:"max_delay,omitempty"`
 }
 
 // ExchangeAnalytics starts DHIS2's analytics table update and waits for it.
@@ -223,6 +234,15 @@ func (e *ExchangeConfig) applyDefaults() {
 	e.Source.Type = strings.ToLower(e.Source.Type)
 	if e.Source.Timeout == 0 {
 		e.Source.Timeout = config.Duration(defaultSourceTimeout)
+	}
+	if r := &e.Source.Retry; r.MaxAttempts == 0 {
+		r.MaxAttempts = 4
+	}
+	if r := &e.Source.Retry; r.InitialDelay == 0 {
+		r.InitialDelay = config.Duration(time.Second)
+	}
+	if r := &e.Source.Retry; r.MaxDelay == 0 {
+		r.MaxDelay = config.Duration(30 * time.Second)
 	}
 	if e.Timezone == "" {
 		e.Timezone = "UTC"
@@ -341,6 +361,11 @@ func (e *ExchangeConfig) check(cfg *config.Config, path string, sec *Sections, c
 	}
 	if src.Timeout < 0 {
 		add(".source.timeout", "may not be negative")
+	}
+	if r := src.Retry; r.MaxAttempts < 1 || r.MaxAttempts > 20 {
+		add(".source.retry.max_attempts", "%d: want 1 to 20", r.MaxAttempts)
+	} else if r.InitialDelay <= 0 || r.MaxDelay < r.InitialDelay || r.MaxDelay.D() > 10*time.Minute {
+		add(".source.retry", "want 0 < initial_delay <= max_delay <= 10m")
 	}
 
 	if e.Schedule != "" {

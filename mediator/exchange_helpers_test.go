@@ -212,7 +212,7 @@ func (w *webhookRecorder) received() []mediator.Notification {
 func immunisationExchange(trackerURL, extra string) string {
 	return fmt.Sprintf(`exchanges:
   - name: epi
-    source: {url: %s, username: admin, password: district, timeout: 5s}
+    source: {url: %s, username: admin, password: district, timeout: 5s, retry: {initial_delay: 10ms, max_delay: 40ms}}
     requests:
       - name: Immunisation
         dx: [PI_BCG_F_LT1, PI_BCG_M_LT1, PI_PENTA1_F_LT1, PI_PENTA1_M_LT1]

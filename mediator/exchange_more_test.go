@@ -154,6 +154,8 @@ func TestExchangeCompleteness(t *testing.T) {
 // "failed" message, on the webhook and in DHIS2's inbox; the first good run after them
 // one "recovered"; further good runs nothing.
 func TestExchangeNotifiesOnceWhenFailingAndOnceWhenRecovered(t *testing.T) {
+	// A source that keeps failing is asked source.retry.max_attempts (4) times per run
+	// before the run fails; TestExchangeRetriesATransientSourceFailure shows a passing one.
 	t.Parallel()
 	tracker, hmis := trackerEmulator(t), hmisEmulator(t)
 	hook := newWebhookRecorder(t)
@@ -170,9 +172,12 @@ func TestExchangeNotifiesOnceWhenFailingAndOnceWhenRecovered(t *testing.T) {
 	fault := tracker.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultStatus, Path: "/api/analytics", Status: 500})
 	for i := range 2 {
 		run := h.runExchange("epi", "")
-		if run.Status != mediator.RunFailed || !strings.Contains(run.Error, "500") {
+		if run.Status != mediator.RunFailed || !strings.Contains(run.Error, "500") || !strings.Contains(run.Error, "after 4 attempts") {
 			t.Fatalf("failing run %d: %+v", i+1, run)
 		}
+	}
+	if n := tracker.Faults().List()[0].Hits; n != 8 {
+		t.Errorf("analytics asked %d times in two failing runs, want 4 tries each", n)
 	}
 	tracker.Faults().Remove(fault)
 	for range 2 {
@@ -227,6 +232,35 @@ tally_exchange_failing{exchange="epi"} 0
 
 // TestExchangeTickRunsOnceAcrossReplicas: two replicas on one NATS server both see the
 // tick; one runs it. A run under way on one replica makes the other's API answer 409.
+// A source that fails for a moment — an analytics 500, a 503 from a proxy, a request that
+// outlasts the source timeout — is asked again within the run, and the run succeeds.
+func TestExchangeRetriesATransientSourceFailure(t *testing.T) {
+	t.Parallel()
+	tracker, hmis := trackerEmulator(t), hmisEmulator(t)
+	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, immunisationExchange(tracker.URL, "")),
+		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
+	for _, f := range []dhis2test.Fault{
+		{Kind: dhis2test.FaultStatus, Path: "/api/analytics", Status: 500, Times: 1},
+		{Kind: dhis2test.FaultStatus, Path: "/api/analytics", Status: 503, Times: 2},
+	} {
+		id := tracker.Faults().Add(f)
+		run := h.runExchange("epi", "")
+		if run.Status != mediator.RunSucceeded || run.Values == 0 {
+			t.Fatalf("run after %d × %d: %+v", f.Times, f.Status, run)
+		}
+		tracker.Faults().Remove(id)
+	}
+	// A permanent refusal is not retried.
+	id := tracker.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultStatus, Path: "/api/analytics", Status: 409})
+	if run := h.runExchange("epi", ""); run.Status != mediator.RunFailed || strings.Contains(run.Error, "attempts") {
+		t.Fatalf("run against a 409: %+v", run)
+	}
+	if n := tracker.Faults().List()[0].Hits; n != 1 {
+		t.Errorf("a 409 was asked %d times, want once", n)
+	}
+	tracker.Faults().Remove(id)
+}
+
 func TestExchangeTickRunsOnceAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),

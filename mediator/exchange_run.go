@@ -335,7 +335,7 @@ func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRu
 			continue
 		}
 		col := &valueCollector{limit: budget}
-		err = s.pull(ctx, e, r, periods, col)
+		err = s.pullWithRetry(ctx, e, r, periods, col)
 		sum.Seconds = time.Since(began).Seconds()
 		sum.Values = len(col.values)
 		budget -= len(col.values)
@@ -383,6 +383,46 @@ func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRu
 		offset += len(col.values)
 		p.batches, p.values, p.ok = batches, len(col.values), true
 	}
+}
+
+// transientPull marks a pull failure that may pass (an exchange source other than DHIS2,
+// whose client does not classify its errors).
+type transientPull struct{ err error }
+
+func (e *transientPull) Error() string { return e.err.Error() }
+func (e *transientPull) Unwrap() error { return e.err }
+
+func transientPullErr(err error) bool {
+	var tp *transientPull
+	return dhis2.KindOf(err) == dhis2.KindTransient || errors.As(err, &tp)
+}
+
+// pullWithRetry pulls one request. A source that fails for a moment (an analytics 500
+// while DHIS2 rebuilds a table, a timeout, a 503 from a proxy) is asked again within the
+// run, with backoff (source.retry), before the request counts as failed; each try starts
+// from an empty collector, so a failure halfway through an answer leaves nothing behind.
+func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *ExchangeRequest, periods []period.Period, col *valueCollector) error {
+	pol := e.cfg.Source.Retry
+	var err error
+	attempt := 1
+	for ; ; attempt++ {
+		col.values = col.values[:0]
+		err = s.pull(ctx, e, r, periods, col)
+		if err == nil || !transientPullErr(err) || attempt >= pol.MaxAttempts || ctx.Err() != nil {
+			break
+		}
+		delay := backoff(attempt, pol.InitialDelay.D(), pol.MaxDelay.D())
+		if ra := retryAfterOf(err); ra > 0 {
+			delay = min(ra, pol.MaxDelay.D())
+		}
+		s.log.Warn("exchange source failed; asking again", "exchange", e.cfg.Name, "request", r.Name,
+			"attempt", attempt, "retry_in", delay, "err", err)
+		pause(ctx, delay)
+	}
+	if err != nil && transientPullErr(err) {
+		return fmt.Errorf("%w (after %d attempts)", err, attempt)
+	}
+	return err
 }
 
 // pull reads one request's answer into sink.

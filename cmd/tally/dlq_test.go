@@ -135,3 +135,25 @@ func TestDLQCommands(t *testing.T) {
 		t.Errorf("tx list with filters: exit %d\n%s", code, out)
 	}
 }
+
+// tally targets probe asks the service to probe a target now: what a reachable and an
+// unreachable target answer, and the exit codes.
+func TestTargetsProbeCommand(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	base := startService(t, emu.URL)
+	api := []string{"--url", base, "--token", testAdmin}
+	if code, out, errOut := cli(append([]string{"targets", "probe", "hmis"}, api...)...); code != 0 || !strings.Contains(out, "hmis answers (circuit closed)") {
+		t.Errorf("probe of a reachable target: exit %d\n%s%s", code, out, errOut)
+	}
+	emu.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultStatus, Path: "/api/system/ping", Status: 503})
+	if code, out, _ := cli(append([]string{"targets", "probe", "hmis"}, api...)...); code != 1 || !strings.Contains(out, "hmis does not answer") {
+		t.Errorf("probe of an unreachable target: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := cli(append([]string{"targets", "probe", "nowhere"}, api...)...); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("probe of an unknown target: exit %d %s", code, errOut)
+	}
+	if code, _, _ := cli(append([]string{"targets", "probe"}, api...)...); code != 2 {
+		t.Errorf("probe without a name: exit %d, want 2", code)
+	}
+}

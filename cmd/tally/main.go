@@ -39,7 +39,7 @@ type cliEnv struct {
 
 func commands() []*command {
 	return []*command{
-		serveCmd(), demoCmd(), sendCmd(), txCmd(), dlqCmd(), exchangeCmd(), configCmd(), mappingCmd(), openhimCmd(), benchCmd(), versionCmd(),
+		serveCmd(), demoCmd(), sendCmd(), txCmd(), dlqCmd(), targetsCmd(), exchangeCmd(), configCmd(), mappingCmd(), openhimCmd(), benchCmd(), versionCmd(),
 	}
 }
 
