@@ -136,7 +136,7 @@ func (set *Set) check(ix *Index, t *config.Target, dupReject []string) config.Pr
 			}
 			if k.coc != "?" && k.aoc != "?" {
 				if first, dup := seen[k]; dup {
-					at(r, "maps to the same data element and option combos as the rule at %s; two such values in one batch are rejected as duplicates (source %s: set duplicates: sum or last to add them up or keep the last)",
+					at(r, "maps to the same data element and option combos as the rule at %s; two such values in one payload are refused as duplicates (source %s: set duplicates: sum or last to add them up or keep the last)",
 						first.Origin, strings.Join(dupReject, ", "))
 				} else {
 					seen[k] = r

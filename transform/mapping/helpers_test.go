@@ -114,3 +114,55 @@ func problemsText(ps config.Problems) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+func showRefused(r transform.Refused) string {
+	return fmt.Sprintf("%d %s %s: %s", r.Value.Index, r.Field, r.ErrorCode, r.Reason)
+}
+
+func refusedText(rs []transform.Refused) string {
+	lines := make([]string, len(rs))
+	for i, r := range rs {
+		lines[i] = showRefused(r)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func showDuplicate(d transform.Duplicate) string {
+	return strings.TrimSpace(fmt.Sprintf("%s: %s %v %s", keyText(d.Key), d.Action, d.Indexes, d.Value))
+}
+
+// dupCheck checks the duplicates report, one showDuplicate line per key.
+func dupCheck(want ...string) func(*testing.T, *transform.Mapped) {
+	return func(t *testing.T, m *transform.Mapped) {
+		t.Helper()
+		got := make([]string, len(m.Duplicates))
+		for i, d := range m.Duplicates {
+			got[i] = showDuplicate(d)
+		}
+		for i := range want {
+			want[i] = strings.TrimSpace(want[i])
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("duplicates:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+func showWarning(w transform.Warning) string {
+	if w.Index < 0 {
+		return "batch: " + w.Reason
+	}
+	return fmt.Sprintf("%d %s %s %s: %s", w.Index, w.Field, w.Value, w.ErrorCode, w.Reason)
+}
+
+// prefixes checks that got has as many lines as want, each starting with its want.
+func prefixes(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		ok = strings.HasPrefix(got[i], want[i])
+	}
+	if !ok {
+		t.Errorf("%s:\n%s\nwant prefixes:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
