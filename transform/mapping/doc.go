@@ -138,4 +138,7 @@
 // codes, data elements outside the rule's data set, combos outside the element's category
 // combo or the data set's attribute combo, period types that do not fit, transforms on text
 // elements, and rules that collide on one target key while a source rejects duplicates.
+// For ADX sources, CheckADX adds what keeps their categories from resolving: category
+// codes that are not XML names, options without an id in the source's scheme, and option
+// combos DHIS2 has not generated.
 package mapping
