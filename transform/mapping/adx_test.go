@@ -2,28 +2,12 @@ package mapping
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 )
-
-// mADX decodes testdata/m-adx.json, the M-ADX metadata of conformance README §4.1.
-func mADX(t testing.TB) *Metadata {
-	t.Helper()
-	data, err := os.ReadFile("testdata/m-adx.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var md Metadata
-	if err := json.Unmarshal(data, &md); err != nil {
-		t.Fatal(err)
-	}
-	return &md
-}
 
 // importFile is one of importA/B/C.adx.xml (conformance README §5.1) as the ADX adapter
 // decodes it: the same nine values, with ids in the file's schemes.
@@ -179,17 +163,8 @@ func TestMapImportABC(t *testing.T) {
 // TestMapBatchDataSet: EPI_BCG is in EPI_MONTHLY (no attribute combo) and EPI_QUARTERLY
 // (attribute combo FUNDING). The data set the batch or the value names decides.
 func TestMapBatchDataSet(t *testing.T) {
-	md := kalima(t)
-	md.DataSets = append(md.DataSets,
-		DataSet{Object: Object{ID: "DsEpiQuartr", Code: "EPI_QUARTERLY"}, PeriodType: "Quarterly", CategoryCombo: Ref{ID: "TCZWZYvRSZe"},
-			DataSetElements: []DataSetElement{{DataElement: Ref{ID: "BYQ0DVbpag1"}}}})
-	sets, _ := compile(t, engineYAML+`  - name: several
-    target_id_scheme: CODE
-    org_units: {scheme: CODE}
-    periods: rollup
-    rules:
-      - {source: BCG, data_element: EPI_BCG}
-`, engineFiles)
+	md := withEPIQuarterly(kalima(t))
+	sets, _ := compile(t, engineYAML+severalYAML, engineFiles)
 	bcg := func(ds string, attrs []transform.CategoryOption, aoc string) transform.DataValue {
 		return transform.DataValue{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", CategoryOptionCombo: "F_LT1",
 			Attributes: attrs, AttributeOptionCombo: aoc, DataSet: ds, Value: "1"}

@@ -2,7 +2,6 @@ package mapping
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/tally-hmis/tally/config"
@@ -72,18 +71,13 @@ func TestMapOrgUnitAssignment(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got, unmapped, warnings []string
-			for _, v := range m.Batch.Values {
-				got = append(got, show(v))
-			}
+			wantValues(t, "values", m, tt.want)
+			var unmapped, warnings []string
 			for _, u := range m.Unmapped {
 				unmapped = append(unmapped, showUnmapped(u))
 			}
 			for _, w := range m.Warnings {
 				warnings = append(warnings, showWarning(w))
-			}
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("values:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 			prefixes(t, "unmapped", unmapped, tt.unmapped)
 			prefixes(t, "warnings", warnings, tt.warnings)

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -45,13 +46,7 @@ func TestMapDuplicatesWithoutMappingSet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for _, v := range m.Batch.Values {
-				got = append(got, show(v))
-			}
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("values:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
-			}
+			wantValues(t, "values", m, tt.want)
 			if len(m.Refused) != len(tt.refused) {
 				t.Errorf("refused:\n%s", refusedText(m.Refused))
 			}
@@ -133,13 +128,7 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got []string
-				for _, v := range m.Batch.Values {
-					got = append(got, show(v))
-				}
-				if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-					t.Errorf("try %d: values:\n%s\nwant:\n%s", try, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
-				}
+				wantValues(t, fmt.Sprintf("try %d: values", try), m, tt.want)
 				if len(m.Refused) != len(tt.refused) || (len(m.Refused) > 0 && !strings.HasPrefix(showRefused(m.Refused[0]), tt.refused[0])) {
 					t.Errorf("try %d: refused:\n%s", try, refusedText(m.Refused))
 				}

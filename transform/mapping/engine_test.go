@@ -132,13 +132,7 @@ func runMapCases(t *testing.T, e *Engine, tests []mapCase) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for _, v := range m.Batch.Values {
-				got = append(got, show(v))
-			}
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("values:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
-			}
+			wantValues(t, "values", m, tt.want)
 			if len(m.Unmapped) != len(tt.unmapd) {
 				t.Errorf("unmapped = %v, want %v", m.Unmapped, tt.unmapd)
 			}
@@ -692,20 +686,10 @@ func TestMapConcurrent(t *testing.T) {
 func TestMapElementInSeveralDataSets(t *testing.T) {
 	// EPI_BCG is also collected quarterly with a funding attribute, in EPI_QUARTERLY; a
 	// second monthly data set, EPI_EXTRA, agrees with EPI_MONTHLY on everything.
-	md := kalima(t)
-	md.DataSets = append(md.DataSets,
-		DataSet{Object: Object{ID: "DsEpiQuartr", Code: "EPI_QUARTERLY"}, PeriodType: "Quarterly", CategoryCombo: Ref{ID: "TCZWZYvRSZe"},
-			DataSetElements: []DataSetElement{{DataElement: Ref{ID: "BYQ0DVbpag1"}}}},
-		DataSet{Object: Object{ID: "DsEpiExtra1", Code: "EPI_EXTRA"}, PeriodType: "Monthly",
-			DataSetElements: []DataSetElement{{DataElement: Ref{ID: "xYKiuMw7TpH"}}}})
-	sets, _ := compile(t, engineYAML+`  - name: several
-    target_id_scheme: CODE
-    org_units: {scheme: CODE}
-    periods: rollup
-    rules:
-      - {source: BCG, data_element: EPI_BCG}
-      - {source: PENTA, data_element: EPI_PENTA1}
-`, engineFiles)
+	md := withEPIQuarterly(kalima(t))
+	md.DataSets = append(md.DataSets, DataSet{Object: Object{ID: "DsEpiExtra1", Code: "EPI_EXTRA"}, PeriodType: "Monthly",
+		DataSetElements: []DataSetElement{{DataElement: Ref{ID: "xYKiuMw7TpH"}}}})
+	sets, _ := compile(t, engineYAML+severalYAML, engineFiles)
 	runMapCases(t, NewEngine(sets, StaticMetadata{"hmis": md}), []mapCase{
 		{name: "data sets that agree give a period type but no header", set: "several",
 			values: []transform.DataValue{dv("PENTA", "202401", "KL_N_F1", "F_LT1", "", "1")},

@@ -372,18 +372,9 @@ func (r *run) coc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 	}
 	ix := r.p.ix
 	if ix == nil {
-		switch {
-		case v.CategoryOptionCombo != "":
-			if declared := r.in.Schemes.CategoryOptionCombo.Or(r.in.Schemes.IDScheme); declared != "" && declared != r.out.CategoryOptionCombo {
-				r.refuse(v, "categoryOptionCombo", codeCOC, "written as %s, the target is sent %s, and without target metadata it cannot be translated", declared, r.out.CategoryOptionCombo)
-				return "", "", false
-			}
-			return v.CategoryOptionCombo, "", true
-		case len(v.Categories) > 0:
-			r.refuse(v, "categories", codeCOC, "resolving categories to a category option combo needs the target's metadata")
-			return "", "", false
-		}
-		return "", "", true
+		return r.asWritten(v, comboSide{field: "categoryOptionCombo", pairsField: "categories", what: "a category option combo", code: codeCOC,
+			id: v.CategoryOptionCombo, pairs: v.Categories, out: r.out.CategoryOptionCombo,
+			declared: r.in.Schemes.CategoryOptionCombo.Or(r.in.Schemes.IDScheme)})
 	}
 	var coc *CategoryOptionCombo
 	field := "categoryOptionCombo"
@@ -413,10 +404,39 @@ func (r *run) coc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 			res.deObj.Label(), res.combo.Label(), r.categoryList(res.combo))
 		return "", "", false
 	}
-	id, ok = coc.IDIn(r.out.CategoryOptionCombo)
+	return r.outID(v, field, codeCOC, "option combo", coc, r.out.CategoryOptionCombo)
+}
+
+// comboSide is what coc and aoc look at on a value: the combo or its ADX pairs.
+type comboSide struct {
+	field, pairsField, what, code string
+	id                            string
+	pairs                         []transform.CategoryOption
+	declared, out                 transform.IDScheme
+}
+
+// asWritten is a combo without target metadata: an id passes when the batch writes it in
+// the scheme the target is sent; ADX pairs cannot be resolved.
+func (r *run) asWritten(v *transform.DataValue, c comboSide) (id, uid string, ok bool) {
+	switch {
+	case c.id != "":
+		if c.declared != "" && c.declared != c.out {
+			r.refuse(v, c.field, c.code, "written as %s, the target is sent %s, and without target metadata it cannot be translated", c.declared, c.out)
+			return "", "", false
+		}
+		return c.id, "", true
+	case len(c.pairs) > 0:
+		r.refuse(v, c.pairsField, c.code, "resolving %s to %s needs the target's metadata", c.pairsField, c.what)
+		return "", "", false
+	}
+	return "", "", true
+}
+
+// outID writes an option combo in the output scheme sc, or refuses the value.
+func (r *run) outID(v *transform.DataValue, field, code, what string, coc *CategoryOptionCombo, sc transform.IDScheme) (id, uid string, ok bool) {
+	id, ok = coc.IDIn(sc)
 	if !ok {
-		r.refuse(v, field, codeCOC, "option combo %s has no %s, the scheme target %q is sent option combos in",
-			coc.Label(), schemeWord(r.out.CategoryOptionCombo), r.target)
+		r.refuse(v, field, code, "%s %s has no %s, the scheme target %q is sent option combos in", what, coc.Label(), schemeWord(sc), r.target)
 	}
 	return id, coc.ID, ok
 }
@@ -430,18 +450,9 @@ func (r *run) aoc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 	}
 	ix := r.p.ix
 	if ix == nil {
-		switch {
-		case v.AttributeOptionCombo != "":
-			if declared := r.in.Schemes.AttributeOptionCombo.Or(r.in.Schemes.CategoryOptionCombo).Or(r.in.Schemes.IDScheme); declared != "" && declared != r.out.AttributeOptionCombo {
-				r.refuse(v, "attributeOptionCombo", codeAOC, "written as %s, the target is sent %s, and without target metadata it cannot be translated", declared, r.out.AttributeOptionCombo)
-				return "", "", false
-			}
-			return v.AttributeOptionCombo, "", true
-		case len(v.Attributes) > 0:
-			r.refuse(v, "attributes", codeAOC, "resolving attributes to an attribute option combo needs the target's metadata")
-			return "", "", false
-		}
-		return "", "", true
+		return r.asWritten(v, comboSide{field: "attributeOptionCombo", pairsField: "attributes", what: "an attribute option combo", code: codeAOC,
+			id: v.AttributeOptionCombo, pairs: v.Attributes, out: r.out.AttributeOptionCombo,
+			declared: r.in.Schemes.AttributeOptionCombo.Or(r.in.Schemes.CategoryOptionCombo).Or(r.in.Schemes.IDScheme)})
 	}
 	var aoc *CategoryOptionCombo
 	field := "attributeOptionCombo"
@@ -474,12 +485,7 @@ func (r *run) aoc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 	default:
 		return r.p.defaultCOC, DefaultCategoryOptionComboUID, true
 	}
-	id, ok = aoc.IDIn(r.out.AttributeOptionCombo)
-	if !ok {
-		r.refuse(v, field, codeAOC, "attribute option combo %s has no %s, the scheme target %q is sent option combos in",
-			aoc.Label(), schemeWord(r.out.AttributeOptionCombo), r.target)
-	}
-	return id, aoc.ID, ok
+	return r.outID(v, field, codeAOC, "attribute option combo", aoc, r.out.AttributeOptionCombo)
 }
 
 // aocOutside says why an attribute option combo does not fit the value's data set: not in
