@@ -138,7 +138,7 @@ func TestMapImportABC(t *testing.T) {
 		var got, refused []string
 		for _, b := range importFiles[0].batches() {
 			b.DataSet = ""
-			m, err := e.Map(context.Background(), b, src, target)
+			m, err := e.MapWith(context.Background(), b, src, target, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

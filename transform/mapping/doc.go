@@ -90,7 +90,9 @@
 // mapped and delivered; the mediator dead-letters the refused values, to be replayed once
 // the rule or the metadata is fixed. Only what concerns the whole batch is an error
 // (RejectError, wrapping ErrRejected): a batch whose declared data element scheme
-// contradicts the set's source_id_scheme.
+// contradicts the set's source_id_scheme. That is Engine.MapWith; Engine.Map keeps the
+// whole-batch contract for callers that do not read Mapped.Refused, and rejects a batch
+// with any refused value.
 //
 // # Org units
 //

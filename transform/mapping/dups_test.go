@@ -42,7 +42,7 @@ func TestMapDuplicatesWithoutMappingSet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.dups, func(t *testing.T) {
 			in := &transform.Batch{ID: "b", Source: "s", DataSet: "DS_A", Deletion: false, ImportStrategy: "CREATE", Values: indexed(twice)}
-			m, err := e.Map(ctx, in, &config.Source{Name: "s", Duplicates: tt.dups}, &config.Target{Name: "hmis"})
+			m, err := e.MapWith(ctx, in, &config.Source{Name: "s", Duplicates: tt.dups}, &config.Target{Name: "hmis"}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -73,16 +73,56 @@ type Options struct {
 	Payload *PayloadKeys
 }
 
-// Map maps one batch of a source for one target with the zero Options (see MapWith).
+// Map maps one batch of a source for one target with the zero Options, for callers that do
+// not read Mapped.Refused: when mapping refuses any value, Map returns no Mapped but a
+// RejectError listing each refused value (wrapping ErrRejected), so that the batch goes to
+// the dead-letter queue whole rather than losing those values unseen. The mapper stage
+// should call MapWith, which delivers the rest and reports refusals value by value.
 func (e *Engine) Map(ctx context.Context, in *transform.Batch, source *config.Source, target *config.Target) (*transform.Mapped, error) {
-	return e.MapWith(ctx, in, source, target, Options{})
+	m, err := e.MapWith(ctx, in, source, target, Options{})
+	if err != nil || len(m.Refused) == 0 {
+		return m, err
+	}
+	set := ""
+	if source != nil {
+		set = source.Mapping
+	}
+	rej := &RejectError{Set: set, Target: target.Name}
+	for _, r := range m.Refused {
+		rej.add(Issue{Indexes: []int{r.Value.Index}, Field: r.Field, Value: fieldValue(&r.Value, r.Field), Code: r.ErrorCode, Reason: r.Reason})
+	}
+	return nil, rej
+}
+
+// fieldValue is what a value writes in one field, for a message.
+func fieldValue(v *transform.DataValue, field string) string {
+	switch field {
+	case "dataElement":
+		return v.DataElement
+	case "period":
+		return v.Period
+	case "orgUnit":
+		return v.OrgUnit
+	case "categoryOptionCombo":
+		return v.CategoryOptionCombo
+	case "attributeOptionCombo":
+		return v.AttributeOptionCombo
+	case "categories":
+		return categoriesText(v.Categories)
+	case "attributes":
+		return categoriesText(v.Attributes)
+	case "value":
+		return v.Value
+	}
+	return ""
 }
 
 // MapWith maps one batch of a source for one target with the source's mapping set; a source
 // without one keeps its ids (transform.Identity) but still gets its duplicates policy.
 //
-// Values are refused one by one (Mapped.Refused) and the rest is delivered. An error
-// wrapping ErrRejected is left only for what concerns the whole batch: a batch whose
+// Values are refused one by one (Mapped.Refused) and the rest is delivered: the caller
+// dead-letters the refused values. An error wrapping ErrRejected is left only for what
+// concerns the whole batch: a batch whose
 // declared data element scheme contradicts the set's source_id_scheme (see RejectError).
 // Other errors are transient (metadata unreadable, the roll-up store unreachable, the
 // context ended) and worth a retry; a retry is harmless, since the roll-up store and

@@ -110,7 +110,7 @@ func runMapCases(t *testing.T, e *Engine, tests []mapCase) {
 				target.Name = tt.target
 			}
 			src := &config.Source{Name: "src", Mapping: tt.set, Unmapped: tt.unmapped, Duplicates: tt.dups}
-			m, err := e.Map(context.Background(), in, src, target)
+			m, err := e.MapWith(context.Background(), in, src, target, Options{})
 			if len(tt.errs) > 0 || tt.errIs != nil {
 				if err == nil {
 					t.Fatalf("no error; mapped %v", m.Batch.Values)
@@ -714,19 +714,41 @@ func TestMapRefusesEveryValueAndBoundsRejectError(t *testing.T) {
 	for i := range 150 {
 		in.Values = append(in.Values, transform.DataValue{DataElement: "HALF", Period: "202401", OrgUnit: "KL_N_F1", Value: "x", Index: i})
 	}
-	m, err := e.Map(context.Background(), in, &config.Source{Name: "s", Mapping: "tracker"}, &config.Target{Name: "hmis"})
+	src := &config.Source{Name: "s", Mapping: "tracker"}
+	m, err := e.MapWith(context.Background(), in, src, &config.Target{Name: "hmis"}, Options{})
 	if err != nil || len(m.Refused) != 150 || len(m.Batch.Values) != 0 || m.Refused[149].Value.Index != 149 {
 		t.Fatalf("m = %+v, err = %v", m, err)
 	}
-	// A RejectError (left for what concerns a whole batch) keeps a bounded list.
-	re := &RejectError{Set: "tracker", Target: "hmis"}
-	for i := range 150 {
-		re.add(Issue{Indexes: []int{i}, Field: "value", Value: "x", Reason: "not a number"})
+	// Map, for callers that do not read Refused, rejects the batch with a bounded list.
+	_, err = e.Map(context.Background(), in, src, &config.Target{Name: "hmis"})
+	var re *RejectError
+	if !errors.As(err, &re) || len(re.Issues) != maxIssues || re.More != 50 || re.Set != "tracker" || re.Target != "hmis" {
+		t.Fatalf("err = %v", err)
 	}
-	if len(re.Issues) != maxIssues || re.More != 50 || !errors.Is(re, ErrRejected) {
-		t.Fatalf("issues %d, more %d", len(re.Issues), re.More)
-	}
-	if msg := re.Error(); !strings.Contains(msg, "150 problems: value 0: ") || !strings.HasSuffix(msg, "; and 140 more") {
+	if msg := err.Error(); !strings.Contains(msg, `150 problems: value 0: value "x": not a number, but the rule at `) || !strings.HasSuffix(msg, "; and 140 more") {
 		t.Errorf("message = %s", msg)
+	}
+	if is := re.Issues[0]; is.Code != "E7619" || is.Field != "value" {
+		t.Errorf("issue = %+v", is)
+	}
+}
+
+// TestMapRejectsTheBatchForCallersWithoutRefusals: Map keeps the whole-batch contract, so a
+// caller that does not read Mapped.Refused dead-letters the batch instead of losing values.
+func TestMapRejectsTheBatchForCallersWithoutRefusals(t *testing.T) {
+	e := newTestEngine(t)
+	in := &transform.Batch{Schemes: transform.IDSchemes{IDScheme: "CODE"}, Values: indexed([]transform.DataValue{
+		dv("CHW_HH", "202401", "KL_N_F1", "", "", "4"),
+		{DataElement: "MAL", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=X", "AGE=LT1"), Attributes: cats("FUNDING=GOV"), Value: "2"},
+	})}
+	m, err := e.Map(context.Background(), in, &config.Source{Name: "s", Mapping: "adx"}, &config.Target{Name: "hmis"})
+	if m != nil || !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `value 1: categories "SEX=X, AGE=LT1": category SEX: no category option has code "X"`) {
+		t.Fatalf("m = %v, err = %v", m, err)
+	}
+	// Nothing refused: Map and MapWith agree.
+	in.Values = in.Values[:1]
+	m, err = e.Map(context.Background(), in, &config.Source{Name: "s", Mapping: "tracker"}, &config.Target{Name: "hmis"})
+	if err != nil || len(m.Batch.Values) != 1 {
+		t.Fatalf("m = %v, err = %v", m, err)
 	}
 }

@@ -6,12 +6,13 @@ import (
 	"strings"
 )
 
-// ErrRejected is wrapped by the error Map returns when the batch as a whole cannot be
+// ErrRejected is wrapped by the error MapWith returns when the batch as a whole cannot be
 // mapped and retrying will not help. Since values are refused one by one (Mapped.Refused),
 // one case remains: a batch whose declared data element scheme contradicts the set's
-// source_id_scheme, so that no value of it can match a rule. Such a batch belongs in the
-// dead-letter queue; every other error from Map is transient (metadata could not be
-// fetched, the roll-up store is unreachable, the context ended) and worth a retry.
+// source_id_scheme, so that no value of it can match a rule. Map also returns it when any
+// value is refused (see Map). Such a batch belongs in the dead-letter queue; every other
+// error is transient (metadata could not be fetched, the roll-up store is unreachable, the
+// context ended) and worth a retry.
 var ErrRejected = errors.New("mapping rejected the batch")
 
 // ErrUnknownSet is wrapped by the error Map returns for a source whose mapping set is not
@@ -27,7 +28,9 @@ type Issue struct {
 	// attributes, categoryOptionCombo, attributeOptionCombo, key).
 	Field string `json:"field"`
 	// Value is the offending value of that field as the payload wrote it.
-	Value  string `json:"value,omitempty"`
+	Value string `json:"value,omitempty"`
+	// Code is DHIS2's error code for the same failure, where it has one.
+	Code   string `json:"errorCode,omitempty"`
 	Reason string `json:"reason"`
 }
 
