@@ -229,3 +229,43 @@ func TestRollupKey(t *testing.T) {
 		t.Errorf("key %s", k)
 	}
 }
+
+// TestMapRollupConcurrentWriters: batches for the months of one quarter mapped at once (by
+// several workers or replicas) each keep their part: a writer that loses the race reads
+// again. A batch that keeps losing gets ErrRollupConflict and is mapped again, as the
+// mediator retries a transient error.
+func TestMapRollupConcurrentWriters(t *testing.T) {
+	e := newTestEngine(t)
+	store := newMemRollup()
+	src := &config.Source{Name: "src", Mapping: "rollup"}
+	target := &config.Target{Name: "hmis-q"}
+	months := []string{"202404", "202405", "202406"}
+	errs := make(chan error, len(months))
+	for i, pe := range months {
+		go func() {
+			in := &transform.Batch{Source: "src", Schemes: transform.IDSchemes{IDScheme: "CODE"},
+				Values: []transform.DataValue{dv("HH", pe, "KL_N_F1", "", "", fmt.Sprint(i+1))}}
+			for range 20 {
+				for {
+					_, err := e.MapWith(context.Background(), in, src, target, Options{Rollup: store})
+					if !errors.Is(err, ErrRollupConflict) {
+						if err != nil {
+							errs <- err
+							return
+						}
+						break
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range months {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := store.record(q2Key); got != `{"v":1,"period":"2024Q2","parts":{"202404":"1","202405":"2","202406":"3"}}` {
+		t.Errorf("record %s", got)
+	}
+}
