@@ -82,6 +82,9 @@ func (r *run) put(v transform.DataValue, pos int, k transform.Key, so slotOf) {
 	if x.parts == nil {
 		x.parts = []part{{period: s.from, pos: s.pos, v: r.vals[j]}}
 	}
+	if so.from != "" {
+		x.uids = so.uids // the key's objects; the slot may have been opened by a direct value
+	}
 	if s.dsOut != so.dsOut {
 		s.dsOut = ""
 	}
@@ -262,11 +265,11 @@ func (r *run) acrossBatches(i int) {
 	earlier := pk.earlier(k, r.in.Seq)
 	if len(earlier) > 0 {
 		d := r.dupReport(int32(i), k, -1)
-		at := 0
-		for _, u := range earlier {
-			d.Indexes = slices.Insert(d.Indexes, at, u.index)
-			at++
+		before := make([]int, len(earlier))
+		for j, u := range earlier {
+			before[j] = u.index
 		}
+		d.Indexes = slices.Insert(d.Indexes, 0, before...)
 		if !slices.Contains(d.Indexes, v.Index) {
 			d.Indexes = append(d.Indexes, v.Index)
 		}

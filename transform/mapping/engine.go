@@ -122,9 +122,8 @@ func fieldValue(v *transform.DataValue, field string) string {
 //
 // Values are refused one by one (Mapped.Refused) and the rest is delivered: the caller
 // dead-letters the refused values. An error wrapping ErrRejected is left only for what
-// concerns the whole batch: a batch whose
-// declared data element scheme contradicts the set's source_id_scheme (see RejectError).
-// Other errors are transient (metadata unreadable, the roll-up store unreachable, the
+// concerns the whole batch: a batch whose declared data element scheme contradicts the
+// set's source_id_scheme (see RejectError). Other errors are transient (metadata unreadable, the roll-up store unreachable, the
 // context ended) and worth a retry; a retry is harmless, since the roll-up store and
 // PayloadKeys record a batch's contributions by what they replace, not by adding.
 func (e *Engine) MapWith(ctx context.Context, in *transform.Batch, source *config.Source, target *config.Target, opts Options) (*transform.Mapped, error) {

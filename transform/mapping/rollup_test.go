@@ -269,3 +269,18 @@ func TestMapRollupConcurrentWriters(t *testing.T) {
 		t.Errorf("record %s", got)
 	}
 }
+
+// A month that replaces a value of the quarter itself (duplicates: last) is stored under
+// the quarter's key like any other month.
+func TestMapRollupMonthReplacesQuarter(t *testing.T) {
+	e := newTestEngine(t)
+	store := newMemRollup()
+	in := &transform.Batch{Source: "src", Schemes: transform.IDSchemes{IDScheme: "CODE"}, Values: indexed([]transform.DataValue{
+		dv("HH", "2024Q2", "KL_N_F1", "", "", "9"), dv("HH", "202405", "KL_N_F1", "", "", "4")})}
+	m, err := e.MapWith(context.Background(), in, &config.Source{Name: "src", Mapping: "rollup", Duplicates: "last"},
+		&config.Target{Name: "hmis-q"}, Options{Rollup: store})
+	if err != nil || len(m.Batch.Values) != 1 || m.Batch.Values[0].Value != "4" ||
+		store.record(q2Key) != `{"v":1,"period":"2024Q2","parts":{"202405":"4"}}` {
+		t.Fatalf("%+v %v; store %v", m, err, store.entries)
+	}
+}
