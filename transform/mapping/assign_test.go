@@ -10,7 +10,11 @@ import (
 
 // TestMapOrgUnitAssignment: CHT exports a row for a health worker's district too (cht.md
 // §5, its ancestors carrying dhis.orgUnit); the Kalima data sets are assigned to the four
-// facilities only, so the district's value is warned about, or left out.
+// facilities only, so the district's value is warned about, or left out. What DHIS2 does
+// with it: 2.38-2.42 refuse it only under strict org unit checks (E7636, "Data element
+// must be assigned through data sets to organisation unit", spec dhis2.md §1.5 and
+// ErrorCode.java); 2.43's pipeline refuses the data set's group (E8022 "not usable with
+// org unit(s)", spec dhis2.md §1.6).
 func TestMapOrgUnitAssignment(t *testing.T) {
 	sets, _ := compile(t, engineYAML, engineFiles)
 	stale := kalima(t)

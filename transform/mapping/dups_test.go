@@ -12,6 +12,8 @@ import (
 
 // TestMapDuplicatesWithoutMappingSet: a source with no mapping set keeps its ids, and its
 // duplicates policy still applies (ADX categories key by their category=option pairs).
+// Refused duplicates carry DHIS2 2.43's code for values of one payload on the same key
+// (E8128, spec dhis2.md §1.6).
 func TestMapDuplicatesWithoutMappingSet(t *testing.T) {
 	e := NewEngine(nil, nil)
 	ctx := context.Background()

@@ -191,7 +191,10 @@ func TestFixtureMatchesEmulatorSample(t *testing.T) {
 	}
 }
 
-// Data sets' org units decode from DHIS2's fields=organisationUnits[id]; a snapshot read
+// Data sets' org units decode from DHIS2's fields=organisationUnits[id] (a data set's
+// organisationUnits collection is its assignments: DHIS2 web API docs, "for a dataSet ...
+// give me only the organisationUnits collection (assignments)", dhis2-docbook-docs r1100;
+// OrganisationUnit carries "level" as a JSON property, dhis2 r9963); a snapshot read
 // without the field says nothing, which survives being stored and read again.
 func TestIndexAssigned(t *testing.T) {
 	md := kalima(t)

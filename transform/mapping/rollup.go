@@ -33,12 +33,13 @@ import (
 // again; a source should send either the parts or the whole. Because contributions replace
 // rather than add, mapping a batch again (a retry, a replay) stores the same thing.
 type RollupStore interface {
-	// Get returns the record stored under key and its revision; a key never stored gives
-	// nil, 0 and no error.
+	// Get returns the record stored under key and its revision; a key never stored (KV:
+	// jetstream.ErrKeyNotFound, or a deleted key) gives nil, 0 and no error.
 	Get(ctx context.Context, key string) (value []byte, revision uint64, err error)
 	// Put stores value under key if the key is still at revision (0: the key must not
-	// exist yet), and returns an error wrapping ErrRollupConflict when another writer
-	// stored it first; the engine then reads it again.
+	// exist yet; KV: Create, else Update), and returns an error wrapping
+	// ErrRollupConflict when another writer stored it first (KV: jetstream.ErrKeyExists,
+	// jetstream.ErrKeyRevisionMismatch); the engine then reads it again.
 	Put(ctx context.Context, key string, value []byte, revision uint64) error
 }
 

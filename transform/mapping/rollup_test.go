@@ -15,7 +15,8 @@ import (
 // memRollup is an in-memory RollupStore with the semantics of a JetStream KV bucket, which
 // backs it in the mediator: every write gets the next revision of the bucket, a Create
 // (revision 0) fails when the key exists and an Update fails when the key is no longer at
-// the revision given (nats.go jetstream KeyValue.Create / Update, "wrong last sequence").
+// the revision given (nats.go jetstream/kv.go: Create returns ErrKeyExists and Update
+// wraps ErrKeyRevisionMismatch on JetStream's "wrong last sequence", codes 10071/10164).
 type memRollup struct {
 	mu      sync.Mutex
 	seq     uint64
