@@ -107,10 +107,26 @@ type Source struct {
 	// Duplicates says what happens when two values map to the same target key in one
 	// batch: reject, sum or last (last wins).
 	Duplicates string `yaml:"duplicates"`
+	// OrgUnits filters values by their org unit once mapped (it needs a mapping set, whose
+	// target metadata tells the data sets' org units and the levels).
+	OrgUnits SourceOrgUnits `yaml:"org_units"`
 	// WaitForDelivery makes ingest synchronous: the answer waits, up to this long, until
 	// every target has the payload, and reports the outcome. 0 answers as soon as the
 	// payload is stored (the default).
 	WaitForDelivery Duration `yaml:"wait_for_delivery"`
+}
+
+// SourceOrgUnits says which mapped values a source keeps by their org unit. CHT, for one,
+// exports a row for every ancestor of a health worker that carries dhis.orgUnit, so a
+// district's row lands beside its facilities' and DHIS2 analytics adds both up.
+type SourceOrgUnits struct {
+	// Keep is all (the default: deliver every value, and warn about each one whose org
+	// unit is not assigned to the value's data set in the target) or assigned (leave such
+	// values out, reported as unmapped).
+	Keep string `yaml:"keep"`
+	// Level, when set, also leaves out values whose org unit is not at this level of the
+	// target's hierarchy (1 is the root).
+	Level int `yaml:"level"`
 }
 
 // Schemes is the YAML form of transform.IDSchemes.

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,14 +74,7 @@ targets:
     token: ${MISSING}
 `
 	_, err := Parse("tally.yaml", []byte(yml), env(nil))
-	probs, ok := err.(Problems)
-	if !ok {
-		t.Fatalf("err = %v, want Problems", err)
-	}
-	want := []struct {
-		line int
-		frag string
-	}{
+	wantProblems(t, err, []lineProblem{
 		{2, `http.adr: unknown key (did you mean "addr"?)`},
 		{4, `sources[0].name: "bad name"`},
 		{5, `sources[0].format: "excel"`},
@@ -90,19 +84,8 @@ targets:
 		{12, `targets[0].id_schemes.org_unit: "SHORTNAME"`},
 		{13, `targets[1].name: "hmis" is defined twice`},
 		{15, `${MISSING} is not set`},
-	}
+	})
 	text := err.Error()
-	for _, w := range want {
-		found := false
-		for _, p := range probs {
-			if p.Line == w.line && strings.Contains(p.String(), w.frag) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("missing problem at line %d containing %q in:\n%s", w.line, w.frag, text)
-		}
-	}
 	if !strings.Contains(text, "Basic auth needs both username and password") {
 		t.Errorf("missing credential problem:\n%s", text)
 	}
@@ -129,4 +112,64 @@ func TestByteSize(t *testing.T) {
 	if _, err := Parse("x", []byte("http: {max_body_bytes: lots}"), env(nil)); err == nil {
 		t.Error("want error for 'lots'")
 	}
+}
+
+func TestSourceOrgUnits(t *testing.T) {
+	yml := `sources:
+  - name: cht
+    auth: {public: true}
+    mapping: cht-to-hmis
+    org_units: {keep: assigned, level: 3}
+  - name: plain
+    auth: {public: true}
+  - name: bad
+    auth: {public: true}
+    org_units:
+      keep: some
+      level: -1
+  - name: nomapping
+    auth: {public: true}
+    org_units: {keep: assigned}
+targets:
+  - {name: hmis, url: https://hmis.example.org, token: d2pat_0123456789abcdef}
+`
+	_, err := Parse("tally.yaml", []byte(yml), env(nil))
+	want := []lineProblem{
+		{11, `sources[2].org_units.keep: "some": want all or assigned`},
+		{12, `sources[2].org_units.level: -1: want an org unit level`},
+		{15, `sources[3].org_units: filtering by org unit needs the target's metadata, which only a mapping set reads`},
+	}
+	if probs := wantProblems(t, err, want); len(probs) != len(want) {
+		t.Errorf("%d problems, want %d:\n%s", len(probs), len(want), err)
+	}
+
+	c, err := Parse("tally.yaml", []byte(yml[:strings.Index(yml, "  - name: bad")]+yml[strings.Index(yml, "targets:"):]), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cht, _ := c.Source("cht")
+	plain, _ := c.Source("plain")
+	if cht.OrgUnits != (SourceOrgUnits{Keep: "assigned", Level: 3}) || plain.OrgUnits != (SourceOrgUnits{Keep: "all"}) {
+		t.Errorf("org_units: cht %+v, plain %+v", cht.OrgUnits, plain.OrgUnits)
+	}
+}
+
+type lineProblem struct {
+	line int
+	frag string
+}
+
+// wantProblems checks that err lists a problem at each line with its fragment.
+func wantProblems(t *testing.T, err error, want []lineProblem) Problems {
+	t.Helper()
+	probs, ok := err.(Problems)
+	if !ok {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(probs, func(p Problem) bool { return p.Line == w.line && strings.Contains(p.String(), w.frag) }) {
+			t.Errorf("missing problem at line %d containing %q in:\n%s", w.line, w.frag, err)
+		}
+	}
+	return probs
 }

@@ -72,6 +72,9 @@ func (c *Config) applyDefaults() {
 		if s.Duplicates == "" {
 			s.Duplicates = "reject"
 		}
+		if s.OrgUnits.Keep == "" {
+			s.OrgUnits.Keep = "all"
+		}
 	}
 	for i := range c.Targets {
 		t := &c.Targets[i]
@@ -248,6 +251,7 @@ func (c *Config) validate() Problems {
 		default:
 			add(p+".duplicates", "%q: want reject, sum or last", s.Duplicates)
 		}
+		ps = append(ps, c.checkSourceOrgUnits(p+".org_units", s)...)
 		if s.WaitForDelivery < 0 || s.WaitForDelivery.D() > 10*time.Minute {
 			add(p+".wait_for_delivery", "%s: want 0 (answer once stored) up to 10m", s.WaitForDelivery.D())
 		}
@@ -261,6 +265,24 @@ func (c *Config) validate() Problems {
 	}
 	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
 		add("admin.token", "an admin token must be at least 16 characters")
+	}
+	return ps
+}
+
+func (c *Config) checkSourceOrgUnits(path string, s *Source) Problems {
+	var ps Problems
+	ou := s.OrgUnits
+	switch ou.Keep {
+	case "all", "assigned":
+	default:
+		ps = append(ps, c.Problem(path+".keep", "%q: want all or assigned", ou.Keep))
+	}
+	if ou.Level < 0 || ou.Level > 20 {
+		ps = append(ps, c.Problem(path+".level", "%d: want an org unit level from 1 (the root) down, or 0 for any level", ou.Level))
+	}
+	if (ou.Keep == "assigned" || ou.Level > 0) && s.Mapping == "" {
+		ps = append(ps, c.Problem(path, "filtering by org unit needs the target's metadata, which only a mapping set reads: "+
+			"name one with mapping: (a set without rules and unmapped: pass keeps the ids as they are)"))
 	}
 	return ps
 }

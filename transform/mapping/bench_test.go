@@ -32,7 +32,7 @@ func benchSetup(b *testing.B) (*Engine, *transform.Batch) {
 	}
 	md.DataSets = []DataSet{ds}
 	for i := range 10 {
-		md.OrgUnits = append(md.OrgUnits, OrgUnit{Object{ID: fmt.Sprintf("OuBench%04d", i), Code: fmt.Sprintf("OU_%02d", i)}})
+		md.OrgUnits = append(md.OrgUnits, OrgUnit{Object: Object{ID: fmt.Sprintf("OuBench%04d", i), Code: fmt.Sprintf("OU_%02d", i)}})
 	}
 	sets, _ := compile(b, yml.String(), nil)
 	in := &transform.Batch{Schemes: transform.IDSchemes{IDScheme: transform.SchemeCode}}

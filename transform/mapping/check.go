@@ -15,7 +15,8 @@ import (
 // the element's category combo, attribute option combos outside the data set's attribute
 // combo, period types that do not fit, transforms on non-numeric elements, objects that have
 // no id in the scheme the target is sent, and rules that map onto the same target key while
-// a source rejects duplicates — each at the rule's file and line. Targets missing from md are
+// a source rejects duplicates — each at the rule's file and line — and, for ADX sources,
+// what would keep their categories from resolving (CheckADX). Targets missing from md are
 // skipped (the caller reports why their metadata could not be read).
 func (s *Sets) Check(cfg *config.Config, md map[string]*Metadata) config.Problems {
 	type use struct {
@@ -57,6 +58,7 @@ func (s *Sets) Check(cfg *config.Config, md map[string]*Metadata) config.Problem
 		}
 		probs = append(probs, u.set.check(ix, u.target, u.dupReject)...)
 	}
+	probs = append(probs, s.CheckADX(cfg, md)...)
 	slices.SortStableFunc(probs, func(a, b config.Problem) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {
 			return c
@@ -136,7 +138,7 @@ func (set *Set) check(ix *Index, t *config.Target, dupReject []string) config.Pr
 			}
 			if k.coc != "?" && k.aoc != "?" {
 				if first, dup := seen[k]; dup {
-					at(r, "maps to the same data element and option combos as the rule at %s; two such values in one batch are rejected as duplicates (source %s: set duplicates: sum or last to add them up or keep the last)",
+					at(r, "maps to the same data element and option combos as the rule at %s; two such values in one payload are refused as duplicates (source %s: set duplicates: sum or last to add them up or keep the last)",
 						first.Origin, strings.Join(dupReject, ", "))
 				} else {
 					seen[k] = r

@@ -83,7 +83,7 @@ func TestCheck(t *testing.T) {
 		line("source: J,") + `target "hmis": rule "J": data element ORPHAN is in no data set of the target`,
 		line("source: K,") + `target "hmis": rule "K": no category option combo has code "NOPE"`,
 		line("source: L,") + `target "hmis": rule "L": no category option combo has code "NOPE"`,
-		line("source: N, source_coc") + `target "hmis": rule "N": maps to the same data element and option combos as the rule at tally.yaml:` + strconv.Itoa(lineOf(t, checkYAML, "source: M,")) + `; two such values in one batch are rejected as duplicates (source tracker: set duplicates: sum or last`,
+		line("source: N, source_coc") + `target "hmis": rule "N": maps to the same data element and option combos as the rule at tally.yaml:` + strconv.Itoa(lineOf(t, checkYAML, "source: M,")) + `; two such values in one payload are refused as duplicates (source tracker: set duplicates: sum or last`,
 		`rules.csv:3: target "hmis": rule "S": category option combo NGO is not in category combo SEX_AGE of data element EPI_MEASLES1`,
 		`ou.csv:3: target "hmis": org unit "x1": no org unit has code "KL_NOWHERE" in target "hmis"`,
 	}

@@ -36,10 +36,13 @@
 // relative to the configuration file. Every rule remembers its file and line, and every
 // problem is reported there ("tally.yaml:12", "mappings/pi-to-epi.csv:7").
 //
-// The source's own settings choose what happens to values no rule names (unmapped: drop
-// and report them, the default; pass them through with their ids read as the target's; or
-// reject the batch) and to two values that map to one target key in a batch (duplicates:
-// reject, the default, naming both; sum; or last wins).
+// The source's own settings choose what happens to values no rule names, unmapped: drop
+// (the default: left out and reported in Mapped.Unmapped), pass (their ids are read as the
+// target's; one the target does not know is left out and reported the same way) or reject
+// (each such value is refused, see below); what happens to two values that map to one
+// target key, duplicates: reject (the default: both are refused, unless they are
+// identical), sum or last (the last wins), reported in Mapped.Duplicates; and which values
+// to keep by their org unit (see Org units).
 //
 // # Mapping a value
 //
@@ -53,29 +56,83 @@
 // configured id_schemes (UID when none is configured), and the output batch's Schemes say
 // so. The attribute option combo is written in the category option combo scheme, because
 // DHIS2 reads it with that one. Org units are read as the target's, in the set's scheme
-// (or, for org_units: same, the batch's), or through the set's table. The category option
-// combo is the rule's; else the value's own, checked against the element's category combo;
-// else the one whose options are the value's ADX categories; else the default, only when the
-// element is not disaggregated. The attribute option combo is resolved the same way against
-// the attribute combo of the data set (the rule's, or the only one holding the element).
-// The output batch names a data set only when every value belongs to the same one, and keeps
-// the source's complete date only then. Under unmapped: pass, a value whose ids the target
-// does not know is dropped and reported, since DHIS2 would refuse it.
+// (or, for org_units: same, the batch's), or through the set's table.
+//
+// A value's data set is the rule's data_set; else the one the value or its batch names (an
+// ADX group's dataSet, looked up in the batch's data set scheme), when the target has it
+// and it holds the element; else the only data set holding the element. It decides the
+// element's category combo (a data set may override it), the attribute combo and the
+// period type, as DHIS2 decides them for an ADX group (spec adx.md §7.1). The category
+// option combo is the rule's; else the value's own, checked against the element's category
+// combo; else the one whose options are the value's ADX categories; else the default, only
+// when the element is not disaggregated. The attribute option combo is the rule's; else the
+// value's own, honoured as given (translated to the output scheme) and checked against the
+// data set's attribute combo, or, when the element's data sets disagree and none was
+// named, against theirs; else the one the value's ADX attributes name in the data set's
+// attribute combo; else the default, only when that combo is the default. The output batch
+// names a data set only when every value belongs to the same one, and keeps the source's
+// complete date only then.
+//
+// With the target's DHIS2 release (Metadata.SystemRelease), a period of a type the release
+// does not have (QuarterlyNov before 2.41, FinancialSep before 2.42, WeeklyFriday,
+// FinancialFeb and FinancialAug before 2.43) is refused.
+//
+// # Refusals
+//
+// A value that cannot be delivered as written is refused on its own, with the field, the
+// reason and DHIS2's error code where DHIS2 has one (Mapped.Refused): no rule under
+// unmapped: reject (E7610 data element, E7612 org unit, E7613 option combo), a rule naming
+// what the target lacks or outside the element's combos or data set (E7610, E7613/E7615,
+// E7633, E7634/E7635), ADX categories or attributes matching no combo (E7613/E7615), a
+// disaggregation or attribute combo that is needed and not given (E7630/E7631), a scale or
+// a sum on a non-number (E7619), a period that does not roll up or the release lacks
+// (E7632, E7611), a duplicate under duplicates: reject (E8128). The rest of the batch is
+// mapped and delivered; the mediator dead-letters the refused values, to be replayed once
+// the rule or the metadata is fixed. Only what concerns the whole batch is an error
+// (RejectError, wrapping ErrRejected): a batch whose declared data element scheme
+// contradicts the set's source_id_scheme. That is Engine.MapWith; Engine.Map keeps the
+// whole-batch contract for callers that do not read Mapped.Refused, and rejects a batch
+// with any refused value.
+//
+// # Org units
+//
+// A source's org_units: {keep: all|assigned, level: N} looks at each value's org unit in
+// the target once mapped. With keep: all (the default), a value whose org unit is not
+// assigned to its data set (CHT exports rows for a health worker's ancestors too, so a
+// district's value lands beside its facilities') is delivered with a warning
+// (Mapped.Warnings, E7636): DHIS2 2.38–2.42 stores it unless its strict checks are on, and
+// 2.43 refuses the data set's whole group (E8022). keep: assigned leaves such values out,
+// reported as unmapped; level: N leaves out values of org units at other levels. Both need
+// metadata read with the data sets' org units and the org units' levels (MetadataRequests
+// asks for them); metadata cached before that is used without the filter, and the batch
+// warns once.
+//
+// # Roll-up
 //
 // periods: rollup sums values into the period of the target data set's type that DHIS2
-// analytics would aggregate them into (monthly into quarterly, say). Only the values of one
-// batch are added up: a quarter whose months arrive in different batches or payloads is
-// delivered as partial sums that overwrite one another, so a source that rolls up must send
-// all the parts of a period in one payload of at most batch_size values.
-//
-// A value a rule cannot be applied to — ADX categories that match no combo, a transform on
-// a non-numeric value, a period that does not roll up, a rule that names an object the
-// target does not have — rejects the batch with every such problem listed (RejectError,
-// wrapping ErrRejected): the batch belongs in the dead-letter queue until the rule or the
-// metadata is fixed, and is then replayed.
+// analytics would aggregate them into (monthly into quarterly, say). Within a batch, the
+// values of one constituent period are first settled by the duplicates policy, then the
+// periods are added up. Given a RollupStore (Options.Rollup), a rolled value is the sum of
+// every constituent period received so far, across batches and payloads: a constituent
+// sent again replaces its earlier contribution, a deleted one removes it (see RollupStore
+// for the keys and the records). Without one, only the values of one batch are added up,
+// and a quarter whose months arrive in different payloads is delivered as partial sums
+// that overwrite one another.
 //
 // Without a MetadataProvider the engine delivers rule ids as written, in target_id_scheme,
 // and what needs metadata fails the values that need it.
+//
+// # Without a mapping set
+//
+// A source without a mapping set keeps its ids, and its duplicates policy still applies to
+// values with the same key (ADX disaggregations key by their category=option pairs). Its
+// values are not checked against the target: DHIS2 does that.
+//
+// # Across the batches of a payload
+//
+// A payload is split into batches of at most batch_size values. Given PayloadKeys
+// (Options.Payload), kept by the caller for one payload and target, the duplicates policy
+// also reaches the payload's earlier batches.
 //
 // # Checking
 //
@@ -83,4 +140,7 @@
 // codes, data elements outside the rule's data set, combos outside the element's category
 // combo or the data set's attribute combo, period types that do not fit, transforms on text
 // elements, and rules that collide on one target key while a source rejects duplicates.
+// For ADX sources, CheckADX adds what keeps their categories from resolving: category
+// codes that are not XML names, options without an id in the source's scheme, and option
+// combos DHIS2 has not generated.
 package mapping

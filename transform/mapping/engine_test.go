@@ -83,9 +83,11 @@ type mapCase struct {
 	target   string // "" is hmis; hmis-q has a quarterly CHW_MONTHLY
 	schemes  config.Schemes
 	in       transform.IDSchemes // the batch's schemes; zero means {IDScheme: CODE}
+	dataSet  string              // the batch's data set
 	values   []transform.DataValue
 	want     []string // show() of each output value
 	unmapd   []string // showUnmapped() prefixes
+	refused  []string // per refused value, substrings of showRefused() separated by "…"
 	errs     []string // substrings of the error
 	errIs    error
 	check    func(t *testing.T, m *transform.Mapped)
@@ -95,7 +97,7 @@ func runMapCases(t *testing.T, e *Engine, tests []mapCase) {
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := &transform.Batch{ID: "b1", TxID: "tx1", Source: "src", Received: time.Unix(1700000000, 0).UTC(), Schemes: tt.in}
+			in := &transform.Batch{ID: "b1", TxID: "tx1", Source: "src", Received: time.Unix(1700000000, 0).UTC(), Schemes: tt.in, DataSet: tt.dataSet}
 			if in.Schemes.IsZero() {
 				in.Schemes = transform.IDSchemes{IDScheme: transform.SchemeCode}
 			}
@@ -108,7 +110,7 @@ func runMapCases(t *testing.T, e *Engine, tests []mapCase) {
 				target.Name = tt.target
 			}
 			src := &config.Source{Name: "src", Mapping: tt.set, Unmapped: tt.unmapped, Duplicates: tt.dups}
-			m, err := e.Map(context.Background(), in, src, target)
+			m, err := e.MapWith(context.Background(), in, src, target, Options{})
 			if len(tt.errs) > 0 || tt.errIs != nil {
 				if err == nil {
 					t.Fatalf("no error; mapped %v", m.Batch.Values)
@@ -130,19 +132,24 @@ func runMapCases(t *testing.T, e *Engine, tests []mapCase) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for _, v := range m.Batch.Values {
-				got = append(got, show(v))
-			}
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("values:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
-			}
+			wantValues(t, "values", m, tt.want)
 			if len(m.Unmapped) != len(tt.unmapd) {
 				t.Errorf("unmapped = %v, want %v", m.Unmapped, tt.unmapd)
 			}
 			for i := 0; i < len(m.Unmapped) && i < len(tt.unmapd); i++ {
 				if s := showUnmapped(m.Unmapped[i]); !strings.HasPrefix(s, tt.unmapd[i]) {
 					t.Errorf("unmapped[%d] = %q, want prefix %q", i, s, tt.unmapd[i])
+				}
+			}
+			if len(m.Refused) != len(tt.refused) {
+				t.Errorf("refused:\n%s\nwant %d", refusedText(m.Refused), len(tt.refused))
+			}
+			for i := 0; i < len(m.Refused) && i < len(tt.refused); i++ {
+				s := showRefused(m.Refused[i])
+				for _, w := range strings.Split(tt.refused[i], "…") {
+					if !strings.Contains(s, w) {
+						t.Errorf("refused[%d] = %q, want it to contain %q", i, s, w)
+					}
 				}
 			}
 			if m.Batch.Target != target.Name || m.Batch.ID != "b1" || m.Batch.TxID != "tx1" || m.Batch.Source != "src" {
@@ -230,57 +237,64 @@ func TestMapRules(t *testing.T) {
 			values: []transform.DataValue{dv("household-visits", "202401", "South Facility 1", "", "", "11")},
 			want:   []string{"jsgJ0Wu8FxT 202401 KL_S_F1 HllvX50cXC0 HllvX50cXC0 11 #0"}},
 		{name: "rule names an unknown data element", set: "tracker",
-			values: []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_N_F1", "", "", "5"), dv("BAD_DE", "202401", "KL_N_F1", "", "", "5")},
-			errs: []string{`mapping set "tracker" for target "hmis": 1 problem: value 1: dataElement "BAD_DE": rule at `,
-				"tally.yaml:" + strconv.Itoa(badDE) + `: no data element has code "NO_SUCH_DE" in target "hmis"`}},
+			values:  []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_N_F1", "", "", "5"), dv("BAD_DE", "202401", "KL_N_F1", "", "", "5")},
+			want:    []string{"BYQ0DVbpag1 202401 muaptt0Azn0 yx4Ag8SsaxT HllvX50cXC0 5 #0"},
+			refused: []string{`1 dataElement E7610: rule at …tally.yaml:` + strconv.Itoa(badDE) + `: no data element has code "NO_SUCH_DE" in target "hmis"`}},
 		{name: "rule option combo outside the element's combo", set: "tracker",
-			values: []transform.DataValue{dv("BAD_COC", "202401", "KL_N_F1", "", "", "5")},
-			errs:   []string{"category option combo GOV is not in category combo SEX_AGE of data element EPI_BCG"}},
+			values:  []transform.DataValue{dv("BAD_COC", "202401", "KL_N_F1", "", "", "5")},
+			refused: []string{"0 dataElement E7634: rule at …category option combo GOV is not in category combo SEX_AGE of data element EPI_BCG"}},
 		{name: "rule attribute combo outside the data set's", set: "tracker",
-			values: []transform.DataValue{dv("BAD_AOC", "202401", "KL_N_F1", "", "", "5")},
-			errs:   []string{"attribute option combo F_LT1 is not in attribute combo FUNDING of data set MAL_MONTHLY"}},
+			values:  []transform.DataValue{dv("BAD_AOC", "202401", "KL_N_F1", "", "", "5")},
+			refused: []string{"0 dataElement E7635: …attribute option combo F_LT1 is not in attribute combo FUNDING of data set MAL_MONTHLY"}},
 		{name: "rule data set without the element", set: "tracker",
-			values: []transform.DataValue{dv("BAD_DS", "202401", "KL_N_F1", "", "", "5")},
-			errs:   []string{"data element EPI_BCG is not in data set MAL_MONTHLY"}},
+			values:  []transform.DataValue{dv("BAD_DS", "202401", "KL_N_F1", "", "", "5")},
+			refused: []string{"0 dataElement E7633: …data element EPI_BCG is not in data set MAL_MONTHLY"}},
 		{name: "value option combo outside the element's combo", set: "tracker",
-			values: []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "GOV", "GOV", "5")},
-			errs:   []string{`value 0: categoryOptionCombo "GOV": GOV is not in category combo SEX_AGE of data element MAL_CONFIRMED`}},
+			values:  []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "GOV", "GOV", "5")},
+			refused: []string{"0 categoryOptionCombo E7634: GOV is not in category combo SEX_AGE of data element MAL_CONFIRMED"}},
 		{name: "value option combo unknown", set: "tracker",
-			values: []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "F_LT5", "GOV", "5")},
-			errs:   []string{`categoryOptionCombo "F_LT5": no category option combo has code "F_LT5" in target "hmis"`}},
+			values:  []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "F_LT5", "GOV", "5")},
+			refused: []string{`0 categoryOptionCombo E7613: no category option combo has code "F_LT5" in target "hmis"`}},
 		{name: "value attribute combo outside the data set's", set: "tracker",
-			values: []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "F_LT1", "M_LT1", "5")},
-			errs:   []string{`attributeOptionCombo "M_LT1": M_LT1 is not in attribute combo FUNDING of data set MAL_MONTHLY`}},
+			values:  []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "F_LT1", "M_LT1", "5")},
+			refused: []string{`0 attributeOptionCombo E7635: M_LT1 is not in attribute combo FUNDING of data set MAL_MONTHLY`}},
 		{name: "value attribute combo unknown", set: "tracker",
-			values: []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "F_LT1", "DONOR", "5")},
-			errs:   []string{`attributeOptionCombo "DONOR": no category option combo has code "DONOR"`}},
+			values:  []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "F_LT1", "DONOR", "5")},
+			refused: []string{`0 attributeOptionCombo E7615: no category option combo has code "DONOR"`}},
 		{name: "disaggregated element without an option combo", set: "tracker",
-			values: []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "", "GOV", "5")},
-			errs:   []string{"data element MAL_CONFIRMED is disaggregated by category combo SEX_AGE (categories SEX, AGE), but the value gives no category option combo and no categories"}},
+			values:  []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "", "GOV", "5")},
+			refused: []string{"0 categoryOptionCombo E7630: data element MAL_CONFIRMED is disaggregated by category combo SEX_AGE (categories SEX, AGE), but the value gives no category option combo and no categories"}},
 		{name: "data set with an attribute combo but no attribute option combo", set: "tracker",
-			values: []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "F_LT1", "", "5")},
-			errs:   []string{"data set MAL_MONTHLY has attribute combo FUNDING (categories FUNDING), but neither the rule nor the value gives an attribute option combo"}},
+			values:  []transform.DataValue{dv("PI_MAL_CONF", "202401", "KL_N_F1", "F_LT1", "", "5")},
+			refused: []string{"0 attributeOptionCombo E7631: data set MAL_MONTHLY has attribute combo FUNDING (categories FUNDING), but neither the rule nor the value gives an attribute option combo"}},
 		{name: "transform of a non-numeric value", set: "tracker",
-			values: []transform.DataValue{dv("HALF", "202401", "KL_N_F1", "", "", "many")},
-			errs:   []string{`value 0: value "many": not a number, but the rule at `, "scales or rounds it"}},
+			values:  []transform.DataValue{dv("HALF", "202401", "KL_N_F1", "", "", "many")},
+			refused: []string{"0 value E7619: not a number, but the rule at …scales or rounds it"}},
 		{name: "text values pass untouched", set: "tracker",
 			values: []transform.DataValue{dv("REMARKS", "202401", "KL_N_F1", "", "", "stock-out in week 2")},
 			want:   []string{"ZOkN8gaW18v 202401 muaptt0Azn0 HllvX50cXC0 pATIk27f4t3 stock-out in week 2 #0"}},
 		{name: "org unit row naming an org unit the target lacks", set: "tables", in: transform.IDSchemes{IDScheme: "UID"},
-			values: []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "ghost-1", "", "", "5")},
-			errs:   []string{`orgUnit "ghost-1": org unit row at `, `ou.csv:3: no org unit has uid "NoSuchOrgU1" in target "hmis"`}},
+			values:  []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "ghost-1", "", "", "5")},
+			refused: []string{`0 orgUnit E7612: org unit row at …ou.csv:3: no org unit has uid "NoSuchOrgU1" in target "hmis"`}},
 		{name: "org unit without an id in the output scheme", set: "tracker", schemes: config.Schemes{OrgUnit: "ATTRIBUTE:AttrChtPlce"},
-			values: []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_NORTH", "", "", "5")},
-			errs:   []string{`orgUnit "KL_NORTH": org unit KL_NORTH has no attribute AttrChtPlce value, the scheme target "hmis" is sent org units in`}},
+			values:  []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_NORTH", "", "", "5")},
+			refused: []string{`0 orgUnit E7612: org unit KL_NORTH has no attribute AttrChtPlce value, the scheme target "hmis" is sent org units in`}},
 		{name: "rule target without an id in the output scheme", set: "tracker", schemes: config.Schemes{DataElement: "ATTRIBUTE:AttrChtPlce"},
-			values: []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_N_F1", "", "", "5")},
-			errs:   []string{`data element EPI_BCG has no attribute AttrChtPlce value, the scheme target "hmis" is sent data elements in`}},
+			values:  []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_N_F1", "", "", "5")},
+			refused: []string{`0 dataElement E7610: …data element EPI_BCG has no attribute AttrChtPlce value, the scheme target "hmis" is sent data elements in`}},
 		{name: "batch scheme disagrees with the set's source scheme", set: "tracker", in: transform.IDSchemes{DataElement: "UID"},
 			values: []transform.DataValue{dv("BYQ0DVbpag1", "202401", "KL_N_F1", "", "", "5")},
 			errs:   []string{`dataElementIdScheme "UID": the batch writes data elements as UID, but mapping set "tracker" names its sources by CODE`}},
-		{name: "every problem of a batch is listed", set: "tracker",
-			values: []transform.DataValue{dv("BAD_COC", "202401", "KL_N_F1", "", "", "5"), dv("HALF", "202401", "KL_N_F1", "", "", "x"), dv("BAD_DS", "202401", "KL_N_F1", "", "", "5")},
-			errs:   []string{"3 problems: value 0: ", "; value 1: ", "; value 2: "}},
+		{name: "each refused value is listed and the rest delivered", set: "tracker",
+			values: []transform.DataValue{dv("BAD_COC", "202401", "KL_N_F1", "", "", "5"), dv("HALF", "202401", "KL_N_F1", "", "", "x"),
+				dv("BAD_DS", "202401", "KL_N_F1", "", "", "5"), dv("CHW_HH", "202401", "KL_N_F1", "", "", "4")},
+			want:    []string{"jsgJ0Wu8FxT 202401 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 4 #3"},
+			refused: []string{"0 dataElement E7634", "1 value E7619", "2 dataElement E7633"},
+			check: func(t *testing.T, m *transform.Mapped) {
+				if r := m.Refused[1].Value; r.DataElement != "HALF" || r.Value != "x" || r.Index != 1 {
+					t.Errorf("refused value is not the source value: %+v", r)
+				}
+			}},
 	})
 }
 
@@ -306,8 +320,9 @@ func TestMapUnmapped(t *testing.T) {
 				`3 dataElement PI_ONLY: no rule, and the target does not know it`,
 				`4 orgUnit KL_GHOST: no org unit has code "KL_GHOST" in target "hmis"`}},
 		{name: "reject lists every unmapped value", set: "tracker", unmapped: "reject", values: values,
-			errs: []string{"4 problems", `value 1: dataElement "EPI_MEASLES1": mapping set "tracker" has no rule for it (unmapped: reject on source "src")`,
-				`value 3: categoryOptionCombo "M_LT1"`, `value 4: orgUnit "KL_GHOST"`}},
+			want: []string{"BYQ0DVbpag1 202401 muaptt0Azn0 yx4Ag8SsaxT HllvX50cXC0 5 #0"},
+			refused: []string{`1 dataElement E7610: mapping set "tracker" has no rule for it (unmapped: reject on source "src")`,
+				"2 dataElement E7610", `3 categoryOptionCombo E7613: mapping set "tracker" has rules for "PI_ONLY"`, "4 orgUnit E7612"}},
 		{name: "org unit table miss: drop", set: "tables", in: transform.IDSchemes{IDScheme: "UID"},
 			values: []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "south-9", "", "", "5")},
 			unmapd: []string{`0 orgUnit south-9: mapping set "tables" has no org unit row for it`}},
@@ -316,8 +331,8 @@ func TestMapUnmapped(t *testing.T) {
 			want:   []string{"BYQ0DVbpag1 202401 Td8VKqxryo1 yx4Ag8SsaxT HllvX50cXC0 5 #0"},
 			unmapd: []string{`1 orgUnit south-9: no org unit row, and the target does not know it: no org unit has uid "south-9"`}},
 		{name: "org unit table miss: reject", set: "tables", unmapped: "reject", in: transform.IDSchemes{IDScheme: "UID"},
-			values: []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "south-9", "", "", "5")},
-			errs:   []string{`orgUnit "south-9": mapping set "tables" has no org unit row for it (unmapped: reject`}},
+			values:  []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "south-9", "", "", "5")},
+			refused: []string{`0 orgUnit E7612: mapping set "tables" has no org unit row for it (unmapped: reject`}},
 		{name: "everything unmapped leaves an empty batch", set: "tracker",
 			values: []transform.DataValue{dv("PI_UNKNOWN", "202401", "KL_N_F1", "", "", "1")},
 			unmapd: []string{"0 dataElement PI_UNKNOWN"},
@@ -349,32 +364,32 @@ func TestMapADX(t *testing.T) {
 				}
 			}},
 		{name: "a missing category is named", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F"), Value: "5"}},
-			errs:   []string{`value 0: categories "SEX=F": data element EPI_BCG is disaggregated by category combo SEX_AGE (categories SEX, AGE); the value gives SEX=F, missing AGE`}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F"), Value: "5"}},
+			refused: []string{`0 categories E7613: data element EPI_BCG is disaggregated by category combo SEX_AGE (categories SEX, AGE); the value gives SEX=F, missing AGE`}},
 		{name: "an option of another category", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=LT1", "AGE=LT1"), Value: "5"}},
-			errs:   []string{"LT1 is not an option of category SEX (its options: F, M)"}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=LT1", "AGE=LT1"), Value: "5"}},
+			refused: []string{"0 categories E7613: LT1 is not an option of category SEX (its options: F, M)"}},
 		{name: "an unknown option", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "AGE=5TO9"), Value: "5"}},
-			errs:   []string{`category AGE: no category option has code "5TO9" in target "hmis"`}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "AGE=5TO9"), Value: "5"}},
+			refused: []string{`0 categories E7613: category AGE: no category option has code "5TO9" in target "hmis"`}},
 		{name: "an unknown category", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "AGEGROUP=LT1"), Value: "5"}},
-			errs:   []string{`no category has code "AGEGROUP"`}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "AGEGROUP=LT1"), Value: "5"}},
+			refused: []string{`0 categories E7613: no category has code "AGEGROUP"`}},
 		{name: "a category outside the combo", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "AGE=LT1", "FUNDING=GOV"), Value: "5"}},
-			errs:   []string{"category FUNDING is not in category combo SEX_AGE of data element EPI_BCG (its categories: SEX, AGE)"}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "AGE=LT1", "FUNDING=GOV"), Value: "5"}},
+			refused: []string{"0 categories E7613: category FUNDING is not in category combo SEX_AGE of data element EPI_BCG (its categories: SEX, AGE)"}},
 		{name: "a category given twice", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "SEX=M"), Value: "5"}},
-			errs:   []string{"category SEX is given twice"}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "SEX=M"), Value: "5"}},
+			refused: []string{"0 categories E7613: category SEX is given twice"}},
 		{name: "categories on an element without disaggregation", set: "adx",
-			values: []transform.DataValue{{DataElement: "LLIN", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F"), Value: "5"}},
-			errs:   []string{"category SEX is not in category combo default of data element CHW_HOUSEHOLD_VISITS"}},
+			values:  []transform.DataValue{{DataElement: "LLIN", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F"), Value: "5"}},
+			refused: []string{"0 categories E7613: category SEX is not in category combo default of data element CHW_HOUSEHOLD_VISITS"}},
 		{name: "missing attributes are named", set: "adx",
-			values: []transform.DataValue{{DataElement: "TREATED", Period: "202401", OrgUnit: "KL_N_F1", Attributes: cats("DONOR=X"), Value: "5"}},
-			errs:   []string{`value 0: attributes "DONOR=X": no category has code "DONOR" in target "hmis"`}},
+			values:  []transform.DataValue{{DataElement: "TREATED", Period: "202401", OrgUnit: "KL_N_F1", Attributes: cats("DONOR=X"), Value: "5"}},
+			refused: []string{`0 attributes E7615: no category has code "DONOR" in target "hmis"`}},
 		{name: "an attribute option outside the category", set: "adx",
-			values: []transform.DataValue{{DataElement: "TREATED", Period: "202401", OrgUnit: "KL_N_F1", Attributes: cats("FUNDING=F"), Value: "5"}},
-			errs:   []string{"F is not an option of category FUNDING (its options: GOV, NGO)"}},
+			values:  []transform.DataValue{{DataElement: "TREATED", Period: "202401", OrgUnit: "KL_N_F1", Attributes: cats("FUNDING=F"), Value: "5"}},
+			refused: []string{"0 attributes E7615: F is not an option of category FUNDING (its options: GOV, NGO)"}},
 	})
 }
 
@@ -396,8 +411,8 @@ func TestMapADXNoCombo(t *testing.T) {
 	sets, _ := compile(t, engineYAML, engineFiles)
 	runMapCases(t, NewEngine(sets, StaticMetadata{"hmis": md}), []mapCase{
 		{name: "no combo has the options", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=M", "AGE=1TO4"), Value: "5"}},
-			errs:   []string{"no option combo of category combo SEX_AGE (data element EPI_BCG) has the options SEX=M, AGE=1TO4"}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=M", "AGE=1TO4"), Value: "5"}},
+			refused: []string{"0 categories E7613: no option combo of category combo SEX_AGE (data element EPI_BCG) has the options SEX=M, AGE=1TO4"}},
 	})
 }
 
@@ -416,17 +431,20 @@ func TestMapDuplicatesAndRollup(t *testing.T) {
 	}
 	runMapCases(t, newTestEngine(t), []mapCase{
 		{name: "duplicates rejected with both culprits", set: "tracker", values: twice,
-			errs: []string{`values 0 and 2: key "jsgJ0Wu8FxT 202401 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0": both map to the same data element, period, org unit and option combos (duplicates: reject on source "src"`}},
+			want: []string{"jsgJ0Wu8FxT 202401 DNRUQxA71p2 HllvX50cXC0 HllvX50cXC0 1 #1"},
+			refused: []string{`0 key E8128: it and value 2 map to the same data element, period, org unit and option combos (jsgJ0Wu8FxT 202401 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0); duplicates: reject on source "src" refuses both`,
+				"2 key E8128: it and value 0"},
+			check: dupCheck("jsgJ0Wu8FxT 202401 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0: refused [0 2] ")},
 		{name: "two sources onto one target key", set: "tracker",
-			values: []transform.DataValue{dv("PI_PENTA1", "202401", "KL_N_F1", "F_LT1", "", "1"), dv("PI_PENTA1", "202401", "KL_N_F1", "M_LT1", "", "2")},
-			errs:   []string{"values 0 and 1: key"}},
+			values:  []transform.DataValue{dv("PI_PENTA1", "202401", "KL_N_F1", "F_LT1", "", "1"), dv("PI_PENTA1", "202401", "KL_N_F1", "M_LT1", "", "2")},
+			refused: []string{"0 key E8128: it and value 1", "1 key E8128: it and value 0"}},
 		{name: "duplicates summed", set: "tracker", dups: "sum", values: twice,
 			want: []string{"jsgJ0Wu8FxT 202401 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 10 #0", "jsgJ0Wu8FxT 202401 DNRUQxA71p2 HllvX50cXC0 HllvX50cXC0 1 #1"}},
 		{name: "last duplicate wins", set: "tracker", dups: "last", values: twice,
 			want: []string{"jsgJ0Wu8FxT 202401 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 6 #2", "jsgJ0Wu8FxT 202401 DNRUQxA71p2 HllvX50cXC0 HllvX50cXC0 1 #1"}},
 		{name: "summing a non-number", set: "tracker", dups: "sum",
-			values: []transform.DataValue{dv("REMARKS", "202401", "KL_N_F1", "", "", "a"), dv("REMARKS", "202401", "KL_N_F1", "", "", "b")},
-			errs:   []string{`values 0 and 1: value "a": not a number, but the values of ZOkN8gaW18v 202401 muaptt0Azn0 HllvX50cXC0 pATIk27f4t3 are added up (duplicates: sum)`}},
+			values:  []transform.DataValue{dv("REMARKS", "202401", "KL_N_F1", "", "", "a"), dv("REMARKS", "202401", "KL_N_F1", "", "", "b")},
+			refused: []string{`0 value E7619: not a number, but the values of ZOkN8gaW18v 202401 muaptt0Azn0 HllvX50cXC0 pATIk27f4t3 are added up (duplicates: sum)`, "1 value E7619"}},
 		{name: "summing a deletion keeps the other value", set: "tracker", dups: "sum",
 			values: []transform.DataValue{dv("CHW_HH", "202401", "KL_N_F1", "", "", "4"), {DataElement: "CHW_HH", Period: "202401", OrgUnit: "KL_N_F1", Deleted: true}},
 			want:   []string{"jsgJ0Wu8FxT 202401 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 4 #0"}},
@@ -444,17 +462,18 @@ func TestMapDuplicatesAndRollup(t *testing.T) {
 		{name: "rollup: a monthly data set keeps months", set: "rollup", values: months[:2], schemes: config.Schemes{IDScheme: "CODE"},
 			want: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 4 #0", "CHW_HOUSEHOLD_VISITS 202402 KL_N_F1 default default 5 #1"}},
 		{name: "rollup: the same month twice is a duplicate", set: "rollup", target: "hmis-q",
-			values: []transform.DataValue{months[0], months[1], dv("HH", "202401", "KL_N_F1", "", "", "9")},
-			errs:   []string{`values 0 and 2: key "jsgJ0Wu8FxT 2024Q1 muaptt0Azn0`}},
+			values:  []transform.DataValue{months[0], months[1], dv("HH", "202401", "KL_N_F1", "", "", "9")},
+			want:    []string{"jsgJ0Wu8FxT 2024Q1 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 5 #1"},
+			refused: []string{"0 key E8128: it and value 2 …(jsgJ0Wu8FxT 2024Q1 muaptt0Azn0", "2 key E8128: it and value 0"}},
 		{name: "rollup: the same month twice, summed", set: "rollup", target: "hmis-q", dups: "sum", schemes: config.Schemes{IDScheme: "CODE"},
 			values: []transform.DataValue{months[0], months[1], dv("HH", "202401", "KL_N_F1", "", "", "9")},
 			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 18 #0"}},
 		{name: "rollup: the same month twice, last wins", set: "rollup", target: "hmis-q", dups: "last", schemes: config.Schemes{IDScheme: "CODE"},
 			values: []transform.DataValue{months[0], months[1], dv("HH", "202401", "KL_N_F1", "", "", "9")},
-			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 14 #0"}},
+			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 14 #1"}},
 		{name: "rollup: a quarter and its month collide", set: "rollup", target: "hmis-q",
-			values: []transform.DataValue{months[0], dv("HH", "2024Q1", "KL_N_F1", "", "", "9")},
-			errs:   []string{"values 0 and 1: key"}},
+			values:  []transform.DataValue{months[0], dv("HH", "2024Q1", "KL_N_F1", "", "", "9")},
+			refused: []string{"0 key E8128: it and value 1", "1 key E8128: it and value 0"}},
 		{name: "rollup: a quarter replaces its months when last wins", set: "rollup", target: "hmis-q", dups: "last", schemes: config.Schemes{IDScheme: "CODE"},
 			values: []transform.DataValue{months[0], months[1], dv("HH", "2024Q1", "KL_N_F1", "", "", "9")},
 			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 9 #2"}},
@@ -462,14 +481,15 @@ func TestMapDuplicatesAndRollup(t *testing.T) {
 			values: []transform.DataValue{months[0], {DataElement: "HH", Period: "202402", OrgUnit: "KL_N_F1", Deleted: true}},
 			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 4 #0"}},
 		{name: "rollup: a non-number", set: "rollup", target: "hmis-q",
-			values: []transform.DataValue{months[0], dv("HH", "202402", "KL_N_F1", "", "", "n/a")},
-			errs:   []string{`values 0 and 1: value "n/a": not a number, but the values of jsgJ0Wu8FxT 2024Q1 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 are added up (periods: rollup)`}},
+			values:  []transform.DataValue{months[0], dv("HH", "202402", "KL_N_F1", "", "", "n/a")},
+			want:    []string{"jsgJ0Wu8FxT 2024Q1 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 4 #0"},
+			refused: []string{`1 value E7619: not a number, but the values of jsgJ0Wu8FxT 2024Q1 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 are added up (periods: rollup)`}},
 		{name: "rollup: a longer period does not roll down", set: "rollup",
-			values: []transform.DataValue{dv("BCG", "2024Q1", "KL_N_F1", "", "", "9")},
-			errs:   []string{`value 0: period "2024Q1": a Quarterly period does not roll up into Monthly (target data set EPI_MONTHLY)`}},
+			values:  []transform.DataValue{dv("BCG", "2024Q1", "KL_N_F1", "", "", "9")},
+			refused: []string{`0 period E7632: a Quarterly period does not roll up into Monthly (target data set EPI_MONTHLY)`}},
 		{name: "rollup: not a period", set: "rollup",
-			values: []transform.DataValue{dv("BCG", "2024M13", "KL_N_F1", "", "", "9")},
-			errs:   []string{`value 0: period "2024M13": `}},
+			values:  []transform.DataValue{dv("BCG", "2024M13", "KL_N_F1", "", "", "9")},
+			refused: []string{`0 period E7611: `}},
 	})
 }
 
@@ -618,20 +638,20 @@ func TestMapWithoutMetadata(t *testing.T) {
 			values: []transform.DataValue{dv("D8BHbNdZU0N", "202401", "KL_N_F1", "", "", "4")},
 			unmapd: []string{"0 dataElement D8BHbNdZU0N: no rule, and without target metadata an id written as UID cannot be passed to a target read as CODE"}},
 		{name: "value option combo in another scheme", set: "adx", in: transform.IDSchemes{DataElement: "CODE", CategoryOptionCombo: "UID"},
-			values: []transform.DataValue{dv("BCG", "202401", "KL_N_F1", "yx4Ag8SsaxT", "", "4")},
-			errs:   []string{`categoryOptionCombo "yx4Ag8SsaxT": written as UID, the target is sent CODE, and without target metadata it cannot be translated`}},
+			values:  []transform.DataValue{dv("BCG", "202401", "KL_N_F1", "yx4Ag8SsaxT", "", "4")},
+			refused: []string{`0 categoryOptionCombo E7613: written as UID, the target is sent CODE, and without target metadata it cannot be translated`}},
 		{name: "value attribute combo in another scheme", set: "adx", in: transform.IDSchemes{DataElement: "CODE", CategoryOptionCombo: "UID"},
-			values: []transform.DataValue{dv("MAL", "202401", "KL_N_F1", "", "pATIk27f4t3", "4")},
-			errs:   []string{`attributeOptionCombo "pATIk27f4t3": written as UID`}},
+			values:  []transform.DataValue{dv("MAL", "202401", "KL_N_F1", "", "pATIk27f4t3", "4")},
+			refused: []string{`0 attributeOptionCombo E7615: written as UID`}},
 		{name: "categories need metadata", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "AGE=LT1"), Attributes: cats("FUNDING=GOV"), Value: "5"}},
-			errs:   []string{"resolving categories to a category option combo needs the target's metadata"}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=F", "AGE=LT1"), Attributes: cats("FUNDING=GOV"), Value: "5"}},
+			refused: []string{"0 categories E7613: resolving categories to a category option combo needs the target's metadata"}},
 		{name: "attributes need metadata", set: "adx",
-			values: []transform.DataValue{{DataElement: "MAL", Period: "202401", OrgUnit: "KL_N_F1", CategoryOptionCombo: "F_LT1", Attributes: cats("FUNDING=GOV"), Value: "5"}},
-			errs:   []string{"resolving attributes to an attribute option combo needs the target's metadata"}},
+			values:  []transform.DataValue{{DataElement: "MAL", Period: "202401", OrgUnit: "KL_N_F1", CategoryOptionCombo: "F_LT1", Attributes: cats("FUNDING=GOV"), Value: "5"}},
+			refused: []string{"0 attributes E7615: resolving attributes to an attribute option combo needs the target's metadata"}},
 		{name: "rollup needs metadata", set: "rollup",
-			values: []transform.DataValue{dv("HH", "202401", "KL_N_F1", "", "", "4")},
-			errs:   []string{`value 0: period "202401": cannot roll up: periods: rollup needs the target's metadata`}},
+			values:  []transform.DataValue{dv("HH", "202401", "KL_N_F1", "", "", "4")},
+			refused: []string{`0 period E7632: cannot roll up: periods: rollup needs the target's metadata`}},
 	})
 }
 
@@ -666,20 +686,10 @@ func TestMapConcurrent(t *testing.T) {
 func TestMapElementInSeveralDataSets(t *testing.T) {
 	// EPI_BCG is also collected quarterly with a funding attribute, in EPI_QUARTERLY; a
 	// second monthly data set, EPI_EXTRA, agrees with EPI_MONTHLY on everything.
-	md := kalima(t)
-	md.DataSets = append(md.DataSets,
-		DataSet{Object: Object{ID: "DsEpiQuartr", Code: "EPI_QUARTERLY"}, PeriodType: "Quarterly", CategoryCombo: Ref{ID: "TCZWZYvRSZe"},
-			DataSetElements: []DataSetElement{{DataElement: Ref{ID: "BYQ0DVbpag1"}}}},
-		DataSet{Object: Object{ID: "DsEpiExtra1", Code: "EPI_EXTRA"}, PeriodType: "Monthly",
-			DataSetElements: []DataSetElement{{DataElement: Ref{ID: "xYKiuMw7TpH"}}}})
-	sets, _ := compile(t, engineYAML+`  - name: several
-    target_id_scheme: CODE
-    org_units: {scheme: CODE}
-    periods: rollup
-    rules:
-      - {source: BCG, data_element: EPI_BCG}
-      - {source: PENTA, data_element: EPI_PENTA1}
-`, engineFiles)
+	md := withEPIQuarterly(kalima(t))
+	md.DataSets = append(md.DataSets, DataSet{Object: Object{ID: "DsEpiExtra1", Code: "EPI_EXTRA"}, PeriodType: "Monthly",
+		DataSetElements: []DataSetElement{{DataElement: Ref{ID: "xYKiuMw7TpH"}}}})
+	sets, _ := compile(t, engineYAML+severalYAML, engineFiles)
 	runMapCases(t, NewEngine(sets, StaticMetadata{"hmis": md}), []mapCase{
 		{name: "data sets that agree give a period type but no header", set: "several",
 			values: []transform.DataValue{dv("PENTA", "202401", "KL_N_F1", "F_LT1", "", "1")},
@@ -690,26 +700,55 @@ func TestMapElementInSeveralDataSets(t *testing.T) {
 				}
 			}},
 		{name: "data sets with different period types", set: "several",
-			values: []transform.DataValue{dv("BCG", "202401", "KL_N_F1", "F_LT1", "", "1")},
-			errs:   []string{"cannot roll up: data element EPI_BCG is in data sets EPI_MONTHLY (Monthly), EPI_QUARTERLY (Quarterly) with different period types; name one with data_set"}},
+			values:  []transform.DataValue{dv("BCG", "202401", "KL_N_F1", "F_LT1", "", "1")},
+			refused: []string{"0 period E7632: cannot roll up: data element EPI_BCG is in data sets EPI_MONTHLY (Monthly), EPI_QUARTERLY (Quarterly) with different period types; name one with data_set"}},
 		{name: "data sets with different attribute combos", set: "adx",
-			values: []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", CategoryOptionCombo: "F_LT1", Attributes: cats("FUNDING=GOV"), Value: "1"}},
-			errs:   []string{"cannot tell which attribute combo applies: data element EPI_BCG is in data sets EPI_MONTHLY (Monthly), EPI_QUARTERLY (Quarterly) with different attribute combos; name one with data_set"}},
+			values:  []transform.DataValue{{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", CategoryOptionCombo: "F_LT1", Attributes: cats("FUNDING=GOV"), Value: "1"}},
+			refused: []string{"0 attributes E7615: cannot tell which attribute combo applies: data element EPI_BCG is in data sets EPI_MONTHLY (Monthly), EPI_QUARTERLY (Quarterly) with different attribute combos; name one with data_set (the batch names no data set"}},
 	})
 }
 
-func TestMapRejectErrorIsBounded(t *testing.T) {
+func TestMapRefusesEveryValueAndBoundsRejectError(t *testing.T) {
 	e := newTestEngine(t)
 	in := &transform.Batch{Schemes: transform.IDSchemes{IDScheme: "CODE"}}
 	for i := range 150 {
 		in.Values = append(in.Values, transform.DataValue{DataElement: "HALF", Period: "202401", OrgUnit: "KL_N_F1", Value: "x", Index: i})
 	}
-	_, err := e.Map(context.Background(), in, &config.Source{Name: "s", Mapping: "tracker"}, &config.Target{Name: "hmis"})
+	src := &config.Source{Name: "s", Mapping: "tracker"}
+	m, err := e.MapWith(context.Background(), in, src, &config.Target{Name: "hmis"}, Options{})
+	if err != nil || len(m.Refused) != 150 || len(m.Batch.Values) != 0 || m.Refused[149].Value.Index != 149 {
+		t.Fatalf("m = %+v, err = %v", m, err)
+	}
+	// Map, for callers that do not read Refused, rejects the batch with a bounded list.
+	_, err = e.Map(context.Background(), in, src, &config.Target{Name: "hmis"})
 	var re *RejectError
 	if !errors.As(err, &re) || len(re.Issues) != maxIssues || re.More != 50 || re.Set != "tracker" || re.Target != "hmis" {
 		t.Fatalf("err = %v", err)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "150 problems: value 0: ") || !strings.HasSuffix(msg, "; and 140 more") {
+	if msg := err.Error(); !strings.Contains(msg, `150 problems: value 0: value "x": not a number, but the rule at `) || !strings.HasSuffix(msg, "; and 140 more") {
 		t.Errorf("message = %s", msg)
+	}
+	if is := re.Issues[0]; is.Code != "E7619" || is.Field != "value" {
+		t.Errorf("issue = %+v", is)
+	}
+}
+
+// TestMapRejectsTheBatchForCallersWithoutRefusals: Map keeps the whole-batch contract, so a
+// caller that does not read Mapped.Refused dead-letters the batch instead of losing values.
+func TestMapRejectsTheBatchForCallersWithoutRefusals(t *testing.T) {
+	e := newTestEngine(t)
+	in := &transform.Batch{Schemes: transform.IDSchemes{IDScheme: "CODE"}, Values: indexed([]transform.DataValue{
+		dv("CHW_HH", "202401", "KL_N_F1", "", "", "4"),
+		{DataElement: "MAL", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=X", "AGE=LT1"), Attributes: cats("FUNDING=GOV"), Value: "2"},
+	})}
+	m, err := e.Map(context.Background(), in, &config.Source{Name: "s", Mapping: "adx"}, &config.Target{Name: "hmis"})
+	if m != nil || !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `value 1: categories "SEX=X, AGE=LT1": category SEX: no category option has code "X"`) {
+		t.Fatalf("m = %v, err = %v", m, err)
+	}
+	// Nothing refused: Map and MapWith agree.
+	in.Values = in.Values[:1]
+	m, err = e.Map(context.Background(), in, &config.Source{Name: "s", Mapping: "tracker"}, &config.Target{Name: "hmis"})
+	if err != nil || len(m.Batch.Values) != 1 {
+		t.Fatalf("m = %v, err = %v", m, err)
 	}
 }

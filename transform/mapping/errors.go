@@ -6,21 +6,20 @@ import (
 	"strings"
 )
 
-// ErrRejected is wrapped by the error Map returns when the batch itself cannot be mapped and
-// retrying will not help: values without a rule under the reject policy, duplicate target
-// keys under the reject policy, and values a rule could not be applied to (an ADX
-// disaggregation that matches no combo, a transform on a non-numeric value, a period that
-// does not roll up, a rule naming an object the target does not have). Such a batch belongs
-// in the dead-letter queue; every other error from Map is transient (metadata could not be
-// fetched, the context ended) and worth a retry.
+// ErrRejected is wrapped by the error MapWith returns when the batch as a whole cannot be
+// mapped and retrying will not help. Since values are refused one by one (Mapped.Refused),
+// one case remains: a batch whose declared data element scheme contradicts the set's
+// source_id_scheme, so that no value of it can match a rule. Map also returns it when any
+// value is refused (see Map). Such a batch belongs in the dead-letter queue; every other
+// error is transient (metadata could not be fetched, the roll-up store is unreachable, the
+// context ended) and worth a retry.
 var ErrRejected = errors.New("mapping rejected the batch")
 
 // ErrUnknownSet is wrapped by the error Map returns for a source whose mapping set is not
 // among the compiled sets: the engine and the configuration disagree, which a reload fixes.
 var ErrUnknownSet = errors.New("unknown mapping set")
 
-// Issue is one reason a batch was rejected: a value (or, for a duplicate, the two values)
-// and what is wrong with it.
+// Issue is one reason a batch was rejected, and the values concerned if any.
 type Issue struct {
 	// Indexes are the 0-based positions of the culprit values in the original payload: one
 	// value, or for a duplicate the earlier and the later value.
@@ -29,7 +28,9 @@ type Issue struct {
 	// attributes, categoryOptionCombo, attributeOptionCombo, key).
 	Field string `json:"field"`
 	// Value is the offending value of that field as the payload wrote it.
-	Value  string `json:"value,omitempty"`
+	Value string `json:"value,omitempty"`
+	// Code is DHIS2's error code for the same failure, where it has one.
+	Code   string `json:"errorCode,omitempty"`
 	Reason string `json:"reason"`
 }
 
@@ -63,7 +64,8 @@ func (is Issue) String() string {
 // maxIssues bounds the issues one RejectError keeps; More counts the rest.
 const maxIssues = 100
 
-// RejectError lists every reason a batch was rejected. It wraps ErrRejected.
+// RejectError lists every reason a batch was rejected (at most maxIssues of them). It
+// wraps ErrRejected.
 type RejectError struct {
 	Set    string
 	Target string

@@ -13,9 +13,15 @@ import (
 )
 
 // kalima decodes the Kalima HMIS fixture afresh, so a test may change its copy.
-func kalima(t testing.TB) *Metadata {
+func kalima(t testing.TB) *Metadata { return fixture(t, "kalima-hmis.json") }
+
+// mADX decodes testdata/m-adx.json, the M-ADX metadata of conformance README §4.1.
+func mADX(t testing.TB) *Metadata { return fixture(t, "m-adx.json") }
+
+// fixture decodes a metadata snapshot from testdata.
+func fixture(t testing.TB, name string) *Metadata {
 	t.Helper()
-	data, err := os.ReadFile("testdata/kalima-hmis.json")
+	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,3 +120,86 @@ func problemsText(ps config.Problems) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+func showRefused(r transform.Refused) string {
+	return fmt.Sprintf("%d %s %s: %s", r.Value.Index, r.Field, r.ErrorCode, r.Reason)
+}
+
+func refusedText(rs []transform.Refused) string {
+	lines := make([]string, len(rs))
+	for i, r := range rs {
+		lines[i] = showRefused(r)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func showDuplicate(d transform.Duplicate) string {
+	return strings.TrimSpace(fmt.Sprintf("%s: %s %v %s", keyText(d.Key), d.Action, d.Indexes, d.Value))
+}
+
+// dupCheck checks the duplicates report, one showDuplicate line per key.
+func dupCheck(want ...string) func(*testing.T, *transform.Mapped) {
+	return func(t *testing.T, m *transform.Mapped) {
+		t.Helper()
+		got := make([]string, len(m.Duplicates))
+		for i, d := range m.Duplicates {
+			got[i] = showDuplicate(d)
+		}
+		for i := range want {
+			want[i] = strings.TrimSpace(want[i])
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("duplicates:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+func showWarning(w transform.Warning) string {
+	if w.Index < 0 {
+		return "batch: " + w.Reason
+	}
+	return fmt.Sprintf("%d %s %s %s: %s", w.Index, w.Field, w.Value, w.ErrorCode, w.Reason)
+}
+
+// prefixes checks that got has as many lines as want, each starting with its want.
+func prefixes(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		ok = strings.HasPrefix(got[i], want[i])
+	}
+	if !ok {
+		t.Errorf("%s:\n%s\nwant prefixes:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// wantValues compares the output values, show() each, with want.
+func wantValues(t *testing.T, what string, m *transform.Mapped, want []string) {
+	t.Helper()
+	var got []string
+	for _, v := range m.Batch.Values {
+		got = append(got, show(v))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%s:\n%s\nwant:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// withEPIQuarterly adds EPI_QUARTERLY, which also holds EPI_BCG, collected quarterly with
+// the FUNDING attribute combo, while EPI_MONTHLY has none.
+func withEPIQuarterly(md *Metadata) *Metadata {
+	md.DataSets = append(md.DataSets,
+		DataSet{Object: Object{ID: "DsEpiQuartr", Code: "EPI_QUARTERLY"}, PeriodType: "Quarterly", CategoryCombo: Ref{ID: "TCZWZYvRSZe"},
+			DataSetElements: []DataSetElement{{DataElement: Ref{ID: "BYQ0DVbpag1"}}}})
+	return md
+}
+
+// severalYAML is a roll-up set onto elements in several data sets.
+const severalYAML = `  - name: several
+    target_id_scheme: CODE
+    org_units: {scheme: CODE}
+    periods: rollup
+    rules:
+      - {source: BCG, data_element: EPI_BCG}
+      - {source: PENTA, data_element: EPI_PENTA1}
+`

@@ -26,6 +26,9 @@ type Index struct {
 	// comboOfCOC: option combo uid → combo uid (from either side of the relation).
 	comboOfCOC map[string]string
 	dataSetsOf map[string][]*DataSet
+	// assigned: data set uid → the uids of its org units; a data set whose snapshot does
+	// not list them is absent.
+	assigned map[string]map[string]struct{}
 }
 
 // NewIndex indexes md. md must not change afterwards.
@@ -42,6 +45,7 @@ func NewIndex(md *Metadata) *Index {
 		cocByOptions:         map[string]map[string]*CategoryOptionCombo{},
 		comboOfCOC:           map[string]string{},
 		dataSetsOf:           map[string][]*DataSet{},
+		assigned:             map[string]map[string]struct{}{},
 	}
 	for i := range md.CategoryCombos {
 		cc := &md.CategoryCombos[i]
@@ -77,8 +81,27 @@ func NewIndex(md *Metadata) *Index {
 		for _, dse := range ds.DataSetElements {
 			ix.dataSetsOf[dse.DataElement.ID] = append(ix.dataSetsOf[dse.DataElement.ID], ds)
 		}
+		if ds.OrganisationUnits != nil {
+			ous := make(map[string]struct{}, len(ds.OrganisationUnits))
+			for _, r := range ds.OrganisationUnits {
+				ous[r.ID] = struct{}{}
+			}
+			ix.assigned[ds.ID] = ous
+		}
 	}
 	return ix
+}
+
+// Assigned reports whether data set ds is assigned to the org unit with uid ou, and
+// whether the snapshot says (known is false when it was read without the data sets' org
+// units).
+func (ix *Index) Assigned(ds *DataSet, ou string) (assigned, known bool) {
+	ous, known := ix.assigned[ds.ID]
+	if !known {
+		return false, false
+	}
+	_, assigned = ous[ou]
+	return assigned, true
 }
 
 // Metadata returns the snapshot the index was built from.

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"encoding/json"
 	"os"
 	"slices"
 	"strings"
@@ -13,7 +14,7 @@ import (
 func TestIndexLookups(t *testing.T) {
 	md := kalima(t)
 	// Two org units with one name, to show that ambiguous names are refused.
-	md.OrgUnits = append(md.OrgUnits, OrgUnit{Object{ID: "KLdup000001", Code: "KL_DUP", Name: "North Facility 1"}})
+	md.OrgUnits = append(md.OrgUnits, OrgUnit{Object: Object{ID: "KLdup000001", Code: "KL_DUP", Name: "North Facility 1"}})
 	ix := NewIndex(md)
 	tests := []struct {
 		name, scheme, id string
@@ -187,5 +188,47 @@ func TestFixtureMatchesEmulatorSample(t *testing.T) {
 				t.Errorf("%s %s: the sample's uid is %s, the fixture's is %v", key, s.Code, s.ID, objs)
 			}
 		}
+	}
+}
+
+// Data sets' org units decode from DHIS2's fields=organisationUnits[id] (a data set's
+// organisationUnits collection is its assignments: DHIS2 web API docs, "for a dataSet ...
+// give me only the organisationUnits collection (assignments)", dhis2-docbook-docs r1100;
+// OrganisationUnit carries "level" as a JSON property, dhis2 r9963); a snapshot read
+// without the field says nothing, which survives being stored and read again.
+func TestIndexAssigned(t *testing.T) {
+	md := kalima(t)
+	md.DataSets = append(md.DataSets, DataSet{Object: Object{ID: "DsUnknown01"}}, DataSet{Object: Object{ID: "DsNone00001"}, OrganisationUnits: []Ref{}})
+	data, err := json.Marshal(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again Metadata
+	if err := json.Unmarshal(data, &again); err != nil {
+		t.Fatal(err)
+	}
+	ix := NewIndex(&again)
+	ds := func(code string) *DataSet {
+		d, err := ix.DataSet(transform.SchemeUID, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, tt := range []struct {
+		ds, ou          string
+		assigned, known bool
+	}{
+		{"wu1JOSNta0P", "muaptt0Azn0", true, true},   // CHW_MONTHLY, KL_N_F1
+		{"wu1JOSNta0P", "xvboSRt5Mh3", false, true},  // CHW_MONTHLY, KL_NORTH
+		{"DsUnknown01", "muaptt0Azn0", false, false}, // read without organisationUnits
+		{"DsNone00001", "muaptt0Azn0", false, true},  // assigned to none
+	} {
+		if a, k := ix.Assigned(ds(tt.ds), tt.ou); a != tt.assigned || k != tt.known {
+			t.Errorf("Assigned(%s, %s) = %v, %v", tt.ds, tt.ou, a, k)
+		}
+	}
+	if ou, _ := ix.OrgUnit(transform.SchemeCode, "KL_NORTH"); ou.Level != 2 || ou.Path != "/M0XvqZjxTW3/xvboSRt5Mh3" {
+		t.Errorf("KL_NORTH = %+v", ou)
 	}
 }

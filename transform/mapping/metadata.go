@@ -12,6 +12,10 @@ type Metadata struct {
 	CategoryOptionCombos []CategoryOptionCombo `json:"categoryOptionCombos,omitempty"`
 	DataSets             []DataSet             `json:"dataSets,omitempty"`
 	OrgUnits             []OrgUnit             `json:"organisationUnits,omitempty"`
+	// SystemRelease is the target's DHIS2 release (40 for 2.40.x), from
+	// GET /api/system/info: the caller sets it, as no metadata list carries it. 0 means
+	// unknown, and then periods are not checked against the release.
+	SystemRelease int `json:"systemRelease,omitempty"`
 }
 
 // Ref is a reference to another object, as DHIS2 writes it: {"id": "..."}.
@@ -95,6 +99,10 @@ type DataSet struct {
 	PeriodType      string           `json:"periodType"`
 	CategoryCombo   Ref              `json:"categoryCombo"`
 	DataSetElements []DataSetElement `json:"dataSetElements"`
+	// OrganisationUnits are the org units the data set is assigned to. nil means the
+	// snapshot does not say (it was read without the field); an empty list means none.
+	// No omitempty: a snapshot stored and read again must keep the difference.
+	OrganisationUnits []Ref `json:"organisationUnits"`
 }
 
 // DataSetElement is a data element's membership of a data set. A non-empty CategoryCombo
@@ -104,9 +112,12 @@ type DataSetElement struct {
 	CategoryCombo Ref `json:"categoryCombo"`
 }
 
-// OrgUnit is an organisation unit.
+// OrgUnit is an organisation unit. Level is its depth in the hierarchy (1 is a root; 0
+// when the snapshot does not say); Path lists the uids from the root down, "/"-separated.
 type OrgUnit struct {
 	Object
+	Level int    `json:"level,omitempty"`
+	Path  string `json:"path,omitempty"`
 }
 
 // MetadataRequest is one DHIS2 API call that fills a part of Metadata.
@@ -127,8 +138,8 @@ func MetadataRequests() []MetadataRequest {
 		{"categories", obj + ",dataDimensionType,categoryOptions[id]"},
 		{"categoryOptions", obj},
 		{"categoryOptionCombos", obj + ",categoryCombo[id],categoryOptions[id]"},
-		{"dataSets", obj + ",periodType,categoryCombo[id],dataSetElements[dataElement[id],categoryCombo[id]]"},
-		{"organisationUnits", obj},
+		{"dataSets", obj + ",periodType,categoryCombo[id],dataSetElements[dataElement[id],categoryCombo[id]],organisationUnits[id]"},
+		{"organisationUnits", obj + ",level,path"},
 	}
 }
 

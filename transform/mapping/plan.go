@@ -28,25 +28,29 @@ type plan struct {
 type resolved struct {
 	rule *Rule
 	// err says why the rule cannot be applied on this target; values that match it are
-	// rejected with this reason, and Check reports it at the rule's line.
-	err string
+	// refused with this reason and errCode, and Check reports it at the rule's line.
+	err     string
+	errCode string
 
-	de       string // output ids
-	coc, aoc string
-	dsOut    string
-
-	deObj     *DataElement
-	ds        *DataSet       // the rule's data set, or the only one holding the element
-	combo     *CategoryCombo // the element's category combo (in ds)
-	attrCombo *CategoryCombo // the attribute combo of ds, or of all the element's data sets alike
-	attrWhy   string         // why attrCombo is nil
-	ptype     period.Type    // the period type values roll up to
-	ptypeWhy  string         // why ptype is 0
+	de               string // output ids
+	coc, aoc         string
+	cocUID, aocUID   string // the rule's combos by uid, for roll-up keys
+	dsOut            string
+	deObj            *DataElement
+	ds               *DataSet           // the rule's data set, the batch's, or the only one holding the element
+	cands            []*DataSet         // every data set holding the element
+	combo            *CategoryCombo     // the element's category combo (in ds)
+	attrCombo        *CategoryCombo     // the attribute combo of ds, or of all the element's data sets alike
+	attrWhy          string             // why attrCombo is nil
+	ptype            period.Type        // the period type values roll up to
+	ptypeWhy         string             // why ptype is 0
+	fromBatchDataSet bool               // ds is the one the batch (or value) names
+	scheme           transform.IDScheme // how the rule names target objects
 }
 
 type ouTarget struct {
-	id  string
-	err string
+	id, uid string
+	err     string
 }
 
 // outputSchemes are the schemes the target is sent: its configured id_schemes, UID where
@@ -130,6 +134,7 @@ func newPlan(set *Set, ix *Index, t *config.Target) (*plan, error) {
 				res.err = fmt.Sprintf("%v in target %q", err, t.Name)
 			default:
 				var ok bool
+				res.uid = ou.ID
 				if res.id, ok = ou.IDIn(out.OrgUnit); !ok {
 					res.err = fmt.Sprintf("org unit %s has no %s, the scheme target %q is sent org units in", ou.Label(), schemeWord(out.OrgUnit), t.Name)
 				}
@@ -140,43 +145,77 @@ func newPlan(set *Set, ix *Index, t *config.Target) (*plan, error) {
 	return p, nil
 }
 
+// DHIS2's error codes for the failures mapping refuses values for (ErrorCode.java, spec
+// dhis2.md §1.5 and §1.6).
+const (
+	codeDataElement  = "E7610" // data element not found
+	codePeriod       = "E7611" // period not valid
+	codeOrgUnit      = "E7612" // org unit not found
+	codeCOC          = "E7613" // category option combo not found
+	codeAOC          = "E7615" // attribute option combo not found
+	codeValueType    = "E7619" // value does not match the value type
+	codeCOCRequired  = "E7630" // category option combo required
+	codeAOCRequired  = "E7631" // attribute option combo required
+	codePeriodType   = "E7632" // period type not valid for the data element
+	codeNotInDataSet = "E7633" // data element not part of the data set
+	codeCOCNotInCC   = "E7634" // option combo not in the element's category combo
+	codeAOCNotInCC   = "E7635" // attribute option combo not in the data sets' combo
+	codeNotAssigned  = "E7636" // org unit not assigned to a data set of the element
+	codeSameKey      = "E8128" // values of one payload affect the same data value (2.43+)
+)
+
 // resolve looks up what a rule names, in scheme, in the target's metadata. Failures are
 // kept in resolved.err: a rule the target cannot take fails the values that match it, not
 // the others.
 func (p *plan) resolve(r *Rule, scheme transform.IDScheme, target string) resolved {
 	ix, out := p.ix, p.out
 	res := resolved{rule: r}
-	fail := func(format string, args ...any) resolved {
-		return resolved{rule: r, err: fmt.Sprintf(format, args...)}
-	}
-	noID := func(kind string, o *Object, sc transform.IDScheme) resolved {
-		return fail("%s %s has no %s, the scheme target %q is sent %ss in", kind, o.Label(), schemeWord(sc), target, kind)
-	}
 	de, err := ix.DataElement(scheme, r.DataElement)
 	if err != nil {
-		return fail("%v in target %q", err, target)
+		return failed(r, codeDataElement, "%v in target %q", err, target)
 	}
 	res.deObj = de
 	var ok bool
 	if res.de, ok = de.IDIn(out.DataElement); !ok {
-		return noID("data element", &de.Object, out.DataElement)
+		return noID(r, codeDataElement, "data element", &de.Object, out.DataElement, target)
 	}
+	var ds *DataSet
 	if r.DataSet != "" {
-		ds, err := ix.DataSet(scheme, r.DataSet)
-		if err != nil {
-			return fail("%v in target %q", err, target)
+		if ds, err = ix.DataSet(scheme, r.DataSet); err != nil {
+			return failed(r, codeNotInDataSet, "%v in target %q", err, target)
 		}
 		if !ds.HasElement(de.ID) {
-			return fail("data element %s is not in data set %s", de.Label(), ds.Label())
+			return failed(r, codeNotInDataSet, "data element %s is not in data set %s", de.Label(), ds.Label())
 		}
-		res.ds = ds
-	} else if cands := ix.DataSetsOf(de.ID); len(cands) == 1 {
-		res.ds = cands[0]
-	} else {
-		res.attrCombo, res.attrWhy = p.sharedAttrCombo(de, cands)
-		res.ptype, res.ptypeWhy = sharedPeriodType(de, cands)
 	}
-	if ds := res.ds; ds != nil {
+	return p.place(res, ds, scheme, target)
+}
+
+func failed(r *Rule, code, format string, args ...any) resolved {
+	return resolved{rule: r, errCode: code, err: fmt.Sprintf(format, args...)}
+}
+
+func noID(r *Rule, code, kind string, o *Object, sc transform.IDScheme, target string) resolved {
+	return failed(r, code, "%s %s has no %s, the scheme target %q is sent %ss in", kind, o.Label(), schemeWord(sc), target, kind)
+}
+
+// place completes a rule whose data element res has found, in data set ds: nil lets the
+// element's data sets decide (the only one, or what they all share). The batch's data set
+// calls it again with that data set, which is how DHIS2 chooses the attribute combo of an
+// ADX group (adx.md §7.1). The rule's own combos are checked against the combos ds gives.
+func (p *plan) place(res resolved, ds *DataSet, scheme transform.IDScheme, target string) resolved {
+	ix, out, r, de := p.ix, p.out, res.rule, res.deObj
+	res.scheme = scheme
+	res.cands = ix.DataSetsOf(de.ID)
+	if ds == nil && len(res.cands) == 1 {
+		ds = res.cands[0]
+	}
+	res.ds = ds
+	var err error
+	if ds == nil {
+		res.attrCombo, res.attrWhy = p.sharedAttrCombo(de, res.cands)
+		res.ptype, res.ptypeWhy = sharedPeriodType(de, res.cands)
+	} else {
 		res.dsOut, _ = ds.IDIn(out.DataSet)
 		uid := ds.CategoryCombo.ID
 		if uid == "" {
@@ -189,32 +228,35 @@ func (p *plan) resolve(r *Rule, scheme transform.IDScheme, target string) resolv
 			res.ptypeWhy = fmt.Sprintf("data set %s has period type %q, which Tally does not know", ds.Label(), ds.PeriodType)
 		}
 	}
-	if res.combo = ix.ElementCombo(de, res.ds); res.combo == nil {
-		return fail("the category combo of data element %s is not in the metadata of target %q", de.Label(), target)
+	if res.combo = ix.ElementCombo(de, ds); res.combo == nil {
+		return failed(r, codeCOC, "the category combo of data element %s is not in the metadata of target %q", de.Label(), target)
 	}
+	var ok bool
 	if r.COC != "" {
 		coc, err := ix.CategoryOptionCombo(scheme, r.COC)
 		if err != nil {
-			return fail("%v in target %q", err, target)
+			return failed(r, codeCOC, "%v in target %q", err, target)
 		}
 		if !ix.InCombo(coc, res.combo.ID) {
-			return fail("category option combo %s is not in category combo %s of data element %s", coc.Label(), res.combo.Label(), de.Label())
+			return failed(r, codeCOCNotInCC, "category option combo %s is not in category combo %s of data element %s", coc.Label(), res.combo.Label(), de.Label())
 		}
 		if res.coc, ok = coc.IDIn(out.CategoryOptionCombo); !ok {
-			return noID("category option combo", &coc.Object, out.CategoryOptionCombo)
+			return noID(r, codeCOC, "category option combo", &coc.Object, out.CategoryOptionCombo, target)
 		}
+		res.cocUID = coc.ID
 	}
 	if r.AOC != "" {
 		aoc, err := ix.CategoryOptionCombo(scheme, r.AOC)
 		if err != nil {
-			return fail("%v in target %q", err, target)
+			return failed(r, codeAOC, "%v in target %q", err, target)
 		}
 		if res.attrCombo != nil && !ix.InCombo(aoc, res.attrCombo.ID) {
-			return fail("attribute option combo %s is not in attribute combo %s of data set %s", aoc.Label(), res.attrCombo.Label(), dataSetLabel(res.ds))
+			return failed(r, codeAOCNotInCC, "attribute option combo %s is not in attribute combo %s of data set %s", aoc.Label(), res.attrCombo.Label(), dataSetLabel(res.ds))
 		}
 		if res.aoc, ok = aoc.IDIn(out.AttributeOptionCombo); !ok {
-			return noID("category option combo", &aoc.Object, out.AttributeOptionCombo)
+			return noID(r, codeAOC, "category option combo", &aoc.Object, out.AttributeOptionCombo, target)
 		}
+		res.aocUID = aoc.ID
 	}
 	return res
 }

@@ -1,0 +1,156 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform"
+)
+
+// TestMapDuplicatesWithoutMappingSet: a source with no mapping set keeps its ids, and its
+// duplicates policy still applies (ADX categories key by their category=option pairs).
+// Refused duplicates carry DHIS2 2.43's code for values of one payload on the same key
+// (E8128, spec dhis2.md §1.6).
+func TestMapDuplicatesWithoutMappingSet(t *testing.T) {
+	e := NewEngine(nil, nil)
+	ctx := context.Background()
+	twice := []transform.DataValue{
+		dv("DE_A", "202401", "OU_A", "", "", "4"),
+		dv("DE_A", "202401", "OU_B", "", "", "1"),
+		dv("DE_A", "202401", "OU_A", "", "", "6"),
+		{DataElement: "DE_C", Period: "202401", OrgUnit: "OU_A", Categories: cats("SEX=F", "AGE=LT1"), Value: "2"},
+		{DataElement: "DE_C", Period: "202401", OrgUnit: "OU_A", Categories: cats("SEX=F", "AGE=LT1"), Value: "2"},
+	}
+	tests := []struct {
+		dups    string
+		want    []string
+		refused []string
+		report  []string
+	}{
+		{dups: "reject",
+			want:    []string{"DE_A 202401 OU_B   1 #1", "DE_C 202401 OU_A   2 #3"},
+			refused: []string{"0 key E8128: it and value 2 map to the same", "2 key E8128: it and value 0"},
+			report:  []string{"DE_A 202401 OU_A  : refused [0 2]", "DE_C 202401 OU_A SEX=F;AGE=LT1 : identical [3 4] 2"}},
+		{dups: "sum",
+			want:   []string{"DE_A 202401 OU_A   10 #0", "DE_A 202401 OU_B   1 #1", "DE_C 202401 OU_A   4 #3"},
+			report: []string{"DE_A 202401 OU_A  : sum [0 2] 10", "DE_C 202401 OU_A SEX=F;AGE=LT1 : sum [3 4] 4"}},
+		{dups: "last",
+			want:   []string{"DE_A 202401 OU_A   6 #2", "DE_A 202401 OU_B   1 #1", "DE_C 202401 OU_A   2 #4"},
+			report: []string{"DE_A 202401 OU_A  : last [0 2] 6", "DE_C 202401 OU_A SEX=F;AGE=LT1 : last [3 4] 2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dups, func(t *testing.T) {
+			in := &transform.Batch{ID: "b", Source: "s", DataSet: "DS_A", Deletion: false, ImportStrategy: "CREATE", Values: indexed(twice)}
+			m, err := e.MapWith(ctx, in, &config.Source{Name: "s", Duplicates: tt.dups}, &config.Target{Name: "hmis"}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantValues(t, "values", m, tt.want)
+			if len(m.Refused) != len(tt.refused) {
+				t.Errorf("refused:\n%s", refusedText(m.Refused))
+			}
+			for i := range min(len(m.Refused), len(tt.refused)) {
+				if s := showRefused(m.Refused[i]); !strings.HasPrefix(s, tt.refused[i]) {
+					t.Errorf("refused[%d] = %s, want %s…", i, s, tt.refused[i])
+				}
+			}
+			dupCheck(tt.report...)(t, m)
+			b := m.Batch
+			if b.Target != "hmis" || b.DataSet != "DS_A" || b.ImportStrategy != "CREATE" || b.Schemes != in.Schemes || len(in.Values) != 5 {
+				t.Errorf("batch = %+v", b)
+			}
+		})
+	}
+}
+
+func indexed(vs []transform.DataValue) []transform.DataValue {
+	out := make([]transform.DataValue, len(vs))
+	for i, v := range vs {
+		v.Index = i
+		out[i] = v
+	}
+	return out
+}
+
+// TestMapDuplicatesAcrossBatches: with PayloadKeys the policy reaches the payload's earlier
+// batches; mapping a batch again does not count it twice.
+func TestMapDuplicatesAcrossBatches(t *testing.T) {
+	sets, _ := compile(t, engineYAML, engineFiles)
+	e := NewEngine(sets, StaticMetadata{"hmis": kalima(t)})
+	ctx := context.Background()
+	target := &config.Target{Name: "hmis", IDSchemes: config.Schemes{IDScheme: "CODE"}}
+	batch := func(seq int, values ...transform.DataValue) *transform.Batch {
+		b := &transform.Batch{ID: "p", Seq: seq, Schemes: transform.IDSchemes{IDScheme: "CODE"}}
+		for i, v := range values {
+			v.Index = seq*10 + i
+			b.Values = append(b.Values, v)
+		}
+		return b
+	}
+	first := batch(0, dv("CHW_HH", "202401", "KL_N_F1", "", "", "4"), dv("CHW_HH", "202401", "KL_N_F2", "", "", "7"))
+	second := batch(1, dv("CHW_HH", "202401", "KL_N_F1", "", "", "6"), dv("CHW_HH", "202401", "KL_N_F2", "", "", "7"),
+		dv("CHW_HH", "202402", "KL_N_F1", "", "", "1"))
+	tests := []struct {
+		dups    string
+		want    []string // the second batch's values
+		refused []string
+		report  []string
+	}{
+		{dups: "reject",
+			want:    []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default 7 #11", "CHW_HOUSEHOLD_VISITS 202402 KL_N_F1 default default 1 #12"},
+			refused: []string{"10 key E8128: value 0, in an earlier batch of the payload, maps to the same data element"},
+			report: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default: refused [0 10]",
+				"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default: identical [1 11] 7"}},
+		{dups: "sum",
+			want: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 10 #10", "CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default 14 #11",
+				"CHW_HOUSEHOLD_VISITS 202402 KL_N_F1 default default 1 #12"},
+			report: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default: sum [0 10] 10",
+				"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default: sum [1 11] 14"}},
+		{dups: "last",
+			want: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 6 #10", "CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default 7 #11",
+				"CHW_HOUSEHOLD_VISITS 202402 KL_N_F1 default default 1 #12"},
+			report: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default: last [0 10] 6",
+				"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default: last [1 11] 7"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dups, func(t *testing.T) {
+			src := &config.Source{Name: "s", Mapping: "tracker", Duplicates: tt.dups}
+			pk := NewPayloadKeys(100)
+			opts := Options{Payload: pk}
+			m1, err := e.MapWith(ctx, first, src, target, opts)
+			if err != nil || len(m1.Batch.Values) != 2 || len(m1.Duplicates) != 0 {
+				t.Fatalf("first batch: %+v, %v", m1, err)
+			}
+			// The second batch is mapped twice (a retry): the answer is the same.
+			for try := range 2 {
+				m, err := e.MapWith(ctx, second, src, target, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantValues(t, fmt.Sprintf("try %d: values", try), m, tt.want)
+				if len(m.Refused) != len(tt.refused) || (len(m.Refused) > 0 && !strings.HasPrefix(showRefused(m.Refused[0]), tt.refused[0])) {
+					t.Errorf("try %d: refused:\n%s", try, refusedText(m.Refused))
+				}
+				dupCheck(tt.report...)(t, m)
+			}
+			// The first batch mapped again (a replay) sees no earlier batch.
+			if m, err := e.MapWith(ctx, first, src, target, opts); err != nil || len(m.Batch.Values) != 2 || len(m.Duplicates) != 0 {
+				t.Errorf("first batch again: %+v, %v", m, err)
+			}
+			if pk.Len() != 3 {
+				t.Errorf("%d keys remembered, want 3", pk.Len())
+			}
+		})
+	}
+	t.Run("bounded", func(t *testing.T) {
+		pk := NewPayloadKeys(1)
+		m, err := e.MapWith(ctx, first, &config.Source{Name: "s", Mapping: "tracker"}, target, Options{Payload: pk})
+		if err != nil || len(m.Batch.Values) != 2 || len(m.Warnings) != 1 || m.Warnings[0].Index != -1 ||
+			!strings.Contains(m.Warnings[0].Reason, "more than 1 target keys") || pk.Len() != 1 {
+			t.Fatalf("%+v, %v", m, err)
+		}
+	})
+}

@@ -1,0 +1,80 @@
+package mapping
+
+import (
+	"sync"
+
+	"github.com/tally-hmis/tally/transform"
+)
+
+// PayloadKeys remembers the target keys one payload's batches were mapped to for one
+// target, so that the source's duplicates policy reaches across the batches of a payload
+// (a batch holds at most batch_size values): reject refuses a later value on a key an
+// earlier batch delivered (the earlier one is gone already), last lets the later one
+// overwrite it, sum delivers the earlier batches' values plus the later one. Identical
+// values pass, as within a batch.
+//
+// "Earlier" is by Batch.Seq: a batch sees the keys of batches with a lower Seq that were
+// mapped before it, so the answer is exact when the caller maps a payload's batches in
+// order (a DLQ replay maps one batch alone, with nothing earlier). Each batch's own
+// contribution is recorded under its Seq and replaced when the batch is mapped again, so a
+// retry does not count it twice. Rolled-up values are left to the RollupStore.
+//
+// Keep one per payload and target, for as long as its batches are being mapped. It is
+// safe for concurrent use; it remembers a bounded number of keys, and past them the batches'
+// Mapped.Warnings say so.
+type PayloadKeys struct {
+	mu   sync.Mutex
+	max  int
+	keys map[transform.Key][]keyUse
+}
+
+type keyUse struct {
+	seq, index int
+	value      string
+	deleted    bool
+}
+
+// NewPayloadKeys returns an empty PayloadKeys that remembers at most limit keys (at least
+// one).
+func NewPayloadKeys(limit int) *PayloadKeys {
+	return &PayloadKeys{max: max(1, limit), keys: map[transform.Key][]keyUse{}}
+}
+
+// Len returns the number of keys remembered.
+func (pk *PayloadKeys) Len() int {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	return len(pk.keys)
+}
+
+// earlier returns the contributions to k of the batches before seq.
+func (pk *PayloadKeys) earlier(k transform.Key, seq int) []keyUse {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	var out []keyUse
+	for _, u := range pk.keys[k] {
+		if u.seq < seq {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// record keeps a batch's own contribution to k, replacing what the same batch recorded
+// before. It reports false when k is new and the set is full.
+func (pk *PayloadKeys) record(k transform.Key, u keyUse) bool {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	uses, ok := pk.keys[k]
+	if !ok && len(pk.keys) >= pk.max {
+		return false
+	}
+	for i := range uses {
+		if uses[i].seq == u.seq {
+			uses[i] = u
+			return true
+		}
+	}
+	pk.keys[k] = append(uses, u)
+	return true
+}
