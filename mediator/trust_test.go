@@ -1,6 +1,9 @@
 package mediator_test
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/stream/streamtest"
 )
 
 // A payload's identity is the source, the body and the import options: the same body sent
@@ -151,5 +155,45 @@ func TestProbeNow(t *testing.T) {
 	}
 	if code, _ := h.admin("POST", "/admin/v1/targets/nowhere/probe", nil); code != http.StatusNotFound {
 		t.Errorf("probe of an unknown target: HTTP %d, want 404", code)
+	}
+}
+
+// An ingest never hangs: with two of three NATS nodes gone, no stream has a quorum and
+// JetStream can never confirm a payload; the client gets 503 with Retry-After within
+// http.store_timeout, not a request that hangs and is delivered later.
+func TestIngestAnswers503WhenJetStreamCannotStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a JetStream cluster")
+	}
+	servers, urls := streamtest.RunCluster(t)
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startConfigured(t, testConfig{dir: t.TempDir(), targets: []testTarget{{name: "hmis", url: emu.URL}}}, mediator.Options{},
+		func(y string) string {
+			y = strings.Replace(y, "nats: {", fmt.Sprintf("nats: {url: %q, replicas: 3, ", strings.Join(urls, ",")), 1)
+			return "http: {store_timeout: 2s}\n" + y
+		})
+	h.waitStatus(h.ingest(dvsBody(epiValues("202401", 0)[:4])), mediator.TxDelivered)
+
+	servers[1].Shutdown()
+	servers[2].Shutdown()
+	began := time.Now()
+	req, _ := http.NewRequest("POST", h.base+"/ingest/cht", bytes.NewReader(dvsBody(epiValues("202402", 0)[:4])))
+	req.Header.Set("Authorization", "Bearer "+chtToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(began)
+	t.Logf("after %s: HTTP %d %s", took, resp.StatusCode, msg)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("HTTP %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Bounded by store_timeout (2s) plus the request's own work; far below a hang.
+	if took > 10*time.Second {
+		t.Errorf("the 503 took %s with store_timeout 2s", took)
 	}
 }
