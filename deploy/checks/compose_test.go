@@ -9,10 +9,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -20,35 +20,105 @@ import (
 	"github.com/tally-hmis/tally/mediator"
 )
 
-var (
-	composeOnce    sync.Once
-	composeProject *types.Project
-	composeErr     error
-)
+// composeReading is one way an operator runs docker-compose.yml: the variables compose
+// interpolates (an env file) and the profiles it enables.
+type composeReading struct {
+	name     string
+	env      map[string]string
+	profiles []string
+}
 
-// loadCompose loads docker-compose.yml as docker compose would, with the compose-spec
-// library: schema validation, interpolation (with the file's defaults: no environment),
-// YAML anchors and merges, relative paths resolved against the repository root.
+// productionReading is `cp .env.example .env`, every empty value filled in: the file as an
+// operator runs it, without the demo profile.
+func productionReading(t testing.TB) composeReading {
+	t.Helper()
+	return composeReading{name: "production", env: filledEnvExample(t)}
+}
+
+// demoReading is `docker compose --env-file deploy/compose/demo.env --profile demo`.
+func demoReading(t testing.TB) composeReading {
+	t.Helper()
+	return composeReading{name: "demo", env: readEnvFile(t, "deploy/compose/demo.env"), profiles: []string{"demo"}}
+}
+
+// readEnvFile parses an env file with compose-go's own .env parser.
+func readEnvFile(t testing.TB, rel string) map[string]string {
+	t.Helper()
+	env, err := dotenv.GetEnvFromFile(map[string]string{}, []string{repoPath(t, rel)})
+	if err != nil {
+		t.Fatalf("%s: %v", rel, err)
+	}
+	return env
+}
+
+// productionSettings are the stand-ins for the settings .env.example leaves empty that are not
+// secrets and must have a shape (a URL); every other empty value gets a long random-looking
+// stand-in, as an operator following the file's advice would write.
+var productionSettings = map[string]string{
+	"HMIS_URL":      "https://hmis.kalima.example.org",
+	"HMIS_USERNAME": "tally",
+}
+
+func filledEnvExample(t testing.TB) map[string]string {
+	t.Helper()
+	env := readEnvFile(t, ".env.example")
+	for k, v := range env {
+		if v != "" {
+			continue
+		}
+		if s, ok := productionSettings[k]; ok {
+			env[k] = s
+		} else {
+			env[k] = "stand-in-" + strings.ToLower(k) + "-0123456789"
+		}
+	}
+	return env
+}
+
+// loadComposeWith loads docker-compose.yml as `docker compose` v2 would, with the
+// compose-spec library: schema validation, interpolation with exactly env (not this
+// machine's environment, nor a developer's .env), profiles, YAML anchors and merges,
+// relative paths resolved against the repository root.
+func loadComposeWith(t testing.TB, env map[string]string, profiles ...string) (*types.Project, error) {
+	t.Helper()
+	var pairs []string
+	for k, v := range env {
+		pairs = append(pairs, k+"="+v)
+	}
+	opts, err := cli.NewProjectOptions([]string{repoPath(t, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root(t)),
+		cli.WithEnv(pairs),
+		cli.WithInterpolation(true),
+		cli.WithResolvedPaths(true),
+		cli.WithConsistency(true),
+		cli.WithProfiles(profiles),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return opts.LoadProject(context.Background())
+}
+
+func loadReading(t testing.TB, r composeReading) *types.Project {
+	t.Helper()
+	p, err := loadComposeWith(t, r.env, r.profiles...)
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load (%s reading): %v", r.name, err)
+	}
+	return p
+}
+
+// loadCompose is the production reading, the one operators run.
 func loadCompose(t testing.TB) *types.Project {
 	t.Helper()
-	composeOnce.Do(func() {
-		opts, err := cli.NewProjectOptions([]string{repoPath(t, "docker-compose.yml")},
-			cli.WithWorkingDirectory(root(t)),
-			cli.WithEnv([]string{}), // the demo defaults, not this machine's environment
-			cli.WithInterpolation(true),
-			cli.WithResolvedPaths(true),
-			cli.WithConsistency(true),
-		)
-		if err != nil {
-			composeErr = err
-			return
-		}
-		composeProject, composeErr = opts.LoadProject(context.Background())
-	})
-	if composeErr != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", composeErr)
+	return loadReading(t, productionReading(t))
+}
+
+// eachReading runs check as a subtest for the production and the demo reading.
+func eachReading(t *testing.T, check func(t *testing.T, r composeReading, p *types.Project)) {
+	for _, r := range []composeReading{productionReading(t), demoReading(t)} {
+		t.Run(r.name, func(t *testing.T) { check(t, r, loadReading(t, r)) })
 	}
-	return composeProject
 }
 
 // tallyServices are the services built from the Dockerfile's tally target.
@@ -65,10 +135,14 @@ func tallyServices(p *types.Project) []string {
 
 func serviceNames(p *types.Project) []string { return keys(p.Services) }
 
-// TestComposeReferences checks everything docker-compose.yml points at: services named in
-// depends_on, named volumes, bind-mounted files, published ports, images and build targets.
+// TestComposeReferences checks everything docker-compose.yml points at, in the production and
+// the demo reading: services named in depends_on, named volumes, bind-mounted files,
+// published ports, images and build targets.
 func TestComposeReferences(t *testing.T) {
-	p := loadCompose(t)
+	eachReading(t, checkComposeReferences)
+}
+
+func checkComposeReferences(t *testing.T, r composeReading, p *types.Project) {
 	stages := dockerfileStages(t)
 	hostPorts := map[string]string{}
 	for _, name := range serviceNames(p) {
@@ -127,9 +201,13 @@ func TestComposeReferences(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"nats-1", "nats-2", "nats-3", "dhis2-sim", "prometheus", "grafana"} {
-		if _, ok := p.Services[want]; !ok {
-			t.Errorf("docker-compose.yml has no %s service", want)
+	want := []string{"nats-1", "nats-2", "nats-3", "prometheus", "grafana"}
+	if r.name == "demo" {
+		want = append(want, "dhis2-sim")
+	}
+	for _, w := range want {
+		if _, ok := p.Services[w]; !ok {
+			t.Errorf("docker-compose.yml runs no %s service", w)
 		}
 	}
 	if n := len(tallyServices(p)); n < 2 {
@@ -140,7 +218,10 @@ func TestComposeReferences(t *testing.T) {
 // TestComposeNATSCluster checks the NATS nodes: each loads its mounted configuration with
 // NATS's own parser, runs JetStream on a named volume, and routes to every node.
 func TestComposeNATSCluster(t *testing.T) {
-	p := loadCompose(t)
+	eachReading(t, func(t *testing.T, _ composeReading, p *types.Project) { checkNATSCluster(t, p) })
+}
+
+func checkNATSCluster(t *testing.T, p *types.Project) {
 	var nodes []string
 	for _, name := range serviceNames(p) {
 		if strings.HasPrefix(p.Services[name].Image, "nats:") {
@@ -210,10 +291,14 @@ func TestComposeNATSCluster(t *testing.T) {
 
 // TestComposeTallyConfig parses every Tally configuration that compose mounts with Tally's
 // own config package, in the environment compose gives that service, and checks that it fits
-// the compose set-up: NATS and DHIS2 URLs name compose services, streams are replicated on
-// all three nodes, and the NATS credentials are the ones the NATS servers accept.
+// the compose set-up: NATS URLs name compose services, streams are replicated on all three
+// nodes, the NATS credentials are the ones the NATS servers accept, and the target is the
+// env file's HMIS_URL (in the demo, the emulator).
 func TestComposeTallyConfig(t *testing.T) {
-	p := loadCompose(t)
+	eachReading(t, checkComposeTallyConfig)
+}
+
+func checkComposeTallyConfig(t *testing.T, r composeReading, p *types.Project) {
 	services := tallyServices(p)
 	if len(services) == 0 {
 		t.Fatal("no Tally service")
@@ -284,11 +369,12 @@ func TestComposeTallyConfig(t *testing.T) {
 			t.Errorf("%s: nats.replicas %d: want 3", name, cfg.NATS.Replicas)
 		}
 		for _, tg := range cfg.Targets {
+			if tg.URL != r.env["HMIS_URL"] {
+				t.Errorf("%s: target %s points at %s: want HMIS_URL from the env file (%s)", name, tg.Name, tg.URL, r.env["HMIS_URL"])
+			}
 			u, _ := url.Parse(tg.URL)
-			if _, ok := p.Services[u.Hostname()]; !ok {
-				t.Errorf("%s: target %s points at %s, which is not a compose service", name, tg.Name, u.Host)
-			} else if _, ok := s.DependsOn[u.Hostname()]; !ok {
-				t.Errorf("%s does not depend on %s, its target %s", name, u.Hostname(), tg.Name)
+			if _, ok := p.Services[u.Hostname()]; !ok && r.name == "demo" {
+				t.Errorf("%s: the demo's target %s points at %s, which is not a service of the demo", name, tg.Name, u.Host)
 			}
 		}
 		checkOpenHIM(t, name, cfg)
@@ -307,8 +393,11 @@ func TestComposeTallyConfig(t *testing.T) {
 			t.Errorf("%s runs %s, %s runs %s: replicas should share one configuration", services[0], first, name, got)
 		}
 	}
-	// The emulator listens where the targets point.
-	sim := p.Services["dhis2-sim"]
+	// The emulator listens where the demo's targets point.
+	sim, ok := p.Services["dhis2-sim"]
+	if !ok {
+		return
+	}
 	if addr := flagValue(sim.Command, "--addr"); !strings.HasSuffix(addr, ":8080") || strings.HasPrefix(addr, "127.") {
 		t.Errorf("dhis2-sim --addr %q: want 0.0.0.0:8080", addr)
 	}
