@@ -14,6 +14,7 @@ import (
 	"helm.sh/helm/v3/pkg/engine"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
@@ -63,6 +64,9 @@ type manifests struct {
 	pvcs        []corev1.PersistentVolumeClaim
 	pdbs        []policyv1.PodDisruptionBudget
 	accounts    []corev1.ServiceAccount
+	ingresses   []networkingv1.Ingress
+	netpols     []networkingv1.NetworkPolicy
+	testPods    []corev1.Pod                // helm.sh/hook: test
 	custom      map[string][]map[string]any // ServiceMonitor, PrometheusRule
 	kinds       []string
 	notes       string
@@ -122,6 +126,21 @@ func parseManifests(t *testing.T, out map[string]string) *manifests {
 				var o corev1.ServiceAccount
 				strict(&o)
 				m.accounts = append(m.accounts, o)
+			case "Ingress":
+				var o networkingv1.Ingress
+				strict(&o)
+				m.ingresses = append(m.ingresses, o)
+			case "NetworkPolicy":
+				var o networkingv1.NetworkPolicy
+				strict(&o)
+				m.netpols = append(m.netpols, o)
+			case "Pod":
+				var o corev1.Pod
+				strict(&o)
+				if o.Annotations["helm.sh/hook"] != "test" {
+					t.Errorf("%s renders a bare Pod that is not a helm test hook", name)
+				}
+				m.testPods = append(m.testPods, o)
 			case "ServiceMonitor", "PrometheusRule":
 				if meta.APIVersion != "monitoring.coreos.com/v1" {
 					t.Errorf("%s: %s apiVersion %q: want monitoring.coreos.com/v1", name, meta.Kind, meta.APIVersion)

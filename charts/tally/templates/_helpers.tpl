@@ -35,6 +35,21 @@ app.kubernetes.io/part-of: tally
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The `helm test` pod's labels: the release's, but not the Service's selector (the pod is no
+backend), so that the NetworkPolicy can admit it by these. */}}
+{{- define "tally.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "tally.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{- define "tally.testLabels" -}}
+helm.sh/chart: {{ include "tally.chart" . }}
+{{ include "tally.testSelectorLabels" . }}
+app.kubernetes.io/part-of: tally
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{- define "tally.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "tally.fullname" .) .Values.serviceAccount.name }}
@@ -102,6 +117,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if and .Values.credentials.env (not .Values.credentials.existingSecret) }}
 {{- fail "credentials.env maps variables to keys of a Secret: name it in credentials.existingSecret" }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not .Values.ingress.hosts) }}
+{{- fail "ingress.enabled needs ingress.hosts, e.g. --set ingress.hosts={tally.hmis.example.org}" }}
+{{- end }}
+{{- range .Values.ingress.tls }}
+{{- range .hosts }}
+{{- if not (has . $.Values.ingress.hosts) }}
+{{- fail (printf "ingress.tls names host %q, which is not in ingress.hosts" .) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if hasKey .Values.files "tally.yaml" }}
 {{- fail "files: tally.yaml is the rendered config; choose another file name" }}
