@@ -103,40 +103,23 @@ func parseManifests(t *testing.T, out map[string]string) *manifests {
 			}
 			switch meta.Kind {
 			case "Deployment":
-				var o appsv1.Deployment
-				strict(&o)
-				m.deployments = append(m.deployments, o)
+				m.deployments = append(m.deployments, decodeAs[appsv1.Deployment](strict))
 			case "Service":
-				var o corev1.Service
-				strict(&o)
-				m.services = append(m.services, o)
+				m.services = append(m.services, decodeAs[corev1.Service](strict))
 			case "ConfigMap":
-				var o corev1.ConfigMap
-				strict(&o)
-				m.configMaps = append(m.configMaps, o)
+				m.configMaps = append(m.configMaps, decodeAs[corev1.ConfigMap](strict))
 			case "PersistentVolumeClaim":
-				var o corev1.PersistentVolumeClaim
-				strict(&o)
-				m.pvcs = append(m.pvcs, o)
+				m.pvcs = append(m.pvcs, decodeAs[corev1.PersistentVolumeClaim](strict))
 			case "PodDisruptionBudget":
-				var o policyv1.PodDisruptionBudget
-				strict(&o)
-				m.pdbs = append(m.pdbs, o)
+				m.pdbs = append(m.pdbs, decodeAs[policyv1.PodDisruptionBudget](strict))
 			case "ServiceAccount":
-				var o corev1.ServiceAccount
-				strict(&o)
-				m.accounts = append(m.accounts, o)
+				m.accounts = append(m.accounts, decodeAs[corev1.ServiceAccount](strict))
 			case "Ingress":
-				var o networkingv1.Ingress
-				strict(&o)
-				m.ingresses = append(m.ingresses, o)
+				m.ingresses = append(m.ingresses, decodeAs[networkingv1.Ingress](strict))
 			case "NetworkPolicy":
-				var o networkingv1.NetworkPolicy
-				strict(&o)
-				m.netpols = append(m.netpols, o)
+				m.netpols = append(m.netpols, decodeAs[networkingv1.NetworkPolicy](strict))
 			case "Pod":
-				var o corev1.Pod
-				strict(&o)
+				o := decodeAs[corev1.Pod](strict)
 				if o.Annotations["helm.sh/hook"] != "test" {
 					t.Errorf("%s renders a bare Pod that is not a helm test hook", name)
 				}
@@ -158,6 +141,13 @@ func parseManifests(t *testing.T, out map[string]string) *manifests {
 		}
 	}
 	return m
+}
+
+// decodeAs decodes one document into a T with decode (strictly, reporting a mismatch).
+func decodeAs[T any](decode func(any)) T {
+	var o T
+	decode(&o)
+	return o
 }
 
 func stripComments(doc string) string {
