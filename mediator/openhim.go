@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
 )
 
@@ -126,23 +128,40 @@ func txIDFromBody(b []byte) string {
 	return v.Response.Reference
 }
 
-// applyOpenHIMConfig applies what an operator changed in the OpenHIM console. Values that
-// mean "no override" leave the YAML in force.
+// applyOpenHIMConfig applies what an operator changed in the OpenHIM console. A pushed
+// config is the whole console config: a key that is absent, or holds its "no override"
+// value, restores what the configuration file says.
 func (s *Service) applyOpenHIMConfig(raw map[string]any) {
 	o, err := openhim.ParseOverrides(raw)
 	if err != nil {
 		s.log.Warn("ignoring OpenHIM console config", "err", err)
 		return
 	}
-	if o.LogLevel != nil && s.logLevel != nil {
-		s.logLevel.Set(*o.LogLevel)
+	if s.logLevel != nil {
+		s.logLevel.Set(o.LogLevelOr(s.configuredLevel))
 	}
 	s.overrides.Store(&o)
-	s.log.Info("applied OpenHIM console config", "dry_run_targets", o.DryRunTargets,
-		"batch_size", derefInt(o.BatchSize), "delivery_concurrency", derefInt(o.DeliveryConcurrency))
-	if o.DeliveryConcurrency != nil && *o.DeliveryConcurrency > 0 {
-		s.log.Warn("delivery_concurrency from the console applies at the next restart")
+	for _, t := range s.targets {
+		if t.slots != nil {
+			t.slots.resize(s.deliveryConcurrency(t.cfg))
+		}
 	}
+	s.log.Info("applied OpenHIM console config", "log_level", o.LogLevelOr(s.configuredLevel).String(),
+		"dry_run_targets", o.DryRunTargets, "batch_size", derefInt(o.BatchSize),
+		"delivery_concurrency", derefInt(o.DeliveryConcurrency))
+}
+
+// configuredLevel is the level the configuration file asks for; when it cannot be read (it
+// was validated, so only for a service built by hand) the level the logger started with.
+func configuredLevel(level string, started *slog.LevelVar) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err == nil {
+		return l
+	}
+	if started != nil {
+		return started.Level()
+	}
+	return slog.LevelInfo
 }
 
 func derefInt(p *int) int {
@@ -158,6 +177,15 @@ func (s *Service) batchSizeFor(configured int) int {
 		return *o.BatchSize
 	}
 	return configured
+}
+
+// deliveryConcurrency is how many requests a target may have in flight: the console's
+// delivery_concurrency when an operator set one, else targets[].concurrency.
+func (s *Service) deliveryConcurrency(t *config.Target) int {
+	if o := s.overrides.Load(); o != nil && o.DeliveryConcurrency != nil && *o.DeliveryConcurrency > 0 {
+		return *o.DeliveryConcurrency
+	}
+	return t.Concurrency
 }
 
 // dryRunFor reports whether deliveries to a target are dry runs, by config or console.

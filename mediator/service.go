@@ -56,6 +56,11 @@ type Service struct {
 	metadata       *metadataCache
 	mappingStamp   atomic.Value // string
 	mappingReloads *prometheus.CounterVec
+	// concurrencyLimit is tally_delivery_concurrency_limit (deliver.go).
+	concurrencyLimit *prometheus.GaugeVec
+	// configuredLevel is the log level of the configuration file, which the OpenHIM console
+	// can override and restore (openhim.go).
+	configuredLevel slog.Level
 
 	echo     *echo.Echo
 	listener net.Listener
@@ -102,6 +107,8 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	}
 	s.metadata = newMetadataCache(s)
 	s.mappingReloads = newReloadCounter(o.Registry)
+	s.concurrencyLimit = newConcurrencyGauge(o.Registry)
+	s.configuredLevel = configuredLevel(cfg.Log.Level, o.LogLevel)
 	s.engine.Store(mapping.NewEngine(sections.Mappings, s.metadata))
 	s.mappingStamp.Store(mappingFilesStamp(cfg, sections.Mappings))
 	if sections.OpenHIM.Enabled {
