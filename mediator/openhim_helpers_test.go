@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,31 +301,76 @@ func assertFinalRecord(t *testing.T, rec map[string]any, route string, clientSta
 	}
 }
 
-// heldTarget holds DHIS2 import requests until released, so a test can change the world
-// (take the core down) between accepting a payload and delivering it.
+// heldTarget holds DHIS2 import requests until opened, so a test can change the world
+// (answer the client first, take the core down) between accepting a payload and delivering
+// it. hold closes it again.
 type heldTarget struct {
-	next     http.Handler
-	release  chan struct{}
-	once     sync.Once
-	arrived  chan struct{}
-	imports  atomic.Int64
-	arriveMu sync.Once
+	next    http.Handler
+	mu      sync.Mutex
+	gate    chan struct{} // closed while open
+	arrived chan struct{} // closed when an import arrives at the closed gate
 }
 
 func newHeldTarget(next http.Handler) *heldTarget {
-	return &heldTarget{next: next, release: make(chan struct{}), arrived: make(chan struct{})}
+	h := &heldTarget{next: next}
+	h.hold()
+	return h
 }
 
 func (h *heldTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/dataValueSets") {
-		h.imports.Add(1)
-		h.arriveMu.Do(func() { close(h.arrived) })
-		<-h.release
+		h.mu.Lock()
+		gate, arrived := h.gate, h.arrived
+		select {
+		case <-arrived:
+		default:
+			close(arrived)
+		}
+		h.mu.Unlock()
+		<-gate
 	}
 	h.next.ServeHTTP(w, r)
 }
 
-func (h *heldTarget) open() { h.once.Do(func() { close(h.release) }) }
+func (h *heldTarget) hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gate, h.arrived = make(chan struct{}), make(chan struct{})
+}
+
+func (h *heldTarget) open() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.gate:
+	default:
+		close(h.gate)
+	}
+}
+
+// waitArrived waits until an import is held at the gate.
+func (h *heldTarget) waitArrived(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	arrived := h.arrived
+	h.mu.Unlock()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no import reached the target")
+	}
+}
+
+// heldEmulator is the emulator behind a heldTarget, and the target URL for Tally.
+func heldEmulator(t *testing.T) (*dhis2test.Server, *heldTarget, string) {
+	t.Helper()
+	emu := emulator(t)
+	held := newHeldTarget(emu.Handler())
+	front := httptest.NewServer(held)
+	t.Cleanup(front.Close)
+	t.Cleanup(held.open) // before front.Close: a held request would block it
+	return emu, held, front.URL + emu.BasePath()
+}
 
 // emulator starts the DHIS2 emulator (2.40) for a test.
 func emulator(t *testing.T) *dhis2test.Server {

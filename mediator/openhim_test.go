@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -36,22 +35,27 @@ openhim:
 // src/middleware/messageStore.js storeResponse), so an update that arrives first is lost.
 // Whatever the delay, the record ends with Tally's final status and DHIS2 orchestration,
 // beside the core's own route orchestration, with the client's 202 as the response.
+//
+// Delivery is held until the client has Tally's answer, so the envelope always says
+// Processing and only the outbox can make the record right.
 func TestOpenHIMOutcomeSurvivesTheCoresLateWrite(t *testing.T) {
-	emu := emulator(t)
+	_, held, targetURL := heldEmulator(t)
 	core := openhimtest.NewServer(openhimtest.WithClient(himClient, himClientPassword, "tally"))
 	defer core.Close()
-	b := startBehindHIM(t, core, himConfig{targetURL: emu.URL})
+	b := startBehindHIM(t, core, himConfig{targetURL: targetURL})
 
 	for i, delay := range []time.Duration{0, 500 * time.Millisecond, 2 * time.Second} {
 		t.Run(delay.String(), func(t *testing.T) {
+			held.hold()
 			core.SetStoreDelay(delay)
 			answer := b.post("/ingest/him", chwValues(fmt.Sprintf("2024%02d", i+1), "KL_N_F1", 10*i),
 				http.Header{"X-Request-Id": {fmt.Sprintf("req-%d", i)}})
 			if answer.status != http.StatusAccepted || answer.body["status"] != "accepted" {
 				t.Fatalf("client answer: HTTP %d %v", answer.status, answer.body)
 			}
+			held.open()
 			rec := b.waitConfirmed(i+1, answer.txID)
-			assertFinalRecord(t, rec, "Tally him", http.StatusAccepted, emu.URL)
+			assertFinalRecord(t, rec, "Tally him", http.StatusAccepted, targetURL)
 			byName, _ := orchestrations(rec)
 			if got := jsonAt(byName["DHIS2 import: hmis"], "request.headers.X-Request-Id"); got != fmt.Sprintf("req-%d", i) {
 				t.Errorf("X-Request-ID in the DHIS2 orchestration = %v, want req-%d", got, i)
@@ -70,17 +74,13 @@ func TestOpenHIMOutcomeSurvivesTheCoresLateWrite(t *testing.T) {
 // when the last delivery is recorded; the outcome waits on the outbox and is recorded once
 // the core is back.
 func TestOpenHIMOutcomeWaitsForTheCore(t *testing.T) {
-	emu := emulator(t)
-	held := newHeldTarget(emu.Handler())
-	front := httptest.NewServer(held)
-	defer front.Close()
-	defer held.open()
+	_, held, targetURL := heldEmulator(t)
 	core := openhimtest.NewServer(openhimtest.WithClient(himClient, himClientPassword, "tally"))
 	defer core.Close()
-	b := startBehindHIM(t, core, himConfig{targetURL: front.URL + emu.BasePath()})
+	b := startBehindHIM(t, core, himConfig{targetURL: targetURL})
 
 	answer := b.post("/ingest/him", chwValues("202401", "KL_N_F1", 1), nil)
-	<-held.arrived
+	held.waitArrived(t)
 	b.stored(answer.txID) // the core's own write is done: the record says Processing
 	if err := core.SetDown(openhimtest.Refused); err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestOpenHIMOutcomeWaitsForTheCore(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := b.waitConfirmed(1, answer.txID)
-	assertFinalRecord(t, rec, "Tally him", http.StatusAccepted, front.URL+emu.BasePath())
+	assertFinalRecord(t, rec, "Tally him", http.StatusAccepted, targetURL)
 }
 
 // TestOpenHIMOutcomeSurvivesATallyRestart: Tally stops after the delivery and before the core
@@ -103,7 +103,7 @@ func TestOpenHIMOutcomeWaitsForTheCore(t *testing.T) {
 // core then writes Processing over anything Tally sent. Started again on the same store,
 // Tally records the outcome. The claim keys an older Tally left in tally_state are gone.
 func TestOpenHIMOutcomeSurvivesATallyRestart(t *testing.T) {
-	emu := emulator(t)
+	_, held, targetURL := heldEmulator(t)
 	core := openhimtest.NewServer(openhimtest.WithClient(himClient, himClientPassword, "tally"))
 	defer core.Close()
 	defer core.ReleaseStores()
@@ -114,10 +114,11 @@ func TestOpenHIMOutcomeSurvivesATallyRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	b := startBehindHIM(t, core, himConfig{dir: dir, targetURL: emu.URL})
+	b := startBehindHIM(t, core, himConfig{dir: dir, targetURL: targetURL})
 
 	core.HoldStores()
 	answer := b.post("/ingest/him", chwValues("202402", "KL_N_F2", 5), nil)
+	held.open() // after the answer, which therefore says Processing
 	b.h.waitStatus(answer.body["transaction"].(string), mediator.TxDelivered)
 	waitUntil(t, 10*time.Second, "an attempt while the core's write is held", func() bool { return b.outcomes("retried") > 0 })
 	b.restart(func() {
@@ -133,7 +134,7 @@ func TestOpenHIMOutcomeSurvivesATallyRestart(t *testing.T) {
 		}
 	})
 	rec := b.waitConfirmed(1, answer.txID)
-	assertFinalRecord(t, rec, "Tally him", http.StatusAccepted, emu.URL)
+	assertFinalRecord(t, rec, "Tally him", http.StatusAccepted, targetURL)
 }
 
 // TestOpenHIMCoreDownDoesNotStopTally starts Tally while the core refuses everything: Tally is
