@@ -23,8 +23,9 @@ import (
 // recorded in the core's transaction, confirmed by reading it back (openhim_outbox.go);
 // the outcome's shape is in openhim_outcome.go.
 //
-// A console rerun resends the same body, which within nats.duplicate_window is the same
-// Tally transaction: a duplicate, answered with what became of the first request.
+// A console rerun of a transaction Tally still remembers (within nats.duplicate_window)
+// replays the transaction's dead letters when it failed or partly failed, and is a
+// harmless duplicate otherwise (openhim_rerun.go).
 //
 // Behind an OpenHIM the core strips the client's Authorization header. Give the channel's
 // route Basic credentials of a source user in the console; Tally authenticates those.
@@ -80,6 +81,11 @@ func (s *Service) answerThroughOpenHIM(r *http.Request, coreTx string, got *capt
 		return env
 	}
 	link := s.newLink(ctx, r, coreTx, txID)
+	if link.Parent != "" {
+		if ans := s.rerunDeadLetters(ctx, txID, link); ans != nil {
+			s.rerunEnvelope(env, ans)
+		}
+	}
 	if link.Kind != linkRerun {
 		v, err := s.txlog.View(ctx, txID)
 		switch {
