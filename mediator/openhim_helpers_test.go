@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,7 +97,15 @@ type behindHIM struct {
 	h    *tally
 	// level is the logger's level variable, which the console may change.
 	level *slog.LevelVar
+	// clock is Tally's clock: the wall clock moved by a test.
+	clock *movedClock
 }
+
+// movedClock is the wall clock plus an offset a test moves forward.
+type movedClock struct{ offset atomic.Int64 }
+
+func (c *movedClock) now() time.Time       { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *movedClock) move(d time.Duration) { c.offset.Add(int64(d)) }
 
 // startBehindHIM starts Tally with cfg (dir and coreURL filled in here), lets it register,
 // installs its channels and points their routes at it.
@@ -106,7 +115,7 @@ func startBehindHIM(t *testing.T, core *openhimtest.Server, cfg himConfig) *behi
 		cfg.dir = t.TempDir()
 	}
 	cfg.coreURL = core.URL
-	b := &behindHIM{t: t, core: core, cfg: cfg}
+	b := &behindHIM{t: t, core: core, cfg: cfg, clock: &movedClock{}}
 	b.start()
 	waitUntil(t, 10*time.Second, "Tally to register with the core", func() bool { _, ok := core.Mediator(himURN); return ok })
 	if len(core.Channels()) == 0 {
@@ -124,7 +133,8 @@ func (b *behindHIM) start() {
 	reg := prometheus.NewRegistry()
 	b.level = new(slog.LevelVar)
 	b.level.Set(slog.LevelWarn)
-	h := startFile(b.t, "test.yaml", b.cfg.yaml(), os.Getenv, mediator.Options{Registry: reg, LogLevel: b.level}, nil)
+	h := startFile(b.t, "test.yaml", b.cfg.yaml(), os.Getenv,
+		mediator.Options{Registry: reg, LogLevel: b.level, Now: b.clock.now}, nil)
 	b.h = &tally{harness: h, reg: reg}
 }
 

@@ -137,6 +137,56 @@ func TestOpenHIMOutcomeSurvivesATallyRestart(t *testing.T) {
 	assertFinalRecord(t, rec, "Tally him", http.StatusAccepted, targetURL)
 }
 
+// TestOpenHIMOutcomeRetriesAreBounded: an outcome is retried for a day, then given up (and
+// counted); a record the core never completes with its own answer (a core that crashed while
+// routing never writes it, and from 8.2.0 marks the transaction Failed at its next start,
+// spec openhim.md §10.4) is accepted as confirmed after ten minutes rather than rewritten for
+// a day.
+func TestOpenHIMOutcomeRetriesAreBounded(t *testing.T) {
+	t.Run("core down for a day", func(t *testing.T) {
+		_, held, targetURL := heldEmulator(t)
+		core := openhimtest.NewServer(openhimtest.WithClient(himClient, himClientPassword, "tally"))
+		defer core.Close()
+		b := startBehindHIM(t, core, himConfig{targetURL: targetURL})
+		answer := b.post("/ingest/him", chwValues("202403", "KL_S_F2", 1), nil)
+		if err := core.SetDown(openhimtest.Refused); err != nil {
+			t.Fatal(err)
+		}
+		held.open()
+		b.h.waitStatus(answer.body["transaction"].(string), mediator.TxDelivered)
+		waitUntil(t, 10*time.Second, "a failed attempt", func() bool { return b.outcomes("retried") > 0 })
+		b.clock.move(25 * time.Hour)
+		waitUntil(t, 10*time.Second, "the outcome to be given up", func() bool { return b.outcomes("abandoned") == 1 })
+		if err := core.SetDown(openhimtest.Up); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _ := core.Transaction(answer.txID); rec["status"] != "Processing" || b.outcomes("confirmed") != 0 {
+			t.Errorf("a given-up outcome was recorded: %v, %d confirmed", rec["status"], b.outcomes("confirmed"))
+		}
+	})
+	t.Run("core never writes its answer", func(t *testing.T) {
+		_, held, targetURL := heldEmulator(t)
+		core := openhimtest.NewServer(openhimtest.WithClient(himClient, himClientPassword, "tally"))
+		defer core.Close()
+		defer core.ReleaseStores()
+		b := startBehindHIM(t, core, himConfig{targetURL: targetURL})
+		core.HoldStores()
+		answer := b.post("/ingest/him", chwValues("202404", "KL_S_F2", 1), nil)
+		held.open()
+		b.h.waitStatus(answer.body["transaction"].(string), mediator.TxDelivered)
+		waitUntil(t, 10*time.Second, "an attempt on the unwritten record", func() bool { return b.outcomes("retried") > 0 })
+		if b.outcomes("confirmed") != 0 {
+			t.Fatal("confirmed before the core wrote its answer")
+		}
+		b.clock.move(11 * time.Minute)
+		waitUntil(t, 10*time.Second, "the outcome to be accepted", func() bool { return b.outcomes("confirmed") == 1 })
+		rec, _ := core.Transaction(answer.txID)
+		if _, names := orchestrations(rec); rec["status"] != "Successful" || count(names, "DHIS2 import: hmis") != 1 {
+			t.Errorf("record %v %q", rec["status"], names)
+		}
+	})
+}
+
 // TestOpenHIMCoreDownDoesNotStopTally starts Tally while the core refuses everything: Tally is
 // ready and delivers, and registers once the core comes back.
 func TestOpenHIMCoreDownDoesNotStopTally(t *testing.T) {
