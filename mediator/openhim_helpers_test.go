@@ -38,7 +38,7 @@ const (
 
 // himConfig is the configuration of Tally behind the core: sources him (asynchronous) and
 // himsync (waits for delivery), each with a user the core's route authenticates as; one
-// target. report_interval is short so that the outbox's backoff starts small.
+// target; the openhim: section is openhimYAML's.
 type himConfig struct {
 	dir, coreURL, targetURL string
 	// concurrency is the target's; batchSize the sources'.
@@ -69,17 +69,8 @@ targets:
     concurrency: %d
     retry: {initial_delay: 20ms, max_delay: 100ms, max_attempts: 1000}
 delivery: {ack_wait: 30s}
-openhim:
-  enabled: true
-  url: %s
-  username: %s
-  password: %s
-  heartbeat_interval: 1s
-  report_interval: 20ms
-  report_attempts: 5
-  route: {host: 127.0.0.1, port: 8080}
-`, c.dir, adminToken, or0(c.batchSize, 1000), or0(c.batchSize, 1000), c.targetURL, max(c.concurrency, 1), c.coreURL,
-		openhimtest.RootEmail, openhimtest.RootPassword)
+`, c.dir, adminToken, or0(c.batchSize, 1000), or0(c.batchSize, 1000), c.targetURL, max(c.concurrency, 1)) +
+		openhimYAML(c.coreURL)
 }
 
 func or0(n, def int) int {

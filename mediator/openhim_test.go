@@ -17,14 +17,17 @@ import (
 	"github.com/tally-hmis/tally/mediator/stream"
 )
 
+// openhimYAML is the openhim: section for a fake core at coreURL; report_interval is short
+// so that the outbox's backoff starts small.
 func openhimYAML(coreURL string) string {
-	return fmt.Sprintf(`
-openhim:
+	return fmt.Sprintf(`openhim:
   enabled: true
   url: %s
   username: %s
   password: %s
   heartbeat_interval: 1s
+  report_interval: 20ms
+  report_attempts: 5
   route: {host: 127.0.0.1, port: 8080}
 `, coreURL, openhimtest.RootEmail, openhimtest.RootPassword)
 }
