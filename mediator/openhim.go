@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -69,9 +70,6 @@ func (s *Service) openhimEnvelope(next echo.HandlerFunc) echo.HandlerFunc {
 // final. The link is stored before the answer leaves: a transaction the core was told about
 // is never left without its outcome.
 func (s *Service) answerThroughOpenHIM(r *http.Request, coreTx string, got *capture, received time.Time) *openhim.Envelope {
-	// The answer's bookkeeping must not fail because the client (the core) gave up waiting.
-	ctx, cancel := bookkeeping(r.Context())
-	defer cancel()
 	resp := openhim.NewResponse(got.statusOr(http.StatusOK), got.header, got.body.Bytes(), s.now())
 	env := openhim.NewEnvelope(s.sections.OpenHIM.URN, "", resp)
 	env.AddOrchestration(openhim.NewOrchestration("Tally ingest", openhim.RequestFromHTTP(r, nil, received), &resp, nil))
@@ -80,39 +78,47 @@ func (s *Service) answerThroughOpenHIM(r *http.Request, coreTx string, got *capt
 		// Refused before a transaction existed: the core derives the status from the answer.
 		return env
 	}
-	link := s.newLink(ctx, r, coreTx, txID)
+	link := s.newLink(r, coreTx, txID)
 	if link.Parent != "" {
-		if ans := s.rerunDeadLetters(ctx, txID, link); ans != nil {
+		if ans := s.rerunDeadLetters(r.Context(), txID, link); ans != nil {
 			s.rerunEnvelope(env, ans)
 		}
 	}
+	// The answer's bookkeeping must not fail because the client (the core) gave up waiting.
+	ctx, cancel := bookkeeping(r.Context())
+	defer cancel()
 	if link.Kind != linkRerun {
-		v, err := s.txlog.View(ctx, txID)
-		switch {
-		case err != nil:
-			s.log.Warn("reading the transaction for the OpenHIM answer", "tx", txID, "err", err)
-			env.SetProperty(propTransaction, txID)
-		case v.Status != TxAccepted:
-			// Final already (a source that waits for delivery, a repeat of a finished
-			// payload): the envelope carries the outcome, which the outbox then confirms.
-			out := s.openhimOutcome(v, link)
-			env.Status, env.Properties = out.Status, out.Properties
-			env.AddOrchestration(out.Orchestrations...)
-		default:
-			env.SetProperty(propTransaction, txID).SetProperty(propStatus, v.Status)
-			if link.Kind == linkDuplicate {
-				env.SetProperty(propDuplicate, true)
-			}
-		}
-		if env.Status == "" && env.Response.Status < 300 {
-			env.Status = openhim.StatusProcessing
-		}
+		s.statusEnvelope(ctx, env, txID, link)
 	}
 	if err := s.addLink(ctx, txID, link); err != nil {
 		s.log.Error("linking the OpenHIM transaction; its outcome will not be recorded in the core",
 			"tx", txID, "openhim_tx", coreTx, "err", err)
 	}
 	return env
+}
+
+// statusEnvelope completes the envelope of a request for Tally transaction txID with what is
+// known of it: its outcome when it is final already (a source that waits for delivery, a
+// repeat of a finished payload), which the outbox then only confirms; else Processing.
+func (s *Service) statusEnvelope(ctx context.Context, env *openhim.Envelope, txID string, link *openhimLink) {
+	v, err := s.txlog.View(ctx, txID)
+	switch {
+	case err != nil:
+		s.log.Warn("reading the transaction for the OpenHIM answer", "tx", txID, "err", err)
+		env.SetProperty(propTransaction, txID)
+	case v.Status != TxAccepted:
+		out := s.openhimOutcome(v, link)
+		env.Status, env.Properties = out.Status, out.Properties
+		env.AddOrchestration(out.Orchestrations...)
+	default:
+		env.SetProperty(propTransaction, txID).SetProperty(propStatus, v.Status)
+		if link.Kind == linkDuplicate {
+			env.SetProperty(propDuplicate, true)
+		}
+	}
+	if env.Status == "" && env.Response.Status < 300 {
+		env.Status = openhim.StatusProcessing
+	}
 }
 
 // capture buffers a handler's answer so it can be wrapped.

@@ -159,7 +159,9 @@ func isWrongSequence(err error) bool {
 }
 
 // newLink describes the core transaction coreTx asking about Tally transaction txID.
-func (s *Service) newLink(ctx context.Context, r *http.Request, coreTx, txID string) *openhimLink {
+func (s *Service) newLink(r *http.Request, coreTx, txID string) *openhimLink {
+	ctx, cancel := bookkeeping(r.Context())
+	defer cancel()
 	l := &openhimLink{OpenHIMTx: coreTx, Kind: linkRequest, RequestID: strings.TrimSpace(r.Header.Get(headerRequestID)),
 		Created: s.now().UTC()}
 	if len(l.RequestID) > 200 {
