@@ -209,6 +209,23 @@ func (s *Service) queueOutcomes(ctx context.Context, txID string) error {
 	if err != nil || !anyUnqueued(links) {
 		return err
 	}
+	var due []*openhimLink
+	for _, l := range links {
+		if l.Queued {
+			continue
+		}
+		ok, err := s.linkDue(ctx, l)
+		if err != nil {
+			return err
+		}
+		if ok {
+			due = append(due, l)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	// Read after the due checks, so that the view holds every record they saw.
 	v, err := s.txlog.View(ctx, txID)
 	if errors.Is(err, ErrTxNotFound) {
 		return nil // expired
@@ -219,25 +236,12 @@ func (s *Service) queueOutcomes(ctx context.Context, txID string) error {
 	if v.Status == TxAccepted {
 		return nil
 	}
-	var queued []string
-	for _, l := range links {
-		if l.Queued {
-			continue
-		}
-		due, err := s.linkDue(ctx, l)
-		if err != nil {
-			return err
-		}
-		if !due {
-			continue
-		}
+	queued := make([]string, 0, len(due))
+	for _, l := range due {
 		if err := s.publishOutcome(ctx, v, l); err != nil {
 			return err
 		}
 		queued = append(queued, l.OpenHIMTx)
-	}
-	if len(queued) == 0 {
-		return nil
 	}
 	return s.updateLinks(ctx, txID, func(links []*openhimLink) ([]*openhimLink, bool) {
 		changed := false
