@@ -92,6 +92,8 @@ const (
 	settleGrace = 10 * time.Minute
 	// maxLinkUpdates bounds compare-and-set retries on a transaction's links.
 	maxLinkUpdates = 10
+	// maxLinks bounds the core transactions linked to one Tally transaction.
+	maxLinks = 100
 	// outboxDLQ is the dead-letter "target" of messages the OpenHIM consumers could not
 	// handle (a panic).
 	outboxDLQ = "_openhim"
@@ -178,15 +180,29 @@ func (s *Service) newLink(r *http.Request, coreTx, txID string) *openhimLink {
 }
 
 // addLink stores l among txID's links; a link for the same core transaction is kept as it is.
+// Past maxLinks (a client repeating one payload through the core) the oldest link whose
+// outcome is queued makes room; when none is, l is refused.
 func (s *Service) addLink(ctx context.Context, txID string, l *openhimLink) error {
-	return s.updateLinks(ctx, txID, func(links []*openhimLink) ([]*openhimLink, bool) {
+	full := false
+	err := s.updateLinks(ctx, txID, func(links []*openhimLink) ([]*openhimLink, bool) {
 		for _, old := range links {
 			if old.OpenHIMTx == l.OpenHIMTx {
 				return links, false
 			}
 		}
+		if len(links) >= maxLinks {
+			i := slices.IndexFunc(links, func(old *openhimLink) bool { return old.Queued })
+			if full = i < 0; full {
+				return links, false
+			}
+			links = slices.Delete(links, i, i+1)
+		}
 		return append(links, l), true
 	})
+	if err == nil && full {
+		err = fmt.Errorf("%d core transactions wait for the outcome of %s already", maxLinks, txID)
+	}
+	return err
 }
 
 // outboxMsg is an outcome on its way to the core.
