@@ -194,6 +194,14 @@ func conflictSummary(cs []Conflict) string {
 	return strings.Join(parts, ", ")
 }
 
+// failure is the error of the target's orchestration: its last error, else what.
+func (t *targetOutcome) failure(what string) error {
+	if t.LastError != "" {
+		return errors.New(t.LastError)
+	}
+	return errors.New(what)
+}
+
 // importOrchestration describes Tally's imports into one target: a POST to the target's
 // /api/dataValueSets (host, port and path split as the core stores them), and DHIS2's answer
 // as Tally summed it up: 200 when every value was taken, 409 (DHIS2's status for an import
@@ -232,13 +240,9 @@ func (s *Service) importOrchestration(v *TxView, t *targetOutcome, requestID str
 	case len(t.Conflicts) > 0 || t.ImportCount != (ImportCount{}):
 		r := openhim.NewResponse(http.StatusConflict, jsonHeader, body, t.last)
 		resp = &r
-		oerr = fmt.Errorf("%s refused %d of %d values", t.Target, t.Rejected, t.Values)
+		oerr = t.failure(fmt.Sprintf("%s refused %d of %d values", t.Target, t.Rejected, t.Values))
 	default:
-		msg := t.LastError
-		if msg == "" {
-			msg = fmt.Sprintf("%d of %d values not delivered", t.Rejected, t.Values)
-		}
-		oerr = errors.New(msg)
+		oerr = t.failure(fmt.Sprintf("%d of %d values not delivered", t.Rejected, t.Values))
 	}
 	return openhim.NewOrchestration(name, req, resp, oerr)
 }
