@@ -47,6 +47,15 @@ func (s *Service) awaitDelivery(ctx context.Context, src *config.Source, txID st
 	}
 }
 
+// finished returns the transaction's view if its deliveries are all done.
+func (s *Service) finished(ctx context.Context, txID string) (*TxView, bool) {
+	v, err := s.txlog.View(ctx, txID)
+	if err != nil || v.Status == TxAccepted {
+		return nil, false
+	}
+	return v, true
+}
+
 // deliveredCounts adds up what the targets reported, for an answer in DHIS2's shape.
 func deliveredCounts(v *TxView) (ImportCount, int) {
 	var c ImportCount

@@ -10,11 +10,13 @@ import (
 
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
@@ -25,10 +27,12 @@ import (
 )
 
 // target is a configured DHIS2 target with its client and the controls delivery applies to
-// it: a circuit breaker, an optional rate limit and the request size learned from a 413.
+// it: a bound on requests in flight, a circuit breaker, an optional rate limit and the
+// request size learned from a 413.
 type target struct {
 	cfg     *config.Target
 	client  *dhis2.Client
+	slots   *slots
 	breaker *breaker
 	limiter *rate.Limiter // nil: no limit
 	// size is the largest request the target took after answering 413; 0 means
@@ -36,9 +40,11 @@ type target struct {
 	size atomic.Int64
 }
 
-// controlTarget gives a target its breaker and limiter; Start calls it through consumers.
+// controlTarget gives a target its bound on requests in flight, its breaker and its rate
+// limit; Start calls it through consumers.
 func (s *Service) controlTarget(t *target) {
 	name := t.cfg.Name
+	t.slots = newSlots(s.deliveryConcurrency(t.cfg), s.concurrencyLimit.WithLabelValues(name))
 	retry := t.cfg.Retry
 	gauge := s.metrics.CircuitState.WithLabelValues(name)
 	gauge.Set(float64(circuitClosed))
@@ -53,19 +59,112 @@ func (s *Service) controlTarget(t *target) {
 	}
 }
 
+// acquire admits one worker to fetch and deliver: a free slot of the concurrency limit
+// first, so that at most the limit of workers even wait for the circuit and the rate limit.
+// Every acquire that succeeds is paired with one release.
 func (t *target) acquire(ctx context.Context) (permit, error) {
+	if err := t.slots.acquire(ctx); err != nil {
+		return permit{}, err
+	}
 	p, err := t.breaker.acquire(ctx)
 	if err != nil {
+		t.slots.release()
 		return p, err
 	}
 	if err := t.wait(ctx); err != nil {
 		t.breaker.release(p)
+		t.slots.release()
 		return permit{}, err
 	}
 	return p, nil
 }
 
-func (t *target) release(p permit) { t.breaker.release(p) }
+func (t *target) release(p permit) {
+	t.breaker.release(p)
+	t.slots.release()
+}
+
+// maxDeliveryConcurrency is the most requests in flight a target may be given, in the
+// configuration (targets[].concurrency) or from the OpenHIM console; each delivery consumer
+// runs this many workers, and its slots admit as many as the limit in force.
+const maxDeliveryConcurrency = 64
+
+// slots bounds the deliveries in flight to one target. Its size changes at run time (the
+// OpenHIM console's delivery_concurrency); a smaller size takes effect as requests finish,
+// since a request in flight is never cut short.
+type slots struct {
+	mu      sync.Mutex
+	size    int
+	used    int
+	changed chan struct{} // closed and replaced whenever a slot frees or the size changes
+	gauge   prometheus.Gauge
+}
+
+func newSlots(size int, gauge prometheus.Gauge) *slots {
+	s := &slots{changed: make(chan struct{}), gauge: gauge}
+	s.resize(size)
+	return s
+}
+
+// acquire waits for a free slot until ctx ends.
+func (s *slots) acquire(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		if s.used < s.size {
+			s.used++
+			s.mu.Unlock()
+			return nil
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// over reports whether more slots are held than the limit allows: the limit shrank while
+// workers held them.
+func (s *slots) over() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used > s.size
+}
+
+func (s *slots) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used > 0 {
+		s.used--
+	}
+	s.notifyLocked()
+}
+
+// resize sets the limit, within 1 and maxDeliveryConcurrency.
+func (s *slots) resize(size int) {
+	size = min(max(size, 1), maxDeliveryConcurrency)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.size = size
+	s.gauge.Set(float64(size))
+	s.notifyLocked()
+}
+
+func (s *slots) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// newConcurrencyGauge registers tally_delivery_concurrency_limit.
+func newConcurrencyGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tally", Subsystem: "delivery", Name: "concurrency_limit",
+		Help: "Requests a target may have in flight: targets[].concurrency, or the OpenHIM console's delivery_concurrency."},
+		[]string{"target"})
+	reg.MustRegister(g)
+	return g
+}
 
 // wait takes a token from the rate limit, if there is one.
 func (t *target) wait(ctx context.Context) error {
@@ -229,6 +328,9 @@ func (s *Service) deliverWork(t *target) msgHandler {
 // errCircuitOpen is why a message fetched as the circuit opened goes back unsent.
 var errCircuitOpen = errors.New("the target's circuit is open")
 
+// errOverLimit is why a message fetched as the concurrency limit shrank goes back unsent.
+var errOverLimit = errors.New("more workers hold the target than its concurrency limit allows")
+
 // tries is what the transaction log knows of a batch's earlier attempts at a target.
 type tries struct {
 	attempts int
@@ -245,6 +347,11 @@ type tries struct {
 // A dead letter is stored before the ack, so nothing is lost between the two; every write
 // after the request runs on a fresh deadline (bookkeeping), whatever the request took.
 func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg, p permit, b, source *transform.Batch) error {
+	if t.slots.over() {
+		// Fetched by a worker admitted before the concurrency limit shrank: not sent, not
+		// an attempt; it goes back so that no more than the new limit are in flight.
+		return retryIn(policyOf(t.cfg).deferred(), errOverLimit)
+	}
 	if !p.probe && t.breaker.State() != circuitClosed {
 		// Fetched just as the circuit opened: not sent, not an attempt; it waits for the
 		// circuit like the messages still in the stream.

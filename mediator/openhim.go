@@ -4,30 +4,36 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
 )
 
 // OpenHIM integration. When `openhim.enabled` is set, Tally registers as a mediator and
 // heartbeats (mediator/openhim runs that in the background; an unreachable core never
 // blocks Tally or its readiness). Requests that arrive through an OpenHIM channel carry
-// X-OpenHIM-TransactionID: they are answered with the application/json+openhim envelope,
-// status "Processing", because delivery is asynchronous; when the transaction's delivery
-// completes, Tally updates the core's transaction with the final status and one
-// orchestration per target, so the console shows what really happened.
+// X-OpenHIM-TransactionID: they are answered with the application/json+openhim envelope
+// (this file), and Tally links the core's transaction to its own in the transaction log.
+// Once the Tally transaction is final, its outcome goes through a durable outbox and is
+// recorded in the core's transaction, confirmed by reading it back (openhim_outbox.go);
+// the outcome's shape is in openhim_outcome.go.
 //
-// Reruns from the console send the original body again, so they get the same message ids
-// and, within nats.duplicate_window, the same transaction: nothing is stored twice.
+// A console rerun of a transaction Tally still remembers (within nats.duplicate_window)
+// replays the transaction's dead letters when it failed or partly failed, and is a
+// harmless duplicate otherwise (openhim_rerun.go).
 //
 // Behind an OpenHIM the core strips the client's Authorization header. Give the channel's
 // route Basic credentials of a source user in the console; Tally authenticates those.
+
+// headerRequestID is a client's request id; it is passed on in the orchestrations of the
+// calls Tally made for the request.
+const headerRequestID = "X-Request-ID"
 
 func (s *Service) openhimSources() []openhim.Source {
 	names := make([]string, len(s.cfg.Sources))
@@ -40,54 +46,79 @@ func (s *Service) openhimSources() []openhim.Source {
 // openhimEnvelope wraps the answer of a request that came through an OpenHIM channel.
 func (s *Service) openhimEnvelope(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.openhim == nil || openhim.TransactionID(c.Request()) == "" {
+		coreTx := openhim.TransactionID(c.Request())
+		if s.openhim == nil || coreTx == "" {
 			return next(c)
 		}
 		received := s.now()
 		real := c.Response().Writer
-		rec := &capture{header: http.Header{}}
-		c.Response().Writer = rec
-		err := next(c)
-		if err != nil {
+		got := &capture{header: http.Header{}}
+		c.Response().Writer = got
+		if err := next(c); err != nil {
 			c.Error(err)
 		}
 		c.Response().Writer = real
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		resp := openhim.NewResponse(status, rec.header, rec.body.Bytes(), s.now())
-		env := openhim.NewEnvelope(s.sections.OpenHIM.URN, "", resp)
-		if status < 300 {
-			env.Status = openhim.StatusProcessing
-		}
-		req := openhim.RequestFromHTTP(c.Request(), nil, received)
-		env.AddOrchestration(openhim.NewOrchestration("Tally ingest", req, &resp, nil))
-		if txID := txIDFromBody(rec.body.Bytes()); txID != "" {
-			env.SetProperty("tally_transaction", txID)
-			// A source that waits for delivery has the outcome now: the envelope carries
-			// the final status and the DHIS2 calls, and the core needs no later update.
-			if v, ok := s.finished(c.Request().Context(), txID); ok {
-				out := s.openhimOutcome(v)
-				env.Status = out.Status
-				env.AddOrchestration(out.Orchestrations...)
-				_, _ = s.conn.State.Create(c.Request().Context(), "openhim."+txID, []byte(v.Status))
-			}
-		}
-		c.Response().Writer = real
+		env := s.answerThroughOpenHIM(c.Request(), coreTx, got, received)
 		c.Response().Committed = false
-		c.Response().Status = status
+		c.Response().Status = env.Response.Status
 		return env.Write(c.Response())
 	}
 }
 
-// finished returns the transaction's view if its deliveries are all done.
-func (s *Service) finished(ctx context.Context, txID string) (*TxView, bool) {
-	v, err := s.txlog.View(ctx, txID)
-	if err != nil || v.Status == TxAccepted {
-		return nil, false
+// answerThroughOpenHIM builds the envelope for the handler's answer and links the core's
+// transaction to Tally's, so that its outcome is recorded once the Tally transaction is
+// final. The link is stored before the answer leaves: a transaction the core was told about
+// is never left without its outcome.
+func (s *Service) answerThroughOpenHIM(r *http.Request, coreTx string, got *capture, received time.Time) *openhim.Envelope {
+	resp := openhim.NewResponse(got.statusOr(http.StatusOK), got.header, got.body.Bytes(), s.now())
+	env := openhim.NewEnvelope(s.sections.OpenHIM.URN, "", resp)
+	env.AddOrchestration(openhim.NewOrchestration("Tally ingest", openhim.RequestFromHTTP(r, nil, received), &resp, nil))
+	txID := txIDFromBody(got.body.Bytes())
+	if txID == "" || !validTxID(txID) {
+		// Refused before a transaction existed: the core derives the status from the answer.
+		return env
 	}
-	return v, true
+	link := s.newLink(r, coreTx, txID)
+	if link.Parent != "" {
+		if ans := s.rerunDeadLetters(r.Context(), txID, link); ans != nil {
+			s.rerunEnvelope(env, ans)
+		}
+	}
+	// The answer's bookkeeping must not fail because the client (the core) gave up waiting.
+	ctx, cancel := bookkeeping(r.Context())
+	defer cancel()
+	if link.Kind != linkRerun {
+		s.statusEnvelope(ctx, env, txID, link)
+	}
+	if err := s.addLink(ctx, txID, link); err != nil {
+		s.log.Error("linking the OpenHIM transaction; its outcome will not be recorded in the core",
+			"tx", txID, "openhim_tx", coreTx, "err", err)
+	}
+	return env
+}
+
+// statusEnvelope completes the envelope of a request for Tally transaction txID with what is
+// known of it: its outcome when it is final already (a source that waits for delivery, a
+// repeat of a finished payload), which the outbox then only confirms; else Processing.
+func (s *Service) statusEnvelope(ctx context.Context, env *openhim.Envelope, txID string, link *openhimLink) {
+	v, err := s.txlog.View(ctx, txID)
+	switch {
+	case err != nil:
+		s.log.Warn("reading the transaction for the OpenHIM answer", "tx", txID, "err", err)
+		env.SetProperty(propTransaction, txID)
+	case v.Status != TxAccepted:
+		out := s.openhimOutcome(v, link)
+		env.Status, env.Properties = out.Status, out.Properties
+		env.AddOrchestration(out.Orchestrations...)
+	default:
+		env.SetProperty(propTransaction, txID).SetProperty(propStatus, v.Status)
+		if link.Kind == linkDuplicate {
+			env.SetProperty(propDuplicate, true)
+		}
+	}
+	if env.Status == "" && env.Response.Status < 300 {
+		env.Status = openhim.StatusProcessing
+	}
 }
 
 // capture buffers a handler's answer so it can be wrapped.
@@ -110,39 +141,68 @@ func (c *capture) Write(p []byte) (int, error) {
 	return c.body.Write(p)
 }
 
+func (c *capture) statusOr(def int) int {
+	if c.status == 0 {
+		return def
+	}
+	return c.status
+}
+
+// txIDFromBody finds Tally's transaction id in an answer: "transaction" in the native
+// answers, the import summary's "reference" in DHIS2's shape.
 func txIDFromBody(b []byte) string {
 	var v struct {
 		Transaction string `json:"transaction"`
 		Response    struct {
 			Reference string `json:"reference"`
 		} `json:"response"`
+		Reference string `json:"reference"` // the bare ImportSummary of API versions up to 37
 	}
 	if json.Unmarshal(b, &v) != nil {
 		return ""
 	}
-	if v.Transaction != "" {
-		return v.Transaction
+	for _, id := range []string{v.Transaction, v.Response.Reference, v.Reference} {
+		if id != "" {
+			return id
+		}
 	}
-	return v.Response.Reference
+	return ""
 }
 
-// applyOpenHIMConfig applies what an operator changed in the OpenHIM console. Values that
-// mean "no override" leave the YAML in force.
+// applyOpenHIMConfig applies what an operator changed in the OpenHIM console. A pushed
+// config is the whole console config: a key that is absent, or holds its "no override"
+// value, restores what the configuration file says.
 func (s *Service) applyOpenHIMConfig(raw map[string]any) {
 	o, err := openhim.ParseOverrides(raw)
 	if err != nil {
 		s.log.Warn("ignoring OpenHIM console config", "err", err)
 		return
 	}
-	if o.LogLevel != nil && s.logLevel != nil {
-		s.logLevel.Set(*o.LogLevel)
+	if s.logLevel != nil {
+		s.logLevel.Set(o.LogLevelOr(s.configuredLevel))
 	}
 	s.overrides.Store(&o)
-	s.log.Info("applied OpenHIM console config", "dry_run_targets", o.DryRunTargets,
-		"batch_size", derefInt(o.BatchSize), "delivery_concurrency", derefInt(o.DeliveryConcurrency))
-	if o.DeliveryConcurrency != nil && *o.DeliveryConcurrency > 0 {
-		s.log.Warn("delivery_concurrency from the console applies at the next restart")
+	for _, t := range s.targets {
+		if t.slots != nil {
+			t.slots.resize(s.deliveryConcurrency(t.cfg))
+		}
 	}
+	s.log.Info("applied OpenHIM console config", "log_level", o.LogLevelOr(s.configuredLevel).String(),
+		"dry_run_targets", o.DryRunTargets, "batch_size", derefInt(o.BatchSize),
+		"delivery_concurrency", derefInt(o.DeliveryConcurrency))
+}
+
+// configuredLevel is the level the configuration file asks for; when it cannot be read (it
+// was validated, so only for a service built by hand) the level the logger started with.
+func configuredLevel(level string, started *slog.LevelVar) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err == nil {
+		return l
+	}
+	if started != nil {
+		return started.Level()
+	}
+	return slog.LevelInfo
 }
 
 func derefInt(p *int) int {
@@ -160,97 +220,23 @@ func (s *Service) batchSizeFor(configured int) int {
 	return configured
 }
 
+// deliveryConcurrency is how many requests a target may have in flight: the console's
+// delivery_concurrency when an operator set one, else targets[].concurrency.
+func (s *Service) deliveryConcurrency(t *config.Target) int {
+	if o := s.overrides.Load(); o != nil && o.DeliveryConcurrency != nil && *o.DeliveryConcurrency > 0 {
+		return *o.DeliveryConcurrency
+	}
+	return t.Concurrency
+}
+
 // dryRunFor reports whether deliveries to a target are dry runs, by config or console.
-func (s *Service) dryRunFor(t *target) bool {
-	if t.cfg.DryRun {
+func (s *Service) dryRunFor(t *target) bool { return s.dryRunByName(t.cfg.Name) }
+
+// dryRunByName is dryRunFor for a target named in a transaction.
+func (s *Service) dryRunByName(name string) bool {
+	if tc, ok := s.cfg.Target(name); ok && tc.DryRun {
 		return true
 	}
 	o := s.overrides.Load()
-	return o != nil && slices.Contains(o.DryRunTargets, t.cfg.Name)
-}
-
-// reportOpenHIMOutcomes watches delivery records and, when a transaction that came
-// through OpenHIM reaches a final status, updates the core's transaction once. The update
-// is claimed in tally_state first, so with several replicas (or after a restart) it is
-// sent once.
-func (s *Service) reportOpenHIMOutcomes(ctx context.Context) {
-	w, err := s.conn.Tx.Watch(ctx, "*.d.>", jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
-	if err != nil {
-		s.log.Error("watching deliveries for OpenHIM updates", "err", err)
-		return
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				continue
-			}
-			txID, _, _ := strings.Cut(e.Key(), ".d.")
-			if err := s.updateOpenHIM(ctx, txID); err != nil {
-				s.log.Warn("updating the OpenHIM transaction", "tx", txID, "err", err)
-			}
-		}
-	}
-}
-
-func (s *Service) updateOpenHIM(ctx context.Context, txID string) error {
-	rec, err := s.txlog.Get(ctx, txID)
-	if err != nil || rec.OpenHIMTransaction == "" {
-		return nil
-	}
-	v, err := s.txlog.View(ctx, txID)
-	if err != nil || v.Status == TxAccepted {
-		return err
-	}
-	if _, err := s.conn.State.Create(ctx, "openhim."+txID, []byte(v.Status)); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return nil
-		}
-		return fmt.Errorf("claiming the OpenHIM update: %w", err)
-	}
-	update := s.openhimOutcome(v)
-	if err := s.openhim.Client().UpdateTransaction(ctx, rec.OpenHIMTransaction, update); err != nil {
-		// Release the claim so that a later delivery record (or replica) tries again.
-		_ = s.conn.State.Delete(ctx, "openhim."+txID)
-		return err
-	}
-	s.log.Info("updated OpenHIM transaction", "tx", txID, "openhim_tx", rec.OpenHIMTransaction, "status", update.Status)
-	return nil
-}
-
-// openhimOutcome is a finished transaction as OpenHIM records it: the final status, the
-// transaction as the response, and one orchestration per target for its DHIS2 import.
-func (s *Service) openhimOutcome(v *TxView) openhim.TransactionUpdate {
-	status := map[string]openhim.Status{
-		TxDelivered: openhim.StatusSuccessful, TxPartiallyDelivered: openhim.StatusCompletedWithErrors, TxFailed: openhim.StatusFailed,
-	}[v.Status]
-	body, _ := json.Marshal(v)
-	now := s.now()
-	code := http.StatusOK
-	if v.Status != TxDelivered {
-		code = http.StatusConflict
-	}
-	resp := openhim.NewResponse(code, http.Header{"Content-Type": {"application/json"}}, body, now)
-	update := openhim.TransactionUpdate{Status: status, Response: &resp}
-	for _, t := range v.Targets {
-		tb, _ := json.Marshal(t)
-		tresp := openhim.NewResponse(code, http.Header{"Content-Type": {"application/json"}}, tb, now)
-		req := openhim.Request{Path: "/api/dataValueSets", Method: http.MethodPost, Timestamp: v.Received}
-		if tc, ok := s.cfg.Target(t.Target); ok {
-			req.Host = tc.URL
-		}
-		var oerr error
-		if t.LastError != "" && v.Status != TxDelivered {
-			oerr = errors.New(t.LastError)
-		}
-		update.Orchestrations = append(update.Orchestrations,
-			openhim.NewOrchestration("DHIS2 import: "+t.Target, req, &tresp, oerr))
-	}
-	return update
+	return o != nil && slices.Contains(o.DryRunTargets, name)
 }

@@ -56,6 +56,13 @@ type Service struct {
 	metadata       *metadataCache
 	mappingStamp   atomic.Value // string
 	mappingReloads *prometheus.CounterVec
+	// concurrencyLimit is tally_delivery_concurrency_limit (deliver.go).
+	concurrencyLimit *prometheus.GaugeVec
+	// configuredLevel is the log level of the configuration file, which the OpenHIM console
+	// can override and restore (openhim.go).
+	configuredLevel slog.Level
+	// outcomes counts the outcomes recorded in the OpenHIM core (openhim_outbox.go).
+	outcomes *prometheus.CounterVec
 
 	echo     *echo.Echo
 	listener net.Listener
@@ -102,6 +109,9 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	}
 	s.metadata = newMetadataCache(s)
 	s.mappingReloads = newReloadCounter(o.Registry)
+	s.concurrencyLimit = newConcurrencyGauge(o.Registry)
+	s.outcomes = newOutcomeCounter(o.Registry)
+	s.configuredLevel = configuredLevel(cfg.Log.Level, o.LogLevel)
 	s.engine.Store(mapping.NewEngine(sections.Mappings, s.metadata))
 	s.mappingStamp.Store(mappingFilesStamp(cfg, sections.Mappings))
 	if sections.OpenHIM.Enabled {
@@ -172,6 +182,8 @@ func (s *Service) Start(ctx context.Context) error {
 	hctx, cancelHandlers := context.WithCancel(context.Background())
 	s.cancel, s.cancelHandlers = cancel, cancelHandlers
 	consumers := s.consumers() // workers.go: the mapper, and per target its circuit, rate limit and workers
+	// openhim_outbox.go: the outcomes recorded in the OpenHIM core (none without openhim:)
+	consumers = append(consumers, s.openhimConsumers()...)
 	var readyWG sync.WaitGroup
 	errs := make(chan error, len(consumers))
 	for _, c := range consumers {
@@ -231,7 +243,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.workers.Add(1)
 		go func() {
 			defer s.workers.Done()
-			s.reportOpenHIMOutcomes(wctx)
+			s.dropLegacyClaims(wctx) // openhim_outbox.go
 		}()
 	}
 	s.startExchanges(wctx) // exchange.go: the exchanges' schedulers, tracked by s.workers

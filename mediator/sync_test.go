@@ -1,12 +1,11 @@
 package mediator_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator/openhim/openhimtest"
@@ -51,35 +50,44 @@ func TestSynchronousModeAnswersWithTheOutcome(t *testing.T) {
 	}
 }
 
-// TestOpenHIMSynchronousEnvelopeCarriesTheDHIS2Call: through an OpenHIM channel, a waiting
-// source's envelope has the final status and the DHIS2 import orchestration.
-func TestOpenHIMSynchronousEnvelopeCarriesTheDHIS2Call(t *testing.T) {
-	core := openhimtest.NewServer()
+// TestOpenHIMSynchronousSourceHasOneOutcome: through an OpenHIM channel, a source that waits
+// for delivery answers with the final status and the DHIS2 orchestration in its envelope; the
+// outbox then confirms the record and adds nothing, so the record has exactly one DHIS2
+// orchestration, whether the core writes the envelope before the outbox looks or after.
+func TestOpenHIMSynchronousSourceHasOneOutcome(t *testing.T) {
+	emu := emulator(t)
+	core := openhimtest.NewServer(openhimtest.WithClient(himClient, himClientPassword, "tally"))
 	defer core.Close()
-	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
-	defer emu.Close()
-	h := startTallyCfg(t, emu.URL, t.TempDir(), syncSource, openhimYAML(core.URL))
-	coreTx := core.NewTransaction(map[string]any{"status": "Processing"})
-	req, _ := http.NewRequest("POST", h.base+"/ingest/sync", bytes.NewReader(payload(t, "chw-2024-01.json")))
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("sync", "sync-password")
-	req.Header.Set("X-OpenHIM-TransactionID", coreTx)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	b := startBehindHIM(t, core, himConfig{targetURL: emu.URL})
+
+	for i, c := range []struct {
+		path  string
+		delay time.Duration
+		route string
+	}{
+		{"/ingest/himsync", 0, "Tally himsync"},
+		{"/ingest/himsync", 500 * time.Millisecond, "Tally himsync"},
+		{"/api/dataValueSets", 500 * time.Millisecond, "Tally dataValueSets"},
+	} {
+		t.Run(fmt.Sprintf("%s %s", c.path, c.delay), func(t *testing.T) {
+			core.SetStoreDelay(c.delay)
+			answer := b.post(c.path, chwValues(fmt.Sprintf("2023%02d", i+1), "KL_S_F1", 3*i), nil)
+			if answer.status != http.StatusOK {
+				t.Fatalf("client answer: HTTP %d %v", answer.status, answer.body)
+			}
+			rec := b.waitConfirmed(i+1, answer.txID)
+			assertFinalRecord(t, rec, c.route, http.StatusOK, emu.URL)
+			if c.delay == 0 {
+				// The envelope was stored before the outbox read the record: nothing to add.
+				for _, u := range core.TransactionUpdates() {
+					if u.ID == answer.txID {
+						t.Errorf("the outbox updated a record the envelope had completed: %s", u.Raw)
+					}
+				}
+			}
+		})
 	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var env struct {
-		Status         string `json:"status"`
-		Orchestrations []struct {
-			Name string `json:"name"`
-		} `json:"orchestrations"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil {
-		t.Fatal(err)
-	}
-	if env.Status != "Successful" || len(env.Orchestrations) != 2 || env.Orchestrations[1].Name != "DHIS2 import: hmis" {
-		t.Fatalf("envelope = %s", raw)
+	if got := emu.ImportRequests(); got != 3 {
+		t.Errorf("%d imports, want 3", got)
 	}
 }

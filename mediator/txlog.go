@@ -144,6 +144,10 @@ type TxEvent struct {
 	Remapped bool   `json:"remapped,omitempty"`
 	// Replay is the replay generation the event concerns.
 	Replay int `json:"replay,omitempty"`
+	// OpenHIMTransaction is the core transaction of an OpenHIM console rerun (EventRerun),
+	// and DeadLetters how many dead letters it replayed.
+	OpenHIMTransaction string `json:"openhimTransaction,omitempty"`
+	DeadLetters        int    `json:"deadLetters,omitempty"`
 }
 
 // TxLog reads and writes the tally_tx bucket. The ingest record lives at <id>; each delivery

@@ -171,7 +171,9 @@ func (s *Service) consumers() []*consumer {
 		stop, serverMax := backstopFor(t.cfg.Retry.MaxAttempts)
 		st := stage{name: "deliver", dlqTarget: name, ackWait: ackWait, maxDeliver: stop}
 		out = append(out, &consumer{
-			stream: stream.DeliverStream, workers: t.cfg.Concurrency, gate: t, log: s.log,
+			// Enough workers for any limit; the target's slots admit as many as the limit in
+			// force, which the OpenHIM console can change while they run.
+			stream: stream.DeliverStream, workers: maxDeliveryConcurrency, gate: t, log: s.log,
 			handle: s.chain(st, s.deliverWork(t)),
 			cfg: jetstream.ConsumerConfig{Durable: deliverConsumer(name), AckPolicy: jetstream.AckExplicitPolicy,
 				AckWait: ackWait, MaxAckPending: deliverMaxAckPending, MaxDeliver: serverMax,

@@ -283,10 +283,10 @@ func NewOrchestration(name string, req Request, resp *Response, err error) Orche
 //     stored request to Tally as a new transaction: a new X-OpenHIM-TransactionID, the same
 //     path, query and body, plus the headers "parentID" (the original transaction id) and
 //     "taskID" (see Rerun). Because Tally's message ids are derived from body content, a
-//     rerun inside JetStream's duplicate window is acknowledged as a duplicate and stored
-//     once; answer it Successful with a property such as "duplicate": true so the operator
-//     sees why nothing new happened. After the window the replay is delivered again, which
-//     DHIS2's upsert makes harmless.
+//     rerun inside JetStream's duplicate window is the same Tally transaction: Tally replays
+//     its dead letters when it failed, and otherwise answers with its status and a property
+//     saying it is a duplicate, so the operator sees why nothing new happened. After the
+//     window the replay is delivered again, which DHIS2's upsert makes harmless.
 //   - Auto-retry (channel setting) is triggered by an envelope with Error set; it also
 //     arrives as a rerun.
 func TransactionID(r *http.Request) string {

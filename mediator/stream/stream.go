@@ -28,6 +28,15 @@ const (
 	DLQPrefix     = "tally.dlq."
 	TxBucket      = "tally_tx"
 	StateBucket   = "tally_state"
+	// OpenHIMStream is the outbox of outcomes to record in an OpenHIM core's transactions,
+	// one message per core transaction on OpenHIMPrefix + "outcome".
+	OpenHIMStream = "TALLY_OPENHIM"
+	OpenHIMPrefix = "tally.openhim."
+	// TxStream and TxSubjectPrefix name the stream JetStream keeps the tally_tx bucket in,
+	// and the subject of each key (TxSubjectPrefix + key), for a consumer that follows the
+	// transaction log's writes durably.
+	TxStream        = "KV_" + TxBucket
+	TxSubjectPrefix = "$KV." + TxBucket + "."
 )
 
 // Config says where JetStream is. An empty URL starts an embedded server storing in StoreDir.
@@ -195,6 +204,8 @@ func (c *Conn) ensure(ctx context.Context, cfg Config) error {
 			Description: "Mapped batches waiting for delivery, one subject per target"},
 		{Name: DLQStream, Subjects: []string{DLQPrefix + ">"}, Retention: jetstream.LimitsPolicy,
 			Description: "Dead letters: values a target refused or that ran out of attempts"},
+		{Name: OpenHIMStream, Subjects: []string{OpenHIMPrefix + ">"}, Retention: jetstream.WorkQueuePolicy,
+			Description: "Transaction outcomes waiting to be recorded in the OpenHIM core"},
 	}
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
