@@ -43,6 +43,9 @@ type himConfig struct {
 	dir, coreURL, targetURL string
 	// concurrency is the target's; batchSize the sources'.
 	concurrency, batchSize int
+	// wait is himsync's wait_for_delivery (default 20s); ackWait is delivery.ack_wait
+	// (default 30s).
+	wait, ackWait string
 }
 
 func (c himConfig) yaml() string {
@@ -59,7 +62,7 @@ sources:
     auth: {users: [{username: himsync, password: himsync-password}]}
     id_schemes: {id_scheme: CODE}
     batch_size: %d
-    wait_for_delivery: 20s
+    wait_for_delivery: %s
 targets:
   - name: hmis
     url: %s
@@ -68,8 +71,9 @@ targets:
     timeout: 5s
     concurrency: %d
     retry: {initial_delay: 20ms, max_delay: 100ms, max_attempts: 1000}
-delivery: {ack_wait: 30s}
-`, c.dir, adminToken, or0(c.batchSize, 1000), or0(c.batchSize, 1000), c.targetURL, max(c.concurrency, 1)) +
+delivery: {ack_wait: %s}
+`, c.dir, adminToken, or0(c.batchSize, 1000), or0(c.batchSize, 1000), or(c.wait, "20s"), c.targetURL, max(c.concurrency, 1),
+		or(c.ackWait, "30s")) +
 		openhimYAML(c.coreURL)
 }
 

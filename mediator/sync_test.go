@@ -91,3 +91,33 @@ func TestOpenHIMSynchronousSourceHasOneOutcome(t *testing.T) {
 		t.Errorf("%d imports, want 3", got)
 	}
 }
+
+// A synchronous source whose target is slower than its wait_for_delivery: the client gets
+// 202 when the wait runs out, the import that was under way finishes and is recorded once —
+// never posted a second time, however long past ack_wait it took — and the core's record
+// ends with the final status and one DHIS2 orchestration.
+func TestOpenHIMSynchronousSourceSlowerThanItsWait(t *testing.T) {
+	emu := emulator(t)
+	emu.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultLatency, Path: importPath, Delay: dhis2test.Duration(3 * time.Second)})
+	core := openhimtest.NewServer(openhimtest.WithClient(himClient, himClientPassword, "tally"))
+	defer core.Close()
+	b := startBehindHIM(t, core, himConfig{targetURL: emu.URL, wait: "1s", ackWait: "1s"})
+
+	answer := b.post("/ingest/himsync", chwValues("202305", "KL_S_F2", 0), nil)
+	if answer.status != http.StatusAccepted {
+		t.Fatalf("client answer: HTTP %d %v, want 202 once the wait ran out", answer.status, answer.body)
+	}
+	rec := b.waitConfirmed(1, answer.txID)
+	assertFinalRecord(t, rec, "Tally himsync", http.StatusAccepted, emu.URL)
+	// Three more ack_waits: a message whose import outlasted its deadline would be posted
+	// again by now.
+	time.Sleep(3 * time.Second)
+	if n := emu.ImportRequests(); n != 1 {
+		t.Errorf("%d import requests, want 1", n)
+	}
+	for k, n := range emu.Store().ReceivedCounts() {
+		if n != 1 {
+			t.Errorf("%v received %d times", k, n)
+		}
+	}
+}
