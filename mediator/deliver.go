@@ -583,7 +583,7 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 func scopeConflicts(res *dhis2.ImportResult, b *transform.Batch, held []int) []Conflict {
 	out := make([]Conflict, 0, len(res.Conflicts))
 	for _, c := range res.Conflicts {
-		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Property: c.Property, Message: c.Value}
+		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property, Message: c.Value}
 		for _, i := range held {
 			cc.Indexes = append(cc.Indexes, b.Values[i].Index)
 		}
@@ -595,7 +595,7 @@ func scopeConflicts(res *dhis2.ImportResult, b *transform.Batch, held []int) []C
 func conflictsOf(res *dhis2.ImportResult, b *transform.Batch, offset int) []Conflict {
 	out := make([]Conflict, 0, len(res.Conflicts))
 	for _, c := range res.Conflicts {
-		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Property: c.Property, Message: c.Value}
+		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property, Message: c.Value}
 		for _, i := range c.Indexes {
 			if p := offset + i; p >= 0 && p < len(b.Values) {
 				cc.Indexes = append(cc.Indexes, b.Values[p].Index)

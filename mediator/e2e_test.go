@@ -234,8 +234,9 @@ func TestEndToEndDeliversWithCodes(t *testing.T) {
 		t.Errorf("transaction import count = %v", ic)
 	}
 
-	// The CSV sample through the DHIS2-compatible endpoint, authenticated as DHIS2 clients do.
-	req, _ := http.NewRequest("POST", h.base+"/api/dataValueSets", bytes.NewReader(payload(t, "mal-2024-01.csv")))
+	// The CSV sample through the DHIS2-compatible endpoint, authenticated as DHIS2 clients do;
+	// its ids are codes, which the request must say, as it must to DHIS2.
+	req, _ := http.NewRequest("POST", h.base+"/api/dataValueSets?idScheme=CODE", bytes.NewReader(payload(t, "mal-2024-01.csv")))
 	req.Header.Set("Content-Type", "application/csv")
 	req.SetBasicAuth("exchange", "exchange-secret")
 	code, wm := h.do(req)
@@ -305,6 +306,9 @@ func TestRestartBeforeDeliveryDeliversExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestBadInputIsRefusedWithItsPlaceAndNothingPublished: on the native endpoint a payload is
+// refused whole (validation: atomic, its default), with every problem's place; an empty one
+// is accepted and stores nothing.
 func TestBadInputIsRefusedWithItsPlaceAndNothingPublished(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
@@ -329,7 +333,10 @@ func TestBadInputIsRefusedWithItsPlaceAndNothingPublished(t *testing.T) {
 		{"wrong content type", "image/png", bearer, "\x89PNG\r\n", 415, []string{"application/json"}},
 		{"unauthenticated", "application/json", "", `{"dataValues":[]}`, 401, []string{"credentials"}},
 		{"wrong token", "application/json", "Bearer nope-nope-nope-nope", `{"dataValues":[]}`, 401, []string{"credentials"}},
-		{"empty", "application/json", bearer, `{"dataValues":[]}`, 400, []string{"no data values"}},
+		// Empty payloads are valid (as in DHIS2) and store nothing.
+		{"empty", "application/json", bearer, `{"dataValues":[]}`, 200, []string{`"status":"empty"`}},
+		{"empty object", "application/json", bearer, `{}`, 200, []string{`"status":"empty"`}},
+		{"empty ADX", "application/adx+xml", bearer, `<adx xmlns="urn:ihe:qrph:adx:2015"></adx>`, 200, []string{`"values":0`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/adx"
 	"github.com/tally-hmis/tally/adapters/dvs"
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -16,25 +15,31 @@ import (
 type decodeFunc func(r io.Reader, sink transform.Sink) error
 
 // decoderFor picks the parser for a request: the source's configured format, or for "auto"
-// the Content-Type, falling back to sniffing the first bytes when the type says nothing.
+// the Content-Type — on the DHIS2-compatible endpoint as DHIS2 reads it (415 for what DHIS2
+// refuses), on Tally's own endpoint falling back to sniffing the first bytes when the type
+// says nothing.
 //
-// A data value set may carry dryRun in its header, which wins over the query as in DHIS2;
-// the parser reports it through dryRun.
-func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio.Reader, q map[string][]string,
-	schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
+// A data value set may carry dryRun and its import strategy in its header, which win over
+// the query as in DHIS2; the parser reports them through opts.
+func (s *Service) decoderFor(req ingestRequest, body *bufio.Reader, schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
+	src := req.Source
 	onHeader := func(h *dvs.Header) error {
 		if h.DryRun != nil {
 			opts.dryRun = *h.DryRun
 		}
 		if h.Strategy != "" {
-			opts.setStrategy(h.Strategy)
+			return opts.setStrategy(h.Strategy)
 		}
 		return nil
 	}
 	format := src.Format
 	if format == "auto" {
 		head, _ := body.Peek(512)
-		f, err := dvs.DetectFormat(contentType, head)
+		detect := dvs.DetectFormat
+		if req.DHIS2 {
+			detect = dvs.DetectAsDHIS2
+		}
+		f, err := detect(req.ContentType, head)
 		if err != nil {
 			return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported",
 				Msg: err.Error() + "; send application/json, application/xml, application/adx+xml or application/csv"}
@@ -55,8 +60,8 @@ func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio
 			return dvs.DecodeXML(r, sink, dvs.Options{OnHeader: onHeader})
 		}, format, nil
 	case "csv":
-		header := first(q, "firstRowIsHeader") != "false"
-		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(q, "dataSet")}
+		header := first(req.Query, "firstRowIsHeader") != "false"
+		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(req.Query, "dataSet")}
 		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeCSV(r, sink, opts) }, format, nil
 	case "adx":
 		// ADX's default id scheme is CODE; the request's schemes go to the parser so that
@@ -72,21 +77,28 @@ func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio
 // it as in DHIS2, in the payload's header.
 type payloadOptions struct {
 	dryRun bool
-	// strategy is the importStrategy asked for, upper case; empty: the target's own.
-	strategy string
+	// strategy is the importStrategy asked for under its current name; empty: the
+	// target's own.
+	strategy transform.ImportStrategy
 	// delete: importStrategy DELETE, which Tally carries as deleted: true on every value
 	// so that any target deletes them whatever its own strategy.
 	delete bool
 }
 
-func (o *payloadOptions) setStrategy(s string) {
-	o.strategy = strings.ToUpper(strings.TrimSpace(s))
-	o.delete = isDeleteStrategy(o.strategy)
+// setStrategy reads an importStrategy as DHIS2 does (its legacy names included) and
+// refuses any other value, naming it.
+func (o *payloadOptions) setStrategy(s string) error {
+	st, err := transform.ParseImportStrategy(s)
+	if err != nil {
+		return err
+	}
+	o.strategy, o.delete = st, st.IsDelete()
+	return nil
 }
 
 func isDeleteStrategy(s string) bool {
-	s = strings.ToUpper(s)
-	return s == "DELETE" || s == "DELETES"
+	st, _ := transform.ParseImportStrategy(s)
+	return st.IsDelete()
 }
 
 // deleting marks every value deleted while the payload asks for the DELETE strategy.

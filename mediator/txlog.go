@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/transform"
 )
 
 // Transaction statuses, as the API reports them.
@@ -43,6 +44,13 @@ type TxRecord struct {
 	OpenHIMTransaction string `json:"openhimTransaction,omitempty"`
 	// Exchange is the run summary of a scheduled exchange's transaction.
 	Exchange *ExchangeRun `json:"exchange,omitempty"`
+	// Refused counts the payload's values refused at ingest, one by one (per-value
+	// validation); Values counts only those kept for delivery.
+	Refused int `json:"refused,omitempty"`
+	// Conflicts are the refused values' conflicts as DHIS2 reports them (merged by error
+	// code and objects, their indexes pointing into the payload), at most
+	// maxConflictsKept entries.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
 }
 
 // ImportCount mirrors DHIS2's importCount.
@@ -60,13 +68,28 @@ func (c *ImportCount) add(o ImportCount) {
 	c.Deleted += o.Deleted
 }
 
-// Conflict is one problem a target reported, pointing at values by their payload index.
+// Conflict is one problem a target (or Tally's own validation, or mapping) reported,
+// pointing at values by their payload index. The fields are DHIS2's, so that a conflict
+// can be relayed as DHIS2 wrote it.
 type Conflict struct {
-	ErrorCode string `json:"errorCode,omitempty"`
-	Object    string `json:"object,omitempty"`
-	Property  string `json:"property,omitempty"`
-	Message   string `json:"message"`
-	Indexes   []int  `json:"indexes,omitempty"`
+	ErrorCode string            `json:"errorCode,omitempty"`
+	Object    string            `json:"object,omitempty"`
+	Objects   map[string]string `json:"objects,omitempty"`
+	Property  string            `json:"property,omitempty"`
+	Message   string            `json:"message"`
+	Indexes   []int             `json:"indexes,omitempty"`
+}
+
+// conflictFrom is a DHIS2 import conflict as the transaction log keeps it.
+func conflictFrom(c transform.ImportConflict) Conflict {
+	return Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property,
+		Message: c.Value, Indexes: c.Indexes}
+}
+
+// dhis2 is the conflict in DHIS2's own shape.
+func (c Conflict) dhis2() transform.ImportConflict {
+	return transform.ImportConflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property,
+		Value: c.Message, Indexes: c.Indexes}
 }
 
 // maxConflictsKept bounds a record: a target that rejects a thousand values says why in far

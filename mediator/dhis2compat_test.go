@@ -1,0 +1,56 @@
+package mediator_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+)
+
+// postDVS posts a JSON body to path with Basic credentials and returns the status and the
+// decoded answer.
+func (h *harness) postDVS(path, user, pass, body string) (int, map[string]any) {
+	h.t.Helper()
+	req, _ := http.NewRequest("POST", h.base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(user, pass)
+	return h.do(req)
+}
+
+const oneBadPeriod = `{"orgUnit":"KL_N_F1","dataValues":[{"dataElement":"CHW_HOUSEHOLD_VISITS","period":"202401","value":"1"},
+  {"dataElement":"CHW_U5_ASSESSMENTS","period":"202413","value":"2"},{"dataElement":"CHW_PREGNANCIES_REGISTERED","period":"202401","value":"3"}]}`
+
+// TestDataValueSetsAnswerInTheTargetsEra: the answer imitates the release of the source's
+// targets (spec dhis2.md §2.2): a 2.43 target's era answers WARNING with 200 and "Import
+// completed with warnings", counts every accepted write as updated (2.43 §2.4 D) and lists
+// rejectedIndexes (2.41+); a source's dhis2_version overrides it, and 2.37 is the bare
+// ImportSummary with 200 whatever its status (§2.1).
+func TestDataValueSetsAnswerInTheTargetsEra(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.43"))
+	defer emu.Close()
+	h := startTallyCfg(t, emu.URL, t.TempDir(), `  - name: old
+    auth: {users: [{username: old, password: old-secret}]}
+    dhis2_version: "2.37"
+`, "")
+	code, wm := h.postDVS("/api/dataValueSets?idScheme=CODE", "exchange", "exchange-secret", oneBadPeriod)
+	resp, _ := wm["response"].(map[string]any)
+	if code != http.StatusOK || wm["status"] != "WARNING" || wm["message"] != "Import completed with warnings, please check import summary." {
+		t.Fatalf("2.43: HTTP %d %v", code, wm)
+	}
+	if ic := resp["importCount"].(map[string]any); ic["updated"] != float64(2) || ic["imported"] != float64(0) || ic["ignored"] != float64(1) {
+		t.Errorf("2.43 counts %v, want 2 updated, 1 ignored", ic)
+	}
+	if fmt.Sprint(resp["rejectedIndexes"]) != "[1]" {
+		t.Errorf("rejectedIndexes %v, want [1]", resp["rejectedIndexes"])
+	}
+
+	code, sum := h.postDVS("/api/dataValueSets?idScheme=CODE", "old", "old-secret", strings.Replace(oneBadPeriod, `"1"`, `"9"`, 1))
+	if code != http.StatusOK || sum["responseType"] != "ImportSummary" || sum["status"] != "WARNING" || sum["rejectedIndexes"] != nil {
+		t.Fatalf("2.37: HTTP %d %v", code, sum)
+	}
+	if c := sum["conflicts"].([]any)[0].(map[string]any); c["errorCode"] != "E7611" {
+		t.Errorf("2.37 conflict %v: 2.37 conflicts carry their error code", c)
+	}
+}
