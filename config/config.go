@@ -105,7 +105,9 @@ type Source struct {
 	// report), pass (deliver as they are) or reject (dead-letter the batch).
 	Unmapped string `yaml:"unmapped"`
 	// Duplicates says what happens when two values map to the same target key in one
-	// batch: reject, sum or last (last wins).
+	// payload: reject, sum or last (last wins); or, for a source without a mapping set,
+	// keep: every value is delivered as received and the target settles them as DHIS2
+	// does (2.38–2.42 writes them in order, 2.43 refuses them with E8128).
 	Duplicates string `yaml:"duplicates"`
 	// OrgUnits filters values by their org unit once mapped (it needs a mapping set, whose
 	// target metadata tells the data sets' org units and the levels).

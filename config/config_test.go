@@ -191,6 +191,8 @@ func TestSourceImportKeys(t *testing.T) {
     validation: strict
     dhis2_version: "2.35"
     complete_date: always
+    mapping: some-set
+    duplicates: keep
 targets:
   - {name: hmis, url: https://hmis.example.org, token: d2pat_0123456789abcdef}
 `
@@ -199,6 +201,7 @@ targets:
 		{11, `sources[2].validation: "strict": want per_value or atomic`},
 		{12, `sources[2].dhis2_version: "2.35": want a DHIS2 version from 2.36 on`},
 		{13, `sources[2].complete_date: "always": want dhis2, per_org_unit or ignore`},
+		{15, `sources[2].duplicates: keep: mapped values that meet on one key must be settled`},
 	}
 	if probs := wantProblems(t, err, want); len(probs) != len(want) {
 		t.Errorf("%d problems, want %d:\n%s", len(probs), len(want), err)

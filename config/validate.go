@@ -249,8 +249,13 @@ func (c *Config) validate() Problems {
 		}
 		switch s.Duplicates {
 		case "reject", "sum", "last":
+		case "keep":
+			if s.Mapping != "" {
+				add(p+".duplicates", "keep: mapped values that meet on one key must be settled: want reject, sum or last "+
+					"with a mapping set (keep is for a source whose values go to the target as they are)")
+			}
 		default:
-			add(p+".duplicates", "%q: want reject, sum or last", s.Duplicates)
+			add(p+".duplicates", "%q: want reject, sum, last or keep", s.Duplicates)
 		}
 		ps = append(ps, c.checkSourceOrgUnits(p+".org_units", s)...)
 		if s.WaitForDelivery < 0 || s.WaitForDelivery.D() > 10*time.Minute {

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
+	"net/url"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -252,15 +252,15 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 		return retryIn(policyOf(t.cfg).deferred(), errCircuitOpen)
 	}
 	prev := s.earlierTries(ctx, msg, b, t.cfg.Name)
-	outcome, derr := s.importBatch(ctx, t, b)
+	outcome, derr := s.importBatch(ctx, t, b, flagsOf(msg.Headers()))
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
 	unmapped, _ := strconv.Atoi(msg.Headers().Get(headerUnmapped))
 	rec := &DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
 		Time: s.now().UTC(), Counts: outcome.counts, Conflicts: outcome.conflicts, Rejected: len(outcome.rejected)}
-	history := decodeHistory(msg.Headers().Get(headerHistory))
+	kept := carriedBy(msg.Headers())
 	if derr == nil {
-		return s.delivered(bctx, t, p, b, source, rec, outcome, prev, history)
+		return s.delivered(bctx, t, p, b, source, rec, outcome, prev, kept)
 	}
 	if dhis2.KindOf(derr) == 0 && ctx.Err() != nil {
 		// Our own cancellation (shutdown): the target is not to blame, and the message goes
@@ -269,7 +269,7 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 			"target", t.cfg.Name, "err", derr)
 		return retryIn(0, derr)
 	}
-	return s.deliveryFailed(bctx, t, p, b, source, rec, derr, prev, history)
+	return s.deliveryFailed(bctx, t, p, b, source, rec, derr, prev, kept)
 }
 
 // earlierTries reads the attempts a batch has already used at a target. They are recorded
@@ -290,7 +290,7 @@ func (s *Service) earlierTries(ctx context.Context, msg jetstream.Msg, b *transf
 // delivered records a batch the target answered for: all of it taken, or some values
 // rejected, which become a dead letter of exactly those values.
 func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *DeliveryRecord,
-	out importOutcome, prev tries, history []Failure) error {
+	out importOutcome, prev tries, kept carried) error {
 	name := t.cfg.Name
 	t.breaker.success(p)
 	rec.Attempts = prev.attempts + 1
@@ -302,9 +302,10 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 		part.Values = make([]transform.DataValue, 0, len(out.rejected))
 		for _, i := range out.rejected {
 			part.Values = append(part.Values, b.Values[i])
+			rec.RejectedIndexes = append(rec.RejectedIndexes, b.Values[i].Index)
 		}
 		dl := s.newDeadLetter(&part, source, name, ReasonRejected,
-			fmt.Errorf("%s rejected %d of %d values", name, len(part.Values), len(b.Values)), rec.Conflicts, rec.Attempts, rec.Time, history)
+			fmt.Errorf("%s rejected %d of %d values", name, len(part.Values), len(b.Values)), rec.Conflicts, rec.Attempts, rec.Time, kept)
 		if err := s.storeDeadLetter(ctx, dl); err != nil {
 			return retryIn(s.retryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
 		}
@@ -321,13 +322,18 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 	s.metrics.DeliveredValues.WithLabelValues(name, "updated").Add(float64(c.Updated))
 	s.metrics.DeliveredValues.WithLabelValues(name, "ignored").Add(float64(c.Ignored))
 	s.metrics.DeliveredValues.WithLabelValues(name, "deleted").Add(float64(c.Deleted))
+	// The target answered for the batch: what it completes is registered once the
+	// transaction's other batches are done (completeness.go), as DHIS2 registers a
+	// completion whatever became of the values.
+	rec.Completions = completionsOf(b)
 	s.record(ctx, b.TxID, rec)
+	s.completeIfDone(ctx, t, b.TxID, kept.completes)
 	return nil
 }
 
 // deliveryFailed applies the retry policy to a request that failed as a whole.
 func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *DeliveryRecord,
-	derr error, prev tries, history []Failure) error {
+	derr error, prev tries, kept carried) error {
 	name := t.cfg.Name
 	pol := policyOf(t.cfg)
 	rec.LastError = derr.Error()
@@ -366,16 +372,17 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 		rec.Attempts = attempts
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, "permanent").Inc()
-	dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, rec.FirstError, history)
+	dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, rec.FirstError, kept)
 	if err := s.storeDeadLetter(ctx, dl); err != nil {
 		return retryIn(s.retryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
 	}
 	rec.Outcome = OutcomeDeadLettered
-	rec.Rejected = len(b.Values)
+	rec.Rejected, rec.RejectedIndexes = len(b.Values), payloadIndexes(b.Values)
 	s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(b.Values)))
 	s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 		"reason", reason, "err", derr)
 	s.record(ctx, b.TxID, rec)
+	s.completeIfDone(ctx, t, b.TxID, kept.completes)
 	return nil
 }
 
@@ -431,10 +438,10 @@ func (s *Service) sendRequest(ctx context.Context, t *target, body dhis2.Payload
 // consume chain keeps the message's ack deadline alive meanwhile). Conflict indexes are translated from positions
 // in each request to positions in the batch, then to the values' indexes in the original
 // payload.
-func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch) (importOutcome, error) {
+func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch, flags url.Values) (importOutcome, error) {
 	if b.Deletion {
 		if scopeSupported(ctx, t) {
-			return s.importDeletion(ctx, t, b)
+			return s.importDeletion(ctx, t, b, flags)
 		}
 		// Before 2.43 DHIS2 ignores a deletion block and would remove nothing: the
 		// batch's values (all deleted: true) remove the same keys one by one.
@@ -446,7 +453,7 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 	}
 	var out importOutcome
 	size := t.requestSize()
-	opts := s.importOptions(t, b)
+	opts := s.importOptions(t, b, flags)
 	for start := 0; start < len(b.Values); {
 		end := min(start+size, len(b.Values))
 		if out.requests > 0 {
@@ -488,15 +495,26 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 }
 
 // importOptions are the options of a batch's requests: the client's import strategy, when it
-// asked for one, over the target's (a DELETE travels as deleted: true on every value, which
-// deletes on every DHIS2 version whatever the strategy).
-func (s *Service) importOptions(t *target, b *transform.Batch) dhis2.ImportOptions {
+// asked for one, over the target's, so that the target applies it as DHIS2 does (CREATE
+// leaves existing values alone, UPDATE creates none, DELETE deletes and counts deleted —
+// a DELETE's values also carry deleted: true, which deletes on every version); and the
+// import parameters the client asked the target to apply (importflags.go).
+func (s *Service) importOptions(t *target, b *transform.Batch, flags url.Values) dhis2.ImportOptions {
 	strategy := t.cfg.ImportStrategy
-	if b.ImportStrategy != "" && !isDeleteStrategy(b.ImportStrategy) {
+	if b.ImportStrategy != "" {
 		strategy = b.ImportStrategy
 	}
-	return dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: strategy,
-		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit, Async: t.cfg.Async}
+	o := dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: strategy,
+		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit || flags.Get("skipAudit") == "true", Async: t.cfg.Async}
+	for k, v := range flags {
+		if k != "skipAudit" && len(v) > 0 {
+			if o.Extra == nil {
+				o.Extra = url.Values{}
+			}
+			o.Extra.Set(k, v[0])
+		}
+	}
+	return o
 }
 
 // scopeRelease is the first DHIS2 release that reads a deletion scope (spec dhis2.md §5).
@@ -523,7 +541,7 @@ func scopeSupported(ctx context.Context, t *target) bool {
 // one period, every element narrowed by both combos — and no values. DHIS2 counts what a
 // scope removed as deleted. A refused scope names, as conflict indexes, the values whose
 // keys it held.
-func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Batch) (importOutcome, error) {
+func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Batch, flags url.Values) (importOutcome, error) {
 	var out importOutcome
 	type cell struct{ ou, pe string }
 	groups := map[cell][]int{}
@@ -537,7 +555,7 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 		groups[c] = append(groups[c], i)
 	}
 	size := t.requestSize()
-	opts := s.importOptions(t, b)
+	opts := s.importOptions(t, b, flags)
 	for _, c := range order {
 		idx := groups[c]
 		for start := 0; start < len(idx); {
@@ -612,6 +630,32 @@ func retryAfterOf(err error) time.Duration {
 		return de.RetryAfter
 	}
 	return 0
+}
+
+// carried is what a delivery message carries beside its batch, which a dead letter made of
+// it keeps for the replay: the batch's earlier failures and the import parameters its client
+// asked the target to apply.
+type carried struct {
+	history []Failure
+	flags   string
+	// completes is the number of batches of a transaction that completes a data set
+	// (completeness.go), 0 otherwise.
+	completes int
+}
+
+func carriedBy(h nats.Header) carried {
+	n, _ := strconv.Atoi(h.Get(headerCompletes))
+	return carried{history: decodeHistory(h.Get(headerHistory)), flags: h.Get(headerImportOptions), completes: n}
+}
+
+// header is what a delivery message made of a batch carries forward (a mapped batch, a
+// replay): the import parameters and the completion mark.
+func (c carried) header() nats.Header {
+	h := withFlags(nil, c.flags)
+	if c.completes > 0 {
+		h = completesHeader(h, c.completes)
+	}
+	return h
 }
 
 // maxHistory bounds the failures a replayed batch carries.

@@ -90,7 +90,7 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 			if !res.Duplicate {
 				mine = &res.Report
 			}
-			sum, rejected = outcomeSummary(v, mine, res.Notes, opts, sh.release)
+			sum, rejected = outcomeSummary(v, mine, opts, sh.release)
 		}
 	}
 	sum.forRelease(sh.release, rejected)
@@ -181,9 +181,10 @@ func indexesOf(errs []*transform.InputError) []int {
 // outcomeSummary is what the targets made of a finished transaction, as DHIS2 would have
 // told the client: their counts and conflicts, with the values refused before sending
 // (at ingest: mine, or the transaction's record for a repeat; by mapping) counted as
-// ignored and their conflicts listed. It returns the rejected values' indexes too.
-func outcomeSummary(v *TxView, mine *transform.ValueReport, notes []transform.ImportConflict, opts map[string]any,
-	release int) (*importSummary, []int) {
+// ignored and their conflicts listed. The payload's notes (its completeDate) are listed
+// unless the import was refused as a whole, as DHIS2 looks at the completeDate only in an
+// import that ran. It returns the rejected values' indexes too.
+func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any, release int) (*importSummary, []int) {
 	sum := &importSummary{ResponseType: "ImportSummary", ImportOptions: opts, DataSetComplete: "false", Reference: v.ID}
 	var rejected []int
 	if mine != nil {
@@ -195,14 +196,26 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, notes []transform.Im
 			rejected = append(rejected, c.Indexes...)
 		}
 	}
-	sum.Conflicts = append(sum.Conflicts, notes...)
 	counts, _ := deliveredCounts(v)
 	counts.Ignored += v.Refused
 	wholeFailure := false
 	for _, t := range v.Targets {
 		for _, cf := range t.Conflicts {
 			sum.Conflicts = append(sum.Conflicts, cf.dhis2())
-			rejected = append(rejected, cf.Indexes...)
+		}
+		rejected = append(rejected, t.RejectedIndexes...)
+		if c := t.Completeness; c != nil {
+			// The registration of the data set the payload completes (completeness.go),
+			// as DHIS2 reports its header completeDate: dataSetComplete and conflicts.
+			for _, cf := range c.Conflicts {
+				sum.Conflicts = append(sum.Conflicts, cf.dhis2())
+			}
+			if c.registered() {
+				sum.DataSetComplete = c.Date
+			} else if len(c.Conflicts) == 0 && c.Error != "" {
+				sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
+					Value: "registering the complete data set failed: " + clipText(c.Error, 300)})
+			}
 		}
 		if t.LastError != "" && t.Rejected > 0 {
 			wholeFailure = true
@@ -216,8 +229,14 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, notes []transform.Im
 	}
 	sum.ImportCount = counts
 	written := counts.Imported + counts.Updated + counts.Deleted
+	aborted := v.Status == TxFailed && wholeFailure && written == 0
+	if !aborted {
+		for _, n := range v.Notes {
+			sum.Conflicts = append(sum.Conflicts, n.dhis2())
+		}
+	}
 	switch {
-	case v.Status == TxFailed && wholeFailure && written == 0:
+	case aborted:
 		sum.Status = statusError
 	case len(sum.Conflicts) == 0 && v.Status == TxDelivered:
 		sum.Status = statusSuccess

@@ -24,6 +24,9 @@ type decodeFunc func(r io.Reader, sink transform.Sink) error
 func (s *Service) decoderFor(req ingestRequest, body *bufio.Reader, schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
 	src := req.Source
 	onHeader := func(h *dvs.Header) error {
+		if opts.complete != nil {
+			opts.complete.header(h)
+		}
 		if h.DryRun != nil {
 			opts.dryRun = *h.DryRun
 		}
@@ -61,6 +64,13 @@ func (s *Service) decoderFor(req ingestRequest, body *bufio.Reader, schemes tran
 		}, format, nil
 	case "csv":
 		header := first(req.Query, "firstRowIsHeader") != "false"
+		if !header && req.Release >= 43 {
+			// DHIS2 2.43 maps CSV columns by their header and refuses a file without one
+			// (spec dhis2.md §1.2; conformance README §6.2, dataValueSetBNoHeader.csv).
+			const msg = "CSV without header row is no longer supported."
+			return nil, "", &requestError{Status: http.StatusConflict, Reason: "bad_input", Msg: msg,
+				Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Field: "firstRowIsHeader", Value: "false", Expected: msg}}}}
+		}
 		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(req.Query, "dataSet")}
 		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeCSV(r, sink, opts) }, format, nil
 	case "adx":
@@ -83,6 +93,8 @@ type payloadOptions struct {
 	// delete: importStrategy DELETE, which Tally carries as deleted: true on every value
 	// so that any target deletes them whatever its own strategy.
 	delete bool
+	// complete reads the payload's completeDate (completeness.go).
+	complete *completionReader
 }
 
 // setStrategy reads an importStrategy as DHIS2 does (its legacy names included) and
@@ -94,11 +106,6 @@ func (o *payloadOptions) setStrategy(s string) error {
 	}
 	o.strategy, o.delete = st, st.IsDelete()
 	return nil
-}
-
-func isDeleteStrategy(s string) bool {
-	st, _ := transform.ParseImportStrategy(s)
-	return st.IsDelete()
 }
 
 // deleting marks every value deleted while the payload asks for the DELETE strategy.

@@ -108,6 +108,12 @@ type parsed struct {
 	batches int
 	report  transform.ValueReport
 	opts    *payloadOptions
+	// flags are the import parameters forwarded to the targets (importflags.go).
+	flags string
+	// notes are the payload-level conflicts that refused no value (its completeDate).
+	notes []transform.ImportConflict
+	// completes is set when a batch carries a completeDate to register.
+	completes bool
 	// schemes are the id schemes the request declared, over the source's defaults.
 	schemes transform.IDSchemes
 }
@@ -123,6 +129,7 @@ func (p *parsed) identity(q map[string][]string) string {
 			string(sc.CategoryOptionCombo) + "," + string(sc.AttributeOptionCombo) + "," + string(sc.DataSet) + "," +
 			string(sc.Category) + "," + string(sc.CategoryOption),
 		"csv=" + first(q, "firstRowIsHeader") + "," + first(q, "dataSet"),
+		"flags=" + p.flags,
 	}, ";")
 }
 
@@ -135,6 +142,7 @@ func (p *parsed) identity(q map[string][]string) string {
 func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
 	src := req.Source
 	p := &parsed{received: s.now().UTC(), digest: sha256.New(), opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true"}}
+	p.opts.complete = newCompletionReader(src, p.received)
 	if err := p.opts.setStrategy(first(req.Query, "importStrategy")); err != nil {
 		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "query parameter " + err.Error()}
 	}
@@ -149,6 +157,7 @@ func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) err
 		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: err.Error()}
 	}
 	p.schemes = schemes
+	p.flags = importFlags(req.Query)
 	if onOptions != nil {
 		onOptions(p.opts)
 	}
@@ -174,7 +183,7 @@ func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) err
 		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.batchSizeFor(src.BatchSize), Emit: emit,
 		PerValue: req.perValue(), ImportStrategy: p.opts.strategy,
 	})
-	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: batcher, opts: p.opts})
+	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
 	if errors.Is(derr, errBodyTooLarge) {
 		return nil, &requestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
 			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
@@ -191,6 +200,7 @@ func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) err
 	// An empty payload is valid, as in DHIS2 (conformance README §5.5): it stores nothing.
 	p.report = batcher.Report()
 	p.values, p.batches = p.report.Kept, batcher.Batches()
+	p.notes, p.completes = p.opts.complete.notes, p.opts.complete.any
 	return p, nil
 }
 
@@ -212,7 +222,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	if err != nil {
 		return nil, err
 	}
-	res := &ingestResult{Report: p.report, Format: p.format}
+	res := &ingestResult{Report: p.report, Format: p.format, Notes: p.notes}
 	if p.opts.dryRun {
 		res.DryRun = true
 		res.Tx = &TxRecord{Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
@@ -238,6 +248,10 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	seq := 0
 	perr := sp.each(func(data []byte) error {
 		m := ingestMessage(src.Name, txID, batchMsgID(txID, seq), data)
+		m.Header = withFlags(m.Header, p.flags)
+		if p.completes {
+			m.Header = completesHeader(m.Header, p.batches)
+		}
 		seq++
 		return pb.Add(m)
 	})
@@ -249,7 +263,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	}
 	rec := &TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
 		Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src)), OpenHIMTransaction: req.OpenHIMTx,
-		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report)}
+		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report), Notes: notesOf(p.notes)}
 	stored, created, err := s.txlog.Create(ctx, rec)
 	if err != nil {
 		return nil, unavailable(err)
@@ -267,9 +281,13 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 // ingestConflicts are the conflicts of the values refused at ingest, merged as DHIS2
 // merges them, for the transaction record (bounded).
 func ingestConflicts(r transform.ValueReport) []Conflict {
-	merged := transform.MergeConflicts(r.Conflicts)
-	out := make([]Conflict, 0, min(len(merged), maxConflictsKept))
-	for _, c := range merged[:min(len(merged), maxConflictsKept)] {
+	return notesOf(transform.MergeConflicts(r.Conflicts))
+}
+
+// notesOf is a list of DHIS2 conflicts as the transaction record keeps them (bounded).
+func notesOf(cs []transform.ImportConflict) []Conflict {
+	out := make([]Conflict, 0, min(len(cs), maxConflictsKept))
+	for _, c := range cs[:min(len(cs), maxConflictsKept)] {
 		out = append(out, conflictFrom(c))
 	}
 	return out

@@ -82,12 +82,14 @@ func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *strea
 	src *config.Source, t *config.Target) (mappedCount, error) {
 	n := mappedCount{target: t.Name}
 	m, err := s.currentMapper().Map(ctx, b, src, t)
+	kept := carriedBy(msg.Headers())
 	if errors.Is(err, ErrMappingRejected) {
 		bctx, cancel := bookkeeping(ctx)
 		defer cancel()
-		if err := s.deadLetterMapping(bctx, b, t, err); err != nil {
+		if err := s.deadLetterMapping(bctx, b, t, err, kept); err != nil {
 			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
 		}
+		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.completes)
 		return n, nil
 	}
 	if err != nil {
@@ -102,12 +104,13 @@ func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *strea
 		if err != nil {
 			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
 		}
+		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.completes)
 		return n, nil
 	}
 	m.Batch.Target = t.Name
 	// deliver.go: carries the source values too when mapping changed them (for re-mapping
 	// dead letters on replay).
-	if err := pb.Add(deliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), nil)); err != nil {
+	if err := pb.Add(deliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), kept.header())); err != nil {
 		return n, retryIn(s.retryDelay(msgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
 	}
 	return n, nil
@@ -138,7 +141,7 @@ func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *trans
 			"attempt", rec.Attempts, "retry_in", delay, "err", err)
 		return retryIn(delay, err)
 	}
-	if dlErr := s.deadLetterMapping(bctx, b, t, fmt.Errorf("mapping failed %d times: %w", rec.Attempts, err)); dlErr != nil {
+	if dlErr := s.deadLetterMapping(bctx, b, t, fmt.Errorf("mapping failed %d times: %w", rec.Attempts, err), carriedBy(msg.Headers())); dlErr != nil {
 		return retryIn(s.retryDelay(rec.Attempts, 0), errors.Join(err, dlErr))
 	}
 	return nil

@@ -35,6 +35,9 @@ type Metrics struct {
 	CircuitState *prometheus.GaugeVec
 	DLQReplayed  *prometheus.CounterVec
 	DLQDiscarded *prometheus.CounterVec
+	// Completions counts complete data set registrations, by target and result
+	// (registered, failed).
+	Completions *prometheus.CounterVec
 
 	queues *queueCollector
 }
@@ -77,6 +80,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Dead letters replayed to their target, by target."}, []string{"target"}),
 		DLQDiscarded: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "dlq", Name: "discarded_total",
 			Help: "Dead letters discarded, by target."}, []string{"target"}),
+		Completions: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "completions_total",
+			Help: "Complete data set registrations a payload's completeDate asked for, by target and result (registered, failed)."},
+			[]string{"target", "result"}),
 		queues: newQueueCollector(),
 	}
 	reg.MustRegister(m.queues)
@@ -105,6 +111,8 @@ func (m *Metrics) touch(sources, targets []string) {
 		m.CircuitState.WithLabelValues(t)
 		m.DLQReplayed.WithLabelValues(t)
 		m.DLQDiscarded.WithLabelValues(t)
+		m.Completions.WithLabelValues(t, "registered")
+		m.Completions.WithLabelValues(t, "failed")
 	}
 }
 

@@ -20,11 +20,14 @@ const maxPreviewValues = 200_000
 // TargetPreview is what one target would receive from a payload, compared with what it
 // holds now.
 type TargetPreview struct {
-	Target   string                `json:"target"`
-	DataSet  string                `json:"dataSet,omitempty"`
-	Schemes  transform.IDSchemes   `json:"idSchemes"`
-	Values   []transform.DataValue `json:"dataValues"`
-	Unmapped []transform.Unmapped  `json:"unmapped"`
+	Target  string              `json:"target"`
+	DataSet string              `json:"dataSet,omitempty"`
+	Schemes transform.IDSchemes `json:"idSchemes"`
+	// ImportStrategy is the strategy the target would be sent (the client's, else the
+	// target's own).
+	ImportStrategy string                `json:"importStrategy"`
+	Values         []transform.DataValue `json:"dataValues"`
+	Unmapped       []transform.Unmapped  `json:"unmapped"`
 	// Rejected lists what mapping refused (the batch would become a dead letter).
 	Rejected []mapping.Issue `json:"rejected,omitempty"`
 	Error    string          `json:"error,omitempty"`
@@ -101,6 +104,7 @@ func (s *Service) handlePreview(c echo.Context) error {
 			tp.Values = append(tp.Values, m.Batch.Values...)
 			tp.Unmapped = append(tp.Unmapped, m.Unmapped...)
 			tp.Schemes, tp.DataSet = m.Batch.Schemes, m.Batch.DataSet
+			tp.ImportStrategy = s.importOptions(s.targets[t.Name], m.Batch, nil).ImportStrategy
 		}
 		if tp.Error == "" && len(tp.Values) > 0 {
 			tp.Diff = s.diffWithTarget(ctx, s.targets[t.Name], tp)

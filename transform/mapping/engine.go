@@ -138,6 +138,11 @@ func (e *Engine) MapWith(ctx context.Context, in *transform.Batch, source *confi
 		return nil, err
 	}
 	if source.Mapping == "" {
+		if pol.keep {
+			// duplicates: keep: every value goes to the target as received, which then
+			// does what DHIS2 does with two values on one key.
+			return transform.Identity(in, target.Name), nil
+		}
 		return identity(ctx, in, target.Name, pol, opts)
 	}
 	set, ok := e.sets.Set(source.Mapping)
@@ -216,6 +221,9 @@ type policies struct {
 	// level > 0 leaves out values whose org unit is at another level.
 	keepAssigned bool
 	level        int
+	// keep is duplicates: keep, which a source without a mapping set uses to leave
+	// duplicates to the target; where values are mapped it settles them as last does.
+	keep bool
 }
 
 func policiesOf(s *config.Source) (policies, error) {
@@ -235,8 +243,10 @@ func policiesOf(s *config.Source) (policies, error) {
 		p.dups = dupSum
 	case "last":
 		p.dups = dupLast
+	case "keep":
+		p.dups, p.keep = dupLast, true
 	default:
-		return p, fmt.Errorf("source %q: duplicates %q: want reject, sum or last", s.Name, s.Duplicates)
+		return p, fmt.Errorf("source %q: duplicates %q: want reject, sum, last or keep", s.Name, s.Duplicates)
 	}
 	switch s.OrgUnits.Keep {
 	case "", "all":
