@@ -326,6 +326,7 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 	// transaction's other batches are done (completeness.go), as DHIS2 registers a
 	// completion whatever became of the values.
 	rec.Completions = completionsOf(b)
+	kept.note.apply(rec)
 	s.record(ctx, b.TxID, rec)
 	s.completeIfDone(ctx, t, b.TxID, kept.completes)
 	return nil
@@ -378,6 +379,7 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 	}
 	rec.Outcome = OutcomeDeadLettered
 	rec.Rejected, rec.RejectedIndexes = len(b.Values), payloadIndexes(b.Values)
+	kept.note.apply(rec)
 	s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(b.Values)))
 	s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 		"reason", reason, "err", derr)
@@ -641,11 +643,15 @@ type carried struct {
 	// completes is the number of batches of a transaction that completes a data set
 	// (completeness.go), 0 otherwise.
 	completes int
+	// note is what mapping reported about the batch (mappingnote.go); it stays with the
+	// delivery record and is not carried further.
+	note mappingNote
 }
 
 func carriedBy(h nats.Header) carried {
 	n, _ := strconv.Atoi(h.Get(headerCompletes))
-	return carried{history: decodeHistory(h.Get(headerHistory)), flags: h.Get(headerImportOptions), completes: n}
+	return carried{history: decodeHistory(h.Get(headerHistory)), flags: h.Get(headerImportOptions), completes: n,
+		note: noteIn(h)}
 }
 
 // header is what a delivery message made of a batch carries forward (a mapped batch, a

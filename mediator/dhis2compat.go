@@ -204,6 +204,13 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any,
 			sum.Conflicts = append(sum.Conflicts, cf.dhis2())
 		}
 		rejected = append(rejected, t.RejectedIndexes...)
+		// Values mapping refused (dead letters) or left out (unmapped) never reached the
+		// target: DHIS2 would have counted them ignored.
+		counts.Ignored += t.Refused + t.Unmapped
+		if t.Unmapped > 0 {
+			sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
+				Value: fmt.Sprintf("%d values not mapped for %s (the source's unmapped policy); the transaction lists them", t.Unmapped, t.Target)})
+		}
 		if c := t.Completeness; c != nil {
 			// The registration of the data set the payload completes (completeness.go),
 			// as DHIS2 reports its header completeDate: dataSetComplete and conflicts.

@@ -92,3 +92,16 @@ func (s *Service) eraOf(ctx context.Context, src *config.Source) int {
 	}
 	return defaultEra
 }
+
+// ingestRelease is the release periods are checked against at ingest: a period no target
+// can read (a 2.43-only type, all targets older) is refused there, naming the period and
+// the release. It is the highest release among the source's targets when every one is
+// known, else 0 (any valid period): a target whose release is unknown may read it, and
+// the mapper refuses it per target once the release is known (mappingnote.go).
+func (s *Service) ingestRelease(ctx context.Context, src *config.Source) int {
+	_, highest, all := s.sourceReleases(ctx, src)
+	if !all {
+		return 0
+	}
+	return highest
+}

@@ -2,11 +2,11 @@ package mediator
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"strings"
 
-	"github.com/tally-hmis/tally/adapters/adx"
 	"github.com/tally-hmis/tally/adapters/dvs"
 	"github.com/tally-hmis/tally/transform"
 )
@@ -21,7 +21,7 @@ type decodeFunc func(r io.Reader, sink transform.Sink) error
 //
 // A data value set may carry dryRun and its import strategy in its header, which win over
 // the query as in DHIS2; the parser reports them through opts.
-func (s *Service) decoderFor(req ingestRequest, body *bufio.Reader, schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
+func (s *Service) decoderFor(ctx context.Context, req ingestRequest, body *bufio.Reader, schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
 	src := req.Source
 	onHeader := func(h *dvs.Header) error {
 		if opts.complete != nil {
@@ -64,7 +64,7 @@ func (s *Service) decoderFor(req ingestRequest, body *bufio.Reader, schemes tran
 		}, format, nil
 	case "csv":
 		header := first(req.Query, "firstRowIsHeader") != "false"
-		if !header && req.Release >= 43 {
+		if !header && req.DHIS2 && req.Release >= 43 {
 			// DHIS2 2.43 maps CSV columns by their header and refuses a file without one
 			// (spec dhis2.md §1.2; conformance README §6.2, dataValueSetBNoHeader.csv).
 			const msg = "CSV without header row is no longer supported."
@@ -74,11 +74,12 @@ func (s *Service) decoderFor(req ingestRequest, body *bufio.Reader, schemes tran
 		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(req.Query, "dataSet")}
 		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeCSV(r, sink, opts) }, format, nil
 	case "adx":
-		// ADX's default id scheme is CODE; the request's schemes go to the parser so that
-		// an explicit idScheme=UID wins over that default.
-		return func(r io.Reader, sink transform.Sink) error {
-			return adx.Decode(r, sink, adx.Options{Schemes: schemes})
-		}, format, nil
+		// ADX's default id scheme is CODE (UID from the 2.43 era); the request's schemes go
+		// to the parser so that an explicit idScheme=UID wins over that default. The
+		// targets decide how values are read (adxingest.go).
+		a := s.adxSupportFor(ctx, src)
+		o := a.adxOptions(schemes, req.Release)
+		return func(r io.Reader, sink transform.Sink) error { return a.decode(r, sink, o) }, format, nil
 	}
 	return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported", Msg: "unknown format " + format}
 }

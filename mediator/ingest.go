@@ -139,8 +139,12 @@ func (p *parsed) identity(q map[string][]string) string {
 // is per value (the refused values are then in parsed.report). onOptions, when not nil,
 // receives the payload's options before the first batch is emitted; a payload's header may
 // still change them while it is read (as DHIS2 lets it).
-func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
+func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
 	src := req.Source
+	if req.Release == 0 {
+		// Tally's own endpoint reads ADX as the targets' DHIS2 does too.
+		req.Release = s.eraOf(ctx, src)
+	}
 	p := &parsed{received: s.now().UTC(), digest: sha256.New(), opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true"}}
 	p.opts.complete = newCompletionReader(src, p.received)
 	if err := p.opts.setStrategy(first(req.Query, "importStrategy")); err != nil {
@@ -174,14 +178,14 @@ func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) err
 		// The limit applies after decompression too, so a small bomb cannot expand without bound.
 		r = bufio.NewReaderSize(&limitedReader{r: gz, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10)
 	}
-	dec, format, err := s.decoderFor(req, r, schemes, p.opts)
+	dec, format, err := s.decoderFor(ctx, req, r, schemes, p.opts)
 	if err != nil {
 		return nil, err
 	}
 	p.format = format
 	batcher := transform.NewBatcher(transform.BatcherConfig{
 		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.batchSizeFor(src.BatchSize), Emit: emit,
-		PerValue: req.perValue(), ImportStrategy: p.opts.strategy,
+		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: s.ingestRelease(ctx, src),
 	})
 	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
 	if errors.Is(derr, errBodyTooLarge) {
@@ -189,6 +193,10 @@ func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) err
 			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
 	}
 	if err := finishParse(derr, batcher); err != nil {
+		var re *requestError
+		if errors.As(err, &re) {
+			return nil, re
+		}
 		if list, ok := transform.AsInputErrors(err); ok {
 			return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: list.Error(), Input: list}
 		}
@@ -215,7 +223,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	sp := newSpool(spoolMemory)
 	defer sp.close()
 	var enc []byte
-	p, err := s.readPayload(req, func(b *transform.Batch) error {
+	p, err := s.readPayload(ctx, req, func(b *transform.Batch) error {
 		enc = transform.AppendBatch(enc[:0], b)
 		return sp.add(enc)
 	}, nil)
@@ -249,6 +257,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	perr := sp.each(func(data []byte) error {
 		m := ingestMessage(src.Name, txID, batchMsgID(txID, seq), data)
 		m.Header = withFlags(m.Header, p.flags)
+		m.Header.Set(headerBatches, strconv.Itoa(p.batches))
 		if p.completes {
 			m.Header = completesHeader(m.Header, p.batches)
 		}

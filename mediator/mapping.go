@@ -53,6 +53,27 @@ type metadataCache struct {
 	fetch func(ctx context.Context, target string) (*mapping.Metadata, error)
 	// releases remembers targets whose DHIS2 release could not be read (era.go).
 	releases *releases
+	// indexes are the lookups of the snapshot in hand, by target (built on first use).
+	indexes map[string]*mapping.Index
+}
+
+// Index returns the lookup index of a target's metadata, built once per snapshot.
+func (c *metadataCache) Index(ctx context.Context, target string) (*mapping.Index, error) {
+	md, err := c.Metadata(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	ix := c.indexes[target]
+	c.mu.Unlock()
+	if ix != nil && ix.Metadata() == md {
+		return ix, nil
+	}
+	ix = mapping.NewIndex(md) // outside the lock; a concurrent duplicate is harmless
+	c.mu.Lock()
+	c.indexes[target] = ix
+	c.mu.Unlock()
+	return ix, nil
 }
 
 type cachedMetadata struct {
@@ -61,7 +82,8 @@ type cachedMetadata struct {
 }
 
 func newMetadataCache(s *Service) *metadataCache {
-	c := &metadataCache{s: s, m: map[string]*cachedMetadata{}, releases: &releases{failed: map[string]time.Time{}}}
+	c := &metadataCache{s: s, m: map[string]*cachedMetadata{}, releases: &releases{failed: map[string]time.Time{}},
+		indexes: map[string]*mapping.Index{}}
 	c.fetch = func(ctx context.Context, target string) (*mapping.Metadata, error) {
 		t, ok := s.targets[target]
 		if !ok {

@@ -38,6 +38,12 @@ type Metrics struct {
 	// Completions counts complete data set registrations, by target and result
 	// (registered, failed).
 	Completions *prometheus.CounterVec
+	// MappingWarnings counts what mapping warned about delivered values, by source, target
+	// and DHIS2 error code (E7636: org unit not assigned to the data set).
+	MappingWarnings *prometheus.CounterVec
+	// MappingDuplicates counts the target keys two or more values met on, by source,
+	// target and what the duplicates policy did (last, sum, refused, identical).
+	MappingDuplicates *prometheus.CounterVec
 
 	queues *queueCollector
 }
@@ -53,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		IngestRejected: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "ingest", Name: "rejected_requests_total",
 			Help: "Ingest requests refused, by source and reason."}, []string{"source", "reason"}),
 		MappedValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "values_total",
-			Help: "Values leaving the mapper, by source, target and outcome (mapped, unmapped)."}, []string{"source", "target", "outcome"}),
+			Help: "Values leaving the mapper, by source, target and outcome (mapped, unmapped, refused: dead letters of reason mapping)."}, []string{"source", "target", "outcome"}),
 		DeliveredValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "values_total",
 			Help: "Values reported by a target's import summary, by target and outcome (imported, updated, ignored, deleted, rejected)."},
 			[]string{"target", "outcome"}),
@@ -83,6 +89,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Completions: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "completions_total",
 			Help: "Complete data set registrations a payload's completeDate asked for, by target and result (registered, failed)."},
 			[]string{"target", "result"}),
+		MappingWarnings: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "warnings_total",
+			Help: "Warnings about mapped values that were delivered all the same, by source, target and DHIS2 error code (E7636: org unit not assigned to the data set)."},
+			[]string{"source", "target", "code"}),
+		MappingDuplicates: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "duplicate_keys_total",
+			Help: "Target keys that two or more values of a payload met on, by source, target and what the duplicates policy did (last, sum, refused, identical)."},
+			[]string{"source", "target", "action"}),
 		queues: newQueueCollector(),
 	}
 	reg.MustRegister(m.queues)

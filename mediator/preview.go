@@ -28,7 +28,14 @@ type TargetPreview struct {
 	ImportStrategy string                `json:"importStrategy"`
 	Values         []transform.DataValue `json:"dataValues"`
 	Unmapped       []transform.Unmapped  `json:"unmapped"`
-	// Rejected lists what mapping refused (the batch would become a dead letter).
+	// Refused lists the values mapping would refuse one by one (they would become dead
+	// letters of reason mapping), with the reason and DHIS2's error code; Warnings and
+	// Duplicates what it would report about the values it delivers.
+	Refused    []transform.Refused   `json:"refused,omitempty"`
+	Warnings   []transform.Warning   `json:"warnings,omitempty"`
+	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
+	// Rejected lists why mapping would refuse a batch whole (it would become a dead
+	// letter).
 	Rejected []mapping.Issue `json:"rejected,omitempty"`
 	Error    string          `json:"error,omitempty"`
 	Diff     *Diff           `json:"diff,omitempty"`
@@ -68,7 +75,7 @@ func (s *Service) handlePreview(c echo.Context) error {
 	}
 	var batches []*transform.Batch
 	total := 0
-	p, err := s.readPayload(s.ingestRequestFrom(c, src), func(b *transform.Batch) error {
+	p, err := s.readPayload(c.Request().Context(), s.ingestRequestFrom(c, src), func(b *transform.Batch) error {
 		total += len(b.Values)
 		if total > maxPreviewValues {
 			return errEmitStopped
@@ -91,8 +98,14 @@ func (s *Service) handlePreview(c echo.Context) error {
 	for _, t := range s.cfg.TargetsOf(src) {
 		tp := &TargetPreview{Target: t.Name, Values: []transform.DataValue{}, Unmapped: []transform.Unmapped{}}
 		previews = append(previews, tp)
+		// Previews map as the mapper stage does, duplicates across the payload's batches
+		// and roll-ups included, but read the roll-up store without writing to it.
+		opts := mapping.Options{Rollup: s.rollupStore(), RollupReadOnly: true, Payload: mapping.NewPayloadKeys(payloadKeysLimit)}
 		for _, b := range batches {
-			m, err := s.currentMapper().Map(ctx, b, src, t)
+			m, err := s.engine.Load().MapWith(ctx, b, src, t, opts)
+			if err == nil {
+				s.refuseNewerPeriods(ctx, src, t, m)
+			}
 			if err != nil {
 				var re *mapping.RejectError
 				if errors.As(err, &re) {
@@ -103,6 +116,9 @@ func (s *Service) handlePreview(c echo.Context) error {
 			}
 			tp.Values = append(tp.Values, m.Batch.Values...)
 			tp.Unmapped = append(tp.Unmapped, m.Unmapped...)
+			tp.Refused = append(tp.Refused, m.Refused...)
+			tp.Warnings = append(tp.Warnings, m.Warnings...)
+			tp.Duplicates = append(tp.Duplicates, m.Duplicates...)
 			tp.Schemes, tp.DataSet = m.Batch.Schemes, m.Batch.DataSet
 			tp.ImportStrategy = s.importOptions(s.targets[t.Name], m.Batch, nil).ImportStrategy
 		}

@@ -52,8 +52,10 @@ type Service struct {
 	logLevel  *slog.LevelVar
 	overrides atomic.Pointer[openhim.Overrides]
 	// engine is the mapping engine in force; a reload swaps it.
-	engine         atomic.Pointer[mapping.Engine]
-	metadata       *metadataCache
+	engine   atomic.Pointer[mapping.Engine]
+	metadata *metadataCache
+	// payloads remembers the keys of payloads being mapped (payloadkeys.go).
+	payloads       *payloadKeys
 	mappingStamp   atomic.Value // string
 	mappingReloads *prometheus.CounterVec
 
@@ -101,6 +103,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		sections: sections, logLevel: o.LogLevel,
 	}
 	s.metadata = newMetadataCache(s)
+	s.payloads = newPayloadKeys()
 	s.mappingReloads = newReloadCounter(o.Registry)
 	s.engine.Store(mapping.NewEngine(sections.Mappings, s.metadata))
 	s.mappingStamp.Store(mappingFilesStamp(cfg, sections.Mappings))

@@ -130,6 +130,12 @@ type DeliveryRecord struct {
 	// Completions are the data sets the batch completes, registered once the
 	// transaction's batches are all done (completeness.go).
 	Completions []Completion `json:"completions,omitempty"`
+	// Refused counts the values mapping refused (dead letters, reason mapping; they are
+	// in Rejected too); Warnings and Duplicates are what mapping reported about the
+	// delivered values (mappingnote.go).
+	Refused    int                   `json:"refused,omitempty"`
+	Warnings   []transform.Warning   `json:"warnings,omitempty"`
+	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
 }
 
 // TargetSummary adds up a transaction's deliveries to one target.
@@ -149,6 +155,11 @@ type TargetSummary struct {
 	LastError       string     `json:"lastError,omitempty"`
 	// Completeness is the outcome of registering the transaction's complete data sets.
 	Completeness *CompletionRecord `json:"completeness,omitempty"`
+	// Refused counts the values mapping refused; Warnings and Duplicates list what it
+	// reported (at most maxNoted each).
+	Refused    int                   `json:"refused,omitempty"`
+	Warnings   []transform.Warning   `json:"warnings,omitempty"`
+	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
 }
 
 // TxView is a transaction as the API shows it: the record, its status, per-target sums and
@@ -442,6 +453,9 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord, comps map[string]*Completion
 		base, last := chain[0], chain[len(chain)-1]
 		s.Values += base.Values
 		s.Unmapped += base.Unmapped
+		s.Refused += base.Refused
+		s.Warnings = append(s.Warnings, base.Warnings[:min(len(base.Warnings), max(0, maxNoted-len(s.Warnings)))]...)
+		s.Duplicates = append(s.Duplicates, base.Duplicates[:min(len(base.Duplicates), max(0, maxNoted-len(s.Duplicates)))]...)
 		someDelivered := false
 		for _, d := range chain {
 			s.Counts.add(d.Counts)
