@@ -21,6 +21,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/period"
 )
 
 // headerTx carries the transaction id of a batch on the stream; the message id is in
@@ -178,6 +179,7 @@ func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(
 		// The limit applies after decompression too, so a small bomb cannot expand without bound.
 		r = bufio.NewReaderSize(&limitedReader{r: gz, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10)
 	}
+	release := s.ingestRelease(ctx, src)
 	dec, format, err := s.decoderFor(ctx, req, r, schemes, p.opts)
 	if err != nil {
 		return nil, err
@@ -185,7 +187,7 @@ func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(
 	p.format = format
 	batcher := transform.NewBatcher(transform.BatcherConfig{
 		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.batchSizeFor(src.BatchSize), Emit: emit,
-		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: s.ingestRelease(ctx, src),
+		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: release,
 	})
 	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
 	if errors.Is(derr, errBodyTooLarge) {
@@ -207,9 +209,25 @@ func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(
 	}
 	// An empty payload is valid, as in DHIS2 (conformance README §5.5): it stores nothing.
 	p.report = batcher.Report()
+	explainRelease(p.report.Conflicts, release)
 	p.values, p.batches = p.report.Kept, batcher.Batches()
 	p.notes, p.completes = p.opts.complete.notes, p.opts.complete.any
 	return p, nil
+}
+
+// explainRelease adds to DHIS2's "Period not valid" of a period the targets' release lacks
+// the period's type and the releases, which DHIS2's own text leaves the client to guess.
+func explainRelease(errs []*transform.InputError, release int) {
+	for _, e := range errs {
+		if e.Conflict == nil || e.Conflict.ErrorCode != transform.CodePeriodNotValid || e.Value == "" {
+			continue
+		}
+		if ok, since, err := period.AvailableIn(e.Value, release); err == nil && !ok {
+			pt, _ := period.Parse(e.Value)
+			e.Conflict.Value += fmt.Sprintf(" (%s is a period type DHIS2 has from 2.%d on; the targets run 2.%d at most)",
+				pt.Type(), since, release)
+		}
+	}
 }
 
 // errEmitStopped is returned by an emit function that refuses more batches.

@@ -54,8 +54,13 @@ type planKey struct {
 // metadata (ADX categories, rollup, checks that a combo belongs to an element) fails the
 // values that need it.
 func NewEngine(sets *Sets, md MetadataProvider) *Engine {
-	return &Engine{sets: sets, md: md, indexes: map[string]*Index{}, plans: map[planKey]*plan{},
-		pass: &Set{Name: "(the target's own ids)", TargetScheme: transform.SchemeUID, bySource: map[string]*ruleGroup{}}}
+	return &Engine{sets: sets, md: md, indexes: map[string]*Index{}, plans: map[planKey]*plan{}, pass: passThroughSet()}
+}
+
+// passThroughSet is a set without rules: under unmapped: pass it reads ids as the
+// target's, in the batch's schemes.
+func passThroughSet() *Set {
+	return &Set{Name: "(the target's own ids)", TargetScheme: transform.SchemeUID, bySource: map[string]*ruleGroup{}}
 }
 
 // Sets returns the sets the engine maps with.
