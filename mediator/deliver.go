@@ -298,23 +298,32 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 	rec.Outcome = OutcomeDelivered
 	result := "success"
 	if len(out.rejected) > 0 {
-		part := *b
-		part.Values = make([]transform.DataValue, 0, len(out.rejected))
-		for _, i := range out.rejected {
-			part.Values = append(part.Values, b.Values[i])
-			rec.RejectedIndexes = append(rec.RejectedIndexes, b.Values[i].Index)
+		// Values refused for a locked or closed period are dead letters of their own
+		// (locks.go); the others are the target's rejections.
+		locked, other := splitRejected(b, out.rejected, rec.Conflicts)
+		for _, part := range []struct {
+			at     []int
+			reason string
+			err    error
+		}{
+			{other, ReasonRejected, fmt.Errorf("%s rejected %d of %d values", name, len(other), len(b.Values))},
+			{locked, ReasonLocked, lockedError(name, len(locked), len(b.Values))},
+		} {
+			if len(part.at) == 0 {
+				continue
+			}
+			if err := s.deadLetterPart(ctx, b, source, name, part.at, part.reason, part.err, rec, kept); err != nil {
+				return retryIn(s.retryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
+			}
 		}
-		dl := s.newDeadLetter(&part, source, name, ReasonRejected,
-			fmt.Errorf("%s rejected %d of %d values", name, len(part.Values), len(b.Values)), rec.Conflicts, rec.Attempts, rec.Time, kept)
-		if err := s.storeDeadLetter(ctx, dl); err != nil {
-			return retryIn(s.retryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
-		}
+		rec.Locked = len(locked)
 		rec.Outcome = OutcomePartial
 		result = "partial"
-		if len(part.Values) == len(b.Values) {
+		if len(out.rejected) == len(b.Values) {
 			rec.Outcome = OutcomeDeadLettered // the target answered, and took nothing
 		}
-		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(part.Values)))
+		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(other)))
+		s.metrics.DeliveredValues.WithLabelValues(name, ReasonLocked).Add(float64(len(locked)))
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, result).Inc()
 	c := out.counts
@@ -330,6 +339,23 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 	s.record(ctx, b.TxID, rec)
 	s.completeIfDone(ctx, t, b.TxID, kept.completes)
 	return nil
+}
+
+// deadLetterPart stores the values at the given positions of b as a dead letter of one
+// reason, and records their payload indexes as rejected.
+func (s *Service) deadLetterPart(ctx context.Context, b, source *transform.Batch, target string, at []int, reason string,
+	err error, rec *DeliveryRecord, kept carried) error {
+	part := *b
+	part.Values = make([]transform.DataValue, 0, len(at))
+	for _, i := range at {
+		part.Values = append(part.Values, b.Values[i])
+		rec.RejectedIndexes = append(rec.RejectedIndexes, b.Values[i].Index)
+	}
+	dl := s.newDeadLetter(&part, source, target, reason, err, rec.Conflicts, rec.Attempts, rec.Time, kept)
+	if reason != ReasonRejected {
+		dl.ID += ":" + reason
+	}
+	return s.storeDeadLetter(ctx, dl)
 }
 
 // deliveryFailed applies the retry policy to a request that failed as a whole.
@@ -371,6 +397,11 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 		t.breaker.success(p)
 		attempts++
 		rec.Attempts = attempts
+		if allLocks(rec.Conflicts) {
+			// 2.43 refuses a data set's values whole for an untimely period (locks.go).
+			reason = ReasonLocked
+			rec.Locked = len(b.Values)
+		}
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, "permanent").Inc()
 	dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, rec.FirstError, kept)
@@ -380,7 +411,11 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 	rec.Outcome = OutcomeDeadLettered
 	rec.Rejected, rec.RejectedIndexes = len(b.Values), payloadIndexes(b.Values)
 	kept.note.apply(rec)
-	s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(b.Values)))
+	outcome := "rejected"
+	if reason == ReasonLocked {
+		outcome = ReasonLocked
+	}
+	s.metrics.DeliveredValues.WithLabelValues(name, outcome).Add(float64(len(b.Values)))
 	s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 		"reason", reason, "err", derr)
 	s.record(ctx, b.TxID, rec)

@@ -61,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		MappedValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "values_total",
 			Help: "Values leaving the mapper, by source, target and outcome (mapped, unmapped, refused: dead letters of reason mapping)."}, []string{"source", "target", "outcome"}),
 		DeliveredValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "values_total",
-			Help: "Values reported by a target's import summary, by target and outcome (imported, updated, ignored, deleted, rejected)."},
+			Help: "Values reported by a target's import summary, by target and outcome (imported, updated, ignored, deleted, rejected, locked: refused for a locked or closed period)."},
 			[]string{"target", "outcome"}),
 		DeliveryAttempts: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "attempts_total",
 			Help: "Delivery attempts, by target and result (success, partial, transient, permanent)."}, []string{"target", "result"}),
@@ -108,13 +108,13 @@ func (m *Metrics) touch(sources, targets []string) {
 		m.IngestMessages.WithLabelValues(s)
 	}
 	for _, t := range targets {
-		for _, o := range []string{"imported", "updated", "ignored", "deleted", "rejected"} {
+		for _, o := range []string{"imported", "updated", "ignored", "deleted", "rejected", ReasonLocked} {
 			m.DeliveredValues.WithLabelValues(t, o)
 		}
 		for _, r := range []string{"success", "partial", "transient", "permanent"} {
 			m.DeliveryAttempts.WithLabelValues(t, r)
 		}
-		for _, r := range []string{ReasonRejected, ReasonPermanent, ReasonExhausted, ReasonMapping} {
+		for _, r := range []string{ReasonRejected, ReasonPermanent, ReasonExhausted, ReasonMapping, ReasonLocked} {
 			m.DeadLetters.WithLabelValues(t, r)
 		}
 		m.DeliveryRetries.WithLabelValues(t)

@@ -37,6 +37,10 @@ type TargetPreview struct {
 	// Rejected lists why mapping would refuse a batch whole (it would become a dead
 	// letter).
 	Rejected []mapping.Issue `json:"rejected,omitempty"`
+	// Locked are the target's conflicts for values whose period is locked or closed for
+	// data entry (locks.go), as a dry-run import at the target reports them: these values
+	// would become dead letters of reason locked.
+	Locked []Conflict `json:"locked,omitempty"`
 	Error    string          `json:"error,omitempty"`
 	Diff     *Diff           `json:"diff,omitempty"`
 }
@@ -124,10 +128,40 @@ func (s *Service) handlePreview(c echo.Context) error {
 		}
 		if tp.Error == "" && len(tp.Values) > 0 {
 			tp.Diff = s.diffWithTarget(ctx, s.targets[t.Name], tp)
+			tp.Locked = s.previewLocks(ctx, s.targets[t.Name], tp)
 		}
 	}
 	out["targets"] = previews
 	return c.JSON(http.StatusOK, out)
+}
+
+// previewLocks asks the target, with a dry-run import of the values as they would be
+// sent, which of them it would refuse for a locked or closed period: DHIS2 runs every check
+// of an import without writing anything under dryRun (spec dhis2.md §1.2). A target that
+// cannot be asked leaves the list empty (the diff says why).
+func (s *Service) previewLocks(ctx context.Context, t *target, tp *TargetPreview) []Conflict {
+	b := &transform.Batch{Schemes: tp.Schemes, DataSet: tp.DataSet, ImportStrategy: tp.ImportStrategy, Values: tp.Values}
+	opts := s.importOptions(t, b, nil)
+	opts.DryRun, opts.Async = true, false
+	var out []Conflict
+	size := t.requestSize()
+	for start := 0; start < len(b.Values); start += size {
+		end := min(start+size, len(b.Values))
+		res, err := t.client.ImportDataValues(ctx, dvsPayload{b: b, values: b.Values[start:end]}, opts)
+		var de *dhis2.Error
+		if errors.As(err, &de) && de.Result != nil {
+			res = de.Result
+		}
+		if res == nil {
+			return out
+		}
+		for _, c := range conflictsOf(res, b, start) {
+			if isLockCode(c.ErrorCode) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // diffWithTarget reads the target's current values for the data elements, periods and org

@@ -136,6 +136,9 @@ type DeliveryRecord struct {
 	Refused    int                   `json:"refused,omitempty"`
 	Warnings   []transform.Warning   `json:"warnings,omitempty"`
 	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
+	// Locked counts the rejected values refused for a locked or closed period (dead
+	// letters of reason locked; locks.go).
+	Locked int `json:"locked,omitempty"`
 }
 
 // TargetSummary adds up a transaction's deliveries to one target.
@@ -155,6 +158,8 @@ type TargetSummary struct {
 	LastError       string     `json:"lastError,omitempty"`
 	// Completeness is the outcome of registering the transaction's complete data sets.
 	Completeness *CompletionRecord `json:"completeness,omitempty"`
+	// Locked counts the values still refused for a locked or closed period.
+	Locked int `json:"locked,omitempty"`
 	// Refused counts the values mapping refused; Warnings and Duplicates list what it
 	// reported (at most maxNoted each).
 	Refused    int                   `json:"refused,omitempty"`
@@ -472,6 +477,7 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord, comps map[string]*Completion
 		}
 		s.Done++
 		s.Rejected += last.Rejected
+		s.Locked += last.Locked
 		s.RejectedIndexes = append(s.RejectedIndexes, last.RejectedIndexes[:min(len(last.RejectedIndexes), maxIndexesKept-len(s.RejectedIndexes))]...)
 		if last.LastError != "" {
 			s.LastError = last.LastError
