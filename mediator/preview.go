@@ -41,8 +41,8 @@ type TargetPreview struct {
 	// data entry (locks.go), as a dry-run import at the target reports them: these values
 	// would become dead letters of reason locked.
 	Locked []Conflict `json:"locked,omitempty"`
-	Error    string          `json:"error,omitempty"`
-	Diff     *Diff           `json:"diff,omitempty"`
+	Error  string     `json:"error,omitempty"`
+	Diff   *Diff      `json:"diff,omitempty"`
 }
 
 // Diff compares the values a target would receive with those it holds for the same data
