@@ -47,6 +47,7 @@ func (s *Service) dhis2Routes(e *echo.Echo) {
 			e.POST(p+suffix, s.handleDataValueSets, s.openhimEnvelope)
 		}
 	}
+	s.taskRoutes(e) // tasks.go: the jobs of async=true imports
 }
 
 // handleDataValueSets is POST /api/dataValueSets: the client is identified by the
@@ -76,6 +77,11 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 		return s.refuseImport(c, sh, src, opts, err)
 	}
 	sum, rejected := acceptedSummary(res, opts, sh.release)
+	if strings.EqualFold(c.QueryParam("async"), "true") {
+		// DHIS2 answers an asynchronous import with a job to poll (tasks.go).
+		sum.forRelease(sh.release, rejected)
+		return s.startJob(c, sh, src, res, sum)
+	}
 	if res.Tx != nil && !res.DryRun {
 		var v *TxView
 		if res.Duplicate {

@@ -165,13 +165,14 @@ func wantsXML(c echo.Context, suffix string) bool {
 const dxfNamespace = "http://dhis2.org/schema/dxf/2.0"
 
 type xmlWebMessage struct {
-	XMLName        xml.Name    `xml:"webMessage"`
-	NS             string      `xml:"xmlns,attr"`
-	Status         string      `xml:"status,attr"`
-	HTTPStatus     string      `xml:"httpStatus,attr"`
-	HTTPStatusCode int         `xml:"httpStatusCode,attr"`
-	Message        string      `xml:"message,omitempty"`
-	Response       *xmlSummary `xml:"response,omitempty"`
+	XMLName        xml.Name `xml:"webMessage"`
+	NS             string   `xml:"xmlns,attr"`
+	Status         string   `xml:"status,attr"`
+	HTTPStatus     string   `xml:"httpStatus,attr"`
+	HTTPStatusCode int      `xml:"httpStatusCode,attr"`
+	Message        string   `xml:"message,omitempty"`
+	// Response is an *xmlSummary or a *jobReference.
+	Response any `xml:"response,omitempty"`
 }
 
 type xmlSummary struct {
@@ -221,8 +222,11 @@ func xmlAnswer(body any) ([]byte, error) {
 	case webMessage:
 		wm := xmlWebMessage{NS: dxfNamespace, Status: b.Status, HTTPStatus: b.HTTPStatus, HTTPStatusCode: b.HTTPStatusCode,
 			Message: b.Message}
-		if sum, ok := b.Response.(*importSummary); ok {
-			wm.Response = xmlSummaryOf(sum, "")
+		switch r := b.Response.(type) {
+		case *importSummary:
+			wm.Response = xmlSummaryOf(r, "")
+		case *jobReference:
+			wm.Response = r
 		}
 		v = wm
 	case *importSummary:
