@@ -10,15 +10,6 @@ import (
 	"github.com/tally-hmis/tally/mediator"
 )
 
-// postADX posts an ADX message to path with Basic credentials.
-func (h *harness) postADX(path, user, pass, body string) (int, map[string]any) {
-	h.t.Helper()
-	req, _ := http.NewRequest("POST", h.base+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/adx+xml")
-	req.SetBasicAuth(user, pass)
-	return h.do(req)
-}
-
 // adxMalaria is a MAL_MONTHLY report in Kalima codes (ADX's default scheme): a
 // disaggregated value with an annotation, the text element MAL_REMARKS, a value whose SEX
 // option the HMIS does not have, and a group that names its attribute option combo.
@@ -44,7 +35,7 @@ func TestADXReadWithTheTargetsRules(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
 	h := startTallyCfg(t, emu.URL, t.TempDir(), syncSource, "")
-	code, wm := h.postADX("/api/dataValueSets", "sync", "sync-password", adxMalaria)
+	code, wm := h.post("/api/dataValueSets", "application/adx+xml", basic("sync", "sync-password"), []byte(adxMalaria))
 	resp, _ := wm["response"].(map[string]any)
 	if code != http.StatusConflict || resp["status"] != "WARNING" {
 		t.Fatalf("HTTP %d %v", code, wm)
@@ -86,7 +77,7 @@ func TestADXAnnotationIsTheValueFrom243(t *testing.T) {
 	h := startTallyCfg(t, emu.URL, t.TempDir(), syncSource, "")
 	msg := `<adx xmlns="urn:ihe:qrph:adx:2015"><group orgUnit="KL_N_F2" period="2024-03-01/P1M" dataSet="CHW_MONTHLY">
   <dataValue dataElement="CHW_HOUSEHOLD_VISITS" value="1"><annotation>21</annotation></dataValue></group></adx>`
-	code, wm := h.postADX("/api/dataValueSets?idScheme=CODE", "sync", "sync-password", msg)
+	code, wm := h.post("/api/dataValueSets?idScheme=CODE", "application/adx+xml", basic("sync", "sync-password"), []byte(msg))
 	if code != http.StatusOK {
 		t.Fatalf("HTTP %d %v", code, wm)
 	}

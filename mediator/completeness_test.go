@@ -45,7 +45,7 @@ func TestHeaderCompleteDateRegistersAfterDelivery(t *testing.T) {
 	h := startTallyCfg(t, emu.URL, t.TempDir(), syncSource, "")
 	body := `{"dataSet":"CHW_MONTHLY","completeDate":"2024-02-03","period":"202401","orgUnit":"KL_N_F2","dataValues":[
 	  {"dataElement":"CHW_HOUSEHOLD_VISITS","value":"7"},{"dataElement":"CHW_U5_ASSESSMENTS","value":"8"}]}`
-	code, wm := h.postDVS("/api/dataValueSets?idScheme=CODE", "sync", "sync-password", body)
+	code, wm := h.post("/api/dataValueSets?idScheme=CODE", "application/json", basic("sync", "sync-password"), []byte(body))
 	resp, _ := wm["response"].(map[string]any)
 	if code != http.StatusOK || resp["dataSetComplete"] != "2024-02-03" {
 		t.Fatalf("HTTP %d %v", code, wm)
@@ -57,7 +57,7 @@ func TestHeaderCompleteDateRegistersAfterDelivery(t *testing.T) {
 
 	noOrgUnit := `{"dataSet":"CHW_MONTHLY","completeDate":"2024-03-03","period":"202402","dataValues":[
 	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F2","value":"7"}]}`
-	code, wm = h.postDVS("/api/dataValueSets?idScheme=CODE", "sync", "sync-password", noOrgUnit)
+	code, wm = h.post("/api/dataValueSets?idScheme=CODE", "application/json", basic("sync", "sync-password"), []byte(noOrgUnit))
 	resp, _ = wm["response"].(map[string]any)
 	cs, _ := resp["conflicts"].([]any)
 	if code != http.StatusConflict || resp["status"] != "WARNING" || len(cs) != 1 ||

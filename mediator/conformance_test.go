@@ -2,11 +2,8 @@ package mediator_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -17,8 +14,6 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test/conformance"
-	"github.com/tally-hmis/tally/config"
-	"github.com/tally-hmis/tally/mediator"
 )
 
 // TestConformanceEndToEnd runs every scenario of the shared conformance table
@@ -199,24 +194,5 @@ targets:
     retry: {initial_delay: 20ms, max_delay: 100ms, max_attempts: 3}
 delivery: {ack_wait: 30s}
 `, storeDir, adminToken, sc.User, conformance.Password(sc.User), srv.URL, sc.User, conformance.Password(sc.User))
-	cfg, err := config.Parse("conformance.yaml", []byte(yml), os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := mediator.New(cfg, mediator.Options{Listener: ln, Logger: slog.New(slog.DiscardHandler), Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, svc: svc, base: "http://" + svc.Addr(), dir: storeDir}
-	t.Cleanup(func() { h.stop() })
-	return h
+	return startYAML(t, yml, storeDir, false)
 }

@@ -9,16 +9,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 )
 
-// postDVS posts a JSON body to path with Basic credentials and returns the status and the
-// decoded answer.
-func (h *harness) postDVS(path, user, pass, body string) (int, map[string]any) {
-	h.t.Helper()
-	req, _ := http.NewRequest("POST", h.base+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth(user, pass)
-	return h.do(req)
-}
-
+// oneBadPeriod has three CHW values in codes, the second with a month that does not exist.
 const oneBadPeriod = `{"orgUnit":"KL_N_F1","dataValues":[{"dataElement":"CHW_HOUSEHOLD_VISITS","period":"202401","value":"1"},
   {"dataElement":"CHW_U5_ASSESSMENTS","period":"202413","value":"2"},{"dataElement":"CHW_PREGNANCIES_REGISTERED","period":"202401","value":"3"}]}`
 
@@ -34,7 +25,7 @@ func TestDataValueSetsAnswerInTheTargetsEra(t *testing.T) {
     auth: {users: [{username: old, password: old-secret}]}
     dhis2_version: "2.37"
 `, "")
-	code, wm := h.postDVS("/api/dataValueSets?idScheme=CODE", "exchange", "exchange-secret", oneBadPeriod)
+	code, wm := h.post("/api/dataValueSets?idScheme=CODE", "application/json", basic("exchange", "exchange-secret"), []byte(oneBadPeriod))
 	resp, _ := wm["response"].(map[string]any)
 	if code != http.StatusOK || wm["status"] != "WARNING" || wm["message"] != "Import completed with warnings, please check import summary." {
 		t.Fatalf("2.43: HTTP %d %v", code, wm)
@@ -46,7 +37,7 @@ func TestDataValueSetsAnswerInTheTargetsEra(t *testing.T) {
 		t.Errorf("rejectedIndexes %v, want [1]", resp["rejectedIndexes"])
 	}
 
-	code, sum := h.postDVS("/api/dataValueSets?idScheme=CODE", "old", "old-secret", strings.Replace(oneBadPeriod, `"1"`, `"9"`, 1))
+	code, sum := h.post("/api/dataValueSets?idScheme=CODE", "application/json", basic("old", "old-secret"), []byte(strings.Replace(oneBadPeriod, `"1"`, `"9"`, 1)))
 	if code != http.StatusOK || sum["responseType"] != "ImportSummary" || sum["status"] != "WARNING" || sum["rejectedIndexes"] != nil {
 		t.Fatalf("2.37: HTTP %d %v", code, sum)
 	}

@@ -3,6 +3,7 @@ package mediator_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -87,7 +88,13 @@ func startTallyWith(t testing.TB, targetURL, storeDir, extra string) *harness {
 // startTallyCfg starts Tally with extra sources (list items) and extra top-level YAML.
 func startTallyCfg(t testing.TB, targetURL, storeDir, extraSources, extra string) *harness {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(configYAML(targetURL, storeDir, extraSources)+extra), os.Getenv)
+	return startYAML(t, configYAML(targetURL, storeDir, extraSources)+extra, storeDir, testing.Verbose())
+}
+
+// startYAML starts Tally with a whole configuration; its log goes to stderr when logs is set.
+func startYAML(t testing.TB, yml, storeDir string, logs bool) *harness {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yml), os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +103,7 @@ func startTallyCfg(t testing.TB, targetURL, storeDir, extraSources, extra string
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
+	if logs {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	svc, err := mediator.New(cfg, mediator.Options{Listener: ln, Logger: log, Version: "test"})
@@ -135,6 +142,11 @@ func (h *harness) post(path, contentType, auth string, body []byte) (int, map[st
 		req.Header.Set("Authorization", auth)
 	}
 	return h.do(req)
+}
+
+// basic is the Authorization header of Basic credentials.
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
 
 func (h *harness) do(req *http.Request) (int, map[string]any) {

@@ -126,7 +126,10 @@ func TestDataValueSetsAnswersPerValueAsDHIS2(t *testing.T) {
     auth: {users: [{username: strict, password: strict-secret}]}
     validation: atomic
 `, "")
-	post, three := h.postDVS, oneBadPeriod
+	post := func(path, user, pass, body string) (int, map[string]any) {
+		return h.post(path, "application/json", basic(user, pass), []byte(body))
+	}
+	three := oneBadPeriod
 	code, wm := post("/api/dataValueSets?idScheme=CODE", "exchange", "exchange-secret", three)
 	resp, _ := wm["response"].(map[string]any)
 	if code != http.StatusConflict || wm["status"] != "WARNING" || resp["status"] != "WARNING" {

@@ -1,10 +1,8 @@
 package mediator_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -37,15 +35,7 @@ func TestLockedPeriodsAreTheirOwnDeadLetters(t *testing.T) {
 	body := `{"orgUnit":"KL_N_F1","dataValues":[{"dataElement":"CHW_HOUSEHOLD_VISITS","period":"202301","value":"3"},
 	  {"dataElement":"CHW_HOUSEHOLD_VISITS","period":"` + now + `","value":"4"}]}`
 
-	req, _ := http.NewRequest("POST", h.base+"/admin/v1/preview?source=cht", bytes.NewReader([]byte(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, raw := h.preview("?source=cht", []byte(body))
 	var pv struct {
 		Targets []struct {
 			Locked []struct {

@@ -1,10 +1,8 @@
 package mediator_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -47,26 +45,18 @@ func TestImportStrategyAppliedAtTheTarget(t *testing.T) {
 		{"DELETES", "85", "map[deleted:1 ignored:0 imported:0 updated:0]", "none"},
 	}
 	for _, st := range steps {
-		_, wm := h.postDVS("/api/dataValueSets?idScheme=CODE&importStrategy="+st.strategy, "sync", "sync-password", value(st.value))
+		_, wm := h.post("/api/dataValueSets?idScheme=CODE&importStrategy="+st.strategy, "application/json", basic("sync", "sync-password"), []byte(value(st.value)))
 		if got := counts(wm); got != st.counts || stored() != st.stored {
 			t.Errorf("%s %s: counts %s, stored %s; want %s, %s\n%v", st.strategy, st.value, got, stored(), st.counts, st.stored, wm)
 		}
 	}
 
-	code, wm := h.postDVS("/api/dataValueSets?idScheme=CODE&importStrategy=MERGE", "sync", "sync-password", value("1"))
+	code, wm := h.post("/api/dataValueSets?idScheme=CODE&importStrategy=MERGE", "application/json", basic("sync", "sync-password"), []byte(value("1")))
 	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(wm["message"]), `"MERGE"`) {
 		t.Errorf("unknown strategy: HTTP %d %v", code, wm)
 	}
 
-	req, _ := http.NewRequest("POST", h.base+"/admin/v1/preview?source=cht&importStrategy=UPDATES", bytes.NewReader([]byte(value("3"))))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, raw := h.preview("?source=cht&importStrategy=UPDATES", []byte(value("3")))
 	var out struct {
 		Targets []struct {
 			ImportStrategy string `json:"importStrategy"`

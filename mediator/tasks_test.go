@@ -17,6 +17,12 @@ func (h *harness) getAs(path, user, pass string) (int, []byte) {
 	h.t.Helper()
 	req, _ := http.NewRequest("GET", h.base+path, nil)
 	req.SetBasicAuth(user, pass)
+	return h.doRaw(req)
+}
+
+// doRaw sends a request and returns the status and the raw body.
+func (h *harness) doRaw(req *http.Request) (int, []byte) {
+	h.t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
