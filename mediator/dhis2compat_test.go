@@ -37,11 +37,42 @@ func TestDataValueSetsAnswerInTheTargetsEra(t *testing.T) {
 		t.Errorf("rejectedIndexes %v, want [1]", resp["rejectedIndexes"])
 	}
 
+	// atomic=true asks 2.43 for all or nothing (spec dhis2.md §1.2): the bad period refuses
+	// the payload whole.
+	code, wm = h.post("/api/dataValueSets?idScheme=CODE&atomic=true", "application/json", basic("exchange", "exchange-secret"),
+		[]byte(strings.Replace(oneBadPeriod, `"3"`, `"5"`, 1)))
+	if resp, _ := wm["response"].(map[string]any); code != http.StatusConflict || resp["status"] != "ERROR" {
+		t.Errorf("2.43 atomic=true: HTTP %d %v", code, wm)
+	}
+
 	code, sum := h.post("/api/dataValueSets?idScheme=CODE", "application/json", basic("old", "old-secret"), []byte(strings.Replace(oneBadPeriod, `"1"`, `"9"`, 1)))
 	if code != http.StatusOK || sum["responseType"] != "ImportSummary" || sum["status"] != "WARNING" || sum["rejectedIndexes"] != nil {
 		t.Fatalf("2.37: HTTP %d %v", code, sum)
 	}
 	if c := sum["conflicts"].([]any)[0].(map[string]any); c["errorCode"] != "E7611" {
 		t.Errorf("2.37 conflict %v: 2.37 conflicts carry their error code", c)
+	}
+}
+
+// TestNativeEndpointPerValue: a source with validation: per_value imports value by value on
+// POST /ingest/{source} too: the bad value is refused with its place and DHIS2 conflict, the
+// others are stored.
+func TestNativeEndpointPerValue(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startTallyCfg(t, emu.URL, t.TempDir(), `  - name: lenient
+    auth: {tokens: [lenient-token-0123456789]}
+    id_schemes: {id_scheme: CODE}
+    validation: per_value
+`, "")
+	code, body := h.post("/ingest/lenient", "application/json", "Bearer lenient-token-0123456789", []byte(oneBadPeriod))
+	errs, _ := body["errors"].([]any)
+	if code != http.StatusAccepted || body["values"] != float64(2) || body["refused"] != float64(1) || len(errs) != 1 ||
+		!strings.Contains(fmt.Sprint(errs[0]), "E7611") {
+		t.Fatalf("HTTP %d %v", code, body)
+	}
+	h.waitStatus(body["transaction"].(string), "delivered")
+	if emu.Store().Len() != 2 {
+		t.Errorf("%d values stored, want 2", emu.Store().Len())
 	}
 }
