@@ -105,7 +105,9 @@ type Source struct {
 	// report), pass (deliver as they are) or reject (dead-letter the batch).
 	Unmapped string `yaml:"unmapped"`
 	// Duplicates says what happens when two values map to the same target key in one
-	// batch: reject, sum or last (last wins).
+	// payload: reject, sum or last (last wins); or, for a source without a mapping set,
+	// keep: every value is delivered as received and the target settles them as DHIS2
+	// does (2.38–2.42 writes them in order, 2.43 refuses them with E8128).
 	Duplicates string `yaml:"duplicates"`
 	// OrgUnits filters values by their org unit once mapped (it needs a mapping set, whose
 	// target metadata tells the data sets' org units and the levels).
@@ -114,6 +116,24 @@ type Source struct {
 	// every target has the payload, and reports the outcome. 0 answers as soon as the
 	// payload is stored (the default).
 	WaitForDelivery Duration `yaml:"wait_for_delivery"`
+	// Validation is per_value (a bad value is refused on its own, with DHIS2's conflict,
+	// and the rest of the payload goes on) or atomic (any bad value refuses the whole
+	// payload). Empty means as the endpoint does: per_value on POST /api/dataValueSets,
+	// as DHIS2 2.38+ imports, and atomic on POST /ingest/{source}.
+	Validation string `yaml:"validation"`
+	// DHIS2Version is the DHIS2 version ("2.40") whose answers POST /api/dataValueSets
+	// imitates for this source: the era of the WebMessage, its HTTP status on WARNING and
+	// its ADX reading rules. Empty means the lowest release among the source's targets,
+	// as read from them, or 2.42 while none has been read.
+	DHIS2Version string `yaml:"dhis2_version"`
+	// CompleteDate says what a payload's header completeDate does: dhis2 registers the
+	// data set complete at the target for the header's period and org unit once its
+	// values are delivered, as DHIS2 does (a header without both is a conflict, as in
+	// DHIS2); per_org_unit registers it for every period and org unit the delivered
+	// values name (a CHT export, whose completeDate is the export date and whose header
+	// has no org unit); ignore drops it. Empty means ignore for format cht, dhis2 for the
+	// others.
+	CompleteDate string `yaml:"complete_date"`
 }
 
 // SourceOrgUnits says which mapped values a source keeps by their org unit. CHT, for one,

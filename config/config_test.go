@@ -173,3 +173,49 @@ func wantProblems(t *testing.T, err error, want []lineProblem) Problems {
 	}
 	return probs
 }
+
+// TestSourceImportKeys: validation, dhis2_version and complete_date are checked with their
+// lines, and complete_date defaults by format (a CHT export's completeDate is its export
+// date, not a completion).
+func TestSourceImportKeys(t *testing.T) {
+	yml := `sources:
+  - name: ade
+    auth: {public: true}
+    validation: atomic
+    dhis2_version: "2.41.3"
+  - name: cht
+    format: cht
+    auth: {public: true}
+  - name: bad
+    auth: {public: true}
+    validation: strict
+    dhis2_version: "2.35"
+    complete_date: always
+    mapping: some-set
+    duplicates: keep
+targets:
+  - {name: hmis, url: https://hmis.example.org, token: d2pat_0123456789abcdef}
+`
+	_, err := Parse("tally.yaml", []byte(yml), env(nil))
+	want := []lineProblem{
+		{11, `sources[2].validation: "strict": want per_value or atomic`},
+		{12, `sources[2].dhis2_version: "2.35": want a DHIS2 version from 2.36 on`},
+		{13, `sources[2].complete_date: "always": want dhis2, per_org_unit or ignore`},
+		{15, `sources[2].duplicates: keep: mapped values that meet on one key must be settled`},
+	}
+	if probs := wantProblems(t, err, want); len(probs) != len(want) {
+		t.Errorf("%d problems, want %d:\n%s", len(probs), len(want), err)
+	}
+	c, err := Parse("tally.yaml", []byte(yml[:strings.Index(yml, "  - name: bad")]+yml[strings.Index(yml, "targets:"):]), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ade, _ := c.Source("ade")
+	cht, _ := c.Source("cht")
+	if ade.Release() != 41 || cht.Release() != 0 || ade.Validation != "atomic" {
+		t.Errorf("ade release %d validation %q, cht release %d", ade.Release(), ade.Validation, cht.Release())
+	}
+	if ade.CompleteDateMode() != "dhis2" || cht.CompleteDateMode() != "ignore" {
+		t.Errorf("complete_date: ade %q, cht %q", ade.CompleteDateMode(), cht.CompleteDateMode())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -248,13 +249,19 @@ func (c *Config) validate() Problems {
 		}
 		switch s.Duplicates {
 		case "reject", "sum", "last":
+		case "keep":
+			if s.Mapping != "" {
+				add(p+".duplicates", "keep: mapped values that meet on one key must be settled: want reject, sum or last "+
+					"with a mapping set (keep is for a source whose values go to the target as they are)")
+			}
 		default:
-			add(p+".duplicates", "%q: want reject, sum or last", s.Duplicates)
+			add(p+".duplicates", "%q: want reject, sum, last or keep", s.Duplicates)
 		}
 		ps = append(ps, c.checkSourceOrgUnits(p+".org_units", s)...)
 		if s.WaitForDelivery < 0 || s.WaitForDelivery.D() > 10*time.Minute {
 			add(p+".wait_for_delivery", "%s: want 0 (answer once stored) up to 10m", s.WaitForDelivery.D())
 		}
+		ps = append(ps, c.checkSourceImport(p, s)...)
 		if s.BatchSize < 1 || s.BatchSize > 10_000 {
 			add(p+".batch_size", "%d: want 1 to 10000", s.BatchSize)
 		}
@@ -267,6 +274,49 @@ func (c *Config) validate() Problems {
 		add("admin.token", "an admin token must be at least 16 characters")
 	}
 	return ps
+}
+
+// checkSourceImport checks the keys that shape how a source's payloads are imported.
+func (c *Config) checkSourceImport(path string, s *Source) Problems {
+	var ps Problems
+	switch s.Validation {
+	case "", "per_value", "atomic":
+	default:
+		ps = append(ps, c.Problem(path+".validation", "%q: want per_value or atomic", s.Validation))
+	}
+	if s.DHIS2Version != "" && !dhis2VersionRE.MatchString(s.DHIS2Version) {
+		ps = append(ps, c.Problem(path+".dhis2_version", "%q: want a DHIS2 version from 2.36 on, such as 2.40", s.DHIS2Version))
+	}
+	switch s.CompleteDate {
+	case "", "dhis2", "per_org_unit", "ignore":
+	default:
+		ps = append(ps, c.Problem(path+".complete_date", "%q: want dhis2, per_org_unit or ignore", s.CompleteDate))
+	}
+	return ps
+}
+
+// dhis2VersionRE matches the DHIS2 versions an answer can imitate: 2.36 and later.
+var dhis2VersionRE = regexp.MustCompile(`^2\.(3[6-9]|[4-9][0-9])(\.[0-9]+)*$`)
+
+// Release returns the DHIS2 release of s's dhis2_version (40 for "2.40"), 0 when unset.
+func (s *Source) Release() int {
+	m := dhis2VersionRE.FindStringSubmatch(s.DHIS2Version)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// CompleteDateMode is s's complete_date with its default applied.
+func (s *Source) CompleteDateMode() string {
+	switch {
+	case s.CompleteDate != "":
+		return s.CompleteDate
+	case s.Format == "cht":
+		return "ignore"
+	}
+	return "dhis2"
 }
 
 func (c *Config) checkSourceOrgUnits(path string, s *Source) Problems {

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -359,15 +359,15 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 		return retryIn(policyOf(t.cfg).deferred(), errCircuitOpen)
 	}
 	prev := s.earlierTries(ctx, msg, b, t.cfg.Name)
-	outcome, derr := s.importBatch(ctx, t, b)
+	outcome, derr := s.importBatch(ctx, t, b, flagsOf(msg.Headers()))
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
 	unmapped, _ := strconv.Atoi(msg.Headers().Get(headerUnmapped))
 	rec := &DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
 		Time: s.now().UTC(), Counts: outcome.counts, Conflicts: outcome.conflicts, Rejected: len(outcome.rejected)}
-	history := decodeHistory(msg.Headers().Get(headerHistory))
+	kept := carriedBy(msg.Headers())
 	if derr == nil {
-		return s.delivered(bctx, t, p, b, source, rec, outcome, prev, history)
+		return s.delivered(bctx, t, p, b, source, rec, outcome, prev, kept)
 	}
 	if dhis2.KindOf(derr) == 0 && ctx.Err() != nil {
 		// Our own cancellation (shutdown): the target is not to blame, and the message goes
@@ -376,7 +376,7 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 			"target", t.cfg.Name, "err", derr)
 		return retryIn(0, derr)
 	}
-	return s.deliveryFailed(bctx, t, p, b, source, rec, derr, prev, history)
+	return s.deliveryFailed(bctx, t, p, b, source, rec, derr, prev, kept)
 }
 
 // earlierTries reads the attempts a batch has already used at a target. They are recorded
@@ -397,7 +397,7 @@ func (s *Service) earlierTries(ctx context.Context, msg jetstream.Msg, b *transf
 // delivered records a batch the target answered for: all of it taken, or some values
 // rejected, which become a dead letter of exactly those values.
 func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *DeliveryRecord,
-	out importOutcome, prev tries, history []Failure) error {
+	out importOutcome, prev tries, kept carried) error {
 	name := t.cfg.Name
 	t.breaker.success(p)
 	rec.Attempts = prev.attempts + 1
@@ -405,22 +405,32 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 	rec.Outcome = OutcomeDelivered
 	result := "success"
 	if len(out.rejected) > 0 {
-		part := *b
-		part.Values = make([]transform.DataValue, 0, len(out.rejected))
-		for _, i := range out.rejected {
-			part.Values = append(part.Values, b.Values[i])
+		// Values refused for a locked or closed period are dead letters of their own
+		// (locks.go); the others are the target's rejections.
+		locked, other := splitRejected(b, out.rejected, rec.Conflicts)
+		for _, part := range []struct {
+			at     []int
+			reason string
+			err    error
+		}{
+			{other, ReasonRejected, fmt.Errorf("%s rejected %d of %d values", name, len(other), len(b.Values))},
+			{locked, ReasonLocked, lockedError(name, len(locked), len(b.Values))},
+		} {
+			if len(part.at) == 0 {
+				continue
+			}
+			if err := s.deadLetterPart(ctx, b, source, name, part.at, part.reason, part.err, rec, kept); err != nil {
+				return retryIn(s.retryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
+			}
 		}
-		dl := s.newDeadLetter(&part, source, name, ReasonRejected,
-			fmt.Errorf("%s rejected %d of %d values", name, len(part.Values), len(b.Values)), rec.Conflicts, rec.Attempts, rec.Time, history)
-		if err := s.storeDeadLetter(ctx, dl); err != nil {
-			return retryIn(s.retryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
-		}
+		rec.Locked = len(locked)
 		rec.Outcome = OutcomePartial
 		result = "partial"
-		if len(part.Values) == len(b.Values) {
+		if len(out.rejected) == len(b.Values) {
 			rec.Outcome = OutcomeDeadLettered // the target answered, and took nothing
 		}
-		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(part.Values)))
+		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(other)))
+		s.metrics.DeliveredValues.WithLabelValues(name, ReasonLocked).Add(float64(len(locked)))
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, result).Inc()
 	c := out.counts
@@ -428,13 +438,36 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 	s.metrics.DeliveredValues.WithLabelValues(name, "updated").Add(float64(c.Updated))
 	s.metrics.DeliveredValues.WithLabelValues(name, "ignored").Add(float64(c.Ignored))
 	s.metrics.DeliveredValues.WithLabelValues(name, "deleted").Add(float64(c.Deleted))
+	// The target answered for the batch: what it completes is registered once the
+	// transaction's other batches are done (completeness.go), as DHIS2 registers a
+	// completion whatever became of the values.
+	rec.Completions = completionsOf(b)
+	kept.note.apply(rec)
 	s.record(ctx, b.TxID, rec)
+	s.completeIfDone(ctx, t, b.TxID, kept.completes)
 	return nil
+}
+
+// deadLetterPart stores the values at the given positions of b as a dead letter of one
+// reason, and records their payload indexes as rejected.
+func (s *Service) deadLetterPart(ctx context.Context, b, source *transform.Batch, target string, at []int, reason string,
+	err error, rec *DeliveryRecord, kept carried) error {
+	part := *b
+	part.Values = make([]transform.DataValue, 0, len(at))
+	for _, i := range at {
+		part.Values = append(part.Values, b.Values[i])
+		rec.RejectedIndexes = append(rec.RejectedIndexes, b.Values[i].Index)
+	}
+	dl := s.newDeadLetter(&part, source, target, reason, err, rec.Conflicts, rec.Attempts, rec.Time, kept)
+	if reason != ReasonRejected {
+		dl.ID += ":" + reason
+	}
+	return s.storeDeadLetter(ctx, dl)
 }
 
 // deliveryFailed applies the retry policy to a request that failed as a whole.
 func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *DeliveryRecord,
-	derr error, prev tries, history []Failure) error {
+	derr error, prev tries, kept carried) error {
 	name := t.cfg.Name
 	pol := policyOf(t.cfg)
 	rec.LastError = derr.Error()
@@ -471,18 +504,29 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 		t.breaker.success(p)
 		attempts++
 		rec.Attempts = attempts
+		if allLocks(rec.Conflicts) {
+			// 2.43 refuses a data set's values whole for an untimely period (locks.go).
+			reason = ReasonLocked
+			rec.Locked = len(b.Values)
+		}
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, "permanent").Inc()
-	dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, rec.FirstError, history)
+	dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, rec.FirstError, kept)
 	if err := s.storeDeadLetter(ctx, dl); err != nil {
 		return retryIn(s.retryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
 	}
 	rec.Outcome = OutcomeDeadLettered
-	rec.Rejected = len(b.Values)
-	s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(b.Values)))
+	rec.Rejected, rec.RejectedIndexes = len(b.Values), payloadIndexes(b.Values)
+	kept.note.apply(rec)
+	outcome := "rejected"
+	if reason == ReasonLocked {
+		outcome = ReasonLocked
+	}
+	s.metrics.DeliveredValues.WithLabelValues(name, outcome).Add(float64(len(b.Values)))
 	s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 		"reason", reason, "err", derr)
 	s.record(ctx, b.TxID, rec)
+	s.completeIfDone(ctx, t, b.TxID, kept.completes)
 	return nil
 }
 
@@ -538,10 +582,10 @@ func (s *Service) sendRequest(ctx context.Context, t *target, body dhis2.Payload
 // consume chain keeps the message's ack deadline alive meanwhile). Conflict indexes are translated from positions
 // in each request to positions in the batch, then to the values' indexes in the original
 // payload.
-func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch) (importOutcome, error) {
+func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch, flags url.Values) (importOutcome, error) {
 	if b.Deletion {
 		if scopeSupported(ctx, t) {
-			return s.importDeletion(ctx, t, b)
+			return s.importDeletion(ctx, t, b, flags)
 		}
 		// Before 2.43 DHIS2 ignores a deletion block and would remove nothing: the
 		// batch's values (all deleted: true) remove the same keys one by one.
@@ -553,7 +597,7 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 	}
 	var out importOutcome
 	size := t.requestSize()
-	opts := s.importOptions(t, b)
+	opts := s.importOptions(t, b, flags)
 	for start := 0; start < len(b.Values); {
 		end := min(start+size, len(b.Values))
 		if out.requests > 0 {
@@ -595,15 +639,26 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 }
 
 // importOptions are the options of a batch's requests: the client's import strategy, when it
-// asked for one, over the target's (a DELETE travels as deleted: true on every value, which
-// deletes on every DHIS2 version whatever the strategy).
-func (s *Service) importOptions(t *target, b *transform.Batch) dhis2.ImportOptions {
+// asked for one, over the target's, so that the target applies it as DHIS2 does (CREATE
+// leaves existing values alone, UPDATE creates none, DELETE deletes and counts deleted —
+// a DELETE's values also carry deleted: true, which deletes on every version); and the
+// import parameters the client asked the target to apply (importflags.go).
+func (s *Service) importOptions(t *target, b *transform.Batch, flags url.Values) dhis2.ImportOptions {
 	strategy := t.cfg.ImportStrategy
-	if b.ImportStrategy != "" && !isDeleteStrategy(b.ImportStrategy) {
+	if b.ImportStrategy != "" {
 		strategy = b.ImportStrategy
 	}
-	return dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: strategy,
-		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit, Async: t.cfg.Async}
+	o := dhis2.ImportOptions{Schemes: b.Schemes, ImportStrategy: strategy,
+		DryRun: s.dryRunFor(t), SkipAudit: t.cfg.SkipAudit || flags.Get("skipAudit") == "true", Async: t.cfg.Async}
+	for k, v := range flags {
+		if k != "skipAudit" && len(v) > 0 {
+			if o.Extra == nil {
+				o.Extra = url.Values{}
+			}
+			o.Extra.Set(k, v[0])
+		}
+	}
+	return o
 }
 
 // scopeRelease is the first DHIS2 release that reads a deletion scope (spec dhis2.md §5).
@@ -630,7 +685,7 @@ func scopeSupported(ctx context.Context, t *target) bool {
 // one period, every element narrowed by both combos — and no values. DHIS2 counts what a
 // scope removed as deleted. A refused scope names, as conflict indexes, the values whose
 // keys it held.
-func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Batch) (importOutcome, error) {
+func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Batch, flags url.Values) (importOutcome, error) {
 	var out importOutcome
 	type cell struct{ ou, pe string }
 	groups := map[cell][]int{}
@@ -644,7 +699,7 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 		groups[c] = append(groups[c], i)
 	}
 	size := t.requestSize()
-	opts := s.importOptions(t, b)
+	opts := s.importOptions(t, b, flags)
 	for _, c := range order {
 		idx := groups[c]
 		for start := 0; start < len(idx); {
@@ -690,7 +745,7 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 func scopeConflicts(res *dhis2.ImportResult, b *transform.Batch, held []int) []Conflict {
 	out := make([]Conflict, 0, len(res.Conflicts))
 	for _, c := range res.Conflicts {
-		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Property: c.Property, Message: c.Value}
+		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property, Message: c.Value}
 		for _, i := range held {
 			cc.Indexes = append(cc.Indexes, b.Values[i].Index)
 		}
@@ -702,7 +757,7 @@ func scopeConflicts(res *dhis2.ImportResult, b *transform.Batch, held []int) []C
 func conflictsOf(res *dhis2.ImportResult, b *transform.Batch, offset int) []Conflict {
 	out := make([]Conflict, 0, len(res.Conflicts))
 	for _, c := range res.Conflicts {
-		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Property: c.Property, Message: c.Value}
+		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property, Message: c.Value}
 		for _, i := range c.Indexes {
 			if p := offset + i; p >= 0 && p < len(b.Values) {
 				cc.Indexes = append(cc.Indexes, b.Values[p].Index)
@@ -719,6 +774,36 @@ func retryAfterOf(err error) time.Duration {
 		return de.RetryAfter
 	}
 	return 0
+}
+
+// carried is what a delivery message carries beside its batch, which a dead letter made of
+// it keeps for the replay: the batch's earlier failures and the import parameters its client
+// asked the target to apply.
+type carried struct {
+	history []Failure
+	flags   string
+	// completes is the number of batches of a transaction that completes a data set
+	// (completeness.go), 0 otherwise.
+	completes int
+	// note is what mapping reported about the batch (mappingnote.go); it stays with the
+	// delivery record and is not carried further.
+	note mappingNote
+}
+
+func carriedBy(h nats.Header) carried {
+	n, _ := strconv.Atoi(h.Get(headerCompletes))
+	return carried{history: decodeHistory(h.Get(headerHistory)), flags: h.Get(headerImportOptions), completes: n,
+		note: noteIn(h)}
+}
+
+// header is what a delivery message made of a batch carries forward (a mapped batch, a
+// replay): the import parameters and the completion mark.
+func (c carried) header() nats.Header {
+	h := withFlags(nil, c.flags)
+	if c.completes > 0 {
+		h = completesHeader(h, c.completes)
+	}
+	return h
 }
 
 // maxHistory bounds the failures a replayed batch carries.

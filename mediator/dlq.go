@@ -95,6 +95,12 @@ type DeadLetter struct {
 	// SourceBatch holds the same values as received, when mapping changed them, so that
 	// replay can re-map them with the current rules.
 	SourceBatch *transform.Batch `json:"sourceBatch,omitempty"`
+	// ImportOptions are the import parameters the client asked the target to apply
+	// (url-encoded; importflags.go), sent again on replay.
+	ImportOptions string `json:"importOptions,omitempty"`
+	// Completes is the number of batches of a transaction that completes a data set
+	// (completeness.go), so that a replay still registers it.
+	Completes int `json:"completes,omitempty"`
 	// Raw is a message kept exactly as it was stored, because this build could not read or
 	// handle it (reasons undecodable, panic, max_delivered, no_source). Replay puts it back
 	// where it came from, for a build or configuration that can.
@@ -121,7 +127,7 @@ func (dl *DeadLetter) failure() Failure {
 const maxDeadLetterConflicts = 2000
 
 func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason string, err error, conflicts []Conflict,
-	attempts int, first time.Time, history []Failure) *DeadLetter {
+	attempts int, first time.Time, kept carried) *DeadLetter {
 	now := s.now().UTC()
 	if first.IsZero() {
 		first = now
@@ -135,7 +141,8 @@ func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason strin
 			Target: target, Reason: reason, Error: err.Error(), Codes: errorCodes(conflicts), Values: len(b.Values),
 			Attempts: attempts, FirstError: first, LastError: now, Replays: b.Replays,
 		},
-		Conflicts: conflicts, History: history, Mapped: reason != ReasonMapping, Batch: b,
+		Conflicts: conflicts, History: kept.history, Mapped: reason != ReasonMapping, Batch: b, ImportOptions: kept.flags,
+		Completes: kept.completes,
 	}
 	if source != nil && dl.Mapped {
 		dl.SourceBatch = sourceOf(source, b)
@@ -158,6 +165,15 @@ func sourceOf(source, mapped *transform.Batch) *transform.Batch {
 		}
 	}
 	return &out
+}
+
+// payloadIndexes are the values' positions in their payload.
+func payloadIndexes(vs []transform.DataValue) []int {
+	out := make([]int, len(vs))
+	for i := range vs {
+		out[i] = vs[i].Index
+	}
+	return out
 }
 
 func errorCodes(cs []Conflict) []string {
@@ -211,14 +227,14 @@ func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
 	return nil
 }
 
-func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *config.Target, err error) error {
-	dl := s.newDeadLetter(b, nil, t.Name, ReasonMapping, err, nil, 0, time.Time{}, nil)
+func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *config.Target, err error, kept carried) error {
+	dl := s.newDeadLetter(b, nil, t.Name, ReasonMapping, err, nil, 0, time.Time{}, kept)
 	if serr := s.storeDeadLetter(ctx, dl); serr != nil {
 		return serr
 	}
 	return s.txlog.PutDelivery(ctx, b.TxID, &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
-		Outcome: OutcomeDeadLettered, Values: len(b.Values), Rejected: len(b.Values), LastError: err.Error(),
-		Time: s.now().UTC()})
+		Outcome: OutcomeDeadLettered, Values: len(b.Values), Rejected: len(b.Values), RejectedIndexes: payloadIndexes(b.Values),
+		LastError: err.Error(), Time: s.now().UTC()})
 }
 
 // deadLetterRaw stores a message the stage could not handle exactly as it was stored, and
@@ -521,7 +537,10 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 	out.ID, out.TxID, out.Seq, out.Source, out.Target = dl.Batch.ID, dl.TxID, dl.BatchSeq, dl.Source, dl.Target
 	out.Replays = dl.Replays + 1
 	history := append(slices.Clone(dl.History), dl.failure())
-	h := nats.Header{}
+	h := carried{flags: dl.ImportOptions, completes: dl.Completes}.header()
+	if h == nil {
+		h = nats.Header{}
+	}
 	h.Set(headerHistory, encodeHistory(history))
 	if err := s.pub.Publish(ctx, deliverMessage(dl.ID+":replay", source, &out, unmapped, h)); err != nil {
 		return res, fmt.Errorf("publishing the replay: %w", err)

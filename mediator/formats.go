@@ -2,13 +2,12 @@ package mediator
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"strings"
 
-	"github.com/tally-hmis/tally/adapters/adx"
 	"github.com/tally-hmis/tally/adapters/dvs"
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -16,25 +15,34 @@ import (
 type decodeFunc func(r io.Reader, sink transform.Sink) error
 
 // decoderFor picks the parser for a request: the source's configured format, or for "auto"
-// the Content-Type, falling back to sniffing the first bytes when the type says nothing.
+// the Content-Type — on the DHIS2-compatible endpoint as DHIS2 reads it (415 for what DHIS2
+// refuses), on Tally's own endpoint falling back to sniffing the first bytes when the type
+// says nothing.
 //
-// A data value set may carry dryRun in its header, which wins over the query as in DHIS2;
-// the parser reports it through dryRun.
-func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio.Reader, q map[string][]string,
-	schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
+// A data value set may carry dryRun and its import strategy in its header, which win over
+// the query as in DHIS2; the parser reports them through opts.
+func (s *Service) decoderFor(ctx context.Context, req ingestRequest, body *bufio.Reader, schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
+	src := req.Source
 	onHeader := func(h *dvs.Header) error {
+		if opts.complete != nil {
+			opts.complete.header(h)
+		}
 		if h.DryRun != nil {
 			opts.dryRun = *h.DryRun
 		}
 		if h.Strategy != "" {
-			opts.setStrategy(h.Strategy)
+			return opts.setStrategy(h.Strategy)
 		}
 		return nil
 	}
 	format := src.Format
 	if format == "auto" {
 		head, _ := body.Peek(512)
-		f, err := dvs.DetectFormat(contentType, head)
+		detect := dvs.DetectFormat
+		if req.DHIS2 {
+			detect = dvs.DetectAsDHIS2
+		}
+		f, err := detect(req.ContentType, head)
 		if err != nil {
 			return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported",
 				Msg: err.Error() + "; send application/json, application/xml, application/adx+xml or application/csv"}
@@ -55,15 +63,23 @@ func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio
 			return dvs.DecodeXML(r, sink, dvs.Options{OnHeader: onHeader})
 		}, format, nil
 	case "csv":
-		header := first(q, "firstRowIsHeader") != "false"
-		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(q, "dataSet")}
+		header := first(req.Query, "firstRowIsHeader") != "false"
+		if !header && req.DHIS2 && req.Release >= 43 {
+			// DHIS2 2.43 maps CSV columns by their header and refuses a file without one
+			// (spec dhis2.md §1.2; conformance README §6.2, dataValueSetBNoHeader.csv).
+			const msg = "CSV without header row is no longer supported."
+			return nil, "", &requestError{Status: http.StatusConflict, Reason: "bad_input", Msg: msg,
+				Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Field: "firstRowIsHeader", Value: "false", Expected: msg}}}}
+		}
+		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(req.Query, "dataSet")}
 		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeCSV(r, sink, opts) }, format, nil
 	case "adx":
-		// ADX's default id scheme is CODE; the request's schemes go to the parser so that
-		// an explicit idScheme=UID wins over that default.
-		return func(r io.Reader, sink transform.Sink) error {
-			return adx.Decode(r, sink, adx.Options{Schemes: schemes})
-		}, format, nil
+		// ADX's default id scheme is CODE (UID from the 2.43 era); the request's schemes go
+		// to the parser so that an explicit idScheme=UID wins over that default. The
+		// targets decide how values are read (adxingest.go).
+		a := s.adxSupportFor(ctx, src)
+		o := a.adxOptions(schemes, req.Release)
+		return func(r io.Reader, sink transform.Sink) error { return a.decode(r, sink, o) }, format, nil
 	}
 	return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported", Msg: "unknown format " + format}
 }
@@ -72,21 +88,25 @@ func (s *Service) decoderFor(src *config.Source, contentType string, body *bufio
 // it as in DHIS2, in the payload's header.
 type payloadOptions struct {
 	dryRun bool
-	// strategy is the importStrategy asked for, upper case; empty: the target's own.
-	strategy string
+	// strategy is the importStrategy asked for under its current name; empty: the
+	// target's own.
+	strategy transform.ImportStrategy
 	// delete: importStrategy DELETE, which Tally carries as deleted: true on every value
 	// so that any target deletes them whatever its own strategy.
 	delete bool
+	// complete reads the payload's completeDate (completeness.go).
+	complete *completionReader
 }
 
-func (o *payloadOptions) setStrategy(s string) {
-	o.strategy = strings.ToUpper(strings.TrimSpace(s))
-	o.delete = isDeleteStrategy(o.strategy)
-}
-
-func isDeleteStrategy(s string) bool {
-	s = strings.ToUpper(s)
-	return s == "DELETE" || s == "DELETES"
+// setStrategy reads an importStrategy as DHIS2 does (its legacy names included) and
+// refuses any other value, naming it.
+func (o *payloadOptions) setStrategy(s string) error {
+	st, err := transform.ParseImportStrategy(s)
+	if err != nil {
+		return err
+	}
+	o.strategy, o.delete = st, st.IsDelete()
+	return nil
 }
 
 // deleting marks every value deleted while the payload asks for the DELETE strategy.

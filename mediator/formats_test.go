@@ -114,37 +114,73 @@ func TestBodyLimitAnswers413(t *testing.T) {
 	}
 }
 
-func TestDataValueSetsErrorsInDHIS2Shape(t *testing.T) {
+// TestDataValueSetsAnswersPerValueAsDHIS2: one bad period among three values is a conflict
+// with DHIS2's code, objects and index, and the two good values reach the target, as DHIS2
+// 2.38–2.42 imports (spec dhis2.md §1.4, §2.4 example A: 409 WARNING); a source with
+// validation: atomic refuses the payload whole; an empty payload is DHIS2's 200 SUCCESS
+// (conformance README §5.5); /api/37/ gets the bare summary; wrong credentials DHIS2's 401.
+func TestDataValueSetsAnswersPerValueAsDHIS2(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
-	h := startTally(t, emu.URL, t.TempDir())
-	req, _ := http.NewRequest("POST", h.base+"/api/dataValueSets",
-		strings.NewReader(`{"dataValues":[{"dataElement":"EPI_BCG","period":"202413","orgUnit":"KL_N_F1","value":"1"}]}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("exchange", "exchange-secret")
-	code, wm := h.do(req)
+	h := startTallyCfg(t, emu.URL, t.TempDir(), `  - name: strict
+    auth: {users: [{username: strict, password: strict-secret}]}
+    validation: atomic
+`, "")
+	post := func(path, user, pass, body string) (int, map[string]any) {
+		return h.post(path, "application/json", basic(user, pass), []byte(body))
+	}
+	three := oneBadPeriod
+	code, wm := post("/api/dataValueSets?idScheme=CODE", "exchange", "exchange-secret", three)
 	resp, _ := wm["response"].(map[string]any)
-	if code != http.StatusConflict || wm["status"] != "ERROR" || resp["status"] != "ERROR" {
+	if code != http.StatusConflict || wm["status"] != "WARNING" || resp["status"] != "WARNING" {
 		t.Fatalf("HTTP %d %v", code, wm)
 	}
 	conflicts := resp["conflicts"].([]any)
 	c0 := conflicts[0].(map[string]any)
-	if c0["object"] != "202413" || c0["property"] != "period" || fmt.Sprint(c0["indexes"]) != "[0]" {
-		t.Errorf("conflict = %v", c0)
+	if len(conflicts) != 1 || c0["errorCode"] != "E7611" || c0["object"] != "202413" || c0["property"] != "period" ||
+		fmt.Sprint(c0["indexes"]) != "[1]" || fmt.Sprint(c0["objects"]) != "map[period:202413]" {
+		t.Errorf("conflicts = %v", conflicts)
+	}
+	if ic := resp["importCount"].(map[string]any); ic["imported"] != float64(2) || ic["ignored"] != float64(1) {
+		t.Errorf("importCount = %v, want 2 accepted and 1 ignored", ic)
+	}
+	h.waitStatus(resp["reference"].(string), "delivered")
+	for _, de := range []string{"CHW_HOUSEHOLD_VISITS", "CHW_PREGNANCIES_REGISTERED"} {
+		if _, ok := emu.Lookup(de, "202401", "KL_N_F1", "", ""); !ok {
+			t.Errorf("%s not delivered", de)
+		}
+	}
+	if emu.Store().Len() != 2 {
+		t.Errorf("%d values stored, want 2", emu.Store().Len())
+	}
+
+	// validation: atomic: the whole payload is refused, as an aborted import.
+	code, wm = post("/api/dataValueSets?idScheme=CODE", "strict", "strict-secret", strings.Replace(three, `"value":"1"`, `"value":"7"`, 1))
+	resp, _ = wm["response"].(map[string]any)
+	if code != http.StatusConflict || wm["status"] != "ERROR" || resp["status"] != "ERROR" || len(resp["conflicts"].([]any)) != 1 {
+		t.Fatalf("atomic: HTTP %d %v", code, wm)
+	}
+
+	// Empty payloads: 200 SUCCESS, zero counts, nothing stored.
+	for _, body := range []string{`{"dataValues":[]}`, `{}`} {
+		code, wm = post("/api/dataValueSets", "exchange", "exchange-secret", body)
+		resp, _ = wm["response"].(map[string]any)
+		if code != 200 || wm["message"] != "Import was successful." || resp["status"] != "SUCCESS" ||
+			fmt.Sprint(resp["importCount"]) != "map[deleted:0 ignored:0 imported:0 updated:0]" {
+			t.Errorf("empty %s: HTTP %d %v", body, code, wm)
+		}
 	}
 	// /api/37/ gets the bare ImportSummary with HTTP 200, as DHIS2 2.38–2.41 answer there.
-	req, _ = http.NewRequest("POST", h.base+"/api/37/dataValueSets", strings.NewReader(`{"dataValues":[]}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("exchange", "exchange-secret")
-	code, sum := h.do(req)
-	if code != 200 || sum["responseType"] != "ImportSummary" || sum["status"] != "ERROR" {
+	code, sum := post("/api/37/dataValueSets", "exchange", "exchange-secret", `{"dataValues":[]}`)
+	if code != 200 || sum["responseType"] != "ImportSummary" || sum["status"] != "SUCCESS" {
 		t.Fatalf("/api/37: HTTP %d %v", code, sum)
 	}
 	// Wrong credentials: DHIS2's 401.
-	req, _ = http.NewRequest("POST", h.base+"/api/dataValueSets", strings.NewReader(`{}`))
-	req.SetBasicAuth("exchange", "wrong")
-	if code, body := h.do(req); code != 401 || body["httpStatusCode"] != float64(401) {
+	if code, body := post("/api/dataValueSets", "exchange", "wrong", `{}`); code != 401 || body["httpStatusCode"] != float64(401) {
 		t.Fatalf("HTTP %d %v", code, body)
+	}
+	if emu.Store().Len() != 2 {
+		t.Errorf("%d values stored after the refusals, want 2", emu.Store().Len())
 	}
 }
 

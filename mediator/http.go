@@ -20,8 +20,7 @@ func (s *Service) routes() *echo.Echo {
 	e.Use(s.observe)
 
 	e.POST("/ingest/:source", s.handleIngest, s.openhimEnvelope)
-	e.POST("/api/dataValueSets", s.handleDataValueSets, s.openhimEnvelope)
-	e.POST("/api/:version/dataValueSets", s.handleDataValueSets, s.openhimEnvelope)
+	s.dhis2Routes(e) // dhis2compat.go: POST /api/dataValueSets and its variants
 
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleReady)
@@ -109,8 +108,17 @@ func (s *Service) handleIngest(c echo.Context) error {
 		return s.ingestError(c, src.Name, err)
 	}
 	if res.DryRun {
-		return c.JSON(http.StatusOK, map[string]any{"status": "valid", "dryRun": true, "values": res.Tx.Values,
-			"batches": res.Tx.Batches, "targets": res.Tx.Targets})
+		return c.JSON(http.StatusOK, withRefused(map[string]any{"status": "valid", "dryRun": true, "values": res.Tx.Values,
+			"batches": res.Tx.Batches, "targets": res.Tx.Targets}, res))
+	}
+	if res.Tx == nil {
+		// Nothing to store: an empty payload (valid, as in DHIS2), or one whose every value
+		// was refused (per-value validation).
+		status := "empty"
+		if res.Report.Rejected > 0 {
+			status = "refused"
+		}
+		return c.JSON(http.StatusOK, withRefused(map[string]any{"status": status, "values": 0}, res))
 	}
 	if v := s.awaitDelivery(c.Request().Context(), src, res.Tx.ID); v != nil {
 		// Synchronous mode: the outcome at every target, as the transaction shows it.
@@ -119,14 +127,14 @@ func (s *Service) handleIngest(c echo.Context) error {
 			"targets": v.Targets, "duplicate": res.Duplicate, "href": "/admin/v1/transactions/" + v.ID,
 		})
 	}
-	body := map[string]any{
+	body := withRefused(map[string]any{
 		"status":      map[bool]string{false: "accepted", true: "duplicate"}[res.Duplicate],
 		"transaction": res.Tx.ID,
 		"values":      res.Tx.Values,
 		"batches":     res.Tx.Batches,
 		"targets":     res.Tx.Targets,
 		"href":        "/admin/v1/transactions/" + res.Tx.ID,
-	}
+	}, res)
 	if res.Duplicate {
 		// A repeat says what became of the first request, so a client does not take a
 		// dead-lettered payload for a delivered one.
@@ -135,6 +143,19 @@ func (s *Service) handleIngest(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusAccepted, body)
+}
+
+// withRefused adds to a native ingest answer the values refused one by one (per-value
+// validation): how many, and their problems with index, place and DHIS2 conflict.
+func withRefused(body map[string]any, res *ingestResult) map[string]any {
+	if r := res.Report; r.Rejected > 0 {
+		body["refused"] = r.Rejected
+		body["errors"] = r.Conflicts
+		if r.More > 0 {
+			body["moreErrors"] = r.More
+		}
+	}
+	return body
 }
 
 func (s *Service) ingestError(c echo.Context, source string, err error) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/period"
 )
 
 // headerTx carries the transaction id of a batch on the stream; the message id is in
@@ -38,10 +39,20 @@ var (
 
 // ingestResult is what an accepted payload became.
 type ingestResult struct {
+	// Tx is the transaction the kept values were stored under; nil when nothing was kept
+	// (an empty payload, or one whose every value was refused).
 	Tx        *TxRecord
 	Duplicate bool
 	// DryRun: the payload was read and validated, and nothing was stored.
 	DryRun bool
+	// Report says what became of the payload's values: kept for delivery, or refused
+	// with their conflicts (per-value validation).
+	Report transform.ValueReport
+	// Notes are the payload-level conflicts that refused no value (a completeDate that
+	// cannot be registered, as DHIS2 reports it).
+	Notes []transform.ImportConflict
+	// Format is the format the payload was read as.
+	Format string
 }
 
 // requestError is a refusal with its HTTP status; Input carries the problems of a payload.
@@ -61,6 +72,31 @@ type ingestRequest struct {
 	Body        io.Reader
 	Query       map[string][]string
 	OpenHIMTx   string
+	// DHIS2 marks POST /api/dataValueSets, which reads a payload as DHIS2 does: by its
+	// Content-Type alone, with UID for an id scheme the request does not state, value by
+	// value unless the source says atomic.
+	DHIS2 bool
+	// Release is the DHIS2 release whose rules the DHIS2-compatible endpoint imitates
+	// (40 for 2.40); 0 on Tally's own endpoint.
+	Release int
+}
+
+// perValue reports whether a bad value is refused on its own rather than with its payload:
+// the source's validation, else the endpoint's way (see config.Source.Validation). On a
+// 2.43 era endpoint the request's atomic=true asks for all or nothing, as DHIS2 2.43 lets it
+// (spec dhis2.md §1.2).
+func (r ingestRequest) perValue() bool {
+	switch r.Source.Validation {
+	case "atomic":
+		return false
+	case "per_value":
+		return !r.atomicParam()
+	}
+	return r.DHIS2 && !r.atomicParam()
+}
+
+func (r ingestRequest) atomicParam() bool {
+	return r.Release >= 43 && strings.EqualFold(first(r.Query, "atomic"), "true")
 }
 
 // parsed is a payload that was read whole and proved valid.
@@ -68,9 +104,17 @@ type parsed struct {
 	format   string
 	digest   hash.Hash
 	received time.Time
-	values   int
-	batches  int
-	opts     *payloadOptions
+	// values is how many values were kept for delivery; batches how many batches hold them.
+	values  int
+	batches int
+	report  transform.ValueReport
+	opts    *payloadOptions
+	// flags are the import parameters forwarded to the targets (importflags.go).
+	flags string
+	// notes are the payload-level conflicts that refused no value (its completeDate).
+	notes []transform.ImportConflict
+	// completes is set when a batch carries a completeDate to register.
+	completes bool
 	// schemes are the id schemes the request declared, over the source's defaults.
 	schemes transform.IDSchemes
 }
@@ -81,27 +125,44 @@ type parsed struct {
 func (p *parsed) identity(q map[string][]string) string {
 	sc := p.schemes
 	return strings.Join([]string{
-		"strategy=" + p.opts.strategy,
+		"strategy=" + string(p.opts.strategy),
 		"schemes=" + string(sc.IDScheme) + "," + string(sc.DataElement) + "," + string(sc.OrgUnit) + "," +
 			string(sc.CategoryOptionCombo) + "," + string(sc.AttributeOptionCombo) + "," + string(sc.DataSet) + "," +
 			string(sc.Category) + "," + string(sc.CategoryOption),
 		"csv=" + first(q, "firstRowIsHeader") + "," + first(q, "dataSet"),
+		"flags=" + p.flags,
 	}, ";")
 }
 
 // readPayload reads, decompresses, parses and validates a request body, handing each batch
-// to emit (which must not keep it). It fails with a *requestError naming every problem.
-// onOptions, when not nil, receives the payload's options before the first batch is
-// emitted; a payload's header may still change them while it is read (as DHIS2 lets it).
-func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
+// to emit (which must not keep it). It fails with a *requestError naming every problem that
+// refuses the payload: any problem when validation is atomic, a document-level one when it
+// is per value (the refused values are then in parsed.report). onOptions, when not nil,
+// receives the payload's options before the first batch is emitted; a payload's header may
+// still change them while it is read (as DHIS2 lets it).
+func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
 	src := req.Source
+	if req.Release == 0 {
+		// Tally's own endpoint reads ADX as the targets' DHIS2 does too.
+		req.Release = s.eraOf(ctx, src)
+	}
 	p := &parsed{received: s.now().UTC(), digest: sha256.New(), opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true"}}
-	p.opts.setStrategy(first(req.Query, "importStrategy"))
-	schemes, err := schemesFromQuery(req.Query, src.IDSchemes)
+	p.opts.complete = newCompletionReader(src, p.received)
+	if err := p.opts.setStrategy(first(req.Query, "importStrategy")); err != nil {
+		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "query parameter " + err.Error()}
+	}
+	defaults := src.IDSchemes
+	if req.DHIS2 {
+		// To DHIS2 a scheme the request does not state is UID (ADX: CODE), whatever the
+		// source's defaults, which are for Tally's own endpoint (spec dhis2.md §1.3).
+		defaults = config.Schemes{}
+	}
+	schemes, err := schemesFromQuery(req.Query, defaults)
 	if err != nil {
 		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: err.Error()}
 	}
 	p.schemes = schemes
+	p.flags = importFlags(req.Query)
 	if onOptions != nil {
 		onOptions(p.opts)
 	}
@@ -118,20 +179,26 @@ func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) err
 		// The limit applies after decompression too, so a small bomb cannot expand without bound.
 		r = bufio.NewReaderSize(&limitedReader{r: gz, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10)
 	}
-	dec, format, err := s.decoderFor(src, req.ContentType, r, req.Query, schemes, p.opts)
+	release := s.ingestRelease(ctx, src)
+	dec, format, err := s.decoderFor(ctx, req, r, schemes, p.opts)
 	if err != nil {
 		return nil, err
 	}
 	p.format = format
 	batcher := transform.NewBatcher(transform.BatcherConfig{
 		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.batchSizeFor(src.BatchSize), Emit: emit,
+		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: release,
 	})
-	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: batcher, opts: p.opts})
+	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
 	if errors.Is(derr, errBodyTooLarge) {
 		return nil, &requestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
 			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
 	}
 	if err := finishParse(derr, batcher); err != nil {
+		var re *requestError
+		if errors.As(err, &re) {
+			return nil, re
+		}
 		if list, ok := transform.AsInputErrors(err); ok {
 			return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: list.Error(), Input: list}
 		}
@@ -140,53 +207,78 @@ func (s *Service) readPayload(req ingestRequest, emit func(*transform.Batch) err
 		}
 		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "reading payload: " + err.Error()}
 	}
-	p.values, p.batches = batcher.Values(), batcher.Batches()
-	if p.values == 0 {
-		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input",
-			Msg: "the payload holds no data values", Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Expected: "at least one data value"}}}}
-	}
+	// An empty payload is valid, as in DHIS2 (conformance README §5.5): it stores nothing.
+	p.report = batcher.Report()
+	explainRelease(p.report.Conflicts, release)
+	p.values, p.batches = p.report.Kept, batcher.Batches()
+	p.notes, p.completes = p.opts.complete.notes, p.opts.complete.any
 	return p, nil
+}
+
+// explainRelease adds to DHIS2's "Period not valid" of a period the targets' release lacks
+// the period's type and the releases, which DHIS2's own text leaves the client to guess.
+func explainRelease(errs []*transform.InputError, release int) {
+	for _, e := range errs {
+		if e.Conflict == nil || e.Conflict.ErrorCode != transform.CodePeriodNotValid || e.Value == "" {
+			continue
+		}
+		if ok, since, err := period.AvailableIn(e.Value, release); err == nil && !ok {
+			pt, _ := period.Parse(e.Value)
+			e.Conflict.Value += fmt.Sprintf(" (%s is a period type DHIS2 has from 2.%d on; the targets run 2.%d at most)",
+				pt.Type(), since, release)
+		}
+	}
 }
 
 // errEmitStopped is returned by an emit function that refuses more batches.
 var errEmitStopped = errors.New("stopped")
 
 // ingest parses, validates and stores one payload, answering only once every batch is in
-// TALLY_INGEST. Nothing is published unless the whole payload is valid.
+// TALLY_INGEST. Nothing is published unless the payload as a whole is valid; in per-value
+// mode the values refused on their own are left out and reported.
 func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult, error) {
 	src := req.Source
 	sp := newSpool(spoolMemory)
 	defer sp.close()
 	var enc []byte
-	var opts *payloadOptions
-	p, err := s.readPayload(req, func(b *transform.Batch) error {
-		b.ImportStrategy = opts.strategy
+	p, err := s.readPayload(ctx, req, func(b *transform.Batch) error {
 		enc = transform.AppendBatch(enc[:0], b)
 		return sp.add(enc)
-	}, func(o *payloadOptions) { opts = o })
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	received, format := p.received, p.format
+	res := &ingestResult{Report: p.report, Format: p.format, Notes: p.notes}
 	if p.opts.dryRun {
-		return &ingestResult{DryRun: true, Tx: &TxRecord{Source: src.Name, Received: received, Format: format,
-			Values: p.values, Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src))}}, nil
+		res.DryRun = true
+		res.Tx = &TxRecord{Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
+			Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src))}
+		return res, nil
+	}
+	if p.batches == 0 {
+		return res, nil // nothing to store: an empty payload, or every value refused
 	}
 	// Storing is bounded: a JetStream that cannot confirm (a cluster without quorum) gets
 	// the client a 503 in bounded time rather than a request that hangs.
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HTTP.StoreTimeout.D())
 	defer cancel()
-	txID, existing, err := s.assignTxID(ctx, src.Name, p.digest, p.identity(req.Query), received)
+	txID, existing, err := s.assignTxID(ctx, src.Name, p.digest, p.identity(req.Query), p.received)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	if existing != nil {
-		return &ingestResult{Tx: existing, Duplicate: true}, nil
+		res.Tx, res.Duplicate = existing, true
+		return res, nil
 	}
 	pb := s.pub.Start(ctx)
 	seq := 0
 	perr := sp.each(func(data []byte) error {
 		m := ingestMessage(src.Name, txID, batchMsgID(txID, seq), data)
+		m.Header = withFlags(m.Header, p.flags)
+		m.Header.Set(headerBatches, strconv.Itoa(p.batches))
+		if p.completes {
+			m.Header = completesHeader(m.Header, p.batches)
+		}
 		seq++
 		return pb.Add(m)
 	})
@@ -196,8 +288,9 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	if perr != nil {
 		return nil, unavailable(perr)
 	}
-	rec := &TxRecord{ID: txID, Source: src.Name, Received: received, Format: format, Values: p.values,
-		Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src)), OpenHIMTransaction: req.OpenHIMTx}
+	rec := &TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
+		Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src)), OpenHIMTransaction: req.OpenHIMTx,
+		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report), Notes: notesOf(p.notes)}
 	stored, created, err := s.txlog.Create(ctx, rec)
 	if err != nil {
 		return nil, unavailable(err)
@@ -205,9 +298,26 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	if created {
 		s.metrics.IngestValues.WithLabelValues(src.Name).Add(float64(rec.Values))
 		s.metrics.IngestMessages.WithLabelValues(src.Name).Add(float64(rec.Batches))
-		s.log.Info("ingested", "tx", txID, "source", src.Name, "format", format, "values", rec.Values, "batches", rec.Batches)
+		s.log.Info("ingested", "tx", txID, "source", src.Name, "format", p.format, "values", rec.Values,
+			"batches", rec.Batches, "refused", rec.Refused)
 	}
-	return &ingestResult{Tx: stored, Duplicate: !created}, nil
+	res.Tx, res.Duplicate = stored, !created
+	return res, nil
+}
+
+// ingestConflicts are the conflicts of the values refused at ingest, merged as DHIS2
+// merges them, for the transaction record (bounded).
+func ingestConflicts(r transform.ValueReport) []Conflict {
+	return notesOf(transform.MergeConflicts(r.Conflicts))
+}
+
+// notesOf is a list of DHIS2 conflicts as the transaction record keeps them (bounded).
+func notesOf(cs []transform.ImportConflict) []Conflict {
+	out := make([]Conflict, 0, min(len(cs), maxConflictsKept))
+	for _, c := range cs[:min(len(cs), maxConflictsKept)] {
+		out = append(out, conflictFrom(c))
+	}
+	return out
 }
 
 func unavailable(err error) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/mapping"
 )
 
 // Mapper turns a source batch into what one target receives. The mapping engine implements
@@ -65,49 +66,78 @@ func (s *Service) mapWork(ctx context.Context, msg jetstream.Msg, _ permit) erro
 	for _, c := range counts {
 		s.metrics.MappedValues.WithLabelValues(src.Name, c.target, "mapped").Add(float64(c.mapped))
 		s.metrics.MappedValues.WithLabelValues(src.Name, c.target, "unmapped").Add(float64(c.unmapped))
+		s.metrics.MappedValues.WithLabelValues(src.Name, c.target, "refused").Add(float64(c.refused))
+		for _, w := range c.note.Warnings {
+			s.metrics.MappingWarnings.WithLabelValues(src.Name, c.target, w.ErrorCode).Inc()
+		}
+		for _, d := range c.note.Duplicates {
+			s.metrics.MappingDuplicates.WithLabelValues(src.Name, c.target, string(d.Action)).Inc()
+		}
 	}
 	return nil
 }
 
 type mappedCount struct {
-	target           string
-	mapped, unmapped int
+	target                    string
+	mapped, unmapped, refused int
+	note                      mappingNote
 }
 
-// mapForTarget maps a batch for one target and adds the result to pb. A failure outside the
-// payload (the target's metadata unreadable) follows the target's retry policy, circuit
-// included: the whole message is retried while the policy allows, then the batch becomes a
-// dead letter for that target and the other targets go on.
+// mapForTarget maps a batch for one target and adds the result to pb. Mapping refuses
+// values one by one (mapping.Engine.MapWith): the refused values become a dead letter of
+// exactly those values, with each one's reason and error code, and the rest of the batch
+// is delivered; what mapping refused, warned about and did with duplicates travels to the
+// delivery record in the Tally-Mapping header (or is recorded here when nothing is left to
+// deliver). A failure outside the payload (the target's metadata unreadable) follows the
+// target's retry policy, circuit included: the whole message is retried while the policy
+// allows, then the batch becomes a dead letter for that target and the other targets go
+// on.
 func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream.Batch, b *transform.Batch,
 	src *config.Source, t *config.Target) (mappedCount, error) {
 	n := mappedCount{target: t.Name}
-	m, err := s.currentMapper().Map(ctx, b, src, t)
-	if errors.Is(err, ErrMappingRejected) {
+	kept := carriedBy(msg.Headers())
+	keys, done := s.payloads.begin(ctx, b.TxID, t.Name, b.Seq, msg.Headers())
+	defer done()
+	m, err := s.engine.Load().MapWith(ctx, b, src, t, mapping.Options{Rollup: s.rollupStore(), Payload: keys})
+	if errors.Is(err, mapping.ErrRejected) {
 		bctx, cancel := bookkeeping(ctx)
 		defer cancel()
-		if err := s.deadLetterMapping(bctx, b, t, err); err != nil {
+		if err := s.deadLetterMapping(bctx, b, t, fmt.Errorf("%w: %w", ErrMappingRejected, err), kept); err != nil {
 			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
 		}
+		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.completes)
 		return n, nil
 	}
 	if err != nil {
 		return n, s.mappingFailed(ctx, msg, b, t, err)
 	}
-	n.mapped, n.unmapped = len(m.Batch.Values), len(m.Unmapped)
+	s.refuseNewerPeriods(ctx, src, t, m)
+	n.note = noteOf(m)
+	n.mapped, n.unmapped, n.refused = len(m.Batch.Values), len(m.Unmapped), len(m.Refused)
+	if len(m.Refused) > 0 {
+		bctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		if err := s.deadLetterRefused(bctx, b, t, m.Refused, n.note.Conflicts, kept); err != nil {
+			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
+		}
+	}
 	if len(m.Batch.Values) == 0 {
 		bctx, cancel := bookkeeping(ctx)
 		defer cancel()
-		err := s.txlog.PutDelivery(bctx, b.TxID, &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
-			Outcome: OutcomeEmpty, Unmapped: len(m.Unmapped), Time: s.now().UTC()})
-		if err != nil {
+		rec := &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Outcome: OutcomeEmpty,
+			Values: len(b.Values), Unmapped: len(m.Unmapped), Time: s.now().UTC()}
+		n.note.apply(rec)
+		if err := s.txlog.PutDelivery(bctx, b.TxID, rec); err != nil {
 			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
 		}
+		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.completes)
 		return n, nil
 	}
 	m.Batch.Target = t.Name
 	// deliver.go: carries the source values too when mapping changed them (for re-mapping
 	// dead letters on replay).
-	if err := pb.Add(deliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), nil)); err != nil {
+	h := withNote(kept.header(), n.note)
+	if err := pb.Add(deliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), h)); err != nil {
 		return n, retryIn(s.retryDelay(msgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
 	}
 	return n, nil
@@ -138,7 +168,7 @@ func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *trans
 			"attempt", rec.Attempts, "retry_in", delay, "err", err)
 		return retryIn(delay, err)
 	}
-	if dlErr := s.deadLetterMapping(bctx, b, t, fmt.Errorf("mapping failed %d times: %w", rec.Attempts, err)); dlErr != nil {
+	if dlErr := s.deadLetterMapping(bctx, b, t, fmt.Errorf("mapping failed %d times: %w", rec.Attempts, err), carriedBy(msg.Headers())); dlErr != nil {
 		return retryIn(s.retryDelay(rec.Attempts, 0), errors.Join(err, dlErr))
 	}
 	return nil

@@ -51,6 +51,29 @@ type metadataCache struct {
 	m  map[string]*cachedMetadata
 	// fetch reads a target's metadata; tests replace it.
 	fetch func(ctx context.Context, target string) (*mapping.Metadata, error)
+	// releases remembers targets whose DHIS2 release could not be read (era.go).
+	releases *releases
+	// indexes are the lookups of the snapshot in hand, by target (built on first use).
+	indexes map[string]*mapping.Index
+}
+
+// Index returns the lookup index of a target's metadata, built once per snapshot.
+func (c *metadataCache) Index(ctx context.Context, target string) (*mapping.Index, error) {
+	md, err := c.Metadata(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	ix := c.indexes[target]
+	c.mu.Unlock()
+	if ix != nil && ix.Metadata() == md {
+		return ix, nil
+	}
+	ix = mapping.NewIndex(md) // outside the lock; a concurrent duplicate is harmless
+	c.mu.Lock()
+	c.indexes[target] = ix
+	c.mu.Unlock()
+	return ix, nil
 }
 
 type cachedMetadata struct {
@@ -59,13 +82,26 @@ type cachedMetadata struct {
 }
 
 func newMetadataCache(s *Service) *metadataCache {
-	c := &metadataCache{s: s, m: map[string]*cachedMetadata{}}
+	c := &metadataCache{s: s, m: map[string]*cachedMetadata{}, releases: &releases{failed: map[string]time.Time{}},
+		indexes: map[string]*mapping.Index{}}
 	c.fetch = func(ctx context.Context, target string) (*mapping.Metadata, error) {
 		t, ok := s.targets[target]
 		if !ok {
 			return nil, fmt.Errorf("no target %q", target)
 		}
-		return t.client.FetchMappingMetadata(ctx, dhis2.ListOptions{})
+		md, err := t.client.FetchMappingMetadata(ctx, dhis2.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		// The release decides which period ids the target reads (mapping refuses the
+		// others); it is read with the metadata, so that an upgrade is seen on refresh.
+		if info, err := t.client.SystemInfo(ctx); err == nil {
+			md.SystemRelease = info.Release.Release()
+		} else {
+			s.log.Warn("reading the target's DHIS2 version with its metadata; periods are not checked against it",
+				"target", target, "err", err)
+		}
+		return md, nil
 	}
 	return c
 }

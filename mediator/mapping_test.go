@@ -94,8 +94,9 @@ func TestTrackerToAggregateAndADXThroughMapping(t *testing.T) {
 	}
 }
 
-// TestMappingRejectionIsADeadLetterNotARetry: an ADX option that matches no combo rejects
-// the batch with the categories named, and the transaction ends failed, not stuck.
+// TestMappingRejectionIsADeadLetterNotARetry: an ADX option that matches no combo refuses
+// that value with the categories named (E7613), it becomes a dead letter of reason mapping,
+// and the transaction ends failed, not stuck.
 func TestMappingRejectionIsADeadLetterNotARetry(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
@@ -109,8 +110,12 @@ func TestMappingRejectionIsADeadLetterNotARetry(t *testing.T) {
 	}
 	tx := h.waitStatus(body["transaction"].(string), "failed")
 	target := tx["targets"].([]any)[0].(map[string]any)
-	if msg := fmt.Sprint(target["lastError"]); !strings.Contains(msg, "SEX") {
-		t.Errorf("last error does not name the category: %s", msg)
+	if cs, _ := target["conflicts"].([]any); len(cs) != 1 || !strings.Contains(fmt.Sprint(cs[0]), "SEX") ||
+		cs[0].(map[string]any)["errorCode"] != "E7613" {
+		t.Errorf("conflicts do not name the category: %v", target["conflicts"])
+	}
+	if dl := h.deadLetters("reason=mapping"); len(dl) != 1 || dl[0]["values"] != float64(1) {
+		t.Errorf("dead letters %v, want the one refused value", dl)
 	}
 	if emu.ImportRequests() != 0 {
 		t.Errorf("a rejected batch reached the target")

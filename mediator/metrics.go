@@ -35,6 +35,15 @@ type Metrics struct {
 	CircuitState *prometheus.GaugeVec
 	DLQReplayed  *prometheus.CounterVec
 	DLQDiscarded *prometheus.CounterVec
+	// Completions counts complete data set registrations, by target and result
+	// (registered, failed).
+	Completions *prometheus.CounterVec
+	// MappingWarnings counts what mapping warned about delivered values, by source, target
+	// and DHIS2 error code (E7636: org unit not assigned to the data set).
+	MappingWarnings *prometheus.CounterVec
+	// MappingDuplicates counts the target keys two or more values met on, by source,
+	// target and what the duplicates policy did (last, sum, refused, identical).
+	MappingDuplicates *prometheus.CounterVec
 
 	queues *queueCollector
 }
@@ -50,9 +59,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		IngestRejected: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "ingest", Name: "rejected_requests_total",
 			Help: "Ingest requests refused, by source and reason."}, []string{"source", "reason"}),
 		MappedValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "values_total",
-			Help: "Values leaving the mapper, by source, target and outcome (mapped, unmapped)."}, []string{"source", "target", "outcome"}),
+			Help: "Values leaving the mapper, by source, target and outcome (mapped, unmapped, refused: dead letters of reason mapping)."}, []string{"source", "target", "outcome"}),
 		DeliveredValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "values_total",
-			Help: "Values reported by a target's import summary, by target and outcome (imported, updated, ignored, deleted, rejected)."},
+			Help: "Values reported by a target's import summary, by target and outcome (imported, updated, ignored, deleted, rejected, locked: refused for a locked or closed period)."},
 			[]string{"target", "outcome"}),
 		DeliveryAttempts: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "attempts_total",
 			Help: "Delivery attempts, by target and result (success, partial, transient, permanent)."}, []string{"target", "result"}),
@@ -77,6 +86,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Dead letters replayed to their target, by target."}, []string{"target"}),
 		DLQDiscarded: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "dlq", Name: "discarded_total",
 			Help: "Dead letters discarded, by target."}, []string{"target"}),
+		Completions: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "completions_total",
+			Help: "Complete data set registrations a payload's completeDate asked for, by target and result (registered, failed)."},
+			[]string{"target", "result"}),
+		MappingWarnings: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "warnings_total",
+			Help: "Warnings about mapped values that were delivered all the same, by source, target and DHIS2 error code (E7636: org unit not assigned to the data set)."},
+			[]string{"source", "target", "code"}),
+		MappingDuplicates: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "duplicate_keys_total",
+			Help: "Target keys that two or more values of a payload met on, by source, target and what the duplicates policy did (last, sum, refused, identical)."},
+			[]string{"source", "target", "action"}),
 		queues: newQueueCollector(),
 	}
 	reg.MustRegister(m.queues)
@@ -90,13 +108,13 @@ func (m *Metrics) touch(sources, targets []string) {
 		m.IngestMessages.WithLabelValues(s)
 	}
 	for _, t := range targets {
-		for _, o := range []string{"imported", "updated", "ignored", "deleted", "rejected"} {
+		for _, o := range []string{"imported", "updated", "ignored", "deleted", "rejected", ReasonLocked} {
 			m.DeliveredValues.WithLabelValues(t, o)
 		}
 		for _, r := range []string{"success", "partial", "transient", "permanent"} {
 			m.DeliveryAttempts.WithLabelValues(t, r)
 		}
-		for _, r := range []string{ReasonRejected, ReasonPermanent, ReasonExhausted, ReasonMapping} {
+		for _, r := range []string{ReasonRejected, ReasonPermanent, ReasonExhausted, ReasonMapping, ReasonLocked} {
 			m.DeadLetters.WithLabelValues(t, r)
 		}
 		m.DeliveryRetries.WithLabelValues(t)
@@ -105,6 +123,8 @@ func (m *Metrics) touch(sources, targets []string) {
 		m.CircuitState.WithLabelValues(t)
 		m.DLQReplayed.WithLabelValues(t)
 		m.DLQDiscarded.WithLabelValues(t)
+		m.Completions.WithLabelValues(t, "registered")
+		m.Completions.WithLabelValues(t, "failed")
 	}
 }
 

@@ -20,15 +20,29 @@ const maxPreviewValues = 200_000
 // TargetPreview is what one target would receive from a payload, compared with what it
 // holds now.
 type TargetPreview struct {
-	Target   string                `json:"target"`
-	DataSet  string                `json:"dataSet,omitempty"`
-	Schemes  transform.IDSchemes   `json:"idSchemes"`
-	Values   []transform.DataValue `json:"dataValues"`
-	Unmapped []transform.Unmapped  `json:"unmapped"`
-	// Rejected lists what mapping refused (the batch would become a dead letter).
+	Target  string              `json:"target"`
+	DataSet string              `json:"dataSet,omitempty"`
+	Schemes transform.IDSchemes `json:"idSchemes"`
+	// ImportStrategy is the strategy the target would be sent (the client's, else the
+	// target's own).
+	ImportStrategy string                `json:"importStrategy"`
+	Values         []transform.DataValue `json:"dataValues"`
+	Unmapped       []transform.Unmapped  `json:"unmapped"`
+	// Refused lists the values mapping would refuse one by one (they would become dead
+	// letters of reason mapping), with the reason and DHIS2's error code; Warnings and
+	// Duplicates what it would report about the values it delivers.
+	Refused    []transform.Refused   `json:"refused,omitempty"`
+	Warnings   []transform.Warning   `json:"warnings,omitempty"`
+	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
+	// Rejected lists why mapping would refuse a batch whole (it would become a dead
+	// letter).
 	Rejected []mapping.Issue `json:"rejected,omitempty"`
-	Error    string          `json:"error,omitempty"`
-	Diff     *Diff           `json:"diff,omitempty"`
+	// Locked are the target's conflicts for values whose period is locked or closed for
+	// data entry (locks.go), as a dry-run import at the target reports them: these values
+	// would become dead letters of reason locked.
+	Locked []Conflict `json:"locked,omitempty"`
+	Error  string     `json:"error,omitempty"`
+	Diff   *Diff      `json:"diff,omitempty"`
 }
 
 // Diff compares the values a target would receive with those it holds for the same data
@@ -65,7 +79,7 @@ func (s *Service) handlePreview(c echo.Context) error {
 	}
 	var batches []*transform.Batch
 	total := 0
-	p, err := s.readPayload(s.ingestRequestFrom(c, src), func(b *transform.Batch) error {
+	p, err := s.readPayload(c.Request().Context(), s.ingestRequestFrom(c, src), func(b *transform.Batch) error {
 		total += len(b.Values)
 		if total > maxPreviewValues {
 			return errEmitStopped
@@ -88,8 +102,14 @@ func (s *Service) handlePreview(c echo.Context) error {
 	for _, t := range s.cfg.TargetsOf(src) {
 		tp := &TargetPreview{Target: t.Name, Values: []transform.DataValue{}, Unmapped: []transform.Unmapped{}}
 		previews = append(previews, tp)
+		// Previews map as the mapper stage does, duplicates across the payload's batches
+		// and roll-ups included, but read the roll-up store without writing to it.
+		opts := mapping.Options{Rollup: s.rollupStore(), RollupReadOnly: true, Payload: mapping.NewPayloadKeys(payloadKeysLimit)}
 		for _, b := range batches {
-			m, err := s.currentMapper().Map(ctx, b, src, t)
+			m, err := s.engine.Load().MapWith(ctx, b, src, t, opts)
+			if err == nil {
+				s.refuseNewerPeriods(ctx, src, t, m)
+			}
 			if err != nil {
 				var re *mapping.RejectError
 				if errors.As(err, &re) {
@@ -100,14 +120,48 @@ func (s *Service) handlePreview(c echo.Context) error {
 			}
 			tp.Values = append(tp.Values, m.Batch.Values...)
 			tp.Unmapped = append(tp.Unmapped, m.Unmapped...)
+			tp.Refused = append(tp.Refused, m.Refused...)
+			tp.Warnings = append(tp.Warnings, m.Warnings...)
+			tp.Duplicates = append(tp.Duplicates, m.Duplicates...)
 			tp.Schemes, tp.DataSet = m.Batch.Schemes, m.Batch.DataSet
+			tp.ImportStrategy = s.importOptions(s.targets[t.Name], m.Batch, nil).ImportStrategy
 		}
 		if tp.Error == "" && len(tp.Values) > 0 {
 			tp.Diff = s.diffWithTarget(ctx, s.targets[t.Name], tp)
+			tp.Locked = s.previewLocks(ctx, s.targets[t.Name], tp)
 		}
 	}
 	out["targets"] = previews
 	return c.JSON(http.StatusOK, out)
+}
+
+// previewLocks asks the target, with a dry-run import of the values as they would be
+// sent, which of them it would refuse for a locked or closed period: DHIS2 runs every check
+// of an import without writing anything under dryRun (spec dhis2.md §1.2). A target that
+// cannot be asked leaves the list empty (the diff says why).
+func (s *Service) previewLocks(ctx context.Context, t *target, tp *TargetPreview) []Conflict {
+	b := &transform.Batch{Schemes: tp.Schemes, DataSet: tp.DataSet, ImportStrategy: tp.ImportStrategy, Values: tp.Values}
+	opts := s.importOptions(t, b, nil)
+	opts.DryRun, opts.Async = true, false
+	var out []Conflict
+	size := t.requestSize()
+	for start := 0; start < len(b.Values); start += size {
+		end := min(start+size, len(b.Values))
+		res, err := t.client.ImportDataValues(ctx, dvsPayload{b: b, values: b.Values[start:end]}, opts)
+		var de *dhis2.Error
+		if errors.As(err, &de) && de.Result != nil {
+			res = de.Result
+		}
+		if res == nil {
+			return out
+		}
+		for _, c := range conflictsOf(res, b, start) {
+			if isLockCode(c.ErrorCode) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // diffWithTarget reads the target's current values for the data elements, periods and org

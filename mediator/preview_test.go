@@ -3,7 +3,6 @@ package mediator_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -29,17 +28,9 @@ func TestPreviewDiffsAgainstTheTarget(t *testing.T) {
 	next := `{"period":"202401","dataValues":[
 	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"11"},
 	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_S_F1","value":"5"}]}`
-	req, _ := http.NewRequest("POST", h.base+"/admin/v1/preview?source=cht", bytes.NewReader([]byte(next)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("HTTP %d %s", resp.StatusCode, raw)
+	code, raw := h.preview("?source=cht", []byte(next))
+	if code != 200 {
+		t.Fatalf("HTTP %d %s", code, raw)
 	}
 	var out struct {
 		Values  int `json:"values"`
@@ -70,18 +61,24 @@ func TestPreviewDiffsAgainstTheTarget(t *testing.T) {
 	again := `{"period":"202401","dataValues":[
 	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"12"},
 	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"3"}]}`
-	req, _ = http.NewRequest("POST", h.base+"/admin/v1/preview?source=cht", bytes.NewReader([]byte(again)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, _ = http.DefaultClient.Do(req)
-	raw, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, raw = h.preview("?source=cht", []byte(again))
 	json.Unmarshal(raw, &out)
 	d = out.Targets[0].Diff
 	if d.Changed != 1 || d.Added != 1 || d.Stale != 1 {
 		t.Errorf("diff = %+v\n%s", d, raw)
 	}
-	if emu.ImportRequests() != 1 {
-		t.Errorf("a preview sent data: %d imports", emu.ImportRequests())
+	// A preview asks the target with dry-run imports (for locked periods) and writes nothing.
+	if v, _ := emu.Lookup("CHW_HOUSEHOLD_VISITS", "202401", "KL_N_F1", "", ""); emu.Store().Len() != 2 || v.Value != "11" {
+		t.Errorf("a preview changed the target: %d values, KL_N_F1 %q", emu.Store().Len(), v.Value)
 	}
+}
+
+// preview posts a JSON payload to POST /admin/v1/preview with query (starting with "?")
+// and returns the status and the raw answer.
+func (h *harness) preview(query string, body []byte) (int, []byte) {
+	h.t.Helper()
+	req, _ := http.NewRequest("POST", h.base+"/admin/v1/preview"+query, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	return h.doRaw(req)
 }

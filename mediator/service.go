@@ -52,8 +52,10 @@ type Service struct {
 	logLevel  *slog.LevelVar
 	overrides atomic.Pointer[openhim.Overrides]
 	// engine is the mapping engine in force; a reload swaps it.
-	engine         atomic.Pointer[mapping.Engine]
-	metadata       *metadataCache
+	engine   atomic.Pointer[mapping.Engine]
+	metadata *metadataCache
+	// payloads remembers the keys of payloads being mapped (payloadkeys.go).
+	payloads       *payloadKeys
 	mappingStamp   atomic.Value // string
 	mappingReloads *prometheus.CounterVec
 	// concurrencyLimit is tally_delivery_concurrency_limit (deliver.go).
@@ -108,6 +110,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		sections: sections, logLevel: o.LogLevel,
 	}
 	s.metadata = newMetadataCache(s)
+	s.payloads = newPayloadKeys()
 	s.mappingReloads = newReloadCounter(o.Registry)
 	s.concurrencyLimit = newConcurrencyGauge(o.Registry)
 	s.outcomes = newOutcomeCounter(o.Registry)

@@ -36,7 +36,7 @@ func TestSynchronousModeAnswersWithTheOutcome(t *testing.T) {
 	// One value names a data element the HMIS lacks: DHIS2's 409 WARNING, with its conflict.
 	bad := `{"period":"202403","orgUnit":"KL_N_F1","dataValues":[
 	  {"dataElement":"CHW_HOUSEHOLD_VISITS","value":"3"},{"dataElement":"NOT_A_DE","value":"4"}]}`
-	req, _ := http.NewRequest("POST", h.base+"/api/dataValueSets", strings.NewReader(bad))
+	req, _ := http.NewRequest("POST", h.base+"/api/dataValueSets?idScheme=CODE", strings.NewReader(bad))
 	req.Header.Set("Content-Type", "application/json")
 	req.SetBasicAuth("sync", "sync-password")
 	code, wm := h.do(req)

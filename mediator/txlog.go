@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/transform"
 )
 
 // Transaction statuses, as the API reports them.
@@ -43,6 +44,16 @@ type TxRecord struct {
 	OpenHIMTransaction string `json:"openhimTransaction,omitempty"`
 	// Exchange is the run summary of a scheduled exchange's transaction.
 	Exchange *ExchangeRun `json:"exchange,omitempty"`
+	// Refused counts the payload's values refused at ingest, one by one (per-value
+	// validation); Values counts only those kept for delivery.
+	Refused int `json:"refused,omitempty"`
+	// Conflicts are the refused values' conflicts as DHIS2 reports them (merged by error
+	// code and objects, their indexes pointing into the payload), at most
+	// maxConflictsKept entries.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+	// Notes are the payload's own conflicts that refused no value (a completeDate that
+	// cannot be registered, as DHIS2 reports it).
+	Notes []Conflict `json:"notes,omitempty"`
 }
 
 // ImportCount mirrors DHIS2's importCount.
@@ -60,14 +71,32 @@ func (c *ImportCount) add(o ImportCount) {
 	c.Deleted += o.Deleted
 }
 
-// Conflict is one problem a target reported, pointing at values by their payload index.
+// Conflict is one problem a target (or Tally's own validation, or mapping) reported,
+// pointing at values by their payload index. The fields are DHIS2's, so that a conflict
+// can be relayed as DHIS2 wrote it.
 type Conflict struct {
-	ErrorCode string `json:"errorCode,omitempty"`
-	Object    string `json:"object,omitempty"`
-	Property  string `json:"property,omitempty"`
-	Message   string `json:"message"`
-	Indexes   []int  `json:"indexes,omitempty"`
+	ErrorCode string            `json:"errorCode,omitempty"`
+	Object    string            `json:"object,omitempty"`
+	Objects   map[string]string `json:"objects,omitempty"`
+	Property  string            `json:"property,omitempty"`
+	Message   string            `json:"message"`
+	Indexes   []int             `json:"indexes,omitempty"`
 }
+
+// conflictFrom is a DHIS2 import conflict as the transaction log keeps it.
+func conflictFrom(c transform.ImportConflict) Conflict {
+	return Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property,
+		Message: c.Value, Indexes: c.Indexes}
+}
+
+// dhis2 is the conflict in DHIS2's own shape.
+func (c Conflict) dhis2() transform.ImportConflict {
+	return transform.ImportConflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property,
+		Value: c.Message, Indexes: c.Indexes}
+}
+
+// maxIndexesKept bounds the rejected indexes a target summary lists.
+const maxIndexesKept = 10000
 
 // maxConflictsKept bounds a record: a target that rejects a thousand values says why in far
 // fewer distinct conflicts, and the dead letter holds the values themselves.
@@ -83,12 +112,14 @@ type DeliveryRecord struct {
 	Outcome string `json:"outcome"`
 	// Stage is "mapping" while the batch waits for mapping (its target's metadata could
 	// not be read) rather than for delivery.
-	Stage     string      `json:"stage,omitempty"`
-	Values    int         `json:"values"`
-	Unmapped  int         `json:"unmapped,omitempty"`
-	Counts    ImportCount `json:"importCount"`
-	Rejected  int         `json:"rejected,omitempty"`
-	Conflicts []Conflict  `json:"conflicts,omitempty"`
+	Stage    string      `json:"stage,omitempty"`
+	Values   int         `json:"values"`
+	Unmapped int         `json:"unmapped,omitempty"`
+	Counts   ImportCount `json:"importCount"`
+	Rejected int         `json:"rejected,omitempty"`
+	// RejectedIndexes are the payload indexes of the rejected values.
+	RejectedIndexes []int      `json:"rejectedIndexes,omitempty"`
+	Conflicts       []Conflict `json:"conflicts,omitempty"`
 	// Attempts counts the tries that reached the target with its circuit closed (see
 	// circuit.go); retry.max_attempts bounds it.
 	Attempts  int    `json:"attempts"`
@@ -96,20 +127,44 @@ type DeliveryRecord struct {
 	// FirstError is when the first failed attempt happened, kept across retries.
 	FirstError time.Time `json:"firstError,omitzero"`
 	Time       time.Time `json:"time"`
+	// Completions are the data sets the batch completes, registered once the
+	// transaction's batches are all done (completeness.go).
+	Completions []Completion `json:"completions,omitempty"`
+	// Refused counts the values mapping refused (dead letters, reason mapping; they are
+	// in Rejected too); Warnings and Duplicates are what mapping reported about the
+	// delivered values (mappingnote.go).
+	Refused    int                   `json:"refused,omitempty"`
+	Warnings   []transform.Warning   `json:"warnings,omitempty"`
+	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
+	// Locked counts the rejected values refused for a locked or closed period (dead
+	// letters of reason locked; locks.go).
+	Locked int `json:"locked,omitempty"`
 }
 
 // TargetSummary adds up a transaction's deliveries to one target.
 type TargetSummary struct {
-	Target    string      `json:"target"`
-	Batches   int         `json:"batches"`
-	Done      int         `json:"done"`
-	Values    int         `json:"values"`
-	Unmapped  int         `json:"unmapped"`
-	Counts    ImportCount `json:"importCount"`
-	Rejected  int         `json:"rejected"`
-	Attempts  int         `json:"attempts"`
-	Conflicts []Conflict  `json:"conflicts,omitempty"`
-	LastError string      `json:"lastError,omitempty"`
+	Target   string      `json:"target"`
+	Batches  int         `json:"batches"`
+	Done     int         `json:"done"`
+	Values   int         `json:"values"`
+	Unmapped int         `json:"unmapped"`
+	Counts   ImportCount `json:"importCount"`
+	Rejected int         `json:"rejected"`
+	// RejectedIndexes are the payload indexes of the values still rejected, at most
+	// maxIndexesKept.
+	RejectedIndexes []int      `json:"rejectedIndexes,omitempty"`
+	Attempts        int        `json:"attempts"`
+	Conflicts       []Conflict `json:"conflicts,omitempty"`
+	LastError       string     `json:"lastError,omitempty"`
+	// Completeness is the outcome of registering the transaction's complete data sets.
+	Completeness *CompletionRecord `json:"completeness,omitempty"`
+	// Locked counts the values still refused for a locked or closed period.
+	Locked int `json:"locked,omitempty"`
+	// Refused counts the values mapping refused; Warnings and Duplicates list what it
+	// reported (at most maxNoted each).
+	Refused    int                   `json:"refused,omitempty"`
+	Warnings   []transform.Warning   `json:"warnings,omitempty"`
+	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
 }
 
 // TxView is a transaction as the API shows it: the record, its status, per-target sums and
@@ -234,19 +289,50 @@ func (l *TxLog) delivery(ctx context.Context, txID, target string, seq, replay i
 
 // Deliveries returns the delivery records of a transaction.
 func (l *TxLog) Deliveries(ctx context.Context, txID string) ([]*DeliveryRecord, error) {
+	ds, _, err := l.outcomes(ctx, txID, txID+".d.>")
+	return ds, err
+}
+
+// outcomes returns the delivery records and the completion records (by target) under a
+// transaction's keys that match pattern.
+func (l *TxLog) outcomes(ctx context.Context, txID, pattern string) ([]*DeliveryRecord, map[string]*CompletionRecord, error) {
 	var out []*DeliveryRecord
-	err := l.each(ctx, txID+".d.>", func(key string, value []byte) error {
-		var d DeliveryRecord
-		if err := json.Unmarshal(value, &d); err != nil {
-			return fmt.Errorf("decoding %s: %w", key, err)
-		}
-		out = append(out, &d)
-		return nil
+	comps := map[string]*CompletionRecord{}
+	err := l.each(ctx, pattern, func(key string, value []byte) error {
+		return decodeOutcome(key, value, &out, comps)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing deliveries of %s: %w", txID, err)
+		return nil, nil, fmt.Errorf("listing deliveries of %s: %w", txID, err)
 	}
-	return out, nil
+	return out, comps, nil
+}
+
+// decodeOutcome reads a key under <tx>.d.: a completion record or a delivery record.
+func decodeOutcome(key string, value []byte, ds *[]*DeliveryRecord, comps map[string]*CompletionRecord) error {
+	if strings.HasSuffix(key, completionSuffix) {
+		var c CompletionRecord
+		if err := json.Unmarshal(value, &c); err != nil {
+			return fmt.Errorf("decoding %s: %w", key, err)
+		}
+		comps[c.Target] = &c
+		return nil
+	}
+	var d DeliveryRecord
+	if err := json.Unmarshal(value, &d); err != nil {
+		return fmt.Errorf("decoding %s: %w", key, err)
+	}
+	*ds = append(*ds, &d)
+	return nil
+}
+
+// targetDeliveries returns a transaction's delivery records at one target and its
+// completion record there (nil when none).
+func (l *TxLog) targetDeliveries(ctx context.Context, txID, target string) ([]*DeliveryRecord, *CompletionRecord, error) {
+	ds, comps, err := l.outcomes(ctx, txID, txID+".d."+target+".>")
+	if err != nil {
+		return nil, nil, err
+	}
+	return ds, comps[target], nil
 }
 
 // PutEvent records an operator's action on one of the transaction's dead letters.
@@ -311,11 +397,11 @@ func (l *TxLog) View(ctx context.Context, id string) (*TxView, error) {
 	if err != nil {
 		return nil, err
 	}
-	ds, err := l.Deliveries(ctx, id)
+	ds, comps, err := l.outcomes(ctx, id, id+".d.>")
 	if err != nil {
 		return nil, err
 	}
-	v := summarize(rec, ds)
+	v := summarize(rec, ds, comps)
 	if v.Events, err = l.Events(ctx, id); err != nil {
 		return nil, err
 	}
@@ -337,7 +423,7 @@ func (l *TxLog) View(ctx context.Context, id string) (*TxView, error) {
 // A batch that was replayed has one record per delivery; import counts and attempts add up
 // over all of them, while what is still rejected, the conflicts and the last error come
 // from the latest.
-func summarize(rec *TxRecord, ds []*DeliveryRecord) *TxView {
+func summarize(rec *TxRecord, ds []*DeliveryRecord, comps map[string]*CompletionRecord) *TxView {
 	v := &TxView{TxRecord: *rec}
 	byTarget := map[string]*TargetSummary{}
 	for _, t := range rec.Targets {
@@ -365,6 +451,7 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord) *TxView {
 		return order[i].seq < order[j].seq
 	})
 	failed, partial := 0, 0
+	completes := map[string]bool{} // targets with data sets to register
 	for _, k := range order {
 		s := byTarget[k.target]
 		if s == nil {
@@ -375,6 +462,9 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord) *TxView {
 		base, last := chain[0], chain[len(chain)-1]
 		s.Values += base.Values
 		s.Unmapped += base.Unmapped
+		s.Refused += base.Refused
+		s.Warnings = append(s.Warnings, base.Warnings[:min(len(base.Warnings), max(0, maxNoted-len(s.Warnings)))]...)
+		s.Duplicates = append(s.Duplicates, base.Duplicates[:min(len(base.Duplicates), max(0, maxNoted-len(s.Duplicates)))]...)
 		someDelivered := false
 		for _, d := range chain {
 			s.Counts.add(d.Counts)
@@ -391,11 +481,16 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord) *TxView {
 		}
 		s.Done++
 		s.Rejected += last.Rejected
+		s.Locked += last.Locked
+		s.RejectedIndexes = append(s.RejectedIndexes, last.RejectedIndexes[:min(len(last.RejectedIndexes), maxIndexesKept-len(s.RejectedIndexes))]...)
 		if last.LastError != "" {
 			s.LastError = last.LastError
 		}
 		if room := maxConflictsKept - len(s.Conflicts); room > 0 {
 			s.Conflicts = append(s.Conflicts, last.Conflicts[:min(room, len(last.Conflicts))]...)
+		}
+		if len(last.Completions) > 0 {
+			completes[k.target] = true
 		}
 		switch {
 		case last.Outcome == OutcomePartial, last.Outcome == OutcomeDeadLettered && someDelivered:
@@ -406,8 +501,14 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord) *TxView {
 	}
 	done := true
 	for _, s := range v.Targets {
-		if s.Done < s.Batches {
+		s.Completeness = comps[s.Target]
+		switch {
+		case s.Done < s.Batches:
 			done = false
+		case completes[s.Target] && s.Completeness == nil:
+			done = false // its values are done; the registration is not yet
+		case s.Completeness != nil && s.Completeness.Error != "":
+			partial++
 		}
 	}
 	total := rec.Batches * len(rec.Targets)
@@ -492,6 +593,7 @@ func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 	}
 	recs := map[string]*TxRecord{}
 	deliveries := map[string][]*DeliveryRecord{}
+	comps := map[string]map[string]*CompletionRecord{}
 	events := map[string][]*TxEvent{}
 	err := l.each(ctx, ">", func(key string, value []byte) error {
 		id, rest, sub := strings.Cut(key, ".")
@@ -502,9 +604,12 @@ func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 				recs[id] = &r
 			}
 		case strings.HasPrefix(rest, "d."):
-			var d DeliveryRecord
-			if json.Unmarshal(value, &d) == nil {
-				deliveries[id] = append(deliveries[id], &d)
+			if comps[id] == nil {
+				comps[id] = map[string]*CompletionRecord{}
+			}
+			ds := deliveries[id]
+			if decodeOutcome(key, value, &ds, comps[id]) == nil {
+				deliveries[id] = ds
 			}
 		case strings.HasPrefix(rest, "e."):
 			var e TxEvent
@@ -519,7 +624,7 @@ func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 	}
 	var out []*TxView
 	for id, r := range recs {
-		v := summarize(r, deliveries[id])
+		v := summarize(r, deliveries[id], comps[id])
 		if v.Status != f.Status {
 			continue
 		}

@@ -139,7 +139,7 @@ Try next:
   curl -s -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
        --data-binary @examples/payloads/chw-2024-01.json %[1]s/ingest/cht
   curl -s -u exchange:exchange-password -H 'Content-Type: application/csv' \
-       --data-binary @examples/payloads/mal-2024-01.csv %[1]s/api/dataValueSets
+       --data-binary @examples/payloads/mal-2024-01.csv '%[1]s/api/dataValueSets?idScheme=CODE'
   curl -s -u %[4]s:%[5]s '%[6]s/api/dataValueSets.json?dataSet=CHW_MONTHLY&period=202401&orgUnit=KL&children=true&idScheme=CODE&inputIdScheme=CODE'
   curl -s -u %[4]s:%[5]s '%[6]s/api/analytics/dataValueSet.json?dimension=dx:PI_BCG_F_LT1&dimension=pe:2024Q2&dimension=ou:KL_N_F1&inputIdScheme=CODE&outputIdScheme=CODE'
   TALLY_URL=%[1]s TALLY_ADMIN_TOKEN=%[2]s go run ./cmd/tally send --dry-run --source tracker examples/payloads/tracker-2024-02.json
@@ -172,7 +172,9 @@ func demoSourceFor(name string) demoSource {
 	case strings.HasSuffix(name, ".adx.xml"):
 		return demoSource{path: "/ingest/adx", secret: demoEnv["ADX_TOKEN"]}
 	default:
-		return demoSource{path: "/api/dataValueSets", user: "exchange", secret: demoEnv["EXCHANGE_PASSWORD"]}
+		// As to DHIS2, the request says its ids are codes: to /api/dataValueSets a missing
+		// id scheme means UID, whatever the source's id_schemes.
+		return demoSource{path: "/api/dataValueSets?idScheme=CODE", user: "exchange", secret: demoEnv["EXCHANGE_PASSWORD"]}
 	}
 }
 

@@ -50,8 +50,8 @@ func checkMappingsLive(ctx context.Context, progress io.Writer, cfg *config.Conf
 	md := map[string]*mapping.Metadata{}
 	for i := range cfg.Sources {
 		src := &cfg.Sources[i]
-		if src.Mapping == "" {
-			continue
+		if src.Mapping == "" && src.Format != "adx" {
+			continue // only a set, or ADX categories, are checked against the metadata
 		}
 		for _, t := range cfg.TargetsOf(src) {
 			if md[t.Name] != nil {

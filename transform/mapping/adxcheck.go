@@ -34,6 +34,12 @@ func (s *Sets) CheckADX(cfg *config.Config, md map[string]*Metadata) config.Prob
 	for i := range cfg.Sources {
 		src := &cfg.Sources[i]
 		set, ok := s.Set(src.Mapping)
+		passes := src.Unmapped == "pass"
+		if src.Mapping == "" {
+			// Without a set, the engine resolves ADX through the target's own ids, as a
+			// set without rules under unmapped: pass does (Engine.MapWith).
+			set, ok, passes = passThroughSet(), true, true
+		}
 		if src.Format != "adx" || !ok {
 			continue
 		}
@@ -56,7 +62,7 @@ func (s *Sets) CheckADX(cfg *config.Config, md map[string]*Metadata) config.Prob
 			if err != nil {
 				continue // Check reports the target's schemes
 			}
-			for _, cc := range adxCombos(p, src.Unmapped == "pass") {
+			for _, cc := range adxCombos(p, passes) {
 				for _, msg := range checkADXCombo(ix, cc, scheme) {
 					probs = append(probs, cfg.Problem(path, "target %q: ADX source %q: category combo %s: %s", t.Name, src.Name, cc.Label(), msg))
 				}

@@ -13,6 +13,7 @@ const adxCheckYAML = `sources:
   - {name: adx-uid, format: adx, auth: {public: true}, targets: [broken], mapping: adx, id_schemes: {id_scheme: UID}}
   - {name: adx-pass, format: adx, auth: {public: true}, targets: [clean], mapping: pass, unmapped: pass}
   - {name: json, format: json, auth: {public: true}, targets: [broken], mapping: adx}
+  - {name: adx-noset, format: adx, auth: {public: true}, targets: [broken]}
 targets:
   - {name: broken, url: https://hmis.example.org, token: d2pat_0123456789abcdef}
   - {name: clean, url: https://hmis.example.org, token: d2pat_0123456789abcdef}
@@ -30,7 +31,9 @@ mappings:
 // TestCheckADX: in the broken target, AGE's code is not an XML name (so it cannot be an
 // ADX attribute, adx.md §7.1), SEX_AGE lacks the option combo for M + 1-4 years, and
 // FUNDING's two options share a code. ADX sources report it, once per combo, at their
-// line; the JSON source does not; ids by UID need no codes and are XML names.
+// line; the JSON source does not; ids by UID need no codes and are XML names. An ADX
+// source without a mapping set, whose categories the engine resolves through the target's
+// own ids, is checked as one passing its ids through.
 func TestCheckADX(t *testing.T) {
 	sets, cfg := compile(t, adxCheckYAML, nil)
 	broken := kalima(t)
@@ -49,7 +52,7 @@ func TestCheckADX(t *testing.T) {
 	probs := sets.Check(cfg, md)
 	text := strings.ReplaceAll(problemsText(probs), filepath.Dir(cfg.File())+"/", "")
 	at := func(src string) string {
-		return "tally.yaml:" + strconv.Itoa(lineOf(t, adxCheckYAML, "name: "+src+",")) + ": sources[" + map[string]string{"adx": "0", "adx-uid": "1"}[src] + "]: "
+		return "tally.yaml:" + strconv.Itoa(lineOf(t, adxCheckYAML, "name: "+src+",")) + ": sources[" + map[string]string{"adx": "0", "adx-uid": "1", "adx-noset": "4"}[src] + "]: "
 	}
 	want := []string{
 		at("adx") + `target "broken": ADX source "adx": category combo SEX_AGE: category Age (ifp28uwCDyd) is written "Age group" by code, which is not an XML name, so it cannot be an ADX attribute`,
@@ -57,6 +60,10 @@ func TestCheckADX(t *testing.T) {
 		at("adx") + `target "broken": ADX source "adx": category combo FUNDING: option Government (pp1xxXHU0BS) of category FUNDING: code "GOV" names more than one category option`,
 		at("adx") + `target "broken": ADX source "adx": category combo FUNDING: option NGO partners (cJXj675eVq3) of category FUNDING: code "GOV" names more than one category option`,
 		at("adx-uid") + `target "broken": ADX source "adx-uid": category combo SEX_AGE: no option combo has the options M, 1TO4`,
+		at("adx-noset") + `target "broken": ADX source "adx-noset": category combo SEX_AGE: category Age (ifp28uwCDyd) is written "Age group" by code`,
+		at("adx-noset") + `target "broken": ADX source "adx-noset": category combo SEX_AGE: no option combo has the options M, 1TO4`,
+		at("adx-noset") + `target "broken": ADX source "adx-noset": category combo FUNDING: option Government (pp1xxXHU0BS) of category FUNDING`,
+		at("adx-noset") + `target "broken": ADX source "adx-noset": category combo FUNDING: option NGO partners (cJXj675eVq3) of category FUNDING`,
 	}
 	lines := strings.Split(text, "\n")
 	for _, w := range want {

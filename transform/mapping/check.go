@@ -153,3 +153,8 @@ func (set *Set) check(ix *Index, t *config.Target, dupReject []string) config.Pr
 	}
 	return probs
 }
+
+// IsNumericType reports whether a DHIS2 value type is numeric (ValueType.isNumeric):
+// NUMBER, INTEGER and its signed variants, PERCENTAGE, UNIT_INTERVAL. An ADX value of any
+// other type (TEXT, BOOLEAN, DATE, ...) is the text of its annotation (spec adx.md §5).
+func IsNumericType(valueType string) bool { return numericTypes[valueType] }

@@ -40,6 +40,11 @@ func TestMapDuplicatesWithoutMappingSet(t *testing.T) {
 		{dups: "last",
 			want:   []string{"DE_A 202401 OU_A   6 #2", "DE_A 202401 OU_B   1 #1", "DE_C 202401 OU_A   2 #4"},
 			report: []string{"DE_A 202401 OU_A  : last [0 2] 6", "DE_C 202401 OU_A SEX=F;AGE=LT1 : last [3 4] 2"}},
+		// keep: every value reaches the target as received, which settles them as DHIS2
+		// does (conformance README §6.1 dataValueSetBooleanTest, §6.2 E8128).
+		{dups: "keep",
+			want: []string{"DE_A 202401 OU_A   4 #0", "DE_A 202401 OU_B   1 #1", "DE_A 202401 OU_A   6 #2",
+				"DE_C 202401 OU_A   2 #3", "DE_C 202401 OU_A   2 #4"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dups, func(t *testing.T) {

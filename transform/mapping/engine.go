@@ -39,6 +39,9 @@ type Engine struct {
 	mu      sync.Mutex
 	indexes map[string]*Index // by target: the index of the last snapshot seen
 	plans   map[planKey]*plan
+	// pass is the set without rules that resolves, through the target's metadata, the ADX
+	// categories of a source without a mapping set (see MapWith).
+	pass *Set
 }
 
 type planKey struct {
@@ -51,7 +54,13 @@ type planKey struct {
 // metadata (ADX categories, rollup, checks that a combo belongs to an element) fails the
 // values that need it.
 func NewEngine(sets *Sets, md MetadataProvider) *Engine {
-	return &Engine{sets: sets, md: md, indexes: map[string]*Index{}, plans: map[planKey]*plan{}}
+	return &Engine{sets: sets, md: md, indexes: map[string]*Index{}, plans: map[planKey]*plan{}, pass: passThroughSet()}
+}
+
+// passThroughSet is a set without rules: under unmapped: pass it reads ids as the
+// target's, in the batch's schemes.
+func passThroughSet() *Set {
+	return &Set{Name: "(the target's own ids)", TargetScheme: transform.SchemeUID, bySource: map[string]*ruleGroup{}}
 }
 
 // Sets returns the sets the engine maps with.
@@ -119,6 +128,13 @@ func fieldValue(v *transform.DataValue, field string) string {
 
 // MapWith maps one batch of a source for one target with the source's mapping set; a source
 // without one keeps its ids (transform.Identity) but still gets its duplicates policy.
+// When such a batch gives a disaggregation as ADX category or attribute pairs, which a
+// target cannot read, and the engine has a MetadataProvider, the batch is mapped as a set
+// without rules under unmapped: pass maps it: ids are read as the target's in the batch's
+// schemes and written in the target's (its id_schemes, else UID), the pairs resolved to
+// option combos (a group's dataSet choosing the attribute combo), periods checked against
+// the target's release; a value whose ids the target does not know is left out as
+// unmapped, one whose pairs name no combo refused.
 //
 // Values are refused one by one (Mapped.Refused) and the rest is delivered: the caller
 // dead-letters the refused values. An error wrapping ErrRejected is left only for what
@@ -138,6 +154,21 @@ func (e *Engine) MapWith(ctx context.Context, in *transform.Batch, source *confi
 		return nil, err
 	}
 	if source.Mapping == "" {
+		if e.md != nil && hasPairs(in) {
+			// ADX categories cannot be sent as they are: they are resolved through the
+			// target's metadata as a set without rules under unmapped: pass resolves them.
+			pol.unmapped = unmappedPass
+			p, err := e.plan(ctx, e.pass, target)
+			if err != nil {
+				return nil, err
+			}
+			return p.run(ctx, in, target.Name, pol, opts)
+		}
+		if pol.keep {
+			// duplicates: keep: every value goes to the target as received, which then
+			// does what DHIS2 does with two values on one key.
+			return transform.Identity(in, target.Name), nil
+		}
 		return identity(ctx, in, target.Name, pol, opts)
 	}
 	set, ok := e.sets.Set(source.Mapping)
@@ -216,6 +247,9 @@ type policies struct {
 	// level > 0 leaves out values whose org unit is at another level.
 	keepAssigned bool
 	level        int
+	// keep is duplicates: keep, which a source without a mapping set uses to leave
+	// duplicates to the target; where values are mapped it settles them as last does.
+	keep bool
 }
 
 func policiesOf(s *config.Source) (policies, error) {
@@ -235,8 +269,10 @@ func policiesOf(s *config.Source) (policies, error) {
 		p.dups = dupSum
 	case "last":
 		p.dups = dupLast
+	case "keep":
+		p.dups, p.keep = dupLast, true
 	default:
-		return p, fmt.Errorf("source %q: duplicates %q: want reject, sum or last", s.Name, s.Duplicates)
+		return p, fmt.Errorf("source %q: duplicates %q: want reject, sum, last or keep", s.Name, s.Duplicates)
 	}
 	switch s.OrgUnits.Keep {
 	case "", "all":
@@ -256,6 +292,17 @@ func (p policies) dupWord() string {
 		return "last"
 	}
 	return "reject"
+}
+
+// hasPairs reports whether a value of the batch gives its disaggregation as ADX category
+// or attribute pairs.
+func hasPairs(in *transform.Batch) bool {
+	for i := range in.Values {
+		if len(in.Values[i].Categories) > 0 || len(in.Values[i].Attributes) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // identity maps the batch of a source without a mapping set: ids stay as they arrived,
@@ -279,3 +326,8 @@ func identity(ctx context.Context, in *transform.Batch, target string, pol polic
 	r.result(m)
 	return m, nil
 }
+
+// FieldValue is what a value writes in one of the fields a Refused or an Unmapped names
+// (dataElement, period, orgUnit, categoryOptionCombo, attributeOptionCombo, categories,
+// attributes, value), for a message or a conflict's object.
+func FieldValue(v *transform.DataValue, field string) string { return fieldValue(v, field) }

@@ -88,27 +88,9 @@ func releaseLacks(id string, rel int, target string) string {
 	if err != nil {
 		return ""
 	}
-	since := periodTypeSince(p.Type())
+	since := p.Type().Since()
 	if since <= rel {
 		return ""
 	}
 	return fmt.Sprintf("period %s is %s, a period type DHIS2 has from 2.%d on; target %q runs 2.%d", id, p.Type(), since, target, rel)
-}
-
-// periodTypeSince is the first DHIS2 release that reads periods of type t: 0 for the types
-// every release Tally supports has. Sources: spec dhis2.md §11.1 (QuarterlyNov from 2.41,
-// FinancialSep from 2.42, WeeklyFriday, FinancialFeb and FinancialAug from 2.43) and
-// PeriodTypeEnum.java of dhis2-core, which in 2.42 lists FinancialSep and QuarterlyNov but
-// no WeeklyFriday, FinancialFeb or FinancialAug. transform/period is gaining this table
-// ("exists from release N"); once it has, this function should ask it.
-func periodTypeSince(t period.Type) int {
-	switch t {
-	case period.QuarterlyNov:
-		return 41
-	case period.FinancialSep:
-		return 42
-	case period.WeeklyFriday, period.FinancialFeb, period.FinancialAug:
-		return 43
-	}
-	return 0
 }

@@ -1,0 +1,107 @@
+package mediator
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tally-hmis/tally/config"
+)
+
+// DHIS2 changed how POST /api/dataValueSets answers from one release to the next (spec
+// dhis2.md §0.3, §2): a bare ImportSummary up to 2.37, a WebMessage with 409 on WARNING in
+// 2.38–2.42, 200 on WARNING and the new counts from 2.43. The DHIS2-compatible endpoint
+// answers as one release does, its era: the source's dhis2_version when set, else the
+// lowest release among the source's targets (the oldest DHIS2 the payload reaches, whose
+// answer a client written for it understands), else defaultEra while no target's release
+// has been read.
+
+// defaultEra is the release whose answers Tally gives while it knows none of a source's
+// targets: 2.42, the last of the 2.38–2.42 engine that most installations run.
+const defaultEra = 42
+
+// releaseRetry is how long a target whose release could not be read is not asked again,
+// so that an ingest never waits on a target that is down more than once in a while.
+const releaseRetry = time.Minute
+
+// releaseTimeout bounds reading a target's release on the ingest path.
+const releaseTimeout = 3 * time.Second
+
+// releases remembers when a target's release could not be read.
+type releases struct {
+	mu     sync.Mutex
+	failed map[string]time.Time
+}
+
+// targetRelease returns a target's DHIS2 release (40 for 2.40), 0 when unknown: the version
+// its client last read, else GET /api/system/info, asked at most once per releaseRetry
+// while it fails.
+func (s *Service) targetRelease(ctx context.Context, name string) int {
+	t, ok := s.targets[name]
+	if !ok {
+		return 0
+	}
+	if v, ok := t.client.ServerVersion(); ok {
+		return v.Release()
+	}
+	r := s.metadata.releases
+	r.mu.Lock()
+	if at, ok := r.failed[name]; ok && s.now().Sub(at) < releaseRetry {
+		r.mu.Unlock()
+		return 0
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+	defer cancel()
+	info, err := t.client.SystemInfo(ctx)
+	if err != nil || info.Release.Release() == 0 {
+		r.mu.Lock()
+		r.failed[name] = s.now()
+		r.mu.Unlock()
+		s.log.Warn("reading a target's DHIS2 version", "target", name, "err", err)
+		return 0
+	}
+	return info.Release.Release()
+}
+
+// sourceReleases returns the known releases of a source's targets, lowest and highest (0,
+// 0 when none is known), and whether every target's is known.
+func (s *Service) sourceReleases(ctx context.Context, src *config.Source) (lowest, highest int, all bool) {
+	all = true
+	for _, t := range s.cfg.TargetsOf(src) {
+		rel := s.targetRelease(ctx, t.Name)
+		if rel == 0 {
+			all = false
+			continue
+		}
+		if lowest == 0 || rel < lowest {
+			lowest = rel
+		}
+		highest = max(highest, rel)
+	}
+	return lowest, highest, all
+}
+
+// eraOf is the DHIS2 release whose answers the DHIS2-compatible endpoint gives a source.
+func (s *Service) eraOf(ctx context.Context, src *config.Source) int {
+	if rel := src.Release(); rel > 0 {
+		return rel
+	}
+	if lowest, _, _ := s.sourceReleases(ctx, src); lowest > 0 {
+		return lowest
+	}
+	return defaultEra
+}
+
+// ingestRelease is the release periods are checked against at ingest: a period no target
+// can read (a 2.43-only type, all targets older) is refused there, naming the period and
+// the release. It is the highest release among the source's targets when every one is
+// known, else 0 (any valid period): a target whose release is unknown may read it, and
+// the mapper refuses it per target once the release is known (mappingnote.go).
+func (s *Service) ingestRelease(ctx context.Context, src *config.Source) int {
+	_, highest, all := s.sourceReleases(ctx, src)
+	if !all {
+		return 0
+	}
+	return highest
+}
