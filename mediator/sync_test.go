@@ -67,7 +67,7 @@ func TestOpenHIMSynchronousSourceHasOneOutcome(t *testing.T) {
 	}{
 		{"/ingest/himsync", 0, "Tally himsync"},
 		{"/ingest/himsync", 500 * time.Millisecond, "Tally himsync"},
-		{"/api/dataValueSets", 500 * time.Millisecond, "Tally dataValueSets"},
+		{"/api/dataValueSets?idScheme=CODE", 500 * time.Millisecond, "Tally dataValueSets"},
 	} {
 		t.Run(fmt.Sprintf("%s %s", c.path, c.delay), func(t *testing.T) {
 			core.SetStoreDelay(c.delay)
