@@ -11,6 +11,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // ADX as DHIS2 reads it, decided by the targets (spec adx.md §5, §7, §8):
@@ -105,7 +106,7 @@ func (a *adxSupport) isText(scheme transform.IDScheme) func(string) bool {
 	}
 }
 
-func (a *adxSupport) targetElement(ix *mapping.Index, scheme transform.IDScheme, de string) *mapping.DataElement {
+func (a *adxSupport) targetElement(ix *mapping.Index, scheme transform.IDScheme, de string) *metadata.DataElement {
 	if a.rules != nil {
 		for _, id := range a.rules[de] {
 			if obj, err := ix.DataElement(a.scheme, id); err == nil {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/transform"
-	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 	"github.com/tally-hmis/tally/transform/period"
 )
 
@@ -749,7 +749,7 @@ func scopeable(sch transform.IDSchemes, vals []transform.DataValue) (scoped, pla
 func defaultComboID(s transform.IDScheme) (string, bool) {
 	switch s {
 	case transform.SchemeUID:
-		return mapping.DefaultCategoryOptionComboUID, true
+		return metadata.DefaultCategoryOptionComboUID, true
 	case transform.SchemeCode, transform.SchemeName:
 		return "default", true
 	}

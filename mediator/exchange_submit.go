@@ -14,6 +14,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 	"github.com/tally-hmis/tally/transform/period"
 )
 
@@ -303,7 +304,7 @@ func (s *Service) registrations(ctx context.Context, e *exchange, target string,
 						if err != nil {
 							continue
 						}
-						if coc.ID != mapping.DefaultCategoryOptionComboUID {
+						if coc.ID != metadata.DefaultCategoryOptionComboUID {
 							aoc = coc.ID
 						}
 					}

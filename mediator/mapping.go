@@ -20,6 +20,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // engineMapper adapts the mapping engine to the mapper stage: a batch the engine rejects
@@ -50,7 +51,7 @@ type metadataCache struct {
 	mu sync.Mutex
 	m  map[string]*cachedMetadata
 	// fetch reads a target's metadata; tests replace it.
-	fetch func(ctx context.Context, target string) (*mapping.Metadata, error)
+	fetch func(ctx context.Context, target string) (*metadata.Metadata, error)
 	// releases remembers targets whose DHIS2 release could not be read (era.go).
 	releases *releases
 	// indexes are the lookups of the snapshot in hand, by target (built on first use).
@@ -77,14 +78,14 @@ func (c *metadataCache) Index(ctx context.Context, target string) (*mapping.Inde
 }
 
 type cachedMetadata struct {
-	MD      *mapping.Metadata `json:"metadata"`
-	Fetched time.Time         `json:"fetched"`
+	MD      *metadata.Metadata `json:"metadata"`
+	Fetched time.Time          `json:"fetched"`
 }
 
 func newMetadataCache(s *Service) *metadataCache {
 	c := &metadataCache{s: s, m: map[string]*cachedMetadata{}, releases: &releases{failed: map[string]time.Time{}},
 		indexes: map[string]*mapping.Index{}}
-	c.fetch = func(ctx context.Context, target string) (*mapping.Metadata, error) {
+	c.fetch = func(ctx context.Context, target string) (*metadata.Metadata, error) {
 		t, ok := s.targets[target]
 		if !ok {
 			return nil, fmt.Errorf("no target %q", target)
@@ -109,7 +110,7 @@ func newMetadataCache(s *Service) *metadataCache {
 func stateKeyMetadata(target string) string { return "metadata." + target }
 
 // Metadata returns the target's metadata, the same pointer until it is refreshed.
-func (c *metadataCache) Metadata(ctx context.Context, target string) (*mapping.Metadata, error) {
+func (c *metadataCache) Metadata(ctx context.Context, target string) (*metadata.Metadata, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ttl := time.Hour

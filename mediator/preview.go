@@ -11,6 +11,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // maxPreviewValues bounds a preview, which holds the payload and the target's current
@@ -231,7 +232,7 @@ func (c *collect) Value(v *transform.DataValue, _ transform.Locator) error {
 // that omits it means it, so that the two compare equal. The default's code and name are
 // "default" and its UID is the same in every DHIS2 instance.
 func defaultCombos(k transform.Key) transform.Key {
-	isDefault := func(id string) bool { return id == "default" || id == mapping.DefaultCategoryOptionComboUID }
+	isDefault := func(id string) bool { return id == "default" || id == metadata.DefaultCategoryOptionComboUID }
 	if isDefault(k.CategoryOptionCombo) {
 		k.CategoryOptionCombo = ""
 	}

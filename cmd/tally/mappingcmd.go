@@ -9,6 +9,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 func mappingCmd() *command {
@@ -47,7 +48,7 @@ func checkMappingsLive(ctx context.Context, progress io.Writer, cfg *config.Conf
 	if len(probs) > 0 {
 		return probs, nil
 	}
-	md := map[string]*mapping.Metadata{}
+	md := map[string]*metadata.Metadata{}
 	for i := range cfg.Sources {
 		src := &cfg.Sources[i]
 		if src.Mapping == "" && src.Format != "adx" {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // maxComboProduct bounds the option combinations CheckADX enumerates for one category combo.
@@ -28,7 +29,7 @@ const maxComboProduct = 10000
 //     missing one means its maintenance job has not run since an option was added.
 //
 // Problems are reported at the source's line, once per combo. Sets.Check includes them.
-func (s *Sets) CheckADX(cfg *config.Config, md map[string]*Metadata) config.Problems {
+func (s *Sets) CheckADX(cfg *config.Config, md map[string]*metadata.Metadata) config.Problems {
 	var probs config.Problems
 	indexes := map[string]*Index{}
 	for i := range cfg.Sources {
@@ -74,20 +75,20 @@ func (s *Sets) CheckADX(cfg *config.Config, md map[string]*Metadata) config.Prob
 
 // adxCombos lists, once each, the non-default category combos whose categories ADX values
 // mapped by p may name.
-func adxCombos(p *plan, passes bool) []*CategoryCombo {
+func adxCombos(p *plan, passes bool) []*metadata.CategoryCombo {
 	ix := p.ix
-	var out []*CategoryCombo
+	var out []*metadata.CategoryCombo
 	seen := map[string]bool{}
-	add := func(cc *CategoryCombo) {
+	add := func(cc *metadata.CategoryCombo) {
 		if cc != nil && !cc.IsDefault() && !seen[cc.ID] {
 			seen[cc.ID] = true
 			out = append(out, cc)
 		}
 	}
-	attrCombo := func(ds *DataSet) *CategoryCombo {
+	attrCombo := func(ds *metadata.DataSet) *metadata.CategoryCombo {
 		uid := ds.CategoryCombo.ID
 		if uid == "" {
-			uid = DefaultCategoryComboUID
+			uid = metadata.DefaultCategoryComboUID
 		}
 		cc, _ := ix.CategoryCombo(transform.SchemeUID, uid)
 		return cc
@@ -99,7 +100,7 @@ func adxCombos(p *plan, passes bool) []*CategoryCombo {
 		}
 		dss := res.cands
 		if res.ds != nil && res.rule.DataSet != "" {
-			dss = []*DataSet{res.ds}
+			dss = []*metadata.DataSet{res.ds}
 		}
 		if res.rule.COC == "" {
 			add(res.combo)
@@ -129,7 +130,7 @@ func adxCombos(p *plan, passes bool) []*CategoryCombo {
 
 // checkADXCombo says what keeps ADX values from naming an option combo of cc by categories
 // and options written in scheme.
-func checkADXCombo(ix *Index, cc *CategoryCombo, scheme transform.IDScheme) []string {
+func checkADXCombo(ix *Index, cc *metadata.CategoryCombo, scheme transform.IDScheme) []string {
 	var msgs []string
 	word := schemeWord(scheme)
 	options := make([][]string, 0, len(cc.Categories))
@@ -183,7 +184,7 @@ func checkADXCombo(ix *Index, cc *CategoryCombo, scheme transform.IDScheme) []st
 
 // missingCombos walks every combination of options (one per category) and returns up to
 // three, as option labels, that no option combo of cc has, and how many there are.
-func missingCombos(ix *Index, cc *CategoryCombo, options [][]string) ([]string, int) {
+func missingCombos(ix *Index, cc *metadata.CategoryCombo, options [][]string) ([]string, int) {
 	product := 1
 	for _, opts := range options {
 		if len(opts) == 0 {
@@ -243,7 +244,7 @@ func isXMLName(s string) bool {
 }
 
 // nameAndUID names an object whose code is in question: its name (or code) and uid.
-func nameAndUID(o *Object) string {
+func nameAndUID(o *metadata.Object) string {
 	if o.Name != "" {
 		return fmt.Sprintf("%s (%s)", o.Name, o.ID)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // Check compares the sets with the live metadata of the targets they deliver to: every set a
@@ -18,7 +19,7 @@ import (
 // a source rejects duplicates — each at the rule's file and line — and, for ADX sources,
 // what would keep their categories from resolving (CheckADX). Targets missing from md are
 // skipped (the caller reports why their metadata could not be read).
-func (s *Sets) Check(cfg *config.Config, md map[string]*Metadata) config.Problems {
+func (s *Sets) Check(cfg *config.Config, md map[string]*metadata.Metadata) config.Problems {
 	type use struct {
 		set       *Set
 		target    *config.Target
@@ -70,7 +71,7 @@ func (s *Sets) Check(cfg *config.Config, md map[string]*Metadata) config.Problem
 
 // Check compares one set with the metadata of one target (see Sets.Check). It does not look
 // for rules that share a target key, which depends on the sources' duplicates policy.
-func (set *Set) Check(md *Metadata, target *config.Target) config.Problems {
+func (set *Set) Check(md *metadata.Metadata, target *config.Target) config.Problems {
 	return set.check(NewIndex(md), target, nil)
 }
 

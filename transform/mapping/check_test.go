@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 const checkYAML = `sources:
@@ -66,9 +67,9 @@ func TestCheck(t *testing.T) {
 	}
 	sets, cfg := compile(t, checkYAML, files)
 	md := withPeriodType(kalima(t), "CHW_MONTHLY", "Quarterly")
-	md.DataElements = append(md.DataElements, DataElement{Object: Object{ID: "DeOrphan001", Code: "ORPHAN", Name: "Orphan"},
-		ValueType: "NUMBER", CategoryCombo: Ref{ID: DefaultCategoryComboUID}})
-	probs := sets.Check(cfg, map[string]*Metadata{"hmis": md, "hmis-attr": kalima(t)})
+	md.DataElements = append(md.DataElements, metadata.DataElement{Object: metadata.Object{ID: "DeOrphan001", Code: "ORPHAN", Name: "Orphan"},
+		ValueType: "NUMBER", CategoryCombo: metadata.Ref{ID: metadata.DefaultCategoryComboUID}})
+	probs := sets.Check(cfg, map[string]*metadata.Metadata{"hmis": md, "hmis-attr": kalima(t)})
 	text := strings.ReplaceAll(problemsText(probs), filepath.Dir(cfg.File())+"/", "")
 	line := func(s string) string { return "tally.yaml:" + strconv.Itoa(lineOf(t, checkYAML, s)) + ": " }
 	want := []string{

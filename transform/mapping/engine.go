@@ -7,6 +7,7 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // MetadataProvider gives the current metadata snapshot of a target. The engine indexes a
@@ -14,15 +15,15 @@ import (
 // so a provider should cache and hand out one *Metadata until it refreshes. An error is
 // treated as transient: Map returns it unwrapped, and the batch is retried.
 type MetadataProvider interface {
-	Metadata(ctx context.Context, target string) (*Metadata, error)
+	Metadata(ctx context.Context, target string) (*metadata.Metadata, error)
 }
 
 // StaticMetadata is a MetadataProvider over fixed snapshots, by target name: for tests,
 // previews and checks against a file.
-type StaticMetadata map[string]*Metadata
+type StaticMetadata map[string]*metadata.Metadata
 
 // Metadata returns the snapshot of target.
-func (s StaticMetadata) Metadata(_ context.Context, target string) (*Metadata, error) {
+func (s StaticMetadata) Metadata(_ context.Context, target string) (*metadata.Metadata, error) {
 	md, ok := s[target]
 	if !ok || md == nil {
 		return nil, fmt.Errorf("no metadata for target %q", target)

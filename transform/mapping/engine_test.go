@@ -10,6 +10,7 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // engineYAML holds the sets the engine tests map with. Names of sources and codes follow the
@@ -589,11 +590,13 @@ func TestMapEngine(t *testing.T) {
 
 type nilProvider struct{}
 
-func (nilProvider) Metadata(context.Context, string) (*Metadata, error) { return nil, nil }
+func (nilProvider) Metadata(context.Context, string) (*metadata.Metadata, error) { return nil, nil }
 
-type swapProvider struct{ md *Metadata }
+type swapProvider struct{ md *metadata.Metadata }
 
-func (p *swapProvider) Metadata(context.Context, string) (*Metadata, error) { return p.md, nil }
+func (p *swapProvider) Metadata(context.Context, string) (*metadata.Metadata, error) {
+	return p.md, nil
+}
 
 func TestMapWithoutMetadata(t *testing.T) {
 	sets, _ := compile(t, engineYAML, engineFiles)
@@ -687,8 +690,8 @@ func TestMapElementInSeveralDataSets(t *testing.T) {
 	// EPI_BCG is also collected quarterly with a funding attribute, in EPI_QUARTERLY; a
 	// second monthly data set, EPI_EXTRA, agrees with EPI_MONTHLY on everything.
 	md := withEPIQuarterly(kalima(t))
-	md.DataSets = append(md.DataSets, DataSet{Object: Object{ID: "DsEpiExtra1", Code: "EPI_EXTRA"}, PeriodType: "Monthly",
-		DataSetElements: []DataSetElement{{DataElement: Ref{ID: "xYKiuMw7TpH"}}}})
+	md.DataSets = append(md.DataSets, metadata.DataSet{Object: metadata.Object{ID: "DsEpiExtra1", Code: "EPI_EXTRA"}, PeriodType: "Monthly",
+		DataSetElements: []metadata.DataSetElement{{DataElement: metadata.Ref{ID: "xYKiuMw7TpH"}}}})
 	sets, _ := compile(t, engineYAML+severalYAML, engineFiles)
 	runMapCases(t, NewEngine(sets, StaticMetadata{"hmis": md}), []mapCase{
 		{name: "data sets that agree give a period type but no header", set: "several",

@@ -9,6 +9,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // A tracker instance's program indicators, pulled by code, become the national HMIS's data
@@ -39,7 +40,7 @@ mappings:
 		fmt.Println(err)
 		return
 	}
-	var md mapping.Metadata
+	var md metadata.Metadata
 	if err := json.Unmarshal(data, &md); err != nil {
 		fmt.Println(err)
 		return

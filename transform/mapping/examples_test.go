@@ -10,6 +10,7 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // kalimaExamples compiles examples/mappings/kalima.yaml as the mappings: section of
@@ -36,7 +37,7 @@ func kalimaExamples(t *testing.T) (*Sets, *config.Config) {
 func TestExampleMappings(t *testing.T) {
 	sets, cfg := kalimaExamples(t)
 	md := kalima(t)
-	if probs := sets.Check(cfg, map[string]*Metadata{"hmis": md}); len(probs) > 0 {
+	if probs := sets.Check(cfg, map[string]*metadata.Metadata{"hmis": md}); len(probs) > 0 {
 		t.Errorf("the example mappings do not check against the Kalima HMIS:\n%s", problemsText(probs))
 	}
 

@@ -10,22 +10,23 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // kalima decodes the Kalima HMIS fixture afresh, so a test may change its copy.
-func kalima(t testing.TB) *Metadata { return fixture(t, "kalima-hmis.json") }
+func kalima(t testing.TB) *metadata.Metadata { return fixture(t, "kalima-hmis.json") }
 
 // mADX decodes testdata/m-adx.json, the M-ADX metadata of conformance README §4.1.
-func mADX(t testing.TB) *Metadata { return fixture(t, "m-adx.json") }
+func mADX(t testing.TB) *metadata.Metadata { return fixture(t, "m-adx.json") }
 
 // fixture decodes a metadata snapshot from testdata.
-func fixture(t testing.TB, name string) *Metadata {
+func fixture(t testing.TB, name string) *metadata.Metadata {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var md Metadata
+	var md metadata.Metadata
 	if err := json.Unmarshal(data, &md); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func fixture(t testing.TB, name string) *Metadata {
 }
 
 // withPeriodType returns md with the data set code's period type changed.
-func withPeriodType(md *Metadata, code, pt string) *Metadata {
+func withPeriodType(md *metadata.Metadata, code, pt string) *metadata.Metadata {
 	for i := range md.DataSets {
 		if md.DataSets[i].Code == code {
 			md.DataSets[i].PeriodType = pt
@@ -187,10 +188,10 @@ func wantValues(t *testing.T, what string, m *transform.Mapped, want []string) {
 
 // withEPIQuarterly adds EPI_QUARTERLY, which also holds EPI_BCG, collected quarterly with
 // the FUNDING attribute combo, while EPI_MONTHLY has none.
-func withEPIQuarterly(md *Metadata) *Metadata {
+func withEPIQuarterly(md *metadata.Metadata) *metadata.Metadata {
 	md.DataSets = append(md.DataSets,
-		DataSet{Object: Object{ID: "DsEpiQuartr", Code: "EPI_QUARTERLY"}, PeriodType: "Quarterly", CategoryCombo: Ref{ID: "TCZWZYvRSZe"},
-			DataSetElements: []DataSetElement{{DataElement: Ref{ID: "BYQ0DVbpag1"}}}})
+		metadata.DataSet{Object: metadata.Object{ID: "DsEpiQuartr", Code: "EPI_QUARTERLY"}, PeriodType: "Quarterly", CategoryCombo: metadata.Ref{ID: "TCZWZYvRSZe"},
+			DataSetElements: []metadata.DataSetElement{{DataElement: metadata.Ref{ID: "BYQ0DVbpag1"}}}})
 	return md
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 	"github.com/tally-hmis/tally/transform/period"
 )
 
@@ -14,7 +15,7 @@ import (
 // WeeklyFriday, FinancialFeb and FinancialAug from 2.43).
 func TestMapPeriodsByRelease(t *testing.T) {
 	sets, _ := compile(t, engineYAML, engineFiles)
-	at := func(rel int) *Metadata {
+	at := func(rel int) *metadata.Metadata {
 		md := kalima(t)
 		md.SystemRelease = rel
 		return md

@@ -1,4 +1,11 @@
-package mapping
+// Package metadata is the DHIS2 metadata model that the mapping engine and the DHIS2 client
+// share: the data elements, category combos, categories, options, option combos, data sets
+// and org units of one instance, in DHIS2's own JSON shape, and the API calls that read
+// them. It holds data only: it must not read HTTP or NATS, and it knows neither the
+// configuration nor the engine that uses it.
+package metadata
+
+import "github.com/tally-hmis/tally/transform"
 
 // Metadata is a snapshot of the DHIS2 metadata of one target that mapping needs. Its JSON
 // form is DHIS2's: each list decodes from the response of GET /api/<resource>?fields=...
@@ -118,6 +125,39 @@ type OrgUnit struct {
 	Object
 	Level int    `json:"level,omitempty"`
 	Path  string `json:"path,omitempty"`
+}
+
+// HasElement reports whether ds holds the data element with uid de.
+func (ds *DataSet) HasElement(de string) bool {
+	for _, dse := range ds.DataSetElements {
+		if dse.DataElement.ID == de {
+			return true
+		}
+	}
+	return false
+}
+
+// IsDefault reports whether the combo is DHIS2's default (no disaggregation).
+func (cc *CategoryCombo) IsDefault() bool {
+	return cc.ID == DefaultCategoryComboUID || (cc.Name == "default" && len(cc.Categories) <= 1)
+}
+
+// IDIn returns the object's id in scheme, and false when it has none there (no code, no
+// value of the attribute).
+func (o *Object) IDIn(scheme transform.IDScheme) (string, bool) {
+	switch scheme {
+	case transform.SchemeUID, "":
+		return o.ID, o.ID != ""
+	case transform.SchemeCode:
+		return o.Code, o.Code != ""
+	case transform.SchemeName:
+		return o.Name, o.Name != ""
+	}
+	if attr, ok := scheme.Attribute(); ok {
+		v, ok := o.Attr(attr)
+		return v, ok && v != ""
+	}
+	return "", false
 }
 
 // MetadataRequest is one DHIS2 API call that fills a part of Metadata.
