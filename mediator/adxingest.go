@@ -9,6 +9,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/adx"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -182,7 +183,7 @@ func (r *adxResolver) unresolved(v *transform.DataValue) (field, id, why string)
 		Values: []transform.DataValue{one}}
 	var reasons []string
 	for _, t := range r.a.targets {
-		m, err := r.a.s.engine.Load().MapWith(r.a.ctx, b, r.a.src, t, mapping.Options{})
+		m, err := r.a.s.engine.Load().MapWith(r.a.ctx, b, pipeline.MappingSource(r.a.src), pipeline.MappingTarget(t), mapping.Options{})
 		switch {
 		case err != nil:
 			reasons = append(reasons, fmt.Sprintf("target %s: %v", t.Name, err))

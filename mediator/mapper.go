@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
@@ -98,7 +99,7 @@ func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *strea
 	kept := carriedBy(msg.Headers())
 	keys, done := s.payloads.begin(ctx, b.TxID, t.Name, b.Seq, msg.Headers())
 	defer done()
-	m, err := s.engine.Load().MapWith(ctx, b, src, t, mapping.Options{Rollup: s.rollupStore(), Payload: keys})
+	m, err := s.engine.Load().MapWith(ctx, b, pipeline.MappingSource(src), pipeline.MappingTarget(t), mapping.Options{Rollup: s.rollupStore(), Payload: keys})
 	if errors.Is(err, mapping.ErrRejected) {
 		bctx, cancel := bookkeeping(ctx)
 		defer cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -28,7 +29,7 @@ import (
 type engineMapper struct{ e *mapping.Engine }
 
 func (m engineMapper) Map(ctx context.Context, in *transform.Batch, src *config.Source, t *config.Target) (*transform.Mapped, error) {
-	out, err := m.e.Map(ctx, in, src, t)
+	out, err := m.e.Map(ctx, in, pipeline.MappingSource(src), pipeline.MappingTarget(t))
 	if errors.Is(err, mapping.ErrRejected) {
 		return nil, fmt.Errorf("%w: %w", ErrMappingRejected, err)
 	}
@@ -217,7 +218,7 @@ func (s *Service) reloadMappings() error {
 	if err != nil {
 		return fmt.Errorf("reloading mappings: the file has problems, keeping the rules in force: %w", err)
 	}
-	sets, probs := mapping.Compile(cfg)
+	sets, probs := pipeline.CompileMappings(cfg)
 	if len(probs) > 0 {
 		return fmt.Errorf("reloading mappings: keeping the rules in force: %w", probs)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -107,7 +108,7 @@ func (s *Service) handlePreview(c echo.Context) error {
 		// and roll-ups included, but read the roll-up store without writing to it.
 		opts := mapping.Options{Rollup: s.rollupStore(), RollupReadOnly: true, Payload: mapping.NewPayloadKeys(payloadKeysLimit)}
 		for _, b := range batches {
-			m, err := s.engine.Load().MapWith(ctx, b, src, t, opts)
+			m, err := s.engine.Load().MapWith(ctx, b, pipeline.MappingSource(src), pipeline.MappingTarget(t), opts)
 			if err == nil {
 				s.refuseNewerPeriods(ctx, src, t, m)
 			}

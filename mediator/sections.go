@@ -5,6 +5,7 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform/mapping"
 )
 
@@ -36,7 +37,7 @@ func CheckConfig(cfg *config.Config) (*Sections, config.Problems) {
 		}
 	}
 	sec.OpenHIM = sec.OpenHIM.WithDefaults()
-	sets, mprobs := mapping.Compile(cfg)
+	sets, mprobs := pipeline.CompileMappings(cfg)
 	sec.Mappings = sets
 	probs = append(probs, mprobs...)
 	probs = append(probs, decodeNotify(cfg, sec)...)

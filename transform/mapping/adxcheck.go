@@ -5,7 +5,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
 )
@@ -28,12 +27,13 @@ const maxComboProduct = 10000
 //   - an option combo for every combination of options: DHIS2 generates them, and a
 //     missing one means its maintenance job has not run since an option was added.
 //
-// Problems are reported at the source's line, once per combo. Sets.Check includes them.
-func (s *Sets) CheckADX(cfg *config.Config, md map[string]*metadata.Metadata) config.Problems {
-	var probs config.Problems
+// Problems are reported at the source's line (feeds[i] is the configuration's i-th source,
+// written where loc says), once per combo. Sets.Check includes them.
+func (s *Sets) CheckADX(feeds []Feed, md map[string]*metadata.Metadata, loc Locator) Problems {
+	var probs Problems
 	indexes := map[string]*Index{}
-	for i := range cfg.Sources {
-		src := &cfg.Sources[i]
+	for i := range feeds {
+		src := &feeds[i].Source
 		set, ok := s.Set(src.Mapping)
 		passes := src.Unmapped == "pass"
 		if src.Mapping == "" {
@@ -50,7 +50,8 @@ func (s *Sets) CheckADX(cfg *config.Config, md map[string]*metadata.Metadata) co
 		}
 		scheme = scheme.Or(transform.SchemeCode)
 		path := fmt.Sprintf("sources[%d]", i)
-		for _, t := range cfg.TargetsOf(src) {
+		for j := range feeds[i].Targets {
+			t := &feeds[i].Targets[j]
 			if md[t.Name] == nil {
 				continue
 			}
@@ -65,7 +66,7 @@ func (s *Sets) CheckADX(cfg *config.Config, md map[string]*metadata.Metadata) co
 			}
 			for _, cc := range adxCombos(p, passes) {
 				for _, msg := range checkADXCombo(ix, cc, scheme) {
-					probs = append(probs, cfg.Problem(path, "target %q: ADX source %q: category combo %s: %s", t.Name, src.Name, cc.Label(), msg))
+					probs = append(probs, at(loc, path).problem("target %q: ADX source %q: category combo %s: %s", t.Name, src.Name, cc.Label(), msg))
 				}
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
 )
@@ -46,8 +45,8 @@ func benchSetup(b *testing.B) (*Engine, *transform.Batch) {
 
 func BenchmarkMap(b *testing.B) {
 	e, in := benchSetup(b)
-	src := &config.Source{Name: "tracker", Mapping: "bench"}
-	target := &config.Target{Name: "hmis"}
+	src := &Source{Name: "tracker", Mapping: "bench"}
+	target := &Target{Name: "hmis"}
 	ctx := context.Background()
 	if m, err := e.Map(ctx, in, src, target); err != nil || len(m.Batch.Values) != 1000 {
 		b.Fatal(m, err)
@@ -72,8 +71,8 @@ func BenchmarkMapADX(b *testing.B) {
 		in.Values = append(in.Values, transform.DataValue{DataElement: "BCG", Period: fmt.Sprintf("2%03d%02d", i/48, i/4%12+1),
 			OrgUnit: "KL_N_F1", Categories: cats("SEX="+sexes[i%2], "AGE="+ages[i/2%2]), Value: "1", Index: i})
 	}
-	src := &config.Source{Name: "adx", Mapping: "adx"}
-	target := &config.Target{Name: "hmis"}
+	src := &Source{Name: "adx", Mapping: "adx"}
+	target := &Target{Name: "hmis"}
 	ctx := context.Background()
 	if m, err := e.Map(ctx, in, src, target); err != nil || len(m.Batch.Values) != 1000 {
 		b.Fatal(err)

@@ -67,11 +67,57 @@ func compile(t testing.TB, yml string, files map[string]string) (*Sets, *config.
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets, probs := Compile(cfg)
+	sets, probs := compileConfig(cfg)
 	if len(probs) > 0 {
 		t.Fatal(probs)
 	}
 	return sets, cfg
+}
+
+// compileConfig compiles the mappings: section of cfg for its sources, as the mediator does
+// (mediator/pipeline): each entry decoded with the configuration's line numbers, its
+// problems with the decoding's.
+func compileConfig(cfg *config.Config) (*Sets, Problems) {
+	sets := NewSets()
+	var probs Problems
+	for i := range cfg.Mappings {
+		path := fmt.Sprintf("mappings[%d]", i)
+		var sc SetConfig
+		for _, p := range cfg.DecodeSection(&cfg.Mappings[i], path, &sc) {
+			probs = append(probs, Problem{Origin: Origin{File: p.File, Line: p.Line, Path: p.Path}, Msg: p.Msg})
+		}
+		probs = append(probs, sets.Add(&sc, path, cfg)...)
+	}
+	sources := make([]Source, len(cfg.Sources))
+	for i := range cfg.Sources {
+		sources[i] = *sourceOf(&cfg.Sources[i])
+	}
+	return sets, append(probs, sets.CheckSources(sources, cfg)...)
+}
+
+// sourceOf and targetOf are a configured source and target as the engine takes them.
+func sourceOf(s *config.Source) *Source {
+	return &Source{Name: s.Name, Mapping: s.Mapping, Unmapped: s.Unmapped, Duplicates: s.Duplicates,
+		OrgUnits: SourceOrgUnits(s.OrgUnits), Format: s.Format, IDSchemes: Schemes(s.IDSchemes)}
+}
+
+func targetOf(t *config.Target) Target { return Target{Name: t.Name, IDSchemes: Schemes(t.IDSchemes)} }
+
+// feedsOf is every source of cfg with its targets.
+func feedsOf(cfg *config.Config) []Feed {
+	feeds := make([]Feed, len(cfg.Sources))
+	for i := range cfg.Sources {
+		feeds[i].Source = *sourceOf(&cfg.Sources[i])
+		for _, t := range cfg.TargetsOf(&cfg.Sources[i]) {
+			feeds[i].Targets = append(feeds[i].Targets, targetOf(t))
+		}
+	}
+	return feeds
+}
+
+// checkConfig checks sets against md for the sources of cfg.
+func checkConfig(sets *Sets, cfg *config.Config, md map[string]*metadata.Metadata) Problems {
+	return sets.Check(feedsOf(cfg), md, cfg)
 }
 
 // lineOf is the 1-based line of the first line of text containing s.
@@ -114,7 +160,7 @@ func showUnmapped(u transform.Unmapped) string {
 	return fmt.Sprintf("%d %s %s: %s", u.Index, u.Field, u.Value, u.Reason)
 }
 
-func problemsText(ps config.Problems) string {
+func problemsText(ps Problems) string {
 	lines := make([]string, len(ps))
 	for i, p := range ps {
 		lines[i] = p.String()

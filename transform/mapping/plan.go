@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
 	"github.com/tally-hmis/tally/transform/period"
@@ -17,7 +16,7 @@ import (
 type plan struct {
 	set     *Set
 	ix      *Index // nil: no metadata, rule ids are passed as written
-	schemes config.Schemes
+	schemes Schemes
 	out     transform.IDSchemes // output schemes; OrgUnit is empty when it depends on the batch
 	rules   []resolved
 	// defaultCOC is DHIS2's default option combo in the output scheme ("" when unknown).
@@ -58,7 +57,7 @@ type ouTarget struct {
 // none is configured. The attribute option combo is always written in the category option
 // combo scheme, because DHIS2 reads it with that scheme (attributeOptionComboIdScheme
 // cannot be sent as a query parameter).
-func outputSchemes(s config.Schemes) (transform.IDSchemes, error) {
+func outputSchemes(s Schemes) (transform.IDSchemes, error) {
 	parse := func(key, v string) (transform.IDScheme, error) {
 		sc, err := lookupScheme(v)
 		if err != nil {
@@ -91,7 +90,7 @@ func outputSchemes(s config.Schemes) (transform.IDSchemes, error) {
 	return out, nil
 }
 
-func newPlan(set *Set, ix *Index, t *config.Target) (*plan, error) {
+func newPlan(set *Set, ix *Index, t *Target) (*plan, error) {
 	p := &plan{set: set, ix: ix, schemes: t.IDSchemes, rules: make([]resolved, len(set.Rules))}
 	if ix == nil {
 		ts := set.TargetScheme
