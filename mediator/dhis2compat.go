@@ -227,7 +227,7 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any,
 				sum.DataSetComplete = c.Date
 			} else if len(c.Conflicts) == 0 && c.Error != "" {
 				sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
-					Value: "registering the complete data set failed: " + clipText(c.Error, 300)})
+					Value: "registering the complete data set failed: " + transform.ClipText(c.Error, 300)})
 			}
 		}
 		if t.LastError != "" && t.Rejected > 0 {
@@ -236,7 +236,7 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any,
 				// A request refused without a conflict (a server error, retries used
 				// up): the reason is still the client's to read.
 				sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
-					Value: "delivery to " + t.Target + " failed: " + clipText(t.LastError, 300)})
+					Value: "delivery to " + t.Target + " failed: " + transform.ClipText(t.LastError, 300)})
 			}
 		}
 	}

@@ -118,7 +118,7 @@ type RawMessage struct {
 
 // failure is the dead letter as an entry of a later dead letter's history.
 func (dl *DeadLetter) failure() Failure {
-	return Failure{Time: dl.LastError, FirstError: dl.FirstError, Reason: dl.Reason, Error: clipText(dl.Error, 500),
+	return Failure{Time: dl.LastError, FirstError: dl.FirstError, Reason: dl.Reason, Error: transform.ClipText(dl.Error, 500),
 		Codes: dl.Codes, Attempts: dl.Attempts, Replay: dl.Replays}
 }
 
@@ -212,7 +212,7 @@ func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
 	h.Set(hdrDLID, dl.ID)
 	h.Set(hdrDLSource, dl.Source)
 	h.Set(hdrDLReason, dl.Reason)
-	h.Set(hdrDLError, clipText(dl.Error, 300))
+	h.Set(hdrDLError, transform.ClipText(dl.Error, 300))
 	h.Set(hdrDLCodes, strings.Join(dl.Codes, ","))
 	h.Set(hdrDLValues, strconv.Itoa(dl.Values))
 	h.Set(hdrDLAttempts, strconv.Itoa(dl.Attempts))
@@ -290,7 +290,7 @@ func (s *Service) recordRawDeadLetter(ctx context.Context, st stage, b *transfor
 	}
 	for _, t := range targets {
 		s.record(ctx, dl.TxID, &DeliveryRecord{Target: t, Seq: b.Seq, Replay: b.Replays, Outcome: OutcomeDeadLettered,
-			Values: len(b.Values), Rejected: len(b.Values), LastError: dl.Reason + ": " + clipText(dl.Error, 300), Time: dl.LastError})
+			Values: len(b.Values), Rejected: len(b.Values), LastError: dl.Reason + ": " + transform.ClipText(dl.Error, 300), Time: dl.LastError})
 	}
 }
 
@@ -629,16 +629,4 @@ func (s *Service) deleteDeadLetter(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("deleting dead letter %d: %w", seq, err)
 	}
 	return nil
-}
-
-func clipText(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "…"
 }

@@ -3,7 +3,6 @@ package mediator
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/tally-hmis/tally/adapters/cht"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/schedule"
@@ -45,7 +45,7 @@ type exchange struct {
 	source *config.Source // the synthesised source its batches carry
 	sched  *schedule.Schedule
 	client *dhis2.Client // a DHIS2 source
-	cht    *chtClient    // a CHT source
+	cht    *cht.Client   // a CHT source
 	// running serialises runs in this process; the lease does across replicas. busy says
 	// whether a run is under way here.
 	running sync.Mutex
@@ -155,7 +155,8 @@ func (s *Service) initExchanges(o Options) error {
 		src := ec.Source
 		switch src.Type {
 		case ExchangeSourceCHT:
-			e.cht, err = newCHTClient(src, o.HTTPClient, s.version)
+			e.cht, err = cht.New(cht.Config{URL: src.URL, Username: src.Username, Password: src.Password,
+				Timeout: src.Timeout.D(), HTTPClient: o.HTTPClient, UserAgent: "tally/" + s.version})
 		default:
 			e.client, err = dhis2.New(dhis2.Config{BaseURL: src.URL, Username: src.Username, Password: src.Password,
 				Token: src.Token, Timeout: src.Timeout.D(), APIVersion: src.APIVersion, HTTPClient: o.HTTPClient,
@@ -249,12 +250,4 @@ func exchangeIDSchemes(ec *ExchangeConfig, r *ExchangeRequest) transform.IDSchem
 		derived.AttributeOptionCombo = derived.CategoryOptionCombo
 	}
 	return derived
-}
-
-// httpClientOr returns hc or a dedicated client.
-func httpClientOr(hc *http.Client) *http.Client {
-	if hc != nil {
-		return hc
-	}
-	return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 }

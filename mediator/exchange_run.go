@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tally-hmis/tally/adapters/cht"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -385,16 +386,10 @@ func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRu
 	}
 }
 
-// transientPull marks a pull failure that may pass (an exchange source other than DHIS2,
-// whose client does not classify its errors).
-type transientPull struct{ err error }
-
-func (e *transientPull) Error() string { return e.err.Error() }
-func (e *transientPull) Unwrap() error { return e.err }
-
+// transientPullErr reports a pull failure that may pass: DHIS2's classification, or CHT's
+// (whose client names the failures that may pass).
 func transientPullErr(err error) bool {
-	var tp *transientPull
-	return dhis2.KindOf(err) == dhis2.KindTransient || errors.As(err, &tp)
+	return dhis2.KindOf(err) == dhis2.KindTransient || cht.IsTransient(err)
 }
 
 // pullWithRetry pulls one request. A source that fails for a moment (an analytics 500
@@ -474,7 +469,7 @@ func (s *Service) batchValues(e *exchange, run *ExchangeRun, schemes transform.I
 	}
 	if err := b.Close(); err != nil {
 		if list, ok := transform.AsInputErrors(err); ok {
-			return nil, fmt.Errorf("the answer holds values DHIS2 would refuse: %s", clipText(list.Error(), 500))
+			return nil, fmt.Errorf("the answer holds values DHIS2 would refuse: %s", transform.ClipText(list.Error(), 500))
 		}
 		return nil, err
 	}
@@ -502,9 +497,9 @@ func (s *Service) mapRun(ctx context.Context, e *exchange, run *ExchangeRun) {
 					if errors.Is(err, ErrMappingRejected) {
 						msg += " (the batch becomes a dead letter)"
 					}
-					tr.sum.Error = joinErr(tr.sum.Error, clipText(msg, 500))
+					tr.sum.Error = joinErr(tr.sum.Error, transform.ClipText(msg, 500))
 					tr.incomplete = "mapping failed"
-					run.errs = append(run.errs, t.Name+": "+clipText(msg, 300))
+					run.errs = append(run.errs, t.Name+": "+transform.ClipText(msg, 300))
 					break
 				}
 				tr.schemes[i] = m.Batch.Schemes
@@ -709,7 +704,7 @@ func (s *Service) staleScopeFor(ctx context.Context, target, mode string, run *E
 	if mode == StaleScope {
 		why := "reports DHIS2 " + info.Version
 		if err != nil {
-			why = "could not tell its version (" + clipText(err.Error(), 200) + ")"
+			why = "could not tell its version (" + transform.ClipText(err.Error(), 200) + ")"
 		}
 		run.Warnings = append(run.Warnings, fmt.Sprintf("%s: stale.mode scope needs DHIS2 2.43 or later and the target %s: "+
 			"stale values are removed with deleted: true instead", target, why))

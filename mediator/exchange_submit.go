@@ -186,7 +186,7 @@ func (s *Service) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun
 				msg := "deliveries " + view.Status
 				for _, ts := range view.Targets {
 					if ts.LastError != "" {
-						msg += "; " + ts.Target + ": " + clipText(ts.LastError, 200)
+						msg += "; " + ts.Target + ": " + transform.ClipText(ts.LastError, 200)
 					} else if ts.Rejected > 0 {
 						msg += fmt.Sprintf("; %s rejected %d values (dead letters)", ts.Target, ts.Rejected)
 					}
@@ -490,7 +490,7 @@ func (s *Service) sendNotification(ctx context.Context, e *exchange, n *Notifica
 	for _, ch := range s.channelsOf(e) {
 		if err := ch.send(ctx, n); err != nil {
 			s.log.Warn("notification failed", "exchange", e.cfg.Name, "channel", ch.name(), "event", n.Event, "err", err)
-			run.Notified = append(run.Notified, n.Event+" → "+ch.name()+" failed: "+clipText(err.Error(), 200))
+			run.Notified = append(run.Notified, n.Event+" → "+ch.name()+" failed: "+transform.ClipText(err.Error(), 200))
 			continue
 		}
 		sent = true

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/transform"
 )
 
 // The outcome of a Tally transaction as the core's transaction shows it: the final status,
@@ -180,7 +181,7 @@ func conflictSummary(cs []Conflict) string {
 		}
 	}
 	if len(counts) == 0 {
-		return clipText(cs[0].Message, 200)
+		return transform.ClipText(cs[0].Message, 200)
 	}
 	codes := make([]string, 0, len(counts))
 	for code := range counts {
