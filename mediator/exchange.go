@@ -15,7 +15,6 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/schedule"
-	"github.com/tally-hmis/tally/transform"
 )
 
 // Exchanges pull aggregate data on a schedule or on demand and feed it through Tally's
@@ -41,7 +40,7 @@ import (
 
 // exchange is a configured exchange with what it needs at run time.
 type exchange struct {
-	cfg    *ExchangeConfig
+	cfg    *config.Exchange
 	source *config.Source // the synthesised source its batches carry
 	sched  *schedule.Schedule
 	client *dhis2.Client // a DHIS2 source
@@ -57,7 +56,7 @@ type exchanges struct {
 	byName    map[string]*exchange
 	order     []*exchange
 	notifiers map[string]notifier
-	notify    NotifyConfig
+	notify    config.Notify
 	// runCtx is the service's worker context once started: background runs use it.
 	runCtx context.Context
 	// after waits for the scheduler; tests replace it.
@@ -154,7 +153,7 @@ func (s *Service) initExchanges(o Options) error {
 		}
 		src := ec.Source
 		switch src.Type {
-		case ExchangeSourceCHT:
+		case config.ExchangeSourceCHT:
 			e.cht, err = cht.New(cht.Config{URL: src.URL, Username: src.Username, Password: src.Password,
 				Timeout: src.Timeout.D(), HTTPClient: o.HTTPClient, UserAgent: "tally/" + s.version})
 		default:
@@ -166,7 +165,7 @@ func (s *Service) initExchanges(o Options) error {
 			return fmt.Errorf("exchange %s: source: %w", ec.Name, err)
 		}
 		format := "analytics"
-		if src.Type == ExchangeSourceCHT {
+		if src.Type == config.ExchangeSourceCHT {
 			format = "cht"
 		}
 		cfg.Sources = append(cfg.Sources, config.Source{
@@ -192,11 +191,11 @@ func leaseOwner() string {
 	return fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
 }
 
-func exchangePollInterval(ec *ExchangeConfig) time.Duration {
+func exchangePollInterval(ec *config.Exchange) time.Duration {
 	if ec.Analytics != nil && ec.Analytics.PollInterval > 0 {
 		return ec.Analytics.PollInterval.D()
 	}
-	return DefaultAnalyticsPoll
+	return config.DefaultAnalyticsPoll
 }
 
 // startExchanges starts a scheduler for every scheduled exchange; service.go's Start
@@ -228,26 +227,5 @@ func (s *Service) exchange(name string) (*exchange, bool) {
 	return e, ok
 }
 
-// exchangeIDSchemes returns the schemes of a request's pulled values. Like the target
-// request of DHIS2's exchange, configured id_schemes (the request's over the exchange's)
-// say how the target reads the ids; without any, they follow from the output id schemes.
-func exchangeIDSchemes(ec *ExchangeConfig, r *ExchangeRequest) transform.IDSchemes {
-	if explicit := ec.IDSchemes.schemes().Overlay(r.IDSchemes.schemes()); !explicit.IsZero() {
-		return explicit
-	}
-	derived := transform.IDSchemes{}
-	if ec.Source.Type == ExchangeSourceDHIS2 {
-		p := func(v string) transform.IDScheme { sc, _ := transform.ParseIDScheme(v); return sc }
-		out := p(r.OutputIDScheme)
-		derived.DataElement = p(r.OutputDataElementIDScheme).Or(p(r.OutputDataItemIDScheme)).Or(out)
-		derived.OrgUnit = p(r.OutputOrgUnitIDScheme).Or(out)
-		// Program indicators carry their aggregate export combos verbatim (UIDs); data
-		// element operands are written in the output scheme. An attribute scheme, the
-		// tracker-to-aggregate pattern, leaves the combos as UIDs.
-		if _, attr := out.Attribute(); !attr {
-			derived.CategoryOptionCombo = out
-		}
-		derived.AttributeOptionCombo = derived.CategoryOptionCombo
-	}
-	return derived
-}
+// exchangeSourceName is the source name an exchange's batches carry.
+func exchangeSourceName(exchange string) string { return "exchange:" + exchange }

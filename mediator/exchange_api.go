@@ -79,7 +79,7 @@ func (s *Service) exchangeInfo(ctx context.Context, e *exchange, detail bool) *E
 		info.Source.Auth = "token"
 	}
 	if e.sched != nil {
-		info.Next = e.sched.Next(s.now(), c.location())
+		info.Next = e.sched.Next(s.now(), c.Location())
 	}
 	var lease leaseRecord
 	if rev, err := s.loadJSONState(ctx, exchangeKey(c.Name, "lease"), &lease); err == nil && rev > 0 && time.Now().Before(lease.Until) {
@@ -98,7 +98,7 @@ func (s *Service) exchangeInfo(ctx context.Context, e *exchange, detail bool) *E
 		for i := range c.Requests {
 			r := &c.Requests[i]
 			ri := RequestInfo{Name: r.Name, Periods: []string{}}
-			ps, err := c.requestPeriods(r, now)
+			ps, err := c.RequestPeriods(r, now)
 			for _, p := range ps {
 				ri.Periods = append(ri.Periods, p.ID())
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/config"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -47,8 +48,8 @@ type ImportedTarget struct {
 
 // ImportedConfig is what an import produces: a configuration fragment.
 type ImportedConfig struct {
-	Targets   []ImportedTarget `yaml:"targets"`
-	Exchanges []ExchangeConfig `yaml:"exchanges"`
+	Targets   []ImportedTarget  `yaml:"targets"`
+	Exchanges []config.Exchange `yaml:"exchanges"`
 	// Env lists the ${VAR}s the fragment refers to; Notes what the operator should know.
 	Env   []string `yaml:"-"`
 	Notes []string `yaml:"-"`
@@ -89,7 +90,7 @@ func ImportExchanges(ades []dhis2.AggregateDataExchange, o ExchangeImportOptions
 		return "${" + name + "}"
 	}
 	srcSlug := hostSlug(o.From, "source")
-	source := ExchangeSource{URL: strings.TrimRight(o.From, "/")}
+	source := config.ExchangeSource{URL: strings.TrimRight(o.From, "/")}
 	if o.Username != "" {
 		source.Username, source.Password = o.Username, useEnv(envName(srcSlug)+"_PASSWORD")
 	} else {
@@ -108,13 +109,13 @@ func ImportExchanges(ades []dhis2.AggregateDataExchange, o ExchangeImportOptions
 	targetNames := map[string]bool{}
 	for _, ade := range ades {
 		name := unique(slug(firstNonEmpty(ade.Code, ade.Name), "exchange"))
-		e := ExchangeConfig{
+		e := config.Exchange{
 			Name:        name,
 			Description: fmt.Sprintf("%s (aggregate data exchange %s)", ade.Name, ade.ID),
 			Source:      source,
 		}
 		for i, r := range ade.Source.Requests {
-			er := ExchangeRequest{Name: r.Name, DX: r.DX, PE: r.PE, OU: r.OU, AggregationType: r.AggregationType,
+			er := config.ExchangeRequest{Name: r.Name, DX: r.DX, PE: r.PE, OU: r.OU, AggregationType: r.AggregationType,
 				InputIDScheme: string(r.InputIDScheme), OutputIDScheme: string(r.OutputIDScheme),
 				OutputDataElementIDScheme: string(r.OutputDataElementIDScheme), OutputOrgUnitIDScheme: string(r.OutputOrgUnitIDScheme),
 				OutputDataItemIDScheme: string(r.OutputDataItemIDScheme), DataSet: r.DataSet}
@@ -122,7 +123,7 @@ func ImportExchanges(ades []dhis2.AggregateDataExchange, o ExchangeImportOptions
 				er.Name = fmt.Sprintf("request %d", i+1)
 			}
 			for _, f := range r.Filters {
-				er.Filters = append(er.Filters, ExchangeFilter{Dimension: f.Dimension, Items: f.Items})
+				er.Filters = append(er.Filters, config.ExchangeFilter{Dimension: f.Dimension, Items: f.Items})
 			}
 			if r.Visualization != "" {
 				out.Notes = append(out.Notes, fmt.Sprintf("%s: request %q was made from visualization %s; its dx, pe and ou are "+
@@ -135,9 +136,9 @@ func ImportExchanges(ades []dhis2.AggregateDataExchange, o ExchangeImportOptions
 				"at run time; Tally runs the requests' own periods", name, strings.Join(p.PeriodTypes, ", ")))
 		}
 		tr := ade.Target.Request
-		e.IDSchemes = ExchangeSchemes{IDScheme: string(tr.IDScheme), DataElement: string(tr.DataElementIDScheme),
+		e.IDSchemes = config.ExchangeSchemes{IDScheme: string(tr.IDScheme), DataElement: string(tr.DataElementIDScheme),
 			OrgUnit: string(tr.OrgUnitIDScheme), CategoryOptionCombo: string(tr.CategoryOptionComboIDScheme)}
-		if e.IDSchemes == (ExchangeSchemes{}) {
+		if e.IDSchemes == (config.ExchangeSchemes{}) {
 			e.IDSchemes.IDScheme = "UID" // DHIS2's default: the target reads UIDs
 		}
 

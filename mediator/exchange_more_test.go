@@ -628,7 +628,7 @@ func TestExampleExchangesConfig(t *testing.T) {
 	if len(probs) > 0 {
 		t.Fatal(probs)
 	}
-	if len(sec.Exchanges) != 2 || sec.Exchanges[1].Source.Type != mediator.ExchangeSourceCHT || len(sec.Notify.DHIS2) != 1 {
+	if len(sec.Exchanges) != 2 || sec.Exchanges[1].Source.Type != config.ExchangeSourceCHT || len(sec.Notify.DHIS2) != 1 {
 		t.Errorf("sections %+v", sec)
 	}
 }

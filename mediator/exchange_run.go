@@ -15,6 +15,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/cht"
 	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
 	"github.com/tally-hmis/tally/transform/period"
@@ -112,7 +113,7 @@ const (
 
 // pulledRequest is a request's answer, cut into batches.
 type pulledRequest struct {
-	cfg     *ExchangeRequest
+	cfg     *config.ExchangeRequest
 	periods []period.Period
 	schemes transform.IDSchemes
 	batches []*transform.Batch
@@ -211,7 +212,7 @@ func (s *Service) runExchange(parent context.Context, e *exchange, o runOptions)
 	}
 	if analyticsOK && okRequests > 0 {
 		s.mapRun(ctx, e, run)
-		if e.cfg.Stale.Mode != StaleOff {
+		if e.cfg.Stale.Mode != config.StaleOff {
 			s.staleValues(ctx, e, run)
 		}
 	}
@@ -320,13 +321,13 @@ func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRu
 		began := time.Now()
 		sum := &RunRequest{Name: r.Name, Periods: []string{}}
 		run.Requests = append(run.Requests, sum)
-		p := &pulledRequest{cfg: r, schemes: exchangeIDSchemes(e.cfg, r)}
+		p := &pulledRequest{cfg: r, schemes: e.cfg.RequestSchemes(r)}
 		run.pulled = append(run.pulled, p)
 		fail := func(msg string) {
 			sum.Error = msg
 			run.errs = append(run.errs, fmt.Sprintf("request %q: %s", r.Name, msg))
 		}
-		periods, err := e.cfg.requestPeriods(r, now)
+		periods, err := e.cfg.RequestPeriods(r, now)
 		p.periods = periods
 		for _, pe := range periods {
 			sum.Periods = append(sum.Periods, pe.ID())
@@ -396,7 +397,7 @@ func transientPullErr(err error) bool {
 // while DHIS2 rebuilds a table, a timeout, a 503 from a proxy) is asked again within the
 // run, with backoff (source.retry), before the request counts as failed; each try starts
 // from an empty collector, so a failure halfway through an answer leaves nothing behind.
-func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *ExchangeRequest, periods []period.Period, col *valueCollector) error {
+func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *config.ExchangeRequest, periods []period.Period, col *valueCollector) error {
 	pol := e.cfg.Source.Retry
 	var err error
 	attempt := 1
@@ -421,7 +422,7 @@ func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *ExchangeReq
 }
 
 // pull reads one request's answer into sink.
-func (s *Service) pull(ctx context.Context, e *exchange, r *ExchangeRequest, periods []period.Period, sink transform.Sink) error {
+func (s *Service) pull(ctx context.Context, e *exchange, r *config.ExchangeRequest, periods []period.Period, sink transform.Sink) error {
 	if e.cht != nil {
 		for _, pe := range periods {
 			if pe.Type() != period.Monthly {
@@ -639,7 +640,7 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 			for _, k := range keys {
 				v := transform.DataValue{DataElement: k.de, Period: pe, OrgUnit: k.ou, CategoryOptionCombo: k.coc,
 					AttributeOptionCombo: k.aoc}
-				if e.cfg.Stale.Mode == StaleZero {
+				if e.cfg.Stale.Mode == config.StaleZero {
 					v.Value = "0"
 				} else {
 					v.Deleted = true
@@ -652,7 +653,7 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 				"their removal is held (stale.allow_empty removes them)", t.Name, strings.Join(tr.sum.Held, ", ")))
 		}
 		scope := false
-		if m := e.cfg.Stale.Mode; (m == StaleScope || m == StaleAuto) && len(bySchemes) > 0 {
+		if m := e.cfg.Stale.Mode; (m == config.StaleScope || m == config.StaleAuto) && len(bySchemes) > 0 {
 			scope = s.staleScopeFor(ctx, t.Name, m, run)
 		}
 		for _, sch := range sortedSchemes(bySchemes) {
@@ -701,7 +702,7 @@ func (s *Service) staleScopeFor(ctx context.Context, target, mode string, run *E
 	if err == nil && info.Release.Release() >= scopeRelease {
 		return true
 	}
-	if mode == StaleScope {
+	if mode == config.StaleScope {
 		why := "reports DHIS2 " + info.Version
 		if err != nil {
 			why = "could not tell its version (" + transform.ClipText(err.Error(), 200) + ")"

@@ -10,7 +10,7 @@ import (
 // replica runs this loop; claimTick lets exactly one of them run each tick. A tick missed
 // while no replica was up is not made up: the next tick's window covers the periods.
 func (s *Service) scheduleExchange(ctx context.Context, e *exchange) {
-	loc := e.cfg.location()
+	loc := e.cfg.Location()
 	var last time.Time
 	for {
 		now := s.now()

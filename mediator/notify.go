@@ -24,127 +24,6 @@ import (
 // nothing in between unless `repeat` asks for reminders. The state lives in tally_state,
 // so every replica agrees.
 
-// NotifyConfig is the `notify:` section.
-type NotifyConfig struct {
-	// After is the number of failed runs in a row before "failed" is sent (default 1).
-	After int `yaml:"after,omitempty"`
-	// Repeat re-sends "failed" while an exchange keeps failing, at most this often; 0 (the
-	// default) sends it once per outage.
-	Repeat   config.Duration `yaml:"repeat,omitempty"`
-	Webhooks []NotifyWebhook `yaml:"webhooks,omitempty"`
-	DHIS2    []NotifyDHIS2   `yaml:"dhis2,omitempty"`
-}
-
-// NotifyWebhook posts a JSON document to a URL.
-type NotifyWebhook struct {
-	Name string `yaml:"name"`
-	URL  string `yaml:"url"`
-	// Headers are sent with every post (an Authorization header, say); values are never logged.
-	Headers map[string]string `yaml:"headers,omitempty"`
-	Timeout config.Duration   `yaml:"timeout,omitempty"`
-}
-
-// NotifyDHIS2 sends a DHIS2 message conversation to user groups and users of an instance:
-// a configured target's (Target), or one given by URL and credentials.
-type NotifyDHIS2 struct {
-	Name       string          `yaml:"name"`
-	Target     string          `yaml:"target,omitempty"`
-	URL        string          `yaml:"url,omitempty"`
-	Username   string          `yaml:"username,omitempty"`
-	Password   string          `yaml:"password,omitempty"`
-	Token      string          `yaml:"token,omitempty"`
-	UserGroups []string        `yaml:"user_groups,omitempty,flow"`
-	Users      []string        `yaml:"users,omitempty,flow"`
-	Timeout    config.Duration `yaml:"timeout,omitempty"`
-}
-
-func (n *NotifyConfig) channelNames() map[string]bool {
-	out := map[string]bool{}
-	for _, w := range n.Webhooks {
-		out[w.Name] = true
-	}
-	for _, d := range n.DHIS2 {
-		out[d.Name] = true
-	}
-	return out
-}
-
-// decodeNotify decodes and checks the `notify:` section.
-func decodeNotify(cfg *config.Config, sec *Sections) config.Problems {
-	probs := cfg.DecodeSection(&cfg.Notify, "notify", &sec.Notify)
-	n := &sec.Notify
-	if n.After == 0 {
-		n.After = 1
-	}
-	add := func(path, format string, args ...any) { probs = append(probs, cfg.Problem(path, format, args...)) }
-	if n.After < 1 {
-		add("notify.after", "%d: want at least 1", n.After)
-	}
-	if n.Repeat < 0 {
-		add("notify.repeat", "may not be negative")
-	}
-	names := map[string]bool{}
-	name := func(path, v string) {
-		switch {
-		case !exchangeNameRE.MatchString(v):
-			add(path, "%q: a name is 1-64 letters, digits, '-' or '_'", v)
-		case names[v]:
-			add(path, "%q is defined twice", v)
-		}
-		names[v] = true
-	}
-	for i := range n.Webhooks {
-		w := &n.Webhooks[i]
-		p := fmt.Sprintf("notify.webhooks[%d]", i)
-		name(p+".name", w.Name)
-		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add(p+".url", "%q is not an http(s) URL", w.URL)
-		}
-		if w.Timeout == 0 {
-			w.Timeout = config.Duration(10 * time.Second)
-		}
-		for k := range w.Headers {
-			if k == "" || strings.ContainsAny(k, " :\r\n") {
-				add(p+".headers", "%q is not a header name", k)
-			}
-		}
-	}
-	for i := range n.DHIS2 {
-		d := &n.DHIS2[i]
-		p := fmt.Sprintf("notify.dhis2[%d]", i)
-		name(p+".name", d.Name)
-		if d.Timeout == 0 {
-			d.Timeout = config.Duration(30 * time.Second)
-		}
-		own := d.URL != "" || d.Username != "" || d.Password != "" || d.Token != ""
-		switch {
-		case d.Target != "" && own:
-			add(p, "set either target or url and credentials, not both")
-		case d.Target != "":
-			if _, ok := cfg.Target(d.Target); !ok {
-				add(p+".target", "no target is called %q", d.Target)
-			}
-		default:
-			if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				add(p+".url", "%q is not an http(s) URL of a DHIS2 instance (or name a target)", d.URL)
-			}
-			basic, token := d.Username != "" || d.Password != "", d.Token != ""
-			switch {
-			case basic && token:
-				add(p, "set either username/password or token, not both")
-			case !basic && !token:
-				add(p, "no credentials: set username and password, or a personal access token")
-			case basic && (d.Username == "" || d.Password == ""):
-				add(p, "Basic auth needs both username and password")
-			}
-		}
-		if len(d.UserGroups)+len(d.Users) == 0 {
-			add(p, "no recipients: list user_groups or users (UIDs)")
-		}
-	}
-	return probs
-}
-
 // Notification events.
 const (
 	EventExchangeFailed    = "exchange.failed"
@@ -206,7 +85,7 @@ type notifier interface {
 }
 
 type webhookNotifier struct {
-	cfg NotifyWebhook
+	cfg config.NotifyWebhook
 	hc  *http.Client
 }
 
@@ -246,7 +125,7 @@ func (w *webhookNotifier) send(ctx context.Context, n *Notification) error {
 }
 
 type dhis2Notifier struct {
-	cfg    NotifyDHIS2
+	cfg    config.NotifyDHIS2
 	client *dhis2.Client
 }
 
@@ -260,7 +139,7 @@ func (d *dhis2Notifier) send(ctx context.Context, n *Notification) error {
 }
 
 // buildNotifiers makes the channels of the notify section.
-func buildNotifiers(cfg *config.Config, n *NotifyConfig, hc *http.Client, version string) ([]notifier, error) {
+func buildNotifiers(cfg *config.Config, n *config.Notify, hc *http.Client, version string) ([]notifier, error) {
 	var out []notifier
 	whc := hc
 	if whc == nil {

@@ -1,4 +1,4 @@
-package mediator
+package config
 
 import (
 	"errors"
@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tally-hmis/tally/config"
-	"github.com/tally-hmis/tally/mediator/schedule"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/period"
 )
@@ -19,7 +17,7 @@ import (
 // The `exchanges:` section: scheduled pulls from a DHIS2 instance's analytics (the model
 // of DHIS2's aggregate data exchange, spec dhis2.md §10) or from CHT's DHIS2 export API
 // (spec cht.md §1–§11), delivered through Tally's pipeline. docs/exchanges.md describes
-// every key with examples; CheckConfig decodes and validates the section.
+// every key with examples; Config.DecodeExchanges decodes and validates the section.
 
 // Source types of an exchange.
 const (
@@ -51,8 +49,8 @@ const (
 	defaultSourceTimeout    = 2 * time.Minute
 )
 
-// ExchangeConfig is one entry of the `exchanges:` section.
-type ExchangeConfig struct {
+// Exchange is one entry of the `exchanges:` section.
+type Exchange struct {
 	// Name identifies the exchange in the API, the CLI and tally_state; its values reach the
 	// pipeline as source "exchange:<name>".
 	Name        string         `yaml:"name"`
@@ -93,9 +91,9 @@ type ExchangeConfig struct {
 	Notify []string `yaml:"notify,omitempty"`
 	// Await bounds how long a run waits for its deliveries before it registers completeness
 	// and decides whether it failed (default 10m; 0 does not wait).
-	Await *config.Duration `yaml:"await,omitempty"`
+	Await *Duration `yaml:"await,omitempty"`
 	// Timeout bounds a whole run (default 2h).
-	Timeout config.Duration `yaml:"timeout,omitempty"`
+	Timeout Duration `yaml:"timeout,omitempty"`
 	// MaxValues bounds the values a run holds (default 1000000).
 	MaxValues int `yaml:"max_values,omitempty"`
 }
@@ -111,8 +109,8 @@ type ExchangeSource struct {
 	Password string `yaml:"password,omitempty"`
 	Token    string `yaml:"token,omitempty"`
 	// APIVersion pins DHIS2's API path (/api/40/...).
-	APIVersion string          `yaml:"api_version,omitempty"`
-	Timeout    config.Duration `yaml:"timeout,omitempty"`
+	APIVersion string   `yaml:"api_version,omitempty"`
+	Timeout    Duration `yaml:"timeout,omitempty"`
 	// Retry bounds asking the source again within a run after a failure that may pass (a
 	// timeout, a 5xx, a 429): max_attempts tries in all, backing off from initial_delay to
 	// max_delay. Default {max_attempts: 4, initial_delay: 1s, max_delay: 30s}.
@@ -121,25 +119,25 @@ type ExchangeSource struct {
 
 // PullRetry bounds the tries of one source request within a run.
 type PullRetry struct {
-	MaxAttempts  int             `yaml:"max_attempts,omitempty"`
-	InitialDelay config.Duration `yaml:"initial_delay,omitempty"`
-	MaxDelay     config.Duration `yaml:"max_delay,omitempty"`
+	MaxAttempts  int      `yaml:"max_attempts,omitempty"`
+	InitialDelay Duration `yaml:"initial_delay,omitempty"`
+	MaxDelay     Duration `yaml:"max_delay,omitempty"`
 }
 
 // ExchangeAnalytics starts DHIS2's analytics table update and waits for it.
 type ExchangeAnalytics struct {
-	Run                  bool            `yaml:"run"`
-	LastYears            int             `yaml:"last_years,omitempty"`
-	SkipResourceTables   bool            `yaml:"skip_resource_tables,omitempty"`
-	SkipAggregate        bool            `yaml:"skip_aggregate,omitempty"`
-	SkipEvents           bool            `yaml:"skip_events,omitempty"`
-	SkipEnrollment       bool            `yaml:"skip_enrollment,omitempty"`
-	SkipOrgUnitOwnership bool            `yaml:"skip_org_unit_ownership,omitempty"`
-	SkipOutliers         bool            `yaml:"skip_outliers,omitempty"`
-	SkipTrackedEntities  bool            `yaml:"skip_tracked_entities,omitempty"`
-	SkipValidationResult bool            `yaml:"skip_validation_result,omitempty"`
-	MaxWait              config.Duration `yaml:"max_wait,omitempty"`
-	PollInterval         config.Duration `yaml:"poll_interval,omitempty"`
+	Run                  bool     `yaml:"run"`
+	LastYears            int      `yaml:"last_years,omitempty"`
+	SkipResourceTables   bool     `yaml:"skip_resource_tables,omitempty"`
+	SkipAggregate        bool     `yaml:"skip_aggregate,omitempty"`
+	SkipEvents           bool     `yaml:"skip_events,omitempty"`
+	SkipEnrollment       bool     `yaml:"skip_enrollment,omitempty"`
+	SkipOrgUnitOwnership bool     `yaml:"skip_org_unit_ownership,omitempty"`
+	SkipOutliers         bool     `yaml:"skip_outliers,omitempty"`
+	SkipTrackedEntities  bool     `yaml:"skip_tracked_entities,omitempty"`
+	SkipValidationResult bool     `yaml:"skip_validation_result,omitempty"`
+	MaxWait              Duration `yaml:"max_wait,omitempty"`
+	PollInterval         Duration `yaml:"poll_interval,omitempty"`
 }
 
 // ExchangeWindow is the last Last periods of Type before the current one, and the current
@@ -191,7 +189,9 @@ type ExchangeSchemes struct {
 	AttributeOptionCombo string `yaml:"attribute_option_combo,omitempty"`
 }
 
-func (s ExchangeSchemes) schemes() transform.IDSchemes {
+// Parsed is the schemes as the pipeline reads them (an unknown name is empty: Validate
+// reports it).
+func (s ExchangeSchemes) Parsed() transform.IDSchemes {
 	p := func(v string) transform.IDScheme { sc, _ := transform.ParseIDScheme(v); return sc }
 	return transform.IDSchemes{IDScheme: p(s.IDScheme), DataElement: p(s.DataElement), OrgUnit: p(s.OrgUnit),
 		CategoryOptionCombo: p(s.CategoryOptionCombo), AttributeOptionCombo: p(s.AttributeOptionCombo)}
@@ -208,7 +208,7 @@ type ExchangeStale struct {
 	AllowEmpty bool `yaml:"allow_empty,omitempty"`
 	// Retention is how long after a period ends Tally keeps what it delivered for it
 	// (default 400 days).
-	Retention config.Duration `yaml:"retention,omitempty"`
+	Retention Duration `yaml:"retention,omitempty"`
 }
 
 // ExchangeCompleteness registers data sets as complete.
@@ -223,26 +223,23 @@ type ExchangeCompleteness struct {
 
 var exchangeNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// exchangeSourceName is the source name an exchange's batches carry.
-func exchangeSourceName(exchange string) string { return "exchange:" + exchange }
-
 // applyDefaults fills the zero fields of an exchange.
-func (e *ExchangeConfig) applyDefaults() {
+func (e *Exchange) applyDefaults() {
 	if e.Source.Type == "" {
 		e.Source.Type = ExchangeSourceDHIS2
 	}
 	e.Source.Type = strings.ToLower(e.Source.Type)
 	if e.Source.Timeout == 0 {
-		e.Source.Timeout = config.Duration(defaultSourceTimeout)
+		e.Source.Timeout = Duration(defaultSourceTimeout)
 	}
 	if r := &e.Source.Retry; r.MaxAttempts == 0 {
 		r.MaxAttempts = 4
 	}
 	if r := &e.Source.Retry; r.InitialDelay == 0 {
-		r.InitialDelay = config.Duration(time.Second)
+		r.InitialDelay = Duration(time.Second)
 	}
 	if r := &e.Source.Retry; r.MaxDelay == 0 {
-		r.MaxDelay = config.Duration(30 * time.Second)
+		r.MaxDelay = Duration(30 * time.Second)
 	}
 	if e.Timezone == "" {
 		e.Timezone = "UTC"
@@ -263,24 +260,24 @@ func (e *ExchangeConfig) applyDefaults() {
 		e.Stale.Mode = StaleDelete
 	}
 	if e.Stale.Retention == 0 {
-		e.Stale.Retention = config.Duration(DefaultStaleRetention)
+		e.Stale.Retention = Duration(DefaultStaleRetention)
 	}
 	if e.Await == nil {
-		d := config.Duration(DefaultExchangeAwait)
+		d := Duration(DefaultExchangeAwait)
 		e.Await = &d
 	}
 	if e.Timeout == 0 {
-		e.Timeout = config.Duration(DefaultExchangeTimeout)
+		e.Timeout = Duration(DefaultExchangeTimeout)
 	}
 	if e.MaxValues == 0 {
 		e.MaxValues = DefaultExchangeMaxVals
 	}
 	if a := e.Analytics; a != nil {
 		if a.MaxWait == 0 {
-			a.MaxWait = config.Duration(DefaultAnalyticsMaxWait)
+			a.MaxWait = Duration(DefaultAnalyticsMaxWait)
 		}
 		if a.PollInterval == 0 {
-			a.PollInterval = config.Duration(DefaultAnalyticsPoll)
+			a.PollInterval = Duration(DefaultAnalyticsPoll)
 		}
 	}
 	if c := e.Completeness; c != nil {
@@ -298,35 +295,44 @@ func (e *ExchangeConfig) applyDefaults() {
 	}
 }
 
-// decodeExchanges decodes and checks the `exchanges:` section against the rest of the
-// configuration: the targets, the mapping sets and the notification channels it names.
-func decodeExchanges(cfg *config.Config, sec *Sections) config.Problems {
-	var probs config.Problems
+// ExchangeRefs are what checking the exchanges: section needs to know of other sections,
+// which other packages own: whether a mapping set exists, and whether a schedule parses.
+type ExchangeRefs struct {
+	HasMapping    func(name string) bool
+	CheckSchedule func(expr string) error
+}
+
+// DecodeExchanges decodes and checks the exchanges: section against the rest of the
+// configuration: the targets, the mapping sets and the notification channels (notify) it
+// names. Defaults are applied.
+func (c *Config) DecodeExchanges(notify *Notify, refs ExchangeRefs) ([]*Exchange, Problems) {
+	var probs Problems
+	var out []*Exchange
 	seen := map[string]bool{}
-	channels := sec.Notify.channelNames()
-	for i := range cfg.Exchanges {
+	channels := notify.channelNames()
+	for i := range c.Exchanges {
 		path := fmt.Sprintf("exchanges[%d]", i)
-		var e ExchangeConfig
-		dp := cfg.DecodeSection(&cfg.Exchanges[i], path, &e)
+		var e Exchange
+		dp := c.DecodeSection(&c.Exchanges[i], path, &e)
 		probs = append(probs, dp...)
 		if len(dp) > 0 {
 			continue
 		}
 		e.applyDefaults()
-		probs = append(probs, e.check(cfg, path, sec, channels)...)
+		probs = append(probs, e.check(c, path, refs, channels)...)
 		if exchangeNameRE.MatchString(e.Name) {
 			if seen[e.Name] {
-				probs = append(probs, cfg.Problem(path+".name", "%q is defined twice", e.Name))
+				probs = append(probs, c.Problem(path+".name", "%q is defined twice", e.Name))
 			}
 			seen[e.Name] = true
 		}
-		sec.Exchanges = append(sec.Exchanges, &e)
+		out = append(out, &e)
 	}
-	return probs
+	return out, probs
 }
 
-func (e *ExchangeConfig) check(cfg *config.Config, path string, sec *Sections, channels map[string]bool) config.Problems {
-	var ps config.Problems
+func (e *Exchange) check(cfg *Config, path string, refs ExchangeRefs, channels map[string]bool) Problems {
+	var ps Problems
 	add := func(p, format string, args ...any) { ps = append(ps, cfg.Problem(path+p, format, args...)) }
 	if !exchangeNameRE.MatchString(e.Name) {
 		add(".name", "%q: a name is 1-64 letters, digits, '-' or '_'", e.Name)
@@ -368,8 +374,8 @@ func (e *ExchangeConfig) check(cfg *config.Config, path string, sec *Sections, c
 		add(".source.retry", "want 0 < initial_delay <= max_delay <= 10m")
 	}
 
-	if e.Schedule != "" {
-		if _, err := schedule.Parse(e.Schedule); err != nil {
+	if e.Schedule != "" && refs.CheckSchedule != nil {
+		if err := refs.CheckSchedule(e.Schedule); err != nil {
 			add(".schedule", "%v", err)
 		}
 	}
@@ -405,7 +411,7 @@ func (e *ExchangeConfig) check(cfg *config.Config, path string, sec *Sections, c
 		case src.Type == ExchangeSourceCHT && t != period.Monthly:
 			add(".window.type", "CHT exports months only: want Monthly")
 		}
-		window, _ = e.windowPeriods(time.Now())
+		window, _ = e.WindowPeriods(time.Now())
 	}
 
 	if len(e.Requests) == 0 {
@@ -422,12 +428,8 @@ func (e *ExchangeConfig) check(cfg *config.Config, path string, sec *Sections, c
 	}
 	ps = append(ps, checkExchangeSchemes(cfg, path+".id_schemes", e.IDSchemes)...)
 
-	if e.Mapping != "" {
-		if sec.Mappings == nil {
-			add(".mapping", "no mapping set is called %q", e.Mapping)
-		} else if _, ok := sec.Mappings.Set(e.Mapping); !ok {
-			add(".mapping", "no mapping set is called %q", e.Mapping)
-		}
+	if e.Mapping != "" && (refs.HasMapping == nil || !refs.HasMapping(e.Mapping)) {
+		add(".mapping", "no mapping set is called %q", e.Mapping)
 	}
 	switch e.Unmapped {
 	case "drop", "pass", "reject":
@@ -493,8 +495,8 @@ func (e *ExchangeConfig) check(cfg *config.Config, path string, sec *Sections, c
 	return ps
 }
 
-func (e *ExchangeConfig) checkRequest(cfg *config.Config, path string, r *ExchangeRequest, window bool) config.Problems {
-	var ps config.Problems
+func (e *Exchange) checkRequest(cfg *Config, path string, r *ExchangeRequest, window bool) Problems {
+	var ps Problems
 	add := func(p, format string, args ...any) { ps = append(ps, cfg.Problem(path+p, format, args...)) }
 	if len(r.Name) > 50 && e.Source.Type == ExchangeSourceDHIS2 {
 		add(".name", "at most 50 characters, as in DHIS2")
@@ -543,8 +545,8 @@ func (e *ExchangeConfig) checkRequest(cfg *config.Config, path string, r *Exchan
 				add("."+f.key, "%q: want UID, CODE, NAME or ATTRIBUTE:<uid>", f.v)
 			}
 		}
-		if explicit := e.IDSchemes.schemes().Overlay(r.IDSchemes.schemes()); explicit.IsZero() {
-			if _, attr := exchangeIDSchemes(e, r).DataElement.Attribute(); attr {
+		if explicit := e.IDSchemes.Parsed().Overlay(r.IDSchemes.Parsed()); explicit.IsZero() {
+			if _, attr := e.RequestSchemes(r).DataElement.Attribute(); attr {
 				add(".id_schemes", "the answer names data elements by an attribute's values (the tracker-to-aggregate "+
 					"pattern): say how the target reads them, e.g. id_schemes: {data_element: CODE, org_unit: UID, "+
 					"category_option_combo: UID} as in the exchange's target request")
@@ -562,25 +564,25 @@ func (e *ExchangeConfig) checkRequest(cfg *config.Config, path string, r *Exchan
 	return ps
 }
 
-func (e *ExchangeConfig) checkPeriod(cfg *config.Config, path, pe string, cht bool) config.Problems {
+func (e *Exchange) checkPeriod(cfg *Config, path, pe string, cht bool) Problems {
 	if p, err := period.Parse(pe); err == nil {
 		if cht && p.Type() != period.Monthly {
-			return config.Problems{cfg.Problem(path, "%q: CHT exports months only", pe)}
+			return Problems{cfg.Problem(path, "%q: CHT exports months only", pe)}
 		}
 		return nil
 	}
 	ps, err := period.Relative(pe, time.Now(), period.RelativeOptions{})
 	if err != nil {
-		return config.Problems{cfg.Problem(path, "%q is neither a period id (202401, 2024Q1) nor a relative period (LAST_6_MONTHS)", pe)}
+		return Problems{cfg.Problem(path, "%q is neither a period id (202401, 2024Q1) nor a relative period (LAST_6_MONTHS)", pe)}
 	}
 	if cht && len(ps) > 0 && ps[0].Type() != period.Monthly {
-		return config.Problems{cfg.Problem(path, "%q: CHT exports months only; use a monthly relative period", pe)}
+		return Problems{cfg.Problem(path, "%q: CHT exports months only; use a monthly relative period", pe)}
 	}
 	return nil
 }
 
-func checkExchangeSchemes(cfg *config.Config, path string, s ExchangeSchemes) config.Problems {
-	var ps config.Problems
+func checkExchangeSchemes(cfg *Config, path string, s ExchangeSchemes) Problems {
+	var ps Problems
 	for _, f := range []struct{ key, v string }{{"id_scheme", s.IDScheme}, {"data_element", s.DataElement}, {"org_unit", s.OrgUnit},
 		{"category_option_combo", s.CategoryOptionCombo}, {"attribute_option_combo", s.AttributeOptionCombo}} {
 		if _, err := transform.ParseIDScheme(f.v); err != nil {
@@ -590,15 +592,39 @@ func checkExchangeSchemes(cfg *config.Config, path string, s ExchangeSchemes) co
 	return ps
 }
 
-// location returns the exchange's time zone.
-func (e *ExchangeConfig) location() *time.Location {
+// RequestSchemes returns the schemes of a request's pulled values. Like the target
+// request of DHIS2's exchange, configured id_schemes (the request's over the exchange's)
+// say how the target reads the ids; without any, they follow from the output id schemes.
+func (ec *Exchange) RequestSchemes(r *ExchangeRequest) transform.IDSchemes {
+	if explicit := ec.IDSchemes.Parsed().Overlay(r.IDSchemes.Parsed()); !explicit.IsZero() {
+		return explicit
+	}
+	derived := transform.IDSchemes{}
+	if ec.Source.Type == ExchangeSourceDHIS2 {
+		p := func(v string) transform.IDScheme { sc, _ := transform.ParseIDScheme(v); return sc }
+		out := p(r.OutputIDScheme)
+		derived.DataElement = p(r.OutputDataElementIDScheme).Or(p(r.OutputDataItemIDScheme)).Or(out)
+		derived.OrgUnit = p(r.OutputOrgUnitIDScheme).Or(out)
+		// Program indicators carry their aggregate export combos verbatim (UIDs); data
+		// element operands are written in the output scheme. An attribute scheme, the
+		// tracker-to-aggregate pattern, leaves the combos as UIDs.
+		if _, attr := out.Attribute(); !attr {
+			derived.CategoryOptionCombo = out
+		}
+		derived.AttributeOptionCombo = derived.CategoryOptionCombo
+	}
+	return derived
+}
+
+// Location returns the exchange's time zone.
+func (e *Exchange) Location() *time.Location {
 	if loc, err := time.LoadLocation(e.Timezone); err == nil {
 		return loc
 	}
 	return time.UTC
 }
 
-func (e *ExchangeConfig) relativeOptions() period.RelativeOptions {
+func (e *Exchange) relativeOptions() period.RelativeOptions {
 	var o period.RelativeOptions
 	if t, err := period.TypeByName(e.FinancialYear); err == nil && e.FinancialYear != "" {
 		o.FinancialYear = t
@@ -606,8 +632,8 @@ func (e *ExchangeConfig) relativeOptions() period.RelativeOptions {
 	return o
 }
 
-// windowPeriods returns the periods of the exchange's window at now, oldest first.
-func (e *ExchangeConfig) windowPeriods(now time.Time) ([]period.Period, error) {
+// WindowPeriods returns the periods of the exchange's window at now, oldest first.
+func (e *Exchange) WindowPeriods(now time.Time) ([]period.Period, error) {
 	w := e.Window
 	if w == nil {
 		return nil, nil
@@ -616,7 +642,7 @@ func (e *ExchangeConfig) windowPeriods(now time.Time) ([]period.Period, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur := t.PeriodOf(now.In(e.location()))
+	cur := t.PeriodOf(now.In(e.Location()))
 	var out []period.Period
 	for i := w.Last; i >= 1; i-- {
 		out = append(out, cur.Shift(-i))
@@ -627,11 +653,11 @@ func (e *ExchangeConfig) windowPeriods(now time.Time) ([]period.Period, error) {
 	return out, nil
 }
 
-// requestPeriods resolves a request's periods at now: its fixed ids, its relative periods
+// RequestPeriods resolves a request's periods at now: its fixed ids, its relative periods
 // read in the exchange's time zone, and the exchange's window, without repeats, oldest
 // first.
-func (e *ExchangeConfig) requestPeriods(r *ExchangeRequest, now time.Time) ([]period.Period, error) {
-	local := now.In(e.location())
+func (e *Exchange) RequestPeriods(r *ExchangeRequest, now time.Time) ([]period.Period, error) {
+	local := now.In(e.Location())
 	var out []period.Period
 	seen := map[period.Period]bool{}
 	add := func(ps ...period.Period) {
@@ -655,7 +681,7 @@ func (e *ExchangeConfig) requestPeriods(r *ExchangeRequest, now time.Time) ([]pe
 		}
 		add(ps...)
 	}
-	w, err := e.windowPeriods(now)
+	w, err := e.WindowPeriods(now)
 	if err != nil {
 		errs = append(errs, err)
 	}
