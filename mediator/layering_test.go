@@ -1,0 +1,140 @@
+package mediator_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The module's packages depend down the data flow only (issue #16, docs/architecture.md):
+//
+//	cmd → mediator (the composition root) → httpapi → ingest, dlq, exchange, openhim/outcome
+//	    → pipeline, delivery → txlog, stream → adapters, transform, config
+//
+// allowedImports is the table of every edge that may exist: for each package of the module,
+// the module packages it may import. A package missing from the table, or an import the
+// table does not list, fails the test, so that a new edge is a decision written here, not
+// an accident. Test files are not checked: a test may reach across to drive the real thing.
+var allowedImports = map[string][]string{
+	// The commands and their helpers sit on top.
+	"cmd/tally": {"adapters/dhis2", "adapters/dhis2/dhis2test", "bench", "config", "examples", "mediator",
+		"mediator/openhim", "mediator/pipeline", "transform/metadata"},
+	"cmd/dhis2-sim": {"adapters/dhis2/dhis2test"},
+	"bench":         {"adapters/adx", "adapters/dhis2/dhis2test", "adapters/dvs", "config", "mediator", "transform"},
+	"examples":      nil,
+
+	// The composition root. Until the split is finished it still holds the stages that
+	// phases B and C of issue #16 move out; these edges go with them.
+	"mediator": {"adapters/adx", "adapters/cht", "adapters/dhis2", "adapters/dvs", "config", "mediator/openhim",
+		"mediator/pipeline", "mediator/schedule", "mediator/stream", "transform", "transform/mapping",
+		"transform/metadata", "transform/period"},
+
+	// The stages.
+	"mediator/pipeline": {"config", "transform/mapping", "transform/metadata"},
+
+	// JetStream, the schedule and the OpenHIM protocol know nothing of the rest.
+	"mediator/stream":                  nil,
+	"mediator/stream/streamtest":       nil,
+	"mediator/schedule":                nil,
+	"mediator/openhim":                 {"mediator/openhim/internal/semver"},
+	"mediator/openhim/internal/semver": nil,
+	"mediator/openhim/openhimtest":     {"mediator/openhim/internal/semver"},
+
+	// Adapters: wire formats and clients. No NATS, no mapping engine.
+	"adapters/adx":                         {"transform", "transform/period"},
+	"adapters/dvs":                         {"transform"},
+	"adapters/cht":                         {"adapters/dvs", "transform", "transform/period"},
+	"adapters/dhis2":                       {"adapters/dvs", "transform", "transform/metadata"},
+	"adapters/dhis2/dhis2test":             {"transform/period"},
+	"adapters/dhis2/dhis2test/conformance": {"adapters/dhis2/dhis2test"},
+
+	// The configuration reads ids and periods to check them; nothing else.
+	"config": {"transform", "transform/period"},
+
+	// The canonical model and the mapping engine: no HTTP, no NATS, no configuration.
+	"transform":          {"transform/period"},
+	"transform/period":   nil,
+	"transform/metadata": {"transform"},
+	"transform/mapping":  {"transform", "transform/metadata", "transform/period"},
+}
+
+// forbiddenDeps are imports, direct or not, that a part of the module must never reach:
+// transform knows no HTTP and no NATS, and adapters know no NATS (issue #16).
+var forbiddenDeps = []struct {
+	under string // a package path prefix of the module
+	deps  []string
+}{
+	{"transform", []string{"net/http", "github.com/nats-io/", "github.com/labstack/echo/"}},
+	{"adapters", []string{"github.com/nats-io/"}},
+	{"config", []string{"net/http", "github.com/nats-io/"}},
+}
+
+const module = "github.com/tally-hmis/tally"
+
+type listedPackage struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+	Error      *struct{ Err string }
+}
+
+// TestLayering runs go list over the module and checks every import against the tables.
+func TestLayering(t *testing.T) {
+	out, err := exec.Command("go", "list", "-e", "-json=ImportPath,Imports,Deps,Error", module+"/...").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for {
+		var p listedPackage
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if p.Error != nil {
+			t.Errorf("%s: %s", p.ImportPath, p.Error.Err)
+			continue
+		}
+		seen++
+		name := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		allowed, known := allowedImports[name]
+		if !known {
+			t.Errorf("%s is not in the layering table (mediator/layering_test.go): place it in the data flow", name)
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, ok := strings.CutPrefix(imp, module+"/")
+			if !ok {
+				continue
+			}
+			if !slices.Contains(allowed, dep) {
+				t.Errorf("%s imports %s, against the direction of the data flow (issue #16)", name, dep)
+			}
+		}
+		for _, f := range forbiddenDeps {
+			if name != f.under && !strings.HasPrefix(name, f.under+"/") {
+				continue
+			}
+			for _, bad := range f.deps {
+				if i := slices.IndexFunc(p.Deps, func(d string) bool {
+					return d == bad || strings.HasSuffix(bad, "/") && strings.HasPrefix(d, bad)
+				}); i >= 0 {
+					t.Errorf("%s depends on %s: %s/... must not", name, p.Deps[i], f.under)
+				}
+			}
+		}
+	}
+	if seen < len(allowedImports) {
+		t.Errorf("go list saw %d packages, the table names %d: remove the packages that are gone", seen, len(allowedImports))
+	}
+}
