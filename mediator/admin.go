@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // requireAdmin guards /admin/v1 with the configured bearer token. Without a configured token
@@ -29,11 +30,11 @@ func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (s *Service) handleTxShow(c echo.Context) error {
 	id := c.Param("id")
-	if !validTxID(id) {
+	if !txlog.ValidTxID(id) {
 		return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: "not a transaction id: " + strconv.Quote(id)})
 	}
 	v, err := s.txlog.View(c.Request().Context(), id)
-	if errors.Is(err, ErrTxNotFound) {
+	if errors.Is(err, txlog.ErrTxNotFound) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no transaction " + id})
 	}
 	if err != nil {
@@ -54,12 +55,12 @@ func (s *Service) handleTxList(c echo.Context) error {
 		}
 		limit = n
 	}
-	f := TxFilter{Source: strings.TrimSpace(c.QueryParam("source")), Status: strings.TrimSpace(c.QueryParam("status")), Limit: limit}
+	f := txlog.TxFilter{Source: strings.TrimSpace(c.QueryParam("source")), Status: strings.TrimSpace(c.QueryParam("status")), Limit: limit}
 	switch f.Status {
-	case "", TxAccepted, TxDelivered, TxPartiallyDelivered, TxFailed:
+	case "", txlog.TxAccepted, txlog.TxDelivered, txlog.TxPartiallyDelivered, txlog.TxFailed:
 	default:
 		return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: fmt.Sprintf("status: want %s, %s, %s or %s",
-			TxAccepted, TxDelivered, TxPartiallyDelivered, TxFailed)})
+			txlog.TxAccepted, txlog.TxDelivered, txlog.TxPartiallyDelivered, txlog.TxFailed)})
 	}
 	var err error
 	if f.Since, err = parseWhen(c.QueryParam("since"), s.now()); err != nil {
@@ -73,7 +74,7 @@ func (s *Service) handleTxList(c echo.Context) error {
 		return err
 	}
 	if views == nil {
-		views = []*TxView{}
+		views = []*txlog.TxView{}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"transactions": views})
 }

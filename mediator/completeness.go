@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/adapters/dvs"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -46,36 +46,6 @@ import (
 // is the number of batches, so that delivery knows when all have an outcome without reading
 // the transaction record.
 const headerCompletes = "Tally-Completes"
-
-// Completion is what one batch asks to register: a data set complete for a period and an
-// org unit on a date, in the ids and schemes the target is sent.
-type Completion struct {
-	DataSet string              `json:"dataSet"`
-	Period  string              `json:"period"`
-	OrgUnit string              `json:"orgUnit"`
-	Date    string              `json:"date"`
-	Schemes transform.IDSchemes `json:"idSchemes"`
-}
-
-// CompletionRecord is the outcome of registering a transaction's completions at a target.
-type CompletionRecord struct {
-	Target        string      `json:"target"`
-	Registrations int         `json:"registrations"`
-	Date          string      `json:"date,omitempty"`
-	Counts        ImportCount `json:"importCount"`
-	Conflicts     []Conflict  `json:"conflicts,omitempty"`
-	Error         string      `json:"error,omitempty"`
-	Time          time.Time   `json:"time"`
-}
-
-// registered reports whether the target took the registrations.
-func (c *CompletionRecord) registered() bool { return c.Error == "" && c.Registrations > 0 }
-
-// completionKey is where a transaction's completion outcome at a target is kept.
-func completionKey(txID, target string) string { return txID + ".d." + target + ".complete" }
-
-// completionSuffix tells a completion record from a delivery record under <tx>.d.>.
-const completionSuffix = ".complete"
 
 // completionReader normalises the completeDate of a payload for a source, and collects the
 // conflicts DHIS2 reports about it.
@@ -154,11 +124,11 @@ func (c completing) Reject(e *transform.InputError, at transform.Locator) error 
 
 // completionsOf is what a delivered batch completes: its data set for each period and org
 // unit its values name, on the batch's date, in the target's ids.
-func completionsOf(b *transform.Batch) []Completion {
+func completionsOf(b *transform.Batch) []txlog.Completion {
 	if b.CompleteDate == "" || b.DataSet == "" {
 		return nil
 	}
-	var out []Completion
+	var out []txlog.Completion
 	seen := map[[2]string]bool{}
 	for i := range b.Values {
 		k := [2]string{b.Values[i].Period, b.Values[i].OrgUnit}
@@ -166,7 +136,7 @@ func completionsOf(b *transform.Batch) []Completion {
 			continue
 		}
 		seen[k] = true
-		out = append(out, Completion{DataSet: b.DataSet, Period: k[0], OrgUnit: k[1], Date: b.CompleteDate, Schemes: b.Schemes})
+		out = append(out, txlog.Completion{DataSet: b.DataSet, Period: k[0], OrgUnit: k[1], Date: b.CompleteDate, Schemes: b.Schemes})
 	}
 	return out
 }
@@ -175,11 +145,11 @@ func completionsOf(b *transform.Batch) []Completion {
 // batches has an outcome there; see the top of this file. batches is what the message
 // whose outcome was just recorded carries in Tally-Completes (0: nothing to complete).
 func (s *Service) completeIfDone(ctx context.Context, t *target, txID string, batches int) {
-	if batches <= 0 || !validTxID(txID) {
+	if batches <= 0 || !txlog.ValidTxID(txID) {
 		return
 	}
 	name := t.cfg.Name
-	ds, done, err := s.txlog.targetDeliveries(ctx, txID, name)
+	ds, done, err := s.txlog.TargetDeliveries(ctx, txID, name)
 	if err != nil {
 		s.log.Warn("reading deliveries to register completeness", "tx", txID, "target", name, "err", err)
 		return
@@ -187,13 +157,13 @@ func (s *Service) completeIfDone(ctx context.Context, t *target, txID string, ba
 	if done != nil {
 		return
 	}
-	latest := latestBySeq(ds)
+	latest := txlog.LatestBySeq(ds)
 	if len(latest) < batches {
 		return
 	}
-	var regs []Completion
+	var regs []txlog.Completion
 	for _, d := range latest {
-		if d.Outcome == OutcomeRetrying {
+		if d.Outcome == txlog.OutcomeRetrying {
 			return
 		}
 		for _, c := range d.Completions {
@@ -205,12 +175,7 @@ func (s *Service) completeIfDone(ctx context.Context, t *target, txID string, ba
 	if len(regs) == 0 {
 		return
 	}
-	rec := s.register(ctx, t, regs)
-	data, err := json.Marshal(rec)
-	if err == nil {
-		_, err = s.conn.Tx.Put(ctx, completionKey(txID, name), data)
-	}
-	if err != nil {
+	if err := s.txlog.PutCompletion(ctx, txID, s.register(ctx, t, regs)); err != nil {
 		s.log.Warn("recording a completeness registration", "tx", txID, "target", name, "err", err)
 	}
 }
@@ -220,8 +185,8 @@ func (s *Service) completeIfDone(ctx context.Context, t *target, txID string, ba
 const registrationTries = 3
 
 // register posts the registrations, grouped by their id schemes, and says what came of it.
-func (s *Service) register(ctx context.Context, t *target, regs []Completion) *CompletionRecord {
-	rec := &CompletionRecord{Target: t.cfg.Name, Registrations: len(regs)}
+func (s *Service) register(ctx context.Context, t *target, regs []txlog.Completion) *txlog.CompletionRecord {
+	rec := &txlog.CompletionRecord{Target: t.cfg.Name, Registrations: len(regs)}
 	bySchemes := map[transform.IDSchemes][]dhis2.Registration{}
 	var order []transform.IDSchemes
 	for _, c := range regs {
@@ -241,10 +206,10 @@ func (s *Service) register(ctx context.Context, t *target, regs []Completion) *C
 			res = de.Result
 		}
 		if res != nil {
-			rec.Counts.add(ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
+			rec.Counts.Add(txlog.ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
 				Ignored: res.Counts.Ignored, Deleted: res.Counts.Deleted})
 			for _, c := range res.Conflicts {
-				rec.Conflicts = append(rec.Conflicts, Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects,
+				rec.Conflicts = append(rec.Conflicts, txlog.Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects,
 					Property: c.Property, Message: c.Value})
 			}
 		}
@@ -277,17 +242,6 @@ func (s *Service) registerOnce(ctx context.Context, t *target, regs []dhis2.Regi
 		return res, fmt.Errorf("registering %d complete data sets: %w", len(regs), err)
 	}
 	return res, nil
-}
-
-// latestBySeq keeps each batch's latest delivery record (its last replay).
-func latestBySeq(ds []*DeliveryRecord) map[int]*DeliveryRecord {
-	out := map[int]*DeliveryRecord{}
-	for _, d := range ds {
-		if cur, ok := out[d.Seq]; !ok || d.Replay > cur.Replay {
-			out[d.Seq] = d
-		}
-	}
-	return out
 }
 
 // completesHeader marks the messages of a transaction whose batches complete a data set.

@@ -17,6 +17,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -156,7 +157,7 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 	}
 	// Payloads behind them flow.
 	id := postSample(t, s, "202402")
-	waitFor(t, 10*time.Second, "the payload behind to be delivered", func() bool { return txStatus(s, id) == TxDelivered })
+	waitFor(t, 10*time.Second, "the payload behind to be delivered", func() bool { return txStatus(s, id) == txlog.TxDelivered })
 
 	// Past upgrade_wait, each newer-version message is a dead letter of its stage.
 	for _, c := range []struct{ tx, target string }{{"t-newer-ingest", ingestDLQ}, {"t-newer-deliver", "hmis"}} {
@@ -257,7 +258,7 @@ func TestPanicBecomesADeadLetter(t *testing.T) {
 	}
 	// Another service message still flows through the real stages.
 	id := postSample(t, s, "202403")
-	waitFor(t, 10*time.Second, "delivery after the panic", func() bool { return txStatus(s, id) == TxDelivered })
+	waitFor(t, 10*time.Second, "delivery after the panic", func() bool { return txStatus(s, id) == txlog.TxDelivered })
 }
 
 // A message that is returned over and over (here: its work always asks for a retry) is

@@ -23,6 +23,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dvs"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -363,7 +364,7 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
 	unmapped, _ := strconv.Atoi(msg.Headers().Get(headerUnmapped))
-	rec := &DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
+	rec := &txlog.DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
 		Time: s.now().UTC(), Counts: outcome.counts, Conflicts: outcome.conflicts, Rejected: len(outcome.rejected)}
 	kept := carriedBy(msg.Headers())
 	if derr == nil {
@@ -387,8 +388,8 @@ func (s *Service) earlierTries(ctx context.Context, msg jetstream.Msg, b *transf
 	}
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
-	prev, err := s.txlog.delivery(bctx, b.TxID, target, b.Seq, b.Replays)
-	if err != nil || prev.Outcome != OutcomeRetrying {
+	prev, err := s.txlog.Delivery(bctx, b.TxID, target, b.Seq, b.Replays)
+	if err != nil || prev.Outcome != txlog.OutcomeRetrying {
 		return tries{}
 	}
 	return tries{attempts: prev.Attempts, first: prev.FirstError}
@@ -396,13 +397,13 @@ func (s *Service) earlierTries(ctx context.Context, msg jetstream.Msg, b *transf
 
 // delivered records a batch the target answered for: all of it taken, or some values
 // rejected, which become a dead letter of exactly those values.
-func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *DeliveryRecord,
+func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
 	out importOutcome, prev tries, kept carried) error {
 	name := t.cfg.Name
 	t.breaker.success(p)
 	rec.Attempts = prev.attempts + 1
 	rec.FirstError = prev.first
-	rec.Outcome = OutcomeDelivered
+	rec.Outcome = txlog.OutcomeDelivered
 	result := "success"
 	if len(out.rejected) > 0 {
 		// Values refused for a locked or closed period are dead letters of their own
@@ -424,10 +425,10 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 			}
 		}
 		rec.Locked = len(locked)
-		rec.Outcome = OutcomePartial
+		rec.Outcome = txlog.OutcomePartial
 		result = "partial"
 		if len(out.rejected) == len(b.Values) {
-			rec.Outcome = OutcomeDeadLettered // the target answered, and took nothing
+			rec.Outcome = txlog.OutcomeDeadLettered // the target answered, and took nothing
 		}
 		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(other)))
 		s.metrics.DeliveredValues.WithLabelValues(name, ReasonLocked).Add(float64(len(locked)))
@@ -451,7 +452,7 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 // deadLetterPart stores the values at the given positions of b as a dead letter of one
 // reason, and records their payload indexes as rejected.
 func (s *Service) deadLetterPart(ctx context.Context, b, source *transform.Batch, target string, at []int, reason string,
-	err error, rec *DeliveryRecord, kept carried) error {
+	err error, rec *txlog.DeliveryRecord, kept carried) error {
 	part := *b
 	part.Values = make([]transform.DataValue, 0, len(at))
 	for _, i := range at {
@@ -466,7 +467,7 @@ func (s *Service) deadLetterPart(ctx context.Context, b, source *transform.Batch
 }
 
 // deliveryFailed applies the retry policy to a request that failed as a whole.
-func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *DeliveryRecord,
+func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
 	derr error, prev tries, kept carried) error {
 	name := t.cfg.Name
 	pol := policyOf(t.cfg)
@@ -494,7 +495,7 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 			s.metrics.DeliveryRetries.WithLabelValues(name).Inc()
 			s.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
 				"attempt", attempts, "retry_in", delay, "err", derr)
-			rec.Outcome = OutcomeRetrying
+			rec.Outcome = txlog.OutcomeRetrying
 			s.record(ctx, b.TxID, rec)
 			return retryIn(delay, derr)
 		}
@@ -515,7 +516,7 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 	if err := s.storeDeadLetter(ctx, dl); err != nil {
 		return retryIn(s.retryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
 	}
-	rec.Outcome = OutcomeDeadLettered
+	rec.Outcome = txlog.OutcomeDeadLettered
 	rec.Rejected, rec.RejectedIndexes = len(b.Values), payloadIndexes(b.Values)
 	kept.note.apply(rec)
 	outcome := "rejected"
@@ -532,7 +533,7 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 
 // record writes a delivery record; a failure is logged, since the outcome itself (the ack,
 // the dead letter) must not wait for the log.
-func (s *Service) record(ctx context.Context, txID string, rec *DeliveryRecord) {
+func (s *Service) record(ctx context.Context, txID string, rec *txlog.DeliveryRecord) {
 	if err := s.txlog.PutDelivery(ctx, txID, rec); err != nil {
 		s.log.Warn("recording delivery", "tx", txID, "target", rec.Target, "seq", rec.Seq, "err", err)
 	}
@@ -549,8 +550,8 @@ func (s *Service) nak(ctx context.Context, msg jetstream.Msg, delay time.Duratio
 }
 
 type importOutcome struct {
-	counts    ImportCount
-	conflicts []Conflict
+	counts    txlog.ImportCount
+	conflicts []txlog.Conflict
 	rejected  []int // positions in the batch's Values
 	requests  int
 }
@@ -616,7 +617,7 @@ func (s *Service) importBatch(ctx context.Context, t *target, b *transform.Batch
 			}
 			return out, err
 		}
-		out.counts.add(ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
+		out.counts.Add(txlog.ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
 			Ignored: res.Counts.Ignored, Deleted: res.Counts.Deleted})
 		out.conflicts = append(out.conflicts, conflictsOf(res, b, start)...)
 		if !res.IndexesKnown && len(res.Conflicts) > 0 {
@@ -727,7 +728,7 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 				}
 				return out, err
 			}
-			out.counts.add(ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
+			out.counts.Add(txlog.ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
 				Ignored: res.Counts.Ignored, Deleted: res.Counts.Deleted})
 			if len(res.Conflicts) > 0 {
 				// A scope is all or nothing; a conflict on it leaves its keys in doubt.
@@ -742,10 +743,10 @@ func (s *Service) importDeletion(ctx context.Context, t *target, b *transform.Ba
 
 // scopeConflicts reports a deletion request's conflicts against the values whose keys its
 // scope held.
-func scopeConflicts(res *dhis2.ImportResult, b *transform.Batch, held []int) []Conflict {
-	out := make([]Conflict, 0, len(res.Conflicts))
+func scopeConflicts(res *dhis2.ImportResult, b *transform.Batch, held []int) []txlog.Conflict {
+	out := make([]txlog.Conflict, 0, len(res.Conflicts))
 	for _, c := range res.Conflicts {
-		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property, Message: c.Value}
+		cc := txlog.Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property, Message: c.Value}
 		for _, i := range held {
 			cc.Indexes = append(cc.Indexes, b.Values[i].Index)
 		}
@@ -754,10 +755,10 @@ func scopeConflicts(res *dhis2.ImportResult, b *transform.Batch, held []int) []C
 	return out
 }
 
-func conflictsOf(res *dhis2.ImportResult, b *transform.Batch, offset int) []Conflict {
-	out := make([]Conflict, 0, len(res.Conflicts))
+func conflictsOf(res *dhis2.ImportResult, b *transform.Batch, offset int) []txlog.Conflict {
+	out := make([]txlog.Conflict, 0, len(res.Conflicts))
 	for _, c := range res.Conflicts {
-		cc := Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property, Message: c.Value}
+		cc := txlog.Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property, Message: c.Value}
 		for _, i := range c.Indexes {
 			if p := offset + i; p >= 0 && p < len(b.Values) {
 				cc.Indexes = append(cc.Indexes, b.Values[p].Index)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -83,13 +84,13 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 		return s.startJob(c, sh, src, res, sum)
 	}
 	if res.Tx != nil && !res.DryRun {
-		var v *TxView
+		var v *txlog.TxView
 		if res.Duplicate {
 			// A repeat of a request is answered with what became of the first: a client
 			// must not read "successful" for values that were dead-lettered.
-			v, _ = s.finished(ctx, res.Tx.ID)
+			v, _ = s.txlog.Finished(ctx, res.Tx.ID)
 		} else {
-			v = s.awaitDelivery(ctx, src, res.Tx.ID)
+			v = s.txlog.Await(ctx, res.Tx.ID, src.WaitForDelivery.D())
 		}
 		if v != nil {
 			var mine *transform.ValueReport
@@ -190,7 +191,7 @@ func indexesOf(errs []*transform.InputError) []int {
 // ignored and their conflicts listed. The payload's notes (its completeDate) are listed
 // unless the import was refused as a whole, as DHIS2 looks at the completeDate only in an
 // import that ran. It returns the rejected values' indexes too.
-func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any, release int) (*importSummary, []int) {
+func outcomeSummary(v *txlog.TxView, mine *transform.ValueReport, opts map[string]any, release int) (*importSummary, []int) {
 	sum := &importSummary{ResponseType: "ImportSummary", ImportOptions: opts, DataSetComplete: "false", Reference: v.ID}
 	var rejected []int
 	if mine != nil {
@@ -198,7 +199,7 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any,
 		rejected = indexesOf(mine.Conflicts)
 	} else {
 		for _, c := range v.Conflicts {
-			sum.Conflicts = append(sum.Conflicts, c.dhis2())
+			sum.Conflicts = append(sum.Conflicts, c.DHIS2())
 			rejected = append(rejected, c.Indexes...)
 		}
 	}
@@ -207,7 +208,7 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any,
 	wholeFailure := false
 	for _, t := range v.Targets {
 		for _, cf := range t.Conflicts {
-			sum.Conflicts = append(sum.Conflicts, cf.dhis2())
+			sum.Conflicts = append(sum.Conflicts, cf.DHIS2())
 		}
 		rejected = append(rejected, t.RejectedIndexes...)
 		// Values mapping refused (dead letters) or left out (unmapped) never reached the
@@ -221,9 +222,9 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any,
 			// The registration of the data set the payload completes (completeness.go),
 			// as DHIS2 reports its header completeDate: dataSetComplete and conflicts.
 			for _, cf := range c.Conflicts {
-				sum.Conflicts = append(sum.Conflicts, cf.dhis2())
+				sum.Conflicts = append(sum.Conflicts, cf.DHIS2())
 			}
-			if c.registered() {
+			if c.Registered() {
 				sum.DataSetComplete = c.Date
 			} else if len(c.Conflicts) == 0 && c.Error != "" {
 				sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
@@ -242,16 +243,16 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any,
 	}
 	sum.ImportCount = counts
 	written := counts.Imported + counts.Updated + counts.Deleted
-	aborted := v.Status == TxFailed && wholeFailure && written == 0
+	aborted := v.Status == txlog.TxFailed && wholeFailure && written == 0
 	if !aborted {
 		for _, n := range v.Notes {
-			sum.Conflicts = append(sum.Conflicts, n.dhis2())
+			sum.Conflicts = append(sum.Conflicts, n.DHIS2())
 		}
 	}
 	switch {
 	case aborted:
 		sum.Status = statusError
-	case len(sum.Conflicts) == 0 && v.Status == TxDelivered:
+	case len(sum.Conflicts) == 0 && v.Status == txlog.TxDelivered:
 		sum.Status = statusSuccess
 	case release >= 43 && written == 0:
 		sum.Status = statusError
@@ -263,7 +264,7 @@ func outcomeSummary(v *TxView, mine *transform.ValueReport, opts map[string]any,
 	return sum, slices.Compact(rejected)
 }
 
-func targetList(v *TxView) string {
+func targetList(v *txlog.TxView) string {
 	names := make([]string, len(v.Targets))
 	for i, t := range v.Targets {
 		names[i] = t.Target
@@ -292,4 +293,15 @@ func (s *Service) ingestRequestFrom(c echo.Context, src *config.Source) ingestRe
 	r := c.Request()
 	return ingestRequest{Source: src, ContentType: r.Header.Get("Content-Type"), Body: r.Body,
 		Query: r.URL.Query(), OpenHIMTx: r.Header.Get("X-OpenHIM-TransactionID")}
+}
+
+// deliveredCounts adds up what the targets reported, for an answer in DHIS2's shape.
+func deliveredCounts(v *txlog.TxView) (txlog.ImportCount, int) {
+	var c txlog.ImportCount
+	rejected := 0
+	for _, t := range v.Targets {
+		c.Add(t.Counts)
+		rejected += t.Rejected
+	}
+	return c, rejected
 }

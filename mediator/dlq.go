@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -85,7 +86,7 @@ type DeadLetterSummary struct {
 // needed to understand and replay it.
 type DeadLetter struct {
 	DeadLetterSummary
-	Conflicts []Conflict `json:"conflicts,omitempty"`
+	Conflicts []txlog.Conflict `json:"conflicts,omitempty"`
 	// History lists the earlier failures of a replayed batch, oldest first.
 	History []Failure `json:"history,omitempty"`
 	// Mapped says whether Batch holds the values as mapped for the target; false when
@@ -126,7 +127,7 @@ func (dl *DeadLetter) failure() Failure {
 // value, and the values themselves are kept).
 const maxDeadLetterConflicts = 2000
 
-func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason string, err error, conflicts []Conflict,
+func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason string, err error, conflicts []txlog.Conflict,
 	attempts int, first time.Time, kept carried) *DeadLetter {
 	now := s.now().UTC()
 	if first.IsZero() {
@@ -176,7 +177,7 @@ func payloadIndexes(vs []transform.DataValue) []int {
 	return out
 }
 
-func errorCodes(cs []Conflict) []string {
+func errorCodes(cs []txlog.Conflict) []string {
 	var out []string
 	for _, c := range cs {
 		if c.ErrorCode != "" && !slices.Contains(out, c.ErrorCode) {
@@ -232,8 +233,8 @@ func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *
 	if serr := s.storeDeadLetter(ctx, dl); serr != nil {
 		return serr
 	}
-	return s.txlog.PutDelivery(ctx, b.TxID, &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
-		Outcome: OutcomeDeadLettered, Values: len(b.Values), Rejected: len(b.Values), RejectedIndexes: payloadIndexes(b.Values),
+	return s.txlog.PutDelivery(ctx, b.TxID, &txlog.DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
+		Outcome: txlog.OutcomeDeadLettered, Values: len(b.Values), Rejected: len(b.Values), RejectedIndexes: payloadIndexes(b.Values),
 		LastError: err.Error(), Time: s.now().UTC()})
 }
 
@@ -270,7 +271,7 @@ func (s *Service) deadLetterRaw(ctx context.Context, st stage, msg jetstream.Msg
 	if err := s.storeDeadLetter(ctx, dl); err != nil {
 		return err
 	}
-	if derr == nil && validTxID(dl.TxID) {
+	if derr == nil && txlog.ValidTxID(dl.TxID) {
 		s.recordRawDeadLetter(ctx, st, b, dl)
 	}
 	return nil
@@ -289,7 +290,7 @@ func (s *Service) recordRawDeadLetter(ctx context.Context, st stage, b *transfor
 		targets = rec.Targets
 	}
 	for _, t := range targets {
-		s.record(ctx, dl.TxID, &DeliveryRecord{Target: t, Seq: b.Seq, Replay: b.Replays, Outcome: OutcomeDeadLettered,
+		s.record(ctx, dl.TxID, &txlog.DeliveryRecord{Target: t, Seq: b.Seq, Replay: b.Replays, Outcome: txlog.OutcomeDeadLettered,
 			Values: len(b.Values), Rejected: len(b.Values), LastError: dl.Reason + ": " + transform.ClipText(dl.Error, 300), Time: dl.LastError})
 	}
 }
@@ -551,7 +552,7 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 		s.log.Warn("deleting a replayed dead letter", "seq", seq, "err", err)
 	}
 	s.metrics.DLQReplayed.WithLabelValues(dl.Target).Inc()
-	if err := s.txlog.PutEvent(ctx, dl.TxID, &TxEvent{Time: s.now().UTC(), Kind: EventReplayed, Target: dl.Target,
+	if err := s.txlog.PutEvent(ctx, dl.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventReplayed, Target: dl.Target,
 		Seq: dl.BatchSeq, DLQSeq: seq, Values: len(out.Values), Reason: dl.Reason, Remapped: remapped, Replay: out.Replays}); err != nil {
 		s.log.Warn("recording a replay", "tx", dl.TxID, "err", err)
 	}
@@ -579,8 +580,8 @@ func (s *Service) replayRaw(ctx context.Context, dl *DeadLetter, res *ReplayResu
 		s.log.Warn("deleting a replayed dead letter", "seq", dl.Seq, "err", err)
 	}
 	s.metrics.DLQReplayed.WithLabelValues(dl.Target).Inc()
-	if validTxID(dl.TxID) {
-		if err := s.txlog.PutEvent(ctx, dl.TxID, &TxEvent{Time: s.now().UTC(), Kind: EventReplayed, Target: dl.Target,
+	if txlog.ValidTxID(dl.TxID) {
+		if err := s.txlog.PutEvent(ctx, dl.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventReplayed, Target: dl.Target,
 			Seq: dl.BatchSeq, DLQSeq: dl.Seq, Values: dl.Values, Reason: dl.Reason, Replay: dl.Replays}); err != nil {
 			s.log.Warn("recording a replay", "tx", dl.TxID, "err", err)
 		}
@@ -607,8 +608,8 @@ func (s *Service) DiscardDeadLetter(ctx context.Context, seq uint64) (*ReplayRes
 		return nil, err
 	}
 	s.metrics.DLQDiscarded.WithLabelValues(d.Target).Inc()
-	if validTxID(d.TxID) {
-		if err := s.txlog.PutEvent(ctx, d.TxID, &TxEvent{Time: s.now().UTC(), Kind: EventDiscarded, Target: d.Target,
+	if txlog.ValidTxID(d.TxID) {
+		if err := s.txlog.PutEvent(ctx, d.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventDiscarded, Target: d.Target,
 			Seq: d.BatchSeq, DLQSeq: seq, Values: d.Values, Reason: d.Reason, Replay: d.Replays}); err != nil {
 			s.log.Warn("recording a discard", "tx", d.TxID, "err", err)
 		}

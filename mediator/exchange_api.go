@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // The exchange API, under /admin/v1 (admin token):
@@ -214,20 +214,18 @@ func (s *Service) runAnswer(c echo.Context, run *ExchangeRun, err error) error {
 	return c.JSON(http.StatusOK, run)
 }
 
-// readRunRecord reads a run's transaction record.
-func (s *Service) readRunRecord(ctx context.Context, tx string) (*TxRecord, error) {
-	e, err := s.conn.Tx.Get(ctx, tx)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, ErrTxNotFound
-	}
-	if err != nil {
+// readRun reads a run's summary from its transaction record; nil when the transaction is
+// no exchange run's.
+func (s *Service) readRun(ctx context.Context, tx string) (*ExchangeRun, error) {
+	rec, err := s.txlog.Get(ctx, tx)
+	if err != nil || len(rec.Exchange) == 0 {
 		return nil, err
 	}
-	var rec TxRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+	var run ExchangeRun
+	if err := json.Unmarshal(rec.Exchange, &run); err != nil {
 		return nil, fmt.Errorf("decoding transaction %s: %w", tx, err)
 	}
-	return &rec, nil
+	return &run, nil
 }
 
 func (s *Service) handleExchangeRuns(c echo.Context) error {
@@ -248,14 +246,14 @@ func (s *Service) handleExchangeRuns(c echo.Context) error {
 	}
 	out := []*ExchangeRun{}
 	for _, r := range recs {
-		rec, err := s.readRunRecord(ctx, r.ID)
-		if err != nil || rec.Exchange == nil {
+		run, err := s.readRun(ctx, r.ID)
+		if err != nil || run == nil {
 			continue
 		}
-		for _, t := range rec.Exchange.Targets {
+		for _, t := range run.Targets {
 			t.Values, t.Removals, t.Registrations = nil, nil, nil
 		}
-		out = append(out, rec.Exchange)
+		out = append(out, run)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"runs": out})
 }
@@ -266,12 +264,12 @@ func (s *Service) handleExchangeRunShow(c echo.Context) error {
 		return err
 	}
 	tx := c.Param("tx")
-	if !validTxID(tx) {
+	if !txlog.ValidTxID(tx) {
 		return badRequest(c, errors.New("not a transaction id: "+strconv.Quote(tx)))
 	}
 	ctx := c.Request().Context()
-	rec, err := s.readRunRecord(ctx, tx)
-	if errors.Is(err, ErrTxNotFound) || (err == nil && (rec.Exchange == nil || rec.Exchange.Exchange != e.cfg.Name)) {
+	run, err := s.readRun(ctx, tx)
+	if errors.Is(err, txlog.ErrTxNotFound) || (err == nil && (run == nil || run.Exchange != e.cfg.Name)) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no run " + tx + " of exchange " + e.cfg.Name +
 			" (a run under way is recorded once its values are stored)"})
 	}
@@ -283,5 +281,5 @@ func (s *Service) handleExchangeRunShow(c echo.Context) error {
 		return err
 	}
 	view.Deliveries = nil
-	return c.JSON(http.StatusOK, map[string]any{"run": rec.Exchange, "transaction": view})
+	return c.JSON(http.StatusOK, map[string]any{"run": run, "transaction": view})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/cht"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
 	"github.com/tally-hmis/tally/transform/period"
@@ -59,7 +60,7 @@ type ExchangeRun struct {
 	errs      []string      // what makes the run partial or failed
 	pulled    []*pulledRequest
 	targetRun map[string]*targetRun
-	txRecord  *TxRecord
+	txRecord  *txlog.TxRecord
 }
 
 // RunAnalytics is the analytics table job a run started and waited for.

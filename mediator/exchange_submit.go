@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -19,10 +19,14 @@ import (
 )
 
 // withRun is the transaction record of a run, with the run's summary.
-func withRun(rec *TxRecord, run *ExchangeRun) *TxRecord {
+func withRun(rec *txlog.TxRecord, run *ExchangeRun) (*txlog.TxRecord, error) {
+	data, err := json.Marshal(run)
+	if err != nil {
+		return nil, err
+	}
 	r := *rec
-	r.Exchange = run
-	return &r
+	r.Exchange = data
+	return &r, nil
 }
 
 // submitRun stores a run as one transaction. The pulled values go to TALLY_INGEST like
@@ -97,7 +101,7 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 	defer cancel()
 	for _, p := range pads {
-		if err := s.txlog.PutDelivery(bctx, tx, &DeliveryRecord{Target: p.target, Seq: p.seq, Outcome: OutcomeEmpty,
+		if err := s.txlog.PutDelivery(bctx, tx, &txlog.DeliveryRecord{Target: p.target, Seq: p.seq, Outcome: txlog.OutcomeEmpty,
 			Time: s.now().UTC()}); err != nil {
 			return err
 		}
@@ -107,7 +111,7 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 	if e.cht != nil {
 		format = "cht"
 	}
-	rec := &TxRecord{ID: tx, Source: src.Name, Received: run.Started, Format: format, Values: values, Batches: total,
+	rec := &txlog.TxRecord{ID: tx, Source: src.Name, Received: run.Started, Format: format, Values: values, Batches: total,
 		Targets: targetNames(targets)}
 	if err := s.createRunRecord(bctx, rec, run); err != nil {
 		return err
@@ -131,18 +135,13 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 }
 
 // createRunRecord writes a run's transaction record.
-func (s *Service) createRunRecord(ctx context.Context, rec *TxRecord, run *ExchangeRun) error {
-	data, err := json.Marshal(withRun(rec, run))
+func (s *Service) createRunRecord(ctx context.Context, rec *txlog.TxRecord, run *ExchangeRun) error {
+	r, err := withRun(rec, run)
 	if err != nil {
 		return err
 	}
-	if _, err := s.conn.Tx.Create(ctx, rec.ID, data); err != nil {
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("recording transaction %s: %w", rec.ID, err)
-		}
-		if _, err := s.conn.Tx.Put(ctx, rec.ID, data); err != nil {
-			return fmt.Errorf("recording transaction %s: %w", rec.ID, err)
-		}
+	if err := s.txlog.Put(ctx, r); err != nil {
+		return err
 	}
 	run.txRecord = rec
 	return nil
@@ -156,7 +155,7 @@ func (s *Service) recordFailedRun(ctx context.Context, e *exchange, run *Exchang
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 	defer cancel()
-	rec := &TxRecord{ID: run.Transaction, Source: e.source.Name, Received: run.Started, Format: "analytics"}
+	rec := &txlog.TxRecord{ID: run.Transaction, Source: e.source.Name, Received: run.Started, Format: "analytics"}
 	if e.cht != nil {
 		rec.Format = "cht"
 	}
@@ -167,7 +166,7 @@ func (s *Service) recordFailedRun(ctx context.Context, e *exchange, run *Exchang
 
 // afterSubmit waits for the run's deliveries and registers complete data sets.
 func (s *Service) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun) {
-	var view *TxView
+	var view *txlog.TxView
 	if await := e.cfg.Await.D(); await > 0 {
 		view = s.awaitTx(ctx, run.Transaction, await)
 		if view != nil {
@@ -178,8 +177,8 @@ func (s *Service) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun
 				}
 			}
 			switch view.Status {
-			case TxDelivered:
-			case TxAccepted:
+			case txlog.TxDelivered:
+			case txlog.TxAccepted:
 				run.errs = append(run.errs, fmt.Sprintf("deliveries not finished within await (%s); see transaction %s",
 					await, run.Transaction))
 			default:
@@ -217,7 +216,7 @@ func (s *Service) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun
 	}
 }
 
-func targetSummaryOf(v *TxView, target string) *TargetSummary {
+func targetSummaryOf(v *txlog.TxView, target string) *txlog.TargetSummary {
 	for _, ts := range v.Targets {
 		if ts.Target == target {
 			return ts
@@ -226,7 +225,7 @@ func targetSummaryOf(v *TxView, target string) *TargetSummary {
 	return nil
 }
 
-func describeTarget(ts *TargetSummary) string {
+func describeTarget(ts *txlog.TargetSummary) string {
 	c := ts.Counts
 	return fmt.Sprintf("%d/%d batches done: %d imported, %d updated, %d deleted, %d ignored, %d rejected",
 		ts.Done, ts.Batches, c.Imported, c.Updated, c.Deleted, c.Ignored, ts.Rejected)
@@ -234,15 +233,15 @@ func describeTarget(ts *TargetSummary) string {
 
 // awaitTx polls the transaction log until the transaction is no longer accepted (every
 // batch reached an outcome at every target) or the wait is over, and returns the last view.
-func (s *Service) awaitTx(ctx context.Context, tx string, wait time.Duration) *TxView {
+func (s *Service) awaitTx(ctx context.Context, tx string, wait time.Duration) *txlog.TxView {
 	deadline := time.Now().Add(wait)
 	pauseFor := 50 * time.Millisecond
-	var last *TxView
+	var last *txlog.TxView
 	for {
 		v, err := s.txlog.View(ctx, tx)
 		if err == nil {
 			last = v
-			if v.Status != TxAccepted {
+			if v.Status != txlog.TxAccepted {
 				return v
 			}
 		}
@@ -399,9 +398,9 @@ func (s *Service) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, 
 		s.notifyRun(bctx, e, run)
 	}
 	if rec := run.txRecord; rec != nil {
-		data, err := json.Marshal(withRun(rec, run))
+		r, err := withRun(rec, run)
 		if err == nil {
-			_, err = s.conn.Tx.Put(bctx, rec.ID, data)
+			err = s.txlog.Put(bctx, r)
 		}
 		if err != nil {
 			s.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "tx", rec.ID, "err", err)

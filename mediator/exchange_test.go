@@ -11,6 +11,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // TestExchangeRelativePeriodsAndStaleValues runs the tracker-to-aggregate exchange on a
@@ -52,7 +53,7 @@ func testStaleValues(t *testing.T, version, mode, after string) {
 		t.Fatalf("analytics requests = %+v", reqs)
 	}
 	// 4 indicators × 4 facilities × 3 months.
-	if run.Values != 48 || run.Targets[0].Mapped != 48 || run.Delivery != mediator.TxDelivered {
+	if run.Values != 48 || run.Targets[0].Mapped != 48 || run.Delivery != txlog.TxDelivered {
 		t.Errorf("run: values %d, mapped %d, delivery %q", run.Values, run.Targets[0].Mapped, run.Delivery)
 	}
 	// PI_BCG_F_LT1 at KL_N_F1: 21 20 22 26 21 20 ... → April 26, May 21, June 20.

@@ -120,7 +120,7 @@ func (s *Service) handleIngest(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, withRefused(map[string]any{"status": status, "values": 0}, res))
 	}
-	if v := s.awaitDelivery(c.Request().Context(), src, res.Tx.ID); v != nil {
+	if v := s.txlog.Await(c.Request().Context(), res.Tx.ID, src.WaitForDelivery.D()); v != nil {
 		// Synchronous mode: the outcome at every target, as the transaction shows it.
 		return c.JSON(http.StatusOK, map[string]any{
 			"status": v.Status, "transaction": v.ID, "values": v.Values, "batches": v.Batches,

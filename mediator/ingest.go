@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/period"
 )
@@ -41,7 +42,7 @@ var (
 type ingestResult struct {
 	// Tx is the transaction the kept values were stored under; nil when nothing was kept
 	// (an empty payload, or one whose every value was refused).
-	Tx        *TxRecord
+	Tx        *txlog.TxRecord
 	Duplicate bool
 	// DryRun: the payload was read and validated, and nothing was stored.
 	DryRun bool
@@ -251,7 +252,7 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	res := &ingestResult{Report: p.report, Format: p.format, Notes: p.notes}
 	if p.opts.dryRun {
 		res.DryRun = true
-		res.Tx = &TxRecord{Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
+		res.Tx = &txlog.TxRecord{Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
 			Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src))}
 		return res, nil
 	}
@@ -288,9 +289,9 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	if perr != nil {
 		return nil, unavailable(perr)
 	}
-	rec := &TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
+	rec := &txlog.TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
 		Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src)), OpenHIMTransaction: req.OpenHIMTx,
-		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report), Notes: notesOf(p.notes)}
+		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report), Notes: txlog.ConflictsOf(p.notes)}
 	stored, created, err := s.txlog.Create(ctx, rec)
 	if err != nil {
 		return nil, unavailable(err)
@@ -307,17 +308,8 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 
 // ingestConflicts are the conflicts of the values refused at ingest, merged as DHIS2
 // merges them, for the transaction record (bounded).
-func ingestConflicts(r transform.ValueReport) []Conflict {
-	return notesOf(transform.MergeConflicts(r.Conflicts))
-}
-
-// notesOf is a list of DHIS2 conflicts as the transaction record keeps them (bounded).
-func notesOf(cs []transform.ImportConflict) []Conflict {
-	out := make([]Conflict, 0, min(len(cs), maxConflictsKept))
-	for _, c := range cs[:min(len(cs), maxConflictsKept)] {
-		out = append(out, conflictFrom(c))
-	}
-	return out
+func ingestConflicts(r transform.ValueReport) []txlog.Conflict {
+	return txlog.ConflictsOf(transform.MergeConflicts(r.Conflicts))
 }
 
 func unavailable(err error) error {
@@ -352,7 +344,7 @@ func finishParse(decodeErr error, b *transform.Batcher) error {
 // request's identity (import options and id schemes), so that a client retrying the same
 // request gets the same transaction while the same body sent with other options is another.
 // A same request arriving after the duplicate window is a new transaction.
-func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Hash, identity string, received time.Time) (string, *TxRecord, error) {
+func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Hash, identity string, received time.Time) (string, *txlog.TxRecord, error) {
 	sum := digest.Sum(nil)
 	h := sha256.New()
 	h.Write([]byte(source))
@@ -363,7 +355,7 @@ func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Has
 	id := hex.EncodeToString(h.Sum(nil)[:16])
 	old, err := s.txlog.Get(ctx, id)
 	switch {
-	case errors.Is(err, ErrTxNotFound):
+	case errors.Is(err, txlog.ErrTxNotFound):
 		return id, nil, nil
 	case err != nil:
 		return "", nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -28,7 +29,7 @@ var lockCodes = []string{"E7640", "E7641", "E7642", "E7643", "E7644", "E8030", "
 func isLockCode(code string) bool { return slices.Contains(lockCodes, code) }
 
 // lockedIndexes are the payload indexes the lock conflicts of a target's answer name.
-func lockedIndexes(cs []Conflict) map[int]bool {
+func lockedIndexes(cs []txlog.Conflict) map[int]bool {
 	out := map[int]bool{}
 	for _, c := range cs {
 		if isLockCode(c.ErrorCode) {
@@ -41,13 +42,13 @@ func lockedIndexes(cs []Conflict) map[int]bool {
 }
 
 // allLocks reports whether conflicts name only locked or closed periods.
-func allLocks(cs []Conflict) bool {
-	return len(cs) > 0 && !slices.ContainsFunc(cs, func(c Conflict) bool { return !isLockCode(c.ErrorCode) })
+func allLocks(cs []txlog.Conflict) bool {
+	return len(cs) > 0 && !slices.ContainsFunc(cs, func(c txlog.Conflict) bool { return !isLockCode(c.ErrorCode) })
 }
 
 // splitRejected parts the values a target rejected (positions in b) into those refused
 // for a locked or closed period and the others.
-func splitRejected(b *transform.Batch, rejected []int, cs []Conflict) (locked, other []int) {
+func splitRejected(b *transform.Batch, rejected []int, cs []txlog.Conflict) (locked, other []int) {
 	lockedAt := lockedIndexes(cs)
 	for _, i := range rejected {
 		if lockedAt[b.Values[i].Index] {

@@ -10,6 +10,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
 )
@@ -125,7 +126,7 @@ func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *strea
 	if len(m.Batch.Values) == 0 {
 		bctx, cancel := bookkeeping(ctx)
 		defer cancel()
-		rec := &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Outcome: OutcomeEmpty,
+		rec := &txlog.DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Outcome: txlog.OutcomeEmpty,
 			Values: len(b.Values), Unmapped: len(m.Unmapped), Time: s.now().UTC()}
 		n.note.apply(rec)
 		if err := s.txlog.PutDelivery(bctx, b.TxID, rec); err != nil {
@@ -157,13 +158,13 @@ func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *trans
 		return retryIn(pol.circuitWait(rem), fmt.Errorf("mapping for %s: %w", t.Name, err))
 	}
 	prev := s.earlierTries(ctx, msg, b, t.Name)
-	rec := &DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Stage: stageMapping,
+	rec := &txlog.DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Stage: stageMapping,
 		Attempts: prev.attempts + 1, FirstError: prev.first, LastError: "mapping: " + err.Error(), Time: s.now().UTC()}
 	if rec.FirstError.IsZero() {
 		rec.FirstError = rec.Time
 	}
 	if delay, ok := pol.next(rec.Attempts, b.Received, rec.Time, 0); ok {
-		rec.Outcome = OutcomeRetrying
+		rec.Outcome = txlog.OutcomeRetrying
 		s.record(bctx, b.TxID, rec)
 		s.log.Warn("mapping failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", t.Name,
 			"attempt", rec.Attempts, "retry_in", delay, "err", err)

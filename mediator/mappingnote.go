@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
 	"github.com/tally-hmis/tally/transform/period"
@@ -22,15 +23,12 @@ import (
 // headerMapping carries a mappingNote (base64 of its JSON).
 const headerMapping = "Tally-Mapping"
 
-// maxNoted bounds the warnings and duplicates a note (and a delivery record) keeps.
-const maxNoted = 50
-
 // mappingNote is what mapping reports about a batch besides the values it delivers.
 type mappingNote struct {
 	Refused int `json:"refused,omitempty"`
 	// Indexes are the payload indexes of the refused values.
 	Indexes    []int                 `json:"indexes,omitempty"`
-	Conflicts  []Conflict            `json:"conflicts,omitempty"`
+	Conflicts  []txlog.Conflict      `json:"conflicts,omitempty"`
 	Warnings   []transform.Warning   `json:"warnings,omitempty"`
 	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
 }
@@ -38,14 +36,14 @@ type mappingNote struct {
 // noteOf is what a mapping reports, bounded; the refusals as DHIS2 conflicts (merged by
 // error code and objects, each with its values' indexes).
 func noteOf(m *transform.Mapped) mappingNote {
-	n := mappingNote{Refused: len(m.Refused), Warnings: m.Warnings[:min(len(m.Warnings), maxNoted)],
-		Duplicates: m.Duplicates[:min(len(m.Duplicates), maxNoted)]}
+	n := mappingNote{Refused: len(m.Refused), Warnings: m.Warnings[:min(len(m.Warnings), txlog.MaxNoted)],
+		Duplicates: m.Duplicates[:min(len(m.Duplicates), txlog.MaxNoted)]}
 	errs := make([]*transform.InputError, len(m.Refused))
 	for i, r := range m.Refused {
 		n.Indexes = append(n.Indexes, r.Value.Index)
 		errs[i] = refusalError(r)
 	}
-	n.Conflicts = notesOf(transform.MergeConflicts(errs))
+	n.Conflicts = txlog.ConflictsOf(transform.MergeConflicts(errs))
 	return n
 }
 
@@ -62,17 +60,17 @@ func refusalError(r transform.Refused) *transform.InputError {
 
 // apply adds the note to a delivery record: the refused values count as rejected (they are
 // dead letters), and a record whose target took values is partial.
-func (n mappingNote) apply(rec *DeliveryRecord) {
+func (n mappingNote) apply(rec *txlog.DeliveryRecord) {
 	if n.Refused > 0 {
 		rec.Refused = n.Refused
 		rec.Rejected += n.Refused
 		rec.RejectedIndexes = append(n.Indexes, rec.RejectedIndexes...)
 		rec.Conflicts = append(n.Conflicts, rec.Conflicts...)
 		switch rec.Outcome {
-		case OutcomeDelivered:
-			rec.Outcome = OutcomePartial
-		case OutcomeEmpty:
-			rec.Outcome = OutcomeDeadLettered
+		case txlog.OutcomeDelivered:
+			rec.Outcome = txlog.OutcomePartial
+		case txlog.OutcomeEmpty:
+			rec.Outcome = txlog.OutcomeDeadLettered
 		}
 	}
 	rec.Warnings, rec.Duplicates = n.Warnings, n.Duplicates
@@ -107,7 +105,7 @@ func noteIn(h nats.Header) mappingNote {
 // (reason mapping, the values as received, so that a replay maps them again with the rules
 // and metadata then in force), with each value's conflict.
 func (s *Service) deadLetterRefused(ctx context.Context, b *transform.Batch, t *config.Target, refused []transform.Refused,
-	conflicts []Conflict, kept carried) error {
+	conflicts []txlog.Conflict, kept carried) error {
 	part := *b
 	part.Values = make([]transform.DataValue, len(refused))
 	for i, r := range refused {

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // OpenHIM integration. When `openhim.enabled` is set, Tally registers as a mediator and
@@ -74,7 +75,7 @@ func (s *Service) answerThroughOpenHIM(r *http.Request, coreTx string, got *capt
 	env := openhim.NewEnvelope(s.sections.OpenHIM.URN, "", resp)
 	env.AddOrchestration(openhim.NewOrchestration("Tally ingest", openhim.RequestFromHTTP(r, nil, received), &resp, nil))
 	txID := txIDFromBody(got.body.Bytes())
-	if txID == "" || !validTxID(txID) {
+	if txID == "" || !txlog.ValidTxID(txID) {
 		// Refused before a transaction existed: the core derives the status from the answer.
 		return env
 	}
@@ -106,7 +107,7 @@ func (s *Service) statusEnvelope(ctx context.Context, env *openhim.Envelope, txI
 	case err != nil:
 		s.log.Warn("reading the transaction for the OpenHIM answer", "tx", txID, "err", err)
 		env.SetProperty(propTransaction, txID)
-	case v.Status != TxAccepted:
+	case v.Status != txlog.TxAccepted:
 		out := s.openhimOutcome(v, link)
 		env.Status, env.Properties = out.Status, out.Properties
 		env.AddOrchestration(out.Orchestrations...)

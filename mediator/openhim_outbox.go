@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // Recording outcomes in the OpenHIM core, durably, once per core transaction.
@@ -243,13 +244,13 @@ func (s *Service) queueOutcomes(ctx context.Context, txID string) error {
 	}
 	// Read after the due checks, so that the view holds every record they saw.
 	v, err := s.txlog.View(ctx, txID)
-	if errors.Is(err, ErrTxNotFound) {
+	if errors.Is(err, txlog.ErrTxNotFound) {
 		return nil // expired
 	}
 	if err != nil {
 		return err
 	}
-	if v.Status == TxAccepted {
+	if v.Status == txlog.TxAccepted {
 		return nil
 	}
 	queued := make([]string, 0, len(due))
@@ -290,15 +291,15 @@ func (s *Service) linkDue(ctx context.Context, l *openhimLink) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("reading delivery %s: %w", a.Key, err)
 		}
-		var d DeliveryRecord
-		if e.Revision() <= a.Rev || json.Unmarshal(e.Value(), &d) != nil || d.Outcome == OutcomeRetrying {
+		var d txlog.DeliveryRecord
+		if e.Revision() <= a.Rev || json.Unmarshal(e.Value(), &d) != nil || d.Outcome == txlog.OutcomeRetrying {
 			return false, nil
 		}
 	}
 	return true, nil
 }
 
-func (s *Service) publishOutcome(ctx context.Context, v *TxView, l *openhimLink) error {
+func (s *Service) publishOutcome(ctx context.Context, v *txlog.TxView, l *openhimLink) error {
 	out := s.openhimOutcome(v, l)
 	data, err := json.Marshal(outboxMsg{Tx: v.ID, OpenHIMTx: l.OpenHIMTx, Status: out.Status,
 		Orchestrations: out.Orchestrations, Properties: out.Properties})
@@ -353,8 +354,8 @@ func (s *Service) triggerWork(ctx context.Context, msg jetstream.Msg, _ permit) 
 	key := strings.TrimPrefix(msg.Subject(), stream.TxSubjectPrefix)
 	txID, rest, _ := strings.Cut(key, ".")
 	if strings.HasPrefix(rest, "d.") {
-		var d DeliveryRecord
-		if json.Unmarshal(msg.Data(), &d) == nil && d.Outcome == OutcomeRetrying {
+		var d txlog.DeliveryRecord
+		if json.Unmarshal(msg.Data(), &d) == nil && d.Outcome == txlog.OutcomeRetrying {
 			return nil // a retrying batch finishes nothing
 		}
 	}

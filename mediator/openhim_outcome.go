@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -39,11 +40,11 @@ const maxOutcomeConflicts = 20
 // openhimStatus is the core's status for a final Tally status.
 func openhimStatus(txStatus string) openhim.Status {
 	switch txStatus {
-	case TxDelivered:
+	case txlog.TxDelivered:
 		return openhim.StatusSuccessful
-	case TxPartiallyDelivered:
+	case txlog.TxPartiallyDelivered:
 		return openhim.StatusCompletedWithErrors
-	case TxFailed:
+	case txlog.TxFailed:
 		return openhim.StatusFailed
 	}
 	return openhim.StatusProcessing
@@ -51,7 +52,7 @@ func openhimStatus(txStatus string) openhim.Status {
 
 // openhimOutcome is what the core's transaction l.OpenHIMTx should show of the finished
 // Tally transaction v. A duplicate sent nothing itself, so it has no DHIS2 orchestration.
-func (s *Service) openhimOutcome(v *TxView, l *openhimLink) openhim.Outcome {
+func (s *Service) openhimOutcome(v *txlog.TxView, l *openhimLink) openhim.Outcome {
 	targets := s.targetOutcomes(v)
 	out := openhim.Outcome{Status: openhimStatus(v.Status), Properties: outcomeProperties(v, l, targets)}
 	if l.Kind == linkDuplicate {
@@ -65,17 +66,17 @@ func (s *Service) openhimOutcome(v *TxView, l *openhimLink) openhim.Outcome {
 
 // targetOutcome is what one target did with a transaction: the body of its orchestration.
 type targetOutcome struct {
-	Target      string      `json:"target"`
-	Status      string      `json:"status"`
-	DryRun      bool        `json:"dryRun,omitempty"`
-	Batches     int         `json:"batches"`
-	Values      int         `json:"values"`
-	Unmapped    int         `json:"unmapped,omitempty"`
-	ImportCount ImportCount `json:"importCount"`
-	Rejected    int         `json:"rejected"`
-	DeadLetters int         `json:"deadLetters"`
-	Conflicts   []Conflict  `json:"conflicts,omitempty"`
-	LastError   string      `json:"lastError,omitempty"`
+	Target      string            `json:"target"`
+	Status      string            `json:"status"`
+	DryRun      bool              `json:"dryRun,omitempty"`
+	Batches     int               `json:"batches"`
+	Values      int               `json:"values"`
+	Unmapped    int               `json:"unmapped,omitempty"`
+	ImportCount txlog.ImportCount `json:"importCount"`
+	Rejected    int               `json:"rejected"`
+	DeadLetters int               `json:"deadLetters"`
+	Conflicts   []txlog.Conflict  `json:"conflicts,omitempty"`
+	LastError   string            `json:"lastError,omitempty"`
 	// first and last are the times of the target's first and last delivery records.
 	first, last time.Time
 }
@@ -85,12 +86,12 @@ type targetOutcome struct {
 //
 // Dry run is read from the configuration and the console as they are now, since delivery
 // records do not say it; the outcome is built right after the last delivery.
-func (s *Service) targetOutcomes(v *TxView) []targetOutcome {
+func (s *Service) targetOutcomes(v *txlog.TxView) []targetOutcome {
 	type chain struct {
 		target string
 		seq    int
 	}
-	latest := map[chain]*DeliveryRecord{}
+	latest := map[chain]*txlog.DeliveryRecord{}
 	spans := map[string][2]time.Time{}
 	for _, d := range v.Deliveries {
 		k := chain{d.Target, d.Seq}
@@ -108,7 +109,7 @@ func (s *Service) targetOutcomes(v *TxView) []targetOutcome {
 	}
 	dead := map[string]int{}
 	for k, d := range latest {
-		if d.Outcome == OutcomePartial || d.Outcome == OutcomeDeadLettered {
+		if d.Outcome == txlog.OutcomePartial || d.Outcome == txlog.OutcomeDeadLettered {
 			dead[k.target]++
 		}
 	}
@@ -119,11 +120,11 @@ func (s *Service) targetOutcomes(v *TxView) []targetOutcome {
 			Conflicts: t.Conflicts[:min(len(t.Conflicts), maxOutcomeConflicts)], LastError: t.LastError}
 		switch {
 		case t.Rejected == 0 && dead[t.Target] == 0:
-			to.Status = TxDelivered
+			to.Status = txlog.TxDelivered
 		case t.Rejected < t.Values:
-			to.Status = TxPartiallyDelivered
+			to.Status = txlog.TxPartiallyDelivered
 		default:
-			to.Status = TxFailed
+			to.Status = txlog.TxFailed
 		}
 		to.first, to.last = spans[t.Target][0], spans[t.Target][1]
 		if to.first.IsZero() {
@@ -136,7 +137,7 @@ func (s *Service) targetOutcomes(v *TxView) []targetOutcome {
 
 // outcomeProperties are the properties of the core's transaction: plain values the console
 // lists beside it.
-func outcomeProperties(v *TxView, l *openhimLink, targets []targetOutcome) map[string]any {
+func outcomeProperties(v *txlog.TxView, l *openhimLink, targets []targetOutcome) map[string]any {
 	p := map[string]any{propTransaction: v.ID, propStatus: v.Status}
 	var dry []string
 	for i := range targets {
@@ -170,7 +171,7 @@ func outcomeProperties(v *TxView, l *openhimLink, targets []targetOutcome) map[s
 
 // conflictSummary counts conflicts by error code ("E7617 ×3, E7633 ×1"), or quotes the first
 // message when the target gave no codes.
-func conflictSummary(cs []Conflict) string {
+func conflictSummary(cs []txlog.Conflict) string {
 	if len(cs) == 0 {
 		return ""
 	}
@@ -208,7 +209,7 @@ func (t *targetOutcome) failure(what string) error {
 // as Tally summed it up: 200 when every value was taken, 409 (DHIS2's status for an import
 // summary with conflicts) when some were refused, no response when the target never took
 // the batch (the error says why).
-func (s *Service) importOrchestration(v *TxView, t *targetOutcome, requestID string) openhim.Orchestration {
+func (s *Service) importOrchestration(v *txlog.TxView, t *targetOutcome, requestID string) openhim.Orchestration {
 	name := "DHIS2 import: " + t.Target
 	if t.DryRun {
 		name = "DHIS2 import (dry run): " + t.Target
@@ -235,10 +236,10 @@ func (s *Service) importOrchestration(v *TxView, t *targetOutcome, requestID str
 	var resp *openhim.Response
 	var oerr error
 	switch {
-	case t.Status == TxDelivered:
+	case t.Status == txlog.TxDelivered:
 		r := openhim.NewResponse(http.StatusOK, jsonHeader, body, t.last)
 		resp = &r
-	case len(t.Conflicts) > 0 || t.ImportCount != (ImportCount{}):
+	case len(t.Conflicts) > 0 || t.ImportCount != (txlog.ImportCount{}):
 		r := openhim.NewResponse(http.StatusConflict, jsonHeader, body, t.last)
 		resp = &r
 		oerr = t.failure(fmt.Sprintf("%s refused %d of %d values", t.Target, t.Rejected, t.Values))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // A console rerun replays a stored request to Tally as a new core transaction whose
@@ -23,9 +24,6 @@ import (
 // child transaction's outcome once the replays are delivered. Otherwise (delivered, still
 // in progress, nothing left to replay) the rerun is a harmless duplicate. After the window
 // the rerun is a new Tally transaction like any request.
-
-// EventRerun is the transaction event of an OpenHIM console rerun that replayed dead letters.
-const EventRerun = "rerun"
 
 // Bounds of one rerun: the dead letters it replays, and the time it takes, under the core's
 // router timeout (60 s by default, spec openhim.md §9.1) so that the core gets the answer.
@@ -58,7 +56,7 @@ func (s *Service) rerunDeadLetters(ctx context.Context, txID string, l *openhimL
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rerunTimeout)
 	defer cancel()
 	v, err := s.txlog.View(ctx, txID)
-	if err != nil || (v.Status != TxFailed && v.Status != TxPartiallyDelivered) {
+	if err != nil || (v.Status != txlog.TxFailed && v.Status != txlog.TxPartiallyDelivered) {
 		return nil
 	}
 	letters, more := s.rerunLetters(ctx, txID)
@@ -117,7 +115,7 @@ func (s *Service) rerunLetters(ctx context.Context, txID string) (letters []*Dea
 // published, so that a delivery quicker than the rerun is still recognised as its. A dead
 // letter whose delivery could not be followed is left alone ("skipped"): the child's outcome
 // would otherwise be reported before its replay was delivered.
-func (s *Service) replayForRerun(ctx context.Context, v *TxView, d *DeadLetterSummary) (*ReplayResult, []awaited) {
+func (s *Service) replayForRerun(ctx context.Context, v *txlog.TxView, d *DeadLetterSummary) (*ReplayResult, []awaited) {
 	waits, err := s.awaitedFor(ctx, v, d)
 	if err == nil && len(waits) == 0 {
 		err = errors.New("its batch cannot be read, so its delivery cannot be followed; replay it with tally dlq replay")
@@ -141,7 +139,7 @@ func (s *Service) replayForRerun(ctx context.Context, v *TxView, d *DeadLetterSu
 func (s *Service) recordRerun(ctx context.Context, txID string, l *openhimLink, ans *rerunAnswer, first uint64) {
 	ctx, cancel := bookkeeping(ctx)
 	defer cancel()
-	ev := &TxEvent{Time: s.now().UTC(), Kind: EventRerun, DLQSeq: first, Values: ans.Values,
+	ev := &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventRerun, DLQSeq: first, Values: ans.Values,
 		OpenHIMTransaction: l.OpenHIMTx, DeadLetters: ans.Replayed}
 	if err := s.txlog.PutEvent(ctx, txID, ev); err != nil {
 		s.log.Warn("recording an OpenHIM rerun", "tx", txID, "err", err)
@@ -155,7 +153,7 @@ func (s *Service) recordRerun(ctx context.Context, txID string, l *openhimLink, 
 // generation; a raw dead letter comes back as it was stored, so its records are rewritten in
 // place (for every target of the transaction when the mapper could not read it). A raw dead
 // letter whose batch could not be read cannot be followed and awaits nothing.
-func (s *Service) awaitedFor(ctx context.Context, v *TxView, d *DeadLetterSummary) ([]awaited, error) {
+func (s *Service) awaitedFor(ctx context.Context, v *txlog.TxView, d *DeadLetterSummary) ([]awaited, error) {
 	raw := strings.HasPrefix(d.ID, "raw:")
 	if raw && d.Values == 0 {
 		return nil, nil
@@ -169,7 +167,7 @@ func (s *Service) awaitedFor(ctx context.Context, v *TxView, d *DeadLetterSummar
 	}
 	out := make([]awaited, 0, len(targets))
 	for _, t := range targets {
-		key := deliveryKey(v.ID, t, d.BatchSeq, replay)
+		key := txlog.DeliveryKey(v.ID, t, d.BatchSeq, replay)
 		var rev uint64
 		e, err := s.conn.Tx.Get(ctx, key)
 		switch {
@@ -193,6 +191,6 @@ func (s *Service) rerunEnvelope(env *openhim.Envelope, ans *rerunAnswer) {
 		// "Tally ingest" describes Tally's answer, which is this one now.
 		env.Orchestrations[0].Response = &env.Response
 	}
-	env.SetProperty(propTransaction, ans.Transaction).SetProperty(propStatus, TxAccepted).
+	env.SetProperty(propTransaction, ans.Transaction).SetProperty(propStatus, txlog.TxAccepted).
 		SetProperty(propRerunOf, ans.RerunOf).SetProperty(propReplayed, ans.Replayed)
 }

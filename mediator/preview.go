@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/mediator/pipeline"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -42,9 +43,9 @@ type TargetPreview struct {
 	// Locked are the target's conflicts for values whose period is locked or closed for
 	// data entry (locks.go), as a dry-run import at the target reports them: these values
 	// would become dead letters of reason locked.
-	Locked []Conflict `json:"locked,omitempty"`
-	Error  string     `json:"error,omitempty"`
-	Diff   *Diff      `json:"diff,omitempty"`
+	Locked []txlog.Conflict `json:"locked,omitempty"`
+	Error  string           `json:"error,omitempty"`
+	Diff   *Diff            `json:"diff,omitempty"`
 }
 
 // Diff compares the values a target would receive with those it holds for the same data
@@ -141,11 +142,11 @@ func (s *Service) handlePreview(c echo.Context) error {
 // sent, which of them it would refuse for a locked or closed period: DHIS2 runs every check
 // of an import without writing anything under dryRun (spec dhis2.md §1.2). A target that
 // cannot be asked leaves the list empty (the diff says why).
-func (s *Service) previewLocks(ctx context.Context, t *target, tp *TargetPreview) []Conflict {
+func (s *Service) previewLocks(ctx context.Context, t *target, tp *TargetPreview) []txlog.Conflict {
 	b := &transform.Batch{Schemes: tp.Schemes, DataSet: tp.DataSet, ImportStrategy: tp.ImportStrategy, Values: tp.Values}
 	opts := s.importOptions(t, b, nil)
 	opts.DryRun, opts.Async = true, false
-	var out []Conflict
+	var out []txlog.Conflict
 	size := t.requestSize()
 	for start := 0; start < len(b.Values); start += size {
 		end := min(start+size, len(b.Values))

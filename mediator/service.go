@@ -18,6 +18,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform/mapping"
 )
 
@@ -70,7 +71,7 @@ type Service struct {
 	listener net.Listener
 	conn     *stream.Conn
 	pub      *stream.Publisher
-	txlog    *TxLog
+	txlog    *txlog.TxLog
 	// exch runs the exchanges: section (exchange.go).
 	exch *exchanges
 
@@ -179,7 +180,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.conn = conn
 	s.pub = stream.NewPublisher(conn.JS, 256)
-	s.txlog = &TxLog{kv: conn.Tx}
+	s.txlog = txlog.New(conn.Tx)
 
 	wctx, cancel := context.WithCancel(context.Background())
 	hctx, cancelHandlers := context.WithCancel(context.Background())

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // async=true on POST /api/dataValueSets is answered as DHIS2 answers it (spec dhis2.md §3):
@@ -122,14 +123,14 @@ func (s *Service) taskRoutes(e *echo.Echo) {
 }
 
 // jobFor reads the job a task request names, as the source whose credentials it carries.
-func (s *Service) jobFor(c echo.Context) (*job, *TxView, error) {
+func (s *Service) jobFor(c echo.Context) (*job, *txlog.TxView, error) {
 	src, err := authenticate(c.Request(), s.cfg.Sources, nil)
 	if err != nil {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="DHIS2"`)
 		return nil, nil, echo.NewHTTPError(http.StatusUnauthorized, "Unauthorized")
 	}
 	id := c.Param("id")
-	if c.Param("type") != jobType || !validTxID(id) || len(id) != 11 {
+	if c.Param("type") != jobType || !txlog.ValidTxID(id) || len(id) != 11 {
 		return nil, nil, echo.NewHTTPError(http.StatusNotFound, "no such task")
 	}
 	e, err := s.conn.State.Get(c.Request().Context(), jobKey(id))
@@ -147,7 +148,7 @@ func (s *Service) jobFor(c echo.Context) (*job, *TxView, error) {
 	if j.TxID == "" {
 		return &j, nil, nil
 	}
-	v, done := s.finished(c.Request().Context(), j.TxID)
+	v, done := s.txlog.Finished(c.Request().Context(), j.TxID)
 	if !done {
 		return &j, nil, nil
 	}
@@ -155,7 +156,7 @@ func (s *Service) jobFor(c echo.Context) (*job, *TxView, error) {
 }
 
 // summary is the job's outcome, or nil while the targets have not all answered.
-func (j *job) summary(v *TxView) *importSummary {
+func (j *job) summary(v *txlog.TxView) *importSummary {
 	if j.Summary != nil {
 		return j.Summary
 	}

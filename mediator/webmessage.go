@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -26,11 +27,11 @@ type webMessage struct {
 
 // importSummary is DHIS2's ImportSummary (responseType "ImportSummary").
 type importSummary struct {
-	ResponseType  string         `json:"responseType"`
-	Status        string         `json:"status"`
-	ImportOptions map[string]any `json:"importOptions,omitempty"`
-	Description   string         `json:"description"`
-	ImportCount   ImportCount    `json:"importCount"`
+	ResponseType  string            `json:"responseType"`
+	Status        string            `json:"status"`
+	ImportOptions map[string]any    `json:"importOptions,omitempty"`
+	Description   string            `json:"description"`
+	ImportCount   txlog.ImportCount `json:"importCount"`
 	// Conflicts are DHIS2 2.37+ conflicts (object, objects, value, errorCode, property,
 	// indexes); before 2.37 only object and value (see forRelease).
 	Conflicts []transform.ImportConflict `json:"conflicts"`

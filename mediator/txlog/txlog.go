@@ -1,4 +1,13 @@
-package mediator
+// Package txlog is the transaction log: what became of every payload Tally accepted. It
+// keeps, in the tally_tx bucket, the record ingest writes, one record per batch and target
+// that the mapper and the delivery workers write, the outcome of registering complete data
+// sets, and what operators did with dead letters; it derives a transaction's status from
+// them on read, searches them, and lets a caller wait for a transaction to finish. Records
+// expire with the bucket's TTL (nats.tx_retention).
+//
+// It stores and derives only: it must not deliver, map or dead-letter anything, and knows
+// no HTTP.
+package txlog
 
 import (
 	"context"
@@ -42,14 +51,15 @@ type TxRecord struct {
 	Targets  []string  `json:"targets"`
 	// OpenHIMTransaction is the X-OpenHIM-TransactionID the request arrived with.
 	OpenHIMTransaction string `json:"openhimTransaction,omitempty"`
-	// Exchange is the run summary of a scheduled exchange's transaction.
-	Exchange *ExchangeRun `json:"exchange,omitempty"`
+	// Exchange is the run summary of a scheduled exchange's transaction (mediator/exchange
+	// writes and reads it), kept as it was written.
+	Exchange json.RawMessage `json:"exchange,omitempty"`
 	// Refused counts the payload's values refused at ingest, one by one (per-value
 	// validation); Values counts only those kept for delivery.
 	Refused int `json:"refused,omitempty"`
 	// Conflicts are the refused values' conflicts as DHIS2 reports them (merged by error
 	// code and objects, their indexes pointing into the payload), at most
-	// maxConflictsKept entries.
+	// MaxConflictsKept entries.
 	Conflicts []Conflict `json:"conflicts,omitempty"`
 	// Notes are the payload's own conflicts that refused no value (a completeDate that
 	// cannot be registered, as DHIS2 reports it).
@@ -64,7 +74,8 @@ type ImportCount struct {
 	Deleted  int `json:"deleted"`
 }
 
-func (c *ImportCount) add(o ImportCount) {
+// Add adds o to c.
+func (c *ImportCount) Add(o ImportCount) {
 	c.Imported += o.Imported
 	c.Updated += o.Updated
 	c.Ignored += o.Ignored
@@ -83,24 +94,38 @@ type Conflict struct {
 	Indexes   []int             `json:"indexes,omitempty"`
 }
 
-// conflictFrom is a DHIS2 import conflict as the transaction log keeps it.
-func conflictFrom(c transform.ImportConflict) Conflict {
+// ConflictFrom is a DHIS2 import conflict as the transaction log keeps it.
+func ConflictFrom(c transform.ImportConflict) Conflict {
 	return Conflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property,
 		Message: c.Value, Indexes: c.Indexes}
 }
 
-// dhis2 is the conflict in DHIS2's own shape.
-func (c Conflict) dhis2() transform.ImportConflict {
+// DHIS2 is the conflict in DHIS2's own shape.
+func (c Conflict) DHIS2() transform.ImportConflict {
 	return transform.ImportConflict{ErrorCode: c.ErrorCode, Object: c.Object, Objects: c.Objects, Property: c.Property,
 		Value: c.Message, Indexes: c.Indexes}
 }
 
-// maxIndexesKept bounds the rejected indexes a target summary lists.
-const maxIndexesKept = 10000
+// MaxIndexesKept bounds the rejected indexes a target summary lists.
+const MaxIndexesKept = 10000
 
-// maxConflictsKept bounds a record: a target that rejects a thousand values says why in far
+// MaxConflictsKept bounds a record: a target that rejects a thousand values says why in far
 // fewer distinct conflicts, and the dead letter holds the values themselves.
-const maxConflictsKept = 50
+const MaxConflictsKept = 50
+
+// MaxNoted bounds the warnings and duplicates a delivery record (and a target summary)
+// keeps of what mapping reported.
+const MaxNoted = 50
+
+// ConflictsOf is a list of DHIS2 conflicts as the transaction log keeps it (at most
+// MaxConflictsKept).
+func ConflictsOf(cs []transform.ImportConflict) []Conflict {
+	out := make([]Conflict, 0, min(len(cs), MaxConflictsKept))
+	for _, c := range cs[:min(len(cs), MaxConflictsKept)] {
+		out = append(out, ConflictFrom(c))
+	}
+	return out
+}
 
 // DeliveryRecord is the outcome of one batch at one target.
 type DeliveryRecord struct {
@@ -121,23 +146,23 @@ type DeliveryRecord struct {
 	RejectedIndexes []int      `json:"rejectedIndexes,omitempty"`
 	Conflicts       []Conflict `json:"conflicts,omitempty"`
 	// Attempts counts the tries that reached the target with its circuit closed (see
-	// circuit.go); retry.max_attempts bounds it.
+	// mediator/delivery); retry.max_attempts bounds it.
 	Attempts  int    `json:"attempts"`
 	LastError string `json:"lastError,omitempty"`
 	// FirstError is when the first failed attempt happened, kept across retries.
 	FirstError time.Time `json:"firstError,omitzero"`
 	Time       time.Time `json:"time"`
 	// Completions are the data sets the batch completes, registered once the
-	// transaction's batches are all done (completeness.go).
+	// transaction's batches are all done (mediator/delivery).
 	Completions []Completion `json:"completions,omitempty"`
 	// Refused counts the values mapping refused (dead letters, reason mapping; they are
 	// in Rejected too); Warnings and Duplicates are what mapping reported about the
-	// delivered values (mappingnote.go).
+	// delivered values (mediator/pipeline).
 	Refused    int                   `json:"refused,omitempty"`
 	Warnings   []transform.Warning   `json:"warnings,omitempty"`
 	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
 	// Locked counts the rejected values refused for a locked or closed period (dead
-	// letters of reason locked; locks.go).
+	// letters of reason locked).
 	Locked int `json:"locked,omitempty"`
 }
 
@@ -151,7 +176,7 @@ type TargetSummary struct {
 	Counts   ImportCount `json:"importCount"`
 	Rejected int         `json:"rejected"`
 	// RejectedIndexes are the payload indexes of the values still rejected, at most
-	// maxIndexesKept.
+	// MaxIndexesKept.
 	RejectedIndexes []int      `json:"rejectedIndexes,omitempty"`
 	Attempts        int        `json:"attempts"`
 	Conflicts       []Conflict `json:"conflicts,omitempty"`
@@ -161,7 +186,7 @@ type TargetSummary struct {
 	// Locked counts the values still refused for a locked or closed period.
 	Locked int `json:"locked,omitempty"`
 	// Refused counts the values mapping refused; Warnings and Duplicates list what it
-	// reported (at most maxNoted each).
+	// reported (at most MaxNoted each).
 	Refused    int                   `json:"refused,omitempty"`
 	Warnings   []transform.Warning   `json:"warnings,omitempty"`
 	Duplicates []transform.Duplicate `json:"duplicates,omitempty"`
@@ -183,6 +208,8 @@ type TxView struct {
 const (
 	EventReplayed  = "replayed"
 	EventDiscarded = "discarded"
+	// EventRerun is an OpenHIM console rerun that replayed dead letters.
+	EventRerun = "rerun"
 )
 
 // TxEvent is something an operator did to a transaction's dead letters.
@@ -213,6 +240,9 @@ type TxLog struct {
 	kv jetstream.KeyValue
 }
 
+// New is the transaction log kept in kv (the tally_tx bucket).
+func New(kv jetstream.KeyValue) *TxLog { return &TxLog{kv: kv} }
+
 // ErrTxNotFound means no transaction has that id.
 var ErrTxNotFound = errors.New("transaction not found")
 
@@ -236,6 +266,19 @@ func (l *TxLog) Create(ctx context.Context, rec *TxRecord) (*TxRecord, bool, err
 	return rec, true, nil
 }
 
+// Put writes rec whether or not a record with its id exists: an exchange run's record is
+// written once its values are stored, and again with the run's outcome.
+func (l *TxLog) Put(ctx context.Context, rec *TxRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := l.kv.Put(ctx, rec.ID, data); err != nil {
+		return fmt.Errorf("recording transaction %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
 // Get returns the ingest record of a transaction.
 func (l *TxLog) Get(ctx context.Context, id string) (*TxRecord, error) {
 	e, err := l.kv.Get(ctx, id)
@@ -252,7 +295,9 @@ func (l *TxLog) Get(ctx context.Context, id string) (*TxRecord, error) {
 	return &rec, nil
 }
 
-func deliveryKey(txID, target string, seq, replay int) string {
+// DeliveryKey is where the record of batch seq of a transaction at a target is kept
+// (replay 0 is the first delivery, n the n-th replay).
+func DeliveryKey(txID, target string, seq, replay int) string {
 	k := txID + ".d." + target + "." + strconv.Itoa(seq)
 	if replay > 0 {
 		k += ".r" + strconv.Itoa(replay)
@@ -262,21 +307,22 @@ func deliveryKey(txID, target string, seq, replay int) string {
 
 // PutDelivery records (or replaces) the outcome of one batch at one target.
 func (l *TxLog) PutDelivery(ctx context.Context, txID string, d *DeliveryRecord) error {
-	if len(d.Conflicts) > maxConflictsKept {
-		d.Conflicts = d.Conflicts[:maxConflictsKept]
+	if len(d.Conflicts) > MaxConflictsKept {
+		d.Conflicts = d.Conflicts[:MaxConflictsKept]
 	}
 	data, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	if _, err := l.kv.Put(ctx, deliveryKey(txID, d.Target, d.Seq, d.Replay), data); err != nil {
+	if _, err := l.kv.Put(ctx, DeliveryKey(txID, d.Target, d.Seq, d.Replay), data); err != nil {
 		return fmt.Errorf("recording delivery of %s batch %d to %s: %w", txID, d.Seq, d.Target, err)
 	}
 	return nil
 }
 
-func (l *TxLog) delivery(ctx context.Context, txID, target string, seq, replay int) (*DeliveryRecord, error) {
-	e, err := l.kv.Get(ctx, deliveryKey(txID, target, seq, replay))
+// Delivery reads the record of one batch at one target.
+func (l *TxLog) Delivery(ctx context.Context, txID, target string, seq, replay int) (*DeliveryRecord, error) {
+	e, err := l.kv.Get(ctx, DeliveryKey(txID, target, seq, replay))
 	if err != nil {
 		return nil, err
 	}
@@ -325,9 +371,9 @@ func decodeOutcome(key string, value []byte, ds *[]*DeliveryRecord, comps map[st
 	return nil
 }
 
-// targetDeliveries returns a transaction's delivery records at one target and its
+// TargetDeliveries returns a transaction's delivery records at one target and its
 // completion record there (nil when none).
-func (l *TxLog) targetDeliveries(ctx context.Context, txID, target string) ([]*DeliveryRecord, *CompletionRecord, error) {
+func (l *TxLog) TargetDeliveries(ctx context.Context, txID, target string) ([]*DeliveryRecord, *CompletionRecord, error) {
 	ds, comps, err := l.outcomes(ctx, txID, txID+".d."+target+".>")
 	if err != nil {
 		return nil, nil, err
@@ -337,7 +383,7 @@ func (l *TxLog) targetDeliveries(ctx context.Context, txID, target string) ([]*D
 
 // PutEvent records an operator's action on one of the transaction's dead letters.
 func (l *TxLog) PutEvent(ctx context.Context, txID string, e *TxEvent) error {
-	if !validTxID(txID) {
+	if !ValidTxID(txID) {
 		return fmt.Errorf("recording %s event: bad transaction id %q", e.Kind, txID)
 	}
 	data, err := json.Marshal(e)
@@ -463,11 +509,11 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord, comps map[string]*Completion
 		s.Values += base.Values
 		s.Unmapped += base.Unmapped
 		s.Refused += base.Refused
-		s.Warnings = append(s.Warnings, base.Warnings[:min(len(base.Warnings), max(0, maxNoted-len(s.Warnings)))]...)
-		s.Duplicates = append(s.Duplicates, base.Duplicates[:min(len(base.Duplicates), max(0, maxNoted-len(s.Duplicates)))]...)
+		s.Warnings = append(s.Warnings, base.Warnings[:min(len(base.Warnings), max(0, MaxNoted-len(s.Warnings)))]...)
+		s.Duplicates = append(s.Duplicates, base.Duplicates[:min(len(base.Duplicates), max(0, MaxNoted-len(s.Duplicates)))]...)
 		someDelivered := false
 		for _, d := range chain {
-			s.Counts.add(d.Counts)
+			s.Counts.Add(d.Counts)
 			s.Attempts += d.Attempts
 			if d.Outcome == OutcomePartial || d.Outcome == OutcomeDelivered {
 				someDelivered = true
@@ -482,11 +528,11 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord, comps map[string]*Completion
 		s.Done++
 		s.Rejected += last.Rejected
 		s.Locked += last.Locked
-		s.RejectedIndexes = append(s.RejectedIndexes, last.RejectedIndexes[:min(len(last.RejectedIndexes), maxIndexesKept-len(s.RejectedIndexes))]...)
+		s.RejectedIndexes = append(s.RejectedIndexes, last.RejectedIndexes[:min(len(last.RejectedIndexes), MaxIndexesKept-len(s.RejectedIndexes))]...)
 		if last.LastError != "" {
 			s.LastError = last.LastError
 		}
-		if room := maxConflictsKept - len(s.Conflicts); room > 0 {
+		if room := MaxConflictsKept - len(s.Conflicts); room > 0 {
 			s.Conflicts = append(s.Conflicts, last.Conflicts[:min(room, len(last.Conflicts))]...)
 		}
 		if len(last.Completions) > 0 {
@@ -639,7 +685,7 @@ func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 	return out, nil
 }
 
-// validTxID guards keys built from request paths.
-func validTxID(id string) bool {
+// ValidTxID guards keys built from request paths.
+func ValidTxID(id string) bool {
 	return id != "" && len(id) <= 80 && !strings.ContainsAny(id, ".*> \t")
 }
