@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/tally-hmis/tally/mediator/pipeline"
 )
 
 // Each target has a circuit breaker, so that an outage does not burn the retry budget of
@@ -51,17 +53,6 @@ func (s circuitState) String() string {
 // circuitThreshold is how many transient failures in a row open a target's circuit.
 const circuitThreshold = 5
 
-// permit admits a worker to fetch one message; a probe permit is the half-open circuit's
-// single trial. A worker already waiting for a message when the circuit opens keeps its pull
-// (cancelling a pull can strand a message the server is sending, until AckWait); what it
-// receives is returned unsent, with NakWithDelay, and not counted as an attempt.
-type permit struct {
-	probe bool
-	// gen identifies the probe, so that a late release of an old probe's permit cannot
-	// free the slot of a newer probe.
-	gen uint64
-}
-
 // breaker is one target's circuit. It is safe for concurrent use.
 type breaker struct {
 	threshold int
@@ -75,7 +66,7 @@ type breaker struct {
 	opens    int // times opened since the circuit was last closed
 	until    time.Time
 	probing  bool
-	probeGen uint64        // the current or last probe's permit generation
+	probeGen uint64        // the current or last probe's pipeline.Permit generation
 	changed  chan struct{} // closed and replaced on every state change
 }
 
@@ -109,7 +100,7 @@ func (b *breaker) remaining() time.Duration {
 
 // acquire blocks until the worker may fetch a message: at once while closed, as the probe
 // when half-open and no probe is out, otherwise when the state changes or ctx ends.
-func (b *breaker) acquire(ctx context.Context) (permit, error) {
+func (b *breaker) acquire(ctx context.Context) (pipeline.Permit, error) {
 	for {
 		b.mu.Lock()
 		b.tick()
@@ -118,13 +109,13 @@ func (b *breaker) acquire(ctx context.Context) (permit, error) {
 		switch {
 		case b.state == circuitClosed:
 			b.mu.Unlock()
-			return permit{}, nil
+			return pipeline.Permit{}, nil
 		case b.state == circuitHalfOpen && !b.probing:
 			b.probing = true
 			b.probeGen++
 			gen := b.probeGen
 			b.mu.Unlock()
-			return permit{probe: true, gen: gen}, nil
+			return pipeline.Permit{Probe: true, Gen: gen}, nil
 		case b.state == circuitOpen:
 			timer = time.NewTimer(b.until.Sub(b.now()))
 			wait = timer.C
@@ -136,7 +127,7 @@ func (b *breaker) acquire(ctx context.Context) (permit, error) {
 			if timer != nil {
 				timer.Stop()
 			}
-			return permit{}, ctx.Err()
+			return pipeline.Permit{}, ctx.Err()
 		case <-changed:
 		case <-wait:
 		}
@@ -149,13 +140,13 @@ func (b *breaker) acquire(ctx context.Context) (permit, error) {
 // release returns a permit that led to no verdict (nothing to fetch, shutdown, a message
 // that could not be read). Releasing a permit that success or failure already settled does
 // nothing.
-func (b *breaker) release(p permit) {
-	if !p.probe {
+func (b *breaker) release(p pipeline.Permit) {
+	if !p.Probe {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.probing || p.gen != b.probeGen {
+	if !b.probing || p.Gen != b.probeGen {
 		return
 	}
 	b.probing = false
@@ -178,10 +169,10 @@ func (b *breaker) halfOpen() bool {
 }
 
 // success records that the target answered: the circuit closes.
-func (b *breaker) success(p permit) {
+func (b *breaker) success(p pipeline.Permit) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if p.probe && p.gen == b.probeGen {
+	if p.Probe && p.Gen == b.probeGen {
 		b.probing = false
 	}
 	b.failures, b.opens = 0, 0
@@ -190,11 +181,11 @@ func (b *breaker) success(p permit) {
 
 // failure records a transient failure and reports whether it counts as an attempt of the
 // message: a failed probe does not.
-func (b *breaker) failure(p permit, retryAfter time.Duration) (counted bool) {
+func (b *breaker) failure(p pipeline.Permit, retryAfter time.Duration) (counted bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tick()
-	if p.probe && p.gen == b.probeGen {
+	if p.Probe && p.Gen == b.probeGen {
 		b.probing = false
 		if b.state == circuitHalfOpen {
 			b.opens++
@@ -220,11 +211,11 @@ func (b *breaker) failure(p permit, retryAfter time.Duration) (counted bool) {
 
 // trip opens the circuit at once (the target refused the credentials). The failure does not
 // count as an attempt of the message.
-func (b *breaker) trip(p permit, retryAfter time.Duration) {
+func (b *breaker) trip(p pipeline.Permit, retryAfter time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tick()
-	if p.probe && p.gen == b.probeGen {
+	if p.Probe && p.Gen == b.probeGen {
 		b.probing = false
 	}
 	b.failures = b.threshold

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/tally-hmis/tally/mediator/pipeline"
 )
 
 func TestBreakerOpensAfterThresholdAndProbesOnce(t *testing.T) {
@@ -13,7 +15,7 @@ func TestBreakerOpensAfterThresholdAndProbesOnce(t *testing.T) {
 	ctx := context.Background()
 
 	p, err := b.acquire(ctx)
-	if err != nil || p.probe {
+	if err != nil || p.Probe {
 		t.Fatalf("closed circuit: %+v, %v", p, err)
 	}
 	for i := range 2 {
@@ -32,7 +34,7 @@ func TestBreakerOpensAfterThresholdAndProbesOnce(t *testing.T) {
 	// While open, acquire waits out the cool-down; then exactly one probe is admitted.
 	began := time.Now()
 	probe, err := b.acquire(ctx)
-	if err != nil || !probe.probe {
+	if err != nil || !probe.Probe {
 		t.Fatalf("after the cool-down: %+v, %v", probe, err)
 	}
 	if d := time.Since(began); d < 15*time.Millisecond {
@@ -79,16 +81,16 @@ func TestBreakerTripHonoursRetryAfterAndReleasedProbesPassOn(t *testing.T) {
 		t.Errorf("open for %s, want Retry-After's 60ms", r)
 	}
 	probe, _ := b.acquire(context.Background())
-	if !probe.probe {
+	if !probe.Probe {
 		t.Fatal("want a probe")
 	}
 	b.release(probe) // nothing to fetch
 	again, err := b.acquire(context.Background())
-	if err != nil || !again.probe {
+	if err != nil || !again.Probe {
 		t.Fatalf("a released probe did not pass on: %+v, %v", again, err)
 	}
 	// A success while open (a request admitted before it opened) closes it too.
-	b.success(permit{})
+	b.success(pipeline.Permit{})
 	if b.State() != circuitClosed {
 		t.Error("not closed")
 	}
@@ -96,10 +98,10 @@ func TestBreakerTripHonoursRetryAfterAndReleasedProbesPassOn(t *testing.T) {
 
 func TestBackoffIsBoundedWithJitter(t *testing.T) {
 	for attempt := 1; attempt < 40; attempt++ {
-		d := backoff(attempt, 100*time.Millisecond, 5*time.Second)
+		d := pipeline.Backoff(attempt, 100*time.Millisecond, 5*time.Second)
 		ceil := min(100*time.Millisecond<<min(attempt-1, 20), 5*time.Second)
 		if d < ceil/2 || d > ceil {
-			t.Errorf("backoff(%d) = %s, want between %s and %s", attempt, d, ceil/2, ceil)
+			t.Errorf("pipeline.Backoff(%d) = %s, want between %s and %s", attempt, d, ceil/2, ceil)
 		}
 	}
 }

@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/adapters/dvs"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
@@ -41,11 +40,6 @@ import (
 // is an upsert, so the second changes nothing. The transaction is not finished at a target
 // until that record exists, so a synchronous answer includes dataSetComplete and the
 // registration's conflicts.
-
-// headerCompletes marks the messages of a transaction that completes a data set: its value
-// is the number of batches, so that delivery knows when all have an outcome without reading
-// the transaction record.
-const headerCompletes = "Tally-Completes"
 
 // completionReader normalises the completeDate of a payload for a source, and collects the
 // conflicts DHIS2 reports about it.
@@ -236,19 +230,10 @@ func (s *Service) registerOnce(ctx context.Context, t *target, regs []dhis2.Regi
 		if err == nil || dhis2.KindOf(err) == dhis2.KindPermanent || try == registrationTries {
 			break
 		}
-		pause(ctx, time.Duration(try)*time.Second)
+		pipeline.Pause(ctx, time.Duration(try)*time.Second)
 	}
 	if err != nil {
 		return res, fmt.Errorf("registering %d complete data sets: %w", len(regs), err)
 	}
 	return res, nil
-}
-
-// completesHeader marks the messages of a transaction whose batches complete a data set.
-func completesHeader(h nats.Header, batches int) nats.Header {
-	if h == nil {
-		h = nats.Header{}
-	}
-	h.Set(headerCompletes, strconv.Itoa(batches))
-	return h
 }

@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -22,7 +20,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/adapters/dvs"
 	"github.com/tally-hmis/tally/config"
-	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
@@ -50,7 +48,9 @@ func (s *Service) controlTarget(t *target) {
 	gauge := s.metrics.CircuitState.WithLabelValues(name)
 	gauge.Set(float64(circuitClosed))
 	t.breaker = newBreaker(circuitThreshold,
-		func(opens int) time.Duration { return backoff(opens+2, retry.InitialDelay.D(), retry.MaxDelay.D()) },
+		func(opens int) time.Duration {
+			return pipeline.Backoff(opens+2, retry.InitialDelay.D(), retry.MaxDelay.D())
+		},
 		func(from, to circuitState) {
 			gauge.Set(float64(to))
 			s.log.Warn("target circuit changed", "target", name, "from", from.String(), "to", to.String())
@@ -60,12 +60,12 @@ func (s *Service) controlTarget(t *target) {
 	}
 }
 
-// acquire admits one worker to fetch and deliver: a free slot of the concurrency limit
+// Acquire admits one worker to fetch and deliver: a free slot of the concurrency limit
 // first, so that at most the limit of workers even wait for the circuit and the rate limit.
 // Every acquire that succeeds is paired with one release.
-func (t *target) acquire(ctx context.Context) (permit, error) {
+func (t *target) Acquire(ctx context.Context) (pipeline.Permit, error) {
 	if err := t.slots.acquire(ctx); err != nil {
-		return permit{}, err
+		return pipeline.Permit{}, err
 	}
 	p, err := t.breaker.acquire(ctx)
 	if err != nil {
@@ -75,12 +75,12 @@ func (t *target) acquire(ctx context.Context) (permit, error) {
 	if err := t.wait(ctx); err != nil {
 		t.breaker.release(p)
 		t.slots.release()
-		return permit{}, err
+		return pipeline.Permit{}, err
 	}
 	return p, nil
 }
 
-func (t *target) release(p permit) {
+func (t *target) Release(p pipeline.Permit) {
 	t.breaker.release(p)
 	t.slots.release()
 }
@@ -233,94 +233,12 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Headers of TALLY_DELIVER messages, besides Tally-Tx and Tally-Unmapped.
-const (
-	// headerSourceAt marks a message that carries the source values after the mapped
-	// batch: the value is the byte offset where the source batch's encoding starts.
-	headerSourceAt = "Tally-Source-At"
-	// headerHistory carries a replayed batch's earlier failures (base64 of a JSON list), so
-	// that its next dead letter keeps them.
-	headerHistory = "Tally-History"
-)
-
-// deliverMessage builds the TALLY_DELIVER message for a mapped batch. When mapping changed
-// the values, the source values travel along after the mapped batch, so that a dead letter
-// made of it can be re-mapped with the current rules on replay; an identity mapping sends
-// the batch once.
-func deliverMessage(id string, source, mapped *transform.Batch, unmapped int, h nats.Header) stream.Msg {
-	data := transform.EncodeBatch(mapped)
-	if h == nil {
-		h = nats.Header{}
-	}
-	tx := mapped.TxID
-	if tx == "" && source != nil {
-		tx = source.TxID
-	}
-	h.Set(headerTx, tx)
-	h.Set(headerUnmapped, strconv.Itoa(unmapped))
-	if source != nil && !sameValues(source, mapped) {
-		h.Set(headerSourceAt, strconv.Itoa(len(data)))
-		data = transform.AppendBatch(data, source)
-	}
-	return stream.Msg{Subject: stream.DeliverPrefix + mapped.Target, ID: id, Data: data, Header: h}
-}
-
-// sameValues reports whether mapping left a batch as it was.
-func sameValues(a, b *transform.Batch) bool {
-	if a.Schemes != b.Schemes || len(a.Values) != len(b.Values) {
-		return false
-	}
-	for i := range a.Values {
-		x, y := &a.Values[i], &b.Values[i]
-		if x.DataElement != y.DataElement || x.Period != y.Period || x.OrgUnit != y.OrgUnit ||
-			x.CategoryOptionCombo != y.CategoryOptionCombo || x.AttributeOptionCombo != y.AttributeOptionCombo ||
-			x.Value != y.Value || x.Comment != y.Comment || x.Deleted != y.Deleted || x.FollowUp != y.FollowUp ||
-			x.StoredBy != y.StoredBy || x.Index != y.Index || x.DataSet != y.DataSet ||
-			!slices.Equal(x.Categories, y.Categories) || !slices.Equal(x.Attributes, y.Attributes) {
-			return false
-		}
-	}
-	return true
-}
-
-// decodeDeliver reads a TALLY_DELIVER message: the batch to send and, when mapping changed
-// it, the source values it was made from (else nil).
-func decodeDeliver(msg jetstream.Msg) (mapped, source *transform.Batch, err error) {
-	data := msg.Data()
-	var srcData []byte
-	if at := msg.Headers().Get(headerSourceAt); at != "" {
-		n, err := strconv.Atoi(at)
-		if err != nil || n < 0 || n > len(data) {
-			return nil, nil, fmt.Errorf("decoding %s: bad %s header %q", msg.Subject(), headerSourceAt, at)
-		}
-		data, srcData = data[:n], data[n:]
-	}
-	mapped, err = transform.DecodeBatch(data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("decoding %s: %w", msg.Subject(), err)
-	}
-	if srcData != nil {
-		if source, err = transform.DecodeBatch(srcData); err != nil {
-			return nil, nil, fmt.Errorf("decoding the source values of %s: %w", msg.Subject(), err)
-		}
-	}
-	if h := msg.Headers(); h != nil {
-		if mapped.TxID == "" {
-			mapped.TxID = h.Get(headerTx)
-		}
-		if mapped.ID == "" {
-			mapped.ID = h.Get(jetstream.MsgIDHeader)
-		}
-	}
-	return mapped, source, nil
-}
-
 // deliverWork is the work of a target's delivery stage: decode, then deliver.
-func (s *Service) deliverWork(t *target) msgHandler {
-	return func(ctx context.Context, msg jetstream.Msg, p permit) error {
-		b, source, err := decodeDeliver(msg)
+func (s *Service) deliverWork(t *target) pipeline.Handler {
+	return func(ctx context.Context, msg jetstream.Msg, p pipeline.Permit) error {
+		b, source, err := pipeline.DecodeDeliver(msg)
 		if err != nil {
-			return s.decodeFailure(msg, err)
+			return pipeline.DecodeFailure(s.log, msg, err, s.cfg.Delivery.UpgradeWait.D(), s.now())
 		}
 		return s.deliverBatch(ctx, t, msg, p, b, source)
 	}
@@ -347,26 +265,26 @@ type tries struct {
 // max_age). Shutdown cut the request short → back to the stream at once, not an attempt.
 // A dead letter is stored before the ack, so nothing is lost between the two; every write
 // after the request runs on a fresh deadline (bookkeeping), whatever the request took.
-func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg, p permit, b, source *transform.Batch) error {
+func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg, p pipeline.Permit, b, source *transform.Batch) error {
 	if t.slots.over() {
 		// Fetched by a worker admitted before the concurrency limit shrank: not sent, not
 		// an attempt; it goes back so that no more than the new limit are in flight.
-		return retryIn(policyOf(t.cfg).deferred(), errOverLimit)
+		return pipeline.RetryIn(pipeline.PolicyOf(t.cfg).Deferred(), errOverLimit)
 	}
-	if !p.probe && t.breaker.State() != circuitClosed {
+	if !p.Probe && t.breaker.State() != circuitClosed {
 		// Fetched just as the circuit opened: not sent, not an attempt; it waits for the
 		// circuit like the messages still in the stream.
 		s.metrics.DeliveryDeferred.WithLabelValues(t.cfg.Name).Inc()
-		return retryIn(policyOf(t.cfg).deferred(), errCircuitOpen)
+		return pipeline.RetryIn(pipeline.PolicyOf(t.cfg).Deferred(), errCircuitOpen)
 	}
 	prev := s.earlierTries(ctx, msg, b, t.cfg.Name)
-	outcome, derr := s.importBatch(ctx, t, b, flagsOf(msg.Headers()))
-	bctx, cancel := bookkeeping(ctx)
+	outcome, derr := s.importBatch(ctx, t, b, pipeline.FlagsOf(msg.Headers()))
+	bctx, cancel := pipeline.Bookkeeping(ctx)
 	defer cancel()
-	unmapped, _ := strconv.Atoi(msg.Headers().Get(headerUnmapped))
+	unmapped, _ := strconv.Atoi(msg.Headers().Get(pipeline.HeaderUnmapped))
 	rec := &txlog.DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
 		Time: s.now().UTC(), Counts: outcome.counts, Conflicts: outcome.conflicts, Rejected: len(outcome.rejected)}
-	kept := carriedBy(msg.Headers())
+	kept := pipeline.CarriedBy(msg.Headers())
 	if derr == nil {
 		return s.delivered(bctx, t, p, b, source, rec, outcome, prev, kept)
 	}
@@ -375,7 +293,7 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 		// back to the stream now rather than after AckWait.
 		s.log.Info("delivery interrupted; message returned to the stream", "tx", b.TxID, "seq", b.Seq,
 			"target", t.cfg.Name, "err", derr)
-		return retryIn(0, derr)
+		return pipeline.RetryIn(0, derr)
 	}
 	return s.deliveryFailed(bctx, t, p, b, source, rec, derr, prev, kept)
 }
@@ -383,10 +301,10 @@ func (s *Service) deliverBatch(ctx context.Context, t *target, msg jetstream.Msg
 // earlierTries reads the attempts a batch has already used at a target. They are recorded
 // only once a message comes back, so the first delivery (the common case) skips the read.
 func (s *Service) earlierTries(ctx context.Context, msg jetstream.Msg, b *transform.Batch, target string) tries {
-	if msgAttempts(msg) <= 1 {
+	if pipeline.MsgAttempts(msg) <= 1 {
 		return tries{}
 	}
-	bctx, cancel := bookkeeping(ctx)
+	bctx, cancel := pipeline.Bookkeeping(ctx)
 	defer cancel()
 	prev, err := s.txlog.Delivery(bctx, b.TxID, target, b.Seq, b.Replays)
 	if err != nil || prev.Outcome != txlog.OutcomeRetrying {
@@ -397,8 +315,8 @@ func (s *Service) earlierTries(ctx context.Context, msg jetstream.Msg, b *transf
 
 // delivered records a batch the target answered for: all of it taken, or some values
 // rejected, which become a dead letter of exactly those values.
-func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
-	out importOutcome, prev tries, kept carried) error {
+func (s *Service) delivered(ctx context.Context, t *target, p pipeline.Permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
+	out importOutcome, prev tries, kept pipeline.Carried) error {
 	name := t.cfg.Name
 	t.breaker.success(p)
 	rec.Attempts = prev.attempts + 1
@@ -414,14 +332,14 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 			reason string
 			err    error
 		}{
-			{other, ReasonRejected, fmt.Errorf("%s rejected %d of %d values", name, len(other), len(b.Values))},
-			{locked, ReasonLocked, lockedError(name, len(locked), len(b.Values))},
+			{other, pipeline.ReasonRejected, fmt.Errorf("%s rejected %d of %d values", name, len(other), len(b.Values))},
+			{locked, pipeline.ReasonLocked, lockedError(name, len(locked), len(b.Values))},
 		} {
 			if len(part.at) == 0 {
 				continue
 			}
 			if err := s.deadLetterPart(ctx, b, source, name, part.at, part.reason, part.err, rec, kept); err != nil {
-				return retryIn(s.retryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
+				return pipeline.RetryIn(pipeline.RetryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
 			}
 		}
 		rec.Locked = len(locked)
@@ -431,7 +349,7 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 			rec.Outcome = txlog.OutcomeDeadLettered // the target answered, and took nothing
 		}
 		s.metrics.DeliveredValues.WithLabelValues(name, "rejected").Add(float64(len(other)))
-		s.metrics.DeliveredValues.WithLabelValues(name, ReasonLocked).Add(float64(len(locked)))
+		s.metrics.DeliveredValues.WithLabelValues(name, pipeline.ReasonLocked).Add(float64(len(locked)))
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, result).Inc()
 	c := out.counts
@@ -443,16 +361,16 @@ func (s *Service) delivered(ctx context.Context, t *target, p permit, b, source 
 	// transaction's other batches are done (completeness.go), as DHIS2 registers a
 	// completion whatever became of the values.
 	rec.Completions = completionsOf(b)
-	kept.note.apply(rec)
+	kept.Note.Apply(rec)
 	s.record(ctx, b.TxID, rec)
-	s.completeIfDone(ctx, t, b.TxID, kept.completes)
+	s.completeIfDone(ctx, t, b.TxID, kept.Completes)
 	return nil
 }
 
 // deadLetterPart stores the values at the given positions of b as a dead letter of one
 // reason, and records their payload indexes as rejected.
 func (s *Service) deadLetterPart(ctx context.Context, b, source *transform.Batch, target string, at []int, reason string,
-	err error, rec *txlog.DeliveryRecord, kept carried) error {
+	err error, rec *txlog.DeliveryRecord, kept pipeline.Carried) error {
 	part := *b
 	part.Values = make([]transform.DataValue, 0, len(at))
 	for _, i := range at {
@@ -460,17 +378,17 @@ func (s *Service) deadLetterPart(ctx context.Context, b, source *transform.Batch
 		rec.RejectedIndexes = append(rec.RejectedIndexes, b.Values[i].Index)
 	}
 	dl := s.newDeadLetter(&part, source, target, reason, err, rec.Conflicts, rec.Attempts, rec.Time, kept)
-	if reason != ReasonRejected {
+	if reason != pipeline.ReasonRejected {
 		dl.ID += ":" + reason
 	}
 	return s.storeDeadLetter(ctx, dl)
 }
 
 // deliveryFailed applies the retry policy to a request that failed as a whole.
-func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
-	derr error, prev tries, kept carried) error {
+func (s *Service) deliveryFailed(ctx context.Context, t *target, p pipeline.Permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
+	derr error, prev tries, kept pipeline.Carried) error {
 	name := t.cfg.Name
-	pol := policyOf(t.cfg)
+	pol := pipeline.PolicyOf(t.cfg)
 	rec.LastError = derr.Error()
 	rec.FirstError = prev.first
 	if rec.FirstError.IsZero() {
@@ -481,7 +399,7 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 	if kind == 0 {
 		kind = dhis2.KindTransient // unclassified: the outcome is unknown, and re-sending is harmless
 	}
-	reason := ReasonPermanent
+	reason := pipeline.ReasonPermanent
 	if unauthorized := errors.Is(derr, dhis2.ErrUnauthorized); kind == dhis2.KindTransient || unauthorized {
 		ra := min(retryAfterOf(derr), t.cfg.Retry.MaxDelay.D())
 		if unauthorized {
@@ -490,16 +408,16 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 			attempts++
 		}
 		rec.Attempts = attempts
-		if delay, ok := pol.next(attempts, b.Received, rec.Time, retryAfterOf(derr)); ok {
+		if delay, ok := pol.Next(attempts, b.Received, rec.Time, retryAfterOf(derr)); ok {
 			s.metrics.DeliveryAttempts.WithLabelValues(name, "transient").Inc()
 			s.metrics.DeliveryRetries.WithLabelValues(name).Inc()
 			s.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
 				"attempt", attempts, "retry_in", delay, "err", derr)
 			rec.Outcome = txlog.OutcomeRetrying
 			s.record(ctx, b.TxID, rec)
-			return retryIn(delay, derr)
+			return pipeline.RetryIn(delay, derr)
 		}
-		reason = ReasonExhausted
+		reason = pipeline.ReasonExhausted
 	} else {
 		// The target answered: it is up, whatever it thought of the batch.
 		t.breaker.success(p)
@@ -507,27 +425,27 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 		rec.Attempts = attempts
 		if allLocks(rec.Conflicts) {
 			// 2.43 refuses a data set's values whole for an untimely period (locks.go).
-			reason = ReasonLocked
+			reason = pipeline.ReasonLocked
 			rec.Locked = len(b.Values)
 		}
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, "permanent").Inc()
 	dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, rec.FirstError, kept)
 	if err := s.storeDeadLetter(ctx, dl); err != nil {
-		return retryIn(s.retryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
+		return pipeline.RetryIn(pipeline.RetryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
 	}
 	rec.Outcome = txlog.OutcomeDeadLettered
 	rec.Rejected, rec.RejectedIndexes = len(b.Values), payloadIndexes(b.Values)
-	kept.note.apply(rec)
+	kept.Note.Apply(rec)
 	outcome := "rejected"
-	if reason == ReasonLocked {
-		outcome = ReasonLocked
+	if reason == pipeline.ReasonLocked {
+		outcome = pipeline.ReasonLocked
 	}
 	s.metrics.DeliveredValues.WithLabelValues(name, outcome).Add(float64(len(b.Values)))
 	s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 		"reason", reason, "err", derr)
 	s.record(ctx, b.TxID, rec)
-	s.completeIfDone(ctx, t, b.TxID, kept.completes)
+	s.completeIfDone(ctx, t, b.TxID, kept.Completes)
 	return nil
 }
 
@@ -536,16 +454,6 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p permit, b, so
 func (s *Service) record(ctx context.Context, txID string, rec *txlog.DeliveryRecord) {
 	if err := s.txlog.PutDelivery(ctx, txID, rec); err != nil {
 		s.log.Warn("recording delivery", "tx", txID, "target", rec.Target, "seq", rec.Seq, "err", err)
-	}
-}
-
-func (s *Service) nak(ctx context.Context, msg jetstream.Msg, delay time.Duration) {
-	var nc *nats.Conn
-	if s.conn != nil {
-		nc = s.conn.NC
-	}
-	if err := nak(ctx, nc, msg, delay); err != nil {
-		s.log.Warn("returning a message to the stream failed; it comes back after AckWait", "subject", msg.Subject(), "err", err)
 	}
 }
 
@@ -775,36 +683,6 @@ func retryAfterOf(err error) time.Duration {
 		return de.RetryAfter
 	}
 	return 0
-}
-
-// carried is what a delivery message carries beside its batch, which a dead letter made of
-// it keeps for the replay: the batch's earlier failures and the import parameters its client
-// asked the target to apply.
-type carried struct {
-	history []Failure
-	flags   string
-	// completes is the number of batches of a transaction that completes a data set
-	// (completeness.go), 0 otherwise.
-	completes int
-	// note is what mapping reported about the batch (mappingnote.go); it stays with the
-	// delivery record and is not carried further.
-	note mappingNote
-}
-
-func carriedBy(h nats.Header) carried {
-	n, _ := strconv.Atoi(h.Get(headerCompletes))
-	return carried{history: decodeHistory(h.Get(headerHistory)), flags: h.Get(headerImportOptions), completes: n,
-		note: noteIn(h)}
-}
-
-// header is what a delivery message made of a batch carries forward (a mapped batch, a
-// replay): the import parameters and the completion mark.
-func (c carried) header() nats.Header {
-	h := withFlags(nil, c.flags)
-	if c.completes > 0 {
-		h = completesHeader(h, c.completes)
-	}
-	return h
 }
 
 // maxHistory bounds the failures a replayed batch carries.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -160,9 +161,9 @@ func TestPartialSuccessDeadLettersExactlyTheRejectedAndReplayDeliversThem(t *tes
 					dv{"EPI_PENTA1", "202401", "KL_N_F3", coc, "", fmt.Sprint(200 + i)})
 			}
 			id := h.ingest(dvsBody(values))
-			status, rejected, accepted, reason := txlog.TxPartiallyDelivered, 8, 48, mediator.ReasonRejected
+			status, rejected, accepted, reason := txlog.TxPartiallyDelivered, 8, 48, pipeline.ReasonRejected
 			if c.atomic {
-				status, rejected, accepted, reason = txlog.TxFailed, 56, 0, mediator.ReasonPermanent
+				status, rejected, accepted, reason = txlog.TxFailed, 56, 0, pipeline.ReasonPermanent
 			}
 			tx := h.waitStatus(id, status)
 			if s := targetSummary(t, tx, "hmis"); num(s["rejected"]) != rejected {
@@ -261,8 +262,8 @@ func TestPoisonForOneTargetDoesNotDelayOthers(t *testing.T) {
 		name   string
 		status int
 		reason string
-	}{{"transient poison batch", http.StatusInternalServerError, mediator.ReasonExhausted},
-		{"permanent poison batch", http.StatusBadRequest, mediator.ReasonPermanent}} {
+	}{{"transient poison batch", http.StatusInternalServerError, pipeline.ReasonExhausted},
+		{"permanent poison batch", http.StatusBadRequest, pipeline.ReasonPermanent}} {
 		t.Run(c.name, func(t *testing.T) {
 			emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 			defer emu.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
@@ -24,14 +25,6 @@ import (
 // Replay publishes the batch back to TALLY_DELIVER with a fresh message id and Replays + 1,
 // carrying the dead letter's failures in the Tally-History header, then deletes the dead
 // letter; discard deletes it. Both are recorded as events in the transaction log.
-
-// Dead-letter reasons: bounded, so they can label metrics.
-const (
-	ReasonRejected  = "rejected"  // the target refused these values (conflicts)
-	ReasonPermanent = "permanent" // the target refused the request as a whole
-	ReasonExhausted = "exhausted" // transient failures outlasted the retry budget
-	ReasonMapping   = "mapping"   // mapping refused the batch
-)
 
 // Headers of TALLY_DLQ messages.
 const (
@@ -128,7 +121,7 @@ func (dl *DeadLetter) failure() Failure {
 const maxDeadLetterConflicts = 2000
 
 func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason string, err error, conflicts []txlog.Conflict,
-	attempts int, first time.Time, kept carried) *DeadLetter {
+	attempts int, first time.Time, kept pipeline.Carried) *DeadLetter {
 	now := s.now().UTC()
 	if first.IsZero() {
 		first = now
@@ -142,8 +135,8 @@ func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason strin
 			Target: target, Reason: reason, Error: err.Error(), Codes: errorCodes(conflicts), Values: len(b.Values),
 			Attempts: attempts, FirstError: first, LastError: now, Replays: b.Replays,
 		},
-		Conflicts: conflicts, History: kept.history, Mapped: reason != ReasonMapping, Batch: b, ImportOptions: kept.flags,
-		Completes: kept.completes,
+		Conflicts: conflicts, History: decodeHistory(kept.History), Mapped: reason != pipeline.ReasonMapping, Batch: b, ImportOptions: kept.Flags,
+		Completes: kept.Completes,
 	}
 	if source != nil && dl.Mapped {
 		dl.SourceBatch = sourceOf(source, b)
@@ -209,7 +202,7 @@ func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
 		return fmt.Errorf("encoding dead letter: %w", err)
 	}
 	h := nats.Header{}
-	h.Set(headerTx, dl.TxID)
+	h.Set(pipeline.HeaderTx, dl.TxID)
 	h.Set(hdrDLID, dl.ID)
 	h.Set(hdrDLSource, dl.Source)
 	h.Set(hdrDLReason, dl.Reason)
@@ -228,8 +221,8 @@ func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
 	return nil
 }
 
-func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *config.Target, err error, kept carried) error {
-	dl := s.newDeadLetter(b, nil, t.Name, ReasonMapping, err, nil, 0, time.Time{}, kept)
+func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *config.Target, err error, kept pipeline.Carried) error {
+	dl := s.newDeadLetter(b, nil, t.Name, pipeline.ReasonMapping, err, nil, 0, time.Time{}, kept)
 	if serr := s.storeDeadLetter(ctx, dl); serr != nil {
 		return serr
 	}
@@ -241,7 +234,7 @@ func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *
 // deadLetterRaw stores a message the stage could not handle exactly as it was stored, and
 // records the batches it held as dead-lettered where it can tell which they are, so that
 // the transaction's status says so.
-func (s *Service) deadLetterRaw(ctx context.Context, st stage, msg jetstream.Msg, poison *errPoison) error {
+func (s *Service) deadLetterRaw(ctx context.Context, st pipeline.Stage, msg jetstream.Msg, reason string, cause error) error {
 	md, err := msg.Metadata()
 	if err != nil {
 		return fmt.Errorf("reading message metadata: %w", err)
@@ -251,8 +244,8 @@ func (s *Service) deadLetterRaw(ctx context.Context, st stage, msg jetstream.Msg
 		Header: msg.Headers(), Data: msg.Data()}
 	dl := &DeadLetter{
 		DeadLetterSummary: DeadLetterSummary{
-			ID: "raw:" + md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10), Target: st.dlqTarget,
-			TxID: msg.Headers().Get(headerTx), Reason: poison.reason, Error: poison.err.Error(),
+			ID: "raw:" + md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10), Target: st.DLQTarget,
+			TxID: msg.Headers().Get(pipeline.HeaderTx), Reason: reason, Error: cause.Error(),
 			Attempts: int(md.NumDelivered), FirstError: md.Timestamp.UTC(), LastError: now,
 		},
 		Raw: raw,
@@ -261,7 +254,7 @@ func (s *Service) deadLetterRaw(ctx context.Context, st stage, msg jetstream.Msg
 		dl.Source = src
 	}
 	// What the message held, when it can be read at all (a panic, a removed source).
-	b, _, derr := peekBatch(msg)
+	b, _, derr := pipeline.PeekBatch(msg)
 	if derr == nil {
 		dl.Values, dl.BatchSeq, dl.Source, dl.Replays = len(b.Values), b.Seq, b.Source, b.Replays
 		if dl.TxID == "" {
@@ -280,9 +273,9 @@ func (s *Service) deadLetterRaw(ctx context.Context, st stage, msg jetstream.Msg
 // recordRawDeadLetter writes a dead_lettered delivery record for each target the batch was
 // bound for: the delivery stage's own target, or every target of the transaction when the
 // mapper could not handle it.
-func (s *Service) recordRawDeadLetter(ctx context.Context, st stage, b *transform.Batch, dl *DeadLetter) {
-	targets := []string{st.dlqTarget}
-	if st.dlqTarget == ingestDLQ {
+func (s *Service) recordRawDeadLetter(ctx context.Context, st pipeline.Stage, b *transform.Batch, dl *DeadLetter) {
+	targets := []string{st.DLQTarget}
+	if st.DLQTarget == pipeline.IngestDLQ {
 		rec, err := s.txlog.Get(ctx, dl.TxID)
 		if err != nil {
 			return
@@ -295,15 +288,6 @@ func (s *Service) recordRawDeadLetter(ctx context.Context, st stage, b *transfor
 	}
 }
 
-// peekBatch reads the batch a TALLY_INGEST or TALLY_DELIVER message holds.
-func peekBatch(msg jetstream.Msg) (*transform.Batch, *transform.Batch, error) {
-	if msg.Headers().Get(headerSourceAt) != "" || strings.HasPrefix(msg.Subject(), stream.DeliverPrefix) {
-		return decodeDeliver(msg)
-	}
-	b, err := decodeMsg(msg)
-	return b, nil, err
-}
-
 // summaryFromHeaders reads a list entry from a dead letter's headers.
 func summaryFromHeaders(h nats.Header, subject string, seq uint64, stored time.Time) *DeadLetterSummary {
 	atoi := func(k string) int { n, _ := strconv.Atoi(h.Get(k)); return n }
@@ -313,7 +297,7 @@ func summaryFromHeaders(h nats.Header, subject string, seq uint64, stored time.T
 		codes = strings.Split(c, ",")
 	}
 	return &DeadLetterSummary{
-		Seq: seq, Stored: stored.UTC(), ID: h.Get(hdrDLID), TxID: h.Get(headerTx), BatchSeq: atoi(hdrDLBatchSeq),
+		Seq: seq, Stored: stored.UTC(), ID: h.Get(hdrDLID), TxID: h.Get(pipeline.HeaderTx), BatchSeq: atoi(hdrDLBatchSeq),
 		Source: h.Get(hdrDLSource), Target: strings.TrimPrefix(subject, stream.DLQPrefix), Reason: h.Get(hdrDLReason),
 		Error: h.Get(hdrDLError), Codes: codes, Values: atoi(hdrDLValues), Attempts: atoi(hdrDLAttempts),
 		FirstError: tm(hdrDLFirst), LastError: tm(hdrDLLast), Replays: atoi(hdrDLReplays),
@@ -538,12 +522,12 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 	out.ID, out.TxID, out.Seq, out.Source, out.Target = dl.Batch.ID, dl.TxID, dl.BatchSeq, dl.Source, dl.Target
 	out.Replays = dl.Replays + 1
 	history := append(slices.Clone(dl.History), dl.failure())
-	h := carried{flags: dl.ImportOptions, completes: dl.Completes}.header()
+	h := pipeline.Carried{Flags: dl.ImportOptions, Completes: dl.Completes}.Header()
 	if h == nil {
 		h = nats.Header{}
 	}
-	h.Set(headerHistory, encodeHistory(history))
-	if err := s.pub.Publish(ctx, deliverMessage(dl.ID+":replay", source, &out, unmapped, h)); err != nil {
+	h.Set(pipeline.HeaderHistory, encodeHistory(history))
+	if err := s.pub.Publish(ctx, pipeline.DeliverMessage(dl.ID+":replay", source, &out, unmapped, h)); err != nil {
 		return res, fmt.Errorf("publishing the replay: %w", err)
 	}
 	res.Values, res.Status = len(out.Values), "replayed"
@@ -630,4 +614,19 @@ func (s *Service) deleteDeadLetter(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("deleting dead letter %d: %w", seq, err)
 	}
 	return nil
+}
+
+// deadLetterSink hands the stages' dead letters to the service's store.
+type deadLetterSink struct{ s *Service }
+
+var _ pipeline.DeadLetters = deadLetterSink{}
+
+func (d deadLetterSink) Raw(ctx context.Context, st pipeline.Stage, msg jetstream.Msg, reason string, err error) error {
+	return d.s.deadLetterRaw(ctx, st, msg, reason, err)
+}
+
+func (d deadLetterSink) Batch(ctx context.Context, db *pipeline.DeadBatch) error {
+	dl := d.s.newDeadLetter(db.Batch, db.Source, db.Target, db.Reason, db.Err, db.Conflicts, db.Attempts, db.FirstError, db.Carried)
+	dl.ID += db.IDSuffix
+	return d.s.storeDeadLetter(ctx, dl)
 }

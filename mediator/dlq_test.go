@@ -12,6 +12,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -94,7 +95,7 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 	}
 	_, full = h.admin("GET", fmt.Sprintf("/admin/v1/dlq/%d", num(again[0]["seq"])), nil)
 	hist, _ := full["history"].([]any)
-	if len(hist) != 1 || hist[0].(map[string]any)["reason"] != mediator.ReasonRejected || num(hist[0].(map[string]any)["replay"]) != 0 {
+	if len(hist) != 1 || hist[0].(map[string]any)["reason"] != pipeline.ReasonRejected || num(hist[0].(map[string]any)["replay"]) != 0 {
 		t.Errorf("history = %v, want the original failure", full["history"])
 	}
 
@@ -148,7 +149,7 @@ func TestDeadLetterRefusedByMappingIsRemappedOnReplay(t *testing.T) {
 	}
 	id := h.ingest(dvsBody(values))
 	h.waitStatus(id, txlog.TxFailed)
-	dls := h.deadLetters("reason=" + mediator.ReasonMapping)
+	dls := h.deadLetters("reason=" + pipeline.ReasonMapping)
 	if len(dls) != 1 || num(dls[0]["values"]) != 16 {
 		t.Fatalf("dead letters = %v, want the 16 values mapping refused", dls)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/cht"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -272,7 +273,7 @@ func (s *Service) runAnalyticsTables(ctx context.Context, e *exchange, run *Exch
 	job, err := start()
 	for ; err != nil && dhis2.KindOf(err) == dhis2.KindTransient && wctx.Err() == nil; job, err = start() {
 		s.log.Info("analytics tables could not be started yet; retrying", "exchange", e.cfg.Name, "err", err)
-		pause(wctx, a.PollInterval.D())
+		pipeline.Pause(wctx, a.PollInterval.D())
 	}
 	if err != nil {
 		ra.Error = "starting analytics tables: " + err.Error()
@@ -377,7 +378,7 @@ func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRu
 		}
 		for _, b := range batches {
 			b.Seq = seq
-			b.ID = batchMsgID(run.Transaction, seq)
+			b.ID = pipeline.BatchMsgID(run.Transaction, seq)
 			seq++
 			for k := range b.Values {
 				b.Values[k].Index += offset
@@ -408,13 +409,13 @@ func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *config.Exch
 		if err == nil || !transientPullErr(err) || attempt >= pol.MaxAttempts || ctx.Err() != nil {
 			break
 		}
-		delay := backoff(attempt, pol.InitialDelay.D(), pol.MaxDelay.D())
+		delay := pipeline.Backoff(attempt, pol.InitialDelay.D(), pol.MaxDelay.D())
 		if ra := retryAfterOf(err); ra > 0 {
 			delay = min(ra, pol.MaxDelay.D())
 		}
 		s.log.Warn("exchange source failed; asking again", "exchange", e.cfg.Name, "request", r.Name,
 			"attempt", attempt, "retry_in", delay, "err", err)
-		pause(ctx, delay)
+		pipeline.Pause(ctx, delay)
 	}
 	if err != nil && transientPullErr(err) {
 		return fmt.Errorf("%w (after %d attempts)", err, attempt)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -117,7 +118,7 @@ func (s *Service) acquireLease(ctx context.Context, name string, ttl time.Durati
 		}
 	}
 	return func() {
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
 		defer cancel()
 		if err := kv.Delete(bctx, key, jetstream.LastRevision(rev)); err != nil {
 			s.log.Warn("releasing exchange lease", "exchange", name, "err", err)

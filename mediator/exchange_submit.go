@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
@@ -49,7 +50,7 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 			continue
 		}
 		for _, b := range p.batches {
-			if err := pb.Add(ingestMessage(src.Name, tx, b.ID, transform.EncodeBatch(b))); err != nil {
+			if err := pb.Add(pipeline.IngestMessage(src.Name, tx, b.ID, transform.EncodeBatch(b))); err != nil {
 				return err
 			}
 			n++
@@ -76,12 +77,12 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 				continue
 			}
 			b := tr.removals[k]
-			b.ID, b.TxID, b.Seq, b.Received = batchMsgID(tx, seq), tx, seq, run.Started
+			b.ID, b.TxID, b.Seq, b.Received = pipeline.BatchMsgID(tx, seq), tx, seq, run.Started
 			b.Values = slices.Clone(b.Values)
 			for i := range b.Values {
 				b.Values[i].Index = i
 			}
-			if err := pb.Add(deliverMessage(b.ID+":"+t.Name, nil, &b, 0, nil)); err != nil {
+			if err := pb.Add(pipeline.DeliverMessage(b.ID+":"+t.Name, nil, &b, 0, nil)); err != nil {
 				return err
 			}
 		}
@@ -98,7 +99,7 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 			pads = append(pads, pad{t.Name, 0})
 		}
 	}
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
 	defer cancel()
 	for _, p := range pads {
 		if err := s.txlog.PutDelivery(bctx, tx, &txlog.DeliveryRecord{Target: p.target, Seq: p.seq, Outcome: txlog.OutcomeEmpty,
@@ -153,7 +154,7 @@ func (s *Service) recordFailedRun(ctx context.Context, e *exchange, run *Exchang
 	if run.Transaction == "" || run.DryRun {
 		return
 	}
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
 	defer cancel()
 	rec := &txlog.TxRecord{ID: run.Transaction, Source: e.source.Name, Received: run.Started, Format: "analytics"}
 	if e.cht != nil {
@@ -248,7 +249,7 @@ func (s *Service) awaitTx(ctx context.Context, tx string, wait time.Duration) *t
 		if time.Now().Add(pauseFor).After(deadline) || ctx.Err() != nil {
 			return last
 		}
-		pause(ctx, pauseFor)
+		pipeline.Pause(ctx, pauseFor)
 		pauseFor = min(pauseFor*2, time.Second)
 	}
 }
@@ -392,7 +393,7 @@ func (s *Service) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, 
 		return
 	}
 	s.exch.metrics.observe(run)
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*bookkeepingTimeout)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*pipeline.BookkeepingTimeout)
 	defer cancel()
 	if !interrupted {
 		s.notifyRun(bctx, e, run)

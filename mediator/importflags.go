@@ -3,8 +3,6 @@ package mediator
 import (
 	"net/url"
 	"strings"
-
-	"github.com/nats-io/nats.go"
 )
 
 // A client posting to DHIS2 may ask for stricter checks or no audit with query parameters
@@ -14,9 +12,6 @@ import (
 // Tally-Import-Options header (url-encoded), and a dead letter keeps them for its replay.
 // They are part of the payload's identity: the same body with strictPeriods=true is
 // another import.
-
-// headerImportOptions carries a payload's forwarded import parameters.
-const headerImportOptions = "Tally-Import-Options"
 
 // forwardedParams are the import parameters a target applies for the client: the strict
 // and require checks (E7630–E7636, E7640, E7642, E7643), skipAudit (honoured by DHIS2 only
@@ -40,25 +35,4 @@ func importFlags(q map[string][]string) string {
 		}
 	}
 	return v.Encode()
-}
-
-// flagsOf reads the forwarded parameters a message carries.
-func flagsOf(h nats.Header) url.Values {
-	v, err := url.ParseQuery(h.Get(headerImportOptions))
-	if err != nil {
-		return nil
-	}
-	return v
-}
-
-// withFlags adds forwarded parameters to a message's headers (h may be nil).
-func withFlags(h nats.Header, flags string) nats.Header {
-	if flags == "" {
-		return h
-	}
-	if h == nil {
-		h = nats.Header{}
-	}
-	h.Set(headerImportOptions, flags)
-	return h
 }

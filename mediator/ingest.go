@@ -17,18 +17,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/tally-hmis/tally/config"
-	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/period"
 )
-
-// headerTx carries the transaction id of a batch on the stream; the message id is in
-// Nats-Msg-Id. Identity travels in headers so a batch can be encoded before its payload has
-// been read to the end, which is when the id becomes known.
-const headerTx = "Tally-Tx"
 
 // spoolMemory is how much of a payload's encoded batches stay in memory before spilling.
 const spoolMemory = 32 << 20
@@ -274,11 +268,11 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 	pb := s.pub.Start(ctx)
 	seq := 0
 	perr := sp.each(func(data []byte) error {
-		m := ingestMessage(src.Name, txID, batchMsgID(txID, seq), data)
-		m.Header = withFlags(m.Header, p.flags)
-		m.Header.Set(headerBatches, strconv.Itoa(p.batches))
+		m := pipeline.IngestMessage(src.Name, txID, pipeline.BatchMsgID(txID, seq), data)
+		m.Header = pipeline.WithFlags(m.Header, p.flags)
+		m.Header.Set(pipeline.HeaderBatches, strconv.Itoa(p.batches))
 		if p.completes {
-			m.Header = completesHeader(m.Header, p.batches)
+			m.Header = pipeline.CompletesHeader(m.Header, p.batches)
 		}
 		seq++
 		return pb.Add(m)
@@ -364,13 +358,6 @@ func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Has
 	default:
 		return id + "-" + strconv.FormatInt(received.Unix(), 36), nil, nil
 	}
-}
-
-func batchMsgID(txID string, seq int) string { return txID + ":" + strconv.Itoa(seq) }
-
-// ingestMessage is an encoded batch of a transaction on its way to TALLY_INGEST.
-func ingestMessage(source, txID, msgID string, data []byte) stream.Msg {
-	return stream.Msg{Subject: stream.IngestPrefix + source, ID: msgID, Data: data, Header: nats.Header{headerTx: []string{txID}}}
 }
 
 func targetNames(ts []*config.Target) []string {

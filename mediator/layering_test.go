@@ -34,7 +34,8 @@ var allowedImports = map[string][]string{
 		"transform/metadata", "transform/period"},
 
 	// The stages.
-	"mediator/pipeline": {"config", "transform/mapping", "transform/metadata"},
+	"mediator/pipeline": {"config", "mediator/stream", "mediator/txlog", "transform", "transform/mapping",
+		"transform/metadata"},
 
 	// The records every stage writes: below the stages, beside the streams.
 	"mediator/txlog": {"transform"},

@@ -21,9 +21,6 @@ import (
 // the data set (data input periods), E7644 no data set of the element is open for the
 // period; in the 2.43 pipeline E8030–E8033 ("untimely").
 
-// ReasonLocked is the dead-letter reason of values refused for a locked or closed period.
-const ReasonLocked = "locked"
-
 var lockCodes = []string{"E7640", "E7641", "E7642", "E7643", "E7644", "E8030", "E8031", "E8032", "E8033"}
 
 func isLockCode(code string) bool { return slices.Contains(lockCodes, code) }

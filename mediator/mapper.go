@@ -13,6 +13,7 @@ import (
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/period"
 )
 
 // Mapper turns a source batch into what one target receives. The mapping engine implements
@@ -26,18 +27,14 @@ type Mapper interface {
 // policy is to reject batches with unmapped items): it becomes a dead letter, not a retry.
 var ErrMappingRejected = errors.New("mapping rejected the batch")
 
-// headerUnmapped tells the delivery worker how many source values mapping dropped, so the
-// transaction log can account for every value.
-const headerUnmapped = "Tally-Unmapped"
-
 // mapWork is the mapper stage's work: one TALLY_INGEST message becomes one TALLY_DELIVER
 // message per target. The ingest message is acknowledged only after every output is stored,
 // so a crash in between replays it, and the deterministic output ids make the replay
 // harmless.
-func (s *Service) mapWork(ctx context.Context, msg jetstream.Msg, _ permit) error {
-	b, err := decodeMsg(msg)
+func (s *Service) mapWork(ctx context.Context, msg jetstream.Msg, _ pipeline.Permit) error {
+	b, err := pipeline.DecodeIngest(msg)
 	if err != nil {
-		return s.decodeFailure(msg, err)
+		return pipeline.DecodeFailure(s.log, msg, err, s.cfg.Delivery.UpgradeWait.D(), s.now())
 	}
 	src, ok := s.cfg.Source(b.Source)
 	if !ok {
@@ -47,9 +44,9 @@ func (s *Service) mapWork(ctx context.Context, msg jetstream.Msg, _ permit) erro
 		if md, merr := msg.Metadata(); merr == nil && s.now().Sub(md.Timestamp) < s.cfg.Delivery.UpgradeWait.D() {
 			s.log.Warn("ingest message from a source this replica does not know; leaving it for one that does",
 				"source", b.Source, "tx", b.TxID)
-			return retryIn(min(s.cfg.Delivery.UpgradeWait.D()/4+jitter(time.Second), time.Minute), err)
+			return pipeline.RetryIn(min(s.cfg.Delivery.UpgradeWait.D()/4+pipeline.Jitter(time.Second), time.Minute), err)
 		}
-		return &errPoison{reason: ReasonNoSource, err: err}
+		return pipeline.Poison(pipeline.ReasonNoSource, err)
 	}
 	pb := s.pub.Start(ctx)
 	var counts []mappedCount
@@ -61,7 +58,7 @@ func (s *Service) mapWork(ctx context.Context, msg jetstream.Msg, _ permit) erro
 		counts = append(counts, n)
 	}
 	if _, err := pb.Wait(); err != nil {
-		return retryIn(s.retryDelay(msgAttempts(msg), 0), fmt.Errorf("publishing mapped batches: %w", err))
+		return pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), fmt.Errorf("publishing mapped batches: %w", err))
 	}
 	// Counted once the outputs are stored, so that a batch mapped again after a failure is
 	// not counted twice.
@@ -82,7 +79,7 @@ func (s *Service) mapWork(ctx context.Context, msg jetstream.Msg, _ permit) erro
 type mappedCount struct {
 	target                    string
 	mapped, unmapped, refused int
-	note                      mappingNote
+	note                      pipeline.MappingNote
 }
 
 // mapForTarget maps a batch for one target and adds the result to pb. Mapping refuses
@@ -97,50 +94,50 @@ type mappedCount struct {
 func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream.Batch, b *transform.Batch,
 	src *config.Source, t *config.Target) (mappedCount, error) {
 	n := mappedCount{target: t.Name}
-	kept := carriedBy(msg.Headers())
+	kept := pipeline.CarriedBy(msg.Headers())
 	keys, done := s.payloads.begin(ctx, b.TxID, t.Name, b.Seq, msg.Headers())
 	defer done()
 	m, err := s.engine.Load().MapWith(ctx, b, pipeline.MappingSource(src), pipeline.MappingTarget(t), mapping.Options{Rollup: s.rollupStore(), Payload: keys})
 	if errors.Is(err, mapping.ErrRejected) {
-		bctx, cancel := bookkeeping(ctx)
+		bctx, cancel := pipeline.Bookkeeping(ctx)
 		defer cancel()
 		if err := s.deadLetterMapping(bctx, b, t, fmt.Errorf("%w: %w", ErrMappingRejected, err), kept); err != nil {
-			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
+			return n, pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), err)
 		}
-		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.completes)
+		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.Completes)
 		return n, nil
 	}
 	if err != nil {
 		return n, s.mappingFailed(ctx, msg, b, t, err)
 	}
 	s.refuseNewerPeriods(ctx, src, t, m)
-	n.note = noteOf(m)
+	n.note = pipeline.NoteOf(m)
 	n.mapped, n.unmapped, n.refused = len(m.Batch.Values), len(m.Unmapped), len(m.Refused)
 	if len(m.Refused) > 0 {
-		bctx, cancel := bookkeeping(ctx)
+		bctx, cancel := pipeline.Bookkeeping(ctx)
 		defer cancel()
 		if err := s.deadLetterRefused(bctx, b, t, m.Refused, n.note.Conflicts, kept); err != nil {
-			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
+			return n, pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), err)
 		}
 	}
 	if len(m.Batch.Values) == 0 {
-		bctx, cancel := bookkeeping(ctx)
+		bctx, cancel := pipeline.Bookkeeping(ctx)
 		defer cancel()
 		rec := &txlog.DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Outcome: txlog.OutcomeEmpty,
 			Values: len(b.Values), Unmapped: len(m.Unmapped), Time: s.now().UTC()}
-		n.note.apply(rec)
+		n.note.Apply(rec)
 		if err := s.txlog.PutDelivery(bctx, b.TxID, rec); err != nil {
-			return n, retryIn(s.retryDelay(msgAttempts(msg), 0), err)
+			return n, pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), err)
 		}
-		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.completes)
+		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.Completes)
 		return n, nil
 	}
 	m.Batch.Target = t.Name
 	// deliver.go: carries the source values too when mapping changed them (for re-mapping
 	// dead letters on replay).
-	h := withNote(kept.header(), n.note)
-	if err := pb.Add(deliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), h)); err != nil {
-		return n, retryIn(s.retryDelay(msgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
+	h := pipeline.WithNote(kept.Header(), n.note)
+	if err := pb.Add(pipeline.DeliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), h)); err != nil {
+		return n, pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
 	}
 	return n, nil
 }
@@ -150,12 +147,12 @@ func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *strea
 // (stage "mapping"), which also tells an operator why the transaction waits; a target whose
 // circuit is open is not blamed twice, and its messages wait for the circuit.
 func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *transform.Batch, t *config.Target, err error) error {
-	bctx, cancel := bookkeeping(ctx)
+	bctx, cancel := pipeline.Bookkeeping(ctx)
 	defer cancel()
-	pol := policyOf(t)
+	pol := pipeline.PolicyOf(t)
 	tg := s.targets[t.Name]
 	if rem := tg.breaker.remaining(); rem > 0 {
-		return retryIn(pol.circuitWait(rem), fmt.Errorf("mapping for %s: %w", t.Name, err))
+		return pipeline.RetryIn(pol.CircuitWait(rem), fmt.Errorf("mapping for %s: %w", t.Name, err))
 	}
 	prev := s.earlierTries(ctx, msg, b, t.Name)
 	rec := &txlog.DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Stage: stageMapping,
@@ -163,15 +160,15 @@ func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *trans
 	if rec.FirstError.IsZero() {
 		rec.FirstError = rec.Time
 	}
-	if delay, ok := pol.next(rec.Attempts, b.Received, rec.Time, 0); ok {
+	if delay, ok := pol.Next(rec.Attempts, b.Received, rec.Time, 0); ok {
 		rec.Outcome = txlog.OutcomeRetrying
 		s.record(bctx, b.TxID, rec)
 		s.log.Warn("mapping failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", t.Name,
 			"attempt", rec.Attempts, "retry_in", delay, "err", err)
-		return retryIn(delay, err)
+		return pipeline.RetryIn(delay, err)
 	}
-	if dlErr := s.deadLetterMapping(bctx, b, t, fmt.Errorf("mapping failed %d times: %w", rec.Attempts, err), carriedBy(msg.Headers())); dlErr != nil {
-		return retryIn(s.retryDelay(rec.Attempts, 0), errors.Join(err, dlErr))
+	if dlErr := s.deadLetterMapping(bctx, b, t, fmt.Errorf("mapping failed %d times: %w", rec.Attempts, err), pipeline.CarriedBy(msg.Headers())); dlErr != nil {
+		return pipeline.RetryIn(pipeline.RetryDelay(rec.Attempts, 0), errors.Join(err, dlErr))
 	}
 	return nil
 }
@@ -179,27 +176,46 @@ func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *trans
 // stageMapping marks a delivery record written by the mapper.
 const stageMapping = "mapping"
 
-// decodeMsg decodes a batch and restores the identity that travels in headers.
-func decodeMsg(msg jetstream.Msg) (*transform.Batch, error) {
-	b, err := transform.DecodeBatch(msg.Data())
-	if err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", msg.Subject(), err)
+// deadLetterRefused stores the values mapping refused as one dead letter of the batch
+// (reason mapping, the values as received, so that a replay maps them again with the rules
+// and metadata then in force), with each value's conflict.
+func (s *Service) deadLetterRefused(ctx context.Context, b *transform.Batch, t *config.Target, refused []transform.Refused,
+	conflicts []txlog.Conflict, kept pipeline.Carried) error {
+	part := *b
+	part.Values = make([]transform.DataValue, len(refused))
+	for i, r := range refused {
+		part.Values[i] = r.Value
 	}
-	if h := msg.Headers(); h != nil {
-		if b.TxID == "" {
-			b.TxID = h.Get(headerTx)
-		}
-		if b.ID == "" {
-			b.ID = h.Get(jetstream.MsgIDHeader)
-		}
-	}
-	return b, nil
+	err := fmt.Errorf("mapping refused %d of %d values for %s: %s", len(refused), len(b.Values), t.Name, refused[0].Reason)
+	dl := s.newDeadLetter(&part, nil, t.Name, pipeline.ReasonMapping, err, conflicts, 0, time.Time{}, kept)
+	dl.ID += ":refused"
+	return s.storeDeadLetter(ctx, dl)
 }
 
-func msgAttempts(msg jetstream.Msg) int {
-	md, err := msg.Metadata()
-	if err != nil {
-		return 1
+// refuseNewerPeriods refuses, for a source without a mapping set, the values whose period
+// the target's DHIS2 release does not have (a WeeklyFriday week for 2.42, say): the engine
+// checks the release only where it maps with the target's metadata. DHIS2 itself would
+// answer "Period not valid" (E7611); this says why.
+func (s *Service) refuseNewerPeriods(ctx context.Context, src *config.Source, t *config.Target, m *transform.Mapped) {
+	if src.Mapping != "" {
+		return
 	}
-	return int(md.NumDelivered)
+	rel := s.targetRelease(ctx, t.Name)
+	if rel == 0 {
+		return
+	}
+	keep := m.Batch.Values[:0:0]
+	for _, v := range m.Batch.Values {
+		if ok, since, err := period.AvailableIn(v.Period, rel); err == nil && !ok {
+			m.Refused = append(m.Refused, transform.Refused{Value: v, Field: "period", ErrorCode: transform.CodePeriodNotValid,
+				Reason: fmt.Sprintf("period %s is a type DHIS2 has from 2.%d on; target %q runs 2.%d", v.Period, since, t.Name, rel)})
+			continue
+		}
+		keep = append(keep, v)
+	}
+	if len(keep) < len(m.Batch.Values) {
+		out := *m.Batch
+		out.Values = keep
+		m.Batch = &out
+	}
 }

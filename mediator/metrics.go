@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 )
 
@@ -108,13 +109,13 @@ func (m *Metrics) touch(sources, targets []string) {
 		m.IngestMessages.WithLabelValues(s)
 	}
 	for _, t := range targets {
-		for _, o := range []string{"imported", "updated", "ignored", "deleted", "rejected", ReasonLocked} {
+		for _, o := range []string{"imported", "updated", "ignored", "deleted", "rejected", pipeline.ReasonLocked} {
 			m.DeliveredValues.WithLabelValues(t, o)
 		}
 		for _, r := range []string{"success", "partial", "transient", "permanent"} {
 			m.DeliveryAttempts.WithLabelValues(t, r)
 		}
-		for _, r := range []string{ReasonRejected, ReasonPermanent, ReasonExhausted, ReasonMapping, ReasonLocked} {
+		for _, r := range []string{pipeline.ReasonRejected, pipeline.ReasonPermanent, pipeline.ReasonExhausted, pipeline.ReasonMapping, pipeline.ReasonLocked} {
 			m.DeadLetters.WithLabelValues(t, r)
 		}
 		m.DeliveryRetries.WithLabelValues(t)
@@ -190,9 +191,9 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(q.oldest, prometheus.GaugeValue, age, t)
 		}
 	}
-	consumers := [][2]string{{stream.IngestStream, mapperConsumer}}
+	consumers := [][2]string{{stream.IngestStream, pipeline.MapperConsumer}}
 	for _, t := range p.targets {
-		consumers = append(consumers, [2]string{stream.DeliverStream, deliverConsumer(t)})
+		consumers = append(consumers, [2]string{stream.DeliverStream, pipeline.DeliverConsumer(t)})
 	}
 	for _, c := range consumers {
 		cons, err := p.js.Consumer(ctx, c[0], c[1])

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -86,7 +87,7 @@ func (s *Service) answerThroughOpenHIM(r *http.Request, coreTx string, got *capt
 		}
 	}
 	// The answer's bookkeeping must not fail because the client (the core) gave up waiting.
-	ctx, cancel := bookkeeping(r.Context())
+	ctx, cancel := pipeline.Bookkeeping(r.Context())
 	defer cancel()
 	if link.Kind != linkRerun {
 		s.statusEnvelope(ctx, env, txID, link)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
@@ -163,7 +164,7 @@ func isWrongSequence(err error) bool {
 
 // newLink describes the core transaction coreTx asking about Tally transaction txID.
 func (s *Service) newLink(r *http.Request, coreTx, txID string) *openhimLink {
-	ctx, cancel := bookkeeping(r.Context())
+	ctx, cancel := pipeline.Bookkeeping(r.Context())
 	defer cancel()
 	l := &openhimLink{OpenHIMTx: coreTx, Kind: linkRequest, RequestID: strings.TrimSpace(r.Header.Get(headerRequestID)),
 		Created: s.now().UTC()}
@@ -307,7 +308,7 @@ func (s *Service) publishOutcome(ctx context.Context, v *txlog.TxView, l *openhi
 		return fmt.Errorf("encoding the outcome of %s: %w", v.ID, err)
 	}
 	msg := stream.Msg{Subject: outcomeSubject, ID: "openhim:" + l.OpenHIMTx, Data: data,
-		Header: nats.Header{headerTx: []string{v.ID}}}
+		Header: nats.Header{pipeline.HeaderTx: []string{v.ID}}}
 	if err := s.pub.Publish(ctx, msg); err != nil {
 		return fmt.Errorf("queueing the outcome of %s for OpenHIM transaction %s: %w", v.ID, l.OpenHIMTx, err)
 	}
@@ -316,20 +317,20 @@ func (s *Service) publishOutcome(ctx context.Context, v *txlog.TxView, l *openhi
 }
 
 // openhimConsumers are the trigger and the reporter; none without an OpenHIM section.
-func (s *Service) openhimConsumers() []*consumer {
+func (s *Service) openhimConsumers() []*pipeline.Consumer {
 	if s.openhim == nil {
 		return nil
 	}
 	ackWait := s.cfg.Delivery.AckWait.D()
-	trigStop, trigServerMax := backstopFor(100)
+	trigStop, trigServerMax := pipeline.BackstopFor(100)
 	// The reporter retries for outcomeMaxAge with backoff capped at outcomeMaxDelay: a few
 	// hundred deliveries at most, well under the backstop.
-	repStop, repServerMax := backstopFor(1000)
-	return []*consumer{
+	repStop, repServerMax := pipeline.BackstopFor(1000)
+	return []*pipeline.Consumer{
 		{
-			stream: stream.TxStream, workers: 2, log: s.log,
-			handle: s.chain(stage{name: "openhim-trigger", dlqTarget: outboxDLQ, ackWait: ackWait, maxDeliver: trigStop}, s.triggerWork),
-			cfg: jetstream.ConsumerConfig{Durable: triggerConsumer, AckPolicy: jetstream.AckExplicitPolicy,
+			Stream: stream.TxStream, Workers: 2, Log: s.log,
+			Handle: s.chain.Wrap(pipeline.Stage{Name: "openhim-trigger", DLQTarget: outboxDLQ, AckWait: ackWait, MaxDeliver: trigStop}, s.triggerWork),
+			Config: jetstream.ConsumerConfig{Durable: triggerConsumer, AckPolicy: jetstream.AckExplicitPolicy,
 				AckWait: ackWait, MaxAckPending: 256, MaxDeliver: trigServerMax,
 				// Only writes from now on: the first start of a Tally with this consumer does
 				// not report the outcomes of transactions an older Tally already reported.
@@ -337,17 +338,17 @@ func (s *Service) openhimConsumers() []*consumer {
 				FilterSubjects: []string{stream.TxSubjectPrefix + "*.d.>", stream.TxSubjectPrefix + "*.o"}},
 		},
 		{
-			stream: stream.OpenHIMStream, workers: 8, log: s.log,
-			handle: s.chain(stage{name: "openhim-outcome", dlqTarget: outboxDLQ, ackWait: ackWait, maxDeliver: repStop}, s.reportWork),
-			cfg: jetstream.ConsumerConfig{Durable: outcomeConsumer, AckPolicy: jetstream.AckExplicitPolicy,
-				AckWait: ackWait, MaxAckPending: deliverMaxAckPending, MaxDeliver: repServerMax,
+			Stream: stream.OpenHIMStream, Workers: 8, Log: s.log,
+			Handle: s.chain.Wrap(pipeline.Stage{Name: "openhim-outcome", DLQTarget: outboxDLQ, AckWait: ackWait, MaxDeliver: repStop}, s.reportWork),
+			Config: jetstream.ConsumerConfig{Durable: outcomeConsumer, AckPolicy: jetstream.AckExplicitPolicy,
+				AckWait: ackWait, MaxAckPending: pipeline.DeliverMaxAckPending, MaxDeliver: repServerMax,
 				FilterSubject: stream.OpenHIMPrefix + ">"},
 		},
 	}
 }
 
 // triggerWork handles one write to the transaction log: a delivery record or a link.
-func (s *Service) triggerWork(ctx context.Context, msg jetstream.Msg, _ permit) error {
+func (s *Service) triggerWork(ctx context.Context, msg jetstream.Msg, _ pipeline.Permit) error {
 	if op := msg.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
 		return nil
 	}
@@ -360,19 +361,19 @@ func (s *Service) triggerWork(ctx context.Context, msg jetstream.Msg, _ permit) 
 		}
 	}
 	if err := s.queueOutcomes(ctx, txID); err != nil {
-		return retryIn(s.retryDelay(msgAttempts(msg), 0), err)
+		return pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), err)
 	}
 	return nil
 }
 
 // reportWork records one outcome in the core.
-func (s *Service) reportWork(ctx context.Context, msg jetstream.Msg, _ permit) error {
+func (s *Service) reportWork(ctx context.Context, msg jetstream.Msg, _ pipeline.Permit) error {
 	var m outboxMsg
 	if err := json.Unmarshal(msg.Data(), &m); err != nil || m.OpenHIMTx == "" || m.Status == "" {
 		if err == nil {
 			err = errors.New("no OpenHIM transaction or status")
 		}
-		return &errPoison{reason: ReasonUndecodable, err: fmt.Errorf("decoding outcome %s: %w", msg.Subject(), err)}
+		return pipeline.Poison(pipeline.ReasonUndecodable, fmt.Errorf("decoding outcome %s: %w", msg.Subject(), err))
 	}
 	var age time.Duration
 	if md, err := msg.Metadata(); err == nil {
@@ -397,13 +398,13 @@ func (s *Service) reportWork(ctx context.Context, msg jetstream.Msg, _ permit) e
 		log.Error("the OpenHIM core has no such transaction; outcome dropped", "err", err)
 		return nil
 	case ctx.Err() != nil:
-		return retryIn(0, err) // shutting down: back to the stream now, not an attempt
+		return pipeline.RetryIn(0, err) // shutting down: back to the stream now, not an attempt
 	}
 	s.outcomes.WithLabelValues("retried").Inc()
-	delay := backoff(msgAttempts(msg), s.sections.OpenHIM.ReportInterval, outcomeMaxDelay)
-	log.Warn("outcome not yet confirmed by the OpenHIM core; will retry", "attempt", msgAttempts(msg),
+	delay := pipeline.Backoff(pipeline.MsgAttempts(msg), s.sections.OpenHIM.ReportInterval, outcomeMaxDelay)
+	log.Warn("outcome not yet confirmed by the OpenHIM core; will retry", "attempt", pipeline.MsgAttempts(msg),
 		"retry_in", delay, "err", err)
-	return retryIn(delay, err)
+	return pipeline.RetryIn(delay, err)
 }
 
 // newOutcomeCounter registers tally_openhim_outcomes_total.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -137,7 +138,7 @@ func (s *Service) replayForRerun(ctx context.Context, v *txlog.TxView, d *DeadLe
 
 // recordRerun records the rerun as a transaction event: a new attempt.
 func (s *Service) recordRerun(ctx context.Context, txID string, l *openhimLink, ans *rerunAnswer, first uint64) {
-	ctx, cancel := bookkeeping(ctx)
+	ctx, cancel := pipeline.Bookkeeping(ctx)
 	defer cancel()
 	ev := &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventRerun, DLQSeq: first, Values: ans.Values,
 		OpenHIMTransaction: l.OpenHIMTx, DeadLetters: ans.Replayed}
@@ -161,7 +162,7 @@ func (s *Service) awaitedFor(ctx context.Context, v *txlog.TxView, d *DeadLetter
 	targets, replay := []string{d.Target}, d.Replays+1
 	if raw {
 		replay = d.Replays
-		if d.Target == ingestDLQ {
+		if d.Target == pipeline.IngestDLQ {
 			targets = v.TxRecord.Targets
 		}
 	}

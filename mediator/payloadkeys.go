@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform/mapping"
 )
 
@@ -31,8 +32,6 @@ import (
 // messages say how many batches it has) needs no memory at all.
 
 const (
-	// headerBatches tells the mapper how many batches the payload of an ingest message has.
-	headerBatches      = "Tally-Batches"
 	payloadKeysEntries = 256
 	payloadKeysLimit   = 100_000
 	payloadOrderWait   = 5 * time.Second
@@ -59,7 +58,7 @@ func newPayloadKeys() *payloadKeys {
 // lower-numbered batches of the payload that are being mapped on this replica; done must
 // be called when the batch is mapped. A payload of one batch gets nil keys.
 func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h nats.Header) (*mapping.PayloadKeys, func()) {
-	if n, err := strconv.Atoi(h.Get(headerBatches)); p == nil || err == nil && n <= 1 {
+	if n, err := strconv.Atoi(h.Get(pipeline.HeaderBatches)); p == nil || err == nil && n <= 1 {
 		return nil, func() {}
 	}
 	id := txID + "\x00" + target

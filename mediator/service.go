@@ -17,6 +17,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform/mapping"
@@ -71,7 +72,9 @@ type Service struct {
 	listener net.Listener
 	conn     *stream.Conn
 	pub      *stream.Publisher
-	txlog    *txlog.TxLog
+	// chain is the consume chain every stage's messages go through (mediator/pipeline).
+	chain *pipeline.Chain
+	txlog *txlog.TxLog
 	// exch runs the exchanges: section (exchange.go).
 	exch *exchanges
 
@@ -181,6 +184,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.conn = conn
 	s.pub = stream.NewPublisher(conn.JS, 256)
 	s.txlog = txlog.New(conn.Tx)
+	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: deadLetterSink{s}}
 
 	wctx, cancel := context.WithCancel(context.Background())
 	hctx, cancelHandlers := context.WithCancel(context.Background())
@@ -197,8 +201,8 @@ func (s *Service) Start(ctx context.Context) error {
 			defer s.handlers.Done()
 			once := sync.OnceFunc(readyWG.Done)
 			defer once()
-			if err := c.run(wctx, hctx, conn.JS, once); err != nil {
-				s.log.Error("consumer stopped", "consumer", c.cfg.Durable, "err", err)
+			if err := c.Run(wctx, hctx, conn.JS, once); err != nil {
+				s.log.Error("consumer stopped", "consumer", c.Config.Durable, "err", err)
 				errs <- err
 			}
 		}()

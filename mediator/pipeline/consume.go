@@ -1,13 +1,15 @@
-package mediator
+package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/transform"
 )
@@ -17,8 +19,8 @@ import (
 //
 //	settle → backstop → keepAlive → recoverPanic → decode → the stage's work
 //
-//   - settle carries out what the inner steps decided: nil acknowledges; errRetry returns
-//     the message to the stream with a delay, confirmed by the server; errPoison stores the
+//   - settle carries out what the inner steps decided: nil acknowledges; RetryIn returns
+//     the message to the stream with a delay, confirmed by the server; Poison stores the
 //     message's raw bytes as a dead letter and then acknowledges it. It works with a fresh
 //     deadline of its own, so that no time spent by the stage (a slow DHIS2 import) can
 //     leave a finished message unacknowledged.
@@ -34,11 +36,11 @@ import (
 //     the streams are work queues, and a terminated message would be gone.
 //
 // The stage itself records its outcome (transaction log, dead letters of decoded batches)
-// and returns nil or errRetry; the retry and dead-letter policy both stages share is in
+// and returns nil or a RetryIn; the retry and dead-letter policy both stages share is in
 // policy.go.
 
-// msgHandler handles one message; see settle for what its error means.
-type msgHandler func(ctx context.Context, msg jetstream.Msg, p permit) error
+// Handler handles one message; see Chain.Wrap for what its error means.
+type Handler func(ctx context.Context, msg jetstream.Msg, p Permit) error
 
 // errRetry asks settle to return the message to the stream, to come back after delay.
 type errRetry struct {
@@ -49,7 +51,8 @@ type errRetry struct {
 func (e *errRetry) Error() string { return fmt.Sprintf("retry in %s: %v", e.delay, e.err) }
 func (e *errRetry) Unwrap() error { return e.err }
 
-func retryIn(delay time.Duration, err error) error { return &errRetry{delay: delay, err: err} }
+// RetryIn asks the chain to return the message to the stream, to come back after delay.
+func RetryIn(delay time.Duration, err error) error { return &errRetry{delay: delay, err: err} }
 
 // errPoison asks settle to store the message as it is, raw, in the dead-letter queue and
 // acknowledge it: the message cannot be handled by this build as it stands.
@@ -61,42 +64,69 @@ type errPoison struct {
 func (e *errPoison) Error() string { return e.reason + ": " + e.err.Error() }
 func (e *errPoison) Unwrap() error { return e.err }
 
-// Reasons of raw dead letters (besides those in dlq.go).
+// Poison asks the chain to store the message as it is, raw, as a dead letter of reason,
+// and acknowledge it.
+func Poison(reason string, err error) error { return &errPoison{reason: reason, err: err} }
+
+// Dead-letter reasons: bounded, so they can label metrics. The stages give up on values
+// for the first five (the mapper for mapping, delivery for the others); the chain stores
+// a message raw for the last four.
 const (
+	ReasonRejected  = "rejected"  // the target refused these values (conflicts)
+	ReasonPermanent = "permanent" // the target refused the request as a whole
+	ReasonExhausted = "exhausted" // transient failures outlasted the retry budget
+	ReasonMapping   = "mapping"   // mapping refused the batch
+	// ReasonLocked: the target refused the values for a locked or closed period; they
+	// are taken once it opens.
+	ReasonLocked = "locked"
+
 	ReasonUndecodable = "undecodable"   // bytes this build cannot read
 	ReasonPanic       = "panic"         // the stage panicked on the message
 	ReasonMaxDeliver  = "max_delivered" // delivered more often than any policy allows
 	ReasonNoSource    = "no_source"     // its source is no longer configured
 )
 
-// stage names the consumer a chain serves, for dead letters and logs.
-type stage struct {
-	name string // "mapper" or "deliver"
-	// dlqTarget is the dead-letter subject token raw dead letters of this stage go to:
-	// the target's name for a delivery stage, ingestDLQ for the mapper.
-	dlqTarget string
-	ackWait   time.Duration
-	// maxDeliver is the backstop: a message delivered this often is dead-lettered unread.
-	maxDeliver int
+// Stage names the consumer a chain serves, for dead letters and logs.
+type Stage struct {
+	Name string // "mapper", "deliver", "openhim-trigger" or "openhim-outcome"
+	// DLQTarget is the dead-letter subject token raw dead letters of this stage go to:
+	// the target's name for a delivery stage, IngestDLQ for the mapper.
+	DLQTarget string
+	AckWait   time.Duration
+	// MaxDeliver is the backstop: a message delivered this often is dead-lettered unread.
+	MaxDeliver int
 }
 
-// ingestDLQ is the dead-letter "target" of messages the mapper could not handle: they belong
+// IngestDLQ is the dead-letter "target" of messages the mapper could not handle: they belong
 // to no target yet. Configured names cannot start with '_' (config/validate.go).
-const ingestDLQ = "_ingest"
+const IngestDLQ = "_ingest"
 
-// chain builds the consume path of a stage around its work.
-func (s *Service) chain(st stage, work msgHandler) msgHandler {
+// Chain builds the consume path of a stage (see the top of this file). It is safe for
+// concurrent use.
+type Chain struct {
+	Log *slog.Logger
+	// NC confirms naks (see Nak); nil sends them unconfirmed.
+	NC *nats.Conn
+	// DeadLetters stores what the chain gives up on.
+	DeadLetters DeadLetters
+}
+
+// Wrap builds the consume path of a stage around its work. The error of the returned
+// handler is the verdict it carried out: nil acknowledged the message, a RetryIn returned
+// it with a delay, a Poison stored it raw as a dead letter; anything else is a bug of the
+// stage, and the message is returned rather than lost.
+func (c *Chain) Wrap(st Stage, work Handler) Handler {
 	h := recoverPanic(work)
-	h = keepAlive(st.ackWait, s.log, h)
-	h = backstop(st.maxDeliver, h)
-	return s.settle(st, h)
+	h = keepAlive(st.AckWait, c.Log, h)
+	h = backstop(st.MaxDeliver, h)
+	return c.settle(st, h)
 }
 
 // settle carries out the verdict of the inner steps.
-func (s *Service) settle(st stage, next msgHandler) msgHandler {
-	return func(ctx context.Context, msg jetstream.Msg, p permit) error {
+func (c *Chain) settle(st Stage, next Handler) Handler {
+	return func(ctx context.Context, msg jetstream.Msg, p Permit) error {
 		err := next(ctx, msg, p)
-		bctx, cancel := bookkeeping(ctx)
+		bctx, cancel := Bookkeeping(ctx)
 		defer cancel()
 		var retry *errRetry
 		var poison *errPoison
@@ -105,51 +135,51 @@ func (s *Service) settle(st stage, next msgHandler) msgHandler {
 			if aerr := msg.DoubleAck(bctx); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {
 				// Not confirmed: the message may come back after AckWait, and the stage's
 				// deterministic ids make the repeat harmless.
-				s.log.Warn("acknowledging a message", "stage", st.name, "subject", msg.Subject(), "err", aerr)
+				c.Log.Warn("acknowledging a message", "stage", st.Name, "subject", msg.Subject(), "err", aerr)
 			}
 		case errors.As(err, &retry):
-			s.nak(bctx, msg, retry.delay)
+			c.Nak(bctx, msg, retry.delay)
 		case errors.As(err, &poison):
-			if derr := s.deadLetterRaw(bctx, st, msg, poison); derr != nil {
-				s.log.Error("storing a dead letter failed; the message stays in the stream", "stage", st.name,
+			if derr := c.DeadLetters.Raw(bctx, st, msg, poison.reason, poison.err); derr != nil {
+				c.Log.Error("storing a dead letter failed; the message stays in the stream", "stage", st.Name,
 					"subject", msg.Subject(), "reason", poison.reason, "err", derr)
-				s.nak(bctx, msg, s.retryDelay(msgAttempts(msg), time.Second))
+				c.Nak(bctx, msg, RetryDelay(MsgAttempts(msg), time.Second))
 				return err
 			}
-			s.log.Error("message dead-lettered as it stands", "stage", st.name, "subject", msg.Subject(),
+			c.Log.Error("message dead-lettered as it stands", "stage", st.Name, "subject", msg.Subject(),
 				"reason", poison.reason, "err", poison.err)
 			if aerr := msg.DoubleAck(bctx); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {
-				s.log.Warn("acknowledging a dead-lettered message", "stage", st.name, "err", aerr)
+				c.Log.Warn("acknowledging a dead-lettered message", "stage", st.Name, "err", aerr)
 			}
 		default:
-			// A stage returns nil, errRetry or errPoison; anything else is a bug, and the
+			// A stage returns nil, RetryIn or Poison; anything else is a bug, and the
 			// message is kept rather than lost.
-			s.log.Error("stage returned an unclassified error; retrying the message", "stage", st.name, "err", err)
-			s.nak(bctx, msg, s.retryDelay(msgAttempts(msg), time.Second))
+			c.Log.Error("stage returned an unclassified error; retrying the message", "stage", st.Name, "err", err)
+			c.Nak(bctx, msg, RetryDelay(MsgAttempts(msg), time.Second))
 		}
 		return err
 	}
 }
 
-// bookkeepingTimeout bounds recording and acknowledging an outcome. It starts when the work
+// BookkeepingTimeout bounds recording and acknowledging an outcome. It starts when the work
 // is done, never before, so a slow target cannot use it up.
-const bookkeepingTimeout = 10 * time.Second
+const BookkeepingTimeout = 10 * time.Second
 
-// bookkeeping returns a context for recording an outcome: it survives the cancellation of
+// Bookkeeping returns a context for recording an outcome: it survives the cancellation of
 // ctx (shutdown cut the work short, the outcome must still be written) and has a deadline of
 // its own.
-func bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+func Bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), BookkeepingTimeout)
 }
 
 // backstop dead-letters a message delivered max times or more without reading it, so a
 // message that kills its worker (or the process) cannot block the stream forever. The
 // consumer's own MaxDeliver is set above max, so the server never gives up on a message
 // before this step has stored it.
-func backstop(max int, next msgHandler) msgHandler {
-	return func(ctx context.Context, msg jetstream.Msg, p permit) error {
-		if n := msgAttempts(msg); max > 0 && n >= max {
-			return &errPoison{reason: ReasonMaxDeliver, err: fmt.Errorf("delivered %d times (backstop %d)", n, max)}
+func backstop(max int, next Handler) Handler {
+	return func(ctx context.Context, msg jetstream.Msg, p Permit) error {
+		if n := MsgAttempts(msg); max > 0 && n >= max {
+			return Poison(ReasonMaxDeliver, fmt.Errorf("delivered %d times (backstop %d)", n, max))
 		}
 		return next(ctx, msg, p)
 	}
@@ -158,9 +188,9 @@ func backstop(max int, next msgHandler) msgHandler {
 // keepAlive extends the message's ack deadline while next runs, every third of AckWait.
 func keepAlive(ackWait time.Duration, log interface {
 	Warn(msg string, args ...any)
-}, next msgHandler) msgHandler {
+}, next Handler) Handler {
 	every := max(ackWait/3, 50*time.Millisecond)
-	return func(ctx context.Context, msg jetstream.Msg, p permit) error {
+	return func(ctx context.Context, msg jetstream.Msg, p Permit) error {
 		done := make(chan struct{})
 		stopped := make(chan struct{})
 		go func() {
@@ -184,11 +214,11 @@ func keepAlive(ackWait time.Duration, log interface {
 }
 
 // recoverPanic turns a panic of the stage into a dead letter.
-func recoverPanic(next msgHandler) msgHandler {
-	return func(ctx context.Context, msg jetstream.Msg, p permit) (err error) {
+func recoverPanic(next Handler) Handler {
+	return func(ctx context.Context, msg jetstream.Msg, p Permit) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				err = &errPoison{reason: ReasonPanic, err: fmt.Errorf("panic: %v [%s]", r, panicFrames(3, 5))}
+				err = Poison(ReasonPanic, fmt.Errorf("panic: %v [%s]", r, panicFrames(3, 5)))
 			}
 		}()
 		return next(ctx, msg, p)
@@ -223,17 +253,16 @@ func shortFile(path string) string {
 	return path
 }
 
-// decodeFailure classifies a batch the stage cannot read: a newer version waits for a
-// replica that reads it, within delivery.upgrade_wait of the message being stored;
-// anything else (and a newer version past the wait) becomes a raw dead letter.
-func (s *Service) decodeFailure(msg jetstream.Msg, err error) error {
+// DecodeFailure classifies a batch the stage cannot read: a newer version waits for a
+// replica that reads it, within upgradeWait (delivery.upgrade_wait) of the message being
+// stored; anything else (and a newer version past the wait) becomes a raw dead letter.
+func DecodeFailure(log *slog.Logger, msg jetstream.Msg, err error, upgradeWait time.Duration, now time.Time) error {
 	if errors.Is(err, transform.ErrCodecVersion) {
-		wait := s.cfg.Delivery.UpgradeWait.D()
-		if md, merr := msg.Metadata(); merr == nil && s.now().Sub(md.Timestamp) < wait {
-			s.log.Warn("message written by a newer Tally; leaving it for a replica that reads it",
+		if md, merr := msg.Metadata(); merr == nil && now.Sub(md.Timestamp) < upgradeWait {
+			log.Warn("message written by a newer Tally; leaving it for a replica that reads it",
 				"subject", msg.Subject(), "err", err)
-			return retryIn(min(wait/4+jitter(time.Second), time.Minute), err)
+			return RetryIn(min(upgradeWait/4+Jitter(time.Second), time.Minute), err)
 		}
 	}
-	return &errPoison{reason: ReasonUndecodable, err: err}
+	return Poison(ReasonUndecodable, err)
 }
