@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
@@ -75,9 +76,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func deadLettersOf(t *testing.T, s *Service, f DLQFilter) []*DeadLetterSummary {
+func deadLettersOf(t *testing.T, s *Service, f dlq.DLQFilter) []*dlq.DeadLetterSummary {
 	t.Helper()
-	list, _, _, err := s.ListDeadLetters(context.Background(), f, 0, 100)
+	list, _, _, err := s.deadLetters.List(context.Background(), f, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +142,10 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 
 	// Corrupt bytes: a dead letter at once, with the bytes as they were.
 	waitFor(t, 5*time.Second, "the corrupt message's dead letter", func() bool {
-		return len(deadLettersOf(t, s, DLQFilter{Reason: pipeline.ReasonUndecodable, TxID: "t-garbage"})) == 1
+		return len(deadLettersOf(t, s, dlq.DLQFilter{Reason: pipeline.ReasonUndecodable, TxID: "t-garbage"})) == 1
 	})
-	dl := deadLettersOf(t, s, DLQFilter{TxID: "t-garbage"})[0]
-	full, err := s.DeadLetterAt(ctx, dl.Seq)
+	dl := deadLettersOf(t, s, dlq.DLQFilter{TxID: "t-garbage"})[0]
+	full, err := s.deadLetters.At(ctx, dl.Seq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 		t.Fatalf("dead letter of the corrupt message: %+v raw %+v", dl, full.Raw)
 	}
 	// The newer version waits: no dead letter while upgrade_wait has not passed.
-	if n := len(deadLettersOf(t, s, DLQFilter{TxID: "t-newer-ingest"})); n != 0 && time.Since(published) < 1500*time.Millisecond {
+	if n := len(deadLettersOf(t, s, dlq.DLQFilter{TxID: "t-newer-ingest"})); n != 0 && time.Since(published) < 1500*time.Millisecond {
 		t.Fatalf("a newer version's message was dead-lettered before upgrade_wait passed")
 	}
 	// Payloads behind them flow.
@@ -163,9 +164,9 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 	// Past upgrade_wait, each newer-version message is a dead letter of its stage.
 	for _, c := range []struct{ tx, target string }{{"t-newer-ingest", pipeline.IngestDLQ}, {"t-newer-deliver", "hmis"}} {
 		waitFor(t, 15*time.Second, "the dead letter of "+c.tx, func() bool {
-			return len(deadLettersOf(t, s, DLQFilter{TxID: c.tx, Target: c.target})) == 1
+			return len(deadLettersOf(t, s, dlq.DLQFilter{TxID: c.tx, Target: c.target})) == 1
 		})
-		got := deadLettersOf(t, s, DLQFilter{TxID: c.tx})[0]
+		got := deadLettersOf(t, s, dlq.DLQFilter{TxID: c.tx})[0]
 		if since := got.Stored.Sub(published); since < 1500*time.Millisecond {
 			t.Errorf("%s dead-lettered %s after it was stored, before upgrade_wait", c.tx, since)
 		}
@@ -187,12 +188,12 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 
 	// Replay puts the raw bytes back where they came from: still unreadable by this build,
 	// they come back as a new dead letter, and the replayed one is gone.
-	res, err := s.ReplayDeadLetter(ctx, dl.Seq, false)
+	res, err := s.deadLetters.Replay(ctx, dl.Seq, false)
 	if err != nil || res.Status != "replayed" {
 		t.Fatalf("replaying a raw dead letter: %v %+v", err, res)
 	}
 	waitFor(t, 5*time.Second, "the replayed message's new dead letter", func() bool {
-		l := deadLettersOf(t, s, DLQFilter{TxID: "t-garbage"})
+		l := deadLettersOf(t, s, dlq.DLQFilter{TxID: "t-garbage"})
 		return len(l) == 1 && l[0].Seq != dl.Seq
 	})
 }
@@ -250,9 +251,9 @@ func TestPanicBecomesADeadLetter(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "the panic's dead letter", func() bool {
-		return len(deadLettersOf(t, s, DLQFilter{Target: "side", Reason: pipeline.ReasonPanic})) == 1
+		return len(deadLettersOf(t, s, dlq.DLQFilter{Target: "side", Reason: pipeline.ReasonPanic})) == 1
 	})
-	dl := deadLettersOf(t, s, DLQFilter{Target: "side"})[0]
+	dl := deadLettersOf(t, s, dlq.DLQFilter{Target: "side"})[0]
 	t.Logf("dead letter: %s", dl.Error)
 	if !strings.Contains(dl.Error, "assignment to entry in nil map") || !strings.Contains(dl.Error, "consume_internal_test.go") {
 		t.Errorf("dead letter error %q does not name the panic and where it happened", dl.Error)
@@ -276,7 +277,7 @@ func TestBackstopDeadLettersAMessageThatNeverFinishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the backstop's dead letter", func() bool {
-		return len(deadLettersOf(t, s, DLQFilter{Target: "side", Reason: pipeline.ReasonMaxDeliver})) == 1
+		return len(deadLettersOf(t, s, dlq.DLQFilter{Target: "side", Reason: pipeline.ReasonMaxDeliver})) == 1
 	})
 	if n := tries.Load(); n != 3 {
 		t.Errorf("the work ran %d times, want 3 (the 4th delivery is dead-lettered unread)", n)

@@ -2,8 +2,6 @@ package mediator
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -362,7 +360,7 @@ func (s *Service) delivered(ctx context.Context, t *target, p pipeline.Permit, b
 	// completion whatever became of the values.
 	rec.Completions = completionsOf(b)
 	kept.Note.Apply(rec)
-	s.record(ctx, b.TxID, rec)
+	pipeline.RecordDelivery(ctx, s.log, s.txlog, b.TxID, rec)
 	s.completeIfDone(ctx, t, b.TxID, kept.Completes)
 	return nil
 }
@@ -377,11 +375,12 @@ func (s *Service) deadLetterPart(ctx context.Context, b, source *transform.Batch
 		part.Values = append(part.Values, b.Values[i])
 		rec.RejectedIndexes = append(rec.RejectedIndexes, b.Values[i].Index)
 	}
-	dl := s.newDeadLetter(&part, source, target, reason, err, rec.Conflicts, rec.Attempts, rec.Time, kept)
+	d := &pipeline.DeadBatch{Batch: &part, Source: source, Target: target, Reason: reason, Err: err, Conflicts: rec.Conflicts,
+		Attempts: rec.Attempts, FirstError: rec.Time, Carried: kept}
 	if reason != pipeline.ReasonRejected {
-		dl.ID += ":" + reason
+		d.IDSuffix = ":" + reason
 	}
-	return s.storeDeadLetter(ctx, dl)
+	return s.deadLetters.Batch(ctx, d)
 }
 
 // deliveryFailed applies the retry policy to a request that failed as a whole.
@@ -414,7 +413,7 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p pipeline.Perm
 			s.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
 				"attempt", attempts, "retry_in", delay, "err", derr)
 			rec.Outcome = txlog.OutcomeRetrying
-			s.record(ctx, b.TxID, rec)
+			pipeline.RecordDelivery(ctx, s.log, s.txlog, b.TxID, rec)
 			return pipeline.RetryIn(delay, derr)
 		}
 		reason = pipeline.ReasonExhausted
@@ -430,12 +429,13 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p pipeline.Perm
 		}
 	}
 	s.metrics.DeliveryAttempts.WithLabelValues(name, "permanent").Inc()
-	dl := s.newDeadLetter(b, source, name, reason, derr, rec.Conflicts, attempts, rec.FirstError, kept)
-	if err := s.storeDeadLetter(ctx, dl); err != nil {
+	d := &pipeline.DeadBatch{Batch: b, Source: source, Target: name, Reason: reason, Err: derr, Conflicts: rec.Conflicts,
+		Attempts: attempts, FirstError: rec.FirstError, Carried: kept}
+	if err := s.deadLetters.Batch(ctx, d); err != nil {
 		return pipeline.RetryIn(pipeline.RetryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
 	}
 	rec.Outcome = txlog.OutcomeDeadLettered
-	rec.Rejected, rec.RejectedIndexes = len(b.Values), payloadIndexes(b.Values)
+	rec.Rejected, rec.RejectedIndexes = len(b.Values), pipeline.PayloadIndexes(b.Values)
 	kept.Note.Apply(rec)
 	outcome := "rejected"
 	if reason == pipeline.ReasonLocked {
@@ -444,17 +444,9 @@ func (s *Service) deliveryFailed(ctx context.Context, t *target, p pipeline.Perm
 	s.metrics.DeliveredValues.WithLabelValues(name, outcome).Add(float64(len(b.Values)))
 	s.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 		"reason", reason, "err", derr)
-	s.record(ctx, b.TxID, rec)
+	pipeline.RecordDelivery(ctx, s.log, s.txlog, b.TxID, rec)
 	s.completeIfDone(ctx, t, b.TxID, kept.Completes)
 	return nil
-}
-
-// record writes a delivery record; a failure is logged, since the outcome itself (the ack,
-// the dead letter) must not wait for the log.
-func (s *Service) record(ctx context.Context, txID string, rec *txlog.DeliveryRecord) {
-	if err := s.txlog.PutDelivery(ctx, txID, rec); err != nil {
-		s.log.Warn("recording delivery", "tx", txID, "target", rec.Target, "seq", rec.Seq, "err", err)
-	}
 }
 
 type importOutcome struct {
@@ -683,27 +675,4 @@ func retryAfterOf(err error) time.Duration {
 		return de.RetryAfter
 	}
 	return 0
-}
-
-// maxHistory bounds the failures a replayed batch carries.
-const maxHistory = 20
-
-func encodeHistory(h []Failure) string {
-	if len(h) > maxHistory {
-		h = h[len(h)-maxHistory:]
-	}
-	data, _ := json.Marshal(h)
-	return base64.RawURLEncoding.EncodeToString(data)
-}
-
-func decodeHistory(v string) []Failure {
-	data, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil {
-		return nil
-	}
-	var h []Failure
-	if json.Unmarshal(data, &h) != nil {
-		return nil
-	}
-	return h
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tally-hmis/tally/mediator/dlq"
 )
 
 // The dead-letter API, under /admin/v1 (admin token):
@@ -54,12 +55,12 @@ func (s *Service) handleDLQList(c echo.Context) error {
 			return badRequest(c, errors.New("after: want a sequence number"))
 		}
 	}
-	list, total, next, err := s.ListDeadLetters(c.Request().Context(), f, after, limit)
+	list, total, next, err := s.deadLetters.List(c.Request().Context(), f, after, limit)
 	if err != nil {
 		return err
 	}
 	if list == nil {
-		list = []*DeadLetterSummary{}
+		list = []*dlq.DeadLetterSummary{}
 	}
 	body := map[string]any{"deadLetters": list, "total": total}
 	if next != 0 {
@@ -70,14 +71,14 @@ func (s *Service) handleDLQList(c echo.Context) error {
 
 func (s *Service) handleDLQShow(c echo.Context) error {
 	seq, err := s.seqParam(c)
-	if errors.Is(err, ErrDeadLetterNotFound) {
+	if errors.Is(err, dlq.ErrDeadLetterNotFound) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
 	}
 	if err != nil {
 		return badRequest(c, err)
 	}
-	dl, err := s.DeadLetterAt(c.Request().Context(), seq)
-	if errors.Is(err, ErrDeadLetterNotFound) {
+	dl, err := s.deadLetters.At(c.Request().Context(), seq)
+	if errors.Is(err, dlq.ErrDeadLetterNotFound) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: fmt.Sprintf("no dead letter %d", seq)})
 	}
 	if err != nil {
@@ -88,32 +89,32 @@ func (s *Service) handleDLQShow(c echo.Context) error {
 
 func (s *Service) handleDLQReplayOne(c echo.Context) error {
 	seq, err := s.seqParam(c)
-	if errors.Is(err, ErrDeadLetterNotFound) {
+	if errors.Is(err, dlq.ErrDeadLetterNotFound) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
 	}
 	if err != nil {
 		return badRequest(c, err)
 	}
 	remap := c.QueryParam("remap") == "true"
-	res, err := s.ReplayDeadLetter(c.Request().Context(), seq, remap)
+	res, err := s.deadLetters.Replay(c.Request().Context(), seq, remap)
 	return s.oneResult(c, seq, res, err)
 }
 
 func (s *Service) handleDLQDiscardOne(c echo.Context) error {
 	seq, err := s.seqParam(c)
-	if errors.Is(err, ErrDeadLetterNotFound) {
+	if errors.Is(err, dlq.ErrDeadLetterNotFound) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
 	}
 	if err != nil {
 		return badRequest(c, err)
 	}
-	res, err := s.DiscardDeadLetter(c.Request().Context(), seq)
+	res, err := s.deadLetters.Discard(c.Request().Context(), seq)
 	return s.oneResult(c, seq, res, err)
 }
 
-func (s *Service) oneResult(c echo.Context, seq uint64, res *ReplayResult, err error) error {
+func (s *Service) oneResult(c echo.Context, seq uint64, res *dlq.ReplayResult, err error) error {
 	switch {
-	case errors.Is(err, ErrDeadLetterNotFound):
+	case errors.Is(err, dlq.ErrDeadLetterNotFound):
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: fmt.Sprintf("no dead letter %d", seq)})
 	case err != nil && res != nil:
 		// The entry is there but could not be replayed (its target or source is gone,
@@ -143,10 +144,10 @@ type dlqBulkRequest struct {
 
 // dlqBulkResponse reports every entry's outcome.
 type dlqBulkResponse struct {
-	Replayed  int             `json:"replayed"`
-	Discarded int             `json:"discarded"`
-	Failed    int             `json:"failed"`
-	Results   []*ReplayResult `json:"results"`
+	Replayed  int                 `json:"replayed"`
+	Discarded int                 `json:"discarded"`
+	Failed    int                 `json:"failed"`
+	Results   []*dlq.ReplayResult `json:"results"`
 }
 
 func (s *Service) handleDLQBulk(replay bool) echo.HandlerFunc {
@@ -164,7 +165,7 @@ func (s *Service) handleDLQBulk(replay bool) echo.HandlerFunc {
 			return badRequest(c, errors.New(`nothing selected: give "seqs", or "all": true with an optional "filter"`))
 		case req.All:
 			now := s.now()
-			f := DLQFilter{Target: req.Filter.Target, Source: req.Filter.Source, Reason: req.Filter.Reason,
+			f := dlq.DLQFilter{Target: req.Filter.Target, Source: req.Filter.Source, Reason: req.Filter.Reason,
 				Code: req.Filter.Code, TxID: req.Filter.Tx}
 			var err error
 			if f.Since, err = parseWhen(req.Filter.Since, now); err != nil {
@@ -174,28 +175,28 @@ func (s *Service) handleDLQBulk(replay bool) echo.HandlerFunc {
 				return badRequest(c, fmt.Errorf("filter.until: %w", err))
 			}
 			// Collect first: replaying while scanning would meet the entries it adds.
-			if err := s.scanDLQ(ctx, f, 0, func(d *DeadLetterSummary) bool {
+			if err := s.deadLetters.Scan(ctx, f, 0, func(d *dlq.DeadLetterSummary) bool {
 				seqs = append(seqs, d.Seq)
 				return true
 			}); err != nil {
 				return err
 			}
 		}
-		out := dlqBulkResponse{Results: make([]*ReplayResult, 0, len(seqs))}
+		out := dlqBulkResponse{Results: make([]*dlq.ReplayResult, 0, len(seqs))}
 		for _, seq := range seqs {
-			var res *ReplayResult
+			var res *dlq.ReplayResult
 			var err error
 			if replay {
-				res, err = s.ReplayDeadLetter(ctx, seq, req.Remap)
+				res, err = s.deadLetters.Replay(ctx, seq, req.Remap)
 			} else {
-				res, err = s.DiscardDeadLetter(ctx, seq)
+				res, err = s.deadLetters.Discard(ctx, seq)
 			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				if res == nil {
-					res = &ReplayResult{Seq: seq}
+					res = &dlq.ReplayResult{Seq: seq}
 				}
 				res.Status, res.Error = "failed", err.Error()
 				out.Failed++
@@ -210,9 +211,9 @@ func (s *Service) handleDLQBulk(replay bool) echo.HandlerFunc {
 	}
 }
 
-func (s *Service) dlqFilterFromQuery(c echo.Context) (DLQFilter, error) {
+func (s *Service) dlqFilterFromQuery(c echo.Context) (dlq.DLQFilter, error) {
 	q := c.QueryParams()
-	f := DLQFilter{Target: q.Get("target"), Source: q.Get("source"), Reason: q.Get("reason"), Code: q.Get("code"),
+	f := dlq.DLQFilter{Target: q.Get("target"), Source: q.Get("source"), Reason: q.Get("reason"), Code: q.Get("code"),
 		TxID: q.Get("tx")}
 	now := s.now()
 	var err error
@@ -234,7 +235,7 @@ func (s *Service) seqParam(c echo.Context) (uint64, error) {
 	if p == "" || len(p) > 200 || strings.ContainsAny(p, " \t/") {
 		return 0, fmt.Errorf("not a dead-letter sequence or id: %q", p)
 	}
-	return s.findDeadLetter(c.Request().Context(), p)
+	return s.deadLetters.Find(c.Request().Context(), p)
 }
 
 func badRequest(c echo.Context, err error) error {

@@ -162,7 +162,7 @@ func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *trans
 	}
 	if delay, ok := pol.Next(rec.Attempts, b.Received, rec.Time, 0); ok {
 		rec.Outcome = txlog.OutcomeRetrying
-		s.record(bctx, b.TxID, rec)
+		pipeline.RecordDelivery(bctx, s.log, s.txlog, b.TxID, rec)
 		s.log.Warn("mapping failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", t.Name,
 			"attempt", rec.Attempts, "retry_in", delay, "err", err)
 		return pipeline.RetryIn(delay, err)
@@ -171,6 +171,18 @@ func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *trans
 		return pipeline.RetryIn(pipeline.RetryDelay(rec.Attempts, 0), errors.Join(err, dlErr))
 	}
 	return nil
+}
+
+// deadLetterMapping stores a batch mapping refused whole (the values as received) and
+// records it as dead-lettered at the target.
+func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *config.Target, err error, kept pipeline.Carried) error {
+	d := &pipeline.DeadBatch{Batch: b, Target: t.Name, Reason: pipeline.ReasonMapping, Err: err, Carried: kept}
+	if serr := s.deadLetters.Batch(ctx, d); serr != nil {
+		return serr
+	}
+	return s.txlog.PutDelivery(ctx, b.TxID, &txlog.DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
+		Outcome: txlog.OutcomeDeadLettered, Values: len(b.Values), Rejected: len(b.Values), RejectedIndexes: pipeline.PayloadIndexes(b.Values),
+		LastError: err.Error(), Time: s.now().UTC()})
 }
 
 // stageMapping marks a delivery record written by the mapper.
@@ -187,9 +199,8 @@ func (s *Service) deadLetterRefused(ctx context.Context, b *transform.Batch, t *
 		part.Values[i] = r.Value
 	}
 	err := fmt.Errorf("mapping refused %d of %d values for %s: %s", len(refused), len(b.Values), t.Name, refused[0].Reason)
-	dl := s.newDeadLetter(&part, nil, t.Name, pipeline.ReasonMapping, err, conflicts, 0, time.Time{}, kept)
-	dl.ID += ":refused"
-	return s.storeDeadLetter(ctx, dl)
+	return s.deadLetters.Batch(ctx, &pipeline.DeadBatch{Batch: &part, Target: t.Name, Reason: pipeline.ReasonMapping, Err: err,
+		Conflicts: conflicts, Carried: kept, IDSuffix: ":refused"})
 }
 
 // refuseNewerPeriods refuses, for a source without a mapping set, the values whose period

@@ -42,6 +42,13 @@ func (s *Service) currentMapper() Mapper {
 	return engineMapper{s.engine.Load()}
 }
 
+// liveMapper maps with the engine in force at each call: replays use the rules in force.
+type liveMapper struct{ s *Service }
+
+func (m liveMapper) Map(ctx context.Context, in *transform.Batch, src *config.Source, t *config.Target) (*transform.Mapped, error) {
+	return m.s.currentMapper().Map(ctx, in, src, t)
+}
+
 // metadataCache is the mapping engine's MetadataProvider: each target's metadata is read
 // from DHIS2, kept in memory and in tally_state (gzip-compressed JSON, so that every
 // replica and a restart reuse it), and read again when target.metadata_refresh has passed.

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 )
@@ -22,7 +23,6 @@ type Metrics struct {
 	DeliveredValues  *prometheus.CounterVec
 	DeliveryAttempts *prometheus.CounterVec
 	DeliveryLatency  *prometheus.HistogramVec
-	DeadLetters      *prometheus.CounterVec
 	HTTPRequests     *prometheus.CounterVec
 	HTTPDuration     *prometheus.HistogramVec
 
@@ -34,8 +34,6 @@ type Metrics struct {
 	RequestSplits *prometheus.CounterVec
 	// CircuitState is 0 closed, 1 half-open, 2 open.
 	CircuitState *prometheus.GaugeVec
-	DLQReplayed  *prometheus.CounterVec
-	DLQDiscarded *prometheus.CounterVec
 	// Completions counts complete data set registrations, by target and result
 	// (registered, failed).
 	Completions *prometheus.CounterVec
@@ -45,6 +43,9 @@ type Metrics struct {
 	// MappingDuplicates counts the target keys two or more values met on, by source,
 	// target and what the duplicates policy did (last, sum, refused, identical).
 	MappingDuplicates *prometheus.CounterVec
+
+	// DLQ are the dead-letter queue's (mediator/dlq).
+	DLQ *dlq.Metrics
 
 	queues *queueCollector
 }
@@ -68,8 +69,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Delivery attempts, by target and result (success, partial, transient, permanent)."}, []string{"target", "result"}),
 		DeliveryLatency: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tally", Subsystem: "delivery", Name: "request_duration_seconds",
 			Help: "Duration of import requests to a target.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"target"}),
-		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "dlq", Name: "messages_total",
-			Help: "Dead letters written, by target and reason."}, []string{"target", "reason"}),
 		HTTPRequests: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "http", Name: "requests_total",
 			Help: "HTTP requests served, by route, method and status code."}, []string{"route", "method", "code"}),
 		HTTPDuration: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tally", Subsystem: "http", Name: "request_duration_seconds",
@@ -83,10 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests halved because the target answered 413, by target."}, []string{"target"}),
 		CircuitState: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tally", Subsystem: "delivery", Name: "circuit_state",
 			Help: "State of the target's circuit breaker: 0 closed, 1 half-open, 2 open (deliveries paused)."}, []string{"target"}),
-		DLQReplayed: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "dlq", Name: "replayed_total",
-			Help: "Dead letters replayed to their target, by target."}, []string{"target"}),
-		DLQDiscarded: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "dlq", Name: "discarded_total",
-			Help: "Dead letters discarded, by target."}, []string{"target"}),
+		DLQ: dlq.NewMetrics(reg),
 		Completions: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "completions_total",
 			Help: "Complete data set registrations a payload's completeDate asked for, by target and result (registered, failed)."},
 			[]string{"target", "result"}),
@@ -108,6 +104,7 @@ func (m *Metrics) touch(sources, targets []string) {
 		m.IngestValues.WithLabelValues(s)
 		m.IngestMessages.WithLabelValues(s)
 	}
+	m.DLQ.Touch(targets)
 	for _, t := range targets {
 		for _, o := range []string{"imported", "updated", "ignored", "deleted", "rejected", pipeline.ReasonLocked} {
 			m.DeliveredValues.WithLabelValues(t, o)
@@ -115,15 +112,10 @@ func (m *Metrics) touch(sources, targets []string) {
 		for _, r := range []string{"success", "partial", "transient", "permanent"} {
 			m.DeliveryAttempts.WithLabelValues(t, r)
 		}
-		for _, r := range []string{pipeline.ReasonRejected, pipeline.ReasonPermanent, pipeline.ReasonExhausted, pipeline.ReasonMapping, pipeline.ReasonLocked} {
-			m.DeadLetters.WithLabelValues(t, r)
-		}
 		m.DeliveryRetries.WithLabelValues(t)
 		m.DeliveryDeferred.WithLabelValues(t)
 		m.RequestSplits.WithLabelValues(t)
 		m.CircuitState.WithLabelValues(t)
-		m.DLQReplayed.WithLabelValues(t)
-		m.DLQDiscarded.WithLabelValues(t)
 		m.Completions.WithLabelValues(t, "registered")
 		m.Completions.WithLabelValues(t, "failed")
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
@@ -43,10 +44,10 @@ type rerunAnswer struct {
 	Replayed    int    `json:"replayed"`
 	Values      int    `json:"values"`
 	// Failed counts dead letters not replayed: failed or skipped (see Results).
-	Failed  int             `json:"failed"`
-	More    bool            `json:"more,omitempty"`
-	Results []*ReplayResult `json:"results"`
-	Href    string          `json:"href"`
+	Failed  int                 `json:"failed"`
+	More    bool                `json:"more,omitempty"`
+	Results []*dlq.ReplayResult `json:"results"`
+	Href    string              `json:"href"`
 }
 
 // rerunDeadLetters replays the dead letters of a failed or partly failed transaction for the
@@ -96,8 +97,8 @@ func (s *Service) rerunDeadLetters(ctx context.Context, txID string, l *openhimL
 
 // rerunLetters lists a transaction's dead letters, at most maxRerunLetters; more says there
 // are others.
-func (s *Service) rerunLetters(ctx context.Context, txID string) (letters []*DeadLetterSummary, more bool) {
-	err := s.scanDLQ(ctx, DLQFilter{TxID: txID}, 0, func(d *DeadLetterSummary) bool {
+func (s *Service) rerunLetters(ctx context.Context, txID string) (letters []*dlq.DeadLetterSummary, more bool) {
+	err := s.deadLetters.Scan(ctx, dlq.DLQFilter{TxID: txID}, 0, func(d *dlq.DeadLetterSummary) bool {
 		if len(letters) == maxRerunLetters {
 			more = true
 			return false
@@ -116,18 +117,18 @@ func (s *Service) rerunLetters(ctx context.Context, txID string) (letters []*Dea
 // published, so that a delivery quicker than the rerun is still recognised as its. A dead
 // letter whose delivery could not be followed is left alone ("skipped"): the child's outcome
 // would otherwise be reported before its replay was delivered.
-func (s *Service) replayForRerun(ctx context.Context, v *txlog.TxView, d *DeadLetterSummary) (*ReplayResult, []awaited) {
+func (s *Service) replayForRerun(ctx context.Context, v *txlog.TxView, d *dlq.DeadLetterSummary) (*dlq.ReplayResult, []awaited) {
 	waits, err := s.awaitedFor(ctx, v, d)
 	if err == nil && len(waits) == 0 {
 		err = errors.New("its batch cannot be read, so its delivery cannot be followed; replay it with tally dlq replay")
 	}
 	if err != nil {
-		return &ReplayResult{Seq: d.Seq, TxID: v.ID, Target: d.Target, Values: d.Values, Status: "skipped",
+		return &dlq.ReplayResult{Seq: d.Seq, TxID: v.ID, Target: d.Target, Values: d.Values, Status: "skipped",
 			Error: err.Error()}, nil
 	}
-	res, err := s.ReplayDeadLetter(ctx, d.Seq, true)
+	res, err := s.deadLetters.Replay(ctx, d.Seq, true)
 	if res == nil {
-		res = &ReplayResult{Seq: d.Seq, TxID: v.ID, Target: d.Target}
+		res = &dlq.ReplayResult{Seq: d.Seq, TxID: v.ID, Target: d.Target}
 	}
 	if err != nil {
 		res.Status, res.Error = "failed", err.Error()
@@ -154,7 +155,7 @@ func (s *Service) recordRerun(ctx context.Context, txID string, l *openhimLink, 
 // generation; a raw dead letter comes back as it was stored, so its records are rewritten in
 // place (for every target of the transaction when the mapper could not read it). A raw dead
 // letter whose batch could not be read cannot be followed and awaits nothing.
-func (s *Service) awaitedFor(ctx context.Context, v *txlog.TxView, d *DeadLetterSummary) ([]awaited, error) {
+func (s *Service) awaitedFor(ctx context.Context, v *txlog.TxView, d *dlq.DeadLetterSummary) ([]awaited, error) {
 	raw := strings.HasPrefix(d.ID, "raw:")
 	if raw && d.Values == 0 {
 		return nil, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
@@ -74,7 +75,9 @@ type Service struct {
 	pub      *stream.Publisher
 	// chain is the consume chain every stage's messages go through (mediator/pipeline).
 	chain *pipeline.Chain
-	txlog *txlog.TxLog
+	// deadLetters is the dead-letter queue (mediator/dlq).
+	deadLetters *dlq.Store
+	txlog       *txlog.TxLog
 	// exch runs the exchanges: section (exchange.go).
 	exch *exchanges
 
@@ -184,7 +187,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.conn = conn
 	s.pub = stream.NewPublisher(conn.JS, 256)
 	s.txlog = txlog.New(conn.Tx)
-	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: deadLetterSink{s}}
+	s.deadLetters = dlq.New(dlq.Config{JS: conn.JS, Publisher: s.pub, TxLog: s.txlog, Config: s.cfg, Mapper: liveMapper{s},
+		Metrics: s.metrics.DLQ, Log: s.log, Now: s.now})
+	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: s.deadLetters}
 
 	wctx, cancel := context.WithCancel(context.Background())
 	hctx, cancelHandlers := context.WithCancel(context.Background())

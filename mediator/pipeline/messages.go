@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -222,4 +225,21 @@ func WithFlags(h nats.Header, flags string) nats.Header {
 	}
 	h.Set(HeaderImportOptions, flags)
 	return h
+}
+
+// PayloadIndexes are the values' positions in their payload.
+func PayloadIndexes(vs []transform.DataValue) []int {
+	out := make([]int, len(vs))
+	for i := range vs {
+		out[i] = vs[i].Index
+	}
+	return out
+}
+
+// RecordDelivery writes a delivery record; a failure is logged, since the outcome itself
+// (the ack, the dead letter) must not wait for the log.
+func RecordDelivery(ctx context.Context, log *slog.Logger, tx *txlog.TxLog, txID string, rec *txlog.DeliveryRecord) {
+	if err := tx.PutDelivery(ctx, txID, rec); err != nil {
+		log.Warn("recording delivery", "tx", txID, "target", rec.Target, "seq", rec.Seq, "err", err)
+	}
 }

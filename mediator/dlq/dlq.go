@@ -1,10 +1,20 @@
-package mediator
+// Package dlq is the dead-letter queue: what a target did not take, kept in TALLY_DLQ with
+// everything needed to understand and replay it. It stores the dead letters the stages
+// give up on (it is their pipeline.DeadLetters), lists and shows them, replays them —
+// mapping them again through the mapping in force when asked — and discards them, recording
+// each in the transaction log.
+//
+// It must not deliver or map by itself: a replay goes back to TALLY_DELIVER (or where a raw
+// message came from) for the delivery workers, and re-mapping goes through the Mapper it is
+// given. It knows no HTTP.
+package dlq
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +35,43 @@ import (
 // Replay publishes the batch back to TALLY_DELIVER with a fresh message id and Replays + 1,
 // carrying the dead letter's failures in the Tally-History header, then deletes the dead
 // letter; discard deletes it. Both are recorded as events in the transaction log.
+
+// Store is the dead-letter queue on a JetStream. It is safe for concurrent use.
+type Store struct {
+	js      jetstream.JetStream
+	pub     *stream.Publisher
+	tx      *txlog.TxLog
+	cfg     *config.Config
+	mapper  Mapper
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// Mapper maps a batch for a target with the rules in force (mediator/pipeline's Mapping).
+type Mapper interface {
+	Map(ctx context.Context, in *transform.Batch, source *config.Source, target *config.Target) (*transform.Mapped, error)
+}
+
+// Config is what a Store works with.
+type Config struct {
+	JS        jetstream.JetStream
+	Publisher *stream.Publisher
+	TxLog     *txlog.TxLog
+	// Config names the targets and sources a replay goes to and maps for.
+	Config  *config.Config
+	Mapper  Mapper
+	Metrics *Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// New returns the store c describes.
+func New(c Config) *Store {
+	return &Store{js: c.JS, pub: c.Publisher, tx: c.TxLog, cfg: c.Config, mapper: c.Mapper, metrics: c.Metrics, log: c.Log, now: c.Now}
+}
+
+var _ pipeline.DeadLetters = (*Store)(nil)
 
 // Headers of TALLY_DLQ messages.
 const (
@@ -120,8 +167,15 @@ func (dl *DeadLetter) failure() Failure {
 // value, and the values themselves are kept).
 const maxDeadLetterConflicts = 2000
 
-func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason string, err error, conflicts []txlog.Conflict,
-	attempts int, first time.Time, kept pipeline.Carried) *DeadLetter {
+// Batch stores values a target will not take (see pipeline.DeadLetters).
+func (s *Store) Batch(ctx context.Context, d *pipeline.DeadBatch) error {
+	dl := s.newDeadLetter(d)
+	dl.ID += d.IDSuffix
+	return s.store(ctx, dl)
+}
+
+func (s *Store) newDeadLetter(d *pipeline.DeadBatch) *DeadLetter {
+	b, source, target, reason, conflicts, first := d.Batch, d.Source, d.Target, d.Reason, d.Conflicts, d.FirstError
 	now := s.now().UTC()
 	if first.IsZero() {
 		first = now
@@ -132,11 +186,11 @@ func (s *Service) newDeadLetter(b, source *transform.Batch, target, reason strin
 	dl := &DeadLetter{
 		DeadLetterSummary: DeadLetterSummary{
 			ID: b.ID + ":" + target + ":dl" + strconv.Itoa(b.Replays), TxID: b.TxID, BatchSeq: b.Seq, Source: b.Source,
-			Target: target, Reason: reason, Error: err.Error(), Codes: errorCodes(conflicts), Values: len(b.Values),
-			Attempts: attempts, FirstError: first, LastError: now, Replays: b.Replays,
+			Target: target, Reason: reason, Error: d.Err.Error(), Codes: errorCodes(conflicts), Values: len(b.Values),
+			Attempts: d.Attempts, FirstError: first, LastError: now, Replays: b.Replays,
 		},
-		Conflicts: conflicts, History: decodeHistory(kept.History), Mapped: reason != pipeline.ReasonMapping, Batch: b, ImportOptions: kept.Flags,
-		Completes: kept.Completes,
+		Conflicts: conflicts, History: decodeHistory(d.Carried.History), Mapped: reason != pipeline.ReasonMapping, Batch: b,
+		ImportOptions: d.Carried.Flags, Completes: d.Carried.Completes,
 	}
 	if source != nil && dl.Mapped {
 		dl.SourceBatch = sourceOf(source, b)
@@ -161,15 +215,6 @@ func sourceOf(source, mapped *transform.Batch) *transform.Batch {
 	return &out
 }
 
-// payloadIndexes are the values' positions in their payload.
-func payloadIndexes(vs []transform.DataValue) []int {
-	out := make([]int, len(vs))
-	for i := range vs {
-		out[i] = vs[i].Index
-	}
-	return out
-}
-
 func errorCodes(cs []txlog.Conflict) []string {
 	var out []string
 	for _, c := range cs {
@@ -189,7 +234,7 @@ type wireDeadLetter struct {
 	SourceBatch []byte `json:"sourceBatch,omitempty"`
 }
 
-func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
+func (s *Store) store(ctx context.Context, dl *DeadLetter) error {
 	w := wireDeadLetter{DeadLetter: dl}
 	if dl.Batch != nil {
 		w.Batch = transform.EncodeBatch(dl.Batch)
@@ -217,24 +262,14 @@ func (s *Service) storeDeadLetter(ctx context.Context, dl *DeadLetter) error {
 	if err := s.pub.Publish(ctx, stream.Msg{Subject: stream.DLQPrefix + dl.Target, ID: dl.ID, Data: data, Header: h}); err != nil {
 		return fmt.Errorf("storing dead letter %s: %w", dl.ID, err)
 	}
-	s.metrics.DeadLetters.WithLabelValues(dl.Target, dl.Reason).Inc()
+	s.metrics.Messages.WithLabelValues(dl.Target, dl.Reason).Inc()
 	return nil
 }
 
-func (s *Service) deadLetterMapping(ctx context.Context, b *transform.Batch, t *config.Target, err error, kept pipeline.Carried) error {
-	dl := s.newDeadLetter(b, nil, t.Name, pipeline.ReasonMapping, err, nil, 0, time.Time{}, kept)
-	if serr := s.storeDeadLetter(ctx, dl); serr != nil {
-		return serr
-	}
-	return s.txlog.PutDelivery(ctx, b.TxID, &txlog.DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays,
-		Outcome: txlog.OutcomeDeadLettered, Values: len(b.Values), Rejected: len(b.Values), RejectedIndexes: payloadIndexes(b.Values),
-		LastError: err.Error(), Time: s.now().UTC()})
-}
-
-// deadLetterRaw stores a message the stage could not handle exactly as it was stored, and
-// records the batches it held as dead-lettered where it can tell which they are, so that
-// the transaction's status says so.
-func (s *Service) deadLetterRaw(ctx context.Context, st pipeline.Stage, msg jetstream.Msg, reason string, cause error) error {
+// Raw stores a message the stage could not handle exactly as it was stored, and records the
+// batches it held as dead-lettered where it can tell which they are, so that the
+// transaction's status says so (see pipeline.DeadLetters).
+func (s *Store) Raw(ctx context.Context, st pipeline.Stage, msg jetstream.Msg, reason string, cause error) error {
 	md, err := msg.Metadata()
 	if err != nil {
 		return fmt.Errorf("reading message metadata: %w", err)
@@ -261,29 +296,29 @@ func (s *Service) deadLetterRaw(ctx context.Context, st pipeline.Stage, msg jets
 			dl.TxID = b.TxID
 		}
 	}
-	if err := s.storeDeadLetter(ctx, dl); err != nil {
+	if err := s.store(ctx, dl); err != nil {
 		return err
 	}
 	if derr == nil && txlog.ValidTxID(dl.TxID) {
-		s.recordRawDeadLetter(ctx, st, b, dl)
+		s.recordRaw(ctx, st, b, dl)
 	}
 	return nil
 }
 
-// recordRawDeadLetter writes a dead_lettered delivery record for each target the batch was
+// recordRaw writes a dead_lettered delivery record for each target the batch was
 // bound for: the delivery stage's own target, or every target of the transaction when the
 // mapper could not handle it.
-func (s *Service) recordRawDeadLetter(ctx context.Context, st pipeline.Stage, b *transform.Batch, dl *DeadLetter) {
+func (s *Store) recordRaw(ctx context.Context, st pipeline.Stage, b *transform.Batch, dl *DeadLetter) {
 	targets := []string{st.DLQTarget}
 	if st.DLQTarget == pipeline.IngestDLQ {
-		rec, err := s.txlog.Get(ctx, dl.TxID)
+		rec, err := s.tx.Get(ctx, dl.TxID)
 		if err != nil {
 			return
 		}
 		targets = rec.Targets
 	}
 	for _, t := range targets {
-		s.record(ctx, dl.TxID, &txlog.DeliveryRecord{Target: t, Seq: b.Seq, Replay: b.Replays, Outcome: txlog.OutcomeDeadLettered,
+		pipeline.RecordDelivery(ctx, s.log, s.tx, dl.TxID, &txlog.DeliveryRecord{Target: t, Seq: b.Seq, Replay: b.Replays, Outcome: txlog.OutcomeDeadLettered,
 			Values: len(b.Values), Rejected: len(b.Values), LastError: dl.Reason + ": " + transform.ClipText(dl.Error, 300), Time: dl.LastError})
 	}
 }
@@ -338,10 +373,10 @@ var ErrDeadLetterNotFound = errors.New("dead letter not found")
 // replayed or discarded meanwhile).
 const dlqScanIdle = 2 * time.Second
 
-// scanDLQ calls fn for each dead letter after sequence after that matches f, oldest first,
+// Scan calls fn for each dead letter after sequence after that matches f, oldest first,
 // until fn returns false. It reads headers only.
-func (s *Service) scanDLQ(ctx context.Context, f DLQFilter, after uint64, fn func(*DeadLetterSummary) bool) error {
-	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
+func (s *Store) Scan(ctx context.Context, f DLQFilter, after uint64, fn func(*DeadLetterSummary) bool) error {
+	st, err := s.js.Stream(ctx, stream.DLQStream)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", stream.DLQStream, err)
 	}
@@ -396,13 +431,13 @@ func (s *Service) scanDLQ(ctx context.Context, f DLQFilter, after uint64, fn fun
 	}
 }
 
-// ListDeadLetters returns up to limit entries after sequence after that match f, the number
+// List returns up to limit entries after sequence after that match f, the number
 // of all matching entries after after, and the sequence to continue from (0 when none).
-func (s *Service) ListDeadLetters(ctx context.Context, f DLQFilter, after uint64, limit int) ([]*DeadLetterSummary, int, uint64, error) {
+func (s *Store) List(ctx context.Context, f DLQFilter, after uint64, limit int) ([]*DeadLetterSummary, int, uint64, error) {
 	var out []*DeadLetterSummary
 	total := 0
 	var next uint64
-	err := s.scanDLQ(ctx, f, after, func(d *DeadLetterSummary) bool {
+	err := s.Scan(ctx, f, after, func(d *DeadLetterSummary) bool {
 		total++
 		if limit <= 0 || len(out) < limit {
 			out = append(out, d)
@@ -414,9 +449,9 @@ func (s *Service) ListDeadLetters(ctx context.Context, f DLQFilter, after uint64
 	return out, total, next, err
 }
 
-// DeadLetterAt reads the dead letter at a TALLY_DLQ sequence.
-func (s *Service) DeadLetterAt(ctx context.Context, seq uint64) (*DeadLetter, error) {
-	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
+// At reads the dead letter at a TALLY_DLQ sequence.
+func (s *Store) At(ctx context.Context, seq uint64) (*DeadLetter, error) {
+	st, err := s.js.Stream(ctx, stream.DLQStream)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", stream.DLQStream, err)
 	}
@@ -450,10 +485,10 @@ func (s *Service) DeadLetterAt(ctx context.Context, seq uint64) (*DeadLetter, er
 	return dl, nil
 }
 
-// findDeadLetter returns the sequence of the dead letter with an id.
-func (s *Service) findDeadLetter(ctx context.Context, id string) (uint64, error) {
+// Find returns the sequence of the dead letter with an id.
+func (s *Store) Find(ctx context.Context, id string) (uint64, error) {
 	var seq uint64
-	err := s.scanDLQ(ctx, DLQFilter{}, 0, func(d *DeadLetterSummary) bool {
+	err := s.Scan(ctx, DLQFilter{}, 0, func(d *DeadLetterSummary) bool {
 		if d.ID == id {
 			seq = d.Seq
 			return false
@@ -480,13 +515,13 @@ type ReplayResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// ReplayDeadLetter sends a dead letter back to its target: to TALLY_DELIVER with a fresh
+// Replay sends a dead letter back to its target: to TALLY_DELIVER with a fresh
 // message id and Replays + 1, its failures carried along as history. With remap, or when
 // mapping itself refused the batch, the source values are mapped again with the current
 // rules first. The dead letter is deleted once the replay is stored; the message id makes a
 // repeated replay of the same entry harmless.
-func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) (*ReplayResult, error) {
-	dl, err := s.DeadLetterAt(ctx, seq)
+func (s *Store) Replay(ctx context.Context, seq uint64, remap bool) (*ReplayResult, error) {
+	dl, err := s.At(ctx, seq)
 	if err != nil {
 		return nil, err
 	}
@@ -509,7 +544,7 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 		if !ok {
 			return res, fmt.Errorf("source %q is no longer configured; cannot re-map", dl.Source)
 		}
-		m, err := s.currentMapper().Map(ctx, in, src, t)
+		m, err := s.mapper.Map(ctx, in, src, t)
 		if err != nil {
 			return res, fmt.Errorf("re-mapping: %w", err)
 		}
@@ -531,12 +566,12 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 		return res, fmt.Errorf("publishing the replay: %w", err)
 	}
 	res.Values, res.Status = len(out.Values), "replayed"
-	if err := s.deleteDeadLetter(ctx, seq); err != nil {
+	if err := s.delete(ctx, seq); err != nil {
 		// The replay is stored; a later replay of this entry is deduplicated by its id.
 		s.log.Warn("deleting a replayed dead letter", "seq", seq, "err", err)
 	}
-	s.metrics.DLQReplayed.WithLabelValues(dl.Target).Inc()
-	if err := s.txlog.PutEvent(ctx, dl.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventReplayed, Target: dl.Target,
+	s.metrics.Replayed.WithLabelValues(dl.Target).Inc()
+	if err := s.tx.PutEvent(ctx, dl.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventReplayed, Target: dl.Target,
 		Seq: dl.BatchSeq, DLQSeq: seq, Values: len(out.Values), Reason: dl.Reason, Remapped: remapped, Replay: out.Replays}); err != nil {
 		s.log.Warn("recording a replay", "tx", dl.TxID, "err", err)
 	}
@@ -547,7 +582,7 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64, remap bool) 
 // replayRaw puts a raw dead letter's message back on the subject it came from, under a
 // fresh message id (the original may still be within the duplicate window), for a build or
 // configuration that can handle it now.
-func (s *Service) replayRaw(ctx context.Context, dl *DeadLetter, res *ReplayResult) (*ReplayResult, error) {
+func (s *Store) replayRaw(ctx context.Context, dl *DeadLetter, res *ReplayResult) (*ReplayResult, error) {
 	h := nats.Header{}
 	for k, v := range dl.Raw.Header {
 		if k != jetstream.MsgIDHeader {
@@ -560,12 +595,12 @@ func (s *Service) replayRaw(ctx context.Context, dl *DeadLetter, res *ReplayResu
 		return res, fmt.Errorf("publishing the replay: %w", err)
 	}
 	res.Values, res.Status = dl.Values, "replayed"
-	if err := s.deleteDeadLetter(ctx, dl.Seq); err != nil {
+	if err := s.delete(ctx, dl.Seq); err != nil {
 		s.log.Warn("deleting a replayed dead letter", "seq", dl.Seq, "err", err)
 	}
-	s.metrics.DLQReplayed.WithLabelValues(dl.Target).Inc()
+	s.metrics.Replayed.WithLabelValues(dl.Target).Inc()
 	if txlog.ValidTxID(dl.TxID) {
-		if err := s.txlog.PutEvent(ctx, dl.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventReplayed, Target: dl.Target,
+		if err := s.tx.PutEvent(ctx, dl.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventReplayed, Target: dl.Target,
 			Seq: dl.BatchSeq, DLQSeq: dl.Seq, Values: dl.Values, Reason: dl.Reason, Replay: dl.Replays}); err != nil {
 			s.log.Warn("recording a replay", "tx", dl.TxID, "err", err)
 		}
@@ -574,9 +609,9 @@ func (s *Service) replayRaw(ctx context.Context, dl *DeadLetter, res *ReplayResu
 	return res, nil
 }
 
-// DiscardDeadLetter deletes a dead letter for good, recording it in the transaction log.
-func (s *Service) DiscardDeadLetter(ctx context.Context, seq uint64) (*ReplayResult, error) {
-	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
+// Discard deletes a dead letter for good, recording it in the transaction log.
+func (s *Store) Discard(ctx context.Context, seq uint64) (*ReplayResult, error) {
+	st, err := s.js.Stream(ctx, stream.DLQStream)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", stream.DLQStream, err)
 	}
@@ -588,12 +623,12 @@ func (s *Service) DiscardDeadLetter(ctx context.Context, seq uint64) (*ReplayRes
 		return nil, fmt.Errorf("reading dead letter %d: %w", seq, err)
 	}
 	d := summaryFromHeaders(raw.Header, raw.Subject, seq, raw.Time)
-	if err := s.deleteDeadLetter(ctx, seq); err != nil {
+	if err := s.delete(ctx, seq); err != nil {
 		return nil, err
 	}
-	s.metrics.DLQDiscarded.WithLabelValues(d.Target).Inc()
+	s.metrics.Discarded.WithLabelValues(d.Target).Inc()
 	if txlog.ValidTxID(d.TxID) {
-		if err := s.txlog.PutEvent(ctx, d.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventDiscarded, Target: d.Target,
+		if err := s.tx.PutEvent(ctx, d.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventDiscarded, Target: d.Target,
 			Seq: d.BatchSeq, DLQSeq: seq, Values: d.Values, Reason: d.Reason, Replay: d.Replays}); err != nil {
 			s.log.Warn("recording a discard", "tx", d.TxID, "err", err)
 		}
@@ -602,8 +637,8 @@ func (s *Service) DiscardDeadLetter(ctx context.Context, seq uint64) (*ReplayRes
 	return &ReplayResult{Seq: seq, TxID: d.TxID, Target: d.Target, Values: d.Values, Status: "discarded"}, nil
 }
 
-func (s *Service) deleteDeadLetter(ctx context.Context, seq uint64) error {
-	st, err := s.conn.JS.Stream(ctx, stream.DLQStream)
+func (s *Store) delete(ctx context.Context, seq uint64) error {
+	st, err := s.js.Stream(ctx, stream.DLQStream)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", stream.DLQStream, err)
 	}
@@ -614,19 +649,4 @@ func (s *Service) deleteDeadLetter(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("deleting dead letter %d: %w", seq, err)
 	}
 	return nil
-}
-
-// deadLetterSink hands the stages' dead letters to the service's store.
-type deadLetterSink struct{ s *Service }
-
-var _ pipeline.DeadLetters = deadLetterSink{}
-
-func (d deadLetterSink) Raw(ctx context.Context, st pipeline.Stage, msg jetstream.Msg, reason string, err error) error {
-	return d.s.deadLetterRaw(ctx, st, msg, reason, err)
-}
-
-func (d deadLetterSink) Batch(ctx context.Context, db *pipeline.DeadBatch) error {
-	dl := d.s.newDeadLetter(db.Batch, db.Source, db.Target, db.Reason, db.Err, db.Conflicts, db.Attempts, db.FirstError, db.Carried)
-	dl.ID += db.IDSuffix
-	return d.s.storeDeadLetter(ctx, dl)
 }
