@@ -1,15 +1,12 @@
 package mediator
 
 import (
-	"slices"
-
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 )
 
-// consumers builds the mapper's consumer and one delivery consumer per target, and gives each
-// target its circuit breaker and rate limiter.
+// consumers builds the mapper's consumer and one delivery consumer per target.
 func (s *Service) consumers() []*pipeline.Consumer {
 	ackWait := s.cfg.Delivery.AckWait.D()
 	maxAttempts := 1
@@ -23,28 +20,9 @@ func (s *Service) consumers() []*pipeline.Consumer {
 		Config: jetstream.ConsumerConfig{Durable: pipeline.MapperConsumer, AckPolicy: jetstream.AckExplicitPolicy,
 			AckWait: ackWait, MaxAckPending: 64, MaxDeliver: mapServerMax, FilterSubject: stream.IngestPrefix + ">"},
 	}}
-	names := make([]string, 0, len(s.targets))
-	for name := range s.targets {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		t := s.targets[name]
-		s.controlTarget(t)
-		stop, serverMax := pipeline.BackstopFor(t.cfg.Retry.MaxAttempts)
-		st := pipeline.Stage{Name: "deliver", DLQTarget: name, AckWait: ackWait, MaxDeliver: stop}
-		out = append(out, &pipeline.Consumer{
-			// Enough workers for any limit; the target's slots admit as many as the limit in
-			// force, which the OpenHIM console can change while they run.
-			Stream: stream.DeliverStream, Workers: maxDeliveryConcurrency, Gate: t, Log: s.log,
-			Handle: s.chain.Wrap(st, s.deliverWork(t)),
-			Config: jetstream.ConsumerConfig{Durable: pipeline.DeliverConsumer(name), AckPolicy: jetstream.AckExplicitPolicy,
-				AckWait: ackWait, MaxAckPending: pipeline.DeliverMaxAckPending, MaxDeliver: serverMax,
-				FilterSubject: stream.DeliverPrefix + name},
-		})
-	}
+	out = append(out, s.deliverer.Consumers(s.chain, ackWait)...)
 	if s.conn != nil {
-		s.metrics.observeQueues(s.conn.JS, names)
+		s.metrics.observeQueues(s.conn.JS, s.targets.Names())
 	}
 	return out
 }

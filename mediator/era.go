@@ -37,11 +37,11 @@ type releases struct {
 // its client last read, else GET /api/system/info, asked at most once per releaseRetry
 // while it fails.
 func (s *Service) targetRelease(ctx context.Context, name string) int {
-	t, ok := s.targets[name]
+	t, ok := s.targets.Get(name)
 	if !ok {
 		return 0
 	}
-	if v, ok := t.client.ServerVersion(); ok {
+	if v, ok := t.Client().ServerVersion(); ok {
 		return v.Release()
 	}
 	r := s.metadata.releases
@@ -53,7 +53,7 @@ func (s *Service) targetRelease(ctx context.Context, name string) int {
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
-	info, err := t.client.SystemInfo(ctx)
+	info, err := t.Client().SystemInfo(ctx)
 	if err != nil || info.Release.Release() == 0 {
 		r.mu.Lock()
 		r.failed[name] = s.now()

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/cht"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
@@ -410,7 +411,7 @@ func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *config.Exch
 			break
 		}
 		delay := pipeline.Backoff(attempt, pol.InitialDelay.D(), pol.MaxDelay.D())
-		if ra := retryAfterOf(err); ra > 0 {
+		if ra := dhis2.RetryAfterOf(err); ra > 0 {
 			delay = min(ra, pol.MaxDelay.D())
 		}
 		s.log.Warn("exchange source failed; asking again", "exchange", e.cfg.Name, "request", r.Name,
@@ -696,12 +697,12 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 // it reports 2.43 or later now. In scope mode an older target, or one whose version cannot
 // be read, gets deleted: true values and the run a warning (auto falls back silently).
 func (s *Service) staleScopeFor(ctx context.Context, target, mode string, run *ExchangeRun) bool {
-	t := s.targets[target]
-	if t == nil {
+	t, ok := s.targets.Get(target)
+	if !ok {
 		return false
 	}
-	info, err := t.client.SystemInfo(ctx)
-	if err == nil && info.Release.Release() >= scopeRelease {
+	info, err := t.Client().SystemInfo(ctx)
+	if err == nil && info.Release.Release() >= delivery.ScopeRelease {
 		return true
 	}
 	if mode == config.StaleScope {

@@ -338,16 +338,16 @@ func (s *Service) registerCompleteness(ctx context.Context, e *exchange, target 
 	if len(regs) == 0 {
 		return err
 	}
-	t := s.targets[target]
-	if t == nil {
+	t, ok := s.targets.Get(target)
+	if !ok {
 		return fmt.Errorf("no target %q", target)
 	}
 	opts := dhis2.CompletenessOptions{Schemes: transform.IDSchemes{IDScheme: transform.SchemeUID}, ImportStrategy: "CREATE",
-		DryRun: s.dryRunFor(t)}
+		DryRun: s.console.DryRun(target)}
 	const chunk = 500
 	for start := 0; start < len(regs); start += chunk {
 		part := regs[start:min(start+chunk, len(regs))]
-		res, rerr := t.client.RegisterCompleteness(ctx, part, opts)
+		res, rerr := t.Client().RegisterCompleteness(ctx, part, opts)
 		var de *dhis2.Error
 		switch {
 		case rerr == nil:

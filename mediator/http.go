@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -204,4 +205,16 @@ func (s *Service) handleReady(c echo.Context) error {
 		status = http.StatusServiceUnavailable
 	}
 	return c.JSON(status, map[string]any{"ready": ok, "checks": checks})
+}
+
+func (s *Service) handleProbe(c echo.Context) error {
+	name := c.Param("name")
+	res, err := s.targets.Probe(c.Request().Context(), name)
+	if errors.Is(err, delivery.ErrNoTarget) {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no target is called " + strconv.Quote(name)})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
 }

@@ -181,7 +181,7 @@ func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(
 	}
 	p.format = format
 	batcher := transform.NewBatcher(transform.BatcherConfig{
-		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.batchSizeFor(src.BatchSize), Emit: emit,
+		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.console.BatchSize(src.BatchSize), Emit: emit,
 		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: release,
 	})
 	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})

@@ -104,7 +104,7 @@ func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *strea
 		if err := s.deadLetterMapping(bctx, b, t, fmt.Errorf("%w: %w", ErrMappingRejected, err), kept); err != nil {
 			return n, pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), err)
 		}
-		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.Completes)
+		s.deliverer.CompleteIfDone(bctx, t.Name, b.TxID, kept.Completes)
 		return n, nil
 	}
 	if err != nil {
@@ -129,7 +129,7 @@ func (s *Service) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *strea
 		if err := s.txlog.PutDelivery(bctx, b.TxID, rec); err != nil {
 			return n, pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), err)
 		}
-		s.completeIfDone(bctx, s.targets[t.Name], b.TxID, kept.Completes)
+		s.deliverer.CompleteIfDone(bctx, t.Name, b.TxID, kept.Completes)
 		return n, nil
 	}
 	m.Batch.Target = t.Name
@@ -150,13 +150,12 @@ func (s *Service) mappingFailed(ctx context.Context, msg jetstream.Msg, b *trans
 	bctx, cancel := pipeline.Bookkeeping(ctx)
 	defer cancel()
 	pol := pipeline.PolicyOf(t)
-	tg := s.targets[t.Name]
-	if rem := tg.breaker.remaining(); rem > 0 {
+	if rem := s.targets.CircuitRemaining(t.Name); rem > 0 {
 		return pipeline.RetryIn(pol.CircuitWait(rem), fmt.Errorf("mapping for %s: %w", t.Name, err))
 	}
-	prev := s.earlierTries(ctx, msg, b, t.Name)
+	prev := pipeline.EarlierTries(ctx, s.txlog, msg, b, t.Name)
 	rec := &txlog.DeliveryRecord{Target: t.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Stage: stageMapping,
-		Attempts: prev.attempts + 1, FirstError: prev.first, LastError: "mapping: " + err.Error(), Time: s.now().UTC()}
+		Attempts: prev.Attempts + 1, FirstError: prev.First, LastError: "mapping: " + err.Error(), Time: s.now().UTC()}
 	if rec.FirstError.IsZero() {
 		rec.FirstError = rec.Time
 	}

@@ -94,17 +94,17 @@ func newMetadataCache(s *Service) *metadataCache {
 	c := &metadataCache{s: s, m: map[string]*cachedMetadata{}, releases: &releases{failed: map[string]time.Time{}},
 		indexes: map[string]*mapping.Index{}}
 	c.fetch = func(ctx context.Context, target string) (*metadata.Metadata, error) {
-		t, ok := s.targets[target]
+		t, ok := s.targets.Get(target)
 		if !ok {
 			return nil, fmt.Errorf("no target %q", target)
 		}
-		md, err := t.client.FetchMappingMetadata(ctx, dhis2.ListOptions{})
+		md, err := t.Client().FetchMappingMetadata(ctx, dhis2.ListOptions{})
 		if err != nil {
 			return nil, err
 		}
 		// The release decides which period ids the target reads (mapping refuses the
 		// others); it is read with the metadata, so that an upgrade is seen on refresh.
-		if info, err := t.client.SystemInfo(ctx); err == nil {
+		if info, err := t.Client().SystemInfo(ctx); err == nil {
 			md.SystemRelease = info.Release.Release()
 		} else {
 			s.log.Warn("reading the target's DHIS2 version with its metadata; periods are not checked against it",
@@ -290,7 +290,7 @@ func mappingFilesStamp(cfg *config.Config, sets *mapping.Sets) string {
 // target's metadata now, after an implementer changed it in DHIS2.
 func (s *Service) handleMetadataRefresh(c echo.Context) error {
 	name := c.Param("name")
-	if _, ok := s.targets[name]; !ok {
+	if _, ok := s.targets.Get(name); !ok {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no target is called " + strconv.Quote(name)})
 	}
 	cm, err := s.metadata.Refresh(c.Request().Context(), name)

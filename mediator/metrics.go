@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
@@ -16,27 +17,13 @@ import (
 
 // Metrics are the tally_ collectors, registered on an injected registry.
 type Metrics struct {
-	IngestValues     *prometheus.CounterVec
-	IngestMessages   *prometheus.CounterVec
-	IngestRejected   *prometheus.CounterVec
-	MappedValues     *prometheus.CounterVec
-	DeliveredValues  *prometheus.CounterVec
-	DeliveryAttempts *prometheus.CounterVec
-	DeliveryLatency  *prometheus.HistogramVec
-	HTTPRequests     *prometheus.CounterVec
-	HTTPDuration     *prometheus.HistogramVec
+	IngestValues   *prometheus.CounterVec
+	IngestMessages *prometheus.CounterVec
+	IngestRejected *prometheus.CounterVec
+	MappedValues   *prometheus.CounterVec
+	HTTPRequests   *prometheus.CounterVec
+	HTTPDuration   *prometheus.HistogramVec
 
-	// DeliveryRetries counts transient failures sent back to the stream for a later try.
-	DeliveryRetries *prometheus.CounterVec
-	// DeliveryDeferred counts messages returned unsent because the target's circuit opened.
-	DeliveryDeferred *prometheus.CounterVec
-	// RequestSplits counts requests halved after the target answered 413.
-	RequestSplits *prometheus.CounterVec
-	// CircuitState is 0 closed, 1 half-open, 2 open.
-	CircuitState *prometheus.GaugeVec
-	// Completions counts complete data set registrations, by target and result
-	// (registered, failed).
-	Completions *prometheus.CounterVec
 	// MappingWarnings counts what mapping warned about delivered values, by source, target
 	// and DHIS2 error code (E7636: org unit not assigned to the data set).
 	MappingWarnings *prometheus.CounterVec
@@ -44,8 +31,10 @@ type Metrics struct {
 	// target and what the duplicates policy did (last, sum, refused, identical).
 	MappingDuplicates *prometheus.CounterVec
 
-	// DLQ are the dead-letter queue's (mediator/dlq).
-	DLQ *dlq.Metrics
+	// Delivery and DLQ are the delivery workers' (mediator/delivery) and the dead-letter
+	// queue's (mediator/dlq).
+	Delivery *delivery.Metrics
+	DLQ      *dlq.Metrics
 
 	queues *queueCollector
 }
@@ -62,37 +51,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Ingest requests refused, by source and reason."}, []string{"source", "reason"}),
 		MappedValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "values_total",
 			Help: "Values leaving the mapper, by source, target and outcome (mapped, unmapped, refused: dead letters of reason mapping)."}, []string{"source", "target", "outcome"}),
-		DeliveredValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "values_total",
-			Help: "Values reported by a target's import summary, by target and outcome (imported, updated, ignored, deleted, rejected, locked: refused for a locked or closed period)."},
-			[]string{"target", "outcome"}),
-		DeliveryAttempts: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "attempts_total",
-			Help: "Delivery attempts, by target and result (success, partial, transient, permanent)."}, []string{"target", "result"}),
-		DeliveryLatency: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tally", Subsystem: "delivery", Name: "request_duration_seconds",
-			Help: "Duration of import requests to a target.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"target"}),
 		HTTPRequests: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "http", Name: "requests_total",
 			Help: "HTTP requests served, by route, method and status code."}, []string{"route", "method", "code"}),
 		HTTPDuration: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tally", Subsystem: "http", Name: "request_duration_seconds",
 			Help: "HTTP request duration, by route.", Buckets: prometheus.DefBuckets}, []string{"route"}),
 
-		DeliveryRetries: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "retries_total",
-			Help: "Batches sent back to TALLY_DELIVER after a transient failure, to be tried again later, by target."}, []string{"target"}),
-		DeliveryDeferred: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "deferred_total",
-			Help: "Batches returned unsent because the target's circuit had opened, by target."}, []string{"target"}),
-		RequestSplits: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "request_splits_total",
-			Help: "Requests halved because the target answered 413, by target."}, []string{"target"}),
-		CircuitState: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tally", Subsystem: "delivery", Name: "circuit_state",
-			Help: "State of the target's circuit breaker: 0 closed, 1 half-open, 2 open (deliveries paused)."}, []string{"target"}),
-		DLQ: dlq.NewMetrics(reg),
-		Completions: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "delivery", Name: "completions_total",
-			Help: "Complete data set registrations a payload's completeDate asked for, by target and result (registered, failed)."},
-			[]string{"target", "result"}),
 		MappingWarnings: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "warnings_total",
 			Help: "Warnings about mapped values that were delivered all the same, by source, target and DHIS2 error code (E7636: org unit not assigned to the data set)."},
 			[]string{"source", "target", "code"}),
 		MappingDuplicates: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "duplicate_keys_total",
 			Help: "Target keys that two or more values of a payload met on, by source, target and what the duplicates policy did (last, sum, refused, identical)."},
 			[]string{"source", "target", "action"}),
-		queues: newQueueCollector(),
+		Delivery: delivery.NewMetrics(reg),
+		DLQ:      dlq.NewMetrics(reg),
+		queues:   newQueueCollector(),
 	}
 	reg.MustRegister(m.queues)
 	return m
@@ -104,21 +76,8 @@ func (m *Metrics) touch(sources, targets []string) {
 		m.IngestValues.WithLabelValues(s)
 		m.IngestMessages.WithLabelValues(s)
 	}
+	m.Delivery.Touch(targets)
 	m.DLQ.Touch(targets)
-	for _, t := range targets {
-		for _, o := range []string{"imported", "updated", "ignored", "deleted", "rejected", pipeline.ReasonLocked} {
-			m.DeliveredValues.WithLabelValues(t, o)
-		}
-		for _, r := range []string{"success", "partial", "transient", "permanent"} {
-			m.DeliveryAttempts.WithLabelValues(t, r)
-		}
-		m.DeliveryRetries.WithLabelValues(t)
-		m.DeliveryDeferred.WithLabelValues(t)
-		m.RequestSplits.WithLabelValues(t)
-		m.CircuitState.WithLabelValues(t)
-		m.Completions.WithLabelValues(t, "registered")
-		m.Completions.WithLabelValues(t, "failed")
-	}
 }
 
 // observeQueues points the queue gauges at a JetStream and the configured targets.

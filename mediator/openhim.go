@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
@@ -183,12 +185,8 @@ func (s *Service) applyOpenHIMConfig(raw map[string]any) {
 	if s.logLevel != nil {
 		s.logLevel.Set(o.LogLevelOr(s.configuredLevel))
 	}
-	s.overrides.Store(&o)
-	for _, t := range s.targets {
-		if t.slots != nil {
-			t.slots.resize(s.deliveryConcurrency(t.cfg))
-		}
-	}
+	s.console.overrides.Store(&o)
+	s.targets.Resize()
 	s.log.Info("applied OpenHIM console config", "log_level", o.LogLevelOr(s.configuredLevel).String(),
 		"dry_run_targets", o.DryRunTargets, "batch_size", derefInt(o.BatchSize),
 		"delivery_concurrency", derefInt(o.DeliveryConcurrency))
@@ -214,31 +212,38 @@ func derefInt(p *int) int {
 	return *p
 }
 
-// batchSizeFor is the source's batch size unless the console overrides it.
-func (s *Service) batchSizeFor(configured int) int {
-	if o := s.overrides.Load(); o != nil && o.BatchSize != nil && *o.BatchSize > 0 {
+// console holds what an operator changed in the OpenHIM console, over the configuration:
+// the delivery settings (it is delivery.Settings) and the batch size.
+type console struct {
+	cfg       *config.Config
+	overrides atomic.Pointer[openhim.Overrides]
+}
+
+var _ delivery.Settings = (*console)(nil)
+
+// BatchSize is the source's batch size unless the console overrides it.
+func (c *console) BatchSize(configured int) int {
+	if o := c.overrides.Load(); o != nil && o.BatchSize != nil && *o.BatchSize > 0 {
 		return *o.BatchSize
 	}
 	return configured
 }
 
-// deliveryConcurrency is how many requests a target may have in flight: the console's
+// Concurrency is how many requests a target may have in flight: the console's
 // delivery_concurrency when an operator set one, else targets[].concurrency.
-func (s *Service) deliveryConcurrency(t *config.Target) int {
-	if o := s.overrides.Load(); o != nil && o.DeliveryConcurrency != nil && *o.DeliveryConcurrency > 0 {
+func (c *console) Concurrency(t *config.Target) int {
+	if o := c.overrides.Load(); o != nil && o.DeliveryConcurrency != nil && *o.DeliveryConcurrency > 0 {
 		return *o.DeliveryConcurrency
 	}
 	return t.Concurrency
 }
 
-// dryRunFor reports whether deliveries to a target are dry runs, by config or console.
-func (s *Service) dryRunFor(t *target) bool { return s.dryRunByName(t.cfg.Name) }
-
-// dryRunByName is dryRunFor for a target named in a transaction.
-func (s *Service) dryRunByName(name string) bool {
-	if tc, ok := s.cfg.Target(name); ok && tc.DryRun {
+// DryRun reports whether deliveries to the named target are dry runs, by configuration or
+// console.
+func (c *console) DryRun(name string) bool {
+	if tc, ok := c.cfg.Target(name); ok && tc.DryRun {
 		return true
 	}
-	o := s.overrides.Load()
+	o := c.overrides.Load()
 	return o != nil && slices.Contains(o.DryRunTargets, name)
 }

@@ -115,7 +115,7 @@ func (s *Service) targetOutcomes(v *txlog.TxView) []targetOutcome {
 	}
 	out := make([]targetOutcome, 0, len(v.Targets))
 	for _, t := range v.Targets {
-		to := targetOutcome{Target: t.Target, DryRun: s.dryRunByName(t.Target), Batches: t.Batches, Values: t.Values,
+		to := targetOutcome{Target: t.Target, DryRun: s.console.DryRun(t.Target), Batches: t.Batches, Values: t.Values,
 			Unmapped: t.Unmapped, ImportCount: t.Counts, Rejected: t.Rejected, DeadLetters: dead[t.Target],
 			Conflicts: t.Conflicts[:min(len(t.Conflicts), maxOutcomeConflicts)], LastError: t.LastError}
 		switch {

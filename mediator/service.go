@@ -14,8 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
@@ -43,17 +43,18 @@ type Options struct {
 
 // Service is a running Tally: HTTP API, mapper and delivery workers over one JetStream.
 type Service struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	metrics   *Metrics
-	version   string
-	now       func() time.Time
-	targets   map[string]*target
-	sections  *Sections
-	openhim   *openhim.Mediator
-	logLevel  *slog.LevelVar
-	overrides atomic.Pointer[openhim.Overrides]
+	cfg      *config.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *Metrics
+	version  string
+	now      func() time.Time
+	targets  *delivery.Targets
+	sections *Sections
+	openhim  *openhim.Mediator
+	logLevel *slog.LevelVar
+	// console is what the OpenHIM console overrides (openhim.go).
+	console *console
 	// engine is the mapping engine in force; a reload swaps it.
 	engine   atomic.Pointer[mapping.Engine]
 	metadata *metadataCache
@@ -61,8 +62,6 @@ type Service struct {
 	payloads       *payloadKeys
 	mappingStamp   atomic.Value // string
 	mappingReloads *prometheus.CounterVec
-	// concurrencyLimit is tally_delivery_concurrency_limit (deliver.go).
-	concurrencyLimit *prometheus.GaugeVec
 	// configuredLevel is the log level of the configuration file, which the OpenHIM console
 	// can override and restore (openhim.go).
 	configuredLevel slog.Level
@@ -77,7 +76,9 @@ type Service struct {
 	chain *pipeline.Chain
 	// deadLetters is the dead-letter queue (mediator/dlq).
 	deadLetters *dlq.Store
-	txlog       *txlog.TxLog
+	// deliverer is the delivery stage (mediator/delivery).
+	deliverer *delivery.Deliverer
+	txlog     *txlog.TxLog
 	// exch runs the exchanges: section (exchange.go).
 	exch *exchanges
 
@@ -113,13 +114,12 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, log: o.Logger, reg: o.Registry, metrics: NewMetrics(o.Registry), version: o.Version,
-		now: o.Now, listener: o.Listener, targets: map[string]*target{},
+		now: o.Now, listener: o.Listener,
 		sections: sections, logLevel: o.LogLevel,
 	}
 	s.metadata = newMetadataCache(s)
 	s.payloads = newPayloadKeys()
 	s.mappingReloads = newReloadCounter(o.Registry)
-	s.concurrencyLimit = newConcurrencyGauge(o.Registry)
 	s.outcomes = newOutcomeCounter(o.Registry)
 	s.configuredLevel = configuredLevel(cfg.Log.Level, o.LogLevel)
 	s.engine.Store(mapping.NewEngine(sections.Mappings, s.metadata))
@@ -140,18 +140,13 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if err := s.initExchanges(o); err != nil { // exchange.go: adds the exchanges' sources
 		return nil, err
 	}
-	for i := range cfg.Targets {
-		t := &cfg.Targets[i]
-		client, err := dhis2.New(dhis2.Config{
-			BaseURL: t.URL, Username: t.Username, Password: t.Password, Token: t.Token,
-			Timeout: t.Timeout.D(), APIVersion: t.APIVersion, HTTPClient: o.HTTPClient,
-			UserAgent: "tally/" + o.Version,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("target %s: %w", t.Name, err)
-		}
-		s.targets[t.Name] = &target{cfg: t, client: client}
+	s.console = &console{cfg: s.cfg}
+	targets, err := delivery.NewTargets(cfg, delivery.TargetsConfig{HTTPClient: o.HTTPClient, Version: o.Version,
+		Settings: s.console, Metrics: s.metrics.Delivery, ConcurrencyLimit: delivery.NewConcurrencyGauge(o.Registry), Log: o.Logger})
+	if err != nil {
+		return nil, err
 	}
+	s.targets = targets
 	sources := make([]string, len(cfg.Sources))
 	for i, src := range cfg.Sources {
 		sources[i] = src.Name
@@ -190,6 +185,8 @@ func (s *Service) Start(ctx context.Context) error {
 	s.deadLetters = dlq.New(dlq.Config{JS: conn.JS, Publisher: s.pub, TxLog: s.txlog, Config: s.cfg, Mapper: liveMapper{s},
 		Metrics: s.metrics.DLQ, Log: s.log, Now: s.now})
 	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: s.deadLetters}
+	s.deliverer = delivery.New(delivery.Config{Targets: s.targets, TxLog: s.txlog, DeadLetters: s.deadLetters,
+		Metrics: s.metrics.Delivery, Log: s.log, Now: s.now, UpgradeWait: s.cfg.Delivery.UpgradeWait.D()})
 
 	wctx, cancel := context.WithCancel(context.Background())
 	hctx, cancelHandlers := context.WithCancel(context.Background())
@@ -219,7 +216,8 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	default:
 	}
-	s.startProbes(wctx) // probe.go: open circuits ask their target whether it answers again
+	// Open circuits ask their target whether it answers again.
+	s.targets.RunProbes(wctx, s.cfg.Delivery.ProbeInterval.D(), &s.workers)
 
 	if s.listener == nil {
 		ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -242,4 +243,26 @@ func RecordDelivery(ctx context.Context, log *slog.Logger, tx *txlog.TxLog, txID
 	if err := tx.PutDelivery(ctx, txID, rec); err != nil {
 		log.Warn("recording delivery", "tx", txID, "target", rec.Target, "seq", rec.Seq, "err", err)
 	}
+}
+
+// Tries is what the transaction log knows of a batch's earlier attempts at a target.
+type Tries struct {
+	Attempts int
+	First    time.Time
+}
+
+// EarlierTries reads the attempts a batch has already used at a target (by the mapper or
+// the delivery workers). They are recorded only once a message comes back, so the first
+// delivery (the common case) skips the read.
+func EarlierTries(ctx context.Context, tx *txlog.TxLog, msg jetstream.Msg, b *transform.Batch, target string) Tries {
+	if MsgAttempts(msg) <= 1 {
+		return Tries{}
+	}
+	bctx, cancel := Bookkeeping(ctx)
+	defer cancel()
+	prev, err := tx.Delivery(bctx, b.TxID, target, b.Seq, b.Replays)
+	if err != nil || prev.Outcome != txlog.OutcomeRetrying {
+		return Tries{}
+	}
+	return Tries{Attempts: prev.Attempts, First: prev.FirstError}
 }

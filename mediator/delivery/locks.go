@@ -1,4 +1,4 @@
-package mediator
+package delivery
 
 import (
 	"fmt"

@@ -1,13 +1,11 @@
-package mediator
+package delivery
 
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strconv"
+	"sync"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/adapters/dhis2"
 )
 
@@ -18,15 +16,15 @@ import (
 // with every failed trial, up to retry.max_delay) ran out. An operator can probe now:
 // POST /admin/v1/targets/{name}/probe, or `tally targets probe NAME`.
 
-// startProbes runs one probe loop per target until ctx ends.
-func (s *Service) startProbes(ctx context.Context) {
-	every := s.cfg.Delivery.ProbeInterval.D()
-	for _, t := range s.targets {
-		s.workers.Go(func() { s.probeLoop(ctx, t, every) })
+// RunProbes runs one probe loop per target, every delivery.probe_interval, until ctx ends;
+// wg tracks them.
+func (ts *Targets) RunProbes(ctx context.Context, every time.Duration, wg *sync.WaitGroup) {
+	for _, t := range ts.byName {
+		wg.Go(func() { ts.probeLoop(ctx, t, every) })
 	}
 }
 
-func (s *Service) probeLoop(ctx context.Context, t *target, every time.Duration) {
+func (ts *Targets) probeLoop(ctx context.Context, t *Target, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -38,15 +36,15 @@ func (s *Service) probeLoop(ctx context.Context, t *target, every time.Duration)
 		if t.breaker.State() != circuitOpen {
 			continue
 		}
-		if _, err := s.probe(ctx, t); err != nil {
-			s.log.Debug("target still not answering", "target", t.cfg.Name, "err", err)
+		if _, err := ts.probe(ctx, t); err != nil {
+			ts.log.Debug("target still not answering", "target", t.cfg.Name, "err", err)
 		}
 	}
 }
 
 // probe asks the target whether it answers and, when it does, half-opens an open circuit.
 // It reports whether the circuit was half-opened.
-func (s *Service) probe(ctx context.Context, t *target) (bool, error) {
+func (ts *Targets) probe(ctx context.Context, t *Target) (bool, error) {
 	pctx, cancel := context.WithTimeout(ctx, min(t.cfg.Timeout.D(), 10*time.Second))
 	defer cancel()
 	if err := t.client.Ping(pctx); err != nil {
@@ -54,13 +52,13 @@ func (s *Service) probe(ctx context.Context, t *target) (bool, error) {
 	}
 	opened := t.breaker.halfOpen()
 	if opened {
-		s.log.Info("target answers again; trying a delivery", "target", t.cfg.Name)
+		ts.log.Info("target answers again; trying a delivery", "target", t.cfg.Name)
 	}
 	return opened, nil
 }
 
-// probeResult is the answer of POST /admin/v1/targets/{name}/probe.
-type probeResult struct {
+// ProbeResult is what a probe found: the answer of POST /admin/v1/targets/{name}/probe.
+type ProbeResult struct {
 	Target    string `json:"target"`
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
@@ -70,14 +68,15 @@ type probeResult struct {
 	Resumed bool `json:"resumed"`
 }
 
-func (s *Service) handleProbe(c echo.Context) error {
-	name := c.Param("name")
-	t, ok := s.targets[name]
+// Probe asks the named target now whether it answers (see RunProbes); ErrNoTarget when
+// there is none.
+func (ts *Targets) Probe(ctx context.Context, name string) (*ProbeResult, error) {
+	t, ok := ts.byName[name]
 	if !ok {
-		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no target is called " + strconv.Quote(name)})
+		return nil, ErrNoTarget
 	}
-	res := probeResult{Target: name}
-	resumed, err := s.probe(c.Request().Context(), t)
+	res := &ProbeResult{Target: name}
+	resumed, err := ts.probe(ctx, t)
 	res.Reachable, res.Resumed = err == nil, resumed
 	if err != nil {
 		res.Error = err.Error()
@@ -86,5 +85,5 @@ func (s *Service) handleProbe(c echo.Context) error {
 		}
 	}
 	res.Circuit = t.breaker.State().String()
-	return c.JSON(http.StatusOK, res)
+	return res, nil
 }

@@ -1,0 +1,267 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/mediator/pipeline"
+	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
+	"github.com/tally-hmis/tally/transform"
+)
+
+// Deliverer is the delivery stage: one consumer per target on TALLY_DELIVER, whose workers
+// send each batch and record what the target made of it. It is safe for concurrent use.
+type Deliverer struct {
+	targets     *Targets
+	tx          *txlog.TxLog
+	dead        pipeline.DeadLetters
+	metrics     *Metrics
+	log         *slog.Logger
+	now         func() time.Time
+	upgradeWait time.Duration
+}
+
+// Config is what a Deliverer works with.
+type Config struct {
+	Targets     *Targets
+	TxLog       *txlog.TxLog
+	DeadLetters pipeline.DeadLetters
+	Metrics     *Metrics
+	Log         *slog.Logger
+	Now         func() time.Time
+	// UpgradeWait is delivery.upgrade_wait: how long a batch written by a newer Tally
+	// waits for a replica that reads it.
+	UpgradeWait time.Duration
+}
+
+// New returns the delivery stage c describes.
+func New(c Config) *Deliverer {
+	return &Deliverer{targets: c.Targets, tx: c.TxLog, dead: c.DeadLetters, metrics: c.Metrics, log: c.Log, now: c.Now,
+		upgradeWait: c.UpgradeWait}
+}
+
+// Consumers are the delivery consumers, one per target, sorted by name; each runs its
+// messages through chain, admitted by the target's gate.
+func (d *Deliverer) Consumers(chain *pipeline.Chain, ackWait time.Duration) []*pipeline.Consumer {
+	var out []*pipeline.Consumer
+	for _, name := range d.targets.Names() {
+		t := d.targets.byName[name]
+		stop, serverMax := pipeline.BackstopFor(t.cfg.Retry.MaxAttempts)
+		st := pipeline.Stage{Name: "deliver", DLQTarget: name, AckWait: ackWait, MaxDeliver: stop}
+		out = append(out, &pipeline.Consumer{
+			// Enough workers for any limit; the target's slots admit as many as the limit in
+			// force, which the OpenHIM console can change while they run.
+			Stream: stream.DeliverStream, Workers: MaxConcurrency, Gate: t, Log: d.log,
+			Handle: chain.Wrap(st, d.work(t)),
+			Config: jetstream.ConsumerConfig{Durable: pipeline.DeliverConsumer(name), AckPolicy: jetstream.AckExplicitPolicy,
+				AckWait: ackWait, MaxAckPending: pipeline.DeliverMaxAckPending, MaxDeliver: serverMax,
+				FilterSubject: stream.DeliverPrefix + name},
+		})
+	}
+	return out
+}
+
+// work is the work of a target's delivery stage: decode, then deliver.
+func (d *Deliverer) work(t *Target) pipeline.Handler {
+	return func(ctx context.Context, msg jetstream.Msg, p pipeline.Permit) error {
+		b, source, err := pipeline.DecodeDeliver(msg)
+		if err != nil {
+			return pipeline.DecodeFailure(d.log, msg, err, d.upgradeWait, d.now())
+		}
+		return d.deliverBatch(ctx, t, msg, p, b, source)
+	}
+}
+
+// errCircuitOpen is why a message fetched as the circuit opened goes back unsent.
+var errCircuitOpen = errors.New("the target's circuit is open")
+
+// errOverLimit is why a message fetched as the concurrency limit shrank goes back unsent.
+var errOverLimit = errors.New("more workers hold the target than its concurrency limit allows")
+
+// deliverBatch sends one batch to its target and records the outcome.
+//
+// Outcomes: every value accepted → record, ack. Some values rejected (WARNING) → the
+// accepted ones are done, exactly the rejected ones become a dead letter, ack. Transient
+// failure → retry while the policy allows, else dead letter. Permanent failure → dead
+// letter. Refused credentials → the circuit opens and the message waits (bounded by
+// max_age). Shutdown cut the request short → back to the stream at once, not an attempt.
+// A dead letter is stored before the ack, so nothing is lost between the two; every write
+// after the request runs on a fresh deadline (bookkeeping), whatever the request took.
+func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.Msg, p pipeline.Permit, b, source *transform.Batch) error {
+	if t.slots.over() {
+		// Fetched by a worker admitted before the concurrency limit shrank: not sent, not
+		// an attempt; it goes back so that no more than the new limit are in flight.
+		return pipeline.RetryIn(pipeline.PolicyOf(t.cfg).Deferred(), errOverLimit)
+	}
+	if !p.Probe && t.breaker.State() != circuitClosed {
+		// Fetched just as the circuit opened: not sent, not an attempt; it waits for the
+		// circuit like the messages still in the stream.
+		d.metrics.Deferred.WithLabelValues(t.cfg.Name).Inc()
+		return pipeline.RetryIn(pipeline.PolicyOf(t.cfg).Deferred(), errCircuitOpen)
+	}
+	prev := pipeline.EarlierTries(ctx, d.tx, msg, b, t.cfg.Name)
+	outcome, derr := d.importBatch(ctx, t, b, pipeline.FlagsOf(msg.Headers()))
+	bctx, cancel := pipeline.Bookkeeping(ctx)
+	defer cancel()
+	unmapped, _ := strconv.Atoi(msg.Headers().Get(pipeline.HeaderUnmapped))
+	rec := &txlog.DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
+		Time: d.now().UTC(), Counts: outcome.counts, Conflicts: outcome.conflicts, Rejected: len(outcome.rejected)}
+	kept := pipeline.CarriedBy(msg.Headers())
+	if derr == nil {
+		return d.delivered(bctx, t, p, b, source, rec, outcome, prev, kept)
+	}
+	if dhis2.KindOf(derr) == 0 && ctx.Err() != nil {
+		// Our own cancellation (shutdown): the target is not to blame, and the message goes
+		// back to the stream now rather than after AckWait.
+		d.log.Info("delivery interrupted; message returned to the stream", "tx", b.TxID, "seq", b.Seq,
+			"target", t.cfg.Name, "err", derr)
+		return pipeline.RetryIn(0, derr)
+	}
+	return d.deliveryFailed(bctx, t, p, b, source, rec, derr, prev, kept)
+}
+
+// delivered records a batch the target answered for: all of it taken, or some values
+// rejected, which become a dead letter of exactly those values.
+func (d *Deliverer) delivered(ctx context.Context, t *Target, p pipeline.Permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
+	out importOutcome, prev pipeline.Tries, kept pipeline.Carried) error {
+	name := t.cfg.Name
+	t.breaker.success(p)
+	rec.Attempts = prev.Attempts + 1
+	rec.FirstError = prev.First
+	rec.Outcome = txlog.OutcomeDelivered
+	result := "success"
+	if len(out.rejected) > 0 {
+		// Values refused for a locked or closed period are dead letters of their own
+		// (locks.go); the others are the target's rejections.
+		locked, other := splitRejected(b, out.rejected, rec.Conflicts)
+		for _, part := range []struct {
+			at     []int
+			reason string
+			err    error
+		}{
+			{other, pipeline.ReasonRejected, fmt.Errorf("%s rejected %d of %d values", name, len(other), len(b.Values))},
+			{locked, pipeline.ReasonLocked, lockedError(name, len(locked), len(b.Values))},
+		} {
+			if len(part.at) == 0 {
+				continue
+			}
+			if err := d.deadLetterPart(ctx, b, source, name, part.at, part.reason, part.err, rec, kept); err != nil {
+				return pipeline.RetryIn(pipeline.RetryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
+			}
+		}
+		rec.Locked = len(locked)
+		rec.Outcome = txlog.OutcomePartial
+		result = "partial"
+		if len(out.rejected) == len(b.Values) {
+			rec.Outcome = txlog.OutcomeDeadLettered // the target answered, and took nothing
+		}
+		d.metrics.Values.WithLabelValues(name, "rejected").Add(float64(len(other)))
+		d.metrics.Values.WithLabelValues(name, pipeline.ReasonLocked).Add(float64(len(locked)))
+	}
+	d.metrics.Attempts.WithLabelValues(name, result).Inc()
+	c := out.counts
+	d.metrics.Values.WithLabelValues(name, "imported").Add(float64(c.Imported))
+	d.metrics.Values.WithLabelValues(name, "updated").Add(float64(c.Updated))
+	d.metrics.Values.WithLabelValues(name, "ignored").Add(float64(c.Ignored))
+	d.metrics.Values.WithLabelValues(name, "deleted").Add(float64(c.Deleted))
+	// The target answered for the batch: what it completes is registered once the
+	// transaction's other batches are done (completeness.go), as DHIS2 registers a
+	// completion whatever became of the values.
+	rec.Completions = completionsOf(b)
+	kept.Note.Apply(rec)
+	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
+	d.completeIfDone(ctx, t, b.TxID, kept.Completes)
+	return nil
+}
+
+// deadLetterPart stores the values at the given positions of b as a dead letter of one
+// reason, and records their payload indexes as rejected.
+func (d *Deliverer) deadLetterPart(ctx context.Context, b, source *transform.Batch, target string, at []int, reason string,
+	err error, rec *txlog.DeliveryRecord, kept pipeline.Carried) error {
+	part := *b
+	part.Values = make([]transform.DataValue, 0, len(at))
+	for _, i := range at {
+		part.Values = append(part.Values, b.Values[i])
+		rec.RejectedIndexes = append(rec.RejectedIndexes, b.Values[i].Index)
+	}
+	db := &pipeline.DeadBatch{Batch: &part, Source: source, Target: target, Reason: reason, Err: err, Conflicts: rec.Conflicts,
+		Attempts: rec.Attempts, FirstError: rec.Time, Carried: kept}
+	if reason != pipeline.ReasonRejected {
+		db.IDSuffix = ":" + reason
+	}
+	return d.dead.Batch(ctx, db)
+}
+
+// deliveryFailed applies the retry policy to a request that failed as a whole.
+func (d *Deliverer) deliveryFailed(ctx context.Context, t *Target, p pipeline.Permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
+	derr error, prev pipeline.Tries, kept pipeline.Carried) error {
+	name := t.cfg.Name
+	pol := pipeline.PolicyOf(t.cfg)
+	rec.LastError = derr.Error()
+	rec.FirstError = prev.First
+	if rec.FirstError.IsZero() {
+		rec.FirstError = rec.Time
+	}
+	attempts := prev.Attempts
+	kind := dhis2.KindOf(derr)
+	if kind == 0 {
+		kind = dhis2.KindTransient // unclassified: the outcome is unknown, and re-sending is harmless
+	}
+	reason := pipeline.ReasonPermanent
+	if unauthorized := errors.Is(derr, dhis2.ErrUnauthorized); kind == dhis2.KindTransient || unauthorized {
+		ra := min(dhis2.RetryAfterOf(derr), t.cfg.Retry.MaxDelay.D())
+		if unauthorized {
+			t.breaker.trip(p, ra) // holds for every message until an operator acts; not an attempt
+		} else if t.breaker.failure(p, ra) {
+			attempts++
+		}
+		rec.Attempts = attempts
+		if delay, ok := pol.Next(attempts, b.Received, rec.Time, dhis2.RetryAfterOf(derr)); ok {
+			d.metrics.Attempts.WithLabelValues(name, "transient").Inc()
+			d.metrics.Retries.WithLabelValues(name).Inc()
+			d.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
+				"attempt", attempts, "retry_in", delay, "err", derr)
+			rec.Outcome = txlog.OutcomeRetrying
+			pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
+			return pipeline.RetryIn(delay, derr)
+		}
+		reason = pipeline.ReasonExhausted
+	} else {
+		// The target answered: it is up, whatever it thought of the batch.
+		t.breaker.success(p)
+		attempts++
+		rec.Attempts = attempts
+		if allLocks(rec.Conflicts) {
+			// 2.43 refuses a data set's values whole for an untimely period (locks.go).
+			reason = pipeline.ReasonLocked
+			rec.Locked = len(b.Values)
+		}
+	}
+	d.metrics.Attempts.WithLabelValues(name, "permanent").Inc()
+	db := &pipeline.DeadBatch{Batch: b, Source: source, Target: name, Reason: reason, Err: derr, Conflicts: rec.Conflicts,
+		Attempts: attempts, FirstError: rec.FirstError, Carried: kept}
+	if err := d.dead.Batch(ctx, db); err != nil {
+		return pipeline.RetryIn(pipeline.RetryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
+	}
+	rec.Outcome = txlog.OutcomeDeadLettered
+	rec.Rejected, rec.RejectedIndexes = len(b.Values), pipeline.PayloadIndexes(b.Values)
+	kept.Note.Apply(rec)
+	outcome := "rejected"
+	if reason == pipeline.ReasonLocked {
+		outcome = pipeline.ReasonLocked
+	}
+	d.metrics.Values.WithLabelValues(name, outcome).Add(float64(len(b.Values)))
+	d.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
+		"reason", reason, "err", derr)
+	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
+	d.completeIfDone(ctx, t, b.TxID, kept.Completes)
+	return nil
+}
