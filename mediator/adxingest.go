@@ -60,7 +60,7 @@ func (a *adxSupport) load() error {
 	}
 	a.loaded = true
 	for _, t := range a.targets {
-		ix, err := a.s.metadata.Index(a.ctx, t.Name)
+		ix, err := a.s.mapping.Metadata().Index(a.ctx, t.Name)
 		if err != nil {
 			a.err = &requestError{Status: http.StatusServiceUnavailable, Reason: "unavailable",
 				Msg: fmt.Sprintf("ADX is read with the target's metadata (value types, categories), and target %s's cannot be read: %v; retry later", t.Name, err)}
@@ -68,7 +68,7 @@ func (a *adxSupport) load() error {
 		}
 		a.ixs = append(a.ixs, ix)
 	}
-	if set, ok := a.s.engine.Load().Sets().Set(a.src.Mapping); ok && a.src.Mapping != "" {
+	if set, ok := a.s.mapping.Engine().Sets().Set(a.src.Mapping); ok && a.src.Mapping != "" {
 		a.rules, a.scheme = map[string][]string{}, set.TargetScheme
 		for _, r := range set.Rules {
 			a.rules[r.Source] = append(a.rules[r.Source], r.DataElement)
@@ -183,7 +183,7 @@ func (r *adxResolver) unresolved(v *transform.DataValue) (field, id, why string)
 		Values: []transform.DataValue{one}}
 	var reasons []string
 	for _, t := range r.a.targets {
-		m, err := r.a.s.engine.Load().MapWith(r.a.ctx, b, pipeline.MappingSource(r.a.src), pipeline.MappingTarget(t), mapping.Options{})
+		m, err := r.a.s.mapping.Engine().MapWith(r.a.ctx, b, pipeline.MappingSource(r.a.src), pipeline.MappingTarget(t), mapping.Options{})
 		switch {
 		case err != nil:
 			reasons = append(reasons, fmt.Sprintf("target %s: %v", t.Name, err))

@@ -2,8 +2,6 @@ package mediator
 
 import (
 	"context"
-	"sync"
-	"time"
 
 	"github.com/tally-hmis/tally/config"
 )
@@ -20,56 +18,12 @@ import (
 // targets: 2.42, the last of the 2.38–2.42 engine that most installations run.
 const defaultEra = 42
 
-// releaseRetry is how long a target whose release could not be read is not asked again,
-// so that an ingest never waits on a target that is down more than once in a while.
-const releaseRetry = time.Minute
-
-// releaseTimeout bounds reading a target's release on the ingest path.
-const releaseTimeout = 3 * time.Second
-
-// releases remembers when a target's release could not be read.
-type releases struct {
-	mu     sync.Mutex
-	failed map[string]time.Time
-}
-
-// targetRelease returns a target's DHIS2 release (40 for 2.40), 0 when unknown: the version
-// its client last read, else GET /api/system/info, asked at most once per releaseRetry
-// while it fails.
-func (s *Service) targetRelease(ctx context.Context, name string) int {
-	t, ok := s.targets.Get(name)
-	if !ok {
-		return 0
-	}
-	if v, ok := t.Client().ServerVersion(); ok {
-		return v.Release()
-	}
-	r := s.metadata.releases
-	r.mu.Lock()
-	if at, ok := r.failed[name]; ok && s.now().Sub(at) < releaseRetry {
-		r.mu.Unlock()
-		return 0
-	}
-	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
-	defer cancel()
-	info, err := t.Client().SystemInfo(ctx)
-	if err != nil || info.Release.Release() == 0 {
-		r.mu.Lock()
-		r.failed[name] = s.now()
-		r.mu.Unlock()
-		s.log.Warn("reading a target's DHIS2 version", "target", name, "err", err)
-		return 0
-	}
-	return info.Release.Release()
-}
-
 // sourceReleases returns the known releases of a source's targets, lowest and highest (0,
 // 0 when none is known), and whether every target's is known.
 func (s *Service) sourceReleases(ctx context.Context, src *config.Source) (lowest, highest int, all bool) {
 	all = true
 	for _, t := range s.cfg.TargetsOf(src) {
-		rel := s.targetRelease(ctx, t.Name)
+		rel := s.mapping.Metadata().Release(ctx, t.Name)
 		if rel == 0 {
 			all = false
 			continue

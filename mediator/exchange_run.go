@@ -495,10 +495,10 @@ func (s *Service) mapRun(ctx context.Context, e *exchange, run *ExchangeRun) {
 			}
 			tr.produced[i] = map[string]map[key4]struct{}{}
 			for _, b := range p.batches {
-				m, err := s.currentMapper().Map(ctx, b, e.source, t)
+				m, err := s.mapping.Map(ctx, b, e.source, t)
 				if err != nil {
 					msg := fmt.Sprintf("mapping request %q: %v", p.cfg.Name, err)
-					if errors.Is(err, ErrMappingRejected) {
+					if errors.Is(err, pipeline.ErrMappingRejected) {
 						msg += " (the batch becomes a dead letter)"
 					}
 					tr.sum.Error = joinErr(tr.sum.Error, transform.ClipText(msg, 500))

@@ -259,7 +259,7 @@ func (s *Service) awaitTx(ctx context.Context, tx string, wait time.Duration) *t
 // value must reach completeness.share.
 func (s *Service) registrations(ctx context.Context, e *exchange, target string, tr *targetRun) ([]dhis2.Registration, error) {
 	c := e.cfg.Completeness
-	md, err := s.metadata.Metadata(ctx, target)
+	md, err := s.mapping.Metadata().Metadata(ctx, target)
 	if err != nil {
 		return nil, err
 	}

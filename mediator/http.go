@@ -218,3 +218,20 @@ func (s *Service) handleProbe(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, res)
 }
+
+// handleMetadataRefresh is POST /admin/v1/targets/{name}/metadata/refresh: read the
+// target's metadata now, after an implementer changed it in DHIS2.
+func (s *Service) handleMetadataRefresh(c echo.Context) error {
+	name := c.Param("name")
+	if _, ok := s.targets.Get(name); !ok {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no target is called " + strconv.Quote(name)})
+	}
+	cm, err := s.mapping.Metadata().Refresh(c.Request().Context(), name)
+	if err != nil {
+		return c.JSON(http.StatusBadGateway, apiError{Status: "error", Message: err.Error()})
+	}
+	md := cm.MD
+	return c.JSON(http.StatusOK, map[string]any{"target": name, "fetched": cm.Fetched,
+		"dataElements": len(md.DataElements), "categoryOptionCombos": len(md.CategoryOptionCombos),
+		"dataSets": len(md.DataSets), "organisationUnits": len(md.OrgUnits)})
+}

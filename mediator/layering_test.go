@@ -37,8 +37,8 @@ var allowedImports = map[string][]string{
 	"mediator/dlq": {"config", "mediator/pipeline", "mediator/stream", "mediator/txlog", "transform"},
 	"mediator/delivery": {"adapters/dhis2", "adapters/dvs", "config", "mediator/pipeline", "mediator/stream",
 		"mediator/txlog", "transform", "transform/metadata"},
-	"mediator/pipeline": {"config", "mediator/stream", "mediator/txlog", "transform", "transform/mapping",
-		"transform/metadata"},
+	"mediator/pipeline": {"adapters/dhis2", "config", "mediator/stream", "mediator/txlog", "transform",
+		"transform/mapping", "transform/metadata", "transform/period"},
 
 	// The records every stage writes: below the stages, beside the streams.
 	"mediator/txlog": {"transform"},

@@ -8,7 +8,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/mediator/delivery"
-	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
@@ -83,19 +82,14 @@ func (s *Service) handlePreview(c echo.Context) error {
 		previews = append(previews, tp)
 		// Previews map as the mapper stage does, duplicates across the payload's batches
 		// and roll-ups included, but read the roll-up store without writing to it.
-		opts := mapping.Options{Rollup: s.rollupStore(), RollupReadOnly: true, Payload: mapping.NewPayloadKeys(payloadKeysLimit)}
-		for _, b := range batches {
-			m, err := s.engine.Load().MapWith(ctx, b, pipeline.MappingSource(src), pipeline.MappingTarget(t), opts)
-			if err == nil {
-				s.refuseNewerPeriods(ctx, src, t, m)
-			}
+		s.mapping.Preview(ctx, batches, src, t, func(m *transform.Mapped, err error) {
 			if err != nil {
 				var re *mapping.RejectError
 				if errors.As(err, &re) {
 					tp.Rejected = append(tp.Rejected, re.Issues...)
 				}
 				tp.Error = err.Error()
-				continue
+				return
 			}
 			tp.Values = append(tp.Values, m.Batch.Values...)
 			tp.Unmapped = append(tp.Unmapped, m.Unmapped...)
@@ -104,7 +98,7 @@ func (s *Service) handlePreview(c echo.Context) error {
 			tp.Duplicates = append(tp.Duplicates, m.Duplicates...)
 			tp.Schemes, tp.DataSet = m.Batch.Schemes, m.Batch.DataSet
 			tp.ImportStrategy = tg.ImportStrategy(m.Batch)
-		}
+		})
 		if tp.Error == "" && len(tp.Values) > 0 {
 			tp.Diff = tg.Compare(ctx, tp.Schemes, tp.Values)
 			tp.Locked = tg.Locks(ctx, &transform.Batch{Schemes: tp.Schemes, DataSet: tp.DataSet,

@@ -21,7 +21,6 @@ import (
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
-	"github.com/tally-hmis/tally/transform/mapping"
 )
 
 // Options are the service's dependencies; the zero value of each is a sensible default.
@@ -55,13 +54,10 @@ type Service struct {
 	logLevel *slog.LevelVar
 	// console is what the OpenHIM console overrides (openhim.go).
 	console *console
-	// engine is the mapping engine in force; a reload swaps it.
-	engine   atomic.Pointer[mapping.Engine]
-	metadata *metadataCache
-	// payloads remembers the keys of payloads being mapped (payloadkeys.go).
-	payloads       *payloadKeys
-	mappingStamp   atomic.Value // string
-	mappingReloads *prometheus.CounterVec
+	// mapping is the mapping engine in force (mediator/pipeline), built at Start; reloads
+	// counts its reloads.
+	mapping *pipeline.Mapping
+	reloads *prometheus.CounterVec
 	// configuredLevel is the log level of the configuration file, which the OpenHIM console
 	// can override and restore (openhim.go).
 	configuredLevel slog.Level
@@ -76,8 +72,9 @@ type Service struct {
 	chain *pipeline.Chain
 	// deadLetters is the dead-letter queue (mediator/dlq).
 	deadLetters *dlq.Store
-	// deliverer is the delivery stage (mediator/delivery).
+	// deliverer is the delivery stage (mediator/delivery); mapper the mapper stage.
 	deliverer *delivery.Deliverer
+	mapper    *pipeline.Mapper
 	txlog     *txlog.TxLog
 	// exch runs the exchanges: section (exchange.go).
 	exch *exchanges
@@ -117,13 +114,9 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		now: o.Now, listener: o.Listener,
 		sections: sections, logLevel: o.LogLevel,
 	}
-	s.metadata = newMetadataCache(s)
-	s.payloads = newPayloadKeys()
-	s.mappingReloads = newReloadCounter(o.Registry)
+	s.reloads = pipeline.NewReloadCounter(o.Registry)
 	s.outcomes = newOutcomeCounter(o.Registry)
 	s.configuredLevel = configuredLevel(cfg.Log.Level, o.LogLevel)
-	s.engine.Store(mapping.NewEngine(sections.Mappings, s.metadata))
-	s.mappingStamp.Store(mappingFilesStamp(cfg, sections.Mappings))
 	if sections.OpenHIM.Enabled {
 		version, err := openhim.NormalizeVersion(o.Version)
 		if err != nil {
@@ -182,16 +175,24 @@ func (s *Service) Start(ctx context.Context) error {
 	s.conn = conn
 	s.pub = stream.NewPublisher(conn.JS, 256)
 	s.txlog = txlog.New(conn.Tx)
-	s.deadLetters = dlq.New(dlq.Config{JS: conn.JS, Publisher: s.pub, TxLog: s.txlog, Config: s.cfg, Mapper: liveMapper{s},
+	md := pipeline.NewMetadataCache(s.cfg, s.targets.Clients(), conn.State, s.log, s.now)
+	s.mapping = pipeline.NewMapping(s.cfg, s.sections.Mappings, md, conn.State, s.reloads, s.log)
+	s.deadLetters = dlq.New(dlq.Config{JS: conn.JS, Publisher: s.pub, TxLog: s.txlog, Config: s.cfg, Mapper: s.mapping,
 		Metrics: s.metrics.DLQ, Log: s.log, Now: s.now})
 	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: s.deadLetters}
 	s.deliverer = delivery.New(delivery.Config{Targets: s.targets, TxLog: s.txlog, DeadLetters: s.deadLetters,
 		Metrics: s.metrics.Delivery, Log: s.log, Now: s.now, UpgradeWait: s.cfg.Delivery.UpgradeWait.D()})
+	s.mapper = pipeline.NewMapper(pipeline.MapperConfig{Config: s.cfg, Mapping: s.mapping, Publisher: s.pub, TxLog: s.txlog,
+		DeadLetters: s.deadLetters, Delivery: s.deliverer, Metrics: s.metrics.Pipeline, Log: s.log, Now: s.now})
 
 	wctx, cancel := context.WithCancel(context.Background())
 	hctx, cancelHandlers := context.WithCancel(context.Background())
 	s.cancel, s.cancelHandlers = cancel, cancelHandlers
-	consumers := s.consumers() // workers.go: the mapper, and per target its circuit, rate limit and workers
+	// The mapper, and per target its delivery workers, gated by its slots, circuit and rate
+	// limit.
+	ackWait := s.cfg.Delivery.AckWait.D()
+	consumers := append([]*pipeline.Consumer{s.mapper.Consumer(s.chain, ackWait)}, s.deliverer.Consumers(s.chain, ackWait)...)
+	s.metrics.Pipeline.ObserveQueues(conn.JS, s.targets.Names())
 	// openhim_outbox.go: the outcomes recorded in the OpenHIM core (none without openhim:)
 	consumers = append(consumers, s.openhimConsumers()...)
 	var readyWG sync.WaitGroup
@@ -242,7 +243,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.workers.Add(1)
 		go func() {
 			defer s.workers.Done()
-			s.watchMappingFiles(wctx, 2*time.Second)
+			s.mapping.Watch(wctx, 2*time.Second)
 		}()
 	}
 	if s.openhim != nil {
@@ -351,4 +352,13 @@ func (s *Service) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout.D())
 	defer cancel()
 	return s.Stop(sctx)
+}
+
+// ReloadMappings reads the configuration file again and, if its mapping sets compile, puts
+// them in force (see pipeline.Mapping.Reload).
+func (s *Service) ReloadMappings() error {
+	if s.mapping == nil {
+		return errors.New("reloading mappings: the service is not started")
+	}
+	return s.mapping.Reload()
 }

@@ -69,6 +69,13 @@ func (d *Deliverer) Consumers(chain *pipeline.Chain, ackWait time.Duration) []*p
 	return out
 }
 
+// CircuitRemaining is how long the named target's circuit stays open; 0 when it is not.
+func (d *Deliverer) CircuitRemaining(target string) time.Duration {
+	return d.targets.CircuitRemaining(target)
+}
+
+var _ pipeline.Delivery = (*Deliverer)(nil)
+
 // work is the work of a target's delivery stage: decode, then deliver.
 func (d *Deliverer) work(t *Target) pipeline.Handler {
 	return func(ctx context.Context, msg jetstream.Msg, p pipeline.Permit) error {

@@ -1,4 +1,4 @@
-package mediator
+package pipeline
 
 import (
 	"context"
@@ -53,10 +53,10 @@ func (r kvRollup) Put(ctx context.Context, key string, value []byte, revision ui
 	return fmt.Errorf("writing %s to tally_state: %w", key, err)
 }
 
-// rollupStore is the roll-up store of the service's JetStream, or nil before Start.
-func (s *Service) rollupStore() mapping.RollupStore {
-	if s.conn == nil || s.conn.State == nil {
+// rollupStore is the roll-up store on tally_state (nil without one).
+func (m *Mapping) rollupStore() mapping.RollupStore {
+	if m.state == nil {
 		return nil
 	}
-	return kvRollup{kv: s.conn.State}
+	return kvRollup{kv: m.state}
 }

@@ -1,4 +1,4 @@
-package mediator
+package pipeline
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform/mapping"
 )
 
@@ -58,7 +57,7 @@ func newPayloadKeys() *payloadKeys {
 // lower-numbered batches of the payload that are being mapped on this replica; done must
 // be called when the batch is mapped. A payload of one batch gets nil keys.
 func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h nats.Header) (*mapping.PayloadKeys, func()) {
-	if n, err := strconv.Atoi(h.Get(pipeline.HeaderBatches)); p == nil || err == nil && n <= 1 {
+	if n, err := strconv.Atoi(h.Get(HeaderBatches)); p == nil || err == nil && n <= 1 {
 		return nil, func() {}
 	}
 	id := txID + "\x00" + target
