@@ -1,6 +1,8 @@
 package mediator
 
 import (
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -78,3 +81,58 @@ func (s *Service) handleTxList(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"transactions": views})
 }
+
+// errUnauthorized refuses a request whose credentials match no source.
+var errUnauthorized = errors.New("unauthorized")
+
+// authenticate returns the source whose credentials the request carries: Basic, Bearer, or
+// DHIS2's "ApiToken" scheme, so that DHIS2's own clients can authenticate unchanged.
+func authenticate(r *http.Request, sources []config.Source, only *config.Source) (*config.Source, error) {
+	user, pass, token := credentials(r)
+	match := func(src *config.Source) bool {
+		if src.Auth.Public && user == "" && token == "" {
+			return true
+		}
+		for _, u := range src.Auth.Users {
+			if user != "" && constEq(u.Username, user) && constEq(u.Password, pass) {
+				return true
+			}
+		}
+		for _, t := range src.Auth.Tokens {
+			if token != "" && constEq(t, token) {
+				return true
+			}
+		}
+		return false
+	}
+	if only != nil {
+		if match(only) {
+			return only, nil
+		}
+		return nil, errUnauthorized
+	}
+	for i := range sources {
+		if (user != "" || token != "") && match(&sources[i]) {
+			return &sources[i], nil
+		}
+	}
+	return nil, errUnauthorized
+}
+
+func credentials(r *http.Request) (user, pass, token string) {
+	h := r.Header.Get("Authorization")
+	scheme, rest, _ := strings.Cut(h, " ")
+	rest = strings.TrimSpace(rest)
+	switch strings.ToLower(scheme) {
+	case "basic":
+		raw, err := base64.StdEncoding.DecodeString(rest)
+		if err == nil {
+			user, pass, _ = strings.Cut(string(raw), ":")
+		}
+	case "bearer", "apitoken":
+		token = rest
+	}
+	return user, pass, token
+}
+
+func constEq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

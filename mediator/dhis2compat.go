@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
@@ -55,7 +56,7 @@ func (s *Service) dhis2Routes(e *echo.Echo) {
 // credentials it sends (Basic, Bearer or ApiToken), which pick the source.
 func (s *Service) handleDataValueSets(c echo.Context) error {
 	ctx := c.Request().Context()
-	sh := replyShape{xml: wantsXML(c, path.Ext(c.Path())), release: defaultEra}
+	sh := replyShape{xml: wantsXML(c, path.Ext(c.Path())), release: ingest.DefaultEra}
 	version := c.Param("version")
 	if version != "" && !apiVersionRE.MatchString(version) {
 		return sh.writeMessage(c, http.StatusNotFound, "no such API version: "+version)
@@ -66,14 +67,14 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="DHIS2"`)
 		return sh.writeMessage(c, http.StatusUnauthorized, "Unauthorized")
 	}
-	sh.release = s.eraOf(ctx, src)
+	sh.release = s.ingester.Era(ctx, src)
 	// The bare summary answers a path naming API version 37 or lower, up to 2.41 (spec
 	// dhis2.md §2.1).
 	sh.plain = version != "" && version <= "37" && sh.release <= 41
 	opts := importOptionsEcho(c)
 	req := s.ingestRequestFrom(c, src)
 	req.DHIS2, req.Release = true, sh.release
-	res, err := s.ingest(ctx, req)
+	res, err := s.ingester.Ingest(ctx, req)
 	if err != nil {
 		return s.refuseImport(c, sh, src, opts, err)
 	}
@@ -108,11 +109,11 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 // atomic validation, with any value) is DHIS2's ERROR summary with the conflicts; anything
 // else (a wrong type, too large, storage unavailable) a WebMessage with the status.
 func (s *Service) refuseImport(c echo.Context, sh replyShape, src *config.Source, opts map[string]any, err error) error {
-	var re *requestError
+	var re *ingest.RequestError
 	if !errors.As(err, &re) {
 		return err
 	}
-	s.metrics.IngestRejected.WithLabelValues(src.Name, re.Reason).Inc()
+	s.ingester.Refused(src.Name, re.Reason)
 	if re.Input == nil {
 		if re.Status == http.StatusServiceUnavailable {
 			c.Response().Header().Set("Retry-After", "5")
@@ -132,7 +133,7 @@ func (s *Service) refuseImport(c echo.Context, sh replyShape, src *config.Source
 // acceptedSummary says what Tally made of a payload it stored (or, for a dry run, read):
 // the values accepted for delivery and those refused with their conflicts. It returns the
 // refused values' indexes too.
-func acceptedSummary(res *ingestResult, opts map[string]any, release int) (*importSummary, []int) {
+func acceptedSummary(res *ingest.Result, opts map[string]any, release int) (*importSummary, []int) {
 	r := res.Report
 	sum := &importSummary{ResponseType: "ImportSummary", Status: statusSuccess, ImportOptions: opts,
 		DataSetComplete: "false", Conflicts: append(transform.MergeConflicts(r.Conflicts), res.Notes...)}
@@ -289,9 +290,9 @@ func importOptionsEcho(c echo.Context) map[string]any {
 		"importStrategy": string(strategy), "skipAudit": q.Get("skipAudit") == "true"}
 }
 
-func (s *Service) ingestRequestFrom(c echo.Context, src *config.Source) ingestRequest {
+func (s *Service) ingestRequestFrom(c echo.Context, src *config.Source) ingest.Request {
 	r := c.Request()
-	return ingestRequest{Source: src, ContentType: r.Header.Get("Content-Type"), Body: r.Body,
+	return ingest.Request{Source: src, ContentType: r.Header.Get("Content-Type"), Body: r.Body,
 		Query: r.URL.Query(), OpenHIMTx: r.Header.Get("X-OpenHIM-TransactionID")}
 }
 

@@ -178,8 +178,7 @@ func (s *Service) initExchanges(o Options) error {
 	s.cfg = &cfg
 	for _, e := range x.order {
 		e.source, _ = s.cfg.Source(exchangeSourceName(e.cfg.Name))
-		s.metrics.IngestValues.WithLabelValues(e.source.Name)
-		s.metrics.IngestMessages.WithLabelValues(e.source.Name)
+		s.metrics.Ingest.Touch([]string{e.source.Name})
 		x.metrics.touch(e.cfg.Name)
 	}
 	return nil

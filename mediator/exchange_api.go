@@ -72,7 +72,7 @@ type RequestInfo struct {
 func (s *Service) exchangeInfo(ctx context.Context, e *exchange, detail bool) *ExchangeInfo {
 	c := e.cfg
 	info := &ExchangeInfo{Name: c.Name, Description: c.Description, SourceName: e.source.Name, Schedule: c.Schedule,
-		Timezone: c.Timezone, Targets: targetNames(s.cfg.TargetsOf(e.source)), Mapping: c.Mapping, Stale: c.Stale.Mode,
+		Timezone: c.Timezone, Targets: s.cfg.TargetNamesOf(e.source), Mapping: c.Mapping, Stale: c.Stale.Mode,
 		Running: e.busy.Load()}
 	info.Source = ExchangeSrcInfo{Type: c.Source.Type, URL: c.Source.URL, Auth: "basic " + c.Source.Username}
 	if c.Source.Token != "" {

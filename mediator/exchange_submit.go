@@ -113,12 +113,11 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 		format = "cht"
 	}
 	rec := &txlog.TxRecord{ID: tx, Source: src.Name, Received: run.Started, Format: format, Values: values, Batches: total,
-		Targets: targetNames(targets)}
+		Targets: s.cfg.TargetNamesOf(src)}
 	if err := s.createRunRecord(bctx, rec, run); err != nil {
 		return err
 	}
-	s.metrics.IngestValues.WithLabelValues(src.Name).Add(float64(values))
-	s.metrics.IngestMessages.WithLabelValues(src.Name).Add(float64(n))
+	s.ingester.Ingested(src.Name, values, n)
 
 	for _, t := range targets {
 		tr := run.targetRun[t.Name]

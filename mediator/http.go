@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tally-hmis/tally/mediator/delivery"
+	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -100,11 +101,11 @@ func (s *Service) handleIngest(c echo.Context) error {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no source is called " + strconv.Quote(name)})
 	}
 	if _, err := authenticate(c.Request(), nil, src); err != nil {
-		s.metrics.IngestRejected.WithLabelValues(src.Name, "unauthorized").Inc()
+		s.ingester.Refused(src.Name, "unauthorized")
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="tally", charset="UTF-8"`)
 		return c.JSON(http.StatusUnauthorized, apiError{Status: "error", Message: "missing or wrong credentials for source " + strconv.Quote(name)})
 	}
-	res, err := s.ingest(c.Request().Context(), s.ingestRequestFrom(c, src))
+	res, err := s.ingester.Ingest(c.Request().Context(), s.ingestRequestFrom(c, src))
 	if err != nil {
 		return s.ingestError(c, src.Name, err)
 	}
@@ -148,7 +149,7 @@ func (s *Service) handleIngest(c echo.Context) error {
 
 // withRefused adds to a native ingest answer the values refused one by one (per-value
 // validation): how many, and their problems with index, place and DHIS2 conflict.
-func withRefused(body map[string]any, res *ingestResult) map[string]any {
+func withRefused(body map[string]any, res *ingest.Result) map[string]any {
 	if r := res.Report; r.Rejected > 0 {
 		body["refused"] = r.Rejected
 		body["errors"] = r.Conflicts
@@ -160,11 +161,11 @@ func withRefused(body map[string]any, res *ingestResult) map[string]any {
 }
 
 func (s *Service) ingestError(c echo.Context, source string, err error) error {
-	var re *requestError
+	var re *ingest.RequestError
 	if !errors.As(err, &re) {
 		return err
 	}
-	s.metrics.IngestRejected.WithLabelValues(source, re.Reason).Inc()
+	s.ingester.Refused(source, re.Reason)
 	body := apiError{Status: "error", Message: re.Msg}
 	if re.Input != nil {
 		body.Errors, body.More = re.Input.Errs, re.Input.More
@@ -234,4 +235,23 @@ func (s *Service) handleMetadataRefresh(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"target": name, "fetched": cm.Fetched,
 		"dataElements": len(md.DataElements), "categoryOptionCombos": len(md.CategoryOptionCombos),
 		"dataSets": len(md.DataSets), "organisationUnits": len(md.OrgUnits)})
+}
+
+// handlePreview is POST /admin/v1/preview?source=NAME: the payload is read exactly as
+// ingest reads it, mapped for every target of the source, and compared with the target's
+// current values. Nothing is stored or sent.
+func (s *Service) handlePreview(c echo.Context) error {
+	name := c.QueryParam("source")
+	src, ok := s.cfg.Source(name)
+	if !ok {
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: "source: no source is called " + strconv.Quote(name)})
+	}
+	p, err := s.ingester.Preview(c.Request().Context(), s.ingestRequestFrom(c, src))
+	if errors.Is(err, ingest.ErrPreviewTooLarge) {
+		return c.JSON(http.StatusRequestEntityTooLarge, apiError{Status: "error", Message: err.Error()})
+	}
+	if err != nil {
+		return s.ingestError(c, src.Name, err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"source": p.Source, "format": p.Format, "values": p.Values, "targets": p.Targets})
 }

@@ -5,16 +5,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
+	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 )
 
 // Metrics are the tally_ collectors, registered on an injected registry.
 type Metrics struct {
-	IngestValues   *prometheus.CounterVec
-	IngestMessages *prometheus.CounterVec
-	IngestRejected *prometheus.CounterVec
-	HTTPRequests   *prometheus.CounterVec
-	HTTPDuration   *prometheus.HistogramVec
+	// Ingest are ingest's (mediator/ingest).
+	Ingest       *ingest.Metrics
+	HTTPRequests *prometheus.CounterVec
+	HTTPDuration *prometheus.HistogramVec
 
 	// Pipeline, Delivery and DLQ are the mapper's and the queues' (mediator/pipeline), the
 	// delivery workers' (mediator/delivery) and the dead-letter queue's (mediator/dlq).
@@ -27,12 +27,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	m := &Metrics{
-		IngestValues: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "ingest", Name: "values_total",
-			Help: "Data values accepted and stored in TALLY_INGEST, by source."}, []string{"source"}),
-		IngestMessages: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "ingest", Name: "messages_total",
-			Help: "Batches published to TALLY_INGEST, by source."}, []string{"source"}),
-		IngestRejected: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "ingest", Name: "rejected_requests_total",
-			Help: "Ingest requests refused, by source and reason."}, []string{"source", "reason"}),
+		Ingest: ingest.NewMetrics(reg),
 		HTTPRequests: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "http", Name: "requests_total",
 			Help: "HTTP requests served, by route, method and status code."}, []string{"route", "method", "code"}),
 		HTTPDuration: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tally", Subsystem: "http", Name: "request_duration_seconds",
@@ -47,10 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // touch creates the series known in advance so that dashboards see zeros, not gaps.
 func (m *Metrics) touch(sources, targets []string) {
-	for _, s := range sources {
-		m.IngestValues.WithLabelValues(s)
-		m.IngestMessages.WithLabelValues(s)
-	}
+	m.Ingest.Touch(sources)
 	m.Delivery.Touch(targets)
 	m.DLQ.Touch(targets)
 }

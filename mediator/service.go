@@ -17,6 +17,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
+	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
@@ -75,7 +76,9 @@ type Service struct {
 	// deliverer is the delivery stage (mediator/delivery); mapper the mapper stage.
 	deliverer *delivery.Deliverer
 	mapper    *pipeline.Mapper
-	txlog     *txlog.TxLog
+	// ingester reads and stores payloads (mediator/ingest).
+	ingester *ingest.Ingester
+	txlog    *txlog.TxLog
 	// exch runs the exchanges: section (exchange.go).
 	exch *exchanges
 
@@ -144,17 +147,9 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	for i, src := range cfg.Sources {
 		sources[i] = src.Name
 	}
-	s.metrics.touch(sources, targetNames(targetPtrs(cfg)))
+	s.metrics.touch(sources, cfg.TargetNames())
 	s.echo = s.routes()
 	return s, nil
-}
-
-func targetPtrs(cfg *config.Config) []*config.Target {
-	out := make([]*config.Target, len(cfg.Targets))
-	for i := range cfg.Targets {
-		out[i] = &cfg.Targets[i]
-	}
-	return out
 }
 
 // Start connects to JetStream, starts the workers and begins serving HTTP. It returns once
@@ -182,6 +177,8 @@ func (s *Service) Start(ctx context.Context) error {
 	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: s.deadLetters}
 	s.deliverer = delivery.New(delivery.Config{Targets: s.targets, TxLog: s.txlog, DeadLetters: s.deadLetters,
 		Metrics: s.metrics.Delivery, Log: s.log, Now: s.now, UpgradeWait: s.cfg.Delivery.UpgradeWait.D()})
+	s.ingester = ingest.New(ingest.Config{Config: s.cfg, Publisher: s.pub, TxLog: s.txlog, Mapping: s.mapping,
+		Targets: s.targets, Settings: s.console, Metrics: s.metrics.Ingest, Log: s.log, Now: s.now})
 	s.mapper = pipeline.NewMapper(pipeline.MapperConfig{Config: s.cfg, Mapping: s.mapping, Publisher: s.pub, TxLog: s.txlog,
 		DeadLetters: s.deadLetters, Delivery: s.deliverer, Metrics: s.metrics.Pipeline, Log: s.log, Now: s.now})
 

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -80,7 +81,7 @@ func jobUID(seed string) string {
 // DHIS2 writes it (spec dhis2.md §3): "dataValueImport" up to 2.40, "DATAVALUE_IMPORT
 // (<epoch ms>)" from 2.41, responseType JobConfiguration from 2.42; with the Location
 // header of the task endpoint.
-func (s *Service) startJob(c echo.Context, sh replyShape, src *config.Source, res *ingestResult, sum *importSummary) error {
+func (s *Service) startJob(c echo.Context, sh replyShape, src *config.Source, res *ingest.Result, sum *importSummary) error {
 	ctx := c.Request().Context()
 	j := &job{Source: src.Name, Created: s.now().UTC(), Release: sh.release, Options: sum.ImportOptions}
 	if res.Tx != nil && !res.DryRun {

@@ -1,4 +1,4 @@
-package mediator
+package ingest
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ type decodeFunc func(r io.Reader, sink transform.Sink) error
 //
 // A data value set may carry dryRun and its import strategy in its header, which win over
 // the query as in DHIS2; the parser reports them through opts.
-func (s *Service) decoderFor(ctx context.Context, req ingestRequest, body *bufio.Reader, schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
+func (s *Ingester) decoderFor(ctx context.Context, req Request, body *bufio.Reader, schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
 	src := req.Source
 	onHeader := func(h *dvs.Header) error {
 		if opts.complete != nil {
@@ -44,7 +44,7 @@ func (s *Service) decoderFor(ctx context.Context, req ingestRequest, body *bufio
 		}
 		f, err := detect(req.ContentType, head)
 		if err != nil {
-			return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported",
+			return nil, "", &RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported",
 				Msg: err.Error() + "; send application/json, application/xml, application/adx+xml or application/csv"}
 		}
 		format = formatName(f)
@@ -68,7 +68,7 @@ func (s *Service) decoderFor(ctx context.Context, req ingestRequest, body *bufio
 			// DHIS2 2.43 maps CSV columns by their header and refuses a file without one
 			// (spec dhis2.md §1.2; conformance README §6.2, dataValueSetBNoHeader.csv).
 			const msg = "CSV without header row is no longer supported."
-			return nil, "", &requestError{Status: http.StatusConflict, Reason: "bad_input", Msg: msg,
+			return nil, "", &RequestError{Status: http.StatusConflict, Reason: "bad_input", Msg: msg,
 				Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Field: "firstRowIsHeader", Value: "false", Expected: msg}}}}
 		}
 		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(req.Query, "dataSet")}
@@ -81,7 +81,7 @@ func (s *Service) decoderFor(ctx context.Context, req ingestRequest, body *bufio
 		o := a.adxOptions(schemes, req.Release)
 		return func(r io.Reader, sink transform.Sink) error { return a.decode(r, sink, o) }, format, nil
 	}
-	return nil, "", &requestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported", Msg: "unknown format " + format}
+	return nil, "", &RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported", Msg: "unknown format " + format}
 }
 
 // payloadOptions are the import options a client may set in the query or, winning over

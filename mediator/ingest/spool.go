@@ -1,4 +1,4 @@
-package mediator
+package ingest
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package mediator
+package ingest
 
 import (
 	"context"
@@ -11,16 +11,16 @@ import (
 // 2.38–2.42, 200 on WARNING and the new counts from 2.43. The DHIS2-compatible endpoint
 // answers as one release does, its era: the source's dhis2_version when set, else the
 // lowest release among the source's targets (the oldest DHIS2 the payload reaches, whose
-// answer a client written for it understands), else defaultEra while no target's release
+// answer a client written for it understands), else DefaultEra while no target's release
 // has been read.
 
-// defaultEra is the release whose answers Tally gives while it knows none of a source's
+// DefaultEra is the release whose answers Tally gives while it knows none of a source's
 // targets: 2.42, the last of the 2.38–2.42 engine that most installations run.
-const defaultEra = 42
+const DefaultEra = 42
 
 // sourceReleases returns the known releases of a source's targets, lowest and highest (0,
 // 0 when none is known), and whether every target's is known.
-func (s *Service) sourceReleases(ctx context.Context, src *config.Source) (lowest, highest int, all bool) {
+func (s *Ingester) sourceReleases(ctx context.Context, src *config.Source) (lowest, highest int, all bool) {
 	all = true
 	for _, t := range s.cfg.TargetsOf(src) {
 		rel := s.mapping.Metadata().Release(ctx, t.Name)
@@ -36,15 +36,15 @@ func (s *Service) sourceReleases(ctx context.Context, src *config.Source) (lowes
 	return lowest, highest, all
 }
 
-// eraOf is the DHIS2 release whose answers the DHIS2-compatible endpoint gives a source.
-func (s *Service) eraOf(ctx context.Context, src *config.Source) int {
+// Era is the DHIS2 release whose answers the DHIS2-compatible endpoint gives a source.
+func (s *Ingester) Era(ctx context.Context, src *config.Source) int {
 	if rel := src.Release(); rel > 0 {
 		return rel
 	}
 	if lowest, _, _ := s.sourceReleases(ctx, src); lowest > 0 {
 		return lowest
 	}
-	return defaultEra
+	return DefaultEra
 }
 
 // ingestRelease is the release periods are checked against at ingest: a period no target
@@ -52,7 +52,7 @@ func (s *Service) eraOf(ctx context.Context, src *config.Source) int {
 // the release. It is the highest release among the source's targets when every one is
 // known, else 0 (any valid period): a target whose release is unknown may read it, and
 // the mapper refuses it per target once the release is known (mappingnote.go).
-func (s *Service) ingestRelease(ctx context.Context, src *config.Source) int {
+func (s *Ingester) ingestRelease(ctx context.Context, src *config.Source) int {
 	_, highest, all := s.sourceReleases(ctx, src)
 	if !all {
 		return 0

@@ -1,24 +1,34 @@
-package mediator
+// Package ingest reads a payload a client posts and stores it: limits, decompression,
+// format detection (as DHIS2 reads a request, on its compatible endpoint), parsing,
+// validation (value by value or whole), the payload's identity (its transaction id, so a
+// repeat is recognised), and publishing to TALLY_INGEST only once the whole payload has
+// proved valid, spooling the batches meanwhile. It also previews a payload: read as it
+// would be, mapped as the mapper would map it, and compared with what the targets hold.
+//
+// It answers no HTTP itself (mediator/httpapi does, with what it returns) and delivers
+// nothing: the stream takes it from there.
+package ingest
 
 import (
 	"bufio"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/pipeline"
+	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/period"
@@ -27,13 +37,52 @@ import (
 // spoolMemory is how much of a payload's encoded batches stay in memory before spilling.
 const spoolMemory = 32 << 20
 
-var (
-	errBodyTooLarge = errors.New("request body too large")
-	errUnauthorized = errors.New("unauthorized")
-)
+var errBodyTooLarge = errors.New("request body too large")
 
-// ingestResult is what an accepted payload became.
-type ingestResult struct {
+// Ingester reads and stores payloads. It is safe for concurrent use.
+type Ingester struct {
+	cfg      *config.Config
+	pub      *stream.Publisher
+	tx       *txlog.TxLog
+	mapping  *pipeline.Mapping
+	targets  *delivery.Targets
+	settings Settings
+	metrics  *Metrics
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// Settings are what an operator may change while Tally runs (the OpenHIM console): the
+// batch size.
+type Settings interface {
+	BatchSize(configured int) int
+}
+
+// Config is what an Ingester works with.
+type Config struct {
+	// Config names the sources, their targets and the HTTP limits (the exchanges' sources
+	// included).
+	Config    *config.Config
+	Publisher *stream.Publisher
+	TxLog     *txlog.TxLog
+	// Mapping reads ADX with the targets' metadata and maps previews.
+	Mapping *pipeline.Mapping
+	// Targets are asked what they hold and would refuse, by previews.
+	Targets  *delivery.Targets
+	Settings Settings
+	Metrics  *Metrics
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// New returns the ingester c describes.
+func New(c Config) *Ingester {
+	return &Ingester{cfg: c.Config, pub: c.Publisher, tx: c.TxLog, mapping: c.Mapping, targets: c.Targets,
+		settings: c.Settings, metrics: c.Metrics, log: c.Log, now: c.Now}
+}
+
+// Result is what an accepted payload became.
+type Result struct {
 	// Tx is the transaction the kept values were stored under; nil when nothing was kept
 	// (an empty payload, or one whose every value was refused).
 	Tx        *txlog.TxRecord
@@ -50,18 +99,18 @@ type ingestResult struct {
 	Format string
 }
 
-// requestError is a refusal with its HTTP status; Input carries the problems of a payload.
-type requestError struct {
+// RequestError is a refusal with its HTTP status; Input carries the problems of a payload.
+type RequestError struct {
 	Status int
 	Reason string // short metric label: bad_input, too_large, unsupported, unavailable
 	Msg    string
 	Input  *transform.InputErrors
 }
 
-func (e *requestError) Error() string { return e.Msg }
+func (e *RequestError) Error() string { return e.Msg }
 
-// ingestRequest is an inbound payload after authentication.
-type ingestRequest struct {
+// Request is an inbound payload after authentication.
+type Request struct {
 	Source      *config.Source
 	ContentType string
 	Body        io.Reader
@@ -80,7 +129,7 @@ type ingestRequest struct {
 // the source's validation, else the endpoint's way (see config.Source.Validation). On a
 // 2.43 era endpoint the request's atomic=true asks for all or nothing, as DHIS2 2.43 lets it
 // (spec dhis2.md §1.2).
-func (r ingestRequest) perValue() bool {
+func (r Request) perValue() bool {
 	switch r.Source.Validation {
 	case "atomic":
 		return false
@@ -90,7 +139,7 @@ func (r ingestRequest) perValue() bool {
 	return r.DHIS2 && !r.atomicParam()
 }
 
-func (r ingestRequest) atomicParam() bool {
+func (r Request) atomicParam() bool {
 	return r.Release >= 43 && strings.EqualFold(first(r.Query, "atomic"), "true")
 }
 
@@ -130,21 +179,21 @@ func (p *parsed) identity(q map[string][]string) string {
 }
 
 // readPayload reads, decompresses, parses and validates a request body, handing each batch
-// to emit (which must not keep it). It fails with a *requestError naming every problem that
+// to emit (which must not keep it). It fails with a *RequestError naming every problem that
 // refuses the payload: any problem when validation is atomic, a document-level one when it
 // is per value (the refused values are then in parsed.report). onOptions, when not nil,
 // receives the payload's options before the first batch is emitted; a payload's header may
 // still change them while it is read (as DHIS2 lets it).
-func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
+func (s *Ingester) read(ctx context.Context, req Request, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
 	src := req.Source
 	if req.Release == 0 {
 		// Tally's own endpoint reads ADX as the targets' DHIS2 does too.
-		req.Release = s.eraOf(ctx, src)
+		req.Release = s.Era(ctx, src)
 	}
 	p := &parsed{received: s.now().UTC(), digest: sha256.New(), opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true"}}
 	p.opts.complete = newCompletionReader(src, p.received)
 	if err := p.opts.setStrategy(first(req.Query, "importStrategy")); err != nil {
-		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "query parameter " + err.Error()}
+		return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "query parameter " + err.Error()}
 	}
 	defaults := src.IDSchemes
 	if req.DHIS2 {
@@ -154,7 +203,7 @@ func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(
 	}
 	schemes, err := schemesFromQuery(req.Query, defaults)
 	if err != nil {
-		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: err.Error()}
+		return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: err.Error()}
 	}
 	p.schemes = schemes
 	p.flags = importFlags(req.Query)
@@ -168,7 +217,7 @@ func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "body looks gzip-compressed but is not: " + err.Error()}
+			return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "body looks gzip-compressed but is not: " + err.Error()}
 		}
 		defer gz.Close()
 		// The limit applies after decompression too, so a small bomb cannot expand without bound.
@@ -181,26 +230,26 @@ func (s *Service) readPayload(ctx context.Context, req ingestRequest, emit func(
 	}
 	p.format = format
 	batcher := transform.NewBatcher(transform.BatcherConfig{
-		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.console.BatchSize(src.BatchSize), Emit: emit,
+		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.settings.BatchSize(src.BatchSize), Emit: emit,
 		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: release,
 	})
 	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
 	if errors.Is(derr, errBodyTooLarge) {
-		return nil, &requestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
+		return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
 			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
 	}
 	if err := finishParse(derr, batcher); err != nil {
-		var re *requestError
+		var re *RequestError
 		if errors.As(err, &re) {
 			return nil, re
 		}
 		if list, ok := transform.AsInputErrors(err); ok {
-			return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: list.Error(), Input: list}
+			return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: list.Error(), Input: list}
 		}
 		if errors.Is(err, errEmitStopped) {
 			return nil, err
 		}
-		return nil, &requestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "reading payload: " + err.Error()}
+		return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "reading payload: " + err.Error()}
 	}
 	// An empty payload is valid, as in DHIS2 (conformance README §5.5): it stores nothing.
 	p.report = batcher.Report()
@@ -228,26 +277,38 @@ func explainRelease(errs []*transform.InputError, release int) {
 // errEmitStopped is returned by an emit function that refuses more batches.
 var errEmitStopped = errors.New("stopped")
 
-// ingest parses, validates and stores one payload, answering only once every batch is in
+// Ingested counts a payload stored in TALLY_INGEST: its values and batches, by source (an
+// exchange's runs are counted too).
+func (s *Ingester) Ingested(source string, values, batches int) {
+	s.metrics.Values.WithLabelValues(source).Add(float64(values))
+	s.metrics.Messages.WithLabelValues(source).Add(float64(batches))
+}
+
+// Refused counts a request refused, by source and reason.
+func (s *Ingester) Refused(source, reason string) {
+	s.metrics.Rejected.WithLabelValues(source, reason).Inc()
+}
+
+// Ingest parses, validates and stores one payload, answering only once every batch is in
 // TALLY_INGEST. Nothing is published unless the payload as a whole is valid; in per-value
 // mode the values refused on their own are left out and reported.
-func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult, error) {
+func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	src := req.Source
 	sp := newSpool(spoolMemory)
 	defer sp.close()
 	var enc []byte
-	p, err := s.readPayload(ctx, req, func(b *transform.Batch) error {
+	p, err := s.read(ctx, req, func(b *transform.Batch) error {
 		enc = transform.AppendBatch(enc[:0], b)
 		return sp.add(enc)
 	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	res := &ingestResult{Report: p.report, Format: p.format, Notes: p.notes}
+	res := &Result{Report: p.report, Format: p.format, Notes: p.notes}
 	if p.opts.dryRun {
 		res.DryRun = true
 		res.Tx = &txlog.TxRecord{Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
-			Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src))}
+			Batches: p.batches, Targets: s.cfg.TargetNamesOf(src)}
 		return res, nil
 	}
 	if p.batches == 0 {
@@ -284,15 +345,14 @@ func (s *Service) ingest(ctx context.Context, req ingestRequest) (*ingestResult,
 		return nil, unavailable(perr)
 	}
 	rec := &txlog.TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
-		Batches: p.batches, Targets: targetNames(s.cfg.TargetsOf(src)), OpenHIMTransaction: req.OpenHIMTx,
+		Batches: p.batches, Targets: s.cfg.TargetNamesOf(src), OpenHIMTransaction: req.OpenHIMTx,
 		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report), Notes: txlog.ConflictsOf(p.notes)}
-	stored, created, err := s.txlog.Create(ctx, rec)
+	stored, created, err := s.tx.Create(ctx, rec)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	if created {
-		s.metrics.IngestValues.WithLabelValues(src.Name).Add(float64(rec.Values))
-		s.metrics.IngestMessages.WithLabelValues(src.Name).Add(float64(rec.Batches))
+		s.Ingested(src.Name, rec.Values, rec.Batches)
 		s.log.Info("ingested", "tx", txID, "source", src.Name, "format", p.format, "values", rec.Values,
 			"batches", rec.Batches, "refused", rec.Refused)
 	}
@@ -312,7 +372,7 @@ func unavailable(err error) error {
 		msg = "JetStream did not confirm storing the payload within http.store_timeout; retry later " +
 			"(retrying the same request is safe: what was stored is recognised, not stored twice)"
 	}
-	return &requestError{Status: http.StatusServiceUnavailable, Reason: "unavailable", Msg: msg}
+	return &RequestError{Status: http.StatusServiceUnavailable, Reason: "unavailable", Msg: msg}
 }
 
 // finishParse combines what the parser returned with what the batcher collected, so the
@@ -338,7 +398,7 @@ func finishParse(decodeErr error, b *transform.Batcher) error {
 // request's identity (import options and id schemes), so that a client retrying the same
 // request gets the same transaction while the same body sent with other options is another.
 // A same request arriving after the duplicate window is a new transaction.
-func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Hash, identity string, received time.Time) (string, *txlog.TxRecord, error) {
+func (s *Ingester) assignTxID(ctx context.Context, source string, digest hash.Hash, identity string, received time.Time) (string, *txlog.TxRecord, error) {
 	sum := digest.Sum(nil)
 	h := sha256.New()
 	h.Write([]byte(source))
@@ -347,7 +407,7 @@ func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Has
 	h.Write([]byte{0})
 	h.Write([]byte(identity))
 	id := hex.EncodeToString(h.Sum(nil)[:16])
-	old, err := s.txlog.Get(ctx, id)
+	old, err := s.tx.Get(ctx, id)
 	switch {
 	case errors.Is(err, txlog.ErrTxNotFound):
 		return id, nil, nil
@@ -358,14 +418,6 @@ func (s *Service) assignTxID(ctx context.Context, source string, digest hash.Has
 	default:
 		return id + "-" + strconv.FormatInt(received.Unix(), 36), nil, nil
 	}
-}
-
-func targetNames(ts []*config.Target) []string {
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = t.Name
-	}
-	return out
 }
 
 // schemesFromQuery reads DHIS2's id scheme parameters, which describe the incoming ids, over
@@ -431,55 +483,3 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// authenticate returns the source whose credentials the request carries: Basic, Bearer, or
-// DHIS2's "ApiToken" scheme, so that DHIS2's own clients can authenticate unchanged.
-func authenticate(r *http.Request, sources []config.Source, only *config.Source) (*config.Source, error) {
-	user, pass, token := credentials(r)
-	match := func(src *config.Source) bool {
-		if src.Auth.Public && user == "" && token == "" {
-			return true
-		}
-		for _, u := range src.Auth.Users {
-			if user != "" && constEq(u.Username, user) && constEq(u.Password, pass) {
-				return true
-			}
-		}
-		for _, t := range src.Auth.Tokens {
-			if token != "" && constEq(t, token) {
-				return true
-			}
-		}
-		return false
-	}
-	if only != nil {
-		if match(only) {
-			return only, nil
-		}
-		return nil, errUnauthorized
-	}
-	for i := range sources {
-		if (user != "" || token != "") && match(&sources[i]) {
-			return &sources[i], nil
-		}
-	}
-	return nil, errUnauthorized
-}
-
-func credentials(r *http.Request) (user, pass, token string) {
-	h := r.Header.Get("Authorization")
-	scheme, rest, _ := strings.Cut(h, " ")
-	rest = strings.TrimSpace(rest)
-	switch strings.ToLower(scheme) {
-	case "basic":
-		raw, err := base64.StdEncoding.DecodeString(rest)
-		if err == nil {
-			user, pass, _ = strings.Cut(string(raw), ":")
-		}
-	case "bearer", "apitoken":
-		token = rest
-	}
-	return user, pass, token
-}
-
-func constEq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

@@ -1,4 +1,4 @@
-package mediator
+package ingest
 
 import (
 	"context"
@@ -36,7 +36,7 @@ import (
 // adxSupport is what the ADX reader needs from a source's targets. The metadata is read
 // when the first value needs it, so that an empty message needs none.
 type adxSupport struct {
-	s       *Service
+	s       *Ingester
 	ctx     context.Context
 	src     *config.Source
 	targets []*config.Target
@@ -49,7 +49,7 @@ type adxSupport struct {
 	scheme transform.IDScheme // the set's target scheme
 }
 
-func (s *Service) adxSupportFor(ctx context.Context, src *config.Source) *adxSupport {
+func (s *Ingester) adxSupportFor(ctx context.Context, src *config.Source) *adxSupport {
 	return &adxSupport{s: s, ctx: ctx, src: src, targets: s.cfg.TargetsOf(src)}
 }
 
@@ -62,7 +62,7 @@ func (a *adxSupport) load() error {
 	for _, t := range a.targets {
 		ix, err := a.s.mapping.Metadata().Index(a.ctx, t.Name)
 		if err != nil {
-			a.err = &requestError{Status: http.StatusServiceUnavailable, Reason: "unavailable",
+			a.err = &RequestError{Status: http.StatusServiceUnavailable, Reason: "unavailable",
 				Msg: fmt.Sprintf("ADX is read with the target's metadata (value types, categories), and target %s's cannot be read: %v; retry later", t.Name, err)}
 			return a.err
 		}
