@@ -1,9 +1,6 @@
 package mediator
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +8,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tally-hmis/tally/mediator/exchange"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -36,106 +34,29 @@ func (s *Service) exchangeRoutes(admin *echo.Group) {
 	admin.GET("/exchanges/:name/runs/:tx", s.handleExchangeRunShow)
 }
 
-// ExchangeInfo is an exchange as the API lists it.
-type ExchangeInfo struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	Source      ExchangeSrcInfo `json:"source"`
-	SourceName  string          `json:"sourceName"`
-	Schedule    string          `json:"schedule,omitempty"`
-	Timezone    string          `json:"timezone"`
-	Next        time.Time       `json:"next,omitzero"`
-	Targets     []string        `json:"targets"`
-	Mapping     string          `json:"mapping,omitempty"`
-	Stale       string          `json:"stale"`
-	Running     bool            `json:"running"`
-	Health      *exchangeHealth `json:"health,omitempty"`
-	LastRun     *ExchangeRun    `json:"lastRun,omitempty"`
-	// Requests, shown for one exchange, name the periods a run would cover now.
-	Requests []RequestInfo `json:"requests,omitempty"`
-}
-
-// ExchangeSrcInfo names an exchange's source without its credentials.
-type ExchangeSrcInfo struct {
-	Type string `json:"type"`
-	URL  string `json:"url"`
-	Auth string `json:"auth"`
-}
-
-// RequestInfo is a request with its periods resolved now.
-type RequestInfo struct {
-	Name    string   `json:"name"`
-	Periods []string `json:"periods"`
-	Error   string   `json:"error,omitempty"`
-}
-
-func (s *Service) exchangeInfo(ctx context.Context, e *exchange, detail bool) *ExchangeInfo {
-	c := e.cfg
-	info := &ExchangeInfo{Name: c.Name, Description: c.Description, SourceName: e.source.Name, Schedule: c.Schedule,
-		Timezone: c.Timezone, Targets: s.cfg.TargetNamesOf(e.source), Mapping: c.Mapping, Stale: c.Stale.Mode,
-		Running: e.busy.Load()}
-	info.Source = ExchangeSrcInfo{Type: c.Source.Type, URL: c.Source.URL, Auth: "basic " + c.Source.Username}
-	if c.Source.Token != "" {
-		info.Source.Auth = "token"
-	}
-	if e.sched != nil {
-		info.Next = e.sched.Next(s.now(), c.Location())
-	}
-	var lease leaseRecord
-	if rev, err := s.loadJSONState(ctx, exchangeKey(c.Name, "lease"), &lease); err == nil && rev > 0 && time.Now().Before(lease.Until) {
-		info.Running = true // here or on another replica
-	}
-	var h exchangeHealth
-	if _, err := s.loadJSONState(ctx, exchangeKey(c.Name, "health"), &h); err == nil && (h.Failing || !h.LastSuccess.IsZero()) {
-		info.Health = &h
-	}
-	var last ExchangeRun
-	if rev, err := s.loadJSONState(ctx, exchangeKey(c.Name, "last"), &last); err == nil && rev > 0 {
-		info.LastRun = &last
-	}
-	if detail {
-		now := s.now()
-		for i := range c.Requests {
-			r := &c.Requests[i]
-			ri := RequestInfo{Name: r.Name, Periods: []string{}}
-			ps, err := c.RequestPeriods(r, now)
-			for _, p := range ps {
-				ri.Periods = append(ri.Periods, p.ID())
-			}
-			if err != nil {
-				ri.Error = err.Error()
-			}
-			info.Requests = append(info.Requests, ri)
-		}
-	}
-	return info
-}
-
 func (s *Service) handleExchangeList(c echo.Context) error {
-	out := []*ExchangeInfo{}
-	if s.exch != nil {
-		for _, e := range s.exch.order {
-			out = append(out, s.exchangeInfo(c.Request().Context(), e, false))
-		}
-	}
-	return c.JSON(http.StatusOK, map[string]any{"exchanges": out})
+	return c.JSON(http.StatusOK, map[string]any{"exchanges": s.exchanges.Infos(c.Request().Context())})
 }
 
-func (s *Service) exchangeParam(c echo.Context) (*exchange, error) {
+// exchangeParam answers 404 unless the path names an exchange; it returns the name.
+func (s *Service) exchangeParam(c echo.Context) (string, error) {
 	name := c.Param("name")
-	e, ok := s.exchange(name)
-	if !ok {
-		return nil, c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no exchange is called " + strconv.Quote(name)})
+	if !s.exchanges.Has(name) {
+		return "", c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no exchange is called " + strconv.Quote(name)})
 	}
-	return e, nil
+	return name, nil
 }
 
 func (s *Service) handleExchangeShow(c echo.Context) error {
-	e, err := s.exchangeParam(c)
-	if e == nil {
+	name, err := s.exchangeParam(c)
+	if name == "" {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.exchangeInfo(c.Request().Context(), e, true))
+	info, err := s.exchanges.Info(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, info)
 }
 
 func boolQuery(c echo.Context, names ...string) (bool, error) {
@@ -152,8 +73,8 @@ func boolQuery(c echo.Context, names ...string) (bool, error) {
 }
 
 func (s *Service) handleExchangeRun(c echo.Context) error {
-	e, err := s.exchangeParam(c)
-	if e == nil {
+	name, err := s.exchangeParam(c)
+	if name == "" {
 		return err
 	}
 	dry, err := boolQuery(c, "dryRun", "dry_run")
@@ -164,49 +85,36 @@ func (s *Service) handleExchangeRun(c echo.Context) error {
 	if err != nil {
 		return badRequest(c, err)
 	}
-	if e.busy.Load() {
-		return c.JSON(http.StatusConflict, apiError{Status: "error", Message: errExchangeBusy.Error()})
+	tx, done, err := s.exchanges.Launch(name, dry)
+	switch {
+	case exchange.IsBusy(err):
+		return c.JSON(http.StatusConflict, apiError{Status: "error", Message: err.Error()})
+	case err != nil:
+		return c.JSON(http.StatusServiceUnavailable, apiError{Status: "error", Message: err.Error()})
 	}
-	o := runOptions{trigger: TriggerAPI, dryRun: dry, started: s.now().UTC(), nonce: rand.Text()}
-	runCtx := s.exch.runCtx
-	if runCtx == nil {
-		return c.JSON(http.StatusServiceUnavailable, apiError{Status: "error", Message: "not started"})
-	}
-	type result struct {
-		run *ExchangeRun
-		err error
-	}
-	done := make(chan result, 1)
-	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		run, err := s.runExchange(runCtx, e, o)
-		done <- result{run, err}
-	}()
 	if !dry && !wait {
 		// Give a run that cannot start (busy elsewhere) a moment to say so.
 		select {
 		case r := <-done:
-			if r.err != nil {
-				return s.runAnswer(c, r.run, r.err)
+			if r.Err != nil {
+				return s.runAnswer(c, r.Run, r.Err)
 			}
 		case <-time.After(200 * time.Millisecond):
 		}
-		tx := exchangeTxID(e.cfg.Name, o)
-		return c.JSON(http.StatusAccepted, map[string]any{"status": "started", "exchange": e.cfg.Name, "transaction": tx,
-			"href": "/admin/v1/exchanges/" + e.cfg.Name + "/runs/" + tx})
+		return c.JSON(http.StatusAccepted, map[string]any{"status": "started", "exchange": name, "transaction": tx,
+			"href": "/admin/v1/exchanges/" + name + "/runs/" + tx})
 	}
 	select {
 	case r := <-done:
-		return s.runAnswer(c, r.run, r.err)
+		return s.runAnswer(c, r.Run, r.Err)
 	case <-c.Request().Context().Done():
 		return c.Request().Context().Err() // the run goes on
 	}
 }
 
-func (s *Service) runAnswer(c echo.Context, run *ExchangeRun, err error) error {
+func (s *Service) runAnswer(c echo.Context, run *exchange.ExchangeRun, err error) error {
 	switch {
-	case errors.Is(err, errExchangeBusy):
+	case exchange.IsBusy(err):
 		return c.JSON(http.StatusConflict, apiError{Status: "error", Message: err.Error()})
 	case err != nil:
 		return c.JSON(http.StatusServiceUnavailable, apiError{Status: "error", Message: err.Error()})
@@ -214,23 +122,9 @@ func (s *Service) runAnswer(c echo.Context, run *ExchangeRun, err error) error {
 	return c.JSON(http.StatusOK, run)
 }
 
-// readRun reads a run's summary from its transaction record; nil when the transaction is
-// no exchange run's.
-func (s *Service) readRun(ctx context.Context, tx string) (*ExchangeRun, error) {
-	rec, err := s.txlog.Get(ctx, tx)
-	if err != nil || len(rec.Exchange) == 0 {
-		return nil, err
-	}
-	var run ExchangeRun
-	if err := json.Unmarshal(rec.Exchange, &run); err != nil {
-		return nil, fmt.Errorf("decoding transaction %s: %w", tx, err)
-	}
-	return &run, nil
-}
-
 func (s *Service) handleExchangeRuns(c echo.Context) error {
-	e, err := s.exchangeParam(c)
-	if e == nil {
+	name, err := s.exchangeParam(c)
+	if name == "" {
 		return err
 	}
 	limit := 20
@@ -239,47 +133,29 @@ func (s *Service) handleExchangeRuns(c echo.Context) error {
 			return badRequest(c, errors.New("limit: want 1 to 1000"))
 		}
 	}
-	ctx := c.Request().Context()
-	recs, err := s.txlog.List(ctx, e.source.Name, limit)
+	runs, err := s.exchanges.Runs(c.Request().Context(), name, limit)
 	if err != nil {
 		return err
 	}
-	out := []*ExchangeRun{}
-	for _, r := range recs {
-		run, err := s.readRun(ctx, r.ID)
-		if err != nil || run == nil {
-			continue
-		}
-		for _, t := range run.Targets {
-			t.Values, t.Removals, t.Registrations = nil, nil, nil
-		}
-		out = append(out, run)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"runs": out})
+	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
 }
 
 func (s *Service) handleExchangeRunShow(c echo.Context) error {
-	e, err := s.exchangeParam(c)
-	if e == nil {
+	name, err := s.exchangeParam(c)
+	if name == "" {
 		return err
 	}
 	tx := c.Param("tx")
 	if !txlog.ValidTxID(tx) {
 		return badRequest(c, errors.New("not a transaction id: "+strconv.Quote(tx)))
 	}
-	ctx := c.Request().Context()
-	run, err := s.readRun(ctx, tx)
-	if errors.Is(err, txlog.ErrTxNotFound) || (err == nil && (run == nil || run.Exchange != e.cfg.Name)) {
-		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no run " + tx + " of exchange " + e.cfg.Name +
+	run, view, err := s.exchanges.RunOf(c.Request().Context(), name, tx)
+	if errors.Is(err, exchange.ErrNoRun) {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no run " + tx + " of exchange " + name +
 			" (a run under way is recorded once its values are stored)"})
 	}
 	if err != nil {
 		return err
 	}
-	view, err := s.txlog.View(ctx, tx)
-	if err != nil {
-		return err
-	}
-	view.Deliveries = nil
 	return c.JSON(http.StatusOK, map[string]any{"run": run, "transaction": view})
 }

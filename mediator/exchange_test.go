@@ -11,6 +11,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/exchange"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -42,7 +43,7 @@ func testStaleValues(t *testing.T, version, mode, after string) {
 		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 
 	run := h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded {
+	if run.Status != exchange.RunSucceeded {
 		t.Fatalf("run: %+v", run)
 	}
 	if got := strings.Join(run.Requests[0].Periods, ","); got != "202404,202405,202406" {
@@ -76,7 +77,7 @@ func testStaleValues(t *testing.T, version, mode, after string) {
 		t.Fatal(err)
 	}
 	run = h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Removed != 3 || run.Values != 45 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Removed != 3 || run.Values != 45 {
 		t.Fatalf("second run: %+v %+v", run, run.Targets[0])
 	}
 	for _, pe := range []string{"202404", "202405", "202406"} {
@@ -89,7 +90,7 @@ func testStaleValues(t *testing.T, version, mode, after string) {
 	}
 
 	run = h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Removed != 0 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Removed != 0 {
 		t.Fatalf("third run: %+v", run)
 	}
 }
@@ -138,8 +139,8 @@ func TestExchangeImportFromDHIS2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := mediator.ExchangeImportOptions{From: tracker.URL, Username: dhis2test.SampleUser}
-	imported := mediator.ImportExchanges(ades, opts)
+	opts := exchange.ExchangeImportOptions{From: tracker.URL, Username: dhis2test.SampleUser}
+	imported := exchange.ImportExchanges(ades, opts)
 	text, err := imported.YAML(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestExchangeImportFromDHIS2(t *testing.T) {
 	}
 	h := startWithEnv(t, yamlText, getenv, mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 	run := h.runExchange("kl_tracker_to_hmis", "")
-	if run.Status != mediator.RunSucceeded {
+	if run.Status != exchange.RunSucceeded {
 		t.Fatalf("run: %+v\n%s", run, yamlText)
 	}
 

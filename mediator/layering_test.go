@@ -22,7 +22,7 @@ import (
 var allowedImports = map[string][]string{
 	// The commands and their helpers sit on top.
 	"cmd/tally": {"adapters/dhis2", "adapters/dhis2/dhis2test", "bench", "config", "examples", "mediator",
-		"mediator/openhim", "mediator/pipeline", "mediator/txlog", "transform/metadata"},
+		"mediator/exchange", "mediator/openhim", "mediator/pipeline", "mediator/txlog", "transform/metadata"},
 	"cmd/dhis2-sim": {"adapters/dhis2/dhis2test"},
 	"bench":         {"adapters/adx", "adapters/dhis2/dhis2test", "adapters/dvs", "config", "mediator", "transform"},
 	"examples":      nil,
@@ -30,13 +30,17 @@ var allowedImports = map[string][]string{
 	// The composition root. Until the split is finished it still holds the stages that
 	// phases B and C of issue #16 move out; these edges go with them.
 	"mediator": {"adapters/adx", "adapters/cht", "adapters/dhis2", "adapters/dvs", "config", "mediator/openhim",
-		"mediator/delivery", "mediator/dlq", "mediator/ingest", "mediator/pipeline", "mediator/schedule", "mediator/stream", "mediator/txlog", "transform", "transform/mapping",
+		"mediator/delivery", "mediator/dlq", "mediator/exchange", "mediator/exchange/schedule", "mediator/ingest", "mediator/pipeline", "mediator/stream", "mediator/txlog", "transform", "transform/mapping",
 		"transform/metadata", "transform/period"},
 
 	// What the HTTP surface and the scheduler call: reading payloads in, dead letters,
 	// exchanges, OpenHIM outcomes.
 	"mediator/ingest": {"adapters/adx", "adapters/dvs", "config", "mediator/delivery", "mediator/pipeline",
 		"mediator/stream", "mediator/txlog", "transform", "transform/mapping", "transform/metadata", "transform/period"},
+
+	"mediator/exchange": {"adapters/cht", "adapters/dhis2", "config", "mediator/delivery", "mediator/exchange/schedule",
+		"mediator/pipeline", "mediator/stream", "mediator/txlog", "transform", "transform/mapping", "transform/metadata",
+		"transform/period"},
 
 	// The stages, and what they share.
 	"mediator/dlq": {"config", "mediator/pipeline", "mediator/stream", "mediator/txlog", "transform"},
@@ -51,7 +55,7 @@ var allowedImports = map[string][]string{
 	// JetStream, the schedule and the OpenHIM protocol know nothing of the rest.
 	"mediator/stream":                  nil,
 	"mediator/stream/streamtest":       nil,
-	"mediator/schedule":                nil,
+	"mediator/exchange/schedule":       nil,
 	"mediator/openhim":                 {"mediator/openhim/internal/semver"},
 	"mediator/openhim/internal/semver": nil,
 	"mediator/openhim/openhimtest":     {"mediator/openhim/internal/semver"},

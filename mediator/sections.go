@@ -4,9 +4,9 @@ import (
 	"errors"
 
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/exchange/schedule"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
-	"github.com/tally-hmis/tally/mediator/schedule"
 	"github.com/tally-hmis/tally/transform/mapping"
 )
 

@@ -17,6 +17,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
+	"github.com/tally-hmis/tally/mediator/exchange"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
@@ -79,8 +80,11 @@ type Service struct {
 	// ingester reads and stores payloads (mediator/ingest).
 	ingester *ingest.Ingester
 	txlog    *txlog.TxLog
-	// exch runs the exchanges: section (exchange.go).
-	exch *exchanges
+	// exchangeSet is the exchanges: section (mediator/exchange), built at New; exchanges
+	// runs it once started. exchangeTimer, when set (tests), is the schedulers' timer.
+	exchangeSet   *exchange.Set
+	exchanges     *exchange.Runner
+	exchangeTimer func(time.Duration) <-chan time.Time
 
 	ready   atomic.Bool
 	started time.Time
@@ -133,9 +137,14 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		}
 		s.openhim = med
 	}
-	if err := s.initExchanges(o); err != nil { // exchange.go: adds the exchanges' sources
+	// The exchanges add their sources to the configuration the rest of the service reads.
+	set, withExchanges, err := exchange.NewSet(s.cfg, sections.Exchanges, sections.Notify,
+		exchange.SetConfig{HTTPClient: o.HTTPClient, Version: o.Version, Metrics: exchange.NewMetrics(o.Registry)})
+	if err != nil {
 		return nil, err
 	}
+	s.exchangeSet, s.cfg = set, withExchanges
+	s.metrics.Ingest.Touch(set.SourceNames())
 	s.console = &console{cfg: s.cfg}
 	targets, err := delivery.NewTargets(cfg, delivery.TargetsConfig{HTTPClient: o.HTTPClient, Version: o.Version,
 		Settings: s.console, Metrics: s.metrics.Delivery, ConcurrencyLimit: delivery.NewConcurrencyGauge(o.Registry), Log: o.Logger})
@@ -179,6 +188,9 @@ func (s *Service) Start(ctx context.Context) error {
 		Metrics: s.metrics.Delivery, Log: s.log, Now: s.now, UpgradeWait: s.cfg.Delivery.UpgradeWait.D()})
 	s.ingester = ingest.New(ingest.Config{Config: s.cfg, Publisher: s.pub, TxLog: s.txlog, Mapping: s.mapping,
 		Targets: s.targets, Settings: s.console, Metrics: s.metrics.Ingest, Log: s.log, Now: s.now})
+	s.exchanges = exchange.NewRunner(s.exchangeSet, exchange.RunnerConfig{Config: s.cfg, State: conn.State, TxLog: s.txlog,
+		Publisher: s.pub, Mapping: s.mapping, Targets: s.targets, Settings: s.console, Counter: s.ingester, Log: s.log,
+		Now: s.now, After: s.exchangeTimer})
 	s.mapper = pipeline.NewMapper(pipeline.MapperConfig{Config: s.cfg, Mapping: s.mapping, Publisher: s.pub, TxLog: s.txlog,
 		DeadLetters: s.deadLetters, Delivery: s.deliverer, Metrics: s.metrics.Pipeline, Log: s.log, Now: s.now})
 
@@ -255,7 +267,7 @@ func (s *Service) Start(ctx context.Context) error {
 			s.dropLegacyClaims(wctx) // openhim_outbox.go
 		}()
 	}
-	s.startExchanges(wctx) // exchange.go: the exchanges' schedulers, tracked by s.workers
+	s.exchanges.Start(wctx, &s.workers) // the exchanges' schedulers
 	s.log.Info("tally started", "addr", s.Addr(), "embedded_nats", conn.Embedded(), "sources", len(s.cfg.Sources),
 		"targets", len(s.cfg.Targets), "version", s.version)
 	return nil

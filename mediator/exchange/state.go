@@ -1,4 +1,4 @@
-package mediator
+package exchange
 
 import (
 	"bytes"
@@ -50,8 +50,8 @@ var errExchangeBusy = errors.New("a run of this exchange is under way")
 // claimTick records that the scheduled tick at has been taken, and reports whether this
 // caller took it: every replica computes the same ticks, and only the one whose
 // compare-and-set moves exchange.<name>.tick forward runs it.
-func (s *Service) claimTick(ctx context.Context, name string, at time.Time) (bool, error) {
-	kv := s.conn.State
+func (x *Runner) claimTick(ctx context.Context, name string, at time.Time) (bool, error) {
+	kv := x.state
 	key := exchangeKey(name, "tick")
 	val := []byte(at.UTC().Format(time.RFC3339))
 	for range 20 {
@@ -87,10 +87,10 @@ type leaseRecord struct {
 // acquireLease takes exchange.<name>.lease for ttl, or fails with errExchangeBusy while
 // another holder's lease runs. The returned function releases it. A holder that dies
 // leaves a lease that expires after ttl (the run's timeout).
-func (s *Service) acquireLease(ctx context.Context, name string, ttl time.Duration) (func(), error) {
-	kv := s.conn.State
+func (x *Runner) acquireLease(ctx context.Context, name string, ttl time.Duration) (func(), error) {
+	kv := x.state
 	key := exchangeKey(name, "lease")
-	rec, _ := json.Marshal(leaseRecord{Owner: s.exch.owner, Until: time.Now().Add(ttl).UTC()})
+	rec, _ := json.Marshal(leaseRecord{Owner: x.owner, Until: time.Now().Add(ttl).UTC()})
 	var rev uint64
 	for attempt := 0; ; attempt++ {
 		if attempt == 10 {
@@ -121,7 +121,7 @@ func (s *Service) acquireLease(ctx context.Context, name string, ttl time.Durati
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
 		defer cancel()
 		if err := kv.Delete(bctx, key, jetstream.LastRevision(rev)); err != nil {
-			s.log.Warn("releasing exchange lease", "exchange", name, "err", err)
+			x.log.Warn("releasing exchange lease", "exchange", name, "err", err)
 		}
 	}, nil
 }
@@ -151,9 +151,9 @@ func deliveredPrefix(exch, target, request string) string {
 }
 
 // storedPeriods lists the periods for which a request has a delivered set at a target.
-func (s *Service) storedPeriods(ctx context.Context, exch, target, request string) ([]string, error) {
+func (x *Runner) storedPeriods(ctx context.Context, exch, target, request string) ([]string, error) {
 	prefix := deliveredPrefix(exch, target, request)
-	lister, err := s.conn.State.ListKeysFiltered(ctx, prefix+".*")
+	lister, err := x.state.ListKeysFiltered(ctx, prefix+".*")
 	if err != nil {
 		return nil, fmt.Errorf("listing delivered sets: %w", err)
 	}
@@ -165,8 +165,8 @@ func (s *Service) storedPeriods(ctx context.Context, exch, target, request strin
 	return out, nil
 }
 
-func (s *Service) loadDelivered(ctx context.Context, exch, target, request, pe string) (*deliveredSet, error) {
-	kv := s.conn.State
+func (x *Runner) loadDelivered(ctx context.Context, exch, target, request, pe string) (*deliveredSet, error) {
+	kv := x.state
 	key := deliveredPrefix(exch, target, request) + "." + pe
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -212,13 +212,13 @@ func (s *Service) loadDelivered(ctx context.Context, exch, target, request, pe s
 	return ds, nil
 }
 
-func (s *Service) storeDelivered(ctx context.Context, exch, target, request, pe string, ds *deliveredSet) error {
-	kv := s.conn.State
+func (x *Runner) storeDelivered(ctx context.Context, exch, target, request, pe string, ds *deliveredSet) error {
+	kv := x.state
 	key := deliveredPrefix(exch, target, request) + "." + pe
 	if ds == nil || len(ds.Keys) == 0 {
-		return s.deleteDelivered(ctx, key)
+		return x.deleteDelivered(ctx, key)
 	}
-	w := wireDelivered{Schemes: ds.Schemes, Updated: s.now().UTC(), Keys: make([][4]int, 0, len(ds.Keys))}
+	w := wireDelivered{Schemes: ds.Schemes, Updated: x.now().UTC(), Keys: make([][4]int, 0, len(ds.Keys))}
 	index := map[string]int{}
 	ref := func(v string) int {
 		if v == "" {
@@ -263,8 +263,8 @@ func (s *Service) storeDelivered(ctx context.Context, exch, target, request, pe 
 	return nil
 }
 
-func (s *Service) deleteDelivered(ctx context.Context, key string) error {
-	kv := s.conn.State
+func (x *Runner) deleteDelivered(ctx context.Context, key string) error {
+	kv := x.state
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
@@ -298,8 +298,8 @@ type exchangeHealth struct {
 	LastSuccess  time.Time `json:"lastSuccess,omitzero"`
 }
 
-func (s *Service) loadJSONState(ctx context.Context, key string, v any) (uint64, error) {
-	e, err := s.conn.State.Get(ctx, key)
+func (x *Runner) loadJSONState(ctx context.Context, key string, v any) (uint64, error) {
+	e, err := x.state.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -312,12 +312,12 @@ func (s *Service) loadJSONState(ctx context.Context, key string, v any) (uint64,
 	return e.Revision(), nil
 }
 
-func (s *Service) putJSONState(ctx context.Context, key string, v any) error {
+func (x *Runner) putJSONState(ctx context.Context, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if _, err := s.conn.State.Put(ctx, key, data); err != nil {
+	if _, err := x.state.Put(ctx, key, data); err != nil {
 		return fmt.Errorf("writing %s: %w", key, err)
 	}
 	return nil

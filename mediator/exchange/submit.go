@@ -1,4 +1,4 @@
-package mediator
+package exchange
 
 import (
 	"context"
@@ -39,11 +39,11 @@ func withRun(rec *txlog.TxRecord, run *ExchangeRun) (*txlog.TxRecord, error) {
 // then the target keys the run produced are recorded in tally_state: from this moment the
 // values are on their way, with retries and dead letters, so the next run compares with
 // them.
-func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) error {
+func (x *Runner) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) error {
 	src := e.source
 	tx := run.Transaction
-	targets := s.cfg.TargetsOf(src)
-	pb := s.pub.Start(ctx)
+	targets := x.cfg.TargetsOf(src)
+	pb := x.pub.Start(ctx)
 	n, values := 0, 0
 	for _, p := range run.pulled {
 		if !p.ok {
@@ -102,8 +102,8 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
 	defer cancel()
 	for _, p := range pads {
-		if err := s.txlog.PutDelivery(bctx, tx, &txlog.DeliveryRecord{Target: p.target, Seq: p.seq, Outcome: txlog.OutcomeEmpty,
-			Time: s.now().UTC()}); err != nil {
+		if err := x.tx.PutDelivery(bctx, tx, &txlog.DeliveryRecord{Target: p.target, Seq: p.seq, Outcome: txlog.OutcomeEmpty,
+			Time: x.now().UTC()}); err != nil {
 			return err
 		}
 	}
@@ -113,11 +113,11 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 		format = "cht"
 	}
 	rec := &txlog.TxRecord{ID: tx, Source: src.Name, Received: run.Started, Format: format, Values: values, Batches: total,
-		Targets: s.cfg.TargetNamesOf(src)}
-	if err := s.createRunRecord(bctx, rec, run); err != nil {
+		Targets: x.cfg.TargetNamesOf(src)}
+	if err := x.createRunRecord(bctx, rec, run); err != nil {
 		return err
 	}
-	s.ingester.Ingested(src.Name, values, n)
+	x.counter.Ingested(src.Name, values, n)
 
 	for _, t := range targets {
 		tr := run.targetRun[t.Name]
@@ -125,7 +125,7 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 			continue
 		}
 		for _, w := range tr.state {
-			if err := s.storeDelivered(bctx, e.cfg.Name, t.Name, w.request, w.period, w.set); err != nil {
+			if err := x.storeDelivered(bctx, e.cfg.Name, t.Name, w.request, w.period, w.set); err != nil {
 				run.errs = append(run.errs, t.Name+": recording what was delivered: "+err.Error())
 				break
 			}
@@ -135,12 +135,12 @@ func (s *Service) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 }
 
 // createRunRecord writes a run's transaction record.
-func (s *Service) createRunRecord(ctx context.Context, rec *txlog.TxRecord, run *ExchangeRun) error {
+func (x *Runner) createRunRecord(ctx context.Context, rec *txlog.TxRecord, run *ExchangeRun) error {
 	r, err := withRun(rec, run)
 	if err != nil {
 		return err
 	}
-	if err := s.txlog.Put(ctx, r); err != nil {
+	if err := x.tx.Put(ctx, r); err != nil {
 		return err
 	}
 	run.txRecord = rec
@@ -149,7 +149,7 @@ func (s *Service) createRunRecord(ctx context.Context, rec *txlog.TxRecord, run 
 
 // recordFailedRun records a run that sent nothing: a transaction without batches or
 // targets, which the log shows as failed.
-func (s *Service) recordFailedRun(ctx context.Context, e *exchange, run *ExchangeRun) {
+func (x *Runner) recordFailedRun(ctx context.Context, e *exchange, run *ExchangeRun) {
 	if run.Transaction == "" || run.DryRun {
 		return
 	}
@@ -159,16 +159,16 @@ func (s *Service) recordFailedRun(ctx context.Context, e *exchange, run *Exchang
 	if e.cht != nil {
 		rec.Format = "cht"
 	}
-	if err := s.createRunRecord(bctx, rec, run); err != nil {
-		s.log.Warn("recording a failed exchange run", "exchange", e.cfg.Name, "err", err)
+	if err := x.createRunRecord(bctx, rec, run); err != nil {
+		x.log.Warn("recording a failed exchange run", "exchange", e.cfg.Name, "err", err)
 	}
 }
 
 // afterSubmit waits for the run's deliveries and registers complete data sets.
-func (s *Service) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun) {
+func (x *Runner) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun) {
 	var view *txlog.TxView
 	if await := e.cfg.Await.D(); await > 0 {
-		view = s.awaitTx(ctx, run.Transaction, await)
+		view = x.awaitTx(ctx, run.Transaction, await)
 		if view != nil {
 			run.Delivery = view.Status
 			for _, ts := range view.Targets {
@@ -197,7 +197,7 @@ func (s *Service) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun
 	if e.cfg.Completeness == nil {
 		return
 	}
-	for _, t := range s.cfg.TargetsOf(e.source) {
+	for _, t := range x.cfg.TargetsOf(e.source) {
 		tr := run.targetRun[t.Name]
 		if tr == nil {
 			continue
@@ -208,7 +208,7 @@ func (s *Service) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun
 				continue
 			}
 		}
-		if err := s.registerCompleteness(ctx, e, t.Name, tr); err != nil {
+		if err := x.registerCompleteness(ctx, e, t.Name, tr); err != nil {
 			msg := "registering completeness: " + err.Error()
 			tr.sum.Error = joinErr(tr.sum.Error, msg)
 			run.errs = append(run.errs, t.Name+": "+msg)
@@ -233,12 +233,12 @@ func describeTarget(ts *txlog.TargetSummary) string {
 
 // awaitTx polls the transaction log until the transaction is no longer accepted (every
 // batch reached an outcome at every target) or the wait is over, and returns the last view.
-func (s *Service) awaitTx(ctx context.Context, tx string, wait time.Duration) *txlog.TxView {
+func (x *Runner) awaitTx(ctx context.Context, tx string, wait time.Duration) *txlog.TxView {
 	deadline := time.Now().Add(wait)
 	pauseFor := 50 * time.Millisecond
 	var last *txlog.TxView
 	for {
-		v, err := s.txlog.View(ctx, tx)
+		v, err := x.tx.View(ctx, tx)
 		if err == nil {
 			last = v
 			if v.Status != txlog.TxAccepted {
@@ -256,9 +256,9 @@ func (s *Service) awaitTx(ctx context.Context, tx string, wait time.Duration) *t
 // registrations works out which data sets the run completes at a target: for each org
 // unit, period and attribute option combo, the share of the data set's elements with a
 // value must reach completeness.share.
-func (s *Service) registrations(ctx context.Context, e *exchange, target string, tr *targetRun) ([]dhis2.Registration, error) {
+func (x *Runner) registrations(ctx context.Context, e *exchange, target string, tr *targetRun) ([]dhis2.Registration, error) {
 	c := e.cfg.Completeness
-	md, err := s.mapping.Metadata().Metadata(ctx, target)
+	md, err := x.mapping.Metadata().Metadata(ctx, target)
 	if err != nil {
 		return nil, err
 	}
@@ -332,17 +332,17 @@ func (s *Service) registrations(ctx context.Context, e *exchange, target string,
 // registerCompleteness posts the registrations with the CREATE strategy, so that a data
 // set completed by an earlier run keeps its completion date (DHIS2's timeliness reports
 // read it).
-func (s *Service) registerCompleteness(ctx context.Context, e *exchange, target string, tr *targetRun) error {
-	regs, err := s.registrations(ctx, e, target, tr)
+func (x *Runner) registerCompleteness(ctx context.Context, e *exchange, target string, tr *targetRun) error {
+	regs, err := x.registrations(ctx, e, target, tr)
 	if len(regs) == 0 {
 		return err
 	}
-	t, ok := s.targets.Get(target)
+	t, ok := x.targets.Get(target)
 	if !ok {
 		return fmt.Errorf("no target %q", target)
 	}
 	opts := dhis2.CompletenessOptions{Schemes: transform.IDSchemes{IDScheme: transform.SchemeUID}, ImportStrategy: "CREATE",
-		DryRun: s.console.DryRun(target)}
+		DryRun: x.settings.DryRun(target)}
 	const chunk = 500
 	for start := 0; start < len(regs); start += chunk {
 		part := regs[start:min(start+chunk, len(regs))]
@@ -364,8 +364,8 @@ func (s *Service) registerCompleteness(ctx context.Context, e *exchange, target 
 
 // finishRun decides the run's status, records it, and notifies. A run cut short by
 // shutdown is recorded but notifies nobody: it is not the exchange's failure.
-func (s *Service) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, sent, interrupted bool) {
-	run.Finished = s.now().UTC()
+func (x *Runner) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, sent, interrupted bool) {
+	run.Finished = x.now().UTC()
 	switch {
 	case !sent:
 		run.Status = RunFailed
@@ -391,37 +391,37 @@ func (s *Service) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, 
 	if run.DryRun {
 		return
 	}
-	s.exch.metrics.observe(run)
+	x.metrics.observe(run)
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*pipeline.BookkeepingTimeout)
 	defer cancel()
 	if !interrupted {
-		s.notifyRun(bctx, e, run)
+		x.notifyRun(bctx, e, run)
 	}
 	if rec := run.txRecord; rec != nil {
 		r, err := withRun(rec, run)
 		if err == nil {
-			err = s.txlog.Put(bctx, r)
+			err = x.tx.Put(bctx, r)
 		}
 		if err != nil {
-			s.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "tx", rec.ID, "err", err)
+			x.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "tx", rec.ID, "err", err)
 		}
 	}
-	if err := s.putJSONState(bctx, exchangeKey(e.cfg.Name, "last"), run); err != nil {
-		s.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "err", err)
+	if err := x.putJSONState(bctx, exchangeKey(e.cfg.Name, "last"), run); err != nil {
+		x.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "err", err)
 	}
 }
 
 // notifyRun updates the exchange's health and tells its channels when it starts failing
 // (after notify.after failed runs in a row), optionally reminds while it keeps failing
 // (notify.repeat), and says when it recovers: one outage, one message.
-func (s *Service) notifyRun(ctx context.Context, e *exchange, run *ExchangeRun) {
+func (x *Runner) notifyRun(ctx context.Context, e *exchange, run *ExchangeRun) {
 	key := exchangeKey(e.cfg.Name, "health")
 	var h exchangeHealth
-	if _, err := s.loadJSONState(ctx, key, &h); err != nil {
-		s.log.Warn("reading exchange health", "exchange", e.cfg.Name, "err", err)
+	if _, err := x.loadJSONState(ctx, key, &h); err != nil {
+		x.log.Warn("reading exchange health", "exchange", e.cfg.Name, "err", err)
 	}
 	now := run.Finished
-	nc := s.exch.notify
+	nc := x.notify
 	var n *Notification
 	if run.Status != RunSucceeded {
 		if !h.Failing {
@@ -448,35 +448,35 @@ func (s *Service) notifyRun(ctx context.Context, e *exchange, run *ExchangeRun) 
 		if run.Transaction != "" {
 			n.Run = "/admin/v1/exchanges/" + e.cfg.Name + "/runs/" + run.Transaction
 		}
-		sent := s.sendNotification(ctx, e, n, run)
-		if n.Event == EventExchangeFailed && (sent || len(s.channelsOf(e)) == 0) {
+		sent := x.sendNotification(ctx, e, n, run)
+		if n.Event == EventExchangeFailed && (sent || len(x.channelsOf(e)) == 0) {
 			h.Notified, h.LastNotified = true, now
 		}
 	}
 	if run.Status == RunSucceeded {
 		h = exchangeHealth{LastSuccess: now}
 	}
-	if err := s.putJSONState(ctx, key, h); err != nil {
-		s.log.Warn("recording exchange health", "exchange", e.cfg.Name, "err", err)
+	if err := x.putJSONState(ctx, key, h); err != nil {
+		x.log.Warn("recording exchange health", "exchange", e.cfg.Name, "err", err)
 	}
 }
 
 // channelsOf returns the notification channels an exchange tells.
-func (s *Service) channelsOf(e *exchange) []notifier {
+func (x *Runner) channelsOf(e *exchange) []notifier {
 	var out []notifier
 	if e.cfg.Notify == nil {
-		names := make([]string, 0, len(s.exch.notifiers))
-		for name := range s.exch.notifiers {
+		names := make([]string, 0, len(x.notifiers))
+		for name := range x.notifiers {
 			names = append(names, name)
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			out = append(out, s.exch.notifiers[name])
+			out = append(out, x.notifiers[name])
 		}
 		return out
 	}
 	for _, name := range e.cfg.Notify {
-		if n, ok := s.exch.notifiers[name]; ok {
+		if n, ok := x.notifiers[name]; ok {
 			out = append(out, n)
 		}
 	}
@@ -484,11 +484,11 @@ func (s *Service) channelsOf(e *exchange) []notifier {
 }
 
 // sendNotification tells every channel of the exchange; it reports whether one took it.
-func (s *Service) sendNotification(ctx context.Context, e *exchange, n *Notification, run *ExchangeRun) bool {
+func (x *Runner) sendNotification(ctx context.Context, e *exchange, n *Notification, run *ExchangeRun) bool {
 	sent := false
-	for _, ch := range s.channelsOf(e) {
+	for _, ch := range x.channelsOf(e) {
 		if err := ch.send(ctx, n); err != nil {
-			s.log.Warn("notification failed", "exchange", e.cfg.Name, "channel", ch.name(), "event", n.Event, "err", err)
+			x.log.Warn("notification failed", "exchange", e.cfg.Name, "channel", ch.name(), "event", n.Event, "err", err)
 			run.Notified = append(run.Notified, n.Event+" → "+ch.name()+" failed: "+transform.ClipText(err.Error(), 200))
 			continue
 		}

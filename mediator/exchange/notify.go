@@ -1,4 +1,4 @@
-package mediator
+package exchange
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package mediator
+package exchange
 
 import (
 	"context"
@@ -168,7 +168,7 @@ func exchangeTxID(name string, o runOptions) string {
 
 // runExchange runs an exchange once. It fails with errExchangeBusy when a run is under way;
 // otherwise the outcome is in the returned run.
-func (s *Service) runExchange(parent context.Context, e *exchange, o runOptions) (*ExchangeRun, error) {
+func (x *Runner) runExchange(parent context.Context, e *exchange, o runOptions) (*ExchangeRun, error) {
 	if !e.running.TryLock() {
 		return nil, errExchangeBusy
 	}
@@ -178,7 +178,7 @@ func (s *Service) runExchange(parent context.Context, e *exchange, o runOptions)
 	ctx, cancel := context.WithTimeout(parent, e.cfg.Timeout.D())
 	defer cancel()
 	if o.started.IsZero() {
-		o.started = s.now().UTC()
+		o.started = x.now().UTC()
 	}
 	if o.nonce == "" {
 		o.nonce = rand.Text()
@@ -186,14 +186,14 @@ func (s *Service) runExchange(parent context.Context, e *exchange, o runOptions)
 	run := &ExchangeRun{Exchange: e.cfg.Name, Trigger: o.trigger, Tick: o.tick, Started: o.started, DryRun: o.dryRun,
 		Status: RunRunning, Requests: []*RunRequest{}, Targets: []*RunTarget{}, targetRun: map[string]*targetRun{}}
 	if !o.dryRun {
-		release, err := s.acquireLease(ctx, e.cfg.Name, e.cfg.Timeout.D())
+		release, err := x.acquireLease(ctx, e.cfg.Name, e.cfg.Timeout.D())
 		if err != nil {
 			return nil, err
 		}
 		defer release()
 		run.Transaction = exchangeTxID(e.cfg.Name, o)
 	}
-	log := s.log.With("exchange", e.cfg.Name, "tx", run.Transaction)
+	log := x.log.With("exchange", e.cfg.Name, "tx", run.Transaction)
 	log.Info("exchange run started", "trigger", o.trigger, "dry_run", o.dryRun)
 
 	analyticsOK := true
@@ -201,11 +201,11 @@ func (s *Service) runExchange(parent context.Context, e *exchange, o runOptions)
 		if o.dryRun {
 			run.Warnings = append(run.Warnings, "a dry run does not update analytics tables")
 		} else {
-			analyticsOK = s.runAnalyticsTables(ctx, e, run)
+			analyticsOK = x.runAnalyticsTables(ctx, e, run)
 		}
 	}
 	if analyticsOK {
-		s.pullRequests(ctx, e, run)
+		x.pullRequests(ctx, e, run)
 	}
 	okRequests := 0
 	for _, p := range run.pulled {
@@ -214,17 +214,17 @@ func (s *Service) runExchange(parent context.Context, e *exchange, o runOptions)
 		}
 	}
 	if analyticsOK && okRequests > 0 {
-		s.mapRun(ctx, e, run)
+		x.mapRun(ctx, e, run)
 		if e.cfg.Stale.Mode != config.StaleOff {
-			s.staleValues(ctx, e, run)
+			x.staleValues(ctx, e, run)
 		}
 	}
 	switch {
 	case o.dryRun:
 		if e.cfg.Completeness != nil {
-			for _, t := range s.cfg.TargetsOf(e.source) {
+			for _, t := range x.cfg.TargetsOf(e.source) {
 				if tr := run.targetRun[t.Name]; tr != nil {
-					regs, err := s.registrations(ctx, e, t.Name, tr)
+					regs, err := x.registrations(ctx, e, t.Name, tr)
 					if err != nil {
 						tr.sum.Error = joinErr(tr.sum.Error, err.Error())
 					}
@@ -233,17 +233,17 @@ func (s *Service) runExchange(parent context.Context, e *exchange, o runOptions)
 			}
 		}
 	case !analyticsOK || okRequests == 0:
-		s.recordFailedRun(ctx, e, run)
+		x.recordFailedRun(ctx, e, run)
 	default:
-		if err := s.submitRun(ctx, e, run); err != nil {
+		if err := x.submitRun(ctx, e, run); err != nil {
 			run.errs = append(run.errs, "storing the run's values failed (what was stored is delivered; "+
 				"the next run sends the rest): "+err.Error())
 			okRequests = 0
 		} else {
-			s.afterSubmit(ctx, e, run)
+			x.afterSubmit(ctx, e, run)
 		}
 	}
-	s.finishRun(ctx, e, run, analyticsOK && okRequests > 0, parent.Err() != nil)
+	x.finishRun(ctx, e, run, analyticsOK && okRequests > 0, parent.Err() != nil)
 	log.Info("exchange run finished", "status", run.Status, "values", run.Values, "err", run.Error)
 	return run, nil
 }
@@ -258,7 +258,7 @@ func joinErr(a, b string) string {
 // runAnalyticsTables starts the source's analytics table update and waits for it. DHIS2
 // refuses to start one while another runs (409, transient): Tally tries again until
 // max_wait.
-func (s *Service) runAnalyticsTables(ctx context.Context, e *exchange, run *ExchangeRun) bool {
+func (x *Runner) runAnalyticsTables(ctx context.Context, e *exchange, run *ExchangeRun) bool {
 	a := e.cfg.Analytics
 	began := time.Now()
 	ra := &RunAnalytics{}
@@ -273,7 +273,7 @@ func (s *Service) runAnalyticsTables(ctx context.Context, e *exchange, run *Exch
 	start := func() (*dhis2.Job, error) { return e.client.StartAnalyticsTables(wctx, opts) }
 	job, err := start()
 	for ; err != nil && dhis2.KindOf(err) == dhis2.KindTransient && wctx.Err() == nil; job, err = start() {
-		s.log.Info("analytics tables could not be started yet; retrying", "exchange", e.cfg.Name, "err", err)
+		x.log.Info("analytics tables could not be started yet; retrying", "exchange", e.cfg.Name, "err", err)
 		pipeline.Pause(wctx, a.PollInterval.D())
 	}
 	if err != nil {
@@ -314,8 +314,8 @@ func (c *valueCollector) Value(v *transform.DataValue, _ transform.Locator) erro
 }
 
 // pullRequests runs every request, checks the answers and cuts them into batches.
-func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRun) {
-	now := s.now()
+func (x *Runner) pullRequests(ctx context.Context, e *exchange, run *ExchangeRun) {
+	now := x.now()
 	seen := map[transform.Key]bool{}
 	budget := e.cfg.MaxValues
 	offset, seq := 0, 0
@@ -340,7 +340,7 @@ func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRu
 			continue
 		}
 		col := &valueCollector{limit: budget}
-		err = s.pullWithRetry(ctx, e, r, periods, col)
+		err = x.pullWithRetry(ctx, e, r, periods, col)
 		sum.Seconds = time.Since(began).Seconds()
 		sum.Values = len(col.values)
 		budget -= len(col.values)
@@ -372,7 +372,7 @@ func (s *Service) pullRequests(ctx context.Context, e *exchange, run *ExchangeRu
 			}
 			run.Warnings = append(run.Warnings, fmt.Sprintf("request %q: %s", r.Name, msg))
 		}
-		batches, err := s.batchValues(e, run, p.schemes, col.values)
+		batches, err := x.batchValues(e, run, p.schemes, col.values)
 		if err != nil {
 			fail(err.Error())
 			continue
@@ -400,13 +400,13 @@ func transientPullErr(err error) bool {
 // while DHIS2 rebuilds a table, a timeout, a 503 from a proxy) is asked again within the
 // run, with backoff (source.retry), before the request counts as failed; each try starts
 // from an empty collector, so a failure halfway through an answer leaves nothing behind.
-func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *config.ExchangeRequest, periods []period.Period, col *valueCollector) error {
+func (x *Runner) pullWithRetry(ctx context.Context, e *exchange, r *config.ExchangeRequest, periods []period.Period, col *valueCollector) error {
 	pol := e.cfg.Source.Retry
 	var err error
 	attempt := 1
 	for ; ; attempt++ {
 		col.values = col.values[:0]
-		err = s.pull(ctx, e, r, periods, col)
+		err = x.pull(ctx, e, r, periods, col)
 		if err == nil || !transientPullErr(err) || attempt >= pol.MaxAttempts || ctx.Err() != nil {
 			break
 		}
@@ -414,7 +414,7 @@ func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *config.Exch
 		if ra := dhis2.RetryAfterOf(err); ra > 0 {
 			delay = min(ra, pol.MaxDelay.D())
 		}
-		s.log.Warn("exchange source failed; asking again", "exchange", e.cfg.Name, "request", r.Name,
+		x.log.Warn("exchange source failed; asking again", "exchange", e.cfg.Name, "request", r.Name,
 			"attempt", attempt, "retry_in", delay, "err", err)
 		pipeline.Pause(ctx, delay)
 	}
@@ -425,7 +425,7 @@ func (s *Service) pullWithRetry(ctx context.Context, e *exchange, r *config.Exch
 }
 
 // pull reads one request's answer into sink.
-func (s *Service) pull(ctx context.Context, e *exchange, r *config.ExchangeRequest, periods []period.Period, sink transform.Sink) error {
+func (x *Runner) pull(ctx context.Context, e *exchange, r *config.ExchangeRequest, periods []period.Period, sink transform.Sink) error {
 	if e.cht != nil {
 		for _, pe := range periods {
 			if pe.Type() != period.Monthly {
@@ -454,7 +454,7 @@ func (s *Service) pull(ctx context.Context, e *exchange, r *config.ExchangeReque
 }
 
 // batchValues validates values as ingest does and cuts them into batches.
-func (s *Service) batchValues(e *exchange, run *ExchangeRun, schemes transform.IDSchemes, values []transform.DataValue) ([]*transform.Batch, error) {
+func (x *Runner) batchValues(e *exchange, run *ExchangeRun, schemes transform.IDSchemes, values []transform.DataValue) ([]*transform.Batch, error) {
 	var out []*transform.Batch
 	b := transform.NewBatcher(transform.BatcherConfig{
 		Source: e.source.Name, TxID: run.Transaction, Received: run.Started, Schemes: schemes, MaxValues: e.cfg.BatchSize,
@@ -482,8 +482,8 @@ func (s *Service) batchValues(e *exchange, run *ExchangeRun, schemes transform.I
 
 // mapRun maps every batch for every target with the mapping in force, to learn the target
 // keys the run produces.
-func (s *Service) mapRun(ctx context.Context, e *exchange, run *ExchangeRun) {
-	for _, t := range s.cfg.TargetsOf(e.source) {
+func (x *Runner) mapRun(ctx context.Context, e *exchange, run *ExchangeRun) {
+	for _, t := range x.cfg.TargetsOf(e.source) {
 		tr := &targetRun{sum: &RunTarget{Target: t.Name}, produced: make([]map[string]map[key4]struct{}, len(run.pulled)),
 			schemes: make([]transform.IDSchemes, len(run.pulled))}
 		run.targetRun[t.Name] = tr
@@ -495,7 +495,7 @@ func (s *Service) mapRun(ctx context.Context, e *exchange, run *ExchangeRun) {
 			}
 			tr.produced[i] = map[string]map[key4]struct{}{}
 			for _, b := range p.batches {
-				m, err := s.mapping.Map(ctx, b, e.source, t)
+				m, err := x.mapping.Map(ctx, b, e.source, t)
 				if err != nil {
 					msg := fmt.Sprintf("mapping request %q: %v", p.cfg.Name, err)
 					if errors.Is(err, pipeline.ErrMappingRejected) {
@@ -533,10 +533,10 @@ func (s *Service) mapRun(ctx context.Context, e *exchange, run *ExchangeRun) {
 // delivered before, and prepares the removals and the new delivered sets. A stored period
 // is in a request's scope when it overlaps one of the request's periods (a month of a
 // rolled-up quarter, say) or the run produced values for it.
-func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun) {
+func (x *Runner) staleValues(ctx context.Context, e *exchange, run *ExchangeRun) {
 	name := e.cfg.Name
-	now := s.now()
-	for _, t := range s.cfg.TargetsOf(e.source) {
+	now := x.now()
+	for _, t := range x.cfg.TargetsOf(e.source) {
 		tr := run.targetRun[t.Name]
 		if tr == nil {
 			continue
@@ -569,7 +569,7 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 					sc.produced[k] = struct{}{}
 				}
 			}
-			stored, err := s.storedPeriods(ctx, name, t.Name, p.cfg.Name)
+			stored, err := x.storedPeriods(ctx, name, t.Name, p.cfg.Name)
 			if err != nil {
 				failed = err.Error()
 				break
@@ -589,7 +589,7 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 					continue
 				}
 				inScope[i][pe] = true
-				ds, err := s.loadDelivered(ctx, name, t.Name, p.cfg.Name, pe)
+				ds, err := x.loadDelivered(ctx, name, t.Name, p.cfg.Name, pe)
 				if err != nil {
 					failed = err.Error()
 					break
@@ -657,7 +657,7 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 		}
 		scope := false
 		if m := e.cfg.Stale.Mode; (m == config.StaleScope || m == config.StaleAuto) && len(bySchemes) > 0 {
-			scope = s.staleScopeFor(ctx, t.Name, m, run)
+			scope = x.staleScopeFor(ctx, t.Name, m, run)
 		}
 		for _, sch := range sortedSchemes(bySchemes) {
 			vals := bySchemes[sch]
@@ -696,8 +696,8 @@ func (s *Service) staleValues(ctx context.Context, e *exchange, run *ExchangeRun
 // staleScopeFor decides whether a target's removals go as 2.43 deletion scopes: only when
 // it reports 2.43 or later now. In scope mode an older target, or one whose version cannot
 // be read, gets deleted: true values and the run a warning (auto falls back silently).
-func (s *Service) staleScopeFor(ctx context.Context, target, mode string, run *ExchangeRun) bool {
-	t, ok := s.targets.Get(target)
+func (x *Runner) staleScopeFor(ctx context.Context, target, mode string, run *ExchangeRun) bool {
+	t, ok := x.targets.Get(target)
 	if !ok {
 		return false
 	}
