@@ -2,21 +2,16 @@ package mediator
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/openhim"
-	"github.com/tally-hmis/tally/mediator/pipeline"
-	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // OpenHIM integration. When `openhim.enabled` is set, Tally registers as a mediator and
@@ -25,19 +20,11 @@ import (
 // X-OpenHIM-TransactionID: they are answered with the application/json+openhim envelope
 // (this file), and Tally links the core's transaction to its own in the transaction log.
 // Once the Tally transaction is final, its outcome goes through a durable outbox and is
-// recorded in the core's transaction, confirmed by reading it back (openhim_outbox.go);
-// the outcome's shape is in openhim_outcome.go.
-//
-// A console rerun of a transaction Tally still remembers (within nats.duplicate_window)
-// replays the transaction's dead letters when it failed or partly failed, and is a
-// harmless duplicate otherwise (openhim_rerun.go).
+// recorded in the core's transaction, confirmed by reading it back; a console rerun of a
+// transaction Tally still remembers replays its dead letters (mediator/openhim/outcome).
 //
 // Behind an OpenHIM the core strips the client's Authorization header. Give the channel's
 // route Basic credentials of a source user in the console; Tally authenticates those.
-
-// headerRequestID is a client's request id; it is passed on in the orchestrations of the
-// calls Tally made for the request.
-const headerRequestID = "X-Request-ID"
 
 func (s *Service) openhimSources() []openhim.Source {
 	names := make([]string, len(s.cfg.Sources))
@@ -51,7 +38,7 @@ func (s *Service) openhimSources() []openhim.Source {
 func (s *Service) openhimEnvelope(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		coreTx := openhim.TransactionID(c.Request())
-		if s.openhim == nil || coreTx == "" {
+		if s.reporter == nil || coreTx == "" {
 			return next(c)
 		}
 		received := s.now()
@@ -62,66 +49,10 @@ func (s *Service) openhimEnvelope(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		c.Response().Writer = real
-		env := s.answerThroughOpenHIM(c.Request(), coreTx, got, received)
+		env := s.reporter.Answer(c.Request(), coreTx, got.statusOr(http.StatusOK), got.header, got.body.Bytes(), received)
 		c.Response().Committed = false
 		c.Response().Status = env.Response.Status
 		return env.Write(c.Response())
-	}
-}
-
-// answerThroughOpenHIM builds the envelope for the handler's answer and links the core's
-// transaction to Tally's, so that its outcome is recorded once the Tally transaction is
-// final. The link is stored before the answer leaves: a transaction the core was told about
-// is never left without its outcome.
-func (s *Service) answerThroughOpenHIM(r *http.Request, coreTx string, got *capture, received time.Time) *openhim.Envelope {
-	resp := openhim.NewResponse(got.statusOr(http.StatusOK), got.header, got.body.Bytes(), s.now())
-	env := openhim.NewEnvelope(s.sections.OpenHIM.URN, "", resp)
-	env.AddOrchestration(openhim.NewOrchestration("Tally ingest", openhim.RequestFromHTTP(r, nil, received), &resp, nil))
-	txID := txIDFromBody(got.body.Bytes())
-	if txID == "" || !txlog.ValidTxID(txID) {
-		// Refused before a transaction existed: the core derives the status from the answer.
-		return env
-	}
-	link := s.newLink(r, coreTx, txID)
-	if link.Parent != "" {
-		if ans := s.rerunDeadLetters(r.Context(), txID, link); ans != nil {
-			s.rerunEnvelope(env, ans)
-		}
-	}
-	// The answer's bookkeeping must not fail because the client (the core) gave up waiting.
-	ctx, cancel := pipeline.Bookkeeping(r.Context())
-	defer cancel()
-	if link.Kind != linkRerun {
-		s.statusEnvelope(ctx, env, txID, link)
-	}
-	if err := s.addLink(ctx, txID, link); err != nil {
-		s.log.Error("linking the OpenHIM transaction; its outcome will not be recorded in the core",
-			"tx", txID, "openhim_tx", coreTx, "err", err)
-	}
-	return env
-}
-
-// statusEnvelope completes the envelope of a request for Tally transaction txID with what is
-// known of it: its outcome when it is final already (a source that waits for delivery, a
-// repeat of a finished payload), which the outbox then only confirms; else Processing.
-func (s *Service) statusEnvelope(ctx context.Context, env *openhim.Envelope, txID string, link *openhimLink) {
-	v, err := s.txlog.View(ctx, txID)
-	switch {
-	case err != nil:
-		s.log.Warn("reading the transaction for the OpenHIM answer", "tx", txID, "err", err)
-		env.SetProperty(propTransaction, txID)
-	case v.Status != txlog.TxAccepted:
-		out := s.openhimOutcome(v, link)
-		env.Status, env.Properties = out.Status, out.Properties
-		env.AddOrchestration(out.Orchestrations...)
-	default:
-		env.SetProperty(propTransaction, txID).SetProperty(propStatus, v.Status)
-		if link.Kind == linkDuplicate {
-			env.SetProperty(propDuplicate, true)
-		}
-	}
-	if env.Status == "" && env.Response.Status < 300 {
-		env.Status = openhim.StatusProcessing
 	}
 }
 
@@ -150,27 +81,6 @@ func (c *capture) statusOr(def int) int {
 		return def
 	}
 	return c.status
-}
-
-// txIDFromBody finds Tally's transaction id in an answer: "transaction" in the native
-// answers, the import summary's "reference" in DHIS2's shape.
-func txIDFromBody(b []byte) string {
-	var v struct {
-		Transaction string `json:"transaction"`
-		Response    struct {
-			Reference string `json:"reference"`
-		} `json:"response"`
-		Reference string `json:"reference"` // the bare ImportSummary of API versions up to 37
-	}
-	if json.Unmarshal(b, &v) != nil {
-		return ""
-	}
-	for _, id := range []string{v.Transaction, v.Response.Reference, v.Reference} {
-		if id != "" {
-			return id
-		}
-	}
-	return ""
 }
 
 // applyOpenHIMConfig applies what an operator changed in the OpenHIM console. A pushed

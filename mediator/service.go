@@ -20,6 +20,7 @@ import (
 	"github.com/tally-hmis/tally/mediator/exchange"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/openhim/outcome"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
@@ -63,8 +64,10 @@ type Service struct {
 	// configuredLevel is the log level of the configuration file, which the OpenHIM console
 	// can override and restore (openhim.go).
 	configuredLevel slog.Level
-	// outcomes counts the outcomes recorded in the OpenHIM core (openhim_outbox.go).
-	outcomes *prometheus.CounterVec
+	// reporter records outcomes in the OpenHIM core (mediator/openhim/outcome), built at
+	// Start when openhim: is enabled; outcomes are its collectors.
+	reporter *outcome.Reporter
+	outcomes *outcome.Metrics
 
 	echo     *echo.Echo
 	listener net.Listener
@@ -122,7 +125,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		sections: sections, logLevel: o.LogLevel,
 	}
 	s.reloads = pipeline.NewReloadCounter(o.Registry)
-	s.outcomes = newOutcomeCounter(o.Registry)
+	s.outcomes = outcome.NewMetrics(o.Registry)
 	s.configuredLevel = configuredLevel(cfg.Log.Level, o.LogLevel)
 	if sections.OpenHIM.Enabled {
 		version, err := openhim.NormalizeVersion(o.Version)
@@ -191,6 +194,11 @@ func (s *Service) Start(ctx context.Context) error {
 	s.exchanges = exchange.NewRunner(s.exchangeSet, exchange.RunnerConfig{Config: s.cfg, State: conn.State, TxLog: s.txlog,
 		Publisher: s.pub, Mapping: s.mapping, Targets: s.targets, Settings: s.console, Counter: s.ingester, Log: s.log,
 		Now: s.now, After: s.exchangeTimer})
+	if s.openhim != nil {
+		s.reporter = outcome.New(outcome.Config{Config: s.cfg, Tx: conn.Tx, State: conn.State, TxLog: s.txlog, Publisher: s.pub,
+			DeadLetters: s.deadLetters, Client: s.openhim.Client(), OpenHIM: s.sections.OpenHIM, Settings: s.console,
+			Metrics: s.outcomes, Log: s.log, Now: s.now})
+	}
 	s.mapper = pipeline.NewMapper(pipeline.MapperConfig{Config: s.cfg, Mapping: s.mapping, Publisher: s.pub, TxLog: s.txlog,
 		DeadLetters: s.deadLetters, Delivery: s.deliverer, Metrics: s.metrics.Pipeline, Log: s.log, Now: s.now})
 
@@ -202,8 +210,10 @@ func (s *Service) Start(ctx context.Context) error {
 	ackWait := s.cfg.Delivery.AckWait.D()
 	consumers := append([]*pipeline.Consumer{s.mapper.Consumer(s.chain, ackWait)}, s.deliverer.Consumers(s.chain, ackWait)...)
 	s.metrics.Pipeline.ObserveQueues(conn.JS, s.targets.Names())
-	// openhim_outbox.go: the outcomes recorded in the OpenHIM core (none without openhim:)
-	consumers = append(consumers, s.openhimConsumers()...)
+	if s.reporter != nil {
+		// The outcomes recorded in the OpenHIM core.
+		consumers = append(consumers, s.reporter.Consumers(s.chain, ackWait)...)
+	}
 	var readyWG sync.WaitGroup
 	errs := make(chan error, len(consumers))
 	for _, c := range consumers {
@@ -264,7 +274,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.workers.Add(1)
 		go func() {
 			defer s.workers.Done()
-			s.dropLegacyClaims(wctx) // openhim_outbox.go
+			s.reporter.DropLegacyClaims(wctx)
 		}()
 	}
 	s.exchanges.Start(wctx, &s.workers) // the exchanges' schedulers

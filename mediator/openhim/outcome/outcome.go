@@ -1,4 +1,4 @@
-package mediator
+package outcome
 
 import (
 	"encoding/json"
@@ -52,14 +52,14 @@ func openhimStatus(txStatus string) openhim.Status {
 
 // openhimOutcome is what the core's transaction l.OpenHIMTx should show of the finished
 // Tally transaction v. A duplicate sent nothing itself, so it has no DHIS2 orchestration.
-func (s *Service) openhimOutcome(v *txlog.TxView, l *openhimLink) openhim.Outcome {
-	targets := s.targetOutcomes(v)
+func (x *Reporter) openhimOutcome(v *txlog.TxView, l *openhimLink) openhim.Outcome {
+	targets := x.targetOutcomes(v)
 	out := openhim.Outcome{Status: openhimStatus(v.Status), Properties: outcomeProperties(v, l, targets)}
 	if l.Kind == linkDuplicate {
 		return out
 	}
 	for i := range targets {
-		out.Orchestrations = append(out.Orchestrations, s.importOrchestration(v, &targets[i], l.RequestID))
+		out.Orchestrations = append(out.Orchestrations, x.importOrchestration(v, &targets[i], l.RequestID))
 	}
 	return out
 }
@@ -86,7 +86,7 @@ type targetOutcome struct {
 //
 // Dry run is read from the configuration and the console as they are now, since delivery
 // records do not say it; the outcome is built right after the last delivery.
-func (s *Service) targetOutcomes(v *txlog.TxView) []targetOutcome {
+func (x *Reporter) targetOutcomes(v *txlog.TxView) []targetOutcome {
 	type chain struct {
 		target string
 		seq    int
@@ -115,7 +115,7 @@ func (s *Service) targetOutcomes(v *txlog.TxView) []targetOutcome {
 	}
 	out := make([]targetOutcome, 0, len(v.Targets))
 	for _, t := range v.Targets {
-		to := targetOutcome{Target: t.Target, DryRun: s.console.DryRun(t.Target), Batches: t.Batches, Values: t.Values,
+		to := targetOutcome{Target: t.Target, DryRun: x.settings.DryRun(t.Target), Batches: t.Batches, Values: t.Values,
 			Unmapped: t.Unmapped, ImportCount: t.Counts, Rejected: t.Rejected, DeadLetters: dead[t.Target],
 			Conflicts: t.Conflicts[:min(len(t.Conflicts), maxOutcomeConflicts)], LastError: t.LastError}
 		switch {
@@ -209,7 +209,7 @@ func (t *targetOutcome) failure(what string) error {
 // as Tally summed it up: 200 when every value was taken, 409 (DHIS2's status for an import
 // summary with conflicts) when some were refused, no response when the target never took
 // the batch (the error says why).
-func (s *Service) importOrchestration(v *txlog.TxView, t *targetOutcome, requestID string) openhim.Orchestration {
+func (x *Reporter) importOrchestration(v *txlog.TxView, t *targetOutcome, requestID string) openhim.Orchestration {
 	name := "DHIS2 import: " + t.Target
 	if t.DryRun {
 		name = "DHIS2 import (dry run): " + t.Target
@@ -220,7 +220,7 @@ func (s *Service) importOrchestration(v *txlog.TxView, t *targetOutcome, request
 	}
 	req := openhim.Request{Path: "/api/dataValueSets", Method: http.MethodPost, Timestamp: t.first,
 		Headers: map[string]string{"Content-Type": "application/json"}}
-	if tc, ok := s.cfg.Target(t.Target); ok {
+	if tc, ok := x.cfg.Target(t.Target); ok {
 		u := strings.TrimRight(tc.URL, "/") + "/api/dataValueSets"
 		if t.DryRun {
 			u += "?dryRun=true"
@@ -228,7 +228,7 @@ func (s *Service) importOrchestration(v *txlog.TxView, t *targetOutcome, request
 		if r, err := openhim.NewRequest(http.MethodPost, u, hdr, nil, t.first); err == nil {
 			req = r
 		} else {
-			s.log.Warn("describing the DHIS2 import for OpenHIM", "tx", v.ID, "target", t.Target, "err", err)
+			x.log.Warn("describing the DHIS2 import for OpenHIM", "tx", v.ID, "target", t.Target, "err", err)
 		}
 	}
 	body, _ := json.Marshal(t)

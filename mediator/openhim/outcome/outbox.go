@@ -1,4 +1,4 @@
-package mediator
+package outcome
 
 import (
 	"context"
@@ -47,7 +47,7 @@ import (
 //     from openhim.report_interval up to outcomeMaxDelay, for outcomeMaxAge, so a core that
 //     is down or slow, or a Tally restart, delays the record but does not lose it.
 //
-// Both consumers handle messages through the consume chain (consume.go).
+// Both consumers handle messages through the consume chain (mediator/pipeline).
 
 // Link kinds.
 const (
@@ -110,8 +110,8 @@ const (
 func linksKey(txID string) string { return txID + ".o" }
 
 // readLinks returns a transaction's links and the revision they were read at (0: none).
-func (s *Service) readLinks(ctx context.Context, txID string) ([]*openhimLink, uint64, error) {
-	e, err := s.conn.Tx.Get(ctx, linksKey(txID))
+func (x *Reporter) readLinks(ctx context.Context, txID string) ([]*openhimLink, uint64, error) {
+	e, err := x.kv.Get(ctx, linksKey(txID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -127,9 +127,9 @@ func (s *Service) readLinks(ctx context.Context, txID string) ([]*openhimLink, u
 
 // updateLinks applies change to a transaction's links by compare-and-set, retrying when
 // another writer got there first; change returns false to leave them as they are.
-func (s *Service) updateLinks(ctx context.Context, txID string, change func([]*openhimLink) ([]*openhimLink, bool)) error {
+func (x *Reporter) updateLinks(ctx context.Context, txID string, change func([]*openhimLink) ([]*openhimLink, bool)) error {
 	for range maxLinkUpdates {
-		links, rev, err := s.readLinks(ctx, txID)
+		links, rev, err := x.readLinks(ctx, txID)
 		if err != nil {
 			return err
 		}
@@ -142,9 +142,9 @@ func (s *Service) updateLinks(ctx context.Context, txID string, change func([]*o
 			return fmt.Errorf("encoding the OpenHIM links of %s: %w", txID, err)
 		}
 		if rev == 0 {
-			_, err = s.conn.Tx.Create(ctx, linksKey(txID), data)
+			_, err = x.kv.Create(ctx, linksKey(txID), data)
 		} else {
-			_, err = s.conn.Tx.Update(ctx, linksKey(txID), data, rev)
+			_, err = x.kv.Update(ctx, linksKey(txID), data, rev)
 		}
 		if err == nil {
 			return nil
@@ -163,15 +163,15 @@ func isWrongSequence(err error) bool {
 }
 
 // newLink describes the core transaction coreTx asking about Tally transaction txID.
-func (s *Service) newLink(r *http.Request, coreTx, txID string) *openhimLink {
+func (x *Reporter) newLink(r *http.Request, coreTx, txID string) *openhimLink {
 	ctx, cancel := pipeline.Bookkeeping(r.Context())
 	defer cancel()
 	l := &openhimLink{OpenHIMTx: coreTx, Kind: linkRequest, RequestID: strings.TrimSpace(r.Header.Get(headerRequestID)),
-		Created: s.now().UTC()}
+		Created: x.now().UTC()}
 	if len(l.RequestID) > 200 {
 		l.RequestID = l.RequestID[:200]
 	}
-	if rec, err := s.txlog.Get(ctx, txID); err == nil && rec.OpenHIMTransaction != coreTx {
+	if rec, err := x.tx.Get(ctx, txID); err == nil && rec.OpenHIMTransaction != coreTx {
 		// The payload was there before this request: a repeat, or a rerun from the console.
 		l.Kind = linkDuplicate
 		if parent, _, ok := openhim.Rerun(r); ok {
@@ -184,9 +184,9 @@ func (s *Service) newLink(r *http.Request, coreTx, txID string) *openhimLink {
 // addLink stores l among txID's links; a link for the same core transaction is kept as it is.
 // Past maxLinks (a client repeating one payload through the core) the oldest link whose
 // outcome is queued makes room; when none is, l is refused.
-func (s *Service) addLink(ctx context.Context, txID string, l *openhimLink) error {
+func (x *Reporter) addLink(ctx context.Context, txID string, l *openhimLink) error {
 	full := false
-	err := s.updateLinks(ctx, txID, func(links []*openhimLink) ([]*openhimLink, bool) {
+	err := x.updateLinks(ctx, txID, func(links []*openhimLink) ([]*openhimLink, bool) {
 		for _, old := range links {
 			if old.OpenHIMTx == l.OpenHIMTx {
 				return links, false
@@ -222,8 +222,8 @@ func (m *outboxMsg) outcome() openhim.Outcome {
 
 // queueOutcomes puts on the outbox the outcome of every link of txID that is due and not
 // queued yet, and marks them queued.
-func (s *Service) queueOutcomes(ctx context.Context, txID string) error {
-	links, _, err := s.readLinks(ctx, txID)
+func (x *Reporter) queueOutcomes(ctx context.Context, txID string) error {
+	links, _, err := x.readLinks(ctx, txID)
 	if err != nil || !anyUnqueued(links) {
 		return err
 	}
@@ -232,7 +232,7 @@ func (s *Service) queueOutcomes(ctx context.Context, txID string) error {
 		if l.Queued {
 			continue
 		}
-		ok, err := s.linkDue(ctx, l)
+		ok, err := x.linkDue(ctx, l)
 		if err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func (s *Service) queueOutcomes(ctx context.Context, txID string) error {
 		return nil
 	}
 	// Read after the due checks, so that the view holds every record they saw.
-	v, err := s.txlog.View(ctx, txID)
+	v, err := x.tx.View(ctx, txID)
 	if errors.Is(err, txlog.ErrTxNotFound) {
 		return nil // expired
 	}
@@ -256,12 +256,12 @@ func (s *Service) queueOutcomes(ctx context.Context, txID string) error {
 	}
 	queued := make([]string, 0, len(due))
 	for _, l := range due {
-		if err := s.publishOutcome(ctx, v, l); err != nil {
+		if err := x.publishOutcome(ctx, v, l); err != nil {
 			return err
 		}
 		queued = append(queued, l.OpenHIMTx)
 	}
-	return s.updateLinks(ctx, txID, func(links []*openhimLink) ([]*openhimLink, bool) {
+	return x.updateLinks(ctx, txID, func(links []*openhimLink) ([]*openhimLink, bool) {
 		changed := false
 		for _, l := range links {
 			if !l.Queued && slices.Contains(queued, l.OpenHIMTx) {
@@ -283,9 +283,9 @@ func anyUnqueued(links []*openhimLink) bool {
 
 // linkDue reports whether every delivery a rerun awaits has been written since the replay
 // with a final outcome.
-func (s *Service) linkDue(ctx context.Context, l *openhimLink) (bool, error) {
+func (x *Reporter) linkDue(ctx context.Context, l *openhimLink) (bool, error) {
 	for _, a := range l.Awaited {
-		e, err := s.conn.Tx.Get(ctx, a.Key)
+		e, err := x.kv.Get(ctx, a.Key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return false, nil
 		}
@@ -300,8 +300,8 @@ func (s *Service) linkDue(ctx context.Context, l *openhimLink) (bool, error) {
 	return true, nil
 }
 
-func (s *Service) publishOutcome(ctx context.Context, v *txlog.TxView, l *openhimLink) error {
-	out := s.openhimOutcome(v, l)
+func (x *Reporter) publishOutcome(ctx context.Context, v *txlog.TxView, l *openhimLink) error {
+	out := x.openhimOutcome(v, l)
 	data, err := json.Marshal(outboxMsg{Tx: v.ID, OpenHIMTx: l.OpenHIMTx, Status: out.Status,
 		Orchestrations: out.Orchestrations, Properties: out.Properties})
 	if err != nil {
@@ -309,27 +309,23 @@ func (s *Service) publishOutcome(ctx context.Context, v *txlog.TxView, l *openhi
 	}
 	msg := stream.Msg{Subject: outcomeSubject, ID: "openhim:" + l.OpenHIMTx, Data: data,
 		Header: nats.Header{pipeline.HeaderTx: []string{v.ID}}}
-	if err := s.pub.Publish(ctx, msg); err != nil {
+	if err := x.pub.Publish(ctx, msg); err != nil {
 		return fmt.Errorf("queueing the outcome of %s for OpenHIM transaction %s: %w", v.ID, l.OpenHIMTx, err)
 	}
-	s.log.Debug("OpenHIM outcome queued", "tx", v.ID, "openhim_tx", l.OpenHIMTx, "status", out.Status, "kind", l.Kind)
+	x.log.Debug("OpenHIM outcome queued", "tx", v.ID, "openhim_tx", l.OpenHIMTx, "status", out.Status, "kind", l.Kind)
 	return nil
 }
 
-// openhimConsumers are the trigger and the reporter; none without an OpenHIM section.
-func (s *Service) openhimConsumers() []*pipeline.Consumer {
-	if s.openhim == nil {
-		return nil
-	}
-	ackWait := s.cfg.Delivery.AckWait.D()
+// Consumers are the trigger and the reporter, their messages going through chain.
+func (x *Reporter) Consumers(chain *pipeline.Chain, ackWait time.Duration) []*pipeline.Consumer {
 	trigStop, trigServerMax := pipeline.BackstopFor(100)
 	// The reporter retries for outcomeMaxAge with backoff capped at outcomeMaxDelay: a few
 	// hundred deliveries at most, well under the backstop.
 	repStop, repServerMax := pipeline.BackstopFor(1000)
 	return []*pipeline.Consumer{
 		{
-			Stream: stream.TxStream, Workers: 2, Log: s.log,
-			Handle: s.chain.Wrap(pipeline.Stage{Name: "openhim-trigger", DLQTarget: outboxDLQ, AckWait: ackWait, MaxDeliver: trigStop}, s.triggerWork),
+			Stream: stream.TxStream, Workers: 2, Log: x.log,
+			Handle: chain.Wrap(pipeline.Stage{Name: "openhim-trigger", DLQTarget: outboxDLQ, AckWait: ackWait, MaxDeliver: trigStop}, x.triggerWork),
 			Config: jetstream.ConsumerConfig{Durable: triggerConsumer, AckPolicy: jetstream.AckExplicitPolicy,
 				AckWait: ackWait, MaxAckPending: 256, MaxDeliver: trigServerMax,
 				// Only writes from now on: the first start of a Tally with this consumer does
@@ -338,8 +334,8 @@ func (s *Service) openhimConsumers() []*pipeline.Consumer {
 				FilterSubjects: []string{stream.TxSubjectPrefix + "*.d.>", stream.TxSubjectPrefix + "*.o"}},
 		},
 		{
-			Stream: stream.OpenHIMStream, Workers: 8, Log: s.log,
-			Handle: s.chain.Wrap(pipeline.Stage{Name: "openhim-outcome", DLQTarget: outboxDLQ, AckWait: ackWait, MaxDeliver: repStop}, s.reportWork),
+			Stream: stream.OpenHIMStream, Workers: 8, Log: x.log,
+			Handle: chain.Wrap(pipeline.Stage{Name: "openhim-outcome", DLQTarget: outboxDLQ, AckWait: ackWait, MaxDeliver: repStop}, x.reportWork),
 			Config: jetstream.ConsumerConfig{Durable: outcomeConsumer, AckPolicy: jetstream.AckExplicitPolicy,
 				AckWait: ackWait, MaxAckPending: pipeline.DeliverMaxAckPending, MaxDeliver: repServerMax,
 				FilterSubject: stream.OpenHIMPrefix + ">"},
@@ -348,7 +344,7 @@ func (s *Service) openhimConsumers() []*pipeline.Consumer {
 }
 
 // triggerWork handles one write to the transaction log: a delivery record or a link.
-func (s *Service) triggerWork(ctx context.Context, msg jetstream.Msg, _ pipeline.Permit) error {
+func (x *Reporter) triggerWork(ctx context.Context, msg jetstream.Msg, _ pipeline.Permit) error {
 	if op := msg.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
 		return nil
 	}
@@ -360,14 +356,14 @@ func (s *Service) triggerWork(ctx context.Context, msg jetstream.Msg, _ pipeline
 			return nil // a retrying batch finishes nothing
 		}
 	}
-	if err := s.queueOutcomes(ctx, txID); err != nil {
+	if err := x.queueOutcomes(ctx, txID); err != nil {
 		return pipeline.RetryIn(pipeline.RetryDelay(pipeline.MsgAttempts(msg), 0), err)
 	}
 	return nil
 }
 
 // reportWork records one outcome in the core.
-func (s *Service) reportWork(ctx context.Context, msg jetstream.Msg, _ pipeline.Permit) error {
+func (x *Reporter) reportWork(ctx context.Context, msg jetstream.Msg, _ pipeline.Permit) error {
 	var m outboxMsg
 	if err := json.Unmarshal(msg.Data(), &m); err != nil || m.OpenHIMTx == "" || m.Status == "" {
 		if err == nil {
@@ -377,38 +373,45 @@ func (s *Service) reportWork(ctx context.Context, msg jetstream.Msg, _ pipeline.
 	}
 	var age time.Duration
 	if md, err := msg.Metadata(); err == nil {
-		age = s.now().Sub(md.Timestamp)
+		age = x.now().Sub(md.Timestamp)
 	}
-	log := s.log.With("tx", m.Tx, "openhim_tx", m.OpenHIMTx, "status", m.Status)
+	log := x.log.With("tx", m.Tx, "openhim_tx", m.OpenHIMTx, "status", m.Status)
 	if age >= outcomeMaxAge {
-		s.outcomes.WithLabelValues("abandoned").Inc()
+		x.metrics.Outcomes.WithLabelValues("abandoned").Inc()
 		log.Error("giving up recording the outcome in the OpenHIM core", "age", age.Round(time.Second))
 		return nil
 	}
-	rec, err := s.openhim.Client().ReportOutcome(ctx, m.OpenHIMTx, m.outcome())
+	rec, err := x.client.ReportOutcome(ctx, m.OpenHIMTx, m.outcome())
 	switch {
 	case err == nil && (rec.Settled() || age >= settleGrace):
-		s.outcomes.WithLabelValues("confirmed").Inc()
+		x.metrics.Outcomes.WithLabelValues("confirmed").Inc()
 		log.Info("outcome recorded in the OpenHIM core", "orchestrations", rec.OrchestrationNames())
 		return nil
 	case err == nil:
 		err = errors.New("the core has not yet stored its own answer, which would replace the outcome")
 	case errors.Is(err, openhim.ErrNotFound):
-		s.outcomes.WithLabelValues("abandoned").Inc()
+		x.metrics.Outcomes.WithLabelValues("abandoned").Inc()
 		log.Error("the OpenHIM core has no such transaction; outcome dropped", "err", err)
 		return nil
 	case ctx.Err() != nil:
 		return pipeline.RetryIn(0, err) // shutting down: back to the stream now, not an attempt
 	}
-	s.outcomes.WithLabelValues("retried").Inc()
-	delay := pipeline.Backoff(pipeline.MsgAttempts(msg), s.sections.OpenHIM.ReportInterval, outcomeMaxDelay)
+	x.metrics.Outcomes.WithLabelValues("retried").Inc()
+	delay := pipeline.Backoff(pipeline.MsgAttempts(msg), x.reportInterval, outcomeMaxDelay)
 	log.Warn("outcome not yet confirmed by the OpenHIM core; will retry", "attempt", pipeline.MsgAttempts(msg),
 		"retry_in", delay, "err", err)
 	return pipeline.RetryIn(delay, err)
 }
 
-// newOutcomeCounter registers tally_openhim_outcomes_total.
-func newOutcomeCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+// Metrics are the reporter's collectors.
+type Metrics struct {
+	// Outcomes counts the attempts to record an outcome in the core, by result.
+	Outcomes *prometheus.CounterVec
+}
+
+// NewMetrics builds tally_openhim_outcomes_total, its results touched, and registers it on
+// reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "openhim", Name: "outcomes_total",
 		Help: "Attempts to record a transaction's outcome in the OpenHIM core, by result (confirmed, retried, abandoned)."},
 		[]string{"result"})
@@ -416,27 +419,27 @@ func newOutcomeCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	for _, r := range []string{"confirmed", "retried", "abandoned"} {
 		c.WithLabelValues(r)
 	}
-	return c
+	return &Metrics{Outcomes: c}
 }
 
-// dropLegacyClaims removes the openhim.<tx> keys an older Tally left in tally_state to claim
+// DropLegacyClaims removes the openhim.<tx> keys an older Tally left in tally_state to claim
 // an update; nothing reads them any more.
-func (s *Service) dropLegacyClaims(ctx context.Context) {
-	lister, err := s.conn.State.ListKeysFiltered(ctx, "openhim.*")
+func (x *Reporter) DropLegacyClaims(ctx context.Context) {
+	lister, err := x.state.ListKeysFiltered(ctx, "openhim.*")
 	if err != nil {
-		s.log.Warn("listing old OpenHIM claim keys", "err", err)
+		x.log.Warn("listing old OpenHIM claim keys", "err", err)
 		return
 	}
 	defer func() { _ = lister.Stop() }()
 	n := 0
 	for key := range lister.Keys() {
-		if err := s.conn.State.Purge(ctx, key); err != nil {
-			s.log.Warn("removing an old OpenHIM claim key", "key", key, "err", err)
+		if err := x.state.Purge(ctx, key); err != nil {
+			x.log.Warn("removing an old OpenHIM claim key", "key", key, "err", err)
 			continue
 		}
 		n++
 	}
 	if n > 0 {
-		s.log.Info("removed old OpenHIM claim keys", "keys", n)
+		x.log.Info("removed old OpenHIM claim keys", "keys", n)
 	}
 }

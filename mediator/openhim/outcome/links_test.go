@@ -1,17 +1,22 @@
-package mediator
+package outcome
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // TestOpenHIMLinksAreBounded: a client repeating one payload through the core links a core
 // transaction per request to one Tally transaction; past maxLinks the oldest link whose
 // outcome is already queued makes room, and without one a new link is refused.
 func TestOpenHIMLinksAreBounded(t *testing.T) {
-	s, _ := startInternal(t, "ack_wait: 30s")
+	s := startLinks(t)
 	ctx := context.Background()
 	const tx = "0123456789abcdef0123456789abcdef"
 	core := func(i int) string { return fmt.Sprintf("%024x", i) }
@@ -45,4 +50,23 @@ func TestOpenHIMLinksAreBounded(t *testing.T) {
 	if len(links) != maxLinks || has(core(7)) || !has(core(maxLinks)) {
 		t.Errorf("%d links; queued one kept %t, new one stored %t", len(links), has(core(7)), has(core(maxLinks)))
 	}
+}
+
+// startLinks is a reporter on the tally_tx bucket of a real embedded JetStream, as a
+// service opens it (links live there).
+func startLinks(t *testing.T) *Reporter {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	conn, err := stream.Open(ctx, stream.Config{StoreDir: t.TempDir(), DuplicateWindow: time.Minute}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn.Close(ctx)
+	})
+	return New(Config{Tx: conn.Tx, State: conn.State, TxLog: txlog.New(conn.Tx), Log: log, Now: time.Now})
 }

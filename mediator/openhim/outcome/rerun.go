@@ -1,4 +1,4 @@
-package mediator
+package outcome
 
 import (
 	"context"
@@ -53,15 +53,15 @@ type rerunAnswer struct {
 // rerunDeadLetters replays the dead letters of a failed or partly failed transaction for the
 // rerun l, which becomes a rerun link awaiting the replays. It returns nil when the rerun is
 // a harmless duplicate.
-func (s *Service) rerunDeadLetters(ctx context.Context, txID string, l *openhimLink) *rerunAnswer {
+func (x *Reporter) rerunDeadLetters(ctx context.Context, txID string, l *openhimLink) *rerunAnswer {
 	// The core may give up waiting; what is replayed must still be recorded.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rerunTimeout)
 	defer cancel()
-	v, err := s.txlog.View(ctx, txID)
+	v, err := x.tx.View(ctx, txID)
 	if err != nil || (v.Status != txlog.TxFailed && v.Status != txlog.TxPartiallyDelivered) {
 		return nil
 	}
-	letters, more := s.rerunLetters(ctx, txID)
+	letters, more := x.rerunLetters(ctx, txID)
 	if len(letters) == 0 {
 		return nil
 	}
@@ -73,7 +73,7 @@ func (s *Service) rerunDeadLetters(ctx context.Context, txID string, l *openhimL
 			ans.More = true
 			break
 		}
-		res, waits := s.replayForRerun(ctx, v, d)
+		res, waits := x.replayForRerun(ctx, v, d)
 		ans.Results = append(ans.Results, res)
 		if res.Status != "replayed" {
 			ans.Failed++
@@ -87,18 +87,18 @@ func (s *Service) rerunDeadLetters(ctx context.Context, txID string, l *openhimL
 		l.Awaited = append(l.Awaited, waits...)
 	}
 	if ans.Replayed == 0 {
-		s.log.Warn("OpenHIM rerun replayed nothing", "tx", txID, "openhim_tx", l.OpenHIMTx, "failed", ans.Failed)
+		x.log.Warn("OpenHIM rerun replayed nothing", "tx", txID, "openhim_tx", l.OpenHIMTx, "failed", ans.Failed)
 		return nil
 	}
 	l.Kind, l.Replayed = linkRerun, ans.Replayed
-	s.recordRerun(ctx, txID, l, ans, first)
+	x.recordRerun(ctx, txID, l, ans, first)
 	return ans
 }
 
 // rerunLetters lists a transaction's dead letters, at most maxRerunLetters; more says there
 // are others.
-func (s *Service) rerunLetters(ctx context.Context, txID string) (letters []*dlq.DeadLetterSummary, more bool) {
-	err := s.deadLetters.Scan(ctx, dlq.DLQFilter{TxID: txID}, 0, func(d *dlq.DeadLetterSummary) bool {
+func (x *Reporter) rerunLetters(ctx context.Context, txID string) (letters []*dlq.DeadLetterSummary, more bool) {
+	err := x.dead.Scan(ctx, dlq.DLQFilter{TxID: txID}, 0, func(d *dlq.DeadLetterSummary) bool {
 		if len(letters) == maxRerunLetters {
 			more = true
 			return false
@@ -107,7 +107,7 @@ func (s *Service) rerunLetters(ctx context.Context, txID string) (letters []*dlq
 		return true
 	})
 	if err != nil {
-		s.log.Warn("listing dead letters for an OpenHIM rerun", "tx", txID, "err", err)
+		x.log.Warn("listing dead letters for an OpenHIM rerun", "tx", txID, "err", err)
 	}
 	return letters, more
 }
@@ -117,8 +117,8 @@ func (s *Service) rerunLetters(ctx context.Context, txID string) (letters []*dlq
 // published, so that a delivery quicker than the rerun is still recognised as its. A dead
 // letter whose delivery could not be followed is left alone ("skipped"): the child's outcome
 // would otherwise be reported before its replay was delivered.
-func (s *Service) replayForRerun(ctx context.Context, v *txlog.TxView, d *dlq.DeadLetterSummary) (*dlq.ReplayResult, []awaited) {
-	waits, err := s.awaitedFor(ctx, v, d)
+func (x *Reporter) replayForRerun(ctx context.Context, v *txlog.TxView, d *dlq.DeadLetterSummary) (*dlq.ReplayResult, []awaited) {
+	waits, err := x.awaitedFor(ctx, v, d)
 	if err == nil && len(waits) == 0 {
 		err = errors.New("its batch cannot be read, so its delivery cannot be followed; replay it with tally dlq replay")
 	}
@@ -126,7 +126,7 @@ func (s *Service) replayForRerun(ctx context.Context, v *txlog.TxView, d *dlq.De
 		return &dlq.ReplayResult{Seq: d.Seq, TxID: v.ID, Target: d.Target, Values: d.Values, Status: "skipped",
 			Error: err.Error()}, nil
 	}
-	res, err := s.deadLetters.Replay(ctx, d.Seq, true)
+	res, err := x.dead.Replay(ctx, d.Seq, true)
 	if res == nil {
 		res = &dlq.ReplayResult{Seq: d.Seq, TxID: v.ID, Target: d.Target}
 	}
@@ -138,15 +138,15 @@ func (s *Service) replayForRerun(ctx context.Context, v *txlog.TxView, d *dlq.De
 }
 
 // recordRerun records the rerun as a transaction event: a new attempt.
-func (s *Service) recordRerun(ctx context.Context, txID string, l *openhimLink, ans *rerunAnswer, first uint64) {
+func (x *Reporter) recordRerun(ctx context.Context, txID string, l *openhimLink, ans *rerunAnswer, first uint64) {
 	ctx, cancel := pipeline.Bookkeeping(ctx)
 	defer cancel()
-	ev := &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventRerun, DLQSeq: first, Values: ans.Values,
+	ev := &txlog.TxEvent{Time: x.now().UTC(), Kind: txlog.EventRerun, DLQSeq: first, Values: ans.Values,
 		OpenHIMTransaction: l.OpenHIMTx, DeadLetters: ans.Replayed}
-	if err := s.txlog.PutEvent(ctx, txID, ev); err != nil {
-		s.log.Warn("recording an OpenHIM rerun", "tx", txID, "err", err)
+	if err := x.tx.PutEvent(ctx, txID, ev); err != nil {
+		x.log.Warn("recording an OpenHIM rerun", "tx", txID, "err", err)
 	}
-	s.log.Info("OpenHIM rerun replayed dead letters", "tx", txID, "openhim_tx", l.OpenHIMTx, "rerun_of", l.Parent,
+	x.log.Info("OpenHIM rerun replayed dead letters", "tx", txID, "openhim_tx", l.OpenHIMTx, "rerun_of", l.Parent,
 		"replayed", ans.Replayed, "values", ans.Values, "failed", ans.Failed)
 }
 
@@ -155,7 +155,7 @@ func (s *Service) recordRerun(ctx context.Context, txID string, l *openhimLink, 
 // generation; a raw dead letter comes back as it was stored, so its records are rewritten in
 // place (for every target of the transaction when the mapper could not read it). A raw dead
 // letter whose batch could not be read cannot be followed and awaits nothing.
-func (s *Service) awaitedFor(ctx context.Context, v *txlog.TxView, d *dlq.DeadLetterSummary) ([]awaited, error) {
+func (x *Reporter) awaitedFor(ctx context.Context, v *txlog.TxView, d *dlq.DeadLetterSummary) ([]awaited, error) {
 	raw := strings.HasPrefix(d.ID, "raw:")
 	if raw && d.Values == 0 {
 		return nil, nil
@@ -171,7 +171,7 @@ func (s *Service) awaitedFor(ctx context.Context, v *txlog.TxView, d *dlq.DeadLe
 	for _, t := range targets {
 		key := txlog.DeliveryKey(v.ID, t, d.BatchSeq, replay)
 		var rev uint64
-		e, err := s.conn.Tx.Get(ctx, key)
+		e, err := x.kv.Get(ctx, key)
 		switch {
 		case err == nil:
 			rev = e.Revision()
@@ -185,9 +185,9 @@ func (s *Service) awaitedFor(ctx context.Context, v *txlog.TxView, d *dlq.DeadLe
 
 // rerunEnvelope answers a rerun that replayed dead letters: 202 with what was replayed; the
 // outcome follows once the replays are delivered.
-func (s *Service) rerunEnvelope(env *openhim.Envelope, ans *rerunAnswer) {
+func (x *Reporter) rerunEnvelope(env *openhim.Envelope, ans *rerunAnswer) {
 	body, _ := json.Marshal(ans)
-	env.Response = openhim.NewResponse(http.StatusAccepted, http.Header{"Content-Type": {"application/json"}}, body, s.now())
+	env.Response = openhim.NewResponse(http.StatusAccepted, http.Header{"Content-Type": {"application/json"}}, body, x.now())
 	env.Status = openhim.StatusProcessing
 	if len(env.Orchestrations) > 0 {
 		// "Tally ingest" describes Tally's answer, which is this one now.
