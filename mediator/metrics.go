@@ -2,9 +2,9 @@ package mediator
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
+	"github.com/tally-hmis/tally/mediator/httpapi"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 )
@@ -12,9 +12,9 @@ import (
 // Metrics are the tally_ collectors, registered on an injected registry.
 type Metrics struct {
 	// Ingest are ingest's (mediator/ingest).
-	Ingest       *ingest.Metrics
-	HTTPRequests *prometheus.CounterVec
-	HTTPDuration *prometheus.HistogramVec
+	Ingest *ingest.Metrics
+	// HTTP are the HTTP surface's (mediator/httpapi).
+	HTTP *httpapi.Metrics
 
 	// Pipeline, Delivery and DLQ are the mapper's and the queues' (mediator/pipeline), the
 	// delivery workers' (mediator/delivery) and the dead-letter queue's (mediator/dlq).
@@ -25,14 +25,9 @@ type Metrics struct {
 
 // NewMetrics builds and registers the collectors on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	f := promauto.With(reg)
 	m := &Metrics{
-		Ingest: ingest.NewMetrics(reg),
-		HTTPRequests: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "http", Name: "requests_total",
-			Help: "HTTP requests served, by route, method and status code."}, []string{"route", "method", "code"}),
-		HTTPDuration: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tally", Subsystem: "http", Name: "request_duration_seconds",
-			Help: "HTTP request duration, by route.", Buckets: prometheus.DefBuckets}, []string{"route"}),
-
+		Ingest:   ingest.NewMetrics(reg),
+		HTTP:     httpapi.NewMetrics(reg),
 		Pipeline: pipeline.NewMetrics(reg),
 		Delivery: delivery.NewMetrics(reg),
 		DLQ:      dlq.NewMetrics(reg),

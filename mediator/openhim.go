@@ -1,14 +1,11 @@
 package mediator
 
 import (
-	"bytes"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
 
-	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/openhim"
@@ -18,13 +15,11 @@ import (
 // heartbeats (mediator/openhim runs that in the background; an unreachable core never
 // blocks Tally or its readiness). Requests that arrive through an OpenHIM channel carry
 // X-OpenHIM-TransactionID: they are answered with the application/json+openhim envelope
-// (this file), and Tally links the core's transaction to its own in the transaction log.
-// Once the Tally transaction is final, its outcome goes through a durable outbox and is
-// recorded in the core's transaction, confirmed by reading it back; a console rerun of a
-// transaction Tally still remembers replays its dead letters (mediator/openhim/outcome).
-//
-// Behind an OpenHIM the core strips the client's Authorization header. Give the channel's
-// route Basic credentials of a source user in the console; Tally authenticates those.
+// (mediator/httpapi), and Tally links the core's transaction to its own in the transaction
+// log. Once the Tally transaction is final, its outcome goes through a durable outbox and
+// is recorded in the core's transaction, confirmed by reading it back; a console rerun of
+// a transaction Tally still remembers replays its dead letters (mediator/openhim/outcome).
+// This file applies what an operator changes in the core's console.
 
 func (s *Service) openhimSources() []openhim.Source {
 	names := make([]string, len(s.cfg.Sources))
@@ -32,55 +27,6 @@ func (s *Service) openhimSources() []openhim.Source {
 		names[i] = src.Name
 	}
 	return openhim.Sources(names...)
-}
-
-// openhimEnvelope wraps the answer of a request that came through an OpenHIM channel.
-func (s *Service) openhimEnvelope(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		coreTx := openhim.TransactionID(c.Request())
-		if s.reporter == nil || coreTx == "" {
-			return next(c)
-		}
-		received := s.now()
-		real := c.Response().Writer
-		got := &capture{header: http.Header{}}
-		c.Response().Writer = got
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		c.Response().Writer = real
-		env := s.reporter.Answer(c.Request(), coreTx, got.statusOr(http.StatusOK), got.header, got.body.Bytes(), received)
-		c.Response().Committed = false
-		c.Response().Status = env.Response.Status
-		return env.Write(c.Response())
-	}
-}
-
-// capture buffers a handler's answer so it can be wrapped.
-type capture struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (c *capture) Header() http.Header { return c.header }
-func (c *capture) WriteHeader(code int) {
-	if c.status == 0 {
-		c.status = code
-	}
-}
-func (c *capture) Write(p []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	return c.body.Write(p)
-}
-
-func (c *capture) statusOr(def int) int {
-	if c.status == 0 {
-		return def
-	}
-	return c.status
 }
 
 // applyOpenHIMConfig applies what an operator changed in the OpenHIM console. A pushed

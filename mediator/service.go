@@ -18,6 +18,7 @@ import (
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/exchange"
+	"github.com/tally-hmis/tally/mediator/httpapi"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/openhim/outcome"
@@ -160,7 +161,6 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		sources[i] = src.Name
 	}
 	s.metrics.touch(sources, cfg.TargetNames())
-	s.echo = s.routes()
 	return s, nil
 }
 
@@ -201,6 +201,13 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.mapper = pipeline.NewMapper(pipeline.MapperConfig{Config: s.cfg, Mapping: s.mapping, Publisher: s.pub, TxLog: s.txlog,
 		DeadLetters: s.deadLetters, Delivery: s.deliverer, Metrics: s.metrics.Pipeline, Log: s.log, Now: s.now})
+	hc := httpapi.Config{Config: s.cfg, Log: s.log, Now: s.now, Version: s.version, Registry: s.reg, Metrics: s.metrics.HTTP,
+		Health: health{s}, Ingester: s.ingester, TxLog: s.txlog, DeadLetters: s.deadLetters, Exchanges: s.exchanges,
+		Targets: s.targets, Metadata: md, Jobs: conn.State}
+	if s.reporter != nil {
+		hc.OpenHIM = s.reporter
+	}
+	s.echo = httpapi.New(hc)
 
 	wctx, cancel := context.WithCancel(context.Background())
 	hctx, cancelHandlers := context.WithCancel(context.Background())
@@ -302,7 +309,7 @@ func (s *Service) Handler() http.Handler { return s.echo }
 func (s *Service) Stop(ctx context.Context) error {
 	s.ready.Store(false)
 	var firstErr error
-	if s.echo.Server != nil {
+	if s.echo != nil && s.echo.Server != nil {
 		if err := s.echo.Server.Shutdown(ctx); err != nil {
 			firstErr = fmt.Errorf("stopping HTTP: %w", err)
 		}
@@ -380,4 +387,18 @@ func (s *Service) ReloadMappings() error {
 		return errors.New("reloading mappings: the service is not started")
 	}
 	return s.mapping.Reload()
+}
+
+// health answers the HTTP surface's health checks.
+type health struct{ s *Service }
+
+func (h health) Started() time.Time { return h.s.started }
+func (h health) Running() bool      { return h.s.ready.Load() }
+
+func (h health) JetStream(ctx context.Context) error {
+	conn := h.s.conn
+	if conn == nil {
+		return errors.New("not connected")
+	}
+	return conn.Ready(ctx)
 }

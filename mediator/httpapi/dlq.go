@@ -1,4 +1,4 @@
-package mediator
+package httpapi
 
 import (
 	"errors"
@@ -26,7 +26,7 @@ import (
 // replays or discards everything by accident.
 
 // dlqRoutes mounts the dead-letter API under /admin/v1/dlq.
-func (s *Service) dlqRoutes(admin *echo.Group) {
+func (s dlqAPI) dlqRoutes(admin *echo.Group) {
 	admin.GET("/dlq", s.handleDLQList)
 	admin.GET("/dlq/:seq", s.handleDLQShow)
 	admin.POST("/dlq/:seq/replay", s.handleDLQReplayOne)
@@ -38,7 +38,7 @@ func (s *Service) dlqRoutes(admin *echo.Group) {
 // maxDLQPage bounds one page of a list.
 const maxDLQPage = 1000
 
-func (s *Service) handleDLQList(c echo.Context) error {
+func (s dlqAPI) handleDLQList(c echo.Context) error {
 	f, err := s.dlqFilterFromQuery(c)
 	if err != nil {
 		return badRequest(c, err)
@@ -69,7 +69,7 @@ func (s *Service) handleDLQList(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
-func (s *Service) handleDLQShow(c echo.Context) error {
+func (s dlqAPI) handleDLQShow(c echo.Context) error {
 	seq, err := s.seqParam(c)
 	if errors.Is(err, dlq.ErrDeadLetterNotFound) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
@@ -87,7 +87,7 @@ func (s *Service) handleDLQShow(c echo.Context) error {
 	return c.JSON(http.StatusOK, dl)
 }
 
-func (s *Service) handleDLQReplayOne(c echo.Context) error {
+func (s dlqAPI) handleDLQReplayOne(c echo.Context) error {
 	seq, err := s.seqParam(c)
 	if errors.Is(err, dlq.ErrDeadLetterNotFound) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
@@ -100,7 +100,7 @@ func (s *Service) handleDLQReplayOne(c echo.Context) error {
 	return s.oneResult(c, seq, res, err)
 }
 
-func (s *Service) handleDLQDiscardOne(c echo.Context) error {
+func (s dlqAPI) handleDLQDiscardOne(c echo.Context) error {
 	seq, err := s.seqParam(c)
 	if errors.Is(err, dlq.ErrDeadLetterNotFound) {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no dead letter " + strconv.Quote(c.Param("seq"))})
@@ -112,7 +112,7 @@ func (s *Service) handleDLQDiscardOne(c echo.Context) error {
 	return s.oneResult(c, seq, res, err)
 }
 
-func (s *Service) oneResult(c echo.Context, seq uint64, res *dlq.ReplayResult, err error) error {
+func (s dlqAPI) oneResult(c echo.Context, seq uint64, res *dlq.ReplayResult, err error) error {
 	switch {
 	case errors.Is(err, dlq.ErrDeadLetterNotFound):
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: fmt.Sprintf("no dead letter %d", seq)})
@@ -150,7 +150,7 @@ type dlqBulkResponse struct {
 	Results   []*dlq.ReplayResult `json:"results"`
 }
 
-func (s *Service) handleDLQBulk(replay bool) echo.HandlerFunc {
+func (s dlqAPI) handleDLQBulk(replay bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req dlqBulkRequest
 		if err := c.Bind(&req); err != nil {
@@ -211,7 +211,7 @@ func (s *Service) handleDLQBulk(replay bool) echo.HandlerFunc {
 	}
 }
 
-func (s *Service) dlqFilterFromQuery(c echo.Context) (dlq.DLQFilter, error) {
+func (s dlqAPI) dlqFilterFromQuery(c echo.Context) (dlq.DLQFilter, error) {
 	q := c.QueryParams()
 	f := dlq.DLQFilter{Target: q.Get("target"), Source: q.Get("source"), Reason: q.Get("reason"), Code: q.Get("code"),
 		TxID: q.Get("tx")}
@@ -227,7 +227,7 @@ func (s *Service) dlqFilterFromQuery(c echo.Context) (dlq.DLQFilter, error) {
 }
 
 // seqParam reads the entry a path names: its sequence in TALLY_DLQ, or its id.
-func (s *Service) seqParam(c echo.Context) (uint64, error) {
+func (s dlqAPI) seqParam(c echo.Context) (uint64, error) {
 	p := c.Param("seq")
 	if seq, err := strconv.ParseUint(p, 10, 64); err == nil && seq > 0 {
 		return seq, nil

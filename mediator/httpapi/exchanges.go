@@ -1,4 +1,4 @@
-package mediator
+package httpapi
 
 import (
 	"errors"
@@ -26,7 +26,7 @@ import (
 //
 // A run already under way (here or on another replica) answers 409.
 
-func (s *Service) exchangeRoutes(admin *echo.Group) {
+func (s exchangeAPI) exchangeRoutes(admin *echo.Group) {
 	admin.GET("/exchanges", s.handleExchangeList)
 	admin.GET("/exchanges/:name", s.handleExchangeShow)
 	admin.POST("/exchanges/:name/run", s.handleExchangeRun)
@@ -34,12 +34,12 @@ func (s *Service) exchangeRoutes(admin *echo.Group) {
 	admin.GET("/exchanges/:name/runs/:tx", s.handleExchangeRunShow)
 }
 
-func (s *Service) handleExchangeList(c echo.Context) error {
+func (s exchangeAPI) handleExchangeList(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"exchanges": s.exchanges.Infos(c.Request().Context())})
 }
 
 // exchangeParam answers 404 unless the path names an exchange; it returns the name.
-func (s *Service) exchangeParam(c echo.Context) (string, error) {
+func (s exchangeAPI) exchangeParam(c echo.Context) (string, error) {
 	name := c.Param("name")
 	if !s.exchanges.Has(name) {
 		return "", c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no exchange is called " + strconv.Quote(name)})
@@ -47,7 +47,7 @@ func (s *Service) exchangeParam(c echo.Context) (string, error) {
 	return name, nil
 }
 
-func (s *Service) handleExchangeShow(c echo.Context) error {
+func (s exchangeAPI) handleExchangeShow(c echo.Context) error {
 	name, err := s.exchangeParam(c)
 	if name == "" {
 		return err
@@ -72,7 +72,7 @@ func boolQuery(c echo.Context, names ...string) (bool, error) {
 	return false, nil
 }
 
-func (s *Service) handleExchangeRun(c echo.Context) error {
+func (s exchangeAPI) handleExchangeRun(c echo.Context) error {
 	name, err := s.exchangeParam(c)
 	if name == "" {
 		return err
@@ -112,7 +112,7 @@ func (s *Service) handleExchangeRun(c echo.Context) error {
 	}
 }
 
-func (s *Service) runAnswer(c echo.Context, run *exchange.ExchangeRun, err error) error {
+func (s exchangeAPI) runAnswer(c echo.Context, run *exchange.ExchangeRun, err error) error {
 	switch {
 	case exchange.IsBusy(err):
 		return c.JSON(http.StatusConflict, apiError{Status: "error", Message: err.Error()})
@@ -122,7 +122,7 @@ func (s *Service) runAnswer(c echo.Context, run *exchange.ExchangeRun, err error
 	return c.JSON(http.StatusOK, run)
 }
 
-func (s *Service) handleExchangeRuns(c echo.Context) error {
+func (s exchangeAPI) handleExchangeRuns(c echo.Context) error {
 	name, err := s.exchangeParam(c)
 	if name == "" {
 		return err
@@ -140,7 +140,7 @@ func (s *Service) handleExchangeRuns(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
 }
 
-func (s *Service) handleExchangeRunShow(c echo.Context) error {
+func (s exchangeAPI) handleExchangeRunShow(c echo.Context) error {
 	name, err := s.exchangeParam(c)
 	if name == "" {
 		return err

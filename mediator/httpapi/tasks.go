@@ -1,4 +1,4 @@
-package mediator
+package httpapi
 
 import (
 	"crypto/rand"
@@ -81,7 +81,7 @@ func jobUID(seed string) string {
 // DHIS2 writes it (spec dhis2.md §3): "dataValueImport" up to 2.40, "DATAVALUE_IMPORT
 // (<epoch ms>)" from 2.41, responseType JobConfiguration from 2.42; with the Location
 // header of the task endpoint.
-func (s *Service) startJob(c echo.Context, sh replyShape, src *config.Source, res *ingest.Result, sum *importSummary) error {
+func (s dhis2API) startJob(c echo.Context, sh replyShape, src *config.Source, res *ingest.Result, sum *importSummary) error {
 	ctx := c.Request().Context()
 	j := &job{Source: src.Name, Created: s.now().UTC(), Release: sh.release, Options: sum.ImportOptions}
 	if res.Tx != nil && !res.DryRun {
@@ -95,7 +95,7 @@ func (s *Service) startJob(c echo.Context, sh replyShape, src *config.Source, re
 	if err != nil {
 		return err
 	}
-	if _, err := s.conn.State.Put(ctx, jobKey(j.ID), data); err != nil {
+	if _, err := s.jobs.Put(ctx, jobKey(j.ID), data); err != nil {
 		return sh.writeMessage(c, http.StatusServiceUnavailable, "could not record the import job; retry later: "+err.Error())
 	}
 	name, msg := "dataValueImport", "Initiated dataValueImport"
@@ -116,7 +116,7 @@ func (s *Service) startJob(c echo.Context, sh replyShape, src *config.Source, re
 func dhis2Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000-0700") }
 
 // taskRoutes mounts the task endpoints, with and without an API version.
-func (s *Service) taskRoutes(e *echo.Echo) {
+func (s dhis2API) taskRoutes(e *echo.Echo) {
 	for _, p := range []string{"/api", "/api/:version"} {
 		e.GET(p+"/system/tasks/:type/:id", s.handleTask)
 		e.GET(p+"/system/taskSummaries/:type/:id", s.handleTaskSummary)
@@ -124,7 +124,7 @@ func (s *Service) taskRoutes(e *echo.Echo) {
 }
 
 // jobFor reads the job a task request names, as the source whose credentials it carries.
-func (s *Service) jobFor(c echo.Context) (*job, *txlog.TxView, error) {
+func (s dhis2API) jobFor(c echo.Context) (*job, *txlog.TxView, error) {
 	src, err := authenticate(c.Request(), s.cfg.Sources, nil)
 	if err != nil {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="DHIS2"`)
@@ -134,7 +134,7 @@ func (s *Service) jobFor(c echo.Context) (*job, *txlog.TxView, error) {
 	if c.Param("type") != jobType || !txlog.ValidTxID(id) || len(id) != 11 {
 		return nil, nil, echo.NewHTTPError(http.StatusNotFound, "no such task")
 	}
-	e, err := s.conn.State.Get(c.Request().Context(), jobKey(id))
+	e, err := s.jobs.Get(c.Request().Context(), jobKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil, echo.NewHTTPError(http.StatusNotFound, "no such task")
 	}
@@ -171,7 +171,7 @@ func (j *job) summary(v *txlog.TxView) *importSummary {
 
 // handleTask is GET /api/system/tasks/DATAVALUE_IMPORT/{id}: the job's notifications,
 // newest first, as DHIS2's notifier lists them.
-func (s *Service) handleTask(c echo.Context) error {
+func (s dhis2API) handleTask(c echo.Context) error {
 	j, v, err := s.jobFor(c)
 	if err != nil {
 		return taskError(c, err)
@@ -203,7 +203,7 @@ func (s *Service) handleTask(c echo.Context) error {
 // handleTaskSummary is GET /api/system/taskSummaries/DATAVALUE_IMPORT/{id}: the bare
 // ImportSummary once the targets answered, else 200 with an empty body, as DHIS2 answers
 // while a job runs.
-func (s *Service) handleTaskSummary(c echo.Context) error {
+func (s dhis2API) handleTaskSummary(c echo.Context) error {
 	j, v, err := s.jobFor(c)
 	if err != nil {
 		return taskError(c, err)

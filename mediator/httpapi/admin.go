@@ -1,4 +1,4 @@
-package mediator
+package httpapi
 
 import (
 	"crypto/subtle"
@@ -16,7 +16,7 @@ import (
 
 // requireAdmin guards /admin/v1 with the configured bearer token. Without a configured token
 // the admin API is closed rather than open.
-func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		want := s.cfg.Admin.Token
 		if want == "" {
@@ -31,7 +31,7 @@ func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (s *Service) handleTxShow(c echo.Context) error {
+func (s adminAPI) handleTxShow(c echo.Context) error {
 	id := c.Param("id")
 	if !txlog.ValidTxID(id) {
 		return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: "not a transaction id: " + strconv.Quote(id)})
@@ -49,7 +49,7 @@ func (s *Service) handleTxShow(c echo.Context) error {
 // handleTxList is GET /admin/v1/transactions?source=&status=&since=&until=&limit=, newest
 // first. since and until bound the time the payload was received (RFC 3339, a date or a
 // duration ago, as for the dead-letter list).
-func (s *Service) handleTxList(c echo.Context) error {
+func (s adminAPI) handleTxList(c echo.Context) error {
 	limit := 50
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)

@@ -1,4 +1,4 @@
-package mediator
+package httpapi
 
 import (
 	"errors"
@@ -43,7 +43,7 @@ var apiVersionRE = regexp.MustCompile(`^[0-9]{2}$`)
 
 // dhis2Routes mounts the DHIS2-compatible endpoint, with the .json and .xml suffixes
 // DHIS2 maps too, with and without an API version in the path.
-func (s *Service) dhis2Routes(e *echo.Echo) {
+func (s dhis2API) dhis2Routes(e *echo.Echo) {
 	for _, p := range []string{"/api/dataValueSets", "/api/:version/dataValueSets"} {
 		for _, suffix := range []string{"", ".json", ".xml"} {
 			e.POST(p+suffix, s.handleDataValueSets, s.openhimEnvelope)
@@ -54,7 +54,7 @@ func (s *Service) dhis2Routes(e *echo.Echo) {
 
 // handleDataValueSets is POST /api/dataValueSets: the client is identified by the
 // credentials it sends (Basic, Bearer or ApiToken), which pick the source.
-func (s *Service) handleDataValueSets(c echo.Context) error {
+func (s dhis2API) handleDataValueSets(c echo.Context) error {
 	ctx := c.Request().Context()
 	sh := replyShape{xml: wantsXML(c, path.Ext(c.Path())), release: ingest.DefaultEra}
 	version := c.Param("version")
@@ -108,7 +108,7 @@ func (s *Service) handleDataValueSets(c echo.Context) error {
 // refuseImport answers a payload refused as a whole: a problem with the document (or, with
 // atomic validation, with any value) is DHIS2's ERROR summary with the conflicts; anything
 // else (a wrong type, too large, storage unavailable) a WebMessage with the status.
-func (s *Service) refuseImport(c echo.Context, sh replyShape, src *config.Source, opts map[string]any, err error) error {
+func (s dhis2API) refuseImport(c echo.Context, sh replyShape, src *config.Source, opts map[string]any, err error) error {
 	var re *ingest.RequestError
 	if !errors.As(err, &re) {
 		return err
@@ -290,7 +290,7 @@ func importOptionsEcho(c echo.Context) map[string]any {
 		"importStrategy": string(strategy), "skipAudit": q.Get("skipAudit") == "true"}
 }
 
-func (s *Service) ingestRequestFrom(c echo.Context, src *config.Source) ingest.Request {
+func (s *Server) ingestRequestFrom(c echo.Context, src *config.Source) ingest.Request {
 	r := c.Request()
 	return ingest.Request{Source: src, ContentType: r.Header.Get("Content-Type"), Body: r.Body,
 		Query: r.URL.Query(), OpenHIMTx: r.Header.Get("X-OpenHIM-TransactionID")}

@@ -1,37 +1,78 @@
-package mediator
+package httpapi
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/transform"
 )
 
-func (s *Service) routes() *echo.Echo {
+// Server is Tally's HTTP surface. Its handlers are grouped by what they serve (the
+// DHIS2-compatible endpoint, the admin API's transactions and targets, dead letters,
+// exchanges), each group a value holding the server.
+type Server struct {
+	cfg         *config.Config
+	log         *slog.Logger
+	now         func() time.Time
+	version     string
+	registry    *prometheus.Registry
+	metrics     *Metrics
+	health      Health
+	ingester    Ingester
+	txlog       TxLog
+	deadLetters DeadLetters
+	exchanges   Exchanges
+	targets     Targets
+	metadata    Metadata
+	openhim     OpenHIM
+	jobs        Jobs
+}
+
+type (
+	dhis2API    struct{ *Server }
+	adminAPI    struct{ *Server }
+	dlqAPI      struct{ *Server }
+	exchangeAPI struct{ *Server }
+)
+
+// New builds the HTTP surface c describes: the echo instance with every route. It does no
+// I/O.
+func New(c Config) *echo.Echo {
+	s := &Server{cfg: c.Config, log: c.Log, now: c.Now, version: c.Version, registry: c.Registry, metrics: c.Metrics,
+		health: c.Health, ingester: c.Ingester, txlog: c.TxLog, deadLetters: c.DeadLetters, exchanges: c.Exchanges,
+		targets: c.Targets, metadata: c.Metadata, openhim: c.OpenHIM, jobs: c.Jobs}
+	return s.routes()
+}
+
+func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
 	e.Use(s.observe)
 
 	e.POST("/ingest/:source", s.handleIngest, s.openhimEnvelope)
-	s.dhis2Routes(e) // dhis2compat.go: POST /api/dataValueSets and its variants
+	dhis2API{s}.dhis2Routes(e) // dhis2.go: POST /api/dataValueSets and its variants
 
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleReady)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})))
 
 	admin := e.Group("/admin/v1", s.requireAdmin)
-	admin.GET("/transactions", s.handleTxList)
-	admin.GET("/transactions/:id", s.handleTxShow)
-	admin.POST("/preview", s.handlePreview)
+	a := adminAPI{s}
+	admin.GET("/transactions", a.handleTxList)
+	admin.GET("/transactions/:id", a.handleTxShow)
+	admin.POST("/preview", a.handlePreview)
 	// Go's profiler, behind the admin token: how the hot path was measured, and how an
 	// operator can see what a busy replica spends its time on.
 	admin.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
@@ -40,17 +81,16 @@ func (s *Service) routes() *echo.Echo {
 		pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
 		return nil
 	})
-	admin.POST("/targets/:name/metadata/refresh", s.handleMetadataRefresh)
-	admin.POST("/targets/:name/probe", s.handleProbe)
-	s.dlqRoutes(admin) // dlqapi.go
-	// exchange_api.go
-	s.exchangeRoutes(admin)
+	admin.POST("/targets/:name/metadata/refresh", a.handleMetadataRefresh)
+	admin.POST("/targets/:name/probe", a.handleProbe)
+	dlqAPI{s}.dlqRoutes(admin)           // dlq.go
+	exchangeAPI{s}.exchangeRoutes(admin) // exchanges.go
 	return e
 }
 
 // observe records every request in the HTTP metrics, labelled by route template so that ids
 // in paths never become label values.
-func (s *Service) observe(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
@@ -61,8 +101,8 @@ func (s *Service) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.HTTPRequests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
-		s.metrics.HTTPDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		s.metrics.Requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
+		s.metrics.Duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		return nil
 	}
 }
@@ -75,7 +115,7 @@ type apiError struct {
 	More    int                     `json:"moreErrors,omitempty"`
 }
 
-func (s *Service) httpError(err error, c echo.Context) {
+func (s *Server) httpError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
@@ -94,7 +134,7 @@ func (s *Service) httpError(err error, c echo.Context) {
 	_ = c.JSON(status, apiError{Status: "error", Message: msg})
 }
 
-func (s *Service) handleIngest(c echo.Context) error {
+func (s *Server) handleIngest(c echo.Context) error {
 	name := c.Param("source")
 	src, ok := s.cfg.Source(name)
 	if !ok {
@@ -160,7 +200,7 @@ func withRefused(body map[string]any, res *ingest.Result) map[string]any {
 	return body
 }
 
-func (s *Service) ingestError(c echo.Context, source string, err error) error {
+func (s *Server) ingestError(c echo.Context, source string, err error) error {
 	var re *ingest.RequestError
 	if !errors.As(err, &re) {
 		return err
@@ -176,26 +216,23 @@ func (s *Service) ingestError(c echo.Context, source string, err error) error {
 	return c.JSON(re.Status, body)
 }
 
-func (s *Service) handleHealth(c echo.Context) error {
+func (s *Server) handleHealth(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "version": s.version,
-		"uptimeSeconds": int(s.now().Sub(s.started).Seconds())})
+		"uptimeSeconds": int(s.now().Sub(s.health.Started()).Seconds())})
 }
 
 // handleReady reports whether Tally can accept data: it is started, not stopping, and
 // JetStream answers. Targets being down does not make Tally unready — accepting and
 // holding data while a target is away is its job — but their state is shown.
-func (s *Service) handleReady(c echo.Context) error {
+func (s *Server) handleReady(c echo.Context) error {
 	checks := map[string]string{}
-	ok := s.ready.Load()
+	ok := s.health.Running()
 	if !ok {
 		checks["service"] = "stopping or not started"
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	if conn := s.conn; conn == nil {
-		checks["jetstream"] = "not connected"
-		ok = false
-	} else if err := conn.Ready(ctx); err != nil {
+	if err := s.health.JetStream(ctx); err != nil {
 		checks["jetstream"] = err.Error()
 		ok = false
 	} else {
@@ -208,7 +245,7 @@ func (s *Service) handleReady(c echo.Context) error {
 	return c.JSON(status, map[string]any{"ready": ok, "checks": checks})
 }
 
-func (s *Service) handleProbe(c echo.Context) error {
+func (s adminAPI) handleProbe(c echo.Context) error {
 	name := c.Param("name")
 	res, err := s.targets.Probe(c.Request().Context(), name)
 	if errors.Is(err, delivery.ErrNoTarget) {
@@ -222,12 +259,12 @@ func (s *Service) handleProbe(c echo.Context) error {
 
 // handleMetadataRefresh is POST /admin/v1/targets/{name}/metadata/refresh: read the
 // target's metadata now, after an implementer changed it in DHIS2.
-func (s *Service) handleMetadataRefresh(c echo.Context) error {
+func (s adminAPI) handleMetadataRefresh(c echo.Context) error {
 	name := c.Param("name")
 	if _, ok := s.targets.Get(name); !ok {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no target is called " + strconv.Quote(name)})
 	}
-	cm, err := s.mapping.Metadata().Refresh(c.Request().Context(), name)
+	cm, err := s.metadata.Refresh(c.Request().Context(), name)
 	if err != nil {
 		return c.JSON(http.StatusBadGateway, apiError{Status: "error", Message: err.Error()})
 	}
@@ -240,7 +277,7 @@ func (s *Service) handleMetadataRefresh(c echo.Context) error {
 // handlePreview is POST /admin/v1/preview?source=NAME: the payload is read exactly as
 // ingest reads it, mapped for every target of the source, and compared with the target's
 // current values. Nothing is stored or sent.
-func (s *Service) handlePreview(c echo.Context) error {
+func (s adminAPI) handlePreview(c echo.Context) error {
 	name := c.QueryParam("source")
 	src, ok := s.cfg.Source(name)
 	if !ok {

@@ -1,4 +1,4 @@
-package mediator
+package httpapi
 
 import (
 	"encoding/xml"
