@@ -9,7 +9,10 @@ import (
 	"github.com/tally-hmis/tally/mediator/pipeline"
 )
 
-// Metrics are the tally_ collectors, registered on an injected registry.
+// Metrics are the tally_ collectors the service's packages build, registered on an injected
+// registry: the set deploy/checks holds the alerts and the dashboard to. The service
+// registers a few more beside them (the mapping reloads, the delivery concurrency limit,
+// the OpenHIM outcomes, the exchanges').
 type Metrics struct {
 	// Ingest are ingest's (mediator/ingest).
 	Ingest *ingest.Metrics

@@ -14,8 +14,8 @@ import (
 type Sections struct {
 	OpenHIM  openhim.Config
 	Mappings *mapping.Sets
-	// Notify and Exchanges are the notify: and exchanges: sections (exchange_config.go,
-	// notify.go), with their defaults applied.
+	// Notify and Exchanges are the notify: and exchanges: sections (config/notify.go,
+	// config/exchange.go), with their defaults applied.
 	Notify    config.Notify
 	Exchanges []*config.Exchange
 }

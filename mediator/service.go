@@ -18,7 +18,6 @@ import (
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/exchange"
-	"github.com/tally-hmis/tally/mediator/httpapi"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/openhim/outcome"
@@ -44,54 +43,52 @@ type Options struct {
 	LogLevel *slog.LevelVar
 }
 
-// Service is a running Tally: HTTP API, mapper and delivery workers over one JetStream.
+// Service is a running Tally: the HTTP surface, the mapper and the delivery workers over one
+// JetStream, and the exchanges' schedulers.
+//
+// Its lifecycle is Caddy's: New provisions and validates without I/O (the configuration,
+// the targets, the exchanges, the collectors), Start connects to JetStream, builds the
+// parts that need it (wiring.go), starts the consumers, serves HTTP and starts the
+// background loops, and Stop undoes whatever Start got to — a Start that fails half-way
+// cleans up what it started.
 type Service struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	metrics  *Metrics
-	version  string
-	now      func() time.Time
-	targets  *delivery.Targets
-	sections *Sections
-	openhim  *openhim.Mediator
-	logLevel *slog.LevelVar
-	// console is what the OpenHIM console overrides (openhim.go).
-	console *console
-	// mapping is the mapping engine in force (mediator/pipeline), built at Start; reloads
-	// counts its reloads.
-	mapping *pipeline.Mapping
-	reloads *prometheus.CounterVec
-	// configuredLevel is the log level of the configuration file, which the OpenHIM console
-	// can override and restore (openhim.go).
-	configuredLevel slog.Level
-	// reporter records outcomes in the OpenHIM core (mediator/openhim/outcome), built at
-	// Start when openhim: is enabled; outcomes are its collectors.
-	reporter *outcome.Reporter
-	outcomes *outcome.Metrics
-
-	echo     *echo.Echo
-	listener net.Listener
-	conn     *stream.Conn
-	pub      *stream.Publisher
-	// chain is the consume chain every stage's messages go through (mediator/pipeline).
-	chain *pipeline.Chain
-	// deadLetters is the dead-letter queue (mediator/dlq).
-	deadLetters *dlq.Store
-	// deliverer is the delivery stage (mediator/delivery); mapper the mapper stage.
-	deliverer *delivery.Deliverer
-	mapper    *pipeline.Mapper
-	// ingester reads and stores payloads (mediator/ingest).
-	ingester *ingest.Ingester
-	txlog    *txlog.TxLog
-	// exchangeSet is the exchanges: section (mediator/exchange), built at New; exchanges
-	// runs it once started. exchangeTimer, when set (tests), is the schedulers' timer.
-	exchangeSet   *exchange.Set
-	exchanges     *exchange.Runner
+	// Provisioned by New.
+	cfg             *config.Config // with the exchanges' sources
+	sections        *Sections
+	log             *slog.Logger
+	logLevel        *slog.LevelVar
+	configuredLevel slog.Level // the configuration file's, which the console may override
+	reg             *prometheus.Registry
+	metrics         *Metrics
+	reloads         *prometheus.CounterVec
+	outcomes        *outcome.Metrics
+	version         string
+	now             func() time.Time
+	console         *console
+	targets         *delivery.Targets
+	openhim         *openhim.Mediator // nil without openhim: enabled
+	exchangeSet     *exchange.Set
+	// exchangeTimer, when set (tests), is the exchange schedulers' timer.
 	exchangeTimer func(time.Duration) <-chan time.Time
 
-	ready   atomic.Bool
-	started time.Time
+	// Built by Start, once JetStream is there (wiring.go).
+	conn        *stream.Conn
+	pub         *stream.Publisher
+	txlog       *txlog.TxLog
+	mapping     *pipeline.Mapping
+	chain       *pipeline.Chain
+	deadLetters *dlq.Store
+	mapper      *pipeline.Mapper
+	deliverer   *delivery.Deliverer
+	ingester    *ingest.Ingester
+	exchanges   *exchange.Runner
+	reporter    *outcome.Reporter // nil without openhim: enabled
+	echo        *echo.Echo
+
+	// Running.
+	listener net.Listener
+	ready    atomic.Bool
+	started  time.Time
 	// cancel stops the consumers' pulls and the background loops; cancelHandlers cuts the
 	// handlers in flight short, when a stop's deadline is near.
 	cancel         context.CancelFunc
@@ -103,6 +100,28 @@ type Service struct {
 
 // New builds a service from a validated configuration. It does no I/O: Start connects.
 func New(cfg *config.Config, o Options) (*Service, error) {
+	o = withDefaults(o)
+	sections, probs := CheckConfig(cfg)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	s := &Service{
+		cfg: cfg, sections: sections, log: o.Logger, logLevel: o.LogLevel, reg: o.Registry, metrics: NewMetrics(o.Registry),
+		reloads: pipeline.NewReloadCounter(o.Registry), outcomes: outcome.NewMetrics(o.Registry), version: o.Version,
+		now: o.Now, listener: o.Listener, configuredLevel: configuredLevel(cfg.Log.Level, o.LogLevel),
+	}
+	if err := s.provision(cfg, o); err != nil {
+		return nil, err
+	}
+	sources := make([]string, len(cfg.Sources))
+	for i, src := range cfg.Sources {
+		sources[i] = src.Name
+	}
+	s.metrics.touch(sources, cfg.TargetNames())
+	return s, nil
+}
+
+func withDefaults(o Options) Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -116,111 +135,90 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
-	sections, probs := CheckConfig(cfg)
-	if len(probs) > 0 {
-		return nil, probs
-	}
-	s := &Service{
-		cfg: cfg, log: o.Logger, reg: o.Registry, metrics: NewMetrics(o.Registry), version: o.Version,
-		now: o.Now, listener: o.Listener,
-		sections: sections, logLevel: o.LogLevel,
-	}
-	s.reloads = pipeline.NewReloadCounter(o.Registry)
-	s.outcomes = outcome.NewMetrics(o.Registry)
-	s.configuredLevel = configuredLevel(cfg.Log.Level, o.LogLevel)
-	if sections.OpenHIM.Enabled {
+	return o
+}
+
+// provision builds what needs no JetStream: the OpenHIM mediator, the exchanges (whose
+// sources join the configuration the rest of the service reads), the console's overrides
+// and the targets.
+func (s *Service) provision(cfg *config.Config, o Options) error {
+	if s.sections.OpenHIM.Enabled {
 		version, err := openhim.NormalizeVersion(o.Version)
 		if err != nil {
 			// The core insists on SemVer; a custom build string must not keep Tally off it.
 			o.Logger.Warn("registering with OpenHIM as 0.0.0-dev", "version", o.Version, "err", err)
 			version = "0.0.0-dev"
 		}
-		med, err := openhim.New(sections.OpenHIM, version, s.openhimSources(), openhim.WithLogger(o.Logger))
+		med, err := openhim.New(s.sections.OpenHIM, version, s.openhimSources(), openhim.WithLogger(o.Logger))
 		if err != nil {
-			return nil, fmt.Errorf("openhim: %w", err)
+			return fmt.Errorf("openhim: %w", err)
 		}
 		s.openhim = med
 	}
-	// The exchanges add their sources to the configuration the rest of the service reads.
-	set, withExchanges, err := exchange.NewSet(s.cfg, sections.Exchanges, sections.Notify,
+	set, withExchanges, err := exchange.NewSet(s.cfg, s.sections.Exchanges, s.sections.Notify,
 		exchange.SetConfig{HTTPClient: o.HTTPClient, Version: o.Version, Metrics: exchange.NewMetrics(o.Registry)})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.exchangeSet, s.cfg = set, withExchanges
 	s.metrics.Ingest.Touch(set.SourceNames())
 	s.console = &console{cfg: s.cfg}
-	targets, err := delivery.NewTargets(cfg, delivery.TargetsConfig{HTTPClient: o.HTTPClient, Version: o.Version,
+	s.targets, err = delivery.NewTargets(cfg, delivery.TargetsConfig{HTTPClient: o.HTTPClient, Version: o.Version,
 		Settings: s.console, Metrics: s.metrics.Delivery, ConcurrencyLimit: delivery.NewConcurrencyGauge(o.Registry), Log: o.Logger})
-	if err != nil {
-		return nil, err
-	}
-	s.targets = targets
-	sources := make([]string, len(cfg.Sources))
-	for i, src := range cfg.Sources {
-		sources[i] = src.Name
-	}
-	s.metrics.touch(sources, cfg.TargetNames())
-	return s, nil
+	return err
 }
 
 // Start connects to JetStream, starts the workers and begins serving HTTP. It returns once
-// the service is ready; Stop undoes it.
+// the service is ready; Stop undoes it, and a Start that fails undoes what it started.
 func (s *Service) Start(ctx context.Context) error {
 	s.started = s.now()
-	conn, err := stream.Open(ctx, stream.Config{
-		URL: s.cfg.NATS.URL, StoreDir: s.cfg.NATS.StoreDir, Replicas: s.cfg.NATS.Replicas,
-		CredentialsFile: s.cfg.NATS.CredentialsFile, User: s.cfg.NATS.User, Password: s.cfg.NATS.Password,
-		Token: s.cfg.NATS.Token, CAFile: s.cfg.NATS.TLS.CAFile, CertFile: s.cfg.NATS.TLS.CertFile,
-		KeyFile: s.cfg.NATS.TLS.KeyFile, InsecureTLS: s.cfg.NATS.TLS.InsecureSkipVerify,
-		DuplicateWindow: s.cfg.NATS.DuplicateWindow.D(), MaxAge: s.cfg.NATS.MaxAge.D(), ClientName: "tally",
-		TxRetention: s.cfg.NATS.TxRetention.D(),
-	}, s.log)
+	conn, err := stream.Open(ctx, streamConfig(s.cfg), s.log)
 	if err != nil {
 		return err
 	}
 	s.conn = conn
-	s.pub = stream.NewPublisher(conn.JS, 256)
-	s.txlog = txlog.New(conn.Tx)
-	md := pipeline.NewMetadataCache(s.cfg, s.targets.Clients(), conn.State, s.log, s.now)
-	s.mapping = pipeline.NewMapping(s.cfg, s.sections.Mappings, md, conn.State, s.reloads, s.log)
-	s.deadLetters = dlq.New(dlq.Config{JS: conn.JS, Publisher: s.pub, TxLog: s.txlog, Config: s.cfg, Mapper: s.mapping,
-		Metrics: s.metrics.DLQ, Log: s.log, Now: s.now})
-	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: s.deadLetters}
-	s.deliverer = delivery.New(delivery.Config{Targets: s.targets, TxLog: s.txlog, DeadLetters: s.deadLetters,
-		Metrics: s.metrics.Delivery, Log: s.log, Now: s.now, UpgradeWait: s.cfg.Delivery.UpgradeWait.D()})
-	s.ingester = ingest.New(ingest.Config{Config: s.cfg, Publisher: s.pub, TxLog: s.txlog, Mapping: s.mapping,
-		Targets: s.targets, Settings: s.console, Metrics: s.metrics.Ingest, Log: s.log, Now: s.now})
-	s.exchanges = exchange.NewRunner(s.exchangeSet, exchange.RunnerConfig{Config: s.cfg, State: conn.State, TxLog: s.txlog,
-		Publisher: s.pub, Mapping: s.mapping, Targets: s.targets, Settings: s.console, Counter: s.ingester, Log: s.log,
-		Now: s.now, After: s.exchangeTimer})
-	if s.openhim != nil {
-		s.reporter = outcome.New(outcome.Config{Config: s.cfg, Tx: conn.Tx, State: conn.State, TxLog: s.txlog, Publisher: s.pub,
-			DeadLetters: s.deadLetters, Client: s.openhim.Client(), OpenHIM: s.sections.OpenHIM, Settings: s.console,
-			Metrics: s.outcomes, Log: s.log, Now: s.now})
-	}
-	s.mapper = pipeline.NewMapper(pipeline.MapperConfig{Config: s.cfg, Mapping: s.mapping, Publisher: s.pub, TxLog: s.txlog,
-		DeadLetters: s.deadLetters, Delivery: s.deliverer, Metrics: s.metrics.Pipeline, Log: s.log, Now: s.now})
-	hc := httpapi.Config{Config: s.cfg, Log: s.log, Now: s.now, Version: s.version, Registry: s.reg, Metrics: s.metrics.HTTP,
-		Health: health{s}, Ingester: s.ingester, TxLog: s.txlog, DeadLetters: s.deadLetters, Exchanges: s.exchanges,
-		Targets: s.targets, Metadata: md, Jobs: conn.State}
-	if s.reporter != nil {
-		hc.OpenHIM = s.reporter
-	}
-	s.echo = httpapi.New(hc)
-
+	s.build(conn) // wiring.go
 	wctx, cancel := context.WithCancel(context.Background())
 	hctx, cancelHandlers := context.WithCancel(context.Background())
 	s.cancel, s.cancelHandlers = cancel, cancelHandlers
-	// The mapper, and per target its delivery workers, gated by its slots, circuit and rate
-	// limit.
+	if err := s.startConsumers(wctx, hctx); err != nil {
+		s.stopWorkers(ctx)
+		return err
+	}
+	// Open circuits ask their target whether it answers again.
+	s.targets.RunProbes(wctx, s.cfg.Delivery.ProbeInterval.D(), &s.workers)
+	if err := s.serve(); err != nil {
+		s.stopWorkers(ctx)
+		return err
+	}
+	s.ready.Store(true)
+	s.startBackground(wctx)
+	s.log.Info("tally started", "addr", s.Addr(), "embedded_nats", conn.Embedded(), "sources", len(s.cfg.Sources),
+		"targets", len(s.cfg.Targets), "version", s.version)
+	return nil
+}
+
+// streamConfig is the nats: section as the stream package takes it.
+func streamConfig(cfg *config.Config) stream.Config {
+	n := &cfg.NATS
+	return stream.Config{
+		URL: n.URL, StoreDir: n.StoreDir, Replicas: n.Replicas, CredentialsFile: n.CredentialsFile, User: n.User,
+		Password: n.Password, Token: n.Token, CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile,
+		InsecureTLS: n.TLS.InsecureSkipVerify, DuplicateWindow: n.DuplicateWindow.D(), MaxAge: n.MaxAge.D(),
+		ClientName: "tally", TxRetention: n.TxRetention.D(),
+	}
+}
+
+// startConsumers runs every stage's consumer — the mapper, per target its delivery workers
+// (gated by its slots, circuit and rate limit), the OpenHIM outcomes — and returns once
+// each has its durable consumer, or with the first that could not create one.
+func (s *Service) startConsumers(wctx, hctx context.Context) error {
 	ackWait := s.cfg.Delivery.AckWait.D()
 	consumers := append([]*pipeline.Consumer{s.mapper.Consumer(s.chain, ackWait)}, s.deliverer.Consumers(s.chain, ackWait)...)
-	s.metrics.Pipeline.ObserveQueues(conn.JS, s.targets.Names())
 	if s.reporter != nil {
-		// The outcomes recorded in the OpenHIM core.
 		consumers = append(consumers, s.reporter.Consumers(s.chain, ackWait)...)
 	}
+	s.metrics.Pipeline.ObserveQueues(s.conn.JS, s.targets.Names())
 	var readyWG sync.WaitGroup
 	errs := make(chan error, len(consumers))
 	for _, c := range consumers {
@@ -230,7 +228,7 @@ func (s *Service) Start(ctx context.Context) error {
 			defer s.handlers.Done()
 			once := sync.OnceFunc(readyWG.Done)
 			defer once()
-			if err := c.Run(wctx, hctx, conn.JS, once); err != nil {
+			if err := c.Run(wctx, hctx, s.conn.JS, once); err != nil {
 				s.log.Error("consumer stopped", "consumer", c.Config.Durable, "err", err)
 				errs <- err
 			}
@@ -239,17 +237,17 @@ func (s *Service) Start(ctx context.Context) error {
 	readyWG.Wait()
 	select {
 	case err := <-errs:
-		s.stopWorkers(ctx)
 		return err
 	default:
+		return nil
 	}
-	// Open circuits ask their target whether it answers again.
-	s.targets.RunProbes(wctx, s.cfg.Delivery.ProbeInterval.D(), &s.workers)
+}
 
+// serve listens (unless given a listener) and serves the HTTP surface in the background.
+func (s *Service) serve() error {
 	if s.listener == nil {
 		ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
 		if err != nil {
-			s.stopWorkers(ctx)
 			return fmt.Errorf("listening on %s: %w", s.cfg.HTTP.Addr, err)
 		}
 		s.listener = ln
@@ -264,13 +262,15 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		s.httpErr <- err
 	}()
-	s.ready.Store(true)
+	return nil
+}
+
+// startBackground starts the loops that run beside the consumers, tracked by s.workers:
+// the mapping files' watcher, OpenHIM registration and heartbeats, and the exchanges'
+// schedulers.
+func (s *Service) startBackground(wctx context.Context) {
 	if s.cfg.File() != "" {
-		s.workers.Add(1)
-		go func() {
-			defer s.workers.Done()
-			s.mapping.Watch(wctx, 2*time.Second)
-		}()
+		s.workers.Go(func() { s.mapping.Watch(wctx, 2*time.Second) })
 	}
 	if s.openhim != nil {
 		// Registration and heartbeats run in the background: a core that is down never
@@ -278,16 +278,9 @@ func (s *Service) Start(ctx context.Context) error {
 		if err := s.openhim.Run(wctx, s.applyOpenHIMConfig); err != nil {
 			s.log.Error("starting OpenHIM registration", "err", err)
 		}
-		s.workers.Add(1)
-		go func() {
-			defer s.workers.Done()
-			s.reporter.DropLegacyClaims(wctx)
-		}()
+		s.workers.Go(func() { s.reporter.DropLegacyClaims(wctx) })
 	}
-	s.exchanges.Start(wctx, &s.workers) // the exchanges' schedulers
-	s.log.Info("tally started", "addr", s.Addr(), "embedded_nats", conn.Embedded(), "sources", len(s.cfg.Sources),
-		"targets", len(s.cfg.Targets), "version", s.version)
-	return nil
+	s.exchanges.Start(wctx, &s.workers)
 }
 
 // Addr is the address HTTP is served on.
@@ -298,7 +291,7 @@ func (s *Service) Addr() string {
 	return s.listener.Addr().String()
 }
 
-// Handler is the HTTP handler, for tests that do not need a listener.
+// Handler is the HTTP handler, for tests that do not need a listener; nil before Start.
 func (s *Service) Handler() http.Handler { return s.echo }
 
 // Stop shuts down gracefully within ctx's deadline: readiness goes false so load balancers
@@ -326,29 +319,13 @@ func (s *Service) Stop(ctx context.Context) error {
 // stream and draining the connection.
 const stopMargin = 2 * time.Second
 
+// stopWorkers stops the background loops and the consumers, and closes the connection.
 func (s *Service) stopWorkers(ctx context.Context) {
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.workers.Wait() // background loops end at once on cancel
-	done := make(chan struct{})
-	go func() { s.handlers.Wait(); close(done) }()
-	// Handlers in flight get http.shutdown_timeout, and never more than the stop's
-	// deadline allows.
-	grace := s.cfg.HTTP.ShutdownTimeout.D()
-	if dl, ok := ctx.Deadline(); ok {
-		grace = min(grace, max(time.Until(dl)-stopMargin, 0))
-	}
-	cutTimer := time.NewTimer(grace)
-	defer cutTimer.Stop()
-	cut := cutTimer.C
-	select {
-	case <-done:
-	case <-cut:
-		s.log.Warn("stop deadline near; cutting deliveries in flight short (their messages go back to the stream)")
-		s.cancelHandlers()
-		<-done
-	}
+	s.waitHandlers(ctx)
 	if s.cancelHandlers != nil {
 		s.cancelHandlers()
 	}
@@ -361,6 +338,26 @@ func (s *Service) stopWorkers(ctx context.Context) {
 		}
 		s.conn.Close(dctx)
 		s.conn = nil
+	}
+}
+
+// waitHandlers waits for the handlers in flight: http.shutdown_timeout, and never more than
+// the stop's deadline allows, after which they are cut short.
+func (s *Service) waitHandlers(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	grace := s.cfg.HTTP.ShutdownTimeout.D()
+	if dl, ok := ctx.Deadline(); ok {
+		grace = min(grace, max(time.Until(dl)-stopMargin, 0))
+	}
+	cutTimer := time.NewTimer(grace)
+	defer cutTimer.Stop()
+	select {
+	case <-done:
+	case <-cutTimer.C:
+		s.log.Warn("stop deadline near; cutting deliveries in flight short (their messages go back to the stream)")
+		s.cancelHandlers()
+		<-done
 	}
 }
 
@@ -387,18 +384,4 @@ func (s *Service) ReloadMappings() error {
 		return errors.New("reloading mappings: the service is not started")
 	}
 	return s.mapping.Reload()
-}
-
-// health answers the HTTP surface's health checks.
-type health struct{ s *Service }
-
-func (h health) Started() time.Time { return h.s.started }
-func (h health) Running() bool      { return h.s.ready.Load() }
-
-func (h health) JetStream(ctx context.Context) error {
-	conn := h.s.conn
-	if conn == nil {
-		return errors.New("not connected")
-	}
-	return conn.Ready(ctx)
 }
