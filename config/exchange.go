@@ -331,237 +331,320 @@ func (c *Config) DecodeExchanges(notify *Notify, refs ExchangeRefs) ([]*Exchange
 	return out, probs
 }
 
-func (e *Exchange) check(cfg *Config, path string, refs ExchangeRefs, channels map[string]bool) Problems {
-	var ps Problems
-	add := func(p, format string, args ...any) { ps = append(ps, cfg.Problem(path+p, format, args...)) }
-	if !exchangeNameRE.MatchString(e.Name) {
-		add(".name", "%q: a name is 1-64 letters, digits, '-' or '_'", e.Name)
-	}
+// exchangeCheck collects the problems of one exchange, at paths under its own.
+type exchangeCheck struct {
+	cfg  *Config
+	path string
+	ps   Problems
+}
 
+func (c *exchangeCheck) add(p, format string, args ...any) {
+	c.ps = append(c.ps, c.cfg.Problem(c.path+p, format, args...))
+}
+
+// check reports every problem of the exchange written at path, section by section.
+func (e *Exchange) check(cfg *Config, path string, refs ExchangeRefs, channels map[string]bool) Problems {
+	c := &exchangeCheck{cfg: cfg, path: path}
+	if !exchangeNameRE.MatchString(e.Name) {
+		c.add(".name", "%q: a name is 1-64 letters, digits, '-' or '_'", e.Name)
+	}
+	e.checkSource(c)
+	e.checkWhen(c, refs)
+	e.checkAnalytics(c)
+	window := e.checkWindow(c)
+	e.checkRequests(c, window)
+	c.ps = append(c.ps, checkExchangeSchemes(cfg, path+".id_schemes", e.IDSchemes)...)
+	e.checkMapping(c, refs)
+	e.checkTargets(c)
+	e.checkStale(c)
+	e.checkCompleteness(c)
+	for j, n := range e.Notify {
+		if !channels[n] {
+			c.add(fmt.Sprintf(".notify[%d]", j), "no notification channel is called %q", n)
+		}
+	}
+	e.checkBounds(c)
+	return c.ps
+}
+
+// checkSource checks the source: its type, URL, credentials, API version and retries.
+func (e *Exchange) checkSource(c *exchangeCheck) {
 	src := &e.Source
 	switch src.Type {
 	case ExchangeSourceDHIS2, ExchangeSourceCHT:
 	default:
-		add(".source.type", "%q: want dhis2 or cht", src.Type)
+		c.add(".source.type", "%q: want dhis2 or cht", src.Type)
 	}
 	if u, err := url.Parse(src.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add(".source.url", "%q is not an http(s) URL", src.URL)
+		c.add(".source.url", "%q is not an http(s) URL", src.URL)
 	} else if u.User != nil {
-		add(".source.url", "put credentials in username/password or token, not in the URL")
+		c.add(".source.url", "put credentials in username/password or token, not in the URL")
 	} else if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api") {
-		add(".source.url", "%q: give the instance's base URL without /api", src.URL)
+		c.add(".source.url", "%q: give the instance's base URL without /api", src.URL)
 	}
+	e.checkCredentials(c)
+	if src.APIVersion != "" && (len(src.APIVersion) != 2 || strings.Trim(src.APIVersion, "0123456789") != "") {
+		c.add(".source.api_version", "%q: want two digits, e.g. \"40\"", src.APIVersion)
+	}
+	if src.Timeout < 0 {
+		c.add(".source.timeout", "may not be negative")
+	}
+	if r := src.Retry; r.MaxAttempts < 1 || r.MaxAttempts > 20 {
+		c.add(".source.retry.max_attempts", "%d: want 1 to 20", r.MaxAttempts)
+	} else if r.InitialDelay <= 0 || r.MaxDelay < r.InitialDelay || r.MaxDelay.D() > 10*time.Minute {
+		c.add(".source.retry", "want 0 < initial_delay <= max_delay <= 10m")
+	}
+}
+
+// checkCredentials checks that the source has one kind of credentials, whole, and one its
+// type takes.
+func (e *Exchange) checkCredentials(c *exchangeCheck) {
+	src := &e.Source
 	basic, token := src.Username != "" || src.Password != "", src.Token != ""
 	switch {
 	case src.Type == ExchangeSourceCHT && token:
-		add(".source.token", "CHT's export API takes Basic credentials: set username and password")
+		c.add(".source.token", "CHT's export API takes Basic credentials: set username and password")
 	case basic && token:
-		add(".source", "set either username/password or token, not both")
+		c.add(".source", "set either username/password or token, not both")
 	case !basic && !token:
-		add(".source", "no credentials: set username and password, or a personal access token")
+		c.add(".source", "no credentials: set username and password, or a personal access token")
 	case basic && (src.Username == "" || src.Password == ""):
-		add(".source", "Basic auth needs both username and password")
+		c.add(".source", "Basic auth needs both username and password")
 	}
-	if src.APIVersion != "" && (len(src.APIVersion) != 2 || strings.Trim(src.APIVersion, "0123456789") != "") {
-		add(".source.api_version", "%q: want two digits, e.g. \"40\"", src.APIVersion)
-	}
-	if src.Timeout < 0 {
-		add(".source.timeout", "may not be negative")
-	}
-	if r := src.Retry; r.MaxAttempts < 1 || r.MaxAttempts > 20 {
-		add(".source.retry.max_attempts", "%d: want 1 to 20", r.MaxAttempts)
-	} else if r.InitialDelay <= 0 || r.MaxDelay < r.InitialDelay || r.MaxDelay.D() > 10*time.Minute {
-		add(".source.retry", "want 0 < initial_delay <= max_delay <= 10m")
-	}
+}
 
+// checkWhen checks the schedule, the time zone and the financial year type.
+func (e *Exchange) checkWhen(c *exchangeCheck, refs ExchangeRefs) {
 	if e.Schedule != "" && refs.CheckSchedule != nil {
 		if err := refs.CheckSchedule(e.Schedule); err != nil {
-			add(".schedule", "%v", err)
+			c.add(".schedule", "%v", err)
 		}
 	}
 	if _, err := time.LoadLocation(e.Timezone); err != nil {
-		add(".timezone", "%q: want an IANA time zone such as Africa/Nairobi or UTC", e.Timezone)
+		c.add(".timezone", "%q: want an IANA time zone such as Africa/Nairobi or UTC", e.Timezone)
 	}
 	if e.FinancialYear != "" {
 		if t, err := period.TypeByName(e.FinancialYear); err != nil || !strings.HasPrefix(t.String(), "Financial") {
-			add(".financial_year", "%q: want a financial year type such as FinancialApril, FinancialJuly or FinancialOct", e.FinancialYear)
+			c.add(".financial_year", "%q: want a financial year type such as FinancialApril, FinancialJuly or FinancialOct", e.FinancialYear)
 		}
 	}
-	if a := e.Analytics; a != nil {
-		if src.Type == ExchangeSourceCHT && a.Run {
-			add(".analytics", "only a DHIS2 source has analytics tables")
-		}
-		if a.LastYears < 0 {
-			add(".analytics.last_years", "may not be negative")
-		}
-		if a.MaxWait < 0 || a.PollInterval < 0 {
-			add(".analytics", "max_wait and poll_interval may not be negative")
-		}
-	}
-	var window []period.Period
-	if w := e.Window; w != nil {
-		t, err := period.TypeByName(w.Type)
-		switch {
-		case err != nil:
-			add(".window.type", "%q: want a DHIS2 period type such as Monthly, Quarterly or Weekly", w.Type)
-		case w.Last < 0 || w.Last > 1000:
-			add(".window.last", "%d: want 0 to 1000", w.Last)
-		case w.Last == 0 && !w.Current:
-			add(".window", "covers no period: set last, current or both")
-		case src.Type == ExchangeSourceCHT && t != period.Monthly:
-			add(".window.type", "CHT exports months only: want Monthly")
-		}
-		window, _ = e.WindowPeriods(time.Now())
-	}
+}
 
+// checkAnalytics checks the analytics table update.
+func (e *Exchange) checkAnalytics(c *exchangeCheck) {
+	a := e.Analytics
+	if a == nil {
+		return
+	}
+	if e.Source.Type == ExchangeSourceCHT && a.Run {
+		c.add(".analytics", "only a DHIS2 source has analytics tables")
+	}
+	if a.LastYears < 0 {
+		c.add(".analytics.last_years", "may not be negative")
+	}
+	if a.MaxWait < 0 || a.PollInterval < 0 {
+		c.add(".analytics", "max_wait and poll_interval may not be negative")
+	}
+}
+
+// checkWindow checks the window and returns its periods now (none without one).
+func (e *Exchange) checkWindow(c *exchangeCheck) []period.Period {
+	w := e.Window
+	if w == nil {
+		return nil
+	}
+	t, err := period.TypeByName(w.Type)
+	switch {
+	case err != nil:
+		c.add(".window.type", "%q: want a DHIS2 period type such as Monthly, Quarterly or Weekly", w.Type)
+	case w.Last < 0 || w.Last > 1000:
+		c.add(".window.last", "%d: want 0 to 1000", w.Last)
+	case w.Last == 0 && !w.Current:
+		c.add(".window", "covers no period: set last, current or both")
+	case e.Source.Type == ExchangeSourceCHT && t != period.Monthly:
+		c.add(".window.type", "CHT exports months only: want Monthly")
+	}
+	window, _ := e.WindowPeriods(time.Now())
+	return window
+}
+
+// checkRequests checks every request, and that their names differ.
+func (e *Exchange) checkRequests(c *exchangeCheck, window []period.Period) {
 	if len(e.Requests) == 0 {
-		add(".requests", "an exchange needs at least one request")
+		c.add(".requests", "an exchange needs at least one request")
 	}
 	names := map[string]bool{}
 	for i := range e.Requests {
-		ps = append(ps, e.checkRequest(cfg, fmt.Sprintf("%s.requests[%d]", path, i), &e.Requests[i], len(window) > 0)...)
+		c.ps = append(c.ps, e.checkRequest(c.cfg, fmt.Sprintf("%s.requests[%d]", c.path, i), &e.Requests[i], len(window) > 0)...)
 		n := e.Requests[i].Name
 		if names[n] {
-			add(fmt.Sprintf(".requests[%d].name", i), "%q is used by another request of this exchange", n)
+			c.add(fmt.Sprintf(".requests[%d].name", i), "%q is used by another request of this exchange", n)
 		}
 		names[n] = true
 	}
-	ps = append(ps, checkExchangeSchemes(cfg, path+".id_schemes", e.IDSchemes)...)
+}
 
+// checkMapping checks the mapping set and the mapping policies.
+func (e *Exchange) checkMapping(c *exchangeCheck, refs ExchangeRefs) {
 	if e.Mapping != "" && (refs.HasMapping == nil || !refs.HasMapping(e.Mapping)) {
-		add(".mapping", "no mapping set is called %q", e.Mapping)
+		c.add(".mapping", "no mapping set is called %q", e.Mapping)
 	}
 	switch e.Unmapped {
 	case "drop", "pass", "reject":
 	default:
-		add(".unmapped", "%q: want drop, pass or reject", e.Unmapped)
+		c.add(".unmapped", "%q: want drop, pass or reject", e.Unmapped)
 	}
 	switch e.MappedDuplicates {
 	case "reject", "sum", "last":
 	default:
-		add(".mapped_duplicates", "%q: want reject, sum or last", e.MappedDuplicates)
+		c.add(".mapped_duplicates", "%q: want reject, sum or last", e.MappedDuplicates)
 	}
+}
+
+// checkTargets checks that the targets exist and that there is one, and the batch size.
+func (e *Exchange) checkTargets(c *exchangeCheck) {
 	for j, t := range e.Targets {
-		if _, ok := cfg.Target(t); !ok {
-			add(fmt.Sprintf(".targets[%d]", j), "no target is called %q", t)
+		if _, ok := c.cfg.Target(t); !ok {
+			c.add(fmt.Sprintf(".targets[%d]", j), "no target is called %q", t)
 		}
 	}
-	if len(cfg.Targets) == 0 {
-		add(".targets", "an exchange needs a target to deliver to; none is configured")
+	if len(c.cfg.Targets) == 0 {
+		c.add(".targets", "an exchange needs a target to deliver to; none is configured")
 	}
 	if e.BatchSize < 1 || e.BatchSize > 10_000 {
-		add(".batch_size", "%d: want 1 to 10000", e.BatchSize)
+		c.add(".batch_size", "%d: want 1 to 10000", e.BatchSize)
 	}
+}
+
+// checkStale checks what happens to duplicate pulled values and to stale values.
+func (e *Exchange) checkStale(c *exchangeCheck) {
 	switch e.Duplicates {
 	case "reject", "allow":
 	default:
-		add(".duplicates", "%q: want reject or allow", e.Duplicates)
+		c.add(".duplicates", "%q: want reject or allow", e.Duplicates)
 	}
 	switch e.Stale.Mode {
 	case StaleDelete, StaleScope, StaleAuto, StaleZero, StaleOff:
 	default:
-		add(".stale.mode", "%q: want delete, scope, auto, zero or off", e.Stale.Mode)
+		c.add(".stale.mode", "%q: want delete, scope, auto, zero or off", e.Stale.Mode)
 	}
 	if e.Stale.Retention < 0 {
-		add(".stale.retention", "may not be negative")
+		c.add(".stale.retention", "may not be negative")
 	}
-	if c := e.Completeness; c != nil {
-		if len(c.DataSets) == 0 {
-			add(".completeness.data_sets", "name at least one data set")
-		}
-		switch strings.ToUpper(c.IDScheme) {
-		case "UID", "CODE", "NAME":
-		default:
-			add(".completeness.id_scheme", "%q: want UID, CODE or NAME", c.IDScheme)
-		}
-		if c.Share <= 0 || c.Share > 1 || math.IsNaN(c.Share) {
-			add(".completeness.share", "%v: want a fraction above 0 and at most 1", c.Share)
-		}
-	}
-	for j, n := range e.Notify {
-		if !channels[n] {
-			add(fmt.Sprintf(".notify[%d]", j), "no notification channel is called %q", n)
-		}
-	}
-	if *e.Await < 0 {
-		add(".await", "may not be negative")
-	}
-	if e.Timeout < 0 {
-		add(".timeout", "may not be negative")
-	}
-	if e.MaxValues < 1 {
-		add(".max_values", "%d: want at least 1", e.MaxValues)
-	}
-	return ps
 }
 
+// checkCompleteness checks the data sets to register complete.
+func (e *Exchange) checkCompleteness(c *exchangeCheck) {
+	cc := e.Completeness
+	if cc == nil {
+		return
+	}
+	if len(cc.DataSets) == 0 {
+		c.add(".completeness.data_sets", "name at least one data set")
+	}
+	switch strings.ToUpper(cc.IDScheme) {
+	case "UID", "CODE", "NAME":
+	default:
+		c.add(".completeness.id_scheme", "%q: want UID, CODE or NAME", cc.IDScheme)
+	}
+	if cc.Share <= 0 || cc.Share > 1 || math.IsNaN(cc.Share) {
+		c.add(".completeness.share", "%v: want a fraction above 0 and at most 1", cc.Share)
+	}
+}
+
+// checkBounds checks the run's bounds: await, timeout and max_values.
+func (e *Exchange) checkBounds(c *exchangeCheck) {
+	if *e.Await < 0 {
+		c.add(".await", "may not be negative")
+	}
+	if e.Timeout < 0 {
+		c.add(".timeout", "may not be negative")
+	}
+	if e.MaxValues < 1 {
+		c.add(".max_values", "%d: want at least 1", e.MaxValues)
+	}
+}
+
+// checkRequest checks the request written at path: its periods (or the exchange's window),
+// and the options of its source's kind.
 func (e *Exchange) checkRequest(cfg *Config, path string, r *ExchangeRequest, window bool) Problems {
-	var ps Problems
-	add := func(p, format string, args ...any) { ps = append(ps, cfg.Problem(path+p, format, args...)) }
+	c := &exchangeCheck{cfg: cfg, path: path}
 	if len(r.Name) > 50 && e.Source.Type == ExchangeSourceDHIS2 {
-		add(".name", "at most 50 characters, as in DHIS2")
+		c.add(".name", "at most 50 characters, as in DHIS2")
 	}
 	cht := e.Source.Type == ExchangeSourceCHT
 	if len(r.PE) == 0 && !window {
-		add(".pe", "no periods: list pe or set the exchange's window")
+		c.add(".pe", "no periods: list pe or set the exchange's window")
 	}
 	for j, pe := range r.PE {
-		ps = append(ps, e.checkPeriod(cfg, fmt.Sprintf("%s.pe[%d]", path, j), pe, cht)...)
+		c.ps = append(c.ps, e.checkPeriod(cfg, fmt.Sprintf("%s.pe[%d]", path, j), pe, cht)...)
 	}
 	if cht {
-		if r.DataSet == "" {
-			add(".data_set", "a CHT request exports one data set: name its dhis_data_sets id")
-		}
-		if len(r.DX)+len(r.OU)+len(r.Filters) > 0 {
-			add("", "dx, ou and filters are analytics dimensions; a CHT request has data_set, pe and org_unit")
-		}
-		for _, f := range []struct{ key, v string }{{"aggregation_type", r.AggregationType}, {"input_id_scheme", r.InputIDScheme},
-			{"output_id_scheme", r.OutputIDScheme}, {"output_data_element_id_scheme", r.OutputDataElementIDScheme},
-			{"output_org_unit_id_scheme", r.OutputOrgUnitIDScheme}, {"output_data_item_id_scheme", r.OutputDataItemIDScheme},
-			{"approval_level", r.ApprovalLevel}} {
-			if f.v != "" {
-				add("."+f.key, "not a CHT export option")
-			}
-		}
+		checkCHTRequest(c, r)
 	} else {
-		if len(r.DX) == 0 {
-			add(".dx", "no data items (DHIS2 would answer E7117)")
+		e.checkAnalyticsRequest(c, r)
+	}
+	c.ps = append(c.ps, checkExchangeSchemes(cfg, path+".id_schemes", r.IDSchemes)...)
+	return c.ps
+}
+
+// checkCHTRequest checks a request of CHT's export API: one data set, and none of the
+// analytics options.
+func checkCHTRequest(c *exchangeCheck, r *ExchangeRequest) {
+	if r.DataSet == "" {
+		c.add(".data_set", "a CHT request exports one data set: name its dhis_data_sets id")
+	}
+	if len(r.DX)+len(r.OU)+len(r.Filters) > 0 {
+		c.add("", "dx, ou and filters are analytics dimensions; a CHT request has data_set, pe and org_unit")
+	}
+	for _, f := range []struct{ key, v string }{{"aggregation_type", r.AggregationType}, {"input_id_scheme", r.InputIDScheme},
+		{"output_id_scheme", r.OutputIDScheme}, {"output_data_element_id_scheme", r.OutputDataElementIDScheme},
+		{"output_org_unit_id_scheme", r.OutputOrgUnitIDScheme}, {"output_data_item_id_scheme", r.OutputDataItemIDScheme},
+		{"approval_level", r.ApprovalLevel}} {
+		if f.v != "" {
+			c.add("."+f.key, "not a CHT export option")
 		}
-		if len(r.OU) == 0 {
-			add(".ou", "no org units (DHIS2 would answer E7119)")
+	}
+}
+
+// checkAnalyticsRequest checks a request of DHIS2's analytics: its dimensions, its id
+// schemes, and that the target is told how to read ids written by an attribute.
+func (e *Exchange) checkAnalyticsRequest(c *exchangeCheck, r *ExchangeRequest) {
+	if len(r.DX) == 0 {
+		c.add(".dx", "no data items (DHIS2 would answer E7117)")
+	}
+	if len(r.OU) == 0 {
+		c.add(".ou", "no org units (DHIS2 would answer E7119)")
+	}
+	if r.OrgUnit != "" {
+		c.add(".org_unit", "org_unit is for CHT requests; use ou")
+	}
+	for j, f := range r.Filters {
+		if d := strings.TrimSpace(f.Dimension); d == "" || strings.ContainsAny(d, ":;") {
+			c.add(fmt.Sprintf(".filters[%d].dimension", j), "%q: want a dimension id", f.Dimension)
 		}
-		if r.OrgUnit != "" {
-			add(".org_unit", "org_unit is for CHT requests; use ou")
+	}
+	for _, f := range []struct{ key, v string }{{"input_id_scheme", r.InputIDScheme}, {"output_id_scheme", r.OutputIDScheme},
+		{"output_data_element_id_scheme", r.OutputDataElementIDScheme}, {"output_org_unit_id_scheme", r.OutputOrgUnitIDScheme},
+		{"output_data_item_id_scheme", r.OutputDataItemIDScheme}} {
+		if _, err := transform.ParseIDScheme(f.v); err != nil {
+			c.add("."+f.key, "%q: want UID, CODE, NAME or ATTRIBUTE:<uid>", f.v)
 		}
-		for j, f := range r.Filters {
-			if d := strings.TrimSpace(f.Dimension); d == "" || strings.ContainsAny(d, ":;") {
-				add(fmt.Sprintf(".filters[%d].dimension", j), "%q: want a dimension id", f.Dimension)
-			}
+	}
+	if explicit := e.IDSchemes.Parsed().Overlay(r.IDSchemes.Parsed()); explicit.IsZero() {
+		if _, attr := e.RequestSchemes(r).DataElement.Attribute(); attr {
+			c.add(".id_schemes", "the answer names data elements by an attribute's values (the tracker-to-aggregate "+
+				"pattern): say how the target reads them, e.g. id_schemes: {data_element: CODE, org_unit: UID, "+
+				"category_option_combo: UID} as in the exchange's target request")
 		}
-		for _, f := range []struct{ key, v string }{{"input_id_scheme", r.InputIDScheme}, {"output_id_scheme", r.OutputIDScheme},
-			{"output_data_element_id_scheme", r.OutputDataElementIDScheme}, {"output_org_unit_id_scheme", r.OutputOrgUnitIDScheme},
-			{"output_data_item_id_scheme", r.OutputDataItemIDScheme}} {
-			if _, err := transform.ParseIDScheme(f.v); err != nil {
-				add("."+f.key, "%q: want UID, CODE, NAME or ATTRIBUTE:<uid>", f.v)
-			}
-		}
-		if explicit := e.IDSchemes.Parsed().Overlay(r.IDSchemes.Parsed()); explicit.IsZero() {
-			if _, attr := e.RequestSchemes(r).DataElement.Attribute(); attr {
-				add(".id_schemes", "the answer names data elements by an attribute's values (the tracker-to-aggregate "+
-					"pattern): say how the target reads them, e.g. id_schemes: {data_element: CODE, org_unit: UID, "+
-					"category_option_combo: UID} as in the exchange's target request")
-			}
-		}
-		for _, lists := range [][]string{r.DX, r.OU} {
-			for _, id := range lists {
-				if strings.TrimSpace(id) == "" || strings.ContainsAny(id, ";") {
-					add("", "%q is not an analytics item", id)
-				}
+	}
+	for _, lists := range [][]string{r.DX, r.OU} {
+		for _, id := range lists {
+			if strings.TrimSpace(id) == "" || strings.ContainsAny(id, ";") {
+				c.add("", "%q is not an analytics item", id)
 			}
 		}
 	}
-	ps = append(ps, checkExchangeSchemes(cfg, path+".id_schemes", r.IDSchemes)...)
-	return ps
 }
 
 func (e *Exchange) checkPeriod(cfg *Config, path, pe string, cht bool) Problems {

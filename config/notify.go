@@ -59,76 +59,85 @@ func (n *Notify) channelNames() map[string]bool {
 // DecodeNotify decodes and checks the `notify:` section, with its defaults applied.
 func (c *Config) DecodeNotify() (Notify, Problems) {
 	var out Notify
-	probs := c.DecodeSection(&c.Notify, "notify", &out)
+	k := &checker{c: c}
+	k.ps = c.DecodeSection(&c.Notify, "notify", &out)
 	n := &out
 	if n.After == 0 {
 		n.After = 1
 	}
-	add := func(path, format string, args ...any) { probs = append(probs, c.Problem(path, format, args...)) }
 	if n.After < 1 {
-		add("notify.after", "%d: want at least 1", n.After)
+		k.add("notify.after", "%d: want at least 1", n.After)
 	}
 	if n.Repeat < 0 {
-		add("notify.repeat", "may not be negative")
+		k.add("notify.repeat", "may not be negative")
 	}
 	names := map[string]bool{}
-	name := func(path, v string) {
-		switch {
-		case !exchangeNameRE.MatchString(v):
-			add(path, "%q: a name is 1-64 letters, digits, '-' or '_'", v)
-		case names[v]:
-			add(path, "%q is defined twice", v)
-		}
-		names[v] = true
-	}
 	for i := range n.Webhooks {
-		w := &n.Webhooks[i]
-		p := fmt.Sprintf("notify.webhooks[%d]", i)
-		name(p+".name", w.Name)
-		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add(p+".url", "%q is not an http(s) URL", w.URL)
-		}
-		if w.Timeout == 0 {
-			w.Timeout = Duration(10 * time.Second)
-		}
-		for k := range w.Headers {
-			if k == "" || strings.ContainsAny(k, " :\r\n") {
-				add(p+".headers", "%q is not a header name", k)
-			}
-		}
+		n.Webhooks[i].check(k, fmt.Sprintf("notify.webhooks[%d]", i), names)
 	}
 	for i := range n.DHIS2 {
-		d := &n.DHIS2[i]
-		p := fmt.Sprintf("notify.dhis2[%d]", i)
-		name(p+".name", d.Name)
-		if d.Timeout == 0 {
-			d.Timeout = Duration(30 * time.Second)
-		}
-		own := d.URL != "" || d.Username != "" || d.Password != "" || d.Token != ""
-		switch {
-		case d.Target != "" && own:
-			add(p, "set either target or url and credentials, not both")
-		case d.Target != "":
-			if _, ok := c.Target(d.Target); !ok {
-				add(p+".target", "no target is called %q", d.Target)
-			}
-		default:
-			if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				add(p+".url", "%q is not an http(s) URL of a DHIS2 instance (or name a target)", d.URL)
-			}
-			basic, token := d.Username != "" || d.Password != "", d.Token != ""
-			switch {
-			case basic && token:
-				add(p, "set either username/password or token, not both")
-			case !basic && !token:
-				add(p, "no credentials: set username and password, or a personal access token")
-			case basic && (d.Username == "" || d.Password == ""):
-				add(p, "Basic auth needs both username and password")
-			}
-		}
-		if len(d.UserGroups)+len(d.Users) == 0 {
-			add(p, "no recipients: list user_groups or users (UIDs)")
+		c.checkDHIS2Channel(k, fmt.Sprintf("notify.dhis2[%d]", i), &n.DHIS2[i], names)
+	}
+	return out, k.ps
+}
+
+// checkChannelName checks a channel's name, unique among names.
+func checkChannelName(k *checker, path, v string, names map[string]bool) {
+	switch {
+	case !exchangeNameRE.MatchString(v):
+		k.add(path, "%q: a name is 1-64 letters, digits, '-' or '_'", v)
+	case names[v]:
+		k.add(path, "%q is defined twice", v)
+	}
+	names[v] = true
+}
+
+// check checks the webhook written at p, and applies its default timeout.
+func (w *NotifyWebhook) check(k *checker, p string, names map[string]bool) {
+	checkChannelName(k, p+".name", w.Name, names)
+	if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		k.add(p+".url", "%q is not an http(s) URL", w.URL)
+	}
+	if w.Timeout == 0 {
+		w.Timeout = Duration(10 * time.Second)
+	}
+	for h := range w.Headers {
+		if h == "" || strings.ContainsAny(h, " :\r\n") {
+			k.add(p+".headers", "%q is not a header name", h)
 		}
 	}
-	return out, probs
+}
+
+// checkDHIS2Channel checks the DHIS2 message channel written at p, and applies its default
+// timeout: a configured target, or a URL with credentials, and recipients.
+func (c *Config) checkDHIS2Channel(k *checker, p string, d *NotifyDHIS2, names map[string]bool) {
+	checkChannelName(k, p+".name", d.Name, names)
+	if d.Timeout == 0 {
+		d.Timeout = Duration(30 * time.Second)
+	}
+	own := d.URL != "" || d.Username != "" || d.Password != "" || d.Token != ""
+	switch {
+	case d.Target != "" && own:
+		k.add(p, "set either target or url and credentials, not both")
+	case d.Target != "":
+		if _, ok := c.Target(d.Target); !ok {
+			k.add(p+".target", "no target is called %q", d.Target)
+		}
+	default:
+		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			k.add(p+".url", "%q is not an http(s) URL of a DHIS2 instance (or name a target)", d.URL)
+		}
+		basic, token := d.Username != "" || d.Password != "", d.Token != ""
+		switch {
+		case basic && token:
+			k.add(p, "set either username/password or token, not both")
+		case !basic && !token:
+			k.add(p, "no credentials: set username and password, or a personal access token")
+		case basic && (d.Username == "" || d.Password == ""):
+			k.add(p, "Basic auth needs both username and password")
+		}
+	}
+	if len(d.UserGroups)+len(d.Users) == 0 {
+		k.add(p, "no recipients: list user_groups or users (UIDs)")
+	}
 }

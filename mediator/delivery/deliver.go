@@ -121,9 +121,9 @@ func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.M
 	unmapped, _ := strconv.Atoi(msg.Headers().Get(pipeline.HeaderUnmapped))
 	rec := &txlog.DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
 		Time: d.now().UTC(), Counts: outcome.counts, Conflicts: outcome.conflicts, Rejected: len(outcome.rejected)}
-	kept := pipeline.CarriedBy(msg.Headers())
+	a := &attempt{t: t, p: p, b: b, source: source, rec: rec, prev: prev, kept: pipeline.CarriedBy(msg.Headers())}
 	if derr == nil {
-		return d.delivered(bctx, t, p, b, source, rec, outcome, prev, kept)
+		return d.delivered(bctx, a, outcome)
 	}
 	if dhis2.KindOf(derr) == 0 && ctx.Err() != nil {
 		// Our own cancellation (shutdown): the target is not to blame, and the message goes
@@ -132,46 +132,36 @@ func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.M
 			"target", t.cfg.Name, "err", derr)
 		return pipeline.RetryIn(0, derr)
 	}
-	return d.deliveryFailed(bctx, t, p, b, source, rec, derr, prev, kept)
+	return d.deliveryFailed(bctx, a, derr)
+}
+
+// attempt is one delivery of a batch to its target: what it is recorded with.
+type attempt struct {
+	t *Target
+	p pipeline.Permit
+	// b is the batch sent; source the values it was mapped from (nil when mapping left
+	// them as they were).
+	b, source *transform.Batch
+	rec       *txlog.DeliveryRecord
+	prev      pipeline.Tries
+	kept      pipeline.Carried
 }
 
 // delivered records a batch the target answered for: all of it taken, or some values
 // rejected, which become a dead letter of exactly those values.
-func (d *Deliverer) delivered(ctx context.Context, t *Target, p pipeline.Permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
-	out importOutcome, prev pipeline.Tries, kept pipeline.Carried) error {
+func (d *Deliverer) delivered(ctx context.Context, a *attempt, out importOutcome) error {
+	t, b, rec := a.t, a.b, a.rec
 	name := t.cfg.Name
-	t.breaker.success(p)
-	rec.Attempts = prev.Attempts + 1
-	rec.FirstError = prev.First
+	t.breaker.success(a.p)
+	rec.Attempts = a.prev.Attempts + 1
+	rec.FirstError = a.prev.First
 	rec.Outcome = txlog.OutcomeDelivered
 	result := "success"
 	if len(out.rejected) > 0 {
-		// Values refused for a locked or closed period are dead letters of their own
-		// (locks.go); the others are the target's rejections.
-		locked, other := splitRejected(b, out.rejected, rec.Conflicts)
-		for _, part := range []struct {
-			at     []int
-			reason string
-			err    error
-		}{
-			{other, pipeline.ReasonRejected, fmt.Errorf("%s rejected %d of %d values", name, len(other), len(b.Values))},
-			{locked, pipeline.ReasonLocked, lockedError(name, len(locked), len(b.Values))},
-		} {
-			if len(part.at) == 0 {
-				continue
-			}
-			if err := d.deadLetterPart(ctx, b, source, name, part.at, part.reason, part.err, rec, kept); err != nil {
-				return pipeline.RetryIn(pipeline.RetryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
-			}
+		if err := d.deadLetterRejected(ctx, a, out.rejected); err != nil {
+			return err
 		}
-		rec.Locked = len(locked)
-		rec.Outcome = txlog.OutcomePartial
 		result = "partial"
-		if len(out.rejected) == len(b.Values) {
-			rec.Outcome = txlog.OutcomeDeadLettered // the target answered, and took nothing
-		}
-		d.metrics.Values.WithLabelValues(name, "rejected").Add(float64(len(other)))
-		d.metrics.Values.WithLabelValues(name, pipeline.ReasonLocked).Add(float64(len(locked)))
 	}
 	d.metrics.Attempts.WithLabelValues(name, result).Inc()
 	c := out.counts
@@ -183,9 +173,41 @@ func (d *Deliverer) delivered(ctx context.Context, t *Target, p pipeline.Permit,
 	// transaction's other batches are done (completeness.go), as DHIS2 registers a
 	// completion whatever became of the values.
 	rec.Completions = completionsOf(b)
-	kept.Note.Apply(rec)
+	a.kept.Note.Apply(rec)
 	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
-	d.completeIfDone(ctx, t, b.TxID, kept.Completes)
+	d.completeIfDone(ctx, t, b.TxID, a.kept.Completes)
+	return nil
+}
+
+// deadLetterRejected stores the values the target rejected (positions in the batch) as
+// dead letters: those refused for a locked or closed period apart (locks.go), the others as
+// the target's rejections. An error is the retry of the message: nothing may be acknowledged
+// before the dead letters are stored.
+func (d *Deliverer) deadLetterRejected(ctx context.Context, a *attempt, rejected []int) error {
+	b, rec, name := a.b, a.rec, a.t.cfg.Name
+	locked, other := splitRejected(b, rejected, rec.Conflicts)
+	for _, part := range []struct {
+		at     []int
+		reason string
+		err    error
+	}{
+		{other, pipeline.ReasonRejected, fmt.Errorf("%s rejected %d of %d values", name, len(other), len(b.Values))},
+		{locked, pipeline.ReasonLocked, lockedError(name, len(locked), len(b.Values))},
+	} {
+		if len(part.at) == 0 {
+			continue
+		}
+		if err := d.deadLetterPart(ctx, b, a.source, name, part.at, part.reason, part.err, rec, a.kept); err != nil {
+			return pipeline.RetryIn(pipeline.RetryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
+		}
+	}
+	rec.Locked = len(locked)
+	rec.Outcome = txlog.OutcomePartial
+	if len(rejected) == len(b.Values) {
+		rec.Outcome = txlog.OutcomeDeadLettered // the target answered, and took nothing
+	}
+	d.metrics.Values.WithLabelValues(name, "rejected").Add(float64(len(other)))
+	d.metrics.Values.WithLabelValues(name, pipeline.ReasonLocked).Add(float64(len(locked)))
 	return nil
 }
 
@@ -207,60 +229,87 @@ func (d *Deliverer) deadLetterPart(ctx context.Context, b, source *transform.Bat
 	return d.dead.Batch(ctx, db)
 }
 
-// deliveryFailed applies the retry policy to a request that failed as a whole.
-func (d *Deliverer) deliveryFailed(ctx context.Context, t *Target, p pipeline.Permit, b, source *transform.Batch, rec *txlog.DeliveryRecord,
-	derr error, prev pipeline.Tries, kept pipeline.Carried) error {
-	name := t.cfg.Name
-	pol := pipeline.PolicyOf(t.cfg)
+// deliveryFailed applies the retry policy to a request that failed as a whole: a failure
+// that may pass (or refused credentials) is retried while the policy allows; a refusal,
+// or a failure past the policy, makes the batch a dead letter.
+func (d *Deliverer) deliveryFailed(ctx context.Context, a *attempt, derr error) error {
+	rec := a.rec
 	rec.LastError = derr.Error()
-	rec.FirstError = prev.First
+	rec.FirstError = a.prev.First
 	if rec.FirstError.IsZero() {
 		rec.FirstError = rec.Time
 	}
-	attempts := prev.Attempts
 	kind := dhis2.KindOf(derr)
 	if kind == 0 {
 		kind = dhis2.KindTransient // unclassified: the outcome is unknown, and re-sending is harmless
 	}
-	reason := pipeline.ReasonPermanent
+	var reason string
 	if unauthorized := errors.Is(derr, dhis2.ErrUnauthorized); kind == dhis2.KindTransient || unauthorized {
-		ra := min(dhis2.RetryAfterOf(derr), t.cfg.Retry.MaxDelay.D())
-		if unauthorized {
-			t.breaker.trip(p, ra) // holds for every message until an operator acts; not an attempt
-		} else if t.breaker.failure(p, ra) {
-			attempts++
-		}
-		rec.Attempts = attempts
-		if delay, ok := pol.Next(attempts, b.Received, rec.Time, dhis2.RetryAfterOf(derr)); ok {
-			d.metrics.Attempts.WithLabelValues(name, "transient").Inc()
-			d.metrics.Retries.WithLabelValues(name).Inc()
-			d.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
-				"attempt", attempts, "retry_in", delay, "err", derr)
-			rec.Outcome = txlog.OutcomeRetrying
-			pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
-			return pipeline.RetryIn(delay, derr)
+		if retry := d.transientFailure(ctx, a, derr, unauthorized); retry != nil {
+			return retry
 		}
 		reason = pipeline.ReasonExhausted
 	} else {
-		// The target answered: it is up, whatever it thought of the batch.
-		t.breaker.success(p)
-		attempts++
-		rec.Attempts = attempts
-		if allLocks(rec.Conflicts) {
-			// 2.43 refuses a data set's values whole for an untimely period (locks.go).
-			reason = pipeline.ReasonLocked
-			rec.Locked = len(b.Values)
-		}
+		reason = d.refused(a)
 	}
+	return d.deadLetterWhole(ctx, a, derr, reason)
+}
+
+// transientFailure counts a failure that may pass (in the circuit, and as an attempt while
+// it is closed) and returns the message's retry, or nil when the policy allows no more.
+// Refused credentials open the circuit at once: they hold for every message until an
+// operator acts, and are not an attempt.
+func (d *Deliverer) transientFailure(ctx context.Context, a *attempt, derr error, unauthorized bool) error {
+	t, b, rec := a.t, a.b, a.rec
+	name := t.cfg.Name
+	attempts := a.prev.Attempts
+	ra := min(dhis2.RetryAfterOf(derr), t.cfg.Retry.MaxDelay.D())
+	if unauthorized {
+		t.breaker.trip(a.p, ra)
+	} else if t.breaker.failure(a.p, ra) {
+		attempts++
+	}
+	rec.Attempts = attempts
+	delay, ok := pipeline.PolicyOf(t.cfg).Next(attempts, b.Received, rec.Time, dhis2.RetryAfterOf(derr))
+	if !ok {
+		return nil
+	}
+	d.metrics.Attempts.WithLabelValues(name, "transient").Inc()
+	d.metrics.Retries.WithLabelValues(name).Inc()
+	d.log.Warn("delivery failed; will retry", "tx", b.TxID, "seq", b.Seq, "target", name,
+		"attempt", attempts, "retry_in", delay, "err", derr)
+	rec.Outcome = txlog.OutcomeRetrying
+	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
+	return pipeline.RetryIn(delay, derr)
+}
+
+// refused counts a request the target refused as a whole: it answered, so it is up,
+// whatever it thought of the batch. It returns the dead letter's reason: locked when 2.43
+// refused a data set's values whole for an untimely period (locks.go), else permanent.
+func (d *Deliverer) refused(a *attempt) string {
+	a.t.breaker.success(a.p)
+	a.rec.Attempts = a.prev.Attempts + 1
+	if allLocks(a.rec.Conflicts) {
+		a.rec.Locked = len(a.b.Values)
+		return pipeline.ReasonLocked
+	}
+	return pipeline.ReasonPermanent
+}
+
+// deadLetterWhole stores the whole batch as a dead letter of reason and records it.
+func (d *Deliverer) deadLetterWhole(ctx context.Context, a *attempt, derr error, reason string) error {
+	t, b, rec := a.t, a.b, a.rec
+	name := t.cfg.Name
+	attempts := rec.Attempts
 	d.metrics.Attempts.WithLabelValues(name, "permanent").Inc()
-	db := &pipeline.DeadBatch{Batch: b, Source: source, Target: name, Reason: reason, Err: derr, Conflicts: rec.Conflicts,
-		Attempts: attempts, FirstError: rec.FirstError, Carried: kept}
+	db := &pipeline.DeadBatch{Batch: b, Source: a.source, Target: name, Reason: reason, Err: derr, Conflicts: rec.Conflicts,
+		Attempts: attempts, FirstError: rec.FirstError, Carried: a.kept}
 	if err := d.dead.Batch(ctx, db); err != nil {
 		return pipeline.RetryIn(pipeline.RetryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))
 	}
 	rec.Outcome = txlog.OutcomeDeadLettered
 	rec.Rejected, rec.RejectedIndexes = len(b.Values), pipeline.PayloadIndexes(b.Values)
-	kept.Note.Apply(rec)
+	a.kept.Note.Apply(rec)
 	outcome := "rejected"
 	if reason == pipeline.ReasonLocked {
 		outcome = pipeline.ReasonLocked
@@ -269,6 +318,6 @@ func (d *Deliverer) deliveryFailed(ctx context.Context, t *Target, p pipeline.Pe
 	d.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 		"reason", reason, "err", derr)
 	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
-	d.completeIfDone(ctx, t, b.TxID, kept.Completes)
+	d.completeIfDone(ctx, t, b.TxID, a.kept.Completes)
 	return nil
 }

@@ -83,108 +83,143 @@ func hostSlug(raw, fallback string) string {
 
 // ImportExchanges converts aggregate data exchanges into Tally configuration.
 func ImportExchanges(ades []dhis2.AggregateDataExchange, o ExchangeImportOptions) *ImportedConfig {
-	out := &ImportedConfig{}
-	env := map[string]bool{}
-	useEnv := func(name string) string {
-		env[name] = true
-		return "${" + name + "}"
-	}
-	srcSlug := hostSlug(o.From, "source")
-	source := config.ExchangeSource{URL: strings.TrimRight(o.From, "/")}
+	im := &importer{out: &ImportedConfig{}, env: map[string]bool{}, targets: map[string]string{}, names: map[string]bool{},
+		targetNames: map[string]bool{}, srcSlug: hostSlug(o.From, "source")}
+	im.source = config.ExchangeSource{URL: strings.TrimRight(o.From, "/")}
 	if o.Username != "" {
-		source.Username, source.Password = o.Username, useEnv(envName(srcSlug)+"_PASSWORD")
+		im.source.Username, im.source.Password = o.Username, im.useEnv(envName(im.srcSlug)+"_PASSWORD")
 	} else {
-		source.Token = useEnv(envName(srcSlug) + "_TOKEN")
+		im.source.Token = im.useEnv(envName(im.srcSlug) + "_TOKEN")
 	}
-	targets := map[string]string{} // identity → name
-	names := map[string]bool{}
-	unique := func(base string) string {
-		n := base
-		for i := 2; names[n]; i++ {
-			n = fmt.Sprintf("%s-%d", base, i)
-		}
-		names[n] = true
-		return n
+	for i := range ades {
+		im.add(&ades[i])
 	}
-	targetNames := map[string]bool{}
-	for _, ade := range ades {
-		name := unique(slug(firstNonEmpty(ade.Code, ade.Name), "exchange"))
-		e := config.Exchange{
-			Name:        name,
-			Description: fmt.Sprintf("%s (aggregate data exchange %s)", ade.Name, ade.ID),
-			Source:      source,
-		}
-		for i, r := range ade.Source.Requests {
-			er := config.ExchangeRequest{Name: r.Name, DX: r.DX, PE: r.PE, OU: r.OU, AggregationType: r.AggregationType,
-				InputIDScheme: string(r.InputIDScheme), OutputIDScheme: string(r.OutputIDScheme),
-				OutputDataElementIDScheme: string(r.OutputDataElementIDScheme), OutputOrgUnitIDScheme: string(r.OutputOrgUnitIDScheme),
-				OutputDataItemIDScheme: string(r.OutputDataItemIDScheme), DataSet: r.DataSet}
-			if er.Name == "" {
-				er.Name = fmt.Sprintf("request %d", i+1)
-			}
-			for _, f := range r.Filters {
-				er.Filters = append(er.Filters, config.ExchangeFilter{Dimension: f.Dimension, Items: f.Items})
-			}
-			if r.Visualization != "" {
-				out.Notes = append(out.Notes, fmt.Sprintf("%s: request %q was made from visualization %s; its dx, pe and ou are "+
-					"what runs", name, er.Name, r.Visualization))
-			}
-			e.Requests = append(e.Requests, er)
-		}
-		if p := ade.Source.Params; p != nil && len(p.PeriodTypes) > 0 {
-			out.Notes = append(out.Notes, fmt.Sprintf("%s: source.params.periodTypes (%s) lets DHIS2's app override periods "+
-				"at run time; Tally runs the requests' own periods", name, strings.Join(p.PeriodTypes, ", ")))
-		}
-		tr := ade.Target.Request
-		e.IDSchemes = config.ExchangeSchemes{IDScheme: string(tr.IDScheme), DataElement: string(tr.DataElementIDScheme),
-			OrgUnit: string(tr.OrgUnitIDScheme), CategoryOptionCombo: string(tr.CategoryOptionComboIDScheme)}
-		if e.IDSchemes == (config.ExchangeSchemes{}) {
-			e.IDSchemes.IDScheme = "UID" // DHIS2's default: the target reads UIDs
-		}
-
-		opts := tr.ImportOptions()
-		t := ImportedTarget{ImportStrategy: opts.ImportStrategy, DryRun: opts.DryRun, SkipAudit: opts.SkipAudit}
-		if strings.EqualFold(t.ImportStrategy, "CREATE_AND_UPDATE") {
-			t.ImportStrategy = ""
-		}
-		var base string
-		switch {
-		case strings.EqualFold(ade.Target.Type, dhis2.TargetInternal):
-			base = srcSlug
-			t.URL, t.Username, t.Password, t.Token = source.URL, source.Username, source.Password, source.Token
-		case ade.Target.API != nil:
-			base = hostSlug(ade.Target.API.URL, "target")
-			t.URL = strings.TrimRight(ade.Target.API.URL, "/")
-			if ade.Target.API.Username != "" {
-				t.Username, t.Password = ade.Target.API.Username, useEnv(envName(base)+"_PASSWORD")
-			} else {
-				t.Token = useEnv(envName(base) + "_TOKEN")
-			}
-		default:
-			out.Notes = append(out.Notes, fmt.Sprintf("%s: the exchange has no target; skipped", name))
-			names[name] = false
-			continue
-		}
-		identity := fmt.Sprintf("%s|%s|%s|%t|%t", t.URL, t.Username, t.ImportStrategy, t.DryRun, t.SkipAudit)
-		tname, ok := targets[identity]
-		if !ok {
-			tname = base
-			for i := 2; targetNames[tname]; i++ {
-				tname = fmt.Sprintf("%s-%d", base, i)
-			}
-			targetNames[tname] = true
-			targets[identity] = tname
-			t.Name = tname
-			out.Targets = append(out.Targets, t)
-		}
-		e.Targets = []string{tname}
-		out.Exchanges = append(out.Exchanges, e)
-	}
-	for k := range env {
+	out := im.out
+	for k := range im.env {
 		out.Env = append(out.Env, k)
 	}
 	sort.Strings(out.Env)
 	return out
+}
+
+// importer is an import under way: the fragment so far, the variables it refers to, and
+// the names taken.
+type importer struct {
+	out    *ImportedConfig
+	env    map[string]bool
+	source config.ExchangeSource
+	// srcSlug names the instance read from; targets maps a target's identity to its name.
+	srcSlug     string
+	targets     map[string]string
+	names       map[string]bool // exchange names
+	targetNames map[string]bool
+}
+
+// useEnv refers to variable name, which the operator must set.
+func (im *importer) useEnv(name string) string {
+	im.env[name] = true
+	return "${" + name + "}"
+}
+
+// unique is base, or base-2, base-3... when taken.
+func (im *importer) unique(base string) string {
+	n := base
+	for i := 2; im.names[n]; i++ {
+		n = fmt.Sprintf("%s-%d", base, i)
+	}
+	im.names[n] = true
+	return n
+}
+
+// add converts one aggregate data exchange: its requests and id schemes, and its target
+// (an exchange without one is skipped, with a note).
+func (im *importer) add(ade *dhis2.AggregateDataExchange) {
+	name := im.unique(slug(firstNonEmpty(ade.Code, ade.Name), "exchange"))
+	e := config.Exchange{
+		Name:        name,
+		Description: fmt.Sprintf("%s (aggregate data exchange %s)", ade.Name, ade.ID),
+		Source:      im.source,
+	}
+	for i, r := range ade.Source.Requests {
+		e.Requests = append(e.Requests, im.request(name, i, r))
+	}
+	if p := ade.Source.Params; p != nil && len(p.PeriodTypes) > 0 {
+		im.out.Notes = append(im.out.Notes, fmt.Sprintf("%s: source.params.periodTypes (%s) lets DHIS2's app override periods "+
+			"at run time; Tally runs the requests' own periods", name, strings.Join(p.PeriodTypes, ", ")))
+	}
+	tr := ade.Target.Request
+	e.IDSchemes = config.ExchangeSchemes{IDScheme: string(tr.IDScheme), DataElement: string(tr.DataElementIDScheme),
+		OrgUnit: string(tr.OrgUnitIDScheme), CategoryOptionCombo: string(tr.CategoryOptionComboIDScheme)}
+	if e.IDSchemes == (config.ExchangeSchemes{}) {
+		e.IDSchemes.IDScheme = "UID" // DHIS2's default: the target reads UIDs
+	}
+	tname, ok := im.target(ade)
+	if !ok {
+		im.out.Notes = append(im.out.Notes, fmt.Sprintf("%s: the exchange has no target; skipped", name))
+		im.names[name] = false
+		return
+	}
+	e.Targets = []string{tname}
+	im.out.Exchanges = append(im.out.Exchanges, e)
+}
+
+// request converts the i-th source request of exchange name.
+func (im *importer) request(name string, i int, r dhis2.AnalyticsRequest) config.ExchangeRequest {
+	er := config.ExchangeRequest{Name: r.Name, DX: r.DX, PE: r.PE, OU: r.OU, AggregationType: r.AggregationType,
+		InputIDScheme: string(r.InputIDScheme), OutputIDScheme: string(r.OutputIDScheme),
+		OutputDataElementIDScheme: string(r.OutputDataElementIDScheme), OutputOrgUnitIDScheme: string(r.OutputOrgUnitIDScheme),
+		OutputDataItemIDScheme: string(r.OutputDataItemIDScheme), DataSet: r.DataSet}
+	if er.Name == "" {
+		er.Name = fmt.Sprintf("request %d", i+1)
+	}
+	for _, f := range r.Filters {
+		er.Filters = append(er.Filters, config.ExchangeFilter{Dimension: f.Dimension, Items: f.Items})
+	}
+	if r.Visualization != "" {
+		im.out.Notes = append(im.out.Notes, fmt.Sprintf("%s: request %q was made from visualization %s; its dx, pe and ou are "+
+			"what runs", name, er.Name, r.Visualization))
+	}
+	return er
+}
+
+// target returns the name of the exchange's target, adding the target to the fragment the
+// first time one with its identity (URL, user, import options) is met; false when the
+// exchange has no target.
+func (im *importer) target(ade *dhis2.AggregateDataExchange) (string, bool) {
+	opts := ade.Target.Request.ImportOptions()
+	t := ImportedTarget{ImportStrategy: opts.ImportStrategy, DryRun: opts.DryRun, SkipAudit: opts.SkipAudit}
+	if strings.EqualFold(t.ImportStrategy, "CREATE_AND_UPDATE") {
+		t.ImportStrategy = ""
+	}
+	var base string
+	switch {
+	case strings.EqualFold(ade.Target.Type, dhis2.TargetInternal):
+		base = im.srcSlug
+		t.URL, t.Username, t.Password, t.Token = im.source.URL, im.source.Username, im.source.Password, im.source.Token
+	case ade.Target.API != nil:
+		base = hostSlug(ade.Target.API.URL, "target")
+		t.URL = strings.TrimRight(ade.Target.API.URL, "/")
+		if ade.Target.API.Username != "" {
+			t.Username, t.Password = ade.Target.API.Username, im.useEnv(envName(base)+"_PASSWORD")
+		} else {
+			t.Token = im.useEnv(envName(base) + "_TOKEN")
+		}
+	default:
+		return "", false
+	}
+	identity := fmt.Sprintf("%s|%s|%s|%t|%t", t.URL, t.Username, t.ImportStrategy, t.DryRun, t.SkipAudit)
+	if tname, ok := im.targets[identity]; ok {
+		return tname, true
+	}
+	tname := base
+	for i := 2; im.targetNames[tname]; i++ {
+		tname = fmt.Sprintf("%s-%d", base, i)
+	}
+	im.targetNames[tname] = true
+	im.targets[identity] = tname
+	t.Name = tname
+	im.out.Targets = append(im.out.Targets, t)
+	return tname, true
 }
 
 func firstNonEmpty(vs ...string) string {

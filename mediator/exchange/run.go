@@ -196,9 +196,19 @@ func (x *Runner) runExchange(parent context.Context, e *exchange, o runOptions) 
 	log := x.log.With("exchange", e.cfg.Name, "tx", run.Transaction)
 	log.Info("exchange run started", "trigger", o.trigger, "dry_run", o.dryRun)
 
+	sent := x.pullAndSend(ctx, e, run)
+	x.finishRun(ctx, e, run, sent, parent.Err() != nil)
+	log.Info("exchange run finished", "status", run.Status, "values", run.Values, "err", run.Error)
+	return run, nil
+}
+
+// pullAndSend does the run's work: the analytics tables, the pulls, the mapping and the
+// stale values, then stores what the run sends (or, for a dry run, only shows it). It
+// reports whether the run sent values.
+func (x *Runner) pullAndSend(ctx context.Context, e *exchange, run *ExchangeRun) bool {
 	analyticsOK := true
 	if a := e.cfg.Analytics; a != nil && a.Run && e.client != nil {
-		if o.dryRun {
+		if run.DryRun {
 			run.Warnings = append(run.Warnings, "a dry run does not update analytics tables")
 		} else {
 			analyticsOK = x.runAnalyticsTables(ctx, e, run)
@@ -213,39 +223,43 @@ func (x *Runner) runExchange(parent context.Context, e *exchange, o runOptions) 
 			okRequests++
 		}
 	}
-	if analyticsOK && okRequests > 0 {
+	pulled := analyticsOK && okRequests > 0
+	if pulled {
 		x.mapRun(ctx, e, run)
 		if e.cfg.Stale.Mode != config.StaleOff {
 			x.staleValues(ctx, e, run)
 		}
 	}
 	switch {
-	case o.dryRun:
-		if e.cfg.Completeness != nil {
-			for _, t := range x.cfg.TargetsOf(e.source) {
-				if tr := run.targetRun[t.Name]; tr != nil {
-					regs, err := x.registrations(ctx, e, t.Name, tr)
-					if err != nil {
-						tr.sum.Error = joinErr(tr.sum.Error, err.Error())
-					}
-					tr.sum.Registrations = regs[:min(len(regs), maxDryRunValues)]
-				}
-			}
-		}
-	case !analyticsOK || okRequests == 0:
+	case run.DryRun:
+		x.showRegistrations(ctx, e, run)
+	case !pulled:
 		x.recordFailedRun(ctx, e, run)
 	default:
 		if err := x.submitRun(ctx, e, run); err != nil {
 			run.errs = append(run.errs, "storing the run's values failed (what was stored is delivered; "+
 				"the next run sends the rest): "+err.Error())
-			okRequests = 0
-		} else {
-			x.afterSubmit(ctx, e, run)
+			return false
+		}
+		x.afterSubmit(ctx, e, run)
+	}
+	return pulled
+}
+
+// showRegistrations lists, for a dry run, the data sets the run would register complete.
+func (x *Runner) showRegistrations(ctx context.Context, e *exchange, run *ExchangeRun) {
+	if e.cfg.Completeness == nil {
+		return
+	}
+	for _, t := range x.cfg.TargetsOf(e.source) {
+		if tr := run.targetRun[t.Name]; tr != nil {
+			regs, err := x.registrations(ctx, e, t.Name, tr)
+			if err != nil {
+				tr.sum.Error = joinErr(tr.sum.Error, err.Error())
+			}
+			tr.sum.Registrations = regs[:min(len(regs), maxDryRunValues)]
 		}
 	}
-	x.finishRun(ctx, e, run, analyticsOK && okRequests > 0, parent.Err() != nil)
-	log.Info("exchange run finished", "status", run.Status, "values", run.Values, "err", run.Error)
-	return run, nil
 }
 
 func joinErr(a, b string) string {
@@ -315,78 +329,100 @@ func (c *valueCollector) Value(v *transform.DataValue, _ transform.Locator) erro
 
 // pullRequests runs every request, checks the answers and cuts them into batches.
 func (x *Runner) pullRequests(ctx context.Context, e *exchange, run *ExchangeRun) {
-	now := x.now()
-	seen := map[transform.Key]bool{}
-	budget := e.cfg.MaxValues
-	offset, seq := 0, 0
+	ps := &pulls{now: x.now(), seen: map[transform.Key]bool{}, budget: e.cfg.MaxValues}
 	for i := range e.cfg.Requests {
-		r := &e.cfg.Requests[i]
-		began := time.Now()
-		sum := &RunRequest{Name: r.Name, Periods: []string{}}
-		run.Requests = append(run.Requests, sum)
-		p := &pulledRequest{cfg: r, schemes: e.cfg.RequestSchemes(r)}
-		run.pulled = append(run.pulled, p)
-		fail := func(msg string) {
-			sum.Error = msg
-			run.errs = append(run.errs, fmt.Sprintf("request %q: %s", r.Name, msg))
+		x.pullRequest(ctx, e, run, &e.cfg.Requests[i], ps)
+	}
+}
+
+// pulls is the state of a run's pulls: the keys pulled so far (for duplicates across the
+// run), what is left of max_values, and where the next request's values and batches are
+// numbered from.
+type pulls struct {
+	now                 time.Time
+	seen                map[transform.Key]bool
+	budget, offset, seq int
+}
+
+// pullRequest runs one request, checks its answer and cuts it into batches; a request that
+// fails says why in the run.
+func (x *Runner) pullRequest(ctx context.Context, e *exchange, run *ExchangeRun, r *config.ExchangeRequest, ps *pulls) {
+	began := time.Now()
+	sum := &RunRequest{Name: r.Name, Periods: []string{}}
+	run.Requests = append(run.Requests, sum)
+	p := &pulledRequest{cfg: r, schemes: e.cfg.RequestSchemes(r)}
+	run.pulled = append(run.pulled, p)
+	fail := func(msg string) {
+		sum.Error = msg
+		run.errs = append(run.errs, fmt.Sprintf("request %q: %s", r.Name, msg))
+	}
+	periods, err := e.cfg.RequestPeriods(r, ps.now)
+	p.periods = periods
+	for _, pe := range periods {
+		sum.Periods = append(sum.Periods, pe.ID())
+	}
+	if err != nil {
+		fail("resolving periods: " + err.Error())
+		return
+	}
+	col := &valueCollector{limit: ps.budget}
+	err = x.pullWithRetry(ctx, e, r, periods, col)
+	sum.Seconds = time.Since(began).Seconds()
+	sum.Values = len(col.values)
+	ps.budget -= len(col.values)
+	switch {
+	case errors.Is(err, errTooManyValues):
+		fail(fmt.Sprintf("the run holds more than max_values (%d) values", e.cfg.MaxValues))
+		return
+	case err != nil:
+		fail(err.Error())
+		return
+	}
+	if ps.duplicates(sum, col.values) {
+		msg := fmt.Sprintf("%d values repeat a key already pulled (attribute id schemes can do that; "+
+			"set duplicates: allow to send them anyway)", sum.Duplicates)
+		if e.cfg.Duplicates != "allow" {
+			fail(msg + "; nothing of this request was sent")
+			return
 		}
-		periods, err := e.cfg.RequestPeriods(r, now)
-		p.periods = periods
-		for _, pe := range periods {
-			sum.Periods = append(sum.Periods, pe.ID())
-		}
-		if err != nil {
-			fail("resolving periods: " + err.Error())
-			continue
-		}
-		col := &valueCollector{limit: budget}
-		err = x.pullWithRetry(ctx, e, r, periods, col)
-		sum.Seconds = time.Since(began).Seconds()
-		sum.Values = len(col.values)
-		budget -= len(col.values)
-		if errors.Is(err, errTooManyValues) {
-			fail(fmt.Sprintf("the run holds more than max_values (%d) values", e.cfg.MaxValues))
-			continue
-		}
-		if err != nil {
-			fail(err.Error())
-			continue
-		}
-		// The duplicate check of DHIS2's duplicatesOnly, across the whole run.
-		for j := range col.values {
-			k := col.values[j].Key()
-			if seen[k] {
-				sum.Duplicates++
-				if len(sum.DuplicateKeys) < maxDupKeysShown {
-					sum.DuplicateKeys = append(sum.DuplicateKeys, k)
-				}
+		run.Warnings = append(run.Warnings, fmt.Sprintf("request %q: %s", r.Name, msg))
+	}
+	batches, err := x.batchValues(e, run, p.schemes, col.values)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	ps.number(run.Transaction, batches)
+	ps.offset += len(col.values)
+	p.batches, p.values, p.ok = batches, len(col.values), true
+}
+
+// duplicates is the duplicate check of DHIS2's duplicatesOnly, across the whole run: it
+// counts in sum the values whose key was pulled before, and reports whether there were any.
+func (ps *pulls) duplicates(sum *RunRequest, values []transform.DataValue) bool {
+	for j := range values {
+		k := values[j].Key()
+		if ps.seen[k] {
+			sum.Duplicates++
+			if len(sum.DuplicateKeys) < maxDupKeysShown {
+				sum.DuplicateKeys = append(sum.DuplicateKeys, k)
 			}
-			seen[k] = true
 		}
-		if sum.Duplicates > 0 {
-			msg := fmt.Sprintf("%d values repeat a key already pulled (attribute id schemes can do that; "+
-				"set duplicates: allow to send them anyway)", sum.Duplicates)
-			if e.cfg.Duplicates != "allow" {
-				fail(msg + "; nothing of this request was sent")
-				continue
-			}
-			run.Warnings = append(run.Warnings, fmt.Sprintf("request %q: %s", r.Name, msg))
+		ps.seen[k] = true
+	}
+	return sum.Duplicates > 0
+}
+
+// number numbers a request's batches after the run's earlier ones, and its values after
+// theirs, as one payload.
+func (ps *pulls) number(tx string, batches []*transform.Batch) {
+	for _, b := range batches {
+		b.Seq = ps.seq
+		b.ID = pipeline.BatchMsgID(tx, ps.seq)
+		ps.seq++
+		for k := range b.Values {
+			b.Values[k].Index += ps.offset
 		}
-		batches, err := x.batchValues(e, run, p.schemes, col.values)
-		if err != nil {
-			fail(err.Error())
-			continue
-		}
-		for _, b := range batches {
-			b.Seq = seq
-			b.ID = pipeline.BatchMsgID(run.Transaction, seq)
-			seq++
-			for k := range b.Values {
-				b.Values[k].Index += offset
-			}
-		}
-		offset += len(col.values)
-		p.batches, p.values, p.ok = batches, len(col.values), true
 	}
 }
 
@@ -494,47 +530,53 @@ func (x *Runner) mapRun(ctx context.Context, e *exchange, run *ExchangeRun) {
 				continue
 			}
 			tr.produced[i] = map[string]map[key4]struct{}{}
-			for _, b := range p.batches {
-				m, err := x.mapping.Map(ctx, b, e.source, t)
-				if err != nil {
-					msg := fmt.Sprintf("mapping request %q: %v", p.cfg.Name, err)
-					if errors.Is(err, pipeline.ErrMappingRejected) {
-						msg += " (the batch becomes a dead letter)"
-					}
-					tr.sum.Error = joinErr(tr.sum.Error, transform.ClipText(msg, 500))
-					tr.incomplete = "mapping failed"
-					run.errs = append(run.errs, t.Name+": "+transform.ClipText(msg, 300))
-					break
+			if err := x.mapRequest(ctx, e, run, t, tr, i); err != nil {
+				msg := fmt.Sprintf("mapping request %q: %v", p.cfg.Name, err)
+				if errors.Is(err, pipeline.ErrMappingRejected) {
+					msg += " (the batch becomes a dead letter)"
 				}
-				tr.schemes[i] = m.Batch.Schemes
-				tr.sum.Mapped += len(m.Batch.Values)
-				tr.sum.Unmapped += len(m.Unmapped)
-				for _, v := range m.Batch.Values {
-					if v.Deleted || v.Value == "" {
-						continue
-					}
-					k := v.Key()
-					set := tr.produced[i][v.Period]
-					if set == nil {
-						set = map[key4]struct{}{}
-						tr.produced[i][v.Period] = set
-					}
-					set[key4{k.DataElement, k.OrgUnit, k.CategoryOptionCombo, k.AttributeOptionCombo}] = struct{}{}
-					if run.DryRun && len(tr.sum.Values) < maxDryRunValues {
-						tr.sum.Values = append(tr.sum.Values, v)
-					}
-				}
+				tr.sum.Error = joinErr(tr.sum.Error, transform.ClipText(msg, 500))
+				tr.incomplete = "mapping failed"
+				run.errs = append(run.errs, t.Name+": "+transform.ClipText(msg, 300))
 			}
 		}
 	}
 }
 
+// mapRequest maps the batches of request i for target t and records the keys they produce,
+// by period, up to the first batch mapping fails on.
+func (x *Runner) mapRequest(ctx context.Context, e *exchange, run *ExchangeRun, t *config.Target, tr *targetRun, i int) error {
+	for _, b := range run.pulled[i].batches {
+		m, err := x.mapping.Map(ctx, b, e.source, t)
+		if err != nil {
+			return err
+		}
+		tr.schemes[i] = m.Batch.Schemes
+		tr.sum.Mapped += len(m.Batch.Values)
+		tr.sum.Unmapped += len(m.Unmapped)
+		for _, v := range m.Batch.Values {
+			if v.Deleted || v.Value == "" {
+				continue
+			}
+			k := v.Key()
+			set := tr.produced[i][v.Period]
+			if set == nil {
+				set = map[key4]struct{}{}
+				tr.produced[i][v.Period] = set
+			}
+			set[key4{k.DataElement, k.OrgUnit, k.CategoryOptionCombo, k.AttributeOptionCombo}] = struct{}{}
+			if run.DryRun && len(tr.sum.Values) < maxDryRunValues {
+				tr.sum.Values = append(tr.sum.Values, v)
+			}
+		}
+	}
+	return nil
+}
+
 // staleValues compares what the run produced for each target with what the exchange
-// delivered before, and prepares the removals and the new delivered sets. A stored period
-// is in a request's scope when it overlaps one of the request's periods (a month of a
-// rolled-up quarter, say) or the run produced values for it.
+// delivered before, and prepares the removals and the new delivered sets (see
+// staleValuesFor). A target whose run is incomplete is left for a complete run.
 func (x *Runner) staleValues(ctx context.Context, e *exchange, run *ExchangeRun) {
-	name := e.cfg.Name
 	now := x.now()
 	for _, t := range x.cfg.TargetsOf(e.source) {
 		tr := run.targetRun[t.Name]
@@ -545,150 +587,221 @@ func (x *Runner) staleValues(ctx context.Context, e *exchange, run *ExchangeRun)
 			tr.sum.StaleSkipped = "not checked: " + tr.incomplete + "; the next complete run will"
 			continue
 		}
-		type periodScope struct {
-			stored   map[key4]transform.IDSchemes
-			produced map[key4]struct{}
+		x.staleValuesFor(ctx, e, run, now, t.Name, tr)
+	}
+}
+
+// staleValuesFor compares, for one target, the keys the run produced with those the
+// exchange delivered before, period by period: a stored key the run no longer produces is
+// stale and removed (stale.mode), unless the run produced nothing at all for its period
+// (held, unless stale.allow_empty). A stored period is in a request's scope when it overlaps
+// one of the request's periods (a month of a rolled-up quarter, say) or the run produced
+// values for it; the sets of the periods in scope are then replaced by what the run
+// produced.
+func (x *Runner) staleValuesFor(ctx context.Context, e *exchange, run *ExchangeRun, now time.Time, target string, tr *targetRun) {
+	sc := &staleScan{x: x, e: e, run: run, now: now, target: target, tr: tr, scopes: map[string]*periodScope{},
+		inScope: make([]map[string]bool, len(run.pulled))}
+	if err := sc.gather(ctx); err != nil {
+		tr.sum.StaleSkipped = "not checked: " + err.Error()
+		tr.state = nil
+		run.errs = append(run.errs, target+": reading what was delivered before: "+err.Error())
+		return
+	}
+	held, bySchemes := sc.stale()
+	if len(held) > 0 {
+		run.Warnings = append(run.Warnings, fmt.Sprintf("%s: the run produced nothing for %s, which had values: "+
+			"their removal is held (stale.allow_empty removes them)", target, strings.Join(tr.sum.Held, ", ")))
+	}
+	x.queueRemovals(ctx, e, run, target, tr, bySchemes)
+	sc.recordSets(held)
+}
+
+// periodScope is one period's keys at a target: those delivered before (with the schemes
+// they were written in) and those the run produced.
+type periodScope struct {
+	stored   map[key4]transform.IDSchemes
+	produced map[key4]struct{}
+}
+
+// staleScan is the comparison of one target's keys, period by period.
+type staleScan struct {
+	x      *Runner
+	e      *exchange
+	run    *ExchangeRun
+	now    time.Time
+	target string
+	tr     *targetRun
+	scopes map[string]*periodScope
+	// inScope[i] are the periods of request i in scope.
+	inScope []map[string]bool
+}
+
+func (sc *staleScan) scopeOf(pe string) *periodScope {
+	ps := sc.scopes[pe]
+	if ps == nil {
+		ps = &periodScope{stored: map[key4]transform.IDSchemes{}, produced: map[key4]struct{}{}}
+		sc.scopes[pe] = ps
+	}
+	return ps
+}
+
+// gather collects, request by request, the keys the run produced and those delivered
+// before for the periods in scope.
+func (sc *staleScan) gather(ctx context.Context) error {
+	for i, p := range sc.run.pulled {
+		sc.inScope[i] = map[string]bool{}
+		for pe, keys := range sc.tr.produced[i] {
+			sc.inScope[i][pe] = true
+			ps := sc.scopeOf(pe)
+			for k := range keys {
+				ps.produced[k] = struct{}{}
+			}
 		}
-		scopes := map[string]*periodScope{}
-		scopeOf := func(pe string) *periodScope {
-			ps := scopes[pe]
-			if ps == nil {
-				ps = &periodScope{stored: map[key4]transform.IDSchemes{}, produced: map[key4]struct{}{}}
-				scopes[pe] = ps
-			}
-			return ps
+		if err := sc.gatherStored(ctx, i, p); err != nil {
+			return err
 		}
-		inScope := make([]map[string]bool, len(run.pulled))
-		failed := ""
-		for i, p := range run.pulled {
-			inScope[i] = map[string]bool{}
-			for pe, keys := range tr.produced[i] {
-				inScope[i][pe] = true
-				sc := scopeOf(pe)
-				for k := range keys {
-					sc.produced[k] = struct{}{}
-				}
-			}
-			stored, err := x.storedPeriods(ctx, name, t.Name, p.cfg.Name)
-			if err != nil {
-				failed = err.Error()
-				break
-			}
-			for _, pe := range stored {
-				sp, err := period.Parse(pe)
-				if err != nil {
-					continue
-				}
-				if !inScope[i][pe] && !slices.ContainsFunc(p.periods, func(q period.Period) bool {
-					return q.Contains(sp) || sp.Contains(q)
-				}) {
-					// Out of this run's window: kept for a wider run, until retention ends.
-					if ret := e.cfg.Stale.Retention.D(); ret > 0 && now.Sub(sp.End().AddDate(0, 0, 1)) > ret && !run.DryRun {
-						tr.state = append(tr.state, stateWrite{request: p.cfg.Name, period: pe})
-					}
-					continue
-				}
-				inScope[i][pe] = true
-				ds, err := x.loadDelivered(ctx, name, t.Name, p.cfg.Name, pe)
-				if err != nil {
-					failed = err.Error()
-					break
-				}
-				if ds == nil {
-					continue
-				}
-				if len(tr.produced[i][pe]) > 0 && ds.Schemes != tr.schemes[i] {
-					// The ids are written differently now: comparing strings would remove
-					// every value. Record the new set and compare from the next run on.
-					run.Warnings = append(run.Warnings, fmt.Sprintf("%s: request %q period %s: id schemes changed; "+
-						"stale values were not checked", t.Name, p.cfg.Name, pe))
-					continue
-				}
-				sc := scopeOf(pe)
-				for k := range ds.Keys {
-					sc.stored[k] = ds.Schemes
-				}
-			}
-			if failed != "" {
-				break
-			}
-		}
-		if failed != "" {
-			tr.sum.StaleSkipped = "not checked: " + failed
-			tr.state = nil
-			run.errs = append(run.errs, t.Name+": reading what was delivered before: "+failed)
+	}
+	return nil
+}
+
+// gatherStored reads the sets request i delivered before, for the periods in its scope. A
+// period out of this run's window is kept for a wider run, until retention ends; a set
+// whose ids were written in other schemes is not compared (the new set is recorded, and
+// compared from the next run on).
+func (sc *staleScan) gatherStored(ctx context.Context, i int, p *pulledRequest) error {
+	x, name := sc.x, sc.e.cfg.Name
+	stored, err := x.storedPeriods(ctx, name, sc.target, p.cfg.Name)
+	if err != nil {
+		return err
+	}
+	for _, pe := range stored {
+		sp, err := period.Parse(pe)
+		if err != nil {
 			continue
 		}
-		held := map[string]bool{}
-		bySchemes := map[transform.IDSchemes][]transform.DataValue{}
-		pes := make([]string, 0, len(scopes))
-		for pe := range scopes {
-			pes = append(pes, pe)
+		if !sc.inScope[i][pe] && !slices.ContainsFunc(p.periods, func(q period.Period) bool {
+			return q.Contains(sp) || sp.Contains(q)
+		}) {
+			sc.expire(p, pe, sp)
+			continue
 		}
-		sort.Strings(pes)
-		for _, pe := range pes {
-			sc := scopes[pe]
-			if len(sc.produced) == 0 && len(sc.stored) > 0 && !e.cfg.Stale.AllowEmpty {
-				held[pe] = true
-				tr.sum.Held = append(tr.sum.Held, pe)
+		sc.inScope[i][pe] = true
+		ds, err := x.loadDelivered(ctx, name, sc.target, p.cfg.Name, pe)
+		if err != nil {
+			return err
+		}
+		if ds == nil {
+			continue
+		}
+		if len(sc.tr.produced[i][pe]) > 0 && ds.Schemes != sc.tr.schemes[i] {
+			// The ids are written differently now: comparing strings would remove
+			// every value. Record the new set and compare from the next run on.
+			sc.run.Warnings = append(sc.run.Warnings, fmt.Sprintf("%s: request %q period %s: id schemes changed; "+
+				"stale values were not checked", sc.target, p.cfg.Name, pe))
+			continue
+		}
+		ps := sc.scopeOf(pe)
+		for k := range ds.Keys {
+			ps.stored[k] = ds.Schemes
+		}
+	}
+	return nil
+}
+
+// expire forgets the set of a period out of this run's window once stale.retention has
+// passed since the period ended.
+func (sc *staleScan) expire(p *pulledRequest, pe string, sp period.Period) {
+	ret := sc.e.cfg.Stale.Retention.D()
+	if ret > 0 && sc.now.Sub(sp.End().AddDate(0, 0, 1)) > ret && !sc.run.DryRun {
+		sc.tr.state = append(sc.tr.state, stateWrite{request: p.cfg.Name, period: pe})
+	}
+}
+
+// stale returns the periods whose removals are held and the stale values, by the schemes
+// their ids are written in, in a stable order: zeros (stale.mode zero) or deletions.
+func (sc *staleScan) stale() (map[string]bool, map[transform.IDSchemes][]transform.DataValue) {
+	held := map[string]bool{}
+	bySchemes := map[transform.IDSchemes][]transform.DataValue{}
+	pes := make([]string, 0, len(sc.scopes))
+	for pe := range sc.scopes {
+		pes = append(pes, pe)
+	}
+	sort.Strings(pes)
+	for _, pe := range pes {
+		ps := sc.scopes[pe]
+		if len(ps.produced) == 0 && len(ps.stored) > 0 && !sc.e.cfg.Stale.AllowEmpty {
+			held[pe] = true
+			sc.tr.sum.Held = append(sc.tr.sum.Held, pe)
+			continue
+		}
+		for _, k := range ps.staleKeys() {
+			v := transform.DataValue{DataElement: k.de, Period: pe, OrgUnit: k.ou, CategoryOptionCombo: k.coc,
+				AttributeOptionCombo: k.aoc}
+			if sc.e.cfg.Stale.Mode == config.StaleZero {
+				v.Value = "0"
+			} else {
+				v.Deleted = true
+			}
+			bySchemes[ps.stored[k]] = append(bySchemes[ps.stored[k]], v)
+		}
+	}
+	return held, bySchemes
+}
+
+// staleKeys are the keys delivered before that the run did not produce, sorted.
+func (ps *periodScope) staleKeys() []key4 {
+	keys := make([]key4, 0)
+	for k := range ps.stored {
+		if _, ok := ps.produced[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(a, b int) bool { return lessKey4(keys[a], keys[b]) })
+	return keys
+}
+
+// recordSets prepares the new delivered sets of every period in scope whose removals are
+// not held: what the run produced there.
+func (sc *staleScan) recordSets(held map[string]bool) {
+	for i, p := range sc.run.pulled {
+		for pe := range sc.inScope[i] {
+			if held[pe] {
 				continue
 			}
-			keys := make([]key4, 0)
-			for k := range sc.stored {
-				if _, ok := sc.produced[k]; !ok {
-					keys = append(keys, k)
-				}
-			}
-			sort.Slice(keys, func(a, b int) bool { return lessKey4(keys[a], keys[b]) })
-			for _, k := range keys {
-				v := transform.DataValue{DataElement: k.de, Period: pe, OrgUnit: k.ou, CategoryOptionCombo: k.coc,
-					AttributeOptionCombo: k.aoc}
-				if e.cfg.Stale.Mode == config.StaleZero {
-					v.Value = "0"
-				} else {
-					v.Deleted = true
-				}
-				bySchemes[sc.stored[k]] = append(bySchemes[sc.stored[k]], v)
+			sc.tr.state = append(sc.tr.state, stateWrite{request: p.cfg.Name, period: pe,
+				set: &deliveredSet{Schemes: sc.tr.schemes[i], Keys: sc.tr.produced[i][pe]}})
+		}
+	}
+}
+
+// queueRemovals cuts a target's stale values into removal batches: deletion scopes where
+// the target reads them (stale.mode scope or auto), else values sent deleted (or zero).
+func (x *Runner) queueRemovals(ctx context.Context, e *exchange, run *ExchangeRun, target string, tr *targetRun,
+	bySchemes map[transform.IDSchemes][]transform.DataValue) {
+	scope := false
+	if m := e.cfg.Stale.Mode; (m == config.StaleScope || m == config.StaleAuto) && len(bySchemes) > 0 {
+		scope = x.staleScopeFor(ctx, target, m, run)
+	}
+	for _, sch := range sortedSchemes(bySchemes) {
+		vals := bySchemes[sch]
+		tr.sum.Removed += len(vals)
+		plain, scoped := vals, []transform.DataValue(nil)
+		if scope {
+			scoped, plain = scopeable(sch, vals)
+			tr.sum.ByScope += len(scoped)
+		}
+		for _, part := range []struct {
+			vals     []transform.DataValue
+			deletion bool
+		}{{scoped, true}, {plain, false}} {
+			for start := 0; start < len(part.vals); start += e.cfg.BatchSize {
+				tr.removals = append(tr.removals, transform.Batch{Source: e.source.Name, Target: target, Schemes: sch,
+					Deletion: part.deletion, Values: part.vals[start:min(start+e.cfg.BatchSize, len(part.vals))]})
 			}
 		}
-		if len(held) > 0 {
-			run.Warnings = append(run.Warnings, fmt.Sprintf("%s: the run produced nothing for %s, which had values: "+
-				"their removal is held (stale.allow_empty removes them)", t.Name, strings.Join(tr.sum.Held, ", ")))
-		}
-		scope := false
-		if m := e.cfg.Stale.Mode; (m == config.StaleScope || m == config.StaleAuto) && len(bySchemes) > 0 {
-			scope = x.staleScopeFor(ctx, t.Name, m, run)
-		}
-		for _, sch := range sortedSchemes(bySchemes) {
-			vals := bySchemes[sch]
-			tr.sum.Removed += len(vals)
-			plain, scoped := vals, []transform.DataValue(nil)
-			if scope {
-				scoped, plain = scopeable(sch, vals)
-				tr.sum.ByScope += len(scoped)
-			}
-			for _, part := range []struct {
-				vals     []transform.DataValue
-				deletion bool
-			}{{scoped, true}, {plain, false}} {
-				for start := 0; start < len(part.vals); start += e.cfg.BatchSize {
-					tr.removals = append(tr.removals, transform.Batch{Source: e.source.Name, Target: t.Name, Schemes: sch,
-						Deletion: part.deletion, Values: part.vals[start:min(start+e.cfg.BatchSize, len(part.vals))]})
-				}
-			}
-			if run.DryRun {
-				room := maxDryRunValues - len(tr.sum.Removals)
-				tr.sum.Removals = append(tr.sum.Removals, vals[:min(room, len(vals))]...)
-			}
-		}
-		for i, p := range run.pulled {
-			for pe := range inScope[i] {
-				if held[pe] {
-					continue
-				}
-				tr.state = append(tr.state, stateWrite{request: p.cfg.Name, period: pe,
-					set: &deliveredSet{Schemes: tr.schemes[i], Keys: tr.produced[i][pe]}})
-			}
+		if run.DryRun {
+			room := maxDryRunValues - len(tr.sum.Removals)
+			tr.sum.Removals = append(tr.sum.Removals, vals[:min(room, len(vals))]...)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/mediator/pipeline"
+	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
@@ -41,31 +42,81 @@ func withRun(rec *txlog.TxRecord, run *ExchangeRun) (*txlog.TxRecord, error) {
 // them.
 func (x *Runner) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) error {
 	src := e.source
-	tx := run.Transaction
-	targets := x.cfg.TargetsOf(src)
 	pb := x.pub.Start(ctx)
-	n, values := 0, 0
+	n, values, err := x.addPulled(pb, e, run)
+	if err != nil {
+		return err
+	}
+	removalBatches, pads, err := x.addRemovals(pb, e, run, n)
+	if err != nil {
+		return err
+	}
+	if _, err := pb.Wait(); err != nil {
+		return err
+	}
+	total := n + removalBatches
+	if total == 0 {
+		// Nothing to send: one empty batch per target, so that the transaction reads as
+		// delivered rather than waiting for batches that will never come.
+		total = 1
+		for _, t := range x.cfg.TargetsOf(src) {
+			pads = append(pads, pad{t.Name, 0})
+		}
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
+	defer cancel()
+	for _, p := range pads {
+		if err := x.tx.PutDelivery(bctx, run.Transaction, &txlog.DeliveryRecord{Target: p.target, Seq: p.seq,
+			Outcome: txlog.OutcomeEmpty, Time: x.now().UTC()}); err != nil {
+			return err
+		}
+	}
+	run.Values, run.Batches = values, total
+	rec := &txlog.TxRecord{ID: run.Transaction, Source: src.Name, Received: run.Started, Format: e.format(), Values: values,
+		Batches: total, Targets: x.cfg.TargetNamesOf(src)}
+	if err := x.createRunRecord(bctx, rec, run); err != nil {
+		return err
+	}
+	x.counter.Ingested(src.Name, values, n)
+	x.recordDelivered(bctx, e, run)
+	return nil
+}
+
+// addPulled adds the pulled batches to pb, for TALLY_INGEST; it returns how many batches
+// and values.
+func (x *Runner) addPulled(pb *stream.Batch, e *exchange, run *ExchangeRun) (n, values int, err error) {
 	for _, p := range run.pulled {
 		if !p.ok {
 			continue
 		}
 		for _, b := range p.batches {
-			if err := pb.Add(pipeline.IngestMessage(src.Name, tx, b.ID, transform.EncodeBatch(b))); err != nil {
-				return err
+			if err := pb.Add(pipeline.IngestMessage(e.source.Name, run.Transaction, b.ID, transform.EncodeBatch(b))); err != nil {
+				return n, values, err
 			}
 			n++
 			values += len(b.Values)
 		}
 	}
+	return n, values, nil
+}
+
+// pad is a batch of a transaction a target gets nothing in: recorded empty.
+type pad struct {
+	target string
+	seq    int
+}
+
+// addRemovals adds the removal batches to pb, for TALLY_DELIVER, numbered after the n
+// pulled ones: the k-th of every target under one number. It returns how many numbers
+// that took, and the pads of the targets with fewer removals.
+func (x *Runner) addRemovals(pb *stream.Batch, e *exchange, run *ExchangeRun, n int) (int, []pad, error) {
+	targets := x.cfg.TargetsOf(e.source)
+	tx := run.Transaction
 	removalBatches := 0
 	for _, t := range targets {
 		if tr := run.targetRun[t.Name]; tr != nil {
 			removalBatches = max(removalBatches, len(tr.removals))
 		}
-	}
-	type pad struct {
-		target string
-		seq    int
 	}
 	var pads []pad
 	for k := range removalBatches {
@@ -83,55 +134,28 @@ func (x *Runner) submitRun(ctx context.Context, e *exchange, run *ExchangeRun) e
 				b.Values[i].Index = i
 			}
 			if err := pb.Add(pipeline.DeliverMessage(b.ID+":"+t.Name, nil, &b, 0, nil)); err != nil {
-				return err
+				return 0, nil, err
 			}
 		}
 	}
-	if _, err := pb.Wait(); err != nil {
-		return err
-	}
-	total := n + removalBatches
-	if total == 0 {
-		// Nothing to send: one empty batch per target, so that the transaction reads as
-		// delivered rather than waiting for batches that will never come.
-		total = 1
-		for _, t := range targets {
-			pads = append(pads, pad{t.Name, 0})
-		}
-	}
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
-	defer cancel()
-	for _, p := range pads {
-		if err := x.tx.PutDelivery(bctx, tx, &txlog.DeliveryRecord{Target: p.target, Seq: p.seq, Outcome: txlog.OutcomeEmpty,
-			Time: x.now().UTC()}); err != nil {
-			return err
-		}
-	}
-	run.Values, run.Batches = values, total
-	format := "analytics"
-	if e.cht != nil {
-		format = "cht"
-	}
-	rec := &txlog.TxRecord{ID: tx, Source: src.Name, Received: run.Started, Format: format, Values: values, Batches: total,
-		Targets: x.cfg.TargetNamesOf(src)}
-	if err := x.createRunRecord(bctx, rec, run); err != nil {
-		return err
-	}
-	x.counter.Ingested(src.Name, values, n)
+	return removalBatches, pads, nil
+}
 
-	for _, t := range targets {
+// recordDelivered records, per target, the keys the run produced (the new delivered
+// sets), for the next run to compare with.
+func (x *Runner) recordDelivered(ctx context.Context, e *exchange, run *ExchangeRun) {
+	for _, t := range x.cfg.TargetsOf(e.source) {
 		tr := run.targetRun[t.Name]
 		if tr == nil {
 			continue
 		}
 		for _, w := range tr.state {
-			if err := x.storeDelivered(bctx, e.cfg.Name, t.Name, w.request, w.period, w.set); err != nil {
+			if err := x.storeDelivered(ctx, e.cfg.Name, t.Name, w.request, w.period, w.set); err != nil {
 				run.errs = append(run.errs, t.Name+": recording what was delivered: "+err.Error())
 				break
 			}
 		}
 	}
-	return nil
 }
 
 // createRunRecord writes a run's transaction record.
@@ -155,10 +179,7 @@ func (x *Runner) recordFailedRun(ctx context.Context, e *exchange, run *Exchange
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
 	defer cancel()
-	rec := &txlog.TxRecord{ID: run.Transaction, Source: e.source.Name, Received: run.Started, Format: "analytics"}
-	if e.cht != nil {
-		rec.Format = "cht"
-	}
+	rec := &txlog.TxRecord{ID: run.Transaction, Source: e.source.Name, Received: run.Started, Format: e.format()}
 	if err := x.createRunRecord(bctx, rec, run); err != nil {
 		x.log.Warn("recording a failed exchange run", "exchange", e.cfg.Name, "err", err)
 	}
@@ -266,67 +287,93 @@ func (x *Runner) registrations(ctx context.Context, e *exchange, target string, 
 	dsScheme, _ := transform.ParseIDScheme(c.IDScheme)
 	var out []dhis2.Registration
 	var errs []error
-	type cell struct{ ou, pe, aoc string }
 	for _, ref := range c.DataSets {
 		ds, err := ix.DataSet(dsScheme, ref)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		elems := map[string]bool{}
-		for _, el := range ds.DataSetElements {
-			elems[el.DataElement.ID] = true
-		}
-		pt, err := period.TypeByName(ds.PeriodType)
-		if err != nil || len(elems) == 0 {
-			continue
-		}
-		counts := map[cell]map[string]bool{}
-		for i, produced := range tr.produced {
-			sch := tr.schemes[i].Resolved(transform.SchemeUID)
-			for pe, keys := range produced {
-				if p, err := period.Parse(pe); err != nil || p.Type() != pt {
-					continue
-				}
-				for k := range keys {
-					de, err := ix.DataElement(sch.DataElement, k.de)
-					if err != nil || !elems[de.ID] {
-						continue
-					}
-					ou, err := ix.OrgUnit(sch.OrgUnit, k.ou)
-					if err != nil {
-						continue
-					}
-					aoc := ""
-					if k.aoc != "" {
-						coc, err := ix.CategoryOptionCombo(sch.AttributeOptionCombo, k.aoc)
-						if err != nil {
-							continue
-						}
-						if coc.ID != metadata.DefaultCategoryOptionComboUID {
-							aoc = coc.ID
-						}
-					}
-					at := cell{ou.ID, pe, aoc}
-					if counts[at] == nil {
-						counts[at] = map[string]bool{}
-					}
-					counts[at][de.ID] = true
-				}
-			}
-		}
-		for at, des := range counts {
-			if float64(len(des))+1e-9 >= c.Share*float64(len(elems)) {
-				out = append(out, dhis2.Registration{DataSet: ds.ID, Period: at.pe, OrgUnit: at.ou, AttributeOptionCombo: at.aoc,
-					StoredBy: "tally"})
-			}
-		}
+		out = append(out, dataSetRegistrations(ix, ds, tr, c.Share)...)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		return a.DataSet+a.Period+a.OrgUnit+a.AttributeOptionCombo < b.DataSet+b.Period+b.OrgUnit+b.AttributeOptionCombo
 	})
 	return out, errors.Join(errs...)
+}
+
+// cell is where a data set is registered complete: an org unit, a period and an attribute
+// option combo (by UID; "" for the default).
+type cell struct{ ou, pe, aoc string }
+
+// dataSetRegistrations are the cells of data set ds where the run produced values for at
+// least share of its elements.
+func dataSetRegistrations(ix *mapping.Index, ds *metadata.DataSet, tr *targetRun, share float64) []dhis2.Registration {
+	elems := map[string]bool{}
+	for _, el := range ds.DataSetElements {
+		elems[el.DataElement.ID] = true
+	}
+	pt, err := period.TypeByName(ds.PeriodType)
+	if err != nil || len(elems) == 0 {
+		return nil
+	}
+	var out []dhis2.Registration
+	for at, des := range elementsByCell(ix, tr, pt, elems) {
+		if float64(len(des))+1e-9 >= share*float64(len(elems)) {
+			out = append(out, dhis2.Registration{DataSet: ds.ID, Period: at.pe, OrgUnit: at.ou, AttributeOptionCombo: at.aoc,
+				StoredBy: "tally"})
+		}
+	}
+	return out
+}
+
+// elementsByCell gathers, per cell, the data elements (of elems, by UID) the run produced
+// a value of in periods of type pt.
+func elementsByCell(ix *mapping.Index, tr *targetRun, pt period.Type, elems map[string]bool) map[cell]map[string]bool {
+	counts := map[cell]map[string]bool{}
+	for i, produced := range tr.produced {
+		sch := tr.schemes[i].Resolved(transform.SchemeUID)
+		for pe, keys := range produced {
+			if p, err := period.Parse(pe); err != nil || p.Type() != pt {
+				continue
+			}
+			for k := range keys {
+				at, de, ok := cellOf(ix, sch, pe, k)
+				if !ok || !elems[de] {
+					continue
+				}
+				if counts[at] == nil {
+					counts[at] = map[string]bool{}
+				}
+				counts[at][de] = true
+			}
+		}
+	}
+	return counts
+}
+
+// cellOf resolves a produced key of period pe, written in sch, to its cell and its data
+// element's UID; false when the target does not know one of its ids.
+func cellOf(ix *mapping.Index, sch transform.IDSchemes, pe string, k key4) (cell, string, bool) {
+	de, err := ix.DataElement(sch.DataElement, k.de)
+	if err != nil {
+		return cell{}, "", false
+	}
+	ou, err := ix.OrgUnit(sch.OrgUnit, k.ou)
+	if err != nil {
+		return cell{}, "", false
+	}
+	aoc := ""
+	if k.aoc != "" {
+		coc, err := ix.CategoryOptionCombo(sch.AttributeOptionCombo, k.aoc)
+		if err != nil {
+			return cell{}, "", false
+		}
+		if coc.ID != metadata.DefaultCategoryOptionComboUID {
+			aoc = coc.ID
+		}
+	}
+	return cell{ou.ID, pe, aoc}, de.ID, true
 }
 
 // registerCompleteness posts the registrations with the CREATE strategy, so that a data

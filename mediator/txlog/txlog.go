@@ -477,6 +477,19 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord, comps map[string]*Completion
 		byTarget[t] = s
 		v.Targets = append(v.Targets, s)
 	}
+	o := &outcomes{completes: map[string]bool{}}
+	for _, chain := range batchChains(ds) {
+		if s := byTarget[chain[0].Target]; s != nil {
+			o.add(s, chain)
+		}
+	}
+	v.Status = o.status(rec, v.Targets, comps)
+	return v
+}
+
+// batchChains groups delivery records by batch and target, in the order of target and
+// batch, each group in the order of its replays.
+func batchChains(ds []*DeliveryRecord) [][]*DeliveryRecord {
 	type pair struct {
 		target string
 		seq    int
@@ -496,79 +509,90 @@ func summarize(rec *TxRecord, ds []*DeliveryRecord, comps map[string]*Completion
 		}
 		return order[i].seq < order[j].seq
 	})
-	failed, partial := 0, 0
-	completes := map[string]bool{} // targets with data sets to register
-	for _, k := range order {
-		s := byTarget[k.target]
-		if s == nil {
-			continue
-		}
+	out := make([][]*DeliveryRecord, len(order))
+	for i, k := range order {
 		chain := chains[k]
 		sort.Slice(chain, func(i, j int) bool { return chain[i].Replay < chain[j].Replay })
-		base, last := chain[0], chain[len(chain)-1]
-		s.Values += base.Values
-		s.Unmapped += base.Unmapped
-		s.Refused += base.Refused
-		s.Warnings = append(s.Warnings, base.Warnings[:min(len(base.Warnings), max(0, MaxNoted-len(s.Warnings)))]...)
-		s.Duplicates = append(s.Duplicates, base.Duplicates[:min(len(base.Duplicates), max(0, MaxNoted-len(s.Duplicates)))]...)
-		someDelivered := false
-		for _, d := range chain {
-			s.Counts.Add(d.Counts)
-			s.Attempts += d.Attempts
-			if d.Outcome == OutcomePartial || d.Outcome == OutcomeDelivered {
-				someDelivered = true
-			}
-		}
-		if last.Outcome == OutcomeRetrying {
-			if last.LastError != "" {
-				s.LastError = last.LastError
-			}
-			continue
-		}
-		s.Done++
-		s.Rejected += last.Rejected
-		s.Locked += last.Locked
-		s.RejectedIndexes = append(s.RejectedIndexes, last.RejectedIndexes[:min(len(last.RejectedIndexes), MaxIndexesKept-len(s.RejectedIndexes))]...)
-		if last.LastError != "" {
-			s.LastError = last.LastError
-		}
-		if room := MaxConflictsKept - len(s.Conflicts); room > 0 {
-			s.Conflicts = append(s.Conflicts, last.Conflicts[:min(room, len(last.Conflicts))]...)
-		}
-		if len(last.Completions) > 0 {
-			completes[k.target] = true
-		}
-		switch {
-		case last.Outcome == OutcomePartial, last.Outcome == OutcomeDeadLettered && someDelivered:
-			partial++
-		case last.Outcome == OutcomeDeadLettered:
-			failed++
+		out[i] = chain
+	}
+	return out
+}
+
+// outcomes counts the final outcomes of a transaction's batches.
+type outcomes struct {
+	failed, partial int
+	completes       map[string]bool // targets with data sets to register
+}
+
+// add adds the deliveries of one batch to its target's summary: the first delivery says
+// what was sent, every delivery's counts and attempts add up, and the latest says what is
+// still rejected, unless the batch still waits for a retry.
+func (o *outcomes) add(s *TargetSummary, chain []*DeliveryRecord) {
+	base, last := chain[0], chain[len(chain)-1]
+	s.Values += base.Values
+	s.Unmapped += base.Unmapped
+	s.Refused += base.Refused
+	s.Warnings = append(s.Warnings, base.Warnings[:min(len(base.Warnings), max(0, MaxNoted-len(s.Warnings)))]...)
+	s.Duplicates = append(s.Duplicates, base.Duplicates[:min(len(base.Duplicates), max(0, MaxNoted-len(s.Duplicates)))]...)
+	someDelivered := false
+	for _, d := range chain {
+		s.Counts.Add(d.Counts)
+		s.Attempts += d.Attempts
+		if d.Outcome == OutcomePartial || d.Outcome == OutcomeDelivered {
+			someDelivered = true
 		}
 	}
+	if last.LastError != "" {
+		s.LastError = last.LastError
+	}
+	if last.Outcome == OutcomeRetrying {
+		return
+	}
+	s.Done++
+	s.Rejected += last.Rejected
+	s.Locked += last.Locked
+	s.RejectedIndexes = append(s.RejectedIndexes, last.RejectedIndexes[:min(len(last.RejectedIndexes), MaxIndexesKept-len(s.RejectedIndexes))]...)
+	if room := MaxConflictsKept - len(s.Conflicts); room > 0 {
+		s.Conflicts = append(s.Conflicts, last.Conflicts[:min(room, len(last.Conflicts))]...)
+	}
+	if len(last.Completions) > 0 {
+		o.completes[s.Target] = true
+	}
+	switch {
+	case last.Outcome == OutcomePartial, last.Outcome == OutcomeDeadLettered && someDelivered:
+		o.partial++
+	case last.Outcome == OutcomeDeadLettered:
+		o.failed++
+	}
+}
+
+// status is the transaction's status once every batch has been added: accepted while a
+// target has batches (or a registration) to finish, failed when every batch failed, partly
+// delivered when some did or a registration failed, else delivered.
+func (o *outcomes) status(rec *TxRecord, targets []*TargetSummary, comps map[string]*CompletionRecord) string {
 	done := true
-	for _, s := range v.Targets {
+	for _, s := range targets {
 		s.Completeness = comps[s.Target]
 		switch {
 		case s.Done < s.Batches:
 			done = false
-		case completes[s.Target] && s.Completeness == nil:
+		case o.completes[s.Target] && s.Completeness == nil:
 			done = false // its values are done; the registration is not yet
 		case s.Completeness != nil && s.Completeness.Error != "":
-			partial++
+			o.partial++
 		}
 	}
 	total := rec.Batches * len(rec.Targets)
 	switch {
 	case !done || total == 0 && len(rec.Targets) > 0:
-		v.Status = TxAccepted
-	case failed == total:
-		v.Status = TxFailed
-	case failed > 0 || partial > 0:
-		v.Status = TxPartiallyDelivered
+		return TxAccepted
+	case o.failed == total:
+		return TxFailed
+	case o.failed > 0 || o.partial > 0:
+		return TxPartiallyDelivered
 	default:
-		v.Status = TxDelivered
+		return TxDelivered
 	}
-	return v
 }
 
 // List returns the most recent transactions, newest first, up to limit, optionally only
@@ -613,68 +637,19 @@ func (f TxFilter) matchRecord(r *TxRecord) bool {
 // filter has to derive every candidate's status, which it does in one pass over the bucket.
 func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 	if f.Status == "" {
-		recs, err := l.List(ctx, f.Source, 0)
-		if err != nil {
-			return nil, err
-		}
-		var out []*TxView
-		for _, r := range recs {
-			if !f.matchRecord(r) {
-				continue
-			}
-			if f.Limit > 0 && len(out) >= f.Limit {
-				break
-			}
-			v, err := l.View(ctx, r.ID)
-			if errors.Is(err, ErrTxNotFound) {
-				continue // expired meanwhile
-			}
-			if err != nil {
-				return nil, err
-			}
-			v.Deliveries = nil
-			out = append(out, v)
-		}
-		return out, nil
+		return l.searchRecords(ctx, f)
 	}
-	recs := map[string]*TxRecord{}
-	deliveries := map[string][]*DeliveryRecord{}
-	comps := map[string]map[string]*CompletionRecord{}
-	events := map[string][]*TxEvent{}
-	err := l.each(ctx, ">", func(key string, value []byte) error {
-		id, rest, sub := strings.Cut(key, ".")
-		switch {
-		case !sub:
-			var r TxRecord
-			if json.Unmarshal(value, &r) == nil && f.matchRecord(&r) {
-				recs[id] = &r
-			}
-		case strings.HasPrefix(rest, "d."):
-			if comps[id] == nil {
-				comps[id] = map[string]*CompletionRecord{}
-			}
-			ds := deliveries[id]
-			if decodeOutcome(key, value, &ds, comps[id]) == nil {
-				deliveries[id] = ds
-			}
-		case strings.HasPrefix(rest, "e."):
-			var e TxEvent
-			if json.Unmarshal(value, &e) == nil {
-				events[id] = append(events[id], &e)
-			}
-		}
-		return nil
-	})
+	b, err := l.readAll(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("searching transactions: %w", err)
 	}
 	var out []*TxView
-	for id, r := range recs {
-		v := summarize(r, deliveries[id], comps[id])
+	for id, r := range b.recs {
+		v := summarize(r, b.deliveries[id], b.comps[id])
 		if v.Status != f.Status {
 			continue
 		}
-		v.Events = events[id]
+		v.Events = b.events[id]
 		sort.SliceStable(v.Events, func(i, j int) bool { return v.Events[i].Time.Before(v.Events[j].Time) })
 		out = append(out, v)
 	}
@@ -683,6 +658,74 @@ func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 		out = out[:f.Limit]
 	}
 	return out, nil
+}
+
+// searchRecords is Search without a status filter: the matching records, newest first,
+// and only the page's views.
+func (l *TxLog) searchRecords(ctx context.Context, f TxFilter) ([]*TxView, error) {
+	recs, err := l.List(ctx, f.Source, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []*TxView
+	for _, r := range recs {
+		if !f.matchRecord(r) {
+			continue
+		}
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
+		v, err := l.View(ctx, r.ID)
+		if errors.Is(err, ErrTxNotFound) {
+			continue // expired meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		v.Deliveries = nil
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// bucket is everything the bucket holds, by transaction.
+type bucket struct {
+	recs       map[string]*TxRecord
+	deliveries map[string][]*DeliveryRecord
+	comps      map[string]map[string]*CompletionRecord
+	events     map[string][]*TxEvent
+}
+
+// readAll reads the bucket in one pass: the records f matches, and every transaction's
+// deliveries, completions and events.
+func (l *TxLog) readAll(ctx context.Context, f TxFilter) (*bucket, error) {
+	b := &bucket{recs: map[string]*TxRecord{}, deliveries: map[string][]*DeliveryRecord{},
+		comps: map[string]map[string]*CompletionRecord{}, events: map[string][]*TxEvent{}}
+	err := l.each(ctx, ">", func(key string, value []byte) error {
+		id, rest, sub := strings.Cut(key, ".")
+		switch {
+		case !sub:
+			var r TxRecord
+			if json.Unmarshal(value, &r) == nil && f.matchRecord(&r) {
+				b.recs[id] = &r
+			}
+		case strings.HasPrefix(rest, "d."):
+			if b.comps[id] == nil {
+				b.comps[id] = map[string]*CompletionRecord{}
+			}
+			ds := b.deliveries[id]
+			if decodeOutcome(key, value, &ds, b.comps[id]) == nil {
+				b.deliveries[id] = ds
+			}
+		case strings.HasPrefix(rest, "e."):
+			var e TxEvent
+			if json.Unmarshal(value, &e) == nil {
+				b.events[id] = append(b.events[id], &e)
+			}
+		}
+		return nil
+	})
+	return b, err
 }
 
 // ValidTxID guards keys built from request paths.
