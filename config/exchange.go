@@ -225,22 +225,7 @@ var exchangeNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // applyDefaults fills the zero fields of an exchange.
 func (e *Exchange) applyDefaults() {
-	if e.Source.Type == "" {
-		e.Source.Type = ExchangeSourceDHIS2
-	}
-	e.Source.Type = strings.ToLower(e.Source.Type)
-	if e.Source.Timeout == 0 {
-		e.Source.Timeout = Duration(defaultSourceTimeout)
-	}
-	if r := &e.Source.Retry; r.MaxAttempts == 0 {
-		r.MaxAttempts = 4
-	}
-	if r := &e.Source.Retry; r.InitialDelay == 0 {
-		r.InitialDelay = Duration(time.Second)
-	}
-	if r := &e.Source.Retry; r.MaxDelay == 0 {
-		r.MaxDelay = Duration(30 * time.Second)
-	}
+	e.Source.applyDefaults()
 	if e.Timezone == "" {
 		e.Timezone = "UTC"
 	}
@@ -272,6 +257,32 @@ func (e *Exchange) applyDefaults() {
 	if e.MaxValues == 0 {
 		e.MaxValues = DefaultExchangeMaxVals
 	}
+	e.applyPartDefaults()
+}
+
+// applyDefaults fills the zero fields of an exchange's source.
+func (s *ExchangeSource) applyDefaults() {
+	if s.Type == "" {
+		s.Type = ExchangeSourceDHIS2
+	}
+	s.Type = strings.ToLower(s.Type)
+	if s.Timeout == 0 {
+		s.Timeout = Duration(defaultSourceTimeout)
+	}
+	if r := &s.Retry; r.MaxAttempts == 0 {
+		r.MaxAttempts = 4
+	}
+	if r := &s.Retry; r.InitialDelay == 0 {
+		r.InitialDelay = Duration(time.Second)
+	}
+	if r := &s.Retry; r.MaxDelay == 0 {
+		r.MaxDelay = Duration(30 * time.Second)
+	}
+}
+
+// applyPartDefaults fills the zero fields of the analytics and completeness sections and
+// names the unnamed requests.
+func (e *Exchange) applyPartDefaults() {
 	if a := e.Analytics; a != nil {
 		if a.MaxWait == 0 {
 			a.MaxWait = Duration(DefaultAnalyticsMaxWait)

@@ -132,26 +132,32 @@ func (d *Deliverer) importBatch(ctx context.Context, t *Target, b *transform.Bat
 			}
 			return out, err
 		}
-		out.counts.Add(txlog.ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
-			Ignored: res.Counts.Ignored, Deleted: res.Counts.Deleted})
-		out.conflicts = append(out.conflicts, conflictsOf(res, b, start)...)
-		if !res.IndexesKnown && len(res.Conflicts) > 0 {
-			// An old server named conflicts without saying which values they hit: every
-			// value of the request is suspect, and re-sending the accepted ones on replay
-			// is harmless (DHIS2 upserts).
-			for i := start; i < end; i++ {
-				out.rejected = append(out.rejected, i)
-			}
-		} else {
-			for _, i := range res.Rejected {
-				if i >= 0 && start+i < end {
-					out.rejected = append(out.rejected, start+i)
-				}
-			}
-		}
+		out.add(res, b, start, end)
 		start = end
 	}
 	return out, nil
+}
+
+// add counts what the target made of the request of the batch's values start to end: its
+// counts, conflicts and the values it rejected.
+func (out *importOutcome) add(res *dhis2.ImportResult, b *transform.Batch, start, end int) {
+	out.counts.Add(txlog.ImportCount{Imported: res.Counts.Imported, Updated: res.Counts.Updated,
+		Ignored: res.Counts.Ignored, Deleted: res.Counts.Deleted})
+	out.conflicts = append(out.conflicts, conflictsOf(res, b, start)...)
+	if !res.IndexesKnown && len(res.Conflicts) > 0 {
+		// An old server named conflicts without saying which values they hit: every
+		// value of the request is suspect, and re-sending the accepted ones on replay
+		// is harmless (DHIS2 upserts).
+		for i := start; i < end; i++ {
+			out.rejected = append(out.rejected, i)
+		}
+		return
+	}
+	for _, i := range res.Rejected {
+		if i >= 0 && start+i < end {
+			out.rejected = append(out.rejected, start+i)
+		}
+	}
 }
 
 // importOptions are the options of a batch's requests: the client's import strategy, when it
@@ -203,17 +209,7 @@ func scopeSupported(ctx context.Context, t *Target) bool {
 // keys it held.
 func (d *Deliverer) importDeletion(ctx context.Context, t *Target, b *transform.Batch, flags url.Values) (importOutcome, error) {
 	var out importOutcome
-	type cell struct{ ou, pe string }
-	groups := map[cell][]int{}
-	var order []cell
-	for i := range b.Values {
-		v := &b.Values[i]
-		c := cell{v.OrgUnit, v.Period}
-		if _, ok := groups[c]; !ok {
-			order = append(order, c)
-		}
-		groups[c] = append(groups[c], i)
-	}
+	order, groups := deletionCells(b)
 	size := t.requestSize()
 	opts := t.importOptions(b, flags)
 	for _, c := range order {
@@ -225,13 +221,7 @@ func (d *Deliverer) importDeletion(ctx context.Context, t *Target, b *transform.
 					return out, err
 				}
 			}
-			del := &dvs.Deletion{OrgUnits: []string{c.ou}, Periods: []string{c.pe},
-				Elements: make([]dvs.DeletionElement, 0, end-start)}
-			for _, i := range idx[start:end] {
-				v := &b.Values[i]
-				del.Elements = append(del.Elements, dvs.DeletionElement{DataElement: v.DataElement,
-					CategoryOptionCombo: v.CategoryOptionCombo, AttributeOptionCombo: v.AttributeOptionCombo})
-			}
+			del := deletionOf(b, c, idx[start:end])
 			res, halved, err := d.sendRequest(ctx, t, deletionPayload{b: b, d: del}, opts, end-start, &size, &out)
 			if halved {
 				continue
@@ -254,6 +244,37 @@ func (d *Deliverer) importDeletion(ctx context.Context, t *Target, b *transform.
 		}
 	}
 	return out, nil
+}
+
+// deletionCell is an org unit and period: the cell of a deletion scope.
+type deletionCell struct{ ou, pe string }
+
+// deletionCells groups a deletion batch's values by org unit and period, in the order the
+// cells first appear.
+func deletionCells(b *transform.Batch) ([]deletionCell, map[deletionCell][]int) {
+	groups := map[deletionCell][]int{}
+	var order []deletionCell
+	for i := range b.Values {
+		v := &b.Values[i]
+		c := deletionCell{v.OrgUnit, v.Period}
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], i)
+	}
+	return order, groups
+}
+
+// deletionOf is the deletion scope of the values at idx, all in cell c: exactly their keys.
+func deletionOf(b *transform.Batch, c deletionCell, idx []int) *dvs.Deletion {
+	del := &dvs.Deletion{OrgUnits: []string{c.ou}, Periods: []string{c.pe},
+		Elements: make([]dvs.DeletionElement, 0, len(idx))}
+	for _, i := range idx {
+		v := &b.Values[i]
+		del.Elements = append(del.Elements, dvs.DeletionElement{DataElement: v.DataElement,
+			CategoryOptionCombo: v.CategoryOptionCombo, AttributeOptionCombo: v.AttributeOptionCombo})
+	}
+	return del
 }
 
 // scopeConflicts reports a deletion request's conflicts against the values whose keys its

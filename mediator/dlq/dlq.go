@@ -384,24 +384,9 @@ func (s *Store) Scan(ctx context.Context, f DLQFilter, after uint64, fn func(*De
 	if f.Target != "" {
 		subject = stream.DLQPrefix + f.Target
 	}
-	// Find the first entry, so that an empty selection never waits for a message.
-	first, err := st.GetMsg(ctx, after+1, jetstream.WithGetMsgSubject(subject))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", stream.DLQStream, err)
-	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq: first.Sequence, HeadersOnly: true,
-	})
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", stream.DLQStream, err)
-	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(256))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", stream.DLQStream, err)
+	iter, err := scanFrom(ctx, st, subject, after)
+	if err != nil || iter == nil {
+		return err
 	}
 	defer iter.Stop()
 	idle := time.AfterFunc(dlqScanIdle, iter.Stop)
@@ -429,6 +414,30 @@ func (s *Store) Scan(ctx context.Context, f DLQFilter, after uint64, fn func(*De
 			return nil
 		}
 	}
+}
+
+// scanFrom reads the headers of the entries on subject after sequence after; nil when there
+// is none, so that an empty selection never waits for a message.
+func scanFrom(ctx context.Context, st jetstream.Stream, subject string, after uint64) (jetstream.MessagesContext, error) {
+	first, err := st.GetMsg(ctx, after+1, jetstream.WithGetMsgSubject(subject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", stream.DLQStream, err)
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq: first.Sequence, HeadersOnly: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", stream.DLQStream, err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", stream.DLQStream, err)
+	}
+	return iter, nil
 }
 
 // List returns up to limit entries after sequence after that match f, the number
@@ -536,22 +545,9 @@ func (s *Store) Replay(ctx context.Context, seq uint64, remap bool) (*ReplayResu
 	batch, source, unmapped := dl.Batch, dl.SourceBatch, 0
 	remapped := remap || !dl.Mapped
 	if remapped {
-		in := dl.SourceBatch
-		if in == nil {
-			in = dl.Batch // identity mapping, or mapping refused the batch as received
+		if batch, source, unmapped, err = s.remap(ctx, dl, t); err != nil {
+			return res, err
 		}
-		src, ok := s.cfg.Source(dl.Source)
-		if !ok {
-			return res, fmt.Errorf("source %q is no longer configured; cannot re-map", dl.Source)
-		}
-		m, err := s.mapper.Map(ctx, in, src, t)
-		if err != nil {
-			return res, fmt.Errorf("re-mapping: %w", err)
-		}
-		if len(m.Batch.Values) == 0 {
-			return res, fmt.Errorf("re-mapping leaves no value to deliver (%d unmapped); fix the mapping or discard the entry", len(m.Unmapped))
-		}
-		batch, source, unmapped = m.Batch, in, len(m.Unmapped)
 	}
 	out := *batch
 	out.ID, out.TxID, out.Seq, out.Source, out.Target = dl.Batch.ID, dl.TxID, dl.BatchSeq, dl.Source, dl.Target
@@ -577,6 +573,28 @@ func (s *Store) Replay(ctx context.Context, seq uint64, remap bool) (*ReplayResu
 	}
 	s.log.Info("dead letter replayed", "seq", seq, "tx", dl.TxID, "target", dl.Target, "values", len(out.Values), "remap", remapped)
 	return res, nil
+}
+
+// remap maps a dead letter's source values again with the rules in force, for target t:
+// it returns the batch to deliver, the source batch it came from and how many values were
+// left unmapped.
+func (s *Store) remap(ctx context.Context, dl *DeadLetter, t *config.Target) (batch, source *transform.Batch, unmapped int, err error) {
+	in := dl.SourceBatch
+	if in == nil {
+		in = dl.Batch // identity mapping, or mapping refused the batch as received
+	}
+	src, ok := s.cfg.Source(dl.Source)
+	if !ok {
+		return nil, nil, 0, fmt.Errorf("source %q is no longer configured; cannot re-map", dl.Source)
+	}
+	m, err := s.mapper.Map(ctx, in, src, t)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("re-mapping: %w", err)
+	}
+	if len(m.Batch.Values) == 0 {
+		return nil, nil, 0, fmt.Errorf("re-mapping leaves no value to deliver (%d unmapped); fix the mapping or discard the entry", len(m.Unmapped))
+	}
+	return m.Batch, in, len(m.Unmapped), nil
 }
 
 // replayRaw puts a raw dead letter's message back on the subject it came from, under a

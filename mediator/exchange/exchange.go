@@ -243,7 +243,7 @@ func exchangePollInterval(ec *config.Exchange) time.Duration {
 type Runner struct {
 	*Set
 	cfg      *config.Config
-	state    jetstream.KeyValue // tally_state
+	store    *stateStore // tally_state
 	tx       *txlog.TxLog
 	pub      *stream.Publisher
 	mapping  *pipeline.Mapping
@@ -296,7 +296,8 @@ func NewRunner(set *Set, c RunnerConfig) *Runner {
 	if after == nil {
 		after = time.After
 	}
-	return &Runner{Set: set, cfg: c.Config, state: c.State, tx: c.TxLog, pub: c.Publisher, mapping: c.Mapping,
+	store := &stateStore{kv: c.State, owner: set.owner, log: c.Log, now: c.Now}
+	return &Runner{Set: set, cfg: c.Config, store: store, tx: c.TxLog, pub: c.Publisher, mapping: c.Mapping,
 		targets: c.Targets, settings: c.Settings, counter: c.Counter, log: c.Log, now: c.Now, after: after}
 }
 

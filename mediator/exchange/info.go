@@ -70,15 +70,15 @@ func (x *Runner) info(ctx context.Context, e *exchange, detail bool) *ExchangeIn
 		info.Next = e.sched.Next(x.now(), c.Location())
 	}
 	var lease leaseRecord
-	if rev, err := x.loadJSONState(ctx, exchangeKey(c.Name, "lease"), &lease); err == nil && rev > 0 && time.Now().Before(lease.Until) {
+	if rev, err := x.store.loadJSONState(ctx, exchangeKey(c.Name, "lease"), &lease); err == nil && rev > 0 && time.Now().Before(lease.Until) {
 		info.Running = true // here or on another replica
 	}
 	var h exchangeHealth
-	if _, err := x.loadJSONState(ctx, exchangeKey(c.Name, "health"), &h); err == nil && (h.Failing || !h.LastSuccess.IsZero()) {
+	if _, err := x.store.loadJSONState(ctx, exchangeKey(c.Name, "health"), &h); err == nil && (h.Failing || !h.LastSuccess.IsZero()) {
 		info.Health = &h
 	}
 	var last ExchangeRun
-	if rev, err := x.loadJSONState(ctx, exchangeKey(c.Name, "last"), &last); err == nil && rev > 0 {
+	if rev, err := x.store.loadJSONState(ctx, exchangeKey(c.Name, "last"), &last); err == nil && rev > 0 {
 		info.LastRun = &last
 	}
 	if detail {

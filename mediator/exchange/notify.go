@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform"
 )
 
 // The `notify:` section: where failures and recoveries of exchanges are reported. Channels
@@ -161,4 +164,97 @@ func buildNotifiers(cfg *config.Config, n *config.Notify, hc *http.Client, versi
 		out = append(out, &dhis2Notifier{cfg: d, client: client})
 	}
 	return out, nil
+}
+
+// notifyRun updates the exchange's health and tells its channels when it starts failing
+// (after notify.after failed runs in a row), optionally reminds while it keeps failing
+// (notify.repeat), and says when it recovers: one outage, one message.
+func (x *Runner) notifyRun(ctx context.Context, e *exchange, run *ExchangeRun) {
+	key := exchangeKey(e.cfg.Name, "health")
+	var h exchangeHealth
+	if _, err := x.store.loadJSONState(ctx, key, &h); err != nil {
+		x.log.Warn("reading exchange health", "exchange", e.cfg.Name, "err", err)
+	}
+	now := run.Finished
+	if n := h.next(run, x.notify); n != nil {
+		n.Exchange, n.Time, n.Since, n.Failures, n.Transaction = e.cfg.Name, now, h.Since, h.Failures, run.Transaction
+		if n.Event == EventExchangeFailed {
+			n.Error = run.Error
+		}
+		if run.Transaction != "" {
+			n.Run = "/admin/v1/exchanges/" + e.cfg.Name + "/runs/" + run.Transaction
+		}
+		sent := x.send(ctx, x.log, e, n, run)
+		if n.Event == EventExchangeFailed && (sent || len(x.channelsOf(e)) == 0) {
+			h.Notified, h.LastNotified = true, now
+		}
+	}
+	if run.Status == RunSucceeded {
+		h = exchangeHealth{LastSuccess: now}
+	}
+	if err := x.store.putJSONState(ctx, key, h); err != nil {
+		x.log.Warn("recording exchange health", "exchange", e.cfg.Name, "err", err)
+	}
+}
+
+// next counts the run into the health and returns what to tell the channels, if anything:
+// failed once notify.after runs in a row failed, again every notify.repeat while it keeps
+// failing, and recovered after a failure that was told.
+func (h *exchangeHealth) next(run *ExchangeRun, nc config.Notify) *Notification {
+	now := run.Finished
+	if run.Status == RunSucceeded {
+		if h.Failing && h.Notified {
+			return &Notification{Event: EventExchangeRecovered}
+		}
+		return nil
+	}
+	if !h.Failing {
+		*h = exchangeHealth{Failing: true, Since: now, LastSuccess: h.LastSuccess}
+	}
+	h.Failures++
+	h.LastError = run.Error
+	switch {
+	case !h.Notified && h.Failures >= nc.After:
+		return &Notification{Event: EventExchangeFailed}
+	case h.Notified && nc.Repeat > 0 && now.Sub(h.LastNotified) >= nc.Repeat.D():
+		return &Notification{Event: EventExchangeFailed, Reminder: true}
+	}
+	return nil
+}
+
+// channelsOf returns the notification channels an exchange tells.
+func (s *Set) channelsOf(e *exchange) []notifier {
+	var out []notifier
+	if e.cfg.Notify == nil {
+		names := make([]string, 0, len(s.notifiers))
+		for name := range s.notifiers {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			out = append(out, s.notifiers[name])
+		}
+		return out
+	}
+	for _, name := range e.cfg.Notify {
+		if n, ok := s.notifiers[name]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// send tells every channel of the exchange; it reports whether one took it.
+func (s *Set) send(ctx context.Context, log *slog.Logger, e *exchange, n *Notification, run *ExchangeRun) bool {
+	sent := false
+	for _, ch := range s.channelsOf(e) {
+		if err := ch.send(ctx, n); err != nil {
+			log.Warn("notification failed", "exchange", e.cfg.Name, "channel", ch.name(), "event", n.Event, "err", err)
+			run.Notified = append(run.Notified, n.Event+" → "+ch.name()+" failed: "+transform.ClipText(err.Error(), 200))
+			continue
+		}
+		sent = true
+		run.Notified = append(run.Notified, n.Event+" → "+ch.name())
+	}
+	return sent
 }

@@ -186,7 +186,7 @@ func (x *Runner) runExchange(parent context.Context, e *exchange, o runOptions) 
 	run := &ExchangeRun{Exchange: e.cfg.Name, Trigger: o.trigger, Tick: o.tick, Started: o.started, DryRun: o.dryRun,
 		Status: RunRunning, Requests: []*RunRequest{}, Targets: []*RunTarget{}, targetRun: map[string]*targetRun{}}
 	if !o.dryRun {
-		release, err := x.acquireLease(ctx, e.cfg.Name, e.cfg.Timeout.D())
+		release, err := x.store.acquireLease(ctx, e.cfg.Name, e.cfg.Timeout.D())
 		if err != nil {
 			return nil, err
 		}
@@ -612,7 +612,7 @@ func (x *Runner) staleValuesFor(ctx context.Context, e *exchange, run *ExchangeR
 		run.Warnings = append(run.Warnings, fmt.Sprintf("%s: the run produced nothing for %s, which had values: "+
 			"their removal is held (stale.allow_empty removes them)", target, strings.Join(tr.sum.Held, ", ")))
 	}
-	x.queueRemovals(ctx, e, run, target, tr, bySchemes)
+	sc.queueRemovals(ctx, bySchemes)
 	sc.recordSets(held)
 }
 
@@ -670,7 +670,7 @@ func (sc *staleScan) gather(ctx context.Context) error {
 // compared from the next run on).
 func (sc *staleScan) gatherStored(ctx context.Context, i int, p *pulledRequest) error {
 	x, name := sc.x, sc.e.cfg.Name
-	stored, err := x.storedPeriods(ctx, name, sc.target, p.cfg.Name)
+	stored, err := x.store.storedPeriods(ctx, name, sc.target, p.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -686,7 +686,7 @@ func (sc *staleScan) gatherStored(ctx context.Context, i int, p *pulledRequest) 
 			continue
 		}
 		sc.inScope[i][pe] = true
-		ds, err := x.loadDelivered(ctx, name, sc.target, p.cfg.Name, pe)
+		ds, err := x.store.loadDelivered(ctx, name, sc.target, p.cfg.Name, pe)
 		if err != nil {
 			return err
 		}
@@ -776,11 +776,11 @@ func (sc *staleScan) recordSets(held map[string]bool) {
 
 // queueRemovals cuts a target's stale values into removal batches: deletion scopes where
 // the target reads them (stale.mode scope or auto), else values sent deleted (or zero).
-func (x *Runner) queueRemovals(ctx context.Context, e *exchange, run *ExchangeRun, target string, tr *targetRun,
-	bySchemes map[transform.IDSchemes][]transform.DataValue) {
+func (sc *staleScan) queueRemovals(ctx context.Context, bySchemes map[transform.IDSchemes][]transform.DataValue) {
+	e, run, target, tr := sc.e, sc.run, sc.target, sc.tr
 	scope := false
 	if m := e.cfg.Stale.Mode; (m == config.StaleScope || m == config.StaleAuto) && len(bySchemes) > 0 {
-		scope = x.staleScopeFor(ctx, target, m, run)
+		scope = sc.scopeAvailable(ctx, m)
 	}
 	for _, sch := range sortedSchemes(bySchemes) {
 		vals := bySchemes[sch]
@@ -806,11 +806,12 @@ func (x *Runner) queueRemovals(ctx context.Context, e *exchange, run *ExchangeRu
 	}
 }
 
-// staleScopeFor decides whether a target's removals go as 2.43 deletion scopes: only when
+// scopeAvailable decides whether a target's removals go as 2.43 deletion scopes: only when
 // it reports 2.43 or later now. In scope mode an older target, or one whose version cannot
 // be read, gets deleted: true values and the run a warning (auto falls back silently).
-func (x *Runner) staleScopeFor(ctx context.Context, target, mode string, run *ExchangeRun) bool {
-	t, ok := x.targets.Get(target)
+func (sc *staleScan) scopeAvailable(ctx context.Context, mode string) bool {
+	target, run := sc.target, sc.run
+	t, ok := sc.x.targets.Get(target)
 	if !ok {
 		return false
 	}

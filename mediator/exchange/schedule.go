@@ -38,7 +38,7 @@ func (x *Runner) scheduleExchange(ctx context.Context, e *exchange) {
 
 // exchangeTick runs the tick at when this replica claims it. It reports whether it ran.
 func (x *Runner) exchangeTick(ctx context.Context, e *exchange, at time.Time) (bool, error) {
-	ok, err := x.claimTick(ctx, e.cfg.Name, at)
+	ok, err := x.store.claimTick(ctx, e.cfg.Name, at)
 	if err != nil || !ok {
 		if err == nil {
 			x.log.Debug("exchange tick taken by another replica", "exchange", e.cfg.Name, "tick", at)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -44,14 +45,22 @@ func requestToken(name string) string {
 	return "r" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:8]))
 }
 
+// stateStore reads and writes an exchange's keys in tally_state.
+type stateStore struct {
+	kv    jetstream.KeyValue
+	owner string // who takes leases: this process
+	log   *slog.Logger
+	now   func() time.Time
+}
+
 // errExchangeBusy means a run of the exchange is under way (here or on another replica).
 var errExchangeBusy = errors.New("a run of this exchange is under way")
 
 // claimTick records that the scheduled tick at has been taken, and reports whether this
 // caller took it: every replica computes the same ticks, and only the one whose
 // compare-and-set moves exchange.<name>.tick forward runs it.
-func (x *Runner) claimTick(ctx context.Context, name string, at time.Time) (bool, error) {
-	kv := x.state
+func (st *stateStore) claimTick(ctx context.Context, name string, at time.Time) (bool, error) {
+	kv := st.kv
 	key := exchangeKey(name, "tick")
 	val := []byte(at.UTC().Format(time.RFC3339))
 	for range 20 {
@@ -87,10 +96,10 @@ type leaseRecord struct {
 // acquireLease takes exchange.<name>.lease for ttl, or fails with errExchangeBusy while
 // another holder's lease runs. The returned function releases it. A holder that dies
 // leaves a lease that expires after ttl (the run's timeout).
-func (x *Runner) acquireLease(ctx context.Context, name string, ttl time.Duration) (func(), error) {
-	kv := x.state
+func (st *stateStore) acquireLease(ctx context.Context, name string, ttl time.Duration) (func(), error) {
+	kv := st.kv
 	key := exchangeKey(name, "lease")
-	rec, _ := json.Marshal(leaseRecord{Owner: x.owner, Until: time.Now().Add(ttl).UTC()})
+	rec, _ := json.Marshal(leaseRecord{Owner: st.owner, Until: time.Now().Add(ttl).UTC()})
 	var rev uint64
 	for attempt := 0; ; attempt++ {
 		if attempt == 10 {
@@ -121,7 +130,7 @@ func (x *Runner) acquireLease(ctx context.Context, name string, ttl time.Duratio
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pipeline.BookkeepingTimeout)
 		defer cancel()
 		if err := kv.Delete(bctx, key, jetstream.LastRevision(rev)); err != nil {
-			x.log.Warn("releasing exchange lease", "exchange", name, "err", err)
+			st.log.Warn("releasing exchange lease", "exchange", name, "err", err)
 		}
 	}, nil
 }
@@ -151,9 +160,9 @@ func deliveredPrefix(exch, target, request string) string {
 }
 
 // storedPeriods lists the periods for which a request has a delivered set at a target.
-func (x *Runner) storedPeriods(ctx context.Context, exch, target, request string) ([]string, error) {
+func (st *stateStore) storedPeriods(ctx context.Context, exch, target, request string) ([]string, error) {
 	prefix := deliveredPrefix(exch, target, request)
-	lister, err := x.state.ListKeysFiltered(ctx, prefix+".*")
+	lister, err := st.kv.ListKeysFiltered(ctx, prefix+".*")
 	if err != nil {
 		return nil, fmt.Errorf("listing delivered sets: %w", err)
 	}
@@ -165,8 +174,8 @@ func (x *Runner) storedPeriods(ctx context.Context, exch, target, request string
 	return out, nil
 }
 
-func (x *Runner) loadDelivered(ctx context.Context, exch, target, request, pe string) (*deliveredSet, error) {
-	kv := x.state
+func (st *stateStore) loadDelivered(ctx context.Context, exch, target, request, pe string) (*deliveredSet, error) {
+	kv := st.kv
 	key := deliveredPrefix(exch, target, request) + "." + pe
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -212,13 +221,13 @@ func (x *Runner) loadDelivered(ctx context.Context, exch, target, request, pe st
 	return ds, nil
 }
 
-func (x *Runner) storeDelivered(ctx context.Context, exch, target, request, pe string, ds *deliveredSet) error {
-	kv := x.state
+func (st *stateStore) storeDelivered(ctx context.Context, exch, target, request, pe string, ds *deliveredSet) error {
+	kv := st.kv
 	key := deliveredPrefix(exch, target, request) + "." + pe
 	if ds == nil || len(ds.Keys) == 0 {
-		return x.deleteDelivered(ctx, key)
+		return st.deleteDelivered(ctx, key)
 	}
-	w := wireDelivered{Schemes: ds.Schemes, Updated: x.now().UTC(), Keys: make([][4]int, 0, len(ds.Keys))}
+	w := wireDelivered{Schemes: ds.Schemes, Updated: st.now().UTC(), Keys: make([][4]int, 0, len(ds.Keys))}
 	index := map[string]int{}
 	ref := func(v string) int {
 		if v == "" {
@@ -263,8 +272,8 @@ func (x *Runner) storeDelivered(ctx context.Context, exch, target, request, pe s
 	return nil
 }
 
-func (x *Runner) deleteDelivered(ctx context.Context, key string) error {
-	kv := x.state
+func (st *stateStore) deleteDelivered(ctx context.Context, key string) error {
+	kv := st.kv
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
@@ -298,8 +307,8 @@ type exchangeHealth struct {
 	LastSuccess  time.Time `json:"lastSuccess,omitzero"`
 }
 
-func (x *Runner) loadJSONState(ctx context.Context, key string, v any) (uint64, error) {
-	e, err := x.state.Get(ctx, key)
+func (st *stateStore) loadJSONState(ctx context.Context, key string, v any) (uint64, error) {
+	e, err := st.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -312,12 +321,12 @@ func (x *Runner) loadJSONState(ctx context.Context, key string, v any) (uint64, 
 	return e.Revision(), nil
 }
 
-func (x *Runner) putJSONState(ctx context.Context, key string, v any) error {
+func (st *stateStore) putJSONState(ctx context.Context, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if _, err := x.state.Put(ctx, key, data); err != nil {
+	if _, err := st.kv.Put(ctx, key, data); err != nil {
 		return fmt.Errorf("writing %s: %w", key, err)
 	}
 	return nil

@@ -150,7 +150,7 @@ func (x *Runner) recordDelivered(ctx context.Context, e *exchange, run *Exchange
 			continue
 		}
 		for _, w := range tr.state {
-			if err := x.storeDelivered(ctx, e.cfg.Name, t.Name, w.request, w.period, w.set); err != nil {
+			if err := x.store.storeDelivered(ctx, e.cfg.Name, t.Name, w.request, w.period, w.set); err != nil {
 				run.errs = append(run.errs, t.Name+": recording what was delivered: "+err.Error())
 				break
 			}
@@ -191,28 +191,7 @@ func (x *Runner) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun)
 	if await := e.cfg.Await.D(); await > 0 {
 		view = x.awaitTx(ctx, run.Transaction, await)
 		if view != nil {
-			run.Delivery = view.Status
-			for _, ts := range view.Targets {
-				if tr := run.targetRun[ts.Target]; tr != nil {
-					tr.sum.Delivery = describeTarget(ts)
-				}
-			}
-			switch view.Status {
-			case txlog.TxDelivered:
-			case txlog.TxAccepted:
-				run.errs = append(run.errs, fmt.Sprintf("deliveries not finished within await (%s); see transaction %s",
-					await, run.Transaction))
-			default:
-				msg := "deliveries " + view.Status
-				for _, ts := range view.Targets {
-					if ts.LastError != "" {
-						msg += "; " + ts.Target + ": " + transform.ClipText(ts.LastError, 200)
-					} else if ts.Rejected > 0 {
-						msg += fmt.Sprintf("; %s rejected %d values (dead letters)", ts.Target, ts.Rejected)
-					}
-				}
-				run.errs = append(run.errs, msg)
-			}
+			noteDeliveries(run, view, await)
 		}
 	}
 	if e.cfg.Completeness == nil {
@@ -234,6 +213,33 @@ func (x *Runner) afterSubmit(ctx context.Context, e *exchange, run *ExchangeRun)
 			tr.sum.Error = joinErr(tr.sum.Error, msg)
 			run.errs = append(run.errs, t.Name+": "+msg)
 		}
+	}
+}
+
+// noteDeliveries records in the run how its deliveries went, as the transaction log
+// tells after the wait: an error when they were not all done, or failed.
+func noteDeliveries(run *ExchangeRun, view *txlog.TxView, await time.Duration) {
+	run.Delivery = view.Status
+	for _, ts := range view.Targets {
+		if tr := run.targetRun[ts.Target]; tr != nil {
+			tr.sum.Delivery = describeTarget(ts)
+		}
+	}
+	switch view.Status {
+	case txlog.TxDelivered:
+	case txlog.TxAccepted:
+		run.errs = append(run.errs, fmt.Sprintf("deliveries not finished within await (%s); see transaction %s",
+			await, run.Transaction))
+	default:
+		msg := "deliveries " + view.Status
+		for _, ts := range view.Targets {
+			if ts.LastError != "" {
+				msg += "; " + ts.Target + ": " + transform.ClipText(ts.LastError, 200)
+			} else if ts.Rejected > 0 {
+				msg += fmt.Sprintf("; %s rejected %d values (dead letters)", ts.Target, ts.Rejected)
+			}
+		}
+		run.errs = append(run.errs, msg)
 	}
 }
 
@@ -453,94 +459,7 @@ func (x *Runner) finishRun(ctx context.Context, e *exchange, run *ExchangeRun, s
 			x.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "tx", rec.ID, "err", err)
 		}
 	}
-	if err := x.putJSONState(bctx, exchangeKey(e.cfg.Name, "last"), run); err != nil {
+	if err := x.store.putJSONState(bctx, exchangeKey(e.cfg.Name, "last"), run); err != nil {
 		x.log.Warn("recording the exchange run", "exchange", e.cfg.Name, "err", err)
 	}
-}
-
-// notifyRun updates the exchange's health and tells its channels when it starts failing
-// (after notify.after failed runs in a row), optionally reminds while it keeps failing
-// (notify.repeat), and says when it recovers: one outage, one message.
-func (x *Runner) notifyRun(ctx context.Context, e *exchange, run *ExchangeRun) {
-	key := exchangeKey(e.cfg.Name, "health")
-	var h exchangeHealth
-	if _, err := x.loadJSONState(ctx, key, &h); err != nil {
-		x.log.Warn("reading exchange health", "exchange", e.cfg.Name, "err", err)
-	}
-	now := run.Finished
-	nc := x.notify
-	var n *Notification
-	if run.Status != RunSucceeded {
-		if !h.Failing {
-			h = exchangeHealth{Failing: true, Since: now, LastSuccess: h.LastSuccess}
-		}
-		h.Failures++
-		h.LastError = run.Error
-		switch {
-		case !h.Notified && h.Failures >= nc.After:
-			n = &Notification{Event: EventExchangeFailed}
-		case h.Notified && nc.Repeat > 0 && now.Sub(h.LastNotified) >= nc.Repeat.D():
-			n = &Notification{Event: EventExchangeFailed, Reminder: true}
-		}
-	} else {
-		if h.Failing && h.Notified {
-			n = &Notification{Event: EventExchangeRecovered}
-		}
-	}
-	if n != nil {
-		n.Exchange, n.Time, n.Since, n.Failures, n.Transaction = e.cfg.Name, now, h.Since, h.Failures, run.Transaction
-		if n.Event == EventExchangeFailed {
-			n.Error = run.Error
-		}
-		if run.Transaction != "" {
-			n.Run = "/admin/v1/exchanges/" + e.cfg.Name + "/runs/" + run.Transaction
-		}
-		sent := x.sendNotification(ctx, e, n, run)
-		if n.Event == EventExchangeFailed && (sent || len(x.channelsOf(e)) == 0) {
-			h.Notified, h.LastNotified = true, now
-		}
-	}
-	if run.Status == RunSucceeded {
-		h = exchangeHealth{LastSuccess: now}
-	}
-	if err := x.putJSONState(ctx, key, h); err != nil {
-		x.log.Warn("recording exchange health", "exchange", e.cfg.Name, "err", err)
-	}
-}
-
-// channelsOf returns the notification channels an exchange tells.
-func (x *Runner) channelsOf(e *exchange) []notifier {
-	var out []notifier
-	if e.cfg.Notify == nil {
-		names := make([]string, 0, len(x.notifiers))
-		for name := range x.notifiers {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			out = append(out, x.notifiers[name])
-		}
-		return out
-	}
-	for _, name := range e.cfg.Notify {
-		if n, ok := x.notifiers[name]; ok {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// sendNotification tells every channel of the exchange; it reports whether one took it.
-func (x *Runner) sendNotification(ctx context.Context, e *exchange, n *Notification, run *ExchangeRun) bool {
-	sent := false
-	for _, ch := range x.channelsOf(e) {
-		if err := ch.send(ctx, n); err != nil {
-			x.log.Warn("notification failed", "exchange", e.cfg.Name, "channel", ch.name(), "event", n.Event, "err", err)
-			run.Notified = append(run.Notified, n.Event+" → "+ch.name()+" failed: "+transform.ClipText(err.Error(), 200))
-			continue
-		}
-		sent = true
-		run.Notified = append(run.Notified, n.Event+" → "+ch.name())
-	}
-	return sent
 }

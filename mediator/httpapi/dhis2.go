@@ -208,38 +208,9 @@ func outcomeSummary(v *txlog.TxView, mine *transform.ValueReport, opts map[strin
 	counts.Ignored += v.Refused
 	wholeFailure := false
 	for _, t := range v.Targets {
-		for _, cf := range t.Conflicts {
-			sum.Conflicts = append(sum.Conflicts, cf.DHIS2())
-		}
 		rejected = append(rejected, t.RejectedIndexes...)
-		// Values mapping refused (dead letters) or left out (unmapped) never reached the
-		// target: DHIS2 would have counted them ignored.
-		counts.Ignored += t.Refused + t.Unmapped
-		if t.Unmapped > 0 {
-			sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
-				Value: fmt.Sprintf("%d values not mapped for %s (the source's unmapped policy); the transaction lists them", t.Unmapped, t.Target)})
-		}
-		if c := t.Completeness; c != nil {
-			// The registration of the data set the payload completes (completeness.go),
-			// as DHIS2 reports its header completeDate: dataSetComplete and conflicts.
-			for _, cf := range c.Conflicts {
-				sum.Conflicts = append(sum.Conflicts, cf.DHIS2())
-			}
-			if c.Registered() {
-				sum.DataSetComplete = c.Date
-			} else if len(c.Conflicts) == 0 && c.Error != "" {
-				sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
-					Value: "registering the complete data set failed: " + transform.ClipText(c.Error, 300)})
-			}
-		}
-		if t.LastError != "" && t.Rejected > 0 {
+		if addTargetOutcome(sum, &counts, t) {
 			wholeFailure = true
-			if len(t.Conflicts) == 0 {
-				// A request refused without a conflict (a server error, retries used
-				// up): the reason is still the client's to read.
-				sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
-					Value: "delivery to " + t.Target + " failed: " + transform.ClipText(t.LastError, 300)})
-			}
 		}
 	}
 	sum.ImportCount = counts
@@ -263,6 +234,44 @@ func outcomeSummary(v *txlog.TxView, mine *transform.ValueReport, opts map[strin
 	sum.Description = fmt.Sprintf("Delivered by Tally as transaction %s to %s: %s", v.ID, targetList(v), v.Status)
 	slices.Sort(rejected)
 	return sum, slices.Compact(rejected)
+}
+
+// addTargetOutcome adds one target's conflicts and what never reached it to the summary,
+// and reports whether the target refused the import as a whole.
+func addTargetOutcome(sum *importSummary, counts *txlog.ImportCount, t *txlog.TargetSummary) bool {
+	for _, cf := range t.Conflicts {
+		sum.Conflicts = append(sum.Conflicts, cf.DHIS2())
+	}
+	// Values mapping refused (dead letters) or left out (unmapped) never reached the
+	// target: DHIS2 would have counted them ignored.
+	counts.Ignored += t.Refused + t.Unmapped
+	if t.Unmapped > 0 {
+		sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
+			Value: fmt.Sprintf("%d values not mapped for %s (the source's unmapped policy); the transaction lists them", t.Unmapped, t.Target)})
+	}
+	if c := t.Completeness; c != nil {
+		// The registration of the data set the payload completes (completeness.go),
+		// as DHIS2 reports its header completeDate: dataSetComplete and conflicts.
+		for _, cf := range c.Conflicts {
+			sum.Conflicts = append(sum.Conflicts, cf.DHIS2())
+		}
+		if c.Registered() {
+			sum.DataSetComplete = c.Date
+		} else if len(c.Conflicts) == 0 && c.Error != "" {
+			sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
+				Value: "registering the complete data set failed: " + transform.ClipText(c.Error, 300)})
+		}
+	}
+	if t.LastError == "" || t.Rejected == 0 {
+		return false
+	}
+	if len(t.Conflicts) == 0 {
+		// A request refused without a conflict (a server error, retries used
+		// up): the reason is still the client's to read.
+		sum.Conflicts = append(sum.Conflicts, transform.ImportConflict{Object: t.Target,
+			Value: "delivery to " + t.Target + " failed: " + transform.ClipText(t.LastError, 300)})
+	}
+	return true
 }
 
 func targetList(v *txlog.TxView) string {

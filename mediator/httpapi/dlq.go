@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -164,15 +165,9 @@ func (s dlqAPI) handleDLQBulk(replay bool) echo.HandlerFunc {
 		case len(seqs) == 0 && !req.All:
 			return badRequest(c, errors.New(`nothing selected: give "seqs", or "all": true with an optional "filter"`))
 		case req.All:
-			now := s.now()
-			f := dlq.DLQFilter{Target: req.Filter.Target, Source: req.Filter.Source, Reason: req.Filter.Reason,
-				Code: req.Filter.Code, TxID: req.Filter.Tx}
-			var err error
-			if f.Since, err = parseWhen(req.Filter.Since, now); err != nil {
-				return badRequest(c, fmt.Errorf("filter.since: %w", err))
-			}
-			if f.Until, err = parseWhen(req.Filter.Until, now); err != nil {
-				return badRequest(c, fmt.Errorf("filter.until: %w", err))
+			f, err := s.bulkFilter(&req)
+			if err != nil {
+				return badRequest(c, err)
 			}
 			// Collect first: replaying while scanning would meet the entries it adds.
 			if err := s.deadLetters.Scan(ctx, f, 0, func(d *dlq.DeadLetterSummary) bool {
@@ -182,33 +177,58 @@ func (s dlqAPI) handleDLQBulk(replay bool) echo.HandlerFunc {
 				return err
 			}
 		}
-		out := dlqBulkResponse{Results: make([]*dlq.ReplayResult, 0, len(seqs))}
-		for _, seq := range seqs {
-			var res *dlq.ReplayResult
-			var err error
-			if replay {
-				res, err = s.deadLetters.Replay(ctx, seq, req.Remap)
-			} else {
-				res, err = s.deadLetters.Discard(ctx, seq)
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if res == nil {
-					res = &dlq.ReplayResult{Seq: seq}
-				}
-				res.Status, res.Error = "failed", err.Error()
-				out.Failed++
-			} else if replay {
-				out.Replayed++
-			} else {
-				out.Discarded++
-			}
-			out.Results = append(out.Results, res)
+		out, err := s.bulk(ctx, seqs, replay, req.Remap)
+		if err != nil {
+			return err
 		}
 		return c.JSON(http.StatusOK, out)
 	}
+}
+
+// bulkFilter is the filter of a bulk request for all entries.
+func (s dlqAPI) bulkFilter(req *dlqBulkRequest) (dlq.DLQFilter, error) {
+	now := s.now()
+	f := dlq.DLQFilter{Target: req.Filter.Target, Source: req.Filter.Source, Reason: req.Filter.Reason,
+		Code: req.Filter.Code, TxID: req.Filter.Tx}
+	var err error
+	if f.Since, err = parseWhen(req.Filter.Since, now); err != nil {
+		return f, fmt.Errorf("filter.since: %w", err)
+	}
+	if f.Until, err = parseWhen(req.Filter.Until, now); err != nil {
+		return f, fmt.Errorf("filter.until: %w", err)
+	}
+	return f, nil
+}
+
+// bulk replays or discards the entries one by one; an entry that fails is reported and
+// the next one tried, until the request ends.
+func (s dlqAPI) bulk(ctx context.Context, seqs []uint64, replay, remap bool) (*dlqBulkResponse, error) {
+	out := &dlqBulkResponse{Results: make([]*dlq.ReplayResult, 0, len(seqs))}
+	for _, seq := range seqs {
+		var res *dlq.ReplayResult
+		var err error
+		if replay {
+			res, err = s.deadLetters.Replay(ctx, seq, remap)
+		} else {
+			res, err = s.deadLetters.Discard(ctx, seq)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if res == nil {
+				res = &dlq.ReplayResult{Seq: seq}
+			}
+			res.Status, res.Error = "failed", err.Error()
+			out.Failed++
+		} else if replay {
+			out.Replayed++
+		} else {
+			out.Discarded++
+		}
+		out.Results = append(out.Results, res)
+	}
+	return out, nil
 }
 
 func (s dlqAPI) dlqFilterFromQuery(c echo.Context) (dlq.DLQFilter, error) {

@@ -23,32 +23,15 @@ type decodeFunc func(r io.Reader, sink transform.Sink) error
 // the query as in DHIS2; the parser reports them through opts.
 func (s *Ingester) decoderFor(ctx context.Context, req Request, body *bufio.Reader, schemes transform.IDSchemes, opts *payloadOptions) (decodeFunc, string, error) {
 	src := req.Source
-	onHeader := func(h *dvs.Header) error {
-		if opts.complete != nil {
-			opts.complete.header(h)
-		}
-		if h.DryRun != nil {
-			opts.dryRun = *h.DryRun
-		}
-		if h.Strategy != "" {
-			return opts.setStrategy(h.Strategy)
-		}
-		return nil
-	}
 	format := src.Format
 	if format == "auto" {
-		head, _ := body.Peek(512)
-		detect := dvs.DetectFormat
-		if req.DHIS2 {
-			detect = dvs.DetectAsDHIS2
-		}
-		f, err := detect(req.ContentType, head)
+		f, err := detectFormat(req, body)
 		if err != nil {
-			return nil, "", &RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported",
-				Msg: err.Error() + "; send application/json, application/xml, application/adx+xml or application/csv"}
+			return nil, "", err
 		}
-		format = formatName(f)
+		format = f
 	}
+	onHeader := opts.onHeader
 	switch format {
 	case "json", "cht":
 		return func(r io.Reader, sink transform.Sink) error {
@@ -63,16 +46,7 @@ func (s *Ingester) decoderFor(ctx context.Context, req Request, body *bufio.Read
 			return dvs.DecodeXML(r, sink, dvs.Options{OnHeader: onHeader})
 		}, format, nil
 	case "csv":
-		header := first(req.Query, "firstRowIsHeader") != "false"
-		if !header && req.DHIS2 && req.Release >= 43 {
-			// DHIS2 2.43 maps CSV columns by their header and refuses a file without one
-			// (spec dhis2.md §1.2; conformance README §6.2, dataValueSetBNoHeader.csv).
-			const msg = "CSV without header row is no longer supported."
-			return nil, "", &RequestError{Status: http.StatusConflict, Reason: "bad_input", Msg: msg,
-				Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Field: "firstRowIsHeader", Value: "false", Expected: msg}}}}
-		}
-		opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(req.Query, "dataSet")}
-		return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeCSV(r, sink, opts) }, format, nil
+		return csvDecoder(req, format)
 	case "adx":
 		// ADX's default id scheme is CODE (UID from the 2.43 era); the request's schemes go
 		// to the parser so that an explicit idScheme=UID wins over that default. The
@@ -82,6 +56,37 @@ func (s *Ingester) decoderFor(ctx context.Context, req Request, body *bufio.Read
 		return func(r io.Reader, sink transform.Sink) error { return a.decode(r, sink, o) }, format, nil
 	}
 	return nil, "", &RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported", Msg: "unknown format " + format}
+}
+
+// detectFormat tells a payload's format from its Content-Type — on the DHIS2-compatible
+// endpoint as DHIS2 reads it, on Tally's own endpoint falling back to its first bytes.
+func detectFormat(req Request, body *bufio.Reader) (string, error) {
+	head, _ := body.Peek(512)
+	detect := dvs.DetectFormat
+	if req.DHIS2 {
+		detect = dvs.DetectAsDHIS2
+	}
+	f, err := detect(req.ContentType, head)
+	if err != nil {
+		return "", &RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported",
+			Msg: err.Error() + "; send application/json, application/xml, application/adx+xml or application/csv"}
+	}
+	return formatName(f), nil
+}
+
+// csvDecoder reads CSV with or without a header row (firstRowIsHeader), which DHIS2 2.43
+// refuses on its endpoint.
+func csvDecoder(req Request, format string) (decodeFunc, string, error) {
+	header := first(req.Query, "firstRowIsHeader") != "false"
+	if !header && req.DHIS2 && req.Release >= 43 {
+		// DHIS2 2.43 maps CSV columns by their header and refuses a file without one
+		// (spec dhis2.md §1.2; conformance README §6.2, dataValueSetBNoHeader.csv).
+		const msg = "CSV without header row is no longer supported."
+		return nil, "", &RequestError{Status: http.StatusConflict, Reason: "bad_input", Msg: msg,
+			Input: &transform.InputErrors{Errs: []*transform.InputError{{Index: -1, Field: "firstRowIsHeader", Value: "false", Expected: msg}}}}
+	}
+	opts := dvs.CSVOptions{FirstRowIsHeader: &header, DataSet: first(req.Query, "dataSet")}
+	return func(r io.Reader, sink transform.Sink) error { return dvs.DecodeCSV(r, sink, opts) }, format, nil
 }
 
 // payloadOptions are the import options a client may set in the query or, winning over
@@ -96,6 +101,20 @@ type payloadOptions struct {
 	delete bool
 	// complete reads the payload's completeDate (completeness.go).
 	complete *completionReader
+}
+
+// onHeader takes the options a data value set's header carries.
+func (opts *payloadOptions) onHeader(h *dvs.Header) error {
+	if opts.complete != nil {
+		opts.complete.header(h)
+	}
+	if h.DryRun != nil {
+		opts.dryRun = *h.DryRun
+	}
+	if h.Strategy != "" {
+		return opts.setStrategy(h.Strategy)
+	}
+	return nil
 }
 
 // setStrategy reads an importStrategy as DHIS2 does (its legacy names included) and

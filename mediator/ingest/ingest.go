@@ -190,6 +190,48 @@ func (s *Ingester) read(ctx context.Context, req Request, emit func(*transform.B
 		// Tally's own endpoint reads ADX as the targets' DHIS2 does too.
 		req.Release = s.Era(ctx, src)
 	}
+	p, err := s.readOptions(req)
+	if err != nil {
+		return nil, err
+	}
+	if onOptions != nil {
+		onOptions(p.opts)
+	}
+	r, closeBody, err := s.openBody(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBody()
+	release := s.ingestRelease(ctx, src)
+	dec, format, err := s.decoderFor(ctx, req, r, p.schemes, p.opts)
+	if err != nil {
+		return nil, err
+	}
+	p.format = format
+	batcher := transform.NewBatcher(transform.BatcherConfig{
+		Source: src.Name, Received: p.received, Schemes: p.schemes, MaxValues: s.settings.BatchSize(src.BatchSize), Emit: emit,
+		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: release,
+	})
+	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
+	if errors.Is(derr, errBodyTooLarge) {
+		return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
+			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
+	}
+	if err := finishParse(derr, batcher); err != nil {
+		return nil, parseError(err)
+	}
+	// An empty payload is valid, as in DHIS2 (conformance README §5.5): it stores nothing.
+	p.report = batcher.Report()
+	explainRelease(p.report.Conflicts, release)
+	p.values, p.batches = p.report.Kept, batcher.Batches()
+	p.notes, p.completes = p.opts.complete.notes, p.opts.complete.any
+	return p, nil
+}
+
+// readOptions starts a payload with what its query says: dry run, import strategy, id
+// schemes and the import flags forwarded.
+func (s *Ingester) readOptions(req Request) (*parsed, error) {
+	src := req.Source
 	p := &parsed{received: s.now().UTC(), digest: sha256.New(), opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true"}}
 	p.opts.complete = newCompletionReader(src, p.received)
 	if err := p.opts.setStrategy(first(req.Query, "importStrategy")); err != nil {
@@ -207,56 +249,38 @@ func (s *Ingester) read(ctx context.Context, req Request, emit func(*transform.B
 	}
 	p.schemes = schemes
 	p.flags = importFlags(req.Query)
-	if onOptions != nil {
-		onOptions(p.opts)
-	}
-
-	body := &limitedReader{r: req.Body, n: int64(s.cfg.HTTP.MaxBodyBytes)}
-	br := bufio.NewReaderSize(body, 64<<10)
-	r := br
-	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "body looks gzip-compressed but is not: " + err.Error()}
-		}
-		defer gz.Close()
-		// The limit applies after decompression too, so a small bomb cannot expand without bound.
-		r = bufio.NewReaderSize(&limitedReader{r: gz, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10)
-	}
-	release := s.ingestRelease(ctx, src)
-	dec, format, err := s.decoderFor(ctx, req, r, schemes, p.opts)
-	if err != nil {
-		return nil, err
-	}
-	p.format = format
-	batcher := transform.NewBatcher(transform.BatcherConfig{
-		Source: src.Name, Received: p.received, Schemes: schemes, MaxValues: s.settings.BatchSize(src.BatchSize), Emit: emit,
-		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: release,
-	})
-	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
-	if errors.Is(derr, errBodyTooLarge) {
-		return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
-			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
-	}
-	if err := finishParse(derr, batcher); err != nil {
-		var re *RequestError
-		if errors.As(err, &re) {
-			return nil, re
-		}
-		if list, ok := transform.AsInputErrors(err); ok {
-			return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: list.Error(), Input: list}
-		}
-		if errors.Is(err, errEmitStopped) {
-			return nil, err
-		}
-		return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "reading payload: " + err.Error()}
-	}
-	// An empty payload is valid, as in DHIS2 (conformance README §5.5): it stores nothing.
-	p.report = batcher.Report()
-	explainRelease(p.report.Conflicts, release)
-	p.values, p.batches = p.report.Kept, batcher.Batches()
-	p.notes, p.completes = p.opts.complete.notes, p.opts.complete.any
 	return p, nil
+}
+
+// openBody limits the body to http.max_body_bytes and decompresses it when it is
+// gzip-compressed (the limit then applies after decompression too, so a small bomb cannot
+// expand without bound). The returned function releases the decompressor.
+func (s *Ingester) openBody(body io.Reader) (*bufio.Reader, func(), error) {
+	br := bufio.NewReaderSize(&limitedReader{r: body, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10)
+	if head, _ := br.Peek(2); len(head) != 2 || head[0] != 0x1f || head[1] != 0x8b {
+		return br, func() {}, nil
+	}
+	gz, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "body looks gzip-compressed but is not: " + err.Error()}
+	}
+	return bufio.NewReaderSize(&limitedReader{r: gz, n: int64(s.cfg.HTTP.MaxBodyBytes)}, 64<<10), func() { _ = gz.Close() }, nil
+}
+
+// parseError is the *RequestError of a payload that did not parse or validate; an emit
+// function's errEmitStopped is returned as it is.
+func parseError(err error) error {
+	var re *RequestError
+	if errors.As(err, &re) {
+		return re
+	}
+	if list, ok := transform.AsInputErrors(err); ok {
+		return &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: list.Error(), Input: list}
+	}
+	if errors.Is(err, errEmitStopped) {
+		return err
+	}
+	return &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "reading payload: " + err.Error()}
 }
 
 // explainRelease adds to DHIS2's "Period not valid" of a period the targets' release lacks
@@ -326,23 +350,8 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 		res.Tx, res.Duplicate = existing, true
 		return res, nil
 	}
-	pb := s.pub.Start(ctx)
-	seq := 0
-	perr := sp.each(func(data []byte) error {
-		m := pipeline.IngestMessage(src.Name, txID, pipeline.BatchMsgID(txID, seq), data)
-		m.Header = pipeline.WithFlags(m.Header, p.flags)
-		m.Header.Set(pipeline.HeaderBatches, strconv.Itoa(p.batches))
-		if p.completes {
-			m.Header = pipeline.CompletesHeader(m.Header, p.batches)
-		}
-		seq++
-		return pb.Add(m)
-	})
-	if perr == nil {
-		_, perr = pb.Wait()
-	}
-	if perr != nil {
-		return nil, unavailable(perr)
+	if err := s.publish(ctx, src.Name, txID, p, sp); err != nil {
+		return nil, unavailable(err)
 	}
 	rec := &txlog.TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
 		Batches: p.batches, Targets: s.cfg.TargetNamesOf(src), OpenHIMTransaction: req.OpenHIMTx,
@@ -358,6 +367,27 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Tx, res.Duplicate = stored, !created
 	return res, nil
+}
+
+// publish stores the spooled batches of payload p in TALLY_INGEST as transaction txID,
+// each with the payload's flags and batch count.
+func (s *Ingester) publish(ctx context.Context, source, txID string, p *parsed, sp *spool) error {
+	pb := s.pub.Start(ctx)
+	seq := 0
+	err := sp.each(func(data []byte) error {
+		m := pipeline.IngestMessage(source, txID, pipeline.BatchMsgID(txID, seq), data)
+		m.Header = pipeline.WithFlags(m.Header, p.flags)
+		m.Header.Set(pipeline.HeaderBatches, strconv.Itoa(p.batches))
+		if p.completes {
+			m.Header = pipeline.CompletesHeader(m.Header, p.batches)
+		}
+		seq++
+		return pb.Add(m)
+	})
+	if err == nil {
+		_, err = pb.Wait()
+	}
+	return err
 }
 
 // ingestConflicts are the conflicts of the values refused at ingest, merged as DHIS2
