@@ -38,19 +38,20 @@ func readRepoFile(t testing.TB, rel string) []byte {
 }
 
 // metric is one tally_ metric that Tally exposes or is going to: the names the dashboards and
-// alerts may use. Keep in step with mediator/metrics.go.
+// alerts may use. Keep in step with mediator.NewMetrics (mediator/metrics.go and the
+// packages' NewMetrics it gathers).
 type metric struct {
-	planned bool                // not in mediator/metrics.go yet
+	planned bool                // not in mediator.NewMetrics yet
 	kind    string              // counter, gauge, histogram
 	labels  []string            // its own labels (Prometheus adds job and instance)
 	values  map[string][]string // the closed set of values of some labels
 }
 
-// tallyMetrics is the contract between mediator/metrics.go and deploy/ (alerts, dashboard).
+// tallyMetrics is the contract between mediator.NewMetrics and deploy/ (alerts, dashboard).
 // A "planned" metric may be missing from mediator.NewMetrics (not implemented yet, or not in
 // this commit); once it is there, its name, type and labels must be these.
 var tallyMetrics = map[string]metric{
-	// implemented (mediator/metrics.go)
+	// implemented (mediator.NewMetrics)
 	"tally_ingest_values_total":               {kind: "counter", labels: []string{"source"}},
 	"tally_ingest_messages_total":             {kind: "counter", labels: []string{"source"}},
 	"tally_ingest_rejected_requests_total":    {kind: "counter", labels: []string{"source", "reason"}},

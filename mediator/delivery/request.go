@@ -164,7 +164,7 @@ func (out *importOutcome) add(res *dhis2.ImportResult, b *transform.Batch, start
 // asked for one, over the target's, so that the target applies it as DHIS2 does (CREATE
 // leaves existing values alone, UPDATE creates none, DELETE deletes and counts deleted —
 // a DELETE's values also carry deleted: true, which deletes on every version); and the
-// import parameters the client asked the target to apply (importflags.go).
+// import parameters the client asked the target to apply (mediator/ingest/flags.go).
 func (t *Target) importOptions(b *transform.Batch, flags url.Values) dhis2.ImportOptions {
 	strategy := t.cfg.ImportStrategy
 	if b.ImportStrategy != "" {

@@ -137,10 +137,10 @@ type DeadLetter struct {
 	// replay can re-map them with the current rules.
 	SourceBatch *transform.Batch `json:"sourceBatch,omitempty"`
 	// ImportOptions are the import parameters the client asked the target to apply
-	// (url-encoded; importflags.go), sent again on replay.
+	// (url-encoded; mediator/ingest/flags.go), sent again on replay.
 	ImportOptions string `json:"importOptions,omitempty"`
 	// Completes is the number of batches of a transaction that completes a data set
-	// (completeness.go), so that a replay still registers it.
+	// (mediator/delivery/completeness.go), so that a replay still registers it.
 	Completes int `json:"completes,omitempty"`
 	// Raw is a message kept exactly as it was stored, because this build could not read or
 	// handle it (reasons undecodable, panic, max_delivered, no_source). Replay puts it back

@@ -27,7 +27,7 @@ import (
 //     go on to the targets. A source with validation: atomic refuses the whole payload
 //     instead, as does atomic=true in the 2.43 era. A problem with the document itself
 //     (malformed JSON, an unknown strategy in its header) refuses it whole, as in DHIS2.
-//   - The answer is written as the era's release writes it (era.go, webmessage.go): the
+//   - The answer is written as the era's release writes it (mediator/ingest/era.go, webmessage.go): the
 //     bare ImportSummary up to 2.37 and on /api/37/ before 2.42, else a WebMessage, 409 on
 //     WARNING up to 2.42 and 200 from 2.43; JSON, or XML when asked for.
 //   - Its counts never claim what a target has not said. A source that waits for
@@ -250,7 +250,7 @@ func addTargetOutcome(sum *importSummary, counts *txlog.ImportCount, t *txlog.Ta
 			Value: fmt.Sprintf("%d values not mapped for %s (the source's unmapped policy); the transaction lists them", t.Unmapped, t.Target)})
 	}
 	if c := t.Completeness; c != nil {
-		// The registration of the data set the payload completes (completeness.go),
+		// The registration of the data set the payload completes (delivery/completeness.go),
 		// as DHIS2 reports its header completeDate: dataSetComplete and conflicts.
 		for _, cf := range c.Conflicts {
 			sum.Conflicts = append(sum.Conflicts, cf.DHIS2())

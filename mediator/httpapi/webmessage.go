@@ -14,7 +14,7 @@ import (
 
 // DHIS2's answer shapes (spec dhis2.md §2.3): the WebMessage wrapper, the ImportSummary it
 // carries, and how one release or another writes them. Rendering is kept apart from what
-// the answer says (dhis2compat.go), so that the same summary serves the import, a repeat,
+// the answer says (dhis2.go), so that the same summary serves the import, a repeat,
 // and the task summary of an asynchronous import.
 
 type webMessage struct {

@@ -51,7 +51,8 @@ func (s *Ingester) Era(ctx context.Context, src *config.Source) int {
 // can read (a 2.43-only type, all targets older) is refused there, naming the period and
 // the release. It is the highest release among the source's targets when every one is
 // known, else 0 (any valid period): a target whose release is unknown may read it, and
-// the mapper refuses it per target once the release is known (mappingnote.go).
+// the mapper refuses it per target once the release is known
+// (pipeline.Mapping.RefuseNewerPeriods).
 func (s *Ingester) ingestRelease(ctx context.Context, src *config.Source) int {
 	_, highest, all := s.sourceReleases(ctx, src)
 	if !all {

@@ -50,7 +50,7 @@ func (s *Ingester) decoderFor(ctx context.Context, req Request, body *bufio.Read
 	case "adx":
 		// ADX's default id scheme is CODE (UID from the 2.43 era); the request's schemes go
 		// to the parser so that an explicit idScheme=UID wins over that default. The
-		// targets decide how values are read (adxingest.go).
+		// targets decide how values are read (adx.go).
 		a := s.adxSupportFor(ctx, src)
 		o := a.adxOptions(schemes, req.Release)
 		return func(r io.Reader, sink transform.Sink) error { return a.decode(r, sink, o) }, format, nil
@@ -99,7 +99,7 @@ type payloadOptions struct {
 	// delete: importStrategy DELETE, which Tally carries as deleted: true on every value
 	// so that any target deletes them whatever its own strategy.
 	delete bool
-	// complete reads the payload's completeDate (completeness.go).
+	// complete reads the payload's completeDate (completedate.go).
 	complete *completionReader
 }
 

@@ -153,7 +153,7 @@ type parsed struct {
 	batches int
 	report  transform.ValueReport
 	opts    *payloadOptions
-	// flags are the import parameters forwarded to the targets (importflags.go).
+	// flags are the import parameters forwarded to the targets (flags.go).
 	flags string
 	// notes are the payload-level conflicts that refused no value (its completeDate).
 	notes []transform.ImportConflict

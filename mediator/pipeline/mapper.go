@@ -181,7 +181,7 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 		return n, nil
 	}
 	m.Batch.Target = t.Name
-	// deliver.go: carries the source values too when mapping changed them (for re-mapping
+	// DeliverMessage carries the source values too when mapping changed them (for re-mapping
 	// dead letters on replay).
 	h := WithNote(kept.Header(), n.note)
 	if err := pb.Add(DeliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), h)); err != nil {
