@@ -458,8 +458,8 @@ func (s *Store) List(ctx context.Context, f DLQFilter, after uint64, limit int) 
 	return out, total, next, err
 }
 
-// At reads the dead letter at a TALLY_DLQ sequence.
-func (s *Store) At(ctx context.Context, seq uint64) (*DeadLetter, error) {
+// rawAt reads the message at a TALLY_DLQ sequence.
+func (s *Store) rawAt(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
 	st, err := s.js.Stream(ctx, stream.DLQStream)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", stream.DLQStream, err)
@@ -470,6 +470,15 @@ func (s *Store) At(ctx context.Context, seq uint64) (*DeadLetter, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading dead letter %d: %w", seq, err)
+	}
+	return raw, nil
+}
+
+// At reads the dead letter at a TALLY_DLQ sequence.
+func (s *Store) At(ctx context.Context, seq uint64) (*DeadLetter, error) {
+	raw, err := s.rawAt(ctx, seq)
+	if err != nil {
+		return nil, err
 	}
 	if !strings.HasPrefix(raw.Subject, stream.DLQPrefix) {
 		return nil, ErrDeadLetterNotFound
@@ -629,16 +638,9 @@ func (s *Store) replayRaw(ctx context.Context, dl *DeadLetter, res *ReplayResult
 
 // Discard deletes a dead letter for good, recording it in the transaction log.
 func (s *Store) Discard(ctx context.Context, seq uint64) (*ReplayResult, error) {
-	st, err := s.js.Stream(ctx, stream.DLQStream)
+	raw, err := s.rawAt(ctx, seq)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", stream.DLQStream, err)
-	}
-	raw, err := st.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, ErrDeadLetterNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading dead letter %d: %w", seq, err)
+		return nil, err
 	}
 	d := summaryFromHeaders(raw.Header, raw.Subject, seq, raw.Time)
 	if err := s.delete(ctx, seq); err != nil {
