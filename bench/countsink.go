@@ -185,7 +185,10 @@ func querySchemes(r *http.Request) (transform.IDSchemes, error) {
 // ignored (no write), with another value updated; a deletion is deleted; a value whose key
 // does not resolve is ignored with a conflict naming the identifier (§1.5), merged by
 // error code and object with its indexes (§2.3). A dry run is summarised the same way and
-// leaves no receipt.
+// leaves no receipt. Confirmed in dhis2/dhis2-core DefaultDataValueSetService.java:
+// saveDataValueUpdate counts a value ignored when dataValueUpdateShouldBeIgnored (value,
+// comment and follow-up unchanged), and createDataValueSetImportContext lets the payload's
+// dryRun win over the query's.
 func (s *countingSink) count(c *collector, dry bool) *importSummary {
 	sum := &importSummary{Status: "SUCCESS", Description: "Import process completed successfully", DataSetComplete: "false"}
 	conflicts := map[string]*conflict{}

@@ -192,7 +192,8 @@ func TestResetForgetsReceipts(t *testing.T) {
 
 // TestCountingSinkAnswersAsDHIS2 checks the counting sink's import summaries as Tally's
 // client reads them, against DHIS2 2.40's rules (spec dhis2.md §1.4 outcome table: a new key
-// is imported, the same value again is ignored as unchanged; §1.5: an unknown data element
+// is imported, the same value again is ignored as unchanged, as dhis2/dhis2-core's
+// DefaultDataValueSetService.saveDataValueUpdate does; §1.5: an unknown data element
 // is E7610 and the value is ignored; §2.2: WARNING is HTTP 409 on 2.38–2.42), and that values
 // may be sent by UID as well as by code.
 func TestCountingSinkAnswersAsDHIS2(t *testing.T) {
