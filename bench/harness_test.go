@@ -3,40 +3,114 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestHarnessRuns drives the whole harness at a small size against an in-process Tally, so
-// that `tally bench` cannot rot: every measurement must produce a figure.
+// TestHarnessRuns drives every scenario at a small size against an in-process Tally and
+// in-process sinks, so that `tally bench` cannot rot: every scenario must produce its
+// figures and every run must pass its verification. (No figure is asserted against a
+// speed: that is what the bench is for.)
 func TestHarnessRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives the full pipeline")
 	}
 	python, _ := exec.LookPath("python3")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	peer := ""
+	if python != "" {
+		peer = "peer.py"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r, err := Run(ctx, Options{Start: InProcess, Values: 5000, Rules: 10, Rate: 20, Duration: time.Second,
-		Python: python, PeerScript: "peer.py"})
+	r, err := Run(ctx, Options{Start: InProcess, Scenarios: AllScenarios, Values: 3000, BigValues: 2000, Rules: MinRules,
+		Rate: 20, Duration: time.Second, Python: python, PeerScript: peer, CapacityValues: 3000,
+		ScaleValues: 6000, ScalePayloads: 3, Stall: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	has := func(scenario, sink, subject, measure string) {
+		t.Helper()
+		for _, f := range r.Figures {
+			if f.Scenario == scenario && f.Sink == sink && strings.HasPrefix(f.Subject, subject) && strings.HasPrefix(f.Measure, measure) {
+				if f.Unit == "" || len(f.Runs) == 0 || f.Min > f.Median || f.Median > f.Max {
+					t.Errorf("figure %+v", f)
+				}
+				return
+			}
+		}
+		t.Errorf("no figure %s/%s/%s/%s", scenario, sink, subject, measure)
+	}
 	for _, f := range Formats {
-		if r.Ingest[f] <= 0 || r.Decode[f] <= 0 {
-			t.Errorf("%s: ingest %v, decode %v", f, r.Ingest[f], r.Decode[f])
+		has(ScenarioIngest, "", "parser alone, "+f, "decode rate")
+		has(ScenarioIngest, SinkCounting, "tally, "+f, "ingest rate")
+	}
+	for _, s := range SinkKinds {
+		has(ScenarioE2E, s, "tally", "end to end")
+		if peer != "" {
+			has(ScenarioE2E, s, "peer script", "end to end")
+			has(ScenarioE2E, s, "tally / peer script", "end-to-end speed ratio")
 		}
 	}
-	if r.EndToEnd <= 0 || r.LatencyN < 10 || r.LatencyP99 < r.LatencyP50 {
-		t.Errorf("report = %+v", r)
+	has(ScenarioLatency, SinkCounting, "tally", "time to answer, p99")
+	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, concurrency 2", "share of the sink's capacity")
+	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, concurrency 16", "sink answered 503, queue full")
+	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, concurrency 16", "dead letters")
+	has(ScenarioScaleOne, SinkCounting, "tally, 6000 values in 1 payload", "store size with the whole backlog mapped")
+	has(ScenarioScaleMany, SinkCounting, "tally, 6000 values in 3 payload", "drain into the counting sink")
+	for _, c := range r.Checks {
+		if !c.OK() {
+			t.Errorf("%s: %v", c.Run, c.Err())
+		}
 	}
-	if python != "" && r.Peer <= 0 {
-		t.Errorf("peer: %v %s", r.Peer, r.PeerErr)
+	if len(r.Checks) < 20 {
+		t.Errorf("%d runs verified", len(r.Checks))
 	}
 	var md bytes.Buffer
 	r.Markdown(&md)
-	if !strings.Contains(md.String(), "| json |") || !strings.Contains(md.String(), "end to end") {
-		t.Errorf("markdown:\n%s", md.String())
+	t.Log("\n" + md.String())
+	for _, want := range []string{"### e2e", "### capacity", "### scale-many", "runs delivered every value exactly once"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	if _, err := json.Marshal(r); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRunRefusesBadOptions: a median needs three runs, and the mapping set must map every
+// data element the payloads use.
+func TestRunRefusesBadOptions(t *testing.T) {
+	_, err := Run(context.Background(), Options{Start: InProcess, Runs: 2, Rules: 5, Scenarios: []string{"nope"}})
+	for _, want := range []string{"at least 3 runs", "rules 5", `unknown scenario "nope"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want it to say %q", err, want)
+		}
+	}
+	if errors.Is(err, ErrVerification) {
+		t.Error("a refusal is not a verification failure")
+	}
+}
+
+// TestRunFailsWhenValuesDoNotArrive: a Tally that delivers nothing for real (every import a
+// dry run, which DHIS2 answers without storing) makes the bench fail, naming the missing
+// values, and still returns the report.
+func TestRunFailsWhenValuesDoNotArrive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the full pipeline")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{Start: InProcess, Scenarios: []string{ScenarioE2E}, Sinks: []string{SinkCounting},
+		Values: 2000, Rules: MinRules, TargetYAML: "dry_run: true", Stall: 2 * time.Second})
+	if !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), "1000 missing") {
+		t.Fatalf("error %v, want a verification failure naming the warm-up's 1000 missing values", err)
+	}
+	if r == nil || len(r.Failures) == 0 || r.Checks[0].Missing.N != 1000 || r.Checks[0].Arrived != 0 {
+		t.Fatalf("report %+v", r)
 	}
 }
