@@ -265,6 +265,25 @@ func (c *Config) TargetsOf(s *Source) []*Target {
 	return out
 }
 
+// TargetNames are the names of every target.
+func (c *Config) TargetNames() []string {
+	out := make([]string, len(c.Targets))
+	for i := range c.Targets {
+		out[i] = c.Targets[i].Name
+	}
+	return out
+}
+
+// TargetNamesOf are the names of the targets a source delivers to.
+func (c *Config) TargetNamesOf(s *Source) []string {
+	ts := c.TargetsOf(s)
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+	}
+	return out
+}
+
 // Duration is a time.Duration written as "30s", "5m" or "24h".
 type Duration time.Duration
 

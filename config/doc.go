@@ -2,6 +2,14 @@
 // expansion, and validates it so that an invalid file is refused at start with every problem
 // listed against its line.
 //
+// It holds the schema of every section Tally reads, the exchanges: and notify: sections
+// included (Config.DecodeExchanges, Config.DecodeNotify); the openhim: and mappings:
+// sections are decoded by the packages that own them, through Config.DecodeSection, so
+// that their problems carry lines too. It only reads and checks: it must not import the
+// mediator, an adapter or the mapping engine (it reads transform's id schemes and periods
+// to check them), and what another section's owner knows (a mapping set, a cron
+// expression) is asked through ExchangeRefs.
+//
 // A minimal file:
 //
 //	http:

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,20 @@ const (
 	DefaultTxRetention     = 30 * 24 * time.Hour
 )
 
+// applyDefaults fills the zero fields of every section the file's own schema holds.
 func (c *Config) applyDefaults() {
+	c.applyServiceDefaults()
+	for i := range c.Sources {
+		c.Sources[i].applyDefaults()
+	}
+	for i := range c.Targets {
+		c.Targets[i].applyDefaults()
+	}
+}
+
+// applyServiceDefaults fills the zero fields of the http:, nats:, delivery: and log:
+// sections.
+func (c *Config) applyServiceDefaults() {
 	if c.HTTP.Addr == "" {
 		c.HTTP.Addr = DefaultAddr
 	}
@@ -59,57 +73,59 @@ func (c *Config) applyDefaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
-	for i := range c.Sources {
-		s := &c.Sources[i]
-		if s.Format == "" {
-			s.Format = "auto"
-		}
-		if s.BatchSize == 0 {
-			s.BatchSize = 1000
-		}
-		if s.Unmapped == "" {
-			s.Unmapped = "drop"
-		}
-		if s.Duplicates == "" {
-			s.Duplicates = "reject"
-		}
-		if s.OrgUnits.Keep == "" {
-			s.OrgUnits.Keep = "all"
-		}
+}
+
+// applyDefaults fills a source's zero fields.
+func (s *Source) applyDefaults() {
+	if s.Format == "" {
+		s.Format = "auto"
 	}
-	for i := range c.Targets {
-		t := &c.Targets[i]
-		if t.ImportStrategy == "" {
-			t.ImportStrategy = "CREATE_AND_UPDATE"
-		}
-		if t.Timeout == 0 {
-			t.Timeout = Duration(60 * time.Second)
-		}
-		if t.Concurrency == 0 {
-			t.Concurrency = 2
-		}
-		if t.MaxValuesPerRequest == 0 {
-			t.MaxValuesPerRequest = 1000
-		}
-		if t.MetadataRefresh == 0 {
-			t.MetadataRefresh = Duration(time.Hour)
-		}
-		r := &t.Retry
-		if r.MaxAttempts == 0 {
-			r.MaxAttempts = 12
-		}
-		if r.MaxAge == 0 {
-			r.MaxAge = Duration(24 * time.Hour)
-		}
-		if r.InitialDelay == 0 {
-			r.InitialDelay = Duration(time.Second)
-		}
-		if r.MaxDelay == 0 {
-			r.MaxDelay = Duration(5 * time.Minute)
-		}
-		if t.RateLimit.PerSecond > 0 && t.RateLimit.Burst == 0 {
-			t.RateLimit.Burst = max(1, int(math.Ceil(t.RateLimit.PerSecond)))
-		}
+	if s.BatchSize == 0 {
+		s.BatchSize = 1000
+	}
+	if s.Unmapped == "" {
+		s.Unmapped = "drop"
+	}
+	if s.Duplicates == "" {
+		s.Duplicates = "reject"
+	}
+	if s.OrgUnits.Keep == "" {
+		s.OrgUnits.Keep = "all"
+	}
+}
+
+// applyDefaults fills a target's zero fields.
+func (t *Target) applyDefaults() {
+	if t.ImportStrategy == "" {
+		t.ImportStrategy = "CREATE_AND_UPDATE"
+	}
+	if t.Timeout == 0 {
+		t.Timeout = Duration(60 * time.Second)
+	}
+	if t.Concurrency == 0 {
+		t.Concurrency = 2
+	}
+	if t.MaxValuesPerRequest == 0 {
+		t.MaxValuesPerRequest = 1000
+	}
+	if t.MetadataRefresh == 0 {
+		t.MetadataRefresh = Duration(time.Hour)
+	}
+	r := &t.Retry
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = 12
+	}
+	if r.MaxAge == 0 {
+		r.MaxAge = Duration(24 * time.Hour)
+	}
+	if r.InitialDelay == 0 {
+		r.InitialDelay = Duration(time.Second)
+	}
+	if r.MaxDelay == 0 {
+		r.MaxDelay = Duration(5 * time.Minute)
+	}
+	if t.RateLimit.PerSecond > 0 && t.RateLimit.Burst == 0 {
+		t.RateLimit.Burst = max(1, int(math.Ceil(t.RateLimit.PerSecond)))
 	}
 }
 
@@ -118,162 +134,209 @@ func (c *Config) applyDefaults() {
 // tally.dlq._ingest).
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]{0,63}$`)
 
-var formats = map[string]bool{"auto": true, "json": true, "xml": true, "csv": true, "adx": true, "analytics": true, "cht": true}
+// knownFormat reports whether a source may post format f.
+func knownFormat(f string) bool {
+	return slices.Contains([]string{"auto", "json", "xml", "csv", "adx", "analytics", "cht"}, f)
+}
 
-var strategies = map[string]bool{"CREATE": true, "UPDATE": true, "CREATE_AND_UPDATE": true, "DELETE": true}
+// knownStrategy reports whether s is an import strategy DHIS2 takes.
+func knownStrategy(s string) bool {
+	return slices.Contains([]string{"CREATE", "UPDATE", "CREATE_AND_UPDATE", "DELETE"}, s)
+}
 
+// checker collects problems.
+type checker struct {
+	c  *Config
+	ps Problems
+}
+
+func (k *checker) add(path, format string, args ...any) {
+	k.ps = append(k.ps, k.c.Problem(path, format, args...))
+}
+
+// validate reports every problem of the file's own sections: the service's settings, the
+// targets and the sources.
 func (c *Config) validate() Problems {
-	var ps Problems
-	add := func(path, format string, args ...any) { ps = append(ps, c.Problem(path, format, args...)) }
+	k := &checker{c: c}
+	c.validateService(k)
+	targets := map[string]bool{}
+	for i := range c.Targets {
+		c.validateTarget(k, fmt.Sprintf("targets[%d]", i), &c.Targets[i], targets)
+	}
+	sources := map[string]bool{}
+	for i := range c.Sources {
+		c.validateSource(k, fmt.Sprintf("sources[%d]", i), &c.Sources[i], sources, targets)
+	}
+	if len(c.Sources) > 0 && len(c.Targets) == 0 {
+		k.add("targets", "sources are configured but no target to deliver to")
+	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
+		k.add("admin.token", "an admin token must be at least 16 characters")
+	}
+	return k.ps
+}
 
+// validateService checks the nats:, http:, delivery: and log: sections.
+func (c *Config) validateService(k *checker) {
 	if c.NATS.URL != "" {
 		if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
-			add("nats.url", "%q is not a NATS URL such as nats://nats-1:4222", c.NATS.URL)
+			k.add("nats.url", "%q is not a NATS URL such as nats://nats-1:4222", c.NATS.URL)
 		}
 	}
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
-		add("nats.replicas", "%d: JetStream supports 1 to 5 replicas", c.NATS.Replicas)
+		k.add("nats.replicas", "%d: JetStream supports 1 to 5 replicas", c.NATS.Replicas)
 	}
 	if c.NATS.URL == "" && c.NATS.Replicas > 1 {
-		add("nats.replicas", "an embedded server is a single node: replicas > 1 need nats.url pointing at a cluster")
+		k.add("nats.replicas", "an embedded server is a single node: replicas > 1 need nats.url pointing at a cluster")
 	}
 	if c.NATS.TxRetention < c.NATS.DuplicateWindow {
-		add("nats.tx_retention", "%s is shorter than duplicate_window %s: a retried payload must still find its transaction",
+		k.add("nats.tx_retention", "%s is shorter than duplicate_window %s: a retried payload must still find its transaction",
 			c.NATS.TxRetention.D(), c.NATS.DuplicateWindow.D())
 	}
-	if d := c.HTTP.StoreTimeout.D(); d < 100*time.Millisecond || d > 10*time.Minute {
-		add("http.store_timeout", "%s: want 100ms to 10m", d)
-	}
-	if d := c.Delivery.AckWait.D(); d < 100*time.Millisecond || d > time.Hour {
-		add("delivery.ack_wait", "%s: want 100ms to 1h", d)
-	}
-	if d := c.Delivery.UpgradeWait.D(); d <= 0 || d > 7*24*time.Hour {
-		add("delivery.upgrade_wait", "%s: want a positive duration up to 168h", d)
-	}
-	if d := c.Delivery.ProbeInterval.D(); d < 100*time.Millisecond || d > 10*time.Minute {
-		add("delivery.probe_interval", "%s: want 100ms to 10m", d)
-	}
+	c.validateTimes(k)
 	if c.HTTP.MaxBodyBytes < 1024 {
-		add("http.max_body_bytes", "%d bytes is too small to hold a data value set", c.HTTP.MaxBodyBytes)
+		k.add("http.max_body_bytes", "%d bytes is too small to hold a data value set", c.HTTP.MaxBodyBytes)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
-		add("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+		k.add("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		add("log.format", "%q: want text or json", c.Log.Format)
+		k.add("log.format", "%q: want text or json", c.Log.Format)
 	}
+}
 
-	targets := map[string]bool{}
-	for i := range c.Targets {
-		t := &c.Targets[i]
-		p := fmt.Sprintf("targets[%d]", i)
-		if !nameRE.MatchString(t.Name) {
-			add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_', not starting with '_'", t.Name)
-		} else if targets[t.Name] {
-			add(p+".name", "%q is defined twice", t.Name)
-		}
-		targets[t.Name] = true
-		if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add(p+".url", "%q is not an http(s) URL of a DHIS2 instance", t.URL)
-		} else if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api") {
-			add(p+".url", "%q: give the instance's base URL without /api", t.URL)
-		}
-		hasBasic, hasToken := t.Username != "" || t.Password != "", t.Token != ""
-		switch {
-		case hasBasic && hasToken:
-			add(p, "set either username/password or token, not both")
-		case !hasBasic && !hasToken:
-			add(p, "no credentials: set username and password, or a personal access token")
-		case hasBasic && (t.Username == "" || t.Password == ""):
-			add(p, "Basic auth needs both username and password")
-		}
-		if !strategies[t.ImportStrategy] {
-			add(p+".import_strategy", "%q: want CREATE, UPDATE, CREATE_AND_UPDATE or DELETE", t.ImportStrategy)
-		}
-		ps = append(ps, c.checkSchemes(p+".id_schemes", t.IDSchemes)...)
-		if t.Concurrency < 1 || t.Concurrency > 64 {
-			add(p+".concurrency", "%d: want 1 to 64", t.Concurrency)
-		}
-		if t.MaxValuesPerRequest < 1 || t.MaxValuesPerRequest > 100_000 {
-			add(p+".max_values_per_request", "%d: want 1 to 100000", t.MaxValuesPerRequest)
-		}
-		if t.Retry.MaxAttempts < 1 || t.Retry.MaxAttempts > 1000 {
-			add(p+".retry.max_attempts", "%d: want 1 to 1000", t.Retry.MaxAttempts)
-		}
-		if t.RateLimit.PerSecond < 0 || t.RateLimit.Burst < 0 {
-			add(p+".rate_limit", "per_second and burst may not be negative")
-		}
-		if t.Retry.InitialDelay > t.Retry.MaxDelay {
-			add(p+".retry.initial_delay", "%s is longer than max_delay %s", t.Retry.InitialDelay.D(), t.Retry.MaxDelay.D())
+// validateTimes checks the bounds of the service's timeouts and intervals.
+func (c *Config) validateTimes(k *checker) {
+	if d := c.HTTP.StoreTimeout.D(); d < 100*time.Millisecond || d > 10*time.Minute {
+		k.add("http.store_timeout", "%s: want 100ms to 10m", d)
+	}
+	if d := c.Delivery.AckWait.D(); d < 100*time.Millisecond || d > time.Hour {
+		k.add("delivery.ack_wait", "%s: want 100ms to 1h", d)
+	}
+	if d := c.Delivery.UpgradeWait.D(); d <= 0 || d > 7*24*time.Hour {
+		k.add("delivery.upgrade_wait", "%s: want a positive duration up to 168h", d)
+	}
+	if d := c.Delivery.ProbeInterval.D(); d < 100*time.Millisecond || d > 10*time.Minute {
+		k.add("delivery.probe_interval", "%s: want 100ms to 10m", d)
+	}
+}
+
+// validateTarget checks the target written at p; seen are the names met so far.
+func (c *Config) validateTarget(k *checker, p string, t *Target, seen map[string]bool) {
+	if !nameRE.MatchString(t.Name) {
+		k.add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_', not starting with '_'", t.Name)
+	} else if seen[t.Name] {
+		k.add(p+".name", "%q is defined twice", t.Name)
+	}
+	seen[t.Name] = true
+	if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		k.add(p+".url", "%q is not an http(s) URL of a DHIS2 instance", t.URL)
+	} else if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api") {
+		k.add(p+".url", "%q: give the instance's base URL without /api", t.URL)
+	}
+	hasBasic, hasToken := t.Username != "" || t.Password != "", t.Token != ""
+	switch {
+	case hasBasic && hasToken:
+		k.add(p, "set either username/password or token, not both")
+	case !hasBasic && !hasToken:
+		k.add(p, "no credentials: set username and password, or a personal access token")
+	case hasBasic && (t.Username == "" || t.Password == ""):
+		k.add(p, "Basic auth needs both username and password")
+	}
+	if !knownStrategy(t.ImportStrategy) {
+		k.add(p+".import_strategy", "%q: want CREATE, UPDATE, CREATE_AND_UPDATE or DELETE", t.ImportStrategy)
+	}
+	k.ps = append(k.ps, c.checkSchemes(p+".id_schemes", t.IDSchemes)...)
+	c.validateTargetBounds(k, p, t)
+}
+
+// validateTargetBounds checks a target's concurrency, request size, retries and rate limit.
+func (c *Config) validateTargetBounds(k *checker, p string, t *Target) {
+	if t.Concurrency < 1 || t.Concurrency > 64 {
+		k.add(p+".concurrency", "%d: want 1 to 64", t.Concurrency)
+	}
+	if t.MaxValuesPerRequest < 1 || t.MaxValuesPerRequest > 100_000 {
+		k.add(p+".max_values_per_request", "%d: want 1 to 100000", t.MaxValuesPerRequest)
+	}
+	if t.Retry.MaxAttempts < 1 || t.Retry.MaxAttempts > 1000 {
+		k.add(p+".retry.max_attempts", "%d: want 1 to 1000", t.Retry.MaxAttempts)
+	}
+	if t.RateLimit.PerSecond < 0 || t.RateLimit.Burst < 0 {
+		k.add(p+".rate_limit", "per_second and burst may not be negative")
+	}
+	if t.Retry.InitialDelay > t.Retry.MaxDelay {
+		k.add(p+".retry.initial_delay", "%s is longer than max_delay %s", t.Retry.InitialDelay.D(), t.Retry.MaxDelay.D())
+	}
+}
+
+// validateSource checks the source written at p; seen are the source names met so far,
+// targets the target names.
+func (c *Config) validateSource(k *checker, p string, s *Source, seen, targets map[string]bool) {
+	if !nameRE.MatchString(s.Name) {
+		k.add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_', not starting with '_'", s.Name)
+	} else if seen[s.Name] {
+		k.add(p+".name", "%q is defined twice", s.Name)
+	}
+	seen[s.Name] = true
+	if !knownFormat(s.Format) {
+		k.add(p+".format", "%q: want auto, json, xml, csv, adx, analytics or cht", s.Format)
+	}
+	for j, tn := range s.Targets {
+		if !targets[tn] {
+			k.add(fmt.Sprintf("%s.targets[%d]", p, j), "no target is called %q", tn)
 		}
 	}
-	sources := map[string]bool{}
-	for i := range c.Sources {
-		s := &c.Sources[i]
-		p := fmt.Sprintf("sources[%d]", i)
-		if !nameRE.MatchString(s.Name) {
-			add(p+".name", "%q: a name is 1-64 letters, digits, '-' or '_', not starting with '_'", s.Name)
-		} else if sources[s.Name] {
-			add(p+".name", "%q is defined twice", s.Name)
-		}
-		sources[s.Name] = true
-		if !formats[s.Format] {
-			add(p+".format", "%q: want auto, json, xml, csv, adx, analytics or cht", s.Format)
-		}
-		for j, tn := range s.Targets {
-			if !targets[tn] {
-				add(fmt.Sprintf("%s.targets[%d]", p, j), "no target is called %q", tn)
-			}
-		}
-		if len(s.Auth.Users) == 0 && len(s.Auth.Tokens) == 0 && !s.Auth.Public {
-			add(p+".auth", "no credentials: add users or tokens, or set public: true to accept anyone")
-		}
-		for j, u := range s.Auth.Users {
-			if u.Username == "" || u.Password == "" {
-				add(fmt.Sprintf("%s.auth.users[%d]", p, j), "a user needs username and password")
-			}
-		}
-		for j, tok := range s.Auth.Tokens {
-			if len(tok) < 16 {
-				add(fmt.Sprintf("%s.auth.tokens[%d]", p, j), "a token must be at least 16 characters")
-			}
-		}
-		switch s.Unmapped {
-		case "drop", "pass", "reject":
-		default:
-			add(p+".unmapped", "%q: want drop, pass or reject", s.Unmapped)
-		}
-		switch s.Duplicates {
-		case "reject", "sum", "last":
-		case "keep":
-			if s.Mapping != "" {
-				add(p+".duplicates", "keep: mapped values that meet on one key must be settled: want reject, sum or last "+
-					"with a mapping set (keep is for a source whose values go to the target as they are)")
-			}
-		default:
-			add(p+".duplicates", "%q: want reject, sum, last or keep", s.Duplicates)
-		}
-		ps = append(ps, c.checkSourceOrgUnits(p+".org_units", s)...)
-		if s.WaitForDelivery < 0 || s.WaitForDelivery.D() > 10*time.Minute {
-			add(p+".wait_for_delivery", "%s: want 0 (answer once stored) up to 10m", s.WaitForDelivery.D())
-		}
-		ps = append(ps, c.checkSourceImport(p, s)...)
-		if s.BatchSize < 1 || s.BatchSize > 10_000 {
-			add(p+".batch_size", "%d: want 1 to 10000", s.BatchSize)
-		}
-		ps = append(ps, c.checkSchemes(p+".id_schemes", s.IDSchemes)...)
+	validateAuth(k, p, &s.Auth)
+	validatePolicies(k, p, s)
+	k.ps = append(k.ps, c.checkSourceOrgUnits(p+".org_units", s)...)
+	if s.WaitForDelivery < 0 || s.WaitForDelivery.D() > 10*time.Minute {
+		k.add(p+".wait_for_delivery", "%s: want 0 (answer once stored) up to 10m", s.WaitForDelivery.D())
 	}
-	if len(c.Sources) > 0 && len(c.Targets) == 0 {
-		add("targets", "sources are configured but no target to deliver to")
+	k.ps = append(k.ps, c.checkSourceImport(p, s)...)
+	if s.BatchSize < 1 || s.BatchSize > 10_000 {
+		k.add(p+".batch_size", "%d: want 1 to 10000", s.BatchSize)
 	}
-	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
-		add("admin.token", "an admin token must be at least 16 characters")
+	k.ps = append(k.ps, c.checkSchemes(p+".id_schemes", s.IDSchemes)...)
+}
+
+// validateAuth checks a source's credentials.
+func validateAuth(k *checker, p string, a *Auth) {
+	if len(a.Users) == 0 && len(a.Tokens) == 0 && !a.Public {
+		k.add(p+".auth", "no credentials: add users or tokens, or set public: true to accept anyone")
 	}
-	return ps
+	for j, u := range a.Users {
+		if u.Username == "" || u.Password == "" {
+			k.add(fmt.Sprintf("%s.auth.users[%d]", p, j), "a user needs username and password")
+		}
+	}
+	for j, tok := range a.Tokens {
+		if len(tok) < 16 {
+			k.add(fmt.Sprintf("%s.auth.tokens[%d]", p, j), "a token must be at least 16 characters")
+		}
+	}
+}
+
+// validatePolicies checks what a source does with unmapped values and duplicates.
+func validatePolicies(k *checker, p string, s *Source) {
+	switch s.Unmapped {
+	case "drop", "pass", "reject":
+	default:
+		k.add(p+".unmapped", "%q: want drop, pass or reject", s.Unmapped)
+	}
+	switch s.Duplicates {
+	case "reject", "sum", "last":
+	case "keep":
+		if s.Mapping != "" {
+			k.add(p+".duplicates", "keep: mapped values that meet on one key must be settled: want reject, sum or last "+
+				"with a mapping set (keep is for a source whose values go to the target as they are)")
+		}
+	default:
+		k.add(p+".duplicates", "%q: want reject, sum, last or keep", s.Duplicates)
+	}
 }
 
 // checkSourceImport checks the keys that shape how a source's payloads are imported.

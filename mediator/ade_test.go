@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // TestAggregateDataExchangePushesThroughTally: DHIS2's aggregate data exchange with an
@@ -65,7 +65,7 @@ func TestAggregateDataExchangePushesThroughTally(t *testing.T) {
 	if hmis.Store().Len() != stored {
 		t.Errorf("an empty exchange changed the HMIS")
 	}
-	code, body := h.admin("GET", "/admin/v1/transactions?status="+mediator.TxDelivered, nil)
+	code, body := h.admin("GET", "/admin/v1/transactions?status="+txlog.TxDelivered, nil)
 	if txs, _ := body["transactions"].([]any); code != http.StatusOK || len(txs) != 2 {
 		t.Errorf("transactions: HTTP %d %v, want the two delivered of the first run only", code, body)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // adxMalaria is a MAL_MONTHLY report in Kalima codes (ADX's default scheme): a
@@ -126,7 +127,7 @@ func TestPeriodsByTargetRelease(t *testing.T) {
 	if code != http.StatusAccepted || body["values"] != float64(1) {
 		t.Fatalf("targets differ: HTTP %d %v", code, body)
 	}
-	h.waitStatus(body["transaction"].(string), mediator.TxPartiallyDelivered)
+	h.waitStatus(body["transaction"].(string), txlog.TxPartiallyDelivered)
 	if _, ok := newer.Lookup("CHW_YEAR_VISITS", "2026Feb", "KL_N_F1", "", ""); !ok {
 		t.Error("the 2.43 target did not get 2026Feb")
 	}

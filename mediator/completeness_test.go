@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // registered lists the emulator's registrations as "dataSet period orgUnit date".
@@ -96,7 +96,7 @@ func TestCHTCompleteDatePerOrgUnit(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("HTTP %d %v", code, body)
 	}
-	h.waitStatus(body["transaction"].(string), mediator.TxDelivered)
+	h.waitStatus(body["transaction"].(string), txlog.TxDelivered)
 	if got := registered(emu); len(got) != 0 {
 		t.Fatalf("format cht registered %v: its completeDate is the export date", got)
 	}
@@ -105,7 +105,7 @@ func TestCHTCompleteDatePerOrgUnit(t *testing.T) {
 	if code != http.StatusAccepted || body["batches"] != float64(3) {
 		t.Fatalf("HTTP %d %v", code, body)
 	}
-	h.waitStatus(body["transaction"].(string), mediator.TxDelivered)
+	h.waitStatus(body["transaction"].(string), txlog.TxDelivered)
 	ds := uidOf(t, emu, "dataSet", "CHW_MONTHLY")
 	var want []string
 	for _, ou := range []string{"KL_N_F1", "KL_S_F1", "KL_S_F2"} {

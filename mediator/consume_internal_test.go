@@ -16,7 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/dlq"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -73,9 +76,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func deadLettersOf(t *testing.T, s *Service, f DLQFilter) []*DeadLetterSummary {
+func deadLettersOf(t *testing.T, s *Service, f dlq.DLQFilter) []*dlq.DeadLetterSummary {
 	t.Helper()
-	list, _, _, err := s.ListDeadLetters(context.Background(), f, 0, 100)
+	list, _, _, err := s.deadLetters.List(context.Background(), f, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +131,7 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 	publish := func(subject, id string, data []byte) {
 		t.Helper()
 		if err := s.pub.Publish(ctx, stream.Msg{Subject: subject, ID: id, Data: data,
-			Header: nats.Header{headerTx: []string{"t-" + id}}}); err != nil {
+			Header: nats.Header{pipeline.HeaderTx: []string{"t-" + id}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,35 +142,35 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 
 	// Corrupt bytes: a dead letter at once, with the bytes as they were.
 	waitFor(t, 5*time.Second, "the corrupt message's dead letter", func() bool {
-		return len(deadLettersOf(t, s, DLQFilter{Reason: ReasonUndecodable, TxID: "t-garbage"})) == 1
+		return len(deadLettersOf(t, s, dlq.DLQFilter{Reason: pipeline.ReasonUndecodable, TxID: "t-garbage"})) == 1
 	})
-	dl := deadLettersOf(t, s, DLQFilter{TxID: "t-garbage"})[0]
-	full, err := s.DeadLetterAt(ctx, dl.Seq)
+	dl := deadLettersOf(t, s, dlq.DLQFilter{TxID: "t-garbage"})[0]
+	full, err := s.deadLetters.At(ctx, dl.Seq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dl.Target != ingestDLQ || full.Raw == nil || string(full.Raw.Data) != "this is not a batch" ||
+	if dl.Target != pipeline.IngestDLQ || full.Raw == nil || string(full.Raw.Data) != "this is not a batch" ||
 		full.Raw.Subject != stream.IngestPrefix+"cht" || dl.Source != "cht" {
 		t.Fatalf("dead letter of the corrupt message: %+v raw %+v", dl, full.Raw)
 	}
 	// The newer version waits: no dead letter while upgrade_wait has not passed.
-	if n := len(deadLettersOf(t, s, DLQFilter{TxID: "t-newer-ingest"})); n != 0 && time.Since(published) < 1500*time.Millisecond {
+	if n := len(deadLettersOf(t, s, dlq.DLQFilter{TxID: "t-newer-ingest"})); n != 0 && time.Since(published) < 1500*time.Millisecond {
 		t.Fatalf("a newer version's message was dead-lettered before upgrade_wait passed")
 	}
 	// Payloads behind them flow.
 	id := postSample(t, s, "202402")
-	waitFor(t, 10*time.Second, "the payload behind to be delivered", func() bool { return txStatus(s, id) == TxDelivered })
+	waitFor(t, 10*time.Second, "the payload behind to be delivered", func() bool { return txStatus(s, id) == txlog.TxDelivered })
 
 	// Past upgrade_wait, each newer-version message is a dead letter of its stage.
-	for _, c := range []struct{ tx, target string }{{"t-newer-ingest", ingestDLQ}, {"t-newer-deliver", "hmis"}} {
+	for _, c := range []struct{ tx, target string }{{"t-newer-ingest", pipeline.IngestDLQ}, {"t-newer-deliver", "hmis"}} {
 		waitFor(t, 15*time.Second, "the dead letter of "+c.tx, func() bool {
-			return len(deadLettersOf(t, s, DLQFilter{TxID: c.tx, Target: c.target})) == 1
+			return len(deadLettersOf(t, s, dlq.DLQFilter{TxID: c.tx, Target: c.target})) == 1
 		})
-		got := deadLettersOf(t, s, DLQFilter{TxID: c.tx})[0]
+		got := deadLettersOf(t, s, dlq.DLQFilter{TxID: c.tx})[0]
 		if since := got.Stored.Sub(published); since < 1500*time.Millisecond {
 			t.Errorf("%s dead-lettered %s after it was stored, before upgrade_wait", c.tx, since)
 		}
-		if got.Reason != ReasonUndecodable || !strings.Contains(got.Error, "newer version") {
+		if got.Reason != pipeline.ReasonUndecodable || !strings.Contains(got.Error, "newer version") {
 			t.Errorf("%s: reason %q error %q", c.tx, got.Reason, got.Error)
 		}
 	}
@@ -185,12 +188,12 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 
 	// Replay puts the raw bytes back where they came from: still unreadable by this build,
 	// they come back as a new dead letter, and the replayed one is gone.
-	res, err := s.ReplayDeadLetter(ctx, dl.Seq, false)
+	res, err := s.deadLetters.Replay(ctx, dl.Seq, false)
 	if err != nil || res.Status != "replayed" {
 		t.Fatalf("replaying a raw dead letter: %v %+v", err, res)
 	}
 	waitFor(t, 5*time.Second, "the replayed message's new dead letter", func() bool {
-		l := deadLettersOf(t, s, DLQFilter{TxID: "t-garbage"})
+		l := deadLettersOf(t, s, dlq.DLQFilter{TxID: "t-garbage"})
 		return len(l) == 1 && l[0].Seq != dl.Seq
 	})
 }
@@ -198,18 +201,18 @@ func TestUndecodableMessagesBecomeDeadLettersNotDeletions(t *testing.T) {
 // sideConsumer runs the production consume chain around work on a subject of TALLY_DELIVER
 // that no target uses, so that a test can make the stage's work misbehave (panic, never
 // finish) while the service's own consumers run beside it.
-func sideConsumer(t *testing.T, s *Service, maxDeliver int, work msgHandler) {
+func sideConsumer(t *testing.T, s *Service, maxDeliver int, work pipeline.Handler) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &consumer{stream: stream.DeliverStream, workers: 1, log: s.log,
-		handle: s.chain(stage{name: "deliver", dlqTarget: "side", ackWait: time.Second, maxDeliver: maxDeliver}, work),
-		cfg: jetstream.ConsumerConfig{Durable: "test-side", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second,
+	c := &pipeline.Consumer{Stream: stream.DeliverStream, Workers: 1, Log: s.log,
+		Handle: s.chain.Wrap(pipeline.Stage{Name: "deliver", DLQTarget: "side", AckWait: time.Second, MaxDeliver: maxDeliver}, work),
+		Config: jetstream.ConsumerConfig{Durable: "test-side", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second,
 			MaxDeliver: maxDeliver + 20, FilterSubject: stream.DeliverPrefix + "side"}}
 	done := make(chan struct{})
 	ready := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := c.run(ctx, ctx, s.conn.JS, func() { close(ready) }); err != nil {
+		if err := c.Run(ctx, ctx, s.conn.JS, func() { close(ready) }); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -223,7 +226,7 @@ func TestPanicBecomesADeadLetter(t *testing.T) {
 	s, _ := startInternal(t, "ack_wait: 2s")
 	ctx := context.Background()
 	handled := make(chan string, 10)
-	sideConsumer(t, s, 50, func(_ context.Context, msg jetstream.Msg, _ permit) error {
+	sideConsumer(t, s, 50, func(_ context.Context, msg jetstream.Msg, _ pipeline.Permit) error {
 		if string(msg.Data()) == "boom" {
 			var m map[string]int
 			m["boom"]++ // a nil map: a real runtime panic, not a test's panic() call
@@ -233,7 +236,7 @@ func TestPanicBecomesADeadLetter(t *testing.T) {
 	})
 	for _, d := range []string{"before", "boom", "after"} {
 		if err := s.pub.Publish(ctx, stream.Msg{Subject: stream.DeliverPrefix + "side", ID: d, Data: []byte(d),
-			Header: nats.Header{headerTx: []string{"t-" + d}}}); err != nil {
+			Header: nats.Header{pipeline.HeaderTx: []string{"t-" + d}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -248,16 +251,16 @@ func TestPanicBecomesADeadLetter(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "the panic's dead letter", func() bool {
-		return len(deadLettersOf(t, s, DLQFilter{Target: "side", Reason: ReasonPanic})) == 1
+		return len(deadLettersOf(t, s, dlq.DLQFilter{Target: "side", Reason: pipeline.ReasonPanic})) == 1
 	})
-	dl := deadLettersOf(t, s, DLQFilter{Target: "side"})[0]
+	dl := deadLettersOf(t, s, dlq.DLQFilter{Target: "side"})[0]
 	t.Logf("dead letter: %s", dl.Error)
 	if !strings.Contains(dl.Error, "assignment to entry in nil map") || !strings.Contains(dl.Error, "consume_internal_test.go") {
 		t.Errorf("dead letter error %q does not name the panic and where it happened", dl.Error)
 	}
 	// Another service message still flows through the real stages.
 	id := postSample(t, s, "202403")
-	waitFor(t, 10*time.Second, "delivery after the panic", func() bool { return txStatus(s, id) == TxDelivered })
+	waitFor(t, 10*time.Second, "delivery after the panic", func() bool { return txStatus(s, id) == txlog.TxDelivered })
 }
 
 // A message that is returned over and over (here: its work always asks for a retry) is
@@ -266,15 +269,15 @@ func TestBackstopDeadLettersAMessageThatNeverFinishes(t *testing.T) {
 	s, _ := startInternal(t, "ack_wait: 2s")
 	ctx := context.Background()
 	var tries atomic.Int32
-	sideConsumer(t, s, 4, func(context.Context, jetstream.Msg, permit) error {
-		return retryIn(time.Millisecond, fmt.Errorf("try %d", tries.Add(1)))
+	sideConsumer(t, s, 4, func(context.Context, jetstream.Msg, pipeline.Permit) error {
+		return pipeline.RetryIn(time.Millisecond, fmt.Errorf("try %d", tries.Add(1)))
 	})
 	if err := s.pub.Publish(ctx, stream.Msg{Subject: stream.DeliverPrefix + "side", ID: "stuck", Data: []byte("x"),
-		Header: nats.Header{headerTx: []string{"t-stuck"}}}); err != nil {
+		Header: nats.Header{pipeline.HeaderTx: []string{"t-stuck"}}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the backstop's dead letter", func() bool {
-		return len(deadLettersOf(t, s, DLQFilter{Target: "side", Reason: ReasonMaxDeliver})) == 1
+		return len(deadLettersOf(t, s, dlq.DLQFilter{Target: "side", Reason: pipeline.ReasonMaxDeliver})) == 1
 	})
 	if n := tries.Load(); n != 3 {
 		t.Errorf("the work ran %d times, want 3 (the 4th delivery is dead-lettered unread)", n)

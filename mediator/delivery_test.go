@@ -11,6 +11,8 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/pipeline"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 const importPath = "/api/dataValueSets"
@@ -51,7 +53,7 @@ func TestStormsOf500And429AreDeliveredWithBoundedAttempts(t *testing.T) {
 	}}}, mediator.Options{})
 
 	id := h.ingest(dvsBody(epiValues("202401", 0))) // 48 values, 4 batches
-	tx := h.waitStatus(id, mediator.TxDelivered)
+	tx := h.waitStatus(id, txlog.TxDelivered)
 	assertStoredOnce(t, emu, 48)
 	assertAttemptsBounded(t, tx, 6)
 	if n := len(h.deadLetters("")); n != 0 {
@@ -79,7 +81,7 @@ func TestEndlessStormDeadLettersAfterMaxAgeWithoutBurningAttempts(t *testing.T) 
 		name: "hmis", url: emu.URL, concurrency: 2, retry: "{initial_delay: 10ms, max_delay: 50ms, max_attempts: 4, max_age: 1s}",
 	}}}, mediator.Options{})
 	id := h.ingest(dvsBody(epiValues("202401", 0)))
-	tx := h.waitStatus(id, mediator.TxFailed)
+	tx := h.waitStatus(id, txlog.TxFailed)
 	dls := h.deadLetters("reason=exhausted")
 	if len(dls) != 4 {
 		t.Fatalf("%d dead letters, want the 4 batches: %v", len(dls), dls)
@@ -128,7 +130,7 @@ func TestTargetDownThenUpDeliversEverythingWithoutBurningAttempts(t *testing.T) 
 		t.Errorf("%d requests reached the target in 2s of outage; the circuit should have held them back", probes)
 	}
 	g.open.Store(true)
-	tx := h.waitStatus(id, mediator.TxDelivered)
+	tx := h.waitStatus(id, txlog.TxDelivered)
 	assertStoredOnce(t, emu, 48)
 	assertAttemptsBounded(t, tx, 3)
 	if n := len(h.deadLetters("")); n != 0 {
@@ -159,9 +161,9 @@ func TestPartialSuccessDeadLettersExactlyTheRejectedAndReplayDeliversThem(t *tes
 					dv{"EPI_PENTA1", "202401", "KL_N_F3", coc, "", fmt.Sprint(200 + i)})
 			}
 			id := h.ingest(dvsBody(values))
-			status, rejected, accepted, reason := mediator.TxPartiallyDelivered, 8, 48, mediator.ReasonRejected
+			status, rejected, accepted, reason := txlog.TxPartiallyDelivered, 8, 48, pipeline.ReasonRejected
 			if c.atomic {
-				status, rejected, accepted, reason = mediator.TxFailed, 56, 0, mediator.ReasonPermanent
+				status, rejected, accepted, reason = txlog.TxFailed, 56, 0, pipeline.ReasonPermanent
 			}
 			tx := h.waitStatus(id, status)
 			if s := targetSummary(t, tx, "hmis"); num(s["rejected"]) != rejected {
@@ -204,13 +206,13 @@ func TestPartialSuccessDeadLettersExactlyTheRejectedAndReplayDeliversThem(t *tes
 			if code != http.StatusOK || res["status"] != "replayed" {
 				t.Fatalf("replay: HTTP %d %v", code, res)
 			}
-			tx = h.waitStatus(id, mediator.TxDelivered)
+			tx = h.waitStatus(id, txlog.TxDelivered)
 			assertStoredOnce(t, emu, 56)
 			if n := len(h.deadLetters("")); n != 0 {
 				t.Errorf("%d dead letters after the replay", n)
 			}
 			events, _ := tx["events"].([]any)
-			if len(events) != 1 || events[0].(map[string]any)["kind"] != mediator.EventReplayed {
+			if len(events) != 1 || events[0].(map[string]any)["kind"] != txlog.EventReplayed {
 				t.Errorf("transaction events = %v, want one replay", events)
 			}
 			if s := targetSummary(t, tx, "hmis"); num(s["rejected"]) != 0 {
@@ -250,7 +252,7 @@ func TestPoisonForOneTargetDoesNotDelayOthers(t *testing.T) {
 			{name: "backup", url: refusing.URL, concurrency: 1},
 		}}, mediator.Options{})
 		id := h.ingest(dvsBody(epiValues("202401", 0)))
-		h.waitStatus(id, mediator.TxPartiallyDelivered)
+		h.waitStatus(id, txlog.TxPartiallyDelivered)
 		assertStoredOnce(t, good, 48)
 		if n := len(h.deadLetters("target=backup&reason=permanent")); n != 6 {
 			t.Errorf("%d dead letters for backup, want its 6 batches", n)
@@ -260,8 +262,8 @@ func TestPoisonForOneTargetDoesNotDelayOthers(t *testing.T) {
 		name   string
 		status int
 		reason string
-	}{{"transient poison batch", http.StatusInternalServerError, mediator.ReasonExhausted},
-		{"permanent poison batch", http.StatusBadRequest, mediator.ReasonPermanent}} {
+	}{{"transient poison batch", http.StatusInternalServerError, pipeline.ReasonExhausted},
+		{"permanent poison batch", http.StatusBadRequest, pipeline.ReasonPermanent}} {
 		t.Run(c.name, func(t *testing.T) {
 			emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 			defer emu.Close()
@@ -281,7 +283,7 @@ func TestPoisonForOneTargetDoesNotDelayOthers(t *testing.T) {
 			values := epiValues("202401", 0)
 			values[0].value = "9999" // the first batch is poison
 			id := h.ingest(dvsBody(values))
-			tx := h.waitStatus(id, mediator.TxPartiallyDelivered)
+			tx := h.waitStatus(id, txlog.TxPartiallyDelivered)
 			if n := emu.Store().Len(); n != 40 {
 				t.Errorf("emulator holds %d values, want the 40 of the healthy batches", n)
 			}
@@ -311,7 +313,7 @@ func TestTooLargeHalvesTheRequest(t *testing.T) {
 		name: "hmis", url: front.URL + emu.BasePath(), maxValues: 48,
 	}}}, mediator.Options{})
 	id := h.ingest(dvsBody(epiValues("202401", 0)))
-	tx := h.waitStatus(id, mediator.TxDelivered)
+	tx := h.waitStatus(id, txlog.TxDelivered)
 	assertStoredOnce(t, emu, 48)
 	if s := targetSummary(t, tx, "hmis"); num(s["importCount"].(map[string]any)["imported"]) != 48 {
 		t.Errorf("summary = %v", s)
@@ -322,7 +324,7 @@ func TestTooLargeHalvesTheRequest(t *testing.T) {
 	// A later batch starts at the learned size: no more 413s.
 	splits := cnt.total.Load()
 	id = h.ingest(dvsBody(epiValues("202402", 0)))
-	h.waitStatus(id, mediator.TxDelivered)
+	h.waitStatus(id, txlog.TxDelivered)
 	if n := cnt.total.Load() - splits; n != 4 {
 		t.Errorf("second payload took %d requests, want 4 of 12 values", n)
 	}
@@ -336,7 +338,7 @@ func TestRateLimitSpacesRequests(t *testing.T) {
 	}}}, mediator.Options{})
 	began := time.Now()
 	id := h.ingest(dvsBody(epiValues("202401", 0))) // 12 requests of 4 values
-	h.waitStatus(id, mediator.TxDelivered)
+	h.waitStatus(id, txlog.TxDelivered)
 	if d := time.Since(began); d < 500*time.Millisecond {
 		t.Errorf("12 requests at 20/s took %s, want at least 550ms", d)
 	}
@@ -387,7 +389,7 @@ func TestRefusedCredentialsPauseTheTargetInsteadOfDeadLettering(t *testing.T) {
 	h.stop()
 	// The operator fixes the password and restarts: everything is delivered.
 	h = startConfigured(t, c, mediator.Options{})
-	tx := h.waitStatus(id, mediator.TxDelivered)
+	tx := h.waitStatus(id, txlog.TxDelivered)
 	assertStoredOnce(t, emu, 48)
 	assertAttemptsBounded(t, tx, 2)
 }

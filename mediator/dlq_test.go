@@ -12,6 +12,8 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/pipeline"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // writeRules writes the mapping table of the cht source: its own code for a data element
@@ -66,7 +68,7 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 		values[i].de = "BCG" // the source's own code for BCG
 	}
 	id := h.ingest(dvsBody(values))
-	h.waitStatus(id, mediator.TxPartiallyDelivered)
+	h.waitStatus(id, txlog.TxPartiallyDelivered)
 	dls := h.deadLetters("code=E7619") // value not a zero or positive integer
 	if len(dls) != 1 || num(dls[0]["values"]) != 16 {
 		t.Fatalf("dead letters = %v, want the 16 BCG values", dls)
@@ -93,7 +95,7 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 	}
 	_, full = h.admin("GET", fmt.Sprintf("/admin/v1/dlq/%d", num(again[0]["seq"])), nil)
 	hist, _ := full["history"].([]any)
-	if len(hist) != 1 || hist[0].(map[string]any)["reason"] != mediator.ReasonRejected || num(hist[0].(map[string]any)["replay"]) != 0 {
+	if len(hist) != 1 || hist[0].(map[string]any)["reason"] != pipeline.ReasonRejected || num(hist[0].(map[string]any)["replay"]) != 0 {
 		t.Errorf("history = %v, want the original failure", full["history"])
 	}
 
@@ -107,7 +109,7 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 	if code != http.StatusOK || num(res["replayed"]) != 1 {
 		t.Fatalf("bulk replay: HTTP %d %v", code, res)
 	}
-	tx := h.waitStatus(id, mediator.TxDelivered)
+	tx := h.waitStatus(id, txlog.TxDelivered)
 	assertStoredOnce(t, emu, 32)
 	if v, ok := emu.Lookup("EPI_BCG", "202401", "KL_N_F1", "F_LT1", ""); !ok || v.Value != "1" {
 		t.Errorf("EPI_BCG/KL_N_F1/F_LT1 = %+v, %v", v, ok)
@@ -146,8 +148,8 @@ func TestDeadLetterRefusedByMappingIsRemappedOnReplay(t *testing.T) {
 		values[i].de = "BCG"
 	}
 	id := h.ingest(dvsBody(values))
-	h.waitStatus(id, mediator.TxFailed)
-	dls := h.deadLetters("reason=" + mediator.ReasonMapping)
+	h.waitStatus(id, txlog.TxFailed)
+	dls := h.deadLetters("reason=" + pipeline.ReasonMapping)
 	if len(dls) != 1 || num(dls[0]["values"]) != 16 {
 		t.Fatalf("dead letters = %v, want the 16 values mapping refused", dls)
 	}
@@ -170,7 +172,7 @@ func TestDeadLetterRefusedByMappingIsRemappedOnReplay(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("replay: HTTP %d %v", code, res)
 	}
-	tx := h.waitStatus(id, mediator.TxDelivered)
+	tx := h.waitStatus(id, txlog.TxDelivered)
 	assertStoredOnce(t, emu, 16)
 	if v, ok := emu.Lookup("EPI_BCG", "202401", "KL_N_F1", "F_LT1", ""); !ok || v.Value != "1" {
 		t.Errorf("EPI_BCG/KL_N_F1/F_LT1 = %+v, %v", v, ok)
@@ -195,7 +197,7 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 	unknownDE := h.ingest(bad("202402", "EPI_NOTHING", "KL_N_F1"))
 	third := h.ingest(bad("202403", "EPI_BCG", "KL_NOWHERE"))
 	for _, id := range []string{unknownOU, unknownDE, third} {
-		h.waitStatus(id, mediator.TxPartiallyDelivered)
+		h.waitStatus(id, txlog.TxPartiallyDelivered)
 	}
 	if n := len(h.deadLetters("")); n != 3 {
 		t.Fatalf("%d dead letters, want 3", n)
@@ -241,10 +243,10 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 		t.Errorf("discarding twice: HTTP %d, want 404", code)
 	}
 	tx := h.tx(unknownDE)
-	if ev, _ := tx["events"].([]any); len(ev) != 1 || ev[0].(map[string]any)["kind"] != mediator.EventDiscarded {
+	if ev, _ := tx["events"].([]any); len(ev) != 1 || ev[0].(map[string]any)["kind"] != txlog.EventDiscarded {
 		t.Errorf("events = %v, want the discard", tx["events"])
 	}
-	if tx["status"] != mediator.TxPartiallyDelivered {
+	if tx["status"] != txlog.TxPartiallyDelivered {
 		t.Errorf("a discard changed the status to %v", tx["status"])
 	}
 	code, res = h.admin("POST", "/admin/v1/dlq/discard", map[string]any{"all": true, "filter": map[string]any{"code": "E7612"}})
@@ -265,8 +267,8 @@ func TestTransactionListFilters(t *testing.T) {
 	h := startConfigured(t, testConfig{dir: t.TempDir(), targets: []testTarget{{name: "hmis", url: emu.URL}}}, mediator.Options{})
 	good := h.ingest(dvsBody(epiValues("202401", 0)))
 	partial := h.ingest(dvsBody(append(epiValues("202402", 0), dv{"EPI_BCG", "202402", "KL_NOWHERE", "F_LT1", "", "1"})))
-	h.waitStatus(good, mediator.TxDelivered)
-	h.waitStatus(partial, mediator.TxPartiallyDelivered)
+	h.waitStatus(good, txlog.TxDelivered)
+	h.waitStatus(partial, txlog.TxPartiallyDelivered)
 
 	list := func(q string) []string {
 		t.Helper()

@@ -23,6 +23,7 @@ import (
 	"github.com/tally-hmis/tally/examples"
 	"github.com/tally-hmis/tally/mediator"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 const (
@@ -231,7 +232,7 @@ func TestEndToEndDeliversWithCodes(t *testing.T) {
 	if code != http.StatusAccepted || body["status"] != "accepted" || body["values"] != float64(32) {
 		t.Fatalf("ingest: HTTP %d %v", code, body)
 	}
-	tx := h.waitStatus(body["transaction"].(string), mediator.TxDelivered)
+	tx := h.waitStatus(body["transaction"].(string), txlog.TxDelivered)
 
 	if n := emu.Store().Len(); n != 32 {
 		t.Errorf("emulator holds %d values, want 32", n)
@@ -259,7 +260,7 @@ func TestEndToEndDeliversWithCodes(t *testing.T) {
 	if ic := resp["importCount"].(map[string]any); ic["imported"] != float64(24) {
 		t.Errorf("importCount = %v, want 24 imported", ic)
 	}
-	h.waitStatus(resp["reference"].(string), mediator.TxDelivered)
+	h.waitStatus(resp["reference"].(string), txlog.TxDelivered)
 	if v, ok := emu.Lookup("MAL_CONFIRMED", "202401", "KL_S_F2", "M_1TO4", "GOV"); !ok || v.Value != "8" {
 		t.Errorf("MAL_CONFIRMED/KL_S_F2/M_1TO4/GOV = %+v, %v; want 8", v, ok)
 	}
@@ -275,7 +276,7 @@ func TestRetriedPostIsOneTransaction(t *testing.T) {
 	if code != http.StatusAccepted || second["status"] != "duplicate" || second["transaction"] != first["transaction"] {
 		t.Fatalf("second post: HTTP %d %v (first %v)", code, second, first)
 	}
-	h.waitStatus(first["transaction"].(string), mediator.TxDelivered)
+	h.waitStatus(first["transaction"].(string), txlog.TxDelivered)
 	if got := emu.ImportRequests(); got != 1 {
 		t.Errorf("emulator saw %d import requests, want 1", got)
 	}
@@ -307,7 +308,7 @@ func TestRestartBeforeDeliveryDeliversExactlyOnce(t *testing.T) {
 
 	g.open.Store(true)
 	h = startTally(t, front.URL+emu.BasePath(), dir)
-	h.waitStatus(id, mediator.TxDelivered)
+	h.waitStatus(id, txlog.TxDelivered)
 	if n := emu.Store().Len(); n != 32 {
 		t.Fatalf("emulator holds %d values, want 32", n)
 	}

@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -11,12 +10,10 @@ import (
 // ExchangeTick runs the scheduled tick at of the exchange called name as the scheduler
 // does, and reports whether this replica ran it.
 func (s *Service) ExchangeTick(ctx context.Context, name string, at time.Time) (bool, error) {
-	e, ok := s.exchange(name)
-	if !ok {
-		return false, fmt.Errorf("no exchange %q", name)
-	}
-	return s.exchangeTick(ctx, e, at)
+	return s.exchanges.Tick(ctx, name, at)
 }
 
 // SetExchangeTimer replaces the schedulers' timer. Call it between New and Start.
-func (s *Service) SetExchangeTimer(after func(time.Duration) <-chan time.Time) { s.exch.after = after }
+func (s *Service) SetExchangeTimer(after func(time.Duration) <-chan time.Time) {
+	s.exchangeTimer = after
+}

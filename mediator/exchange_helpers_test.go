@@ -19,6 +19,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/exchange"
 )
 
 // kalimaNow is the fixed date of the exchange tests: relative periods resolve against it
@@ -115,7 +116,7 @@ func startFile(t testing.TB, file, yaml string, getenv func(string) string, o me
 }
 
 // runExchange runs an exchange through the API and waits for its summary.
-func (h *harness) runExchange(name, query string) *mediator.ExchangeRun {
+func (h *harness) runExchange(name, query string) *exchange.ExchangeRun {
 	h.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, h.base+"/admin/v1/exchanges/"+name+"/run?wait=true&"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
@@ -128,7 +129,7 @@ func (h *harness) runExchange(name, query string) *mediator.ExchangeRun {
 	if resp.StatusCode != http.StatusOK {
 		h.t.Fatalf("run %s: HTTP %d: %s", name, resp.StatusCode, body)
 	}
-	var run mediator.ExchangeRun
+	var run exchange.ExchangeRun
 	if err := json.Unmarshal(body, &run); err != nil {
 		h.t.Fatalf("run %s: %v: %s", name, err, body)
 	}
@@ -178,14 +179,14 @@ func analyticsRequests(srv *dhis2test.Server) []dhis2test.Request {
 type webhookRecorder struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
-	events []mediator.Notification
+	events []exchange.Notification
 	auth   []string
 }
 
 func newWebhookRecorder(t *testing.T) *webhookRecorder {
 	w := &webhookRecorder{}
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var n mediator.Notification
+		var n exchange.Notification
 		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
 			http.Error(rw, err.Error(), http.StatusBadRequest)
 			return
@@ -200,10 +201,10 @@ func newWebhookRecorder(t *testing.T) *webhookRecorder {
 	return w
 }
 
-func (w *webhookRecorder) received() []mediator.Notification {
+func (w *webhookRecorder) received() []exchange.Notification {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]mediator.Notification(nil), w.events...)
+	return append([]exchange.Notification(nil), w.events...)
 }
 
 // immunisationExchange is the tracker-to-aggregate exchange of the sample for BCG: program

@@ -17,6 +17,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/exchange"
 )
 
 // TestExchangeRunsAnalyticsFirst: with analytics.run the run starts the analytics table
@@ -50,13 +51,13 @@ func TestExchangeRunsAnalyticsFirst(t *testing.T) {
 		t.Fatalf("ran %d jobs", n)
 	}
 	var got struct {
-		Run *mediator.ExchangeRun `json:"run"`
+		Run *exchange.ExchangeRun `json:"run"`
 	}
 	waitUntil(t, 10*time.Second, "the run to finish", func() bool {
-		return h.getJSON(started["href"].(string), &got) == http.StatusOK && got.Run.Status != mediator.RunRunning
+		return h.getJSON(started["href"].(string), &got) == http.StatusOK && got.Run.Status != exchange.RunRunning
 	})
 	run := got.Run
-	if run.Status != mediator.RunSucceeded || run.Analytics == nil || run.Analytics.Job != tracker.Jobs()[0] ||
+	if run.Status != exchange.RunSucceeded || run.Analytics == nil || run.Analytics.Job != tracker.Jobs()[0] ||
 		!strings.Contains(run.Analytics.Message, "Analytics tables updated") {
 		t.Fatalf("run: %+v analytics %+v", run, run.Analytics)
 	}
@@ -107,9 +108,9 @@ func TestExchangeRunsAnalyticsFirst(t *testing.T) {
 	tracker.RunPendingJobs()
 	got.Run = nil
 	waitUntil(t, 10*time.Second, "the second run to finish", func() bool {
-		return h.getJSON(started["href"].(string), &got) == http.StatusOK && got.Run.Status != mediator.RunRunning
+		return h.getJSON(started["href"].(string), &got) == http.StatusOK && got.Run.Status != exchange.RunRunning
 	})
-	if got.Run.Status != mediator.RunSucceeded || got.Run.Analytics.Job != tracker.Jobs()[2] {
+	if got.Run.Status != exchange.RunSucceeded || got.Run.Analytics.Job != tracker.Jobs()[2] {
 		t.Fatalf("second run %+v analytics %+v", got.Run, got.Run.Analytics)
 	}
 }
@@ -126,7 +127,7 @@ func TestExchangeCompleteness(t *testing.T) {
 		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 
 	run := h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Registered != 12 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Registered != 12 {
 		t.Fatalf("run: %+v target %+v", run, run.Targets[0])
 	}
 	regs := hmis.Store().Registrations()
@@ -140,12 +141,12 @@ func TestExchangeCompleteness(t *testing.T) {
 	}
 	// A later run keeps the first completion (CREATE): nothing new.
 	run = h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Registered != 0 || run.Targets[0].Already != 12 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Registered != 0 || run.Targets[0].Already != 12 {
 		t.Fatalf("second run: %+v target %+v", run, run.Targets[0])
 	}
 	// Share 1 (the default) needs Measles 1 too: nothing is complete.
 	run = h.runExchange("epi-all", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Registered+run.Targets[0].Already != 0 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Registered+run.Targets[0].Already != 0 {
 		t.Fatalf("epi-all: %+v target %+v", run, run.Targets[0])
 	}
 }
@@ -172,7 +173,7 @@ func TestExchangeNotifiesOnceWhenFailingAndOnceWhenRecovered(t *testing.T) {
 	fault := tracker.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultStatus, Path: "/api/analytics", Status: 500})
 	for i := range 2 {
 		run := h.runExchange("epi", "")
-		if run.Status != mediator.RunFailed || !strings.Contains(run.Error, "500") || !strings.Contains(run.Error, "after 4 attempts") {
+		if run.Status != exchange.RunFailed || !strings.Contains(run.Error, "500") || !strings.Contains(run.Error, "after 4 attempts") {
 			t.Fatalf("failing run %d: %+v", i+1, run)
 		}
 	}
@@ -181,12 +182,12 @@ func TestExchangeNotifiesOnceWhenFailingAndOnceWhenRecovered(t *testing.T) {
 	}
 	tracker.Faults().Remove(fault)
 	for range 2 {
-		if run := h.runExchange("epi", ""); run.Status != mediator.RunSucceeded {
+		if run := h.runExchange("epi", ""); run.Status != exchange.RunSucceeded {
 			t.Fatalf("run: %+v", run)
 		}
 	}
 	events := hook.received()
-	if len(events) != 2 || events[0].Event != mediator.EventExchangeFailed || events[1].Event != mediator.EventExchangeRecovered {
+	if len(events) != 2 || events[0].Event != exchange.EventExchangeFailed || events[1].Event != exchange.EventExchangeRecovered {
 		t.Fatalf("webhook got %+v", events)
 	}
 	if e := events[0]; e.Exchange != "epi" || e.Failures != 1 || !strings.Contains(e.Error, "500") || e.Transaction == "" {
@@ -222,10 +223,10 @@ tally_exchange_failing{exchange="epi"} 0
 	}
 	// The health shows in the list.
 	var list struct {
-		Exchanges []*mediator.ExchangeInfo `json:"exchanges"`
+		Exchanges []*exchange.ExchangeInfo `json:"exchanges"`
 	}
 	h.getJSON("/admin/v1/exchanges", &list)
-	if e := list.Exchanges[0]; e.Health == nil || e.Health.Failing || e.LastRun == nil || e.LastRun.Status != mediator.RunSucceeded {
+	if e := list.Exchanges[0]; e.Health == nil || e.Health.Failing || e.LastRun == nil || e.LastRun.Status != exchange.RunSucceeded {
 		t.Errorf("list: %+v", e)
 	}
 }
@@ -245,14 +246,14 @@ func TestExchangeRetriesATransientSourceFailure(t *testing.T) {
 	} {
 		id := tracker.Faults().Add(f)
 		run := h.runExchange("epi", "")
-		if run.Status != mediator.RunSucceeded || run.Values == 0 {
+		if run.Status != exchange.RunSucceeded || run.Values == 0 {
 			t.Fatalf("run after %d × %d: %+v", f.Times, f.Status, run)
 		}
 		tracker.Faults().Remove(id)
 	}
 	// A permanent refusal is not retried.
 	id := tracker.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultStatus, Path: "/api/analytics", Status: 409})
-	if run := h.runExchange("epi", ""); run.Status != mediator.RunFailed || strings.Contains(run.Error, "attempts") {
+	if run := h.runExchange("epi", ""); run.Status != exchange.RunFailed || strings.Contains(run.Error, "attempts") {
 		t.Fatalf("run against a 409: %+v", run)
 	}
 	if n := tracker.Faults().List()[0].Hits; n != 1 {
@@ -346,15 +347,15 @@ func TestExchangeScheduler(t *testing.T) {
 		fire <- kalimaNow
 	}
 	var runs struct {
-		Runs []*mediator.ExchangeRun `json:"runs"`
+		Runs []*exchange.ExchangeRun `json:"runs"`
 	}
 	waitUntil(t, 10*time.Second, "two scheduled runs", func() bool {
 		h.getJSON("/admin/v1/exchanges/epi/runs", &runs)
-		return len(runs.Runs) == 2 && runs.Runs[0].Status != mediator.RunRunning && runs.Runs[1].Status != mediator.RunRunning
+		return len(runs.Runs) == 2 && runs.Runs[0].Status != exchange.RunRunning && runs.Runs[1].Status != exchange.RunRunning
 	})
 	ticks := map[string]bool{}
 	for _, r := range runs.Runs {
-		ticks[r.Tick.UTC().Format("15:04")] = r.Trigger == mediator.TriggerSchedule && r.Status == mediator.RunSucceeded
+		ticks[r.Tick.UTC().Format("15:04")] = r.Trigger == exchange.TriggerSchedule && r.Status == exchange.RunSucceeded
 	}
 	if !ticks["09:45"] || !ticks["10:45"] {
 		t.Errorf("runs %+v", ticks)
@@ -401,7 +402,7 @@ func TestExchangeCHT(t *testing.T) {
 `, cht.URL)
 	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, exch), mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 	run := h.runExchange("chw", "")
-	if run.Status != mediator.RunSucceeded || run.Values != 6 || strings.Join(asked, ",") != "202405,202406" {
+	if run.Status != exchange.RunSucceeded || run.Values != 6 || strings.Join(asked, ",") != "202405,202406" {
 		t.Fatalf("run %+v, asked %v", run, asked)
 	}
 	if got := value(hmis, "CHW_HOUSEHOLD_VISITS", "202406", "KL_N_F1", "", ""); got != "40" {
@@ -411,7 +412,7 @@ func TestExchangeCHT(t *testing.T) {
 	households = false
 	mu.Unlock()
 	run = h.runExchange("chw", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Removed != 2 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Removed != 2 {
 		t.Fatalf("second run %+v %+v", run, run.Targets[0])
 	}
 	if got := value(hmis, "CHW_HOUSEHOLD_VISITS", "202406", "KL_N_F1", "", ""); got != "" {
@@ -431,11 +432,11 @@ func TestExchangeDryRunAndSafeguards(t *testing.T) {
 		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 
 	dry := h.runExchange("epi", "dryRun=true")
-	if dry.Status != mediator.RunSucceeded || !dry.DryRun || dry.Transaction != "" || len(dry.Targets[0].Values) != 48 ||
+	if dry.Status != exchange.RunSucceeded || !dry.DryRun || dry.Transaction != "" || len(dry.Targets[0].Values) != 48 ||
 		len(hmis.Store().Values()) != 0 {
 		t.Fatalf("dry run %+v", dry)
 	}
-	if run := h.runExchange("epi", ""); run.Status != mediator.RunSucceeded {
+	if run := h.runExchange("epi", ""); run.Status != exchange.RunSucceeded {
 		t.Fatalf("run %+v", run)
 	}
 	// The tracker answers nothing at all: the removals are held, the HMIS keeps its values.
@@ -447,7 +448,7 @@ func TestExchangeDryRunAndSafeguards(t *testing.T) {
 		t.Fatalf("dry run on empty answer: %+v", dry.Targets[0])
 	}
 	run := h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Removed != 0 || len(run.Targets[0].Held) != 3 || len(run.Warnings) == 0 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Removed != 0 || len(run.Targets[0].Held) != 3 || len(run.Warnings) == 0 {
 		t.Fatalf("empty answer: %+v %+v", run, run.Targets[0])
 	}
 	if got := value(hmis, "EPI_BCG", "202406", "KL_N_F1", "F_LT1", ""); got != "20" {
@@ -471,7 +472,7 @@ func TestExchangeDuplicates(t *testing.T) {
 	h := startWith(t, exchangeYAML(t.TempDir(), hmis.URL, exch), mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 	run := h.runExchange("epi", "")
 	r := run.Requests[1]
-	if run.Status != mediator.RunPartial || run.Values != 48 || r.Duplicates != 1 || !strings.Contains(r.Error, "repeat a key") ||
+	if run.Status != exchange.RunPartial || run.Values != 48 || r.Duplicates != 1 || !strings.Contains(r.Error, "repeat a key") ||
 		len(r.DuplicateKeys) != 1 || r.DuplicateKeys[0].Period != "202406" {
 		t.Fatalf("run %+v, request %+v", run, r)
 	}
@@ -583,7 +584,7 @@ exchanges:
 	run := h.runExchange("epi", "")
 	// 3 indicators × 2 facilities × May, June; Penta 1 has no rule and is dropped.
 	tr := run.Targets[0]
-	if run.Status != mediator.RunSucceeded || run.Values != 12 || tr.Mapped != 8 || tr.Unmapped != 4 {
+	if run.Status != exchange.RunSucceeded || run.Values != 12 || tr.Mapped != 8 || tr.Unmapped != 4 {
 		t.Fatalf("run %+v target %+v", run, tr)
 	}
 	if got := value(hmis, "EPI_BCG", "202405", "KL_N_F2", "M_LT1", ""); got != "11" {
@@ -600,7 +601,7 @@ exchanges:
 		t.Fatal(err)
 	}
 	run = h.runExchange("epi", "")
-	if tr := run.Targets[0]; run.Status != mediator.RunSucceeded || tr.Removed != 4 || tr.Mapped != 4 {
+	if tr := run.Targets[0]; run.Status != exchange.RunSucceeded || tr.Removed != 4 || tr.Mapped != 4 {
 		t.Fatalf("second run %+v target %+v", run, tr)
 	}
 	if got := value(hmis, "EPI_BCG", "202405", "KL_N_F2", "M_LT1", ""); got != "" {
@@ -628,7 +629,7 @@ func TestExampleExchangesConfig(t *testing.T) {
 	if len(probs) > 0 {
 		t.Fatal(probs)
 	}
-	if len(sec.Exchanges) != 2 || sec.Exchanges[1].Source.Type != mediator.ExchangeSourceCHT || len(sec.Notify.DHIS2) != 1 {
+	if len(sec.Exchanges) != 2 || sec.Exchanges[1].Source.Type != config.ExchangeSourceCHT || len(sec.Notify.DHIS2) != 1 {
 		t.Errorf("sections %+v", sec)
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/exchange"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // bodyRecorder sits in front of an emulator and keeps the bodies of the data value set
@@ -85,7 +87,7 @@ func testStaleScope(t *testing.T, version, mode string, byScope int, warn bool) 
 		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 
 	run := h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Values != 48 || run.Delivery != mediator.TxDelivered {
+	if run.Status != exchange.RunSucceeded || run.Values != 48 || run.Delivery != txlog.TxDelivered {
 		t.Fatalf("first run: %+v", run)
 	}
 	// Values Tally never sent, in the org unit and periods about to lose one: BCG for
@@ -111,8 +113,8 @@ func testStaleScope(t *testing.T, version, mode string, byScope int, warn bool) 
 	}
 	run = h.runExchange("epi", "")
 	tr := run.Targets[0]
-	if run.Status != mediator.RunSucceeded || tr.Removed != 3 || tr.ByScope != byScope || run.Values != 45 ||
-		run.Delivery != mediator.TxDelivered {
+	if run.Status != exchange.RunSucceeded || tr.Removed != 3 || tr.ByScope != byScope || run.Values != 45 ||
+		run.Delivery != txlog.TxDelivered {
 		t.Fatalf("second run: %+v %+v", run, tr)
 	}
 	if !strings.Contains(tr.Delivery, "3 deleted") {
@@ -156,7 +158,7 @@ func testStaleScope(t *testing.T, version, mode string, byScope int, warn bool) 
 	}
 
 	run = h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Removed != 0 || len(rec.deletions()) != 3 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Removed != 0 || len(rec.deletions()) != 3 {
 		t.Fatalf("third run: %+v %+v", run, run.Targets[0])
 	}
 }

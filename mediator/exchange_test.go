@@ -11,6 +11,8 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/exchange"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // TestExchangeRelativePeriodsAndStaleValues runs the tracker-to-aggregate exchange on a
@@ -41,7 +43,7 @@ func testStaleValues(t *testing.T, version, mode, after string) {
 		mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 
 	run := h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded {
+	if run.Status != exchange.RunSucceeded {
 		t.Fatalf("run: %+v", run)
 	}
 	if got := strings.Join(run.Requests[0].Periods, ","); got != "202404,202405,202406" {
@@ -52,7 +54,7 @@ func testStaleValues(t *testing.T, version, mode, after string) {
 		t.Fatalf("analytics requests = %+v", reqs)
 	}
 	// 4 indicators × 4 facilities × 3 months.
-	if run.Values != 48 || run.Targets[0].Mapped != 48 || run.Delivery != mediator.TxDelivered {
+	if run.Values != 48 || run.Targets[0].Mapped != 48 || run.Delivery != txlog.TxDelivered {
 		t.Errorf("run: values %d, mapped %d, delivery %q", run.Values, run.Targets[0].Mapped, run.Delivery)
 	}
 	// PI_BCG_F_LT1 at KL_N_F1: 21 20 22 26 21 20 ... → April 26, May 21, June 20.
@@ -75,7 +77,7 @@ func testStaleValues(t *testing.T, version, mode, after string) {
 		t.Fatal(err)
 	}
 	run = h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Removed != 3 || run.Values != 45 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Removed != 3 || run.Values != 45 {
 		t.Fatalf("second run: %+v %+v", run, run.Targets[0])
 	}
 	for _, pe := range []string{"202404", "202405", "202406"} {
@@ -88,7 +90,7 @@ func testStaleValues(t *testing.T, version, mode, after string) {
 	}
 
 	run = h.runExchange("epi", "")
-	if run.Status != mediator.RunSucceeded || run.Targets[0].Removed != 0 {
+	if run.Status != exchange.RunSucceeded || run.Targets[0].Removed != 0 {
 		t.Fatalf("third run: %+v", run)
 	}
 }
@@ -137,8 +139,8 @@ func TestExchangeImportFromDHIS2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := mediator.ExchangeImportOptions{From: tracker.URL, Username: dhis2test.SampleUser}
-	imported := mediator.ImportExchanges(ades, opts)
+	opts := exchange.ExchangeImportOptions{From: tracker.URL, Username: dhis2test.SampleUser}
+	imported := exchange.ImportExchanges(ades, opts)
 	text, err := imported.YAML(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +159,7 @@ func TestExchangeImportFromDHIS2(t *testing.T) {
 	}
 	h := startWithEnv(t, yamlText, getenv, mediator.Options{Now: fixedClock(kalimaNow)}, nil)
 	run := h.runExchange("kl_tracker_to_hmis", "")
-	if run.Status != mediator.RunSucceeded {
+	if run.Status != exchange.RunSucceeded {
 		t.Fatalf("run: %+v\n%s", run, yamlText)
 	}
 

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // slowImport makes the target's imports take delay, as a busy DHIS2 does, for the first
@@ -109,7 +109,7 @@ func waitDelivered(t *testing.T, h *harness, id string, timeout time.Duration, o
 	deadline := time.Now().Add(timeout)
 	for {
 		tx := h.tx(id)
-		if tx["status"] == mediator.TxDelivered {
+		if tx["status"] == txlog.TxDelivered {
 			return tx
 		}
 		if time.Now().After(deadline) {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // TestKillDuringLoadDeliversEveryValueOnce runs Tally as a real process, kills it with
@@ -82,7 +82,7 @@ log: {level: info}
 	var tx map[string]any
 	for {
 		tx = h.tx(id)
-		if tx["status"] == mediator.TxDelivered {
+		if tx["status"] == txlog.TxDelivered {
 			break
 		}
 		if time.Now().After(deadline) {

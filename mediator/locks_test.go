@@ -10,6 +10,7 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // TestLockedPeriodsAreTheirOwnDeadLetters: a value DHIS2 refuses because its period has
@@ -53,7 +54,7 @@ func TestLockedPeriodsAreTheirOwnDeadLetters(t *testing.T) {
 	}
 
 	tx := h.ingest([]byte(body))
-	h.waitStatus(tx, mediator.TxPartiallyDelivered)
+	h.waitStatus(tx, txlog.TxPartiallyDelivered)
 	locked := h.deadLetters("reason=locked")
 	if len(locked) != 1 || locked[0]["values"] != float64(1) || fmt.Sprint(locked[0]["codes"]) != "[E7640]" {
 		t.Fatalf("locked dead letters %v", locked)

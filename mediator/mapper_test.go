@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // TestMappingRefusesValueByValue: under unmapped: reject one code no rule names refuses
@@ -37,7 +37,7 @@ func TestMappingRefusesValueByValue(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("HTTP %d %v", code, resp)
 	}
-	tx := h.waitStatus(resp["transaction"].(string), mediator.TxPartiallyDelivered)
+	tx := h.waitStatus(resp["transaction"].(string), txlog.TxPartiallyDelivered)
 	for de, want := range map[string]string{"CHW_HOUSEHOLD_VISITS": "10", "CHW_U5_ASSESSMENTS": "7"} {
 		if v, ok := emu.Lookup(de, "202405", "KL_S_F1", "", ""); !ok || v.Value != want {
 			t.Errorf("%s = %+v, %v; want %s", de, v, ok, want)
@@ -79,7 +79,7 @@ func TestDuplicatesAcrossBatchesOfAPayload(t *testing.T) {
 	if code != http.StatusAccepted || resp["batches"] != float64(3) {
 		t.Fatalf("HTTP %d %v", code, resp)
 	}
-	tx := h.waitStatus(resp["transaction"].(string), mediator.TxDelivered)
+	tx := h.waitStatus(resp["transaction"].(string), txlog.TxDelivered)
 	if v, ok := emu.Lookup("CHW_HOUSEHOLD_VISITS", "202406", "KL_N_F1", "", ""); !ok || v.Value != "4" {
 		t.Errorf("KL_N_F1 visits = %+v, %v; want 1 + 3 = 4", v, ok)
 	}
@@ -125,7 +125,7 @@ func TestRollupAcrossPayloads(t *testing.T) {
 		if code != http.StatusAccepted {
 			t.Fatalf("HTTP %d %v", code, resp)
 		}
-		h.waitStatus(resp["transaction"].(string), mediator.TxDelivered)
+		h.waitStatus(resp["transaction"].(string), txlog.TxDelivered)
 		if v, ok := emu.Lookup("CHW_VISITS_Q", "2026Q2", "KL_N_F1", "", ""); !ok || v.Value != want {
 			t.Errorf("after %s=%s: 2026Q2 = %+v, %v; want %s", month, value, v, ok, want)
 		}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-hmis/tally/mediator"
 	"github.com/tally-hmis/tally/mediator/openhim/openhimtest"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // setConsole edits Tally's config in the console, as an operator does; Tally gets it with a
@@ -114,7 +114,7 @@ func TestOpenHIMConsoleDeliveryConcurrencyAppliesLive(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the console's limit", func() bool { return limit() == 4 })
 	count.arm(4, 5*time.Second)
 	id := b.post("/ingest/him", dvsBody(epiValues("202401", 0)), nil).body["transaction"].(string) // 48 values, 12 batches
-	b.h.waitStatus(id, mediator.TxDelivered)
+	b.h.waitStatus(id, txlog.TxDelivered)
 	if got := count.most.Load(); got != 4 {
 		t.Errorf("at most %d imports in flight with the console's limit 4, want 4", got)
 	}
@@ -123,7 +123,7 @@ func TestOpenHIMConsoleDeliveryConcurrencyAppliesLive(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the configured limit", func() bool { return limit() == 1 })
 	count.arm(2, 200*time.Millisecond)
 	id = b.post("/ingest/him", dvsBody(epiValues("202402", 0)), nil).body["transaction"].(string)
-	b.h.waitStatus(id, mediator.TxDelivered)
+	b.h.waitStatus(id, txlog.TxDelivered)
 	if got := count.most.Load(); got != 1 {
 		t.Errorf("at most %d imports in flight after the console's 0, want the configured 1", got)
 	}

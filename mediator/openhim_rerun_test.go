@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/mediator"
 	"github.com/tally-hmis/tally/mediator/openhim/openhimtest"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // rerun asks the core to rerun transaction id, as the console's rerun button does
@@ -62,7 +62,7 @@ func TestOpenHIMRerunOfAFailedTransactionDelivers(t *testing.T) {
 
 	answer := b.post("/ingest/him", chwValues("202401", "KL_N_F3", 7), nil) // KL_N_F3 is unknown to the target
 	txID := answer.body["transaction"].(string)
-	b.h.waitStatus(txID, mediator.TxFailed)
+	b.h.waitStatus(txID, txlog.TxFailed)
 	orig := b.waitConfirmed(1, answer.txID)
 	if byName, names := orchestrations(orig); orig["status"] != "Failed" || jsonAt(byName["DHIS2 import: hmis"], "error.message") == nil {
 		t.Fatalf("original record: status %v, orchestrations %q %v", orig["status"], names, byName["DHIS2 import: hmis"])
@@ -89,10 +89,10 @@ func TestOpenHIMRerunOfAFailedTransactionDelivers(t *testing.T) {
 	if n := emu.Store().Len(); n != 3 {
 		t.Errorf("the target holds %d values, want 3", n)
 	}
-	tx := b.h.waitStatus(txID, mediator.TxDelivered)
+	tx := b.h.waitStatus(txID, txlog.TxDelivered)
 	var rerunEvent map[string]any
 	for _, e := range tx["events"].([]any) {
-		if ev := e.(map[string]any); ev["kind"] == mediator.EventRerun {
+		if ev := e.(map[string]any); ev["kind"] == txlog.EventRerun {
 			rerunEvent = ev
 		}
 	}

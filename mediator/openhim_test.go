@@ -12,9 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/mediator"
 	"github.com/tally-hmis/tally/mediator/openhim/openhimtest"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // openhimYAML is the openhim: section for a fake core at coreURL; report_interval is short
@@ -89,7 +89,7 @@ func TestOpenHIMOutcomeWaitsForTheCore(t *testing.T) {
 		t.Fatal(err)
 	}
 	held.open()
-	b.h.waitStatus(answer.body["transaction"].(string), mediator.TxDelivered)
+	b.h.waitStatus(answer.body["transaction"].(string), txlog.TxDelivered)
 	waitUntil(t, 10*time.Second, "a failed attempt to reach the core", func() bool { return b.outcomes("retried") > 0 })
 	if rec, _ := core.Transaction(answer.txID); rec["status"] != "Processing" {
 		t.Fatalf("the core, down, changed status to %v", rec["status"])
@@ -122,7 +122,7 @@ func TestOpenHIMOutcomeSurvivesATallyRestart(t *testing.T) {
 	core.HoldStores()
 	answer := b.post("/ingest/him", chwValues("202402", "KL_N_F2", 5), nil)
 	held.open() // after the answer, which therefore says Processing
-	b.h.waitStatus(answer.body["transaction"].(string), mediator.TxDelivered)
+	b.h.waitStatus(answer.body["transaction"].(string), txlog.TxDelivered)
 	waitUntil(t, 10*time.Second, "an attempt while the core's write is held", func() bool { return b.outcomes("retried") > 0 })
 	b.restart(func() {
 		withStore(t, dir, func(c *stream.Conn) {
@@ -156,7 +156,7 @@ func TestOpenHIMOutcomeRetriesAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		held.open()
-		b.h.waitStatus(answer.body["transaction"].(string), mediator.TxDelivered)
+		b.h.waitStatus(answer.body["transaction"].(string), txlog.TxDelivered)
 		waitUntil(t, 10*time.Second, "a failed attempt", func() bool { return b.outcomes("retried") > 0 })
 		b.clock.move(25 * time.Hour)
 		waitUntil(t, 10*time.Second, "the outcome to be given up", func() bool { return b.outcomes("abandoned") == 1 })
@@ -176,7 +176,7 @@ func TestOpenHIMOutcomeRetriesAreBounded(t *testing.T) {
 		core.HoldStores()
 		answer := b.post("/ingest/him", chwValues("202404", "KL_S_F2", 1), nil)
 		held.open()
-		b.h.waitStatus(answer.body["transaction"].(string), mediator.TxDelivered)
+		b.h.waitStatus(answer.body["transaction"].(string), txlog.TxDelivered)
 		waitUntil(t, 10*time.Second, "an attempt on the unwritten record", func() bool { return b.outcomes("retried") > 0 })
 		if b.outcomes("confirmed") != 0 {
 			t.Fatal("confirmed before the core wrote its answer")
@@ -238,7 +238,7 @@ func TestOpenHIMConsoleConfigIsAppliedLive(t *testing.T) {
 	waitFor(t, "a heartbeat after the change", func() bool { return len(core.Heartbeats(himURN)) > beats+1 })
 
 	answer := b.post("/ingest/him", chwValues("202401", "KL_N_F1", 1), nil)
-	b.h.waitStatus(answer.body["transaction"].(string), mediator.TxDelivered)
+	b.h.waitStatus(answer.body["transaction"].(string), txlog.TxDelivered)
 	if n := emu.Store().Len(); n != 0 {
 		t.Errorf("a dry-run target stored %d values", n)
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
-	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // TestCHTOrgUnitsNotAssignedToTheDataSet: CHT exports a row for each ancestor of a health
@@ -43,7 +43,7 @@ func TestCHTOrgUnitsNotAssignedToTheDataSet(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("HTTP %d %v", code, body)
 	}
-	tx := h.waitStatus(body["transaction"].(string), mediator.TxDelivered)
+	tx := h.waitStatus(body["transaction"].(string), txlog.TxDelivered)
 	ws, _ := targetSummary(t, tx, "hmis")["warnings"].([]any)
 	if len(ws) != 1 || ws[0].(map[string]any)["errorCode"] != "E7636" || ws[0].(map[string]any)["index"] != float64(1) {
 		t.Errorf("warnings %v, want E7636 for the district's row", ws)
@@ -59,7 +59,7 @@ func TestCHTOrgUnitsNotAssignedToTheDataSet(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("HTTP %d %v", code, body)
 	}
-	tx = h.waitStatus(body["transaction"].(string), mediator.TxDelivered)
+	tx = h.waitStatus(body["transaction"].(string), txlog.TxDelivered)
 	if s := targetSummary(t, tx, "hmis"); s["unmapped"] != float64(1) {
 		t.Errorf("summary %v, want the district's row unmapped", s)
 	}

@@ -4,7 +4,9 @@ import (
 	"errors"
 
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/exchange/schedule"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform/mapping"
 )
 
@@ -12,10 +14,10 @@ import (
 type Sections struct {
 	OpenHIM  openhim.Config
 	Mappings *mapping.Sets
-	// Notify and Exchanges are the notify: and exchanges: sections (exchange_config.go,
-	// notify.go), with their defaults applied.
-	Notify    NotifyConfig
-	Exchanges []*ExchangeConfig
+	// Notify and Exchanges are the notify: and exchanges: sections (config/notify.go,
+	// config/exchange.go), with their defaults applied.
+	Notify    config.Notify
+	Exchanges []*config.Exchange
 }
 
 // CheckConfig decodes and validates the sections other packages own, reporting every problem
@@ -36,10 +38,16 @@ func CheckConfig(cfg *config.Config) (*Sections, config.Problems) {
 		}
 	}
 	sec.OpenHIM = sec.OpenHIM.WithDefaults()
-	sets, mprobs := mapping.Compile(cfg)
+	sets, mprobs := pipeline.CompileMappings(cfg)
 	sec.Mappings = sets
 	probs = append(probs, mprobs...)
-	probs = append(probs, decodeNotify(cfg, sec)...)
-	probs = append(probs, decodeExchanges(cfg, sec)...)
+	var nprobs, eprobs config.Problems
+	sec.Notify, nprobs = cfg.DecodeNotify()
+	probs = append(probs, nprobs...)
+	sec.Exchanges, eprobs = cfg.DecodeExchanges(&sec.Notify, config.ExchangeRefs{
+		HasMapping:    func(name string) bool { _, ok := sets.Set(name); return ok },
+		CheckSchedule: func(expr string) error { _, err := schedule.Parse(expr); return err },
+	})
+	probs = append(probs, eprobs...)
 	return sec, probs
 }

@@ -14,11 +14,16 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/delivery"
+	"github.com/tally-hmis/tally/mediator/dlq"
+	"github.com/tally-hmis/tally/mediator/exchange"
+	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
+	"github.com/tally-hmis/tally/mediator/openhim/outcome"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/stream"
-	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // Options are the service's dependencies; the zero value of each is a sensible default.
@@ -38,44 +43,52 @@ type Options struct {
 	LogLevel *slog.LevelVar
 }
 
-// Service is a running Tally: HTTP API, mapper and delivery workers over one JetStream.
+// Service is a running Tally: the HTTP surface, the mapper and the delivery workers over one
+// JetStream, and the exchanges' schedulers.
+//
+// Its lifecycle is Caddy's: New provisions and validates without I/O (the configuration,
+// the targets, the exchanges, the collectors), Start connects to JetStream, builds the
+// parts that need it (wiring.go), starts the consumers, serves HTTP and starts the
+// background loops, and Stop undoes whatever Start got to — a Start that fails half-way
+// cleans up what it started.
 type Service struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	metrics   *Metrics
-	version   string
-	now       func() time.Time
-	targets   map[string]*target
-	sections  *Sections
-	openhim   *openhim.Mediator
-	logLevel  *slog.LevelVar
-	overrides atomic.Pointer[openhim.Overrides]
-	// engine is the mapping engine in force; a reload swaps it.
-	engine   atomic.Pointer[mapping.Engine]
-	metadata *metadataCache
-	// payloads remembers the keys of payloads being mapped (payloadkeys.go).
-	payloads       *payloadKeys
-	mappingStamp   atomic.Value // string
-	mappingReloads *prometheus.CounterVec
-	// concurrencyLimit is tally_delivery_concurrency_limit (deliver.go).
-	concurrencyLimit *prometheus.GaugeVec
-	// configuredLevel is the log level of the configuration file, which the OpenHIM console
-	// can override and restore (openhim.go).
-	configuredLevel slog.Level
-	// outcomes counts the outcomes recorded in the OpenHIM core (openhim_outbox.go).
-	outcomes *prometheus.CounterVec
+	// Provisioned by New.
+	cfg             *config.Config // with the exchanges' sources
+	sections        *Sections
+	log             *slog.Logger
+	logLevel        *slog.LevelVar
+	configuredLevel slog.Level // the configuration file's, which the console may override
+	reg             *prometheus.Registry
+	metrics         *Metrics
+	reloads         *prometheus.CounterVec
+	outcomes        *outcome.Metrics
+	version         string
+	now             func() time.Time
+	console         *console
+	targets         *delivery.Targets
+	openhim         *openhim.Mediator // nil without openhim: enabled
+	exchangeSet     *exchange.Set
+	// exchangeTimer, when set (tests), is the exchange schedulers' timer.
+	exchangeTimer func(time.Duration) <-chan time.Time
 
-	echo     *echo.Echo
+	// Built by Start, once JetStream is there (wiring.go).
+	conn        *stream.Conn
+	pub         *stream.Publisher
+	txlog       *txlog.TxLog
+	mapping     *pipeline.Mapping
+	chain       *pipeline.Chain
+	deadLetters *dlq.Store
+	mapper      *pipeline.Mapper
+	deliverer   *delivery.Deliverer
+	ingester    *ingest.Ingester
+	exchanges   *exchange.Runner
+	reporter    *outcome.Reporter // nil without openhim: enabled
+	echo        *echo.Echo
+
+	// Running.
 	listener net.Listener
-	conn     *stream.Conn
-	pub      *stream.Publisher
-	txlog    *TxLog
-	// exch runs the exchanges: section (exchange.go).
-	exch *exchanges
-
-	ready   atomic.Bool
-	started time.Time
+	ready    atomic.Bool
+	started  time.Time
 	// cancel stops the consumers' pulls and the background loops; cancelHandlers cuts the
 	// handlers in flight short, when a stop's deadline is near.
 	cancel         context.CancelFunc
@@ -87,6 +100,28 @@ type Service struct {
 
 // New builds a service from a validated configuration. It does no I/O: Start connects.
 func New(cfg *config.Config, o Options) (*Service, error) {
+	o = withDefaults(o)
+	sections, probs := CheckConfig(cfg)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	s := &Service{
+		cfg: cfg, sections: sections, log: o.Logger, logLevel: o.LogLevel, reg: o.Registry, metrics: NewMetrics(o.Registry),
+		reloads: pipeline.NewReloadCounter(o.Registry), outcomes: outcome.NewMetrics(o.Registry), version: o.Version,
+		now: o.Now, listener: o.Listener, configuredLevel: configuredLevel(cfg.Log.Level, o.LogLevel),
+	}
+	if err := s.provision(cfg, o); err != nil {
+		return nil, err
+	}
+	sources := make([]string, len(cfg.Sources))
+	for i, src := range cfg.Sources {
+		sources[i] = src.Name
+	}
+	s.metrics.touch(sources, cfg.TargetNames())
+	return s, nil
+}
+
+func withDefaults(o Options) Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -100,93 +135,90 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
-	sections, probs := CheckConfig(cfg)
-	if len(probs) > 0 {
-		return nil, probs
-	}
-	s := &Service{
-		cfg: cfg, log: o.Logger, reg: o.Registry, metrics: NewMetrics(o.Registry), version: o.Version,
-		now: o.Now, listener: o.Listener, targets: map[string]*target{},
-		sections: sections, logLevel: o.LogLevel,
-	}
-	s.metadata = newMetadataCache(s)
-	s.payloads = newPayloadKeys()
-	s.mappingReloads = newReloadCounter(o.Registry)
-	s.concurrencyLimit = newConcurrencyGauge(o.Registry)
-	s.outcomes = newOutcomeCounter(o.Registry)
-	s.configuredLevel = configuredLevel(cfg.Log.Level, o.LogLevel)
-	s.engine.Store(mapping.NewEngine(sections.Mappings, s.metadata))
-	s.mappingStamp.Store(mappingFilesStamp(cfg, sections.Mappings))
-	if sections.OpenHIM.Enabled {
+	return o
+}
+
+// provision builds what needs no JetStream: the OpenHIM mediator, the exchanges (whose
+// sources join the configuration the rest of the service reads), the console's overrides
+// and the targets.
+func (s *Service) provision(cfg *config.Config, o Options) error {
+	if s.sections.OpenHIM.Enabled {
 		version, err := openhim.NormalizeVersion(o.Version)
 		if err != nil {
 			// The core insists on SemVer; a custom build string must not keep Tally off it.
 			o.Logger.Warn("registering with OpenHIM as 0.0.0-dev", "version", o.Version, "err", err)
 			version = "0.0.0-dev"
 		}
-		med, err := openhim.New(sections.OpenHIM, version, s.openhimSources(), openhim.WithLogger(o.Logger))
+		med, err := openhim.New(s.sections.OpenHIM, version, s.openhimSources(), openhim.WithLogger(o.Logger))
 		if err != nil {
-			return nil, fmt.Errorf("openhim: %w", err)
+			return fmt.Errorf("openhim: %w", err)
 		}
 		s.openhim = med
 	}
-	if err := s.initExchanges(o); err != nil { // exchange.go: adds the exchanges' sources
-		return nil, err
+	set, withExchanges, err := exchange.NewSet(s.cfg, s.sections.Exchanges, s.sections.Notify,
+		exchange.SetConfig{HTTPClient: o.HTTPClient, Version: o.Version, Metrics: exchange.NewMetrics(o.Registry)})
+	if err != nil {
+		return err
 	}
-	for i := range cfg.Targets {
-		t := &cfg.Targets[i]
-		client, err := dhis2.New(dhis2.Config{
-			BaseURL: t.URL, Username: t.Username, Password: t.Password, Token: t.Token,
-			Timeout: t.Timeout.D(), APIVersion: t.APIVersion, HTTPClient: o.HTTPClient,
-			UserAgent: "tally/" + o.Version,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("target %s: %w", t.Name, err)
-		}
-		s.targets[t.Name] = &target{cfg: t, client: client}
-	}
-	sources := make([]string, len(cfg.Sources))
-	for i, src := range cfg.Sources {
-		sources[i] = src.Name
-	}
-	s.metrics.touch(sources, targetNames(targetPtrs(cfg)))
-	s.echo = s.routes()
-	return s, nil
-}
-
-func targetPtrs(cfg *config.Config) []*config.Target {
-	out := make([]*config.Target, len(cfg.Targets))
-	for i := range cfg.Targets {
-		out[i] = &cfg.Targets[i]
-	}
-	return out
+	s.exchangeSet, s.cfg = set, withExchanges
+	s.metrics.Ingest.Touch(set.SourceNames())
+	s.console = &console{cfg: s.cfg}
+	s.targets, err = delivery.NewTargets(cfg, delivery.TargetsConfig{HTTPClient: o.HTTPClient, Version: o.Version,
+		Settings: s.console, Metrics: s.metrics.Delivery, ConcurrencyLimit: delivery.NewConcurrencyGauge(o.Registry), Log: o.Logger})
+	return err
 }
 
 // Start connects to JetStream, starts the workers and begins serving HTTP. It returns once
-// the service is ready; Stop undoes it.
+// the service is ready; Stop undoes it, and a Start that fails undoes what it started.
 func (s *Service) Start(ctx context.Context) error {
 	s.started = s.now()
-	conn, err := stream.Open(ctx, stream.Config{
-		URL: s.cfg.NATS.URL, StoreDir: s.cfg.NATS.StoreDir, Replicas: s.cfg.NATS.Replicas,
-		CredentialsFile: s.cfg.NATS.CredentialsFile, User: s.cfg.NATS.User, Password: s.cfg.NATS.Password,
-		Token: s.cfg.NATS.Token, CAFile: s.cfg.NATS.TLS.CAFile, CertFile: s.cfg.NATS.TLS.CertFile,
-		KeyFile: s.cfg.NATS.TLS.KeyFile, InsecureTLS: s.cfg.NATS.TLS.InsecureSkipVerify,
-		DuplicateWindow: s.cfg.NATS.DuplicateWindow.D(), MaxAge: s.cfg.NATS.MaxAge.D(), ClientName: "tally",
-		TxRetention: s.cfg.NATS.TxRetention.D(),
-	}, s.log)
+	conn, err := stream.Open(ctx, streamConfig(s.cfg), s.log)
 	if err != nil {
 		return err
 	}
 	s.conn = conn
-	s.pub = stream.NewPublisher(conn.JS, 256)
-	s.txlog = &TxLog{kv: conn.Tx}
-
+	s.build(conn) // wiring.go
 	wctx, cancel := context.WithCancel(context.Background())
 	hctx, cancelHandlers := context.WithCancel(context.Background())
 	s.cancel, s.cancelHandlers = cancel, cancelHandlers
-	consumers := s.consumers() // workers.go: the mapper, and per target its circuit, rate limit and workers
-	// openhim_outbox.go: the outcomes recorded in the OpenHIM core (none without openhim:)
-	consumers = append(consumers, s.openhimConsumers()...)
+	if err := s.startConsumers(wctx, hctx); err != nil {
+		s.stopWorkers(ctx)
+		return err
+	}
+	// Open circuits ask their target whether it answers again.
+	s.targets.RunProbes(wctx, s.cfg.Delivery.ProbeInterval.D(), &s.workers)
+	if err := s.serve(); err != nil {
+		s.stopWorkers(ctx)
+		return err
+	}
+	s.ready.Store(true)
+	s.startBackground(wctx)
+	s.log.Info("tally started", "addr", s.Addr(), "embedded_nats", conn.Embedded(), "sources", len(s.cfg.Sources),
+		"targets", len(s.cfg.Targets), "version", s.version)
+	return nil
+}
+
+// streamConfig is the nats: section as the stream package takes it.
+func streamConfig(cfg *config.Config) stream.Config {
+	n := &cfg.NATS
+	return stream.Config{
+		URL: n.URL, StoreDir: n.StoreDir, Replicas: n.Replicas, CredentialsFile: n.CredentialsFile, User: n.User,
+		Password: n.Password, Token: n.Token, CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile,
+		InsecureTLS: n.TLS.InsecureSkipVerify, DuplicateWindow: n.DuplicateWindow.D(), MaxAge: n.MaxAge.D(),
+		ClientName: "tally", TxRetention: n.TxRetention.D(),
+	}
+}
+
+// startConsumers runs every stage's consumer — the mapper, per target its delivery workers
+// (gated by its slots, circuit and rate limit), the OpenHIM outcomes — and returns once
+// each has its durable consumer, or with the first that could not create one.
+func (s *Service) startConsumers(wctx, hctx context.Context) error {
+	ackWait := s.cfg.Delivery.AckWait.D()
+	consumers := append([]*pipeline.Consumer{s.mapper.Consumer(s.chain, ackWait)}, s.deliverer.Consumers(s.chain, ackWait)...)
+	if s.reporter != nil {
+		consumers = append(consumers, s.reporter.Consumers(s.chain, ackWait)...)
+	}
+	s.metrics.Pipeline.ObserveQueues(s.conn.JS, s.targets.Names())
 	var readyWG sync.WaitGroup
 	errs := make(chan error, len(consumers))
 	for _, c := range consumers {
@@ -196,8 +228,8 @@ func (s *Service) Start(ctx context.Context) error {
 			defer s.handlers.Done()
 			once := sync.OnceFunc(readyWG.Done)
 			defer once()
-			if err := c.run(wctx, hctx, conn.JS, once); err != nil {
-				s.log.Error("consumer stopped", "consumer", c.cfg.Durable, "err", err)
+			if err := c.Run(wctx, hctx, s.conn.JS, once); err != nil {
+				s.log.Error("consumer stopped", "consumer", c.Config.Durable, "err", err)
 				errs <- err
 			}
 		}()
@@ -205,16 +237,17 @@ func (s *Service) Start(ctx context.Context) error {
 	readyWG.Wait()
 	select {
 	case err := <-errs:
-		s.stopWorkers(ctx)
 		return err
 	default:
+		return nil
 	}
-	s.startProbes(wctx) // probe.go: open circuits ask their target whether it answers again
+}
 
+// serve listens (unless given a listener) and serves the HTTP surface in the background.
+func (s *Service) serve() error {
 	if s.listener == nil {
 		ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
 		if err != nil {
-			s.stopWorkers(ctx)
 			return fmt.Errorf("listening on %s: %w", s.cfg.HTTP.Addr, err)
 		}
 		s.listener = ln
@@ -229,13 +262,15 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		s.httpErr <- err
 	}()
-	s.ready.Store(true)
+	return nil
+}
+
+// startBackground starts the loops that run beside the consumers, tracked by s.workers:
+// the mapping files' watcher, OpenHIM registration and heartbeats, and the exchanges'
+// schedulers.
+func (s *Service) startBackground(wctx context.Context) {
 	if s.cfg.File() != "" {
-		s.workers.Add(1)
-		go func() {
-			defer s.workers.Done()
-			s.watchMappingFiles(wctx, 2*time.Second)
-		}()
+		s.workers.Go(func() { s.mapping.Watch(wctx, 2*time.Second) })
 	}
 	if s.openhim != nil {
 		// Registration and heartbeats run in the background: a core that is down never
@@ -243,16 +278,9 @@ func (s *Service) Start(ctx context.Context) error {
 		if err := s.openhim.Run(wctx, s.applyOpenHIMConfig); err != nil {
 			s.log.Error("starting OpenHIM registration", "err", err)
 		}
-		s.workers.Add(1)
-		go func() {
-			defer s.workers.Done()
-			s.dropLegacyClaims(wctx) // openhim_outbox.go
-		}()
+		s.workers.Go(func() { s.reporter.DropLegacyClaims(wctx) })
 	}
-	s.startExchanges(wctx) // exchange.go: the exchanges' schedulers, tracked by s.workers
-	s.log.Info("tally started", "addr", s.Addr(), "embedded_nats", conn.Embedded(), "sources", len(s.cfg.Sources),
-		"targets", len(s.cfg.Targets), "version", s.version)
-	return nil
+	s.exchanges.Start(wctx, &s.workers)
 }
 
 // Addr is the address HTTP is served on.
@@ -263,7 +291,7 @@ func (s *Service) Addr() string {
 	return s.listener.Addr().String()
 }
 
-// Handler is the HTTP handler, for tests that do not need a listener.
+// Handler is the HTTP handler, for tests that do not need a listener; nil before Start.
 func (s *Service) Handler() http.Handler { return s.echo }
 
 // Stop shuts down gracefully within ctx's deadline: readiness goes false so load balancers
@@ -274,7 +302,7 @@ func (s *Service) Handler() http.Handler { return s.echo }
 func (s *Service) Stop(ctx context.Context) error {
 	s.ready.Store(false)
 	var firstErr error
-	if s.echo.Server != nil {
+	if s.echo != nil && s.echo.Server != nil {
 		if err := s.echo.Server.Shutdown(ctx); err != nil {
 			firstErr = fmt.Errorf("stopping HTTP: %w", err)
 		}
@@ -291,29 +319,13 @@ func (s *Service) Stop(ctx context.Context) error {
 // stream and draining the connection.
 const stopMargin = 2 * time.Second
 
+// stopWorkers stops the background loops and the consumers, and closes the connection.
 func (s *Service) stopWorkers(ctx context.Context) {
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.workers.Wait() // background loops end at once on cancel
-	done := make(chan struct{})
-	go func() { s.handlers.Wait(); close(done) }()
-	// Handlers in flight get http.shutdown_timeout, and never more than the stop's
-	// deadline allows.
-	grace := s.cfg.HTTP.ShutdownTimeout.D()
-	if dl, ok := ctx.Deadline(); ok {
-		grace = min(grace, max(time.Until(dl)-stopMargin, 0))
-	}
-	cutTimer := time.NewTimer(grace)
-	defer cutTimer.Stop()
-	cut := cutTimer.C
-	select {
-	case <-done:
-	case <-cut:
-		s.log.Warn("stop deadline near; cutting deliveries in flight short (their messages go back to the stream)")
-		s.cancelHandlers()
-		<-done
-	}
+	s.waitHandlers(ctx)
 	if s.cancelHandlers != nil {
 		s.cancelHandlers()
 	}
@@ -326,6 +338,26 @@ func (s *Service) stopWorkers(ctx context.Context) {
 		}
 		s.conn.Close(dctx)
 		s.conn = nil
+	}
+}
+
+// waitHandlers waits for the handlers in flight: http.shutdown_timeout, and never more than
+// the stop's deadline allows, after which they are cut short.
+func (s *Service) waitHandlers(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	grace := s.cfg.HTTP.ShutdownTimeout.D()
+	if dl, ok := ctx.Deadline(); ok {
+		grace = min(grace, max(time.Until(dl)-stopMargin, 0))
+	}
+	cutTimer := time.NewTimer(grace)
+	defer cutTimer.Stop()
+	select {
+	case <-done:
+	case <-cutTimer.C:
+		s.log.Warn("stop deadline near; cutting deliveries in flight short (their messages go back to the stream)")
+		s.cancelHandlers()
+		<-done
 	}
 }
 
@@ -343,4 +375,13 @@ func (s *Service) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout.D())
 	defer cancel()
 	return s.Stop(sctx)
+}
+
+// ReloadMappings reads the configuration file again and, if its mapping sets compile, puts
+// them in force (see pipeline.Mapping.Reload).
+func (s *Service) ReloadMappings() error {
+	if s.mapping == nil {
+		return errors.New("reloading mappings: the service is not started")
+	}
+	return s.mapping.Reload()
 }

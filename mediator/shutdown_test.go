@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // stopDuring starts Stop while a delivery is in flight and checks that readiness has gone
@@ -60,7 +61,7 @@ func TestShutdownFinishesTheDeliveryInFlight(t *testing.T) {
 	}
 	imports := emu.ImportRequests()
 	h = startConfigured(t, c, mediator.Options{})
-	h.waitStatus(id, mediator.TxDelivered)
+	h.waitStatus(id, txlog.TxDelivered)
 	if n := emu.ImportRequests(); n != imports {
 		t.Errorf("the restart sent %d more import requests, want none", n-imports)
 	}
@@ -87,7 +88,7 @@ func TestShutdownReturnsAnUnfinishedDeliveryToTheStream(t *testing.T) {
 	emu.Faults().Remove(hang)
 	began := time.Now()
 	h = startConfigured(t, c, mediator.Options{})
-	tx := h.waitStatus(id, mediator.TxDelivered)
+	tx := h.waitStatus(id, txlog.TxDelivered)
 	if d := time.Since(began); d > 10*time.Second {
 		t.Errorf("redelivery took %s: the message was not returned to the stream", d)
 	}
@@ -121,7 +122,7 @@ func TestDeliveryMetrics(t *testing.T) {
 		t.Errorf("tally_delivery_retries_total = %v", n)
 	}
 	g.open.Store(true)
-	h.waitStatus(id, mediator.TxPartiallyDelivered)
+	h.waitStatus(id, txlog.TxPartiallyDelivered)
 	for name, want := range map[string]float64{
 		"tally_delivery_oldest_undelivered_seconds": 0, "tally_delivery_circuit_state": 0,
 	} {

@@ -13,6 +13,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator"
 	"github.com/tally-hmis/tally/mediator/stream/streamtest"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // A payload's identity is the source, the body and the import options: the same body sent
@@ -42,14 +43,14 @@ func TestSameBodyWithOtherOptionsIsAnotherTransaction(t *testing.T) {
 	// is refused.
 	_, resp := post("?idScheme=UID")
 	wrong := reference(resp)
-	h.waitStatus(wrong, mediator.TxFailed)
+	h.waitStatus(wrong, txlog.TxFailed)
 	// Sent again with the scheme corrected: another payload, applied.
 	code, resp := post("?idScheme=CODE")
 	first := reference(resp)
 	if first == wrong {
 		t.Fatalf("the corrected request was taken for the failed one (%s)", wrong)
 	}
-	h.waitStatus(first, mediator.TxDelivered)
+	h.waitStatus(first, txlog.TxDelivered)
 	if code != http.StatusOK || emu.Store().Len() != 8 {
 		t.Fatalf("corrected post: HTTP %d, %d values stored", code, emu.Store().Len())
 	}
@@ -69,7 +70,7 @@ func TestSameBodyWithOtherOptionsIsAnotherTransaction(t *testing.T) {
 	if del == first || code != http.StatusOK {
 		t.Fatalf("DELETE of the same body: HTTP %d, transaction %s (first %s)", code, del, first)
 	}
-	h.waitStatus(del, mediator.TxDelivered)
+	h.waitStatus(del, txlog.TxDelivered)
 	if n := emu.Store().Len(); n != 0 {
 		t.Fatalf("%d values left after the DELETE", n)
 	}
@@ -89,7 +90,7 @@ func TestSameBodyWithOtherOptionsIsAnotherTransaction(t *testing.T) {
 
 	// The native endpoint says so too.
 	_, native := h.post("/ingest/cht?idScheme=UID", "application/json", "Bearer "+chtToken, body)
-	if native["status"] != "duplicate" || native["transactionStatus"] != mediator.TxFailed {
+	if native["status"] != "duplicate" || native["transactionStatus"] != txlog.TxFailed {
 		t.Errorf("native repeat: %v, want duplicate with transactionStatus failed", native)
 	}
 }
@@ -117,7 +118,7 @@ func TestTargetRecoveryIsNoticedByAProbe(t *testing.T) {
 	})
 	g.open.Store(true)
 	up := time.Now()
-	h.waitStatus(id, mediator.TxDelivered)
+	h.waitStatus(id, txlog.TxDelivered)
 	if d := time.Since(up); d > 8*time.Second {
 		t.Errorf("deliveries resumed %s after the target came back; the probe should have noticed within a second", d)
 	}
@@ -152,7 +153,7 @@ func TestProbeNow(t *testing.T) {
 	if code != http.StatusOK || res["reachable"] != true || res["resumed"] != true {
 		t.Fatalf("probe of a target that is back: HTTP %d %v", code, res)
 	}
-	h.waitStatus(id, mediator.TxDelivered)
+	h.waitStatus(id, txlog.TxDelivered)
 	if d := time.Since(up); d > 8*time.Second {
 		t.Errorf("deliveries resumed %s after the probe", d)
 	}
@@ -176,7 +177,7 @@ func TestIngestAnswers503WhenJetStreamCannotStore(t *testing.T) {
 			y = strings.Replace(y, "nats: {", fmt.Sprintf("nats: {url: %q, replicas: 3, ", strings.Join(urls, ",")), 1)
 			return "http: {store_timeout: 2s}\n" + y
 		})
-	h.waitStatus(h.ingest(dvsBody(epiValues("202401", 0)[:4])), mediator.TxDelivered)
+	h.waitStatus(h.ingest(dvsBody(epiValues("202401", 0)[:4])), txlog.TxDelivered)
 
 	servers[1].Shutdown()
 	servers[2].Shutdown()

@@ -144,6 +144,16 @@ func KindOf(err error) Kind {
 	return 0
 }
 
+// RetryAfterOf returns the wait the server asked for in the *Error in err's chain (its
+// Retry-After), or 0.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
 // maxRetryAfter bounds what a server can ask for.
 const maxRetryAfter = 24 * time.Hour
 

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // The metadata types below are plain DHIS2 objects as GET /api/<resource> writes them,
@@ -332,15 +332,15 @@ func (c *Client) ProgramIndicators(ctx context.Context, opts ListOptions) ([]Pro
 }
 
 // FetchMappingMetadata reads the snapshot Tally's mapping engine indexes: each call of
-// mapping.MetadataRequests, with the fields mapping asks for, decoded into one
-// mapping.Metadata. opts (a Filter applies to every list: leave it empty) pages large
+// metadata.MetadataRequests, with the fields mapping asks for, decoded into one
+// metadata.Metadata. opts (a Filter applies to every list: leave it empty) pages large
 // lists. The snapshot is new on every call; cache it in a mapping.MetadataProvider.
-func (c *Client) FetchMappingMetadata(ctx context.Context, opts ListOptions) (*mapping.Metadata, error) {
-	md := &mapping.Metadata{}
-	for _, mr := range mapping.MetadataRequests() {
+func (c *Client) FetchMappingMetadata(ctx context.Context, opts ListOptions) (*metadata.Metadata, error) {
+	md := &metadata.Metadata{}
+	for _, mr := range metadata.MetadataRequests() {
 		op := "reading " + mr.Resource + " for mapping"
 		err := c.listPages(ctx, op, strings.Trim(mr.Resource, "/"), mr.Fields, opts, func(body []byte, _ json.RawMessage) error {
-			var page mapping.Metadata
+			var page metadata.Metadata
 			if err := json.Unmarshal(body, &page); err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // orgUnitsJSON is the Kalima hierarchy as GET /api/organisationUnits?fields=... writes it.
@@ -301,7 +301,7 @@ func TestFetchMappingMetadata(t *testing.T) {
 			for _, r := range f.requests() {
 				asked[strings.TrimPrefix(r.Path, basePath+"/api/")] = r.Query.Get("fields")
 			}
-			for _, mr := range mapping.MetadataRequests() {
+			for _, mr := range metadata.MetadataRequests() {
 				if asked[mr.Resource] != mr.Fields {
 					t.Errorf("%s asked with fields %q, want %q", mr.Resource, asked[mr.Resource], mr.Fields)
 				}
@@ -310,17 +310,17 @@ func TestFetchMappingMetadata(t *testing.T) {
 	}
 }
 
-// TestAppendListsCoversMetadata: every list of mapping.Metadata, present and future, is
+// TestAppendListsCoversMetadata: every list of metadata.Metadata, present and future, is
 // carried over from a page.
 func TestAppendListsCoversMetadata(t *testing.T) {
-	var src mapping.Metadata
+	var src metadata.Metadata
 	v := reflect.ValueOf(&src).Elem()
 	for i := range v.NumField() {
 		if f := v.Field(i); f.Kind() == reflect.Slice {
 			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
 		}
 	}
-	dst := &mapping.Metadata{}
+	dst := &metadata.Metadata{}
 	appendLists(dst, &src)
 	appendLists(dst, &src)
 	d := reflect.ValueOf(dst).Elem()

@@ -22,6 +22,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/examples"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 const (
@@ -315,7 +316,7 @@ func demoWait(ctx context.Context, base, id string) (string, error) {
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
-		if v.Status != "" && v.Status != mediator.TxAccepted {
+		if v.Status != "" && v.Status != txlog.TxAccepted {
 			return v.Status, nil
 		}
 		if time.Now().After(deadline) {

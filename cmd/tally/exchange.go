@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
-	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/exchange"
 )
 
 func exchangeCmd() *command {
@@ -78,7 +78,7 @@ DHIS2_PASSWORD=district tally exchange import --from https://tracker.example.org
 				return nil
 			}
 			var list struct {
-				Runs []*mediator.ExchangeRun `json:"runs"`
+				Runs []*exchange.ExchangeRun `json:"runs"`
 			}
 			if err := json.Unmarshal(raw, &list); err != nil {
 				return err
@@ -112,7 +112,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func printExchangeList(w io.Writer, raw []byte) error {
 	var list struct {
-		Exchanges []*mediator.ExchangeInfo `json:"exchanges"`
+		Exchanges []*exchange.ExchangeInfo `json:"exchanges"`
 	}
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return err
@@ -174,7 +174,7 @@ func runExchangeCLI(ctx context.Context, env *cliEnv, api *apiClient, name strin
 		printJSON(env.stdout, raw)
 		return nil
 	}
-	var run mediator.ExchangeRun
+	var run exchange.ExchangeRun
 	if err := json.Unmarshal(raw, &run); err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func runExchangeCLI(ctx context.Context, env *cliEnv, api *apiClient, name strin
 	if dry {
 		fmt.Fprintln(env.stdout, "\nDry run: nothing was stored or sent. Add --json to see the values.")
 	}
-	if run.Status == mediator.RunFailed {
+	if run.Status == exchange.RunFailed {
 		return errors.New("the run failed")
 	}
 	return nil
@@ -210,17 +210,17 @@ func awaitRun(ctx context.Context, env *cliEnv, api *apiClient, base, tx, href s
 		code, err := api.do(ctx, "GET", href, "", nil, &got)
 		switch {
 		case err == nil:
-			var run mediator.ExchangeRun
+			var run exchange.ExchangeRun
 			if err := json.Unmarshal(got.Run, &run); err != nil {
 				return nil, err
 			}
-			if run.Status != mediator.RunRunning {
+			if run.Status != exchange.RunRunning {
 				return got.Run, nil
 			}
 			say(fmt.Sprintf("%d values stored; deliveries %s", run.Values, got.Transaction.Status))
 		case code == 404:
 			// Not recorded yet: analytics or pulling. The exchange says whether it still runs.
-			var info mediator.ExchangeInfo
+			var info exchange.ExchangeInfo
 			if _, err := api.do(ctx, "GET", base, "", nil, &info); err != nil {
 				return nil, err
 			}
@@ -245,7 +245,7 @@ func awaitRun(ctx context.Context, env *cliEnv, api *apiClient, base, tx, href s
 	}
 }
 
-func printRun(w io.Writer, r *mediator.ExchangeRun) {
+func printRun(w io.Writer, r *exchange.ExchangeRun) {
 	fmt.Fprintf(w, "exchange %s: %s", r.Exchange, r.Status)
 	if r.Transaction != "" {
 		fmt.Fprintf(w, " (transaction %s)", r.Transaction)
@@ -337,8 +337,8 @@ func importExchanges(ctx context.Context, env *cliEnv, from, user string, ids []
 	if len(ades) == 0 {
 		return fmt.Errorf("%s has no aggregate data exchanges the user may read", from)
 	}
-	opts := mediator.ExchangeImportOptions{From: from, Username: user, Now: time.Now()}
-	imported := mediator.ImportExchanges(ades, opts)
+	opts := exchange.ExchangeImportOptions{From: from, Username: user, Now: time.Now()}
+	imported := exchange.ImportExchanges(ades, opts)
 	text, err := imported.YAML(opts)
 	if err != nil {
 		return err

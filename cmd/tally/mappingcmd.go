@@ -8,7 +8,8 @@ import (
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
 	"github.com/tally-hmis/tally/config"
-	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/mediator/pipeline"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 func mappingCmd() *command {
@@ -43,11 +44,11 @@ func mappingCmd() *command {
 // checkMappingsLive compiles the mapping sets and checks them against the metadata read now
 // from every target that a source with a mapping set delivers to.
 func checkMappingsLive(ctx context.Context, progress io.Writer, cfg *config.Config) (config.Problems, error) {
-	sets, probs := mapping.Compile(cfg)
+	sets, probs := pipeline.CompileMappings(cfg)
 	if len(probs) > 0 {
 		return probs, nil
 	}
-	md := map[string]*mapping.Metadata{}
+	md := map[string]*metadata.Metadata{}
 	for i := range cfg.Sources {
 		src := &cfg.Sources[i]
 		if src.Mapping == "" && src.Format != "adx" {
@@ -72,7 +73,7 @@ func checkMappingsLive(ctx context.Context, progress io.Writer, cfg *config.Conf
 			md[t.Name] = m
 		}
 	}
-	return sets.Check(cfg, md), nil
+	return pipeline.CheckMappings(sets, cfg, md), nil
 }
 
 func reportProblems(env *cliEnv, file string, probs config.Problems) error {

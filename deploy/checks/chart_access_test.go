@@ -65,7 +65,7 @@ func TestChartIngress(t *testing.T) {
 		}
 	}
 	// Tally's routes under these prefixes are the ingest ones; /admin/v1 and /metrics stay
-	// inside the cluster (mediator/http.go routes()).
+	// inside the cluster (mediator/httpapi/server.go routes()).
 	if strings.Join(paths, " ") != "/ingest /api" {
 		t.Errorf("paths %v: want only /ingest and /api (dataValueSets) by default", paths)
 	}

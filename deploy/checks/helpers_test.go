@@ -38,27 +38,31 @@ func readRepoFile(t testing.TB, rel string) []byte {
 }
 
 // metric is one tally_ metric that Tally exposes or is going to: the names the dashboards and
-// alerts may use. Keep in step with mediator/metrics.go.
+// alerts may use. Keep in step with mediator.NewMetrics (mediator/metrics.go and the
+// packages' NewMetrics it gathers).
 type metric struct {
-	planned bool                // not in mediator/metrics.go yet
+	planned bool                // not in mediator.NewMetrics yet
 	kind    string              // counter, gauge, histogram
 	labels  []string            // its own labels (Prometheus adds job and instance)
 	values  map[string][]string // the closed set of values of some labels
 }
 
-// tallyMetrics is the contract between mediator/metrics.go and deploy/ (alerts, dashboard).
+// tallyMetrics is the contract between mediator.NewMetrics and deploy/ (alerts, dashboard).
 // A "planned" metric may be missing from mediator.NewMetrics (not implemented yet, or not in
 // this commit); once it is there, its name, type and labels must be these.
 var tallyMetrics = map[string]metric{
-	// implemented (mediator/metrics.go)
+	// implemented (mediator.NewMetrics)
 	"tally_ingest_values_total":               {kind: "counter", labels: []string{"source"}},
 	"tally_ingest_messages_total":             {kind: "counter", labels: []string{"source"}},
 	"tally_ingest_rejected_requests_total":    {kind: "counter", labels: []string{"source", "reason"}},
-	"tally_mapper_values_total":               {kind: "counter", labels: []string{"source", "target", "outcome"}, values: map[string][]string{"outcome": {"mapped", "unmapped"}}},
-	"tally_delivery_values_total":             {kind: "counter", labels: []string{"target", "outcome"}, values: map[string][]string{"outcome": {"imported", "updated", "ignored", "deleted", "rejected"}}},
+	"tally_mapper_values_total":               {kind: "counter", labels: []string{"source", "target", "outcome"}, values: map[string][]string{"outcome": {"mapped", "unmapped", "refused"}}},
+	"tally_mapper_warnings_total":             {kind: "counter", labels: []string{"source", "target", "code"}},
+	"tally_mapper_duplicate_keys_total":       {kind: "counter", labels: []string{"source", "target", "action"}, values: map[string][]string{"action": {"last", "sum", "refused", "identical"}}},
+	"tally_delivery_completions_total":        {kind: "counter", labels: []string{"target", "result"}, values: map[string][]string{"result": {"registered", "failed"}}},
+	"tally_delivery_values_total":             {kind: "counter", labels: []string{"target", "outcome"}, values: map[string][]string{"outcome": {"imported", "updated", "ignored", "deleted", "rejected", "locked"}}},
 	"tally_delivery_attempts_total":           {kind: "counter", labels: []string{"target", "result"}, values: map[string][]string{"result": {"success", "partial", "transient", "permanent"}}},
 	"tally_delivery_request_duration_seconds": {kind: "histogram", labels: []string{"target"}},
-	"tally_dlq_messages_total":                {kind: "counter", labels: []string{"target", "reason"}, values: map[string][]string{"reason": {"rejected", "permanent", "exhausted", "mapping"}}},
+	"tally_dlq_messages_total":                {kind: "counter", labels: []string{"target", "reason"}, values: map[string][]string{"reason": {"rejected", "permanent", "exhausted", "mapping", "locked", "undecodable", "panic", "max_delivered", "no_source"}}},
 	"tally_http_requests_total":               {kind: "counter", labels: []string{"route", "method", "code"}},
 	"tally_http_request_duration_seconds":     {kind: "histogram", labels: []string{"route"}},
 	// planned

@@ -159,101 +159,128 @@ func (m *Mediator) Config() map[string]any {
 
 func (m *Mediator) loop(ctx context.Context, onConfig func(map[string]any)) {
 	defer close(m.done)
-	backoff := registerBackoffMin
-	var (
-		lastErrText string
-		forceConfig = true
-		lastPoll    time.Time
-		haveConfig  bool
-	)
-	report := func(what string, err error) {
-		// Log each distinct failure once at Warn, repeats at Debug, to keep logs readable
-		// while a core is down for hours.
-		switch {
-		case err.Error() == lastErrText:
-			m.log.Debug("openhim: "+what+" failed again", "err", err)
-		case errors.Is(err, ErrInvalid):
-			// Retrying cannot fix a body the core refuses; it still retries at the capped
-			// backoff so a corrected core (or a new Tally) recovers without a restart.
-			m.log.Error("openhim: "+what+" refused by the core", "err", err)
-		default:
-			m.log.Warn("openhim: "+what+" failed", "err", err)
-		}
-		lastErrText = err.Error()
-	}
+	ls := &loopState{backoff: registerBackoffMin, forceConfig: true}
 	for {
 		if !m.Registered() {
-			err := m.client.Register(ctx, m.reg)
-			if ctx.Err() != nil {
+			registered, alive := m.register(ctx, ls)
+			if !alive {
 				return
 			}
-			m.mu.Lock()
-			m.state.RegisterAttempts++
-			if err != nil {
-				m.state.LastError = err
-			}
-			m.mu.Unlock()
-			if err != nil {
-				report("registration", err)
-				if !m.sleep(ctx, backoff) {
-					return
-				}
-				backoff = min(backoff*2, registerBackoffMax)
+			if !registered {
 				continue
 			}
-			m.mu.Lock()
-			m.state.Registered, m.state.LastError, m.state.RegisteredAt = true, nil, m.clock.Now()
-			m.mu.Unlock()
-			m.log.Info("openhim: registered with the core", "version", m.reg.Version)
-			lastErrText, backoff, forceConfig = "", registerBackoffMin, true
 		}
+		if !m.heartbeat(ctx, ls, onConfig) || !m.sleep(ctx, m.interval) {
+			return
+		}
+	}
+}
 
-		now := m.clock.Now()
-		want := forceConfig || now.Sub(lastPoll) >= m.poll
-		cfg, err := m.client.Heartbeat(ctx, now.Sub(m.started), want)
-		if ctx.Err() != nil {
-			return
+// loopState is what the loop remembers between rounds.
+type loopState struct {
+	backoff     time.Duration // before the next registration attempt
+	lastErrText string
+	forceConfig bool // ask for the config with the next heartbeat
+	lastPoll    time.Time
+	haveConfig  bool
+}
+
+// report logs each distinct failure once at Warn, repeats at Debug, to keep logs readable
+// while a core is down for hours.
+func (m *Mediator) report(ls *loopState, what string, err error) {
+	switch {
+	case err.Error() == ls.lastErrText:
+		m.log.Debug("openhim: "+what+" failed again", "err", err)
+	case errors.Is(err, ErrInvalid):
+		// Retrying cannot fix a body the core refuses; it still retries at the capped
+		// backoff so a corrected core (or a new Tally) recovers without a restart.
+		m.log.Error("openhim: "+what+" refused by the core", "err", err)
+	default:
+		m.log.Warn("openhim: "+what+" failed", "err", err)
+	}
+	ls.lastErrText = err.Error()
+}
+
+// register registers the mediator with the core, waiting the backoff after a failure; alive
+// is false once ctx ended.
+func (m *Mediator) register(ctx context.Context, ls *loopState) (registered, alive bool) {
+	err := m.client.Register(ctx, m.reg)
+	if ctx.Err() != nil {
+		return false, false
+	}
+	m.mu.Lock()
+	m.state.RegisterAttempts++
+	if err != nil {
+		m.state.LastError = err
+	}
+	m.mu.Unlock()
+	if err != nil {
+		m.report(ls, "registration", err)
+		if !m.sleep(ctx, ls.backoff) {
+			return false, false
 		}
-		m.mu.Lock()
-		if err != nil {
-			m.state.LastError = err
-			m.state.HeartbeatFailures++
-			if errors.Is(err, ErrNotFound) {
-				m.state.Registered = false
-			}
-		} else {
-			m.state.LastError = nil
-			m.state.LastHeartbeat = now
+		ls.backoff = min(ls.backoff*2, registerBackoffMax)
+		return false, true
+	}
+	m.mu.Lock()
+	m.state.Registered, m.state.LastError, m.state.RegisteredAt = true, nil, m.clock.Now()
+	m.mu.Unlock()
+	m.log.Info("openhim: registered with the core", "version", m.reg.Version)
+	ls.lastErrText, ls.backoff, ls.forceConfig = "", registerBackoffMin, true
+	return true, true
+}
+
+// heartbeat sends one heartbeat, asking for the console config when due, and hands a
+// changed config to onConfig; false once ctx ended.
+func (m *Mediator) heartbeat(ctx context.Context, ls *loopState, onConfig func(map[string]any)) bool {
+	now := m.clock.Now()
+	want := ls.forceConfig || now.Sub(ls.lastPoll) >= m.poll
+	cfg, err := m.client.Heartbeat(ctx, now.Sub(m.started), want)
+	if ctx.Err() != nil {
+		return false
+	}
+	m.mu.Lock()
+	if err != nil {
+		m.state.LastError = err
+		m.state.HeartbeatFailures++
+		if errors.Is(err, ErrNotFound) {
+			m.state.Registered = false
 		}
-		m.mu.Unlock()
-		switch {
-		case errors.Is(err, ErrNotFound):
-			m.log.Warn("openhim: the core no longer knows this mediator; registering again")
-		case err != nil:
-			report("heartbeat", err)
-			// The answer may have carried a pushed config; ask for it explicitly next time.
-			forceConfig = true
-		default:
-			lastErrText = ""
-			forceConfig = false
-			if want {
-				lastPoll = now
-			}
-			if cfg != nil && (!haveConfig || !reflect.DeepEqual(cfg, m.Config())) {
-				haveConfig = true
-				m.mu.Lock()
-				m.config = cfg
-				m.state.ConfigChanges++
-				m.mu.Unlock()
-				m.log.Info("openhim: console config received", "keys", len(cfg))
-				if onConfig != nil {
-					onConfig(cloneConfig(cfg))
-				}
-			}
+	} else {
+		m.state.LastError = nil
+		m.state.LastHeartbeat = now
+	}
+	m.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrNotFound):
+		m.log.Warn("openhim: the core no longer knows this mediator; registering again")
+	case err != nil:
+		m.report(ls, "heartbeat", err)
+		// The answer may have carried a pushed config; ask for it explicitly next time.
+		ls.forceConfig = true
+	default:
+		ls.lastErrText = ""
+		ls.forceConfig = false
+		if want {
+			ls.lastPoll = now
 		}
-		if !m.sleep(ctx, m.interval) {
-			return
+		if cfg != nil && (!ls.haveConfig || !reflect.DeepEqual(cfg, m.Config())) {
+			ls.haveConfig = true
+			m.takeConfig(cfg, onConfig)
 		}
+	}
+	return true
+}
+
+// takeConfig keeps a changed console config and hands a copy to onConfig.
+func (m *Mediator) takeConfig(cfg map[string]any, onConfig func(map[string]any)) {
+	m.mu.Lock()
+	m.config = cfg
+	m.state.ConfigChanges++
+	m.mu.Unlock()
+	m.log.Info("openhim: console config received", "keys", len(cfg))
+	if onConfig != nil {
+		onConfig(cloneConfig(cfg))
 	}
 }
 

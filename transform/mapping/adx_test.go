@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -108,8 +107,8 @@ const adxPassYAML = `mappings:
 func TestMapImportABC(t *testing.T) {
 	sets, _ := compile(t, adxPassYAML, nil)
 	e := NewEngine(sets, StaticMetadata{"dhis2": mADX(t)})
-	src := &config.Source{Name: "adx", Mapping: "adx-pass", Unmapped: "pass"}
-	target := &config.Target{Name: "dhis2"}
+	src := &Source{Name: "adx", Mapping: "adx-pass", Unmapped: "pass"}
+	target := &Target{Name: "dhis2"}
 	for _, f := range importFiles {
 		t.Run(f.name, func(t *testing.T) {
 			var got, dataSets []string
@@ -169,7 +168,7 @@ func TestMapBatchDataSet(t *testing.T) {
 		return transform.DataValue{DataElement: "BCG", Period: "202401", OrgUnit: "KL_N_F1", CategoryOptionCombo: "F_LT1",
 			Attributes: attrs, AttributeOptionCombo: aoc, DataSet: ds, Value: "1"}
 	}
-	code := config.Schemes{IDScheme: "CODE"}
+	code := Schemes{IDScheme: "CODE"}
 	runMapCases(t, NewEngine(sets, StaticMetadata{"hmis": md}), []mapCase{
 		{name: "the batch's data set gives the attribute combo", set: "adx", dataSet: "EPI_QUARTERLY", schemes: code,
 			values: []transform.DataValue{bcg("", cats("FUNDING=GOV"), "")},

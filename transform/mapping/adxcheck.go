@@ -5,8 +5,8 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // maxComboProduct bounds the option combinations CheckADX enumerates for one category combo.
@@ -27,12 +27,13 @@ const maxComboProduct = 10000
 //   - an option combo for every combination of options: DHIS2 generates them, and a
 //     missing one means its maintenance job has not run since an option was added.
 //
-// Problems are reported at the source's line, once per combo. Sets.Check includes them.
-func (s *Sets) CheckADX(cfg *config.Config, md map[string]*Metadata) config.Problems {
-	var probs config.Problems
+// Problems are reported at the source's line (feeds[i] is the configuration's i-th source,
+// written where loc says), once per combo. Sets.Check includes them.
+func (s *Sets) CheckADX(feeds []Feed, md map[string]*metadata.Metadata, loc Locator) Problems {
+	var probs Problems
 	indexes := map[string]*Index{}
-	for i := range cfg.Sources {
-		src := &cfg.Sources[i]
+	for i := range feeds {
+		src := &feeds[i].Source
 		set, ok := s.Set(src.Mapping)
 		passes := src.Unmapped == "pass"
 		if src.Mapping == "" {
@@ -49,7 +50,8 @@ func (s *Sets) CheckADX(cfg *config.Config, md map[string]*Metadata) config.Prob
 		}
 		scheme = scheme.Or(transform.SchemeCode)
 		path := fmt.Sprintf("sources[%d]", i)
-		for _, t := range cfg.TargetsOf(src) {
+		for j := range feeds[i].Targets {
+			t := &feeds[i].Targets[j]
 			if md[t.Name] == nil {
 				continue
 			}
@@ -64,7 +66,7 @@ func (s *Sets) CheckADX(cfg *config.Config, md map[string]*Metadata) config.Prob
 			}
 			for _, cc := range adxCombos(p, passes) {
 				for _, msg := range checkADXCombo(ix, cc, scheme) {
-					probs = append(probs, cfg.Problem(path, "target %q: ADX source %q: category combo %s: %s", t.Name, src.Name, cc.Label(), msg))
+					probs = append(probs, at(loc, path).problem("target %q: ADX source %q: category combo %s: %s", t.Name, src.Name, cc.Label(), msg))
 				}
 			}
 		}
@@ -74,20 +76,20 @@ func (s *Sets) CheckADX(cfg *config.Config, md map[string]*Metadata) config.Prob
 
 // adxCombos lists, once each, the non-default category combos whose categories ADX values
 // mapped by p may name.
-func adxCombos(p *plan, passes bool) []*CategoryCombo {
+func adxCombos(p *plan, passes bool) []*metadata.CategoryCombo {
 	ix := p.ix
-	var out []*CategoryCombo
+	var out []*metadata.CategoryCombo
 	seen := map[string]bool{}
-	add := func(cc *CategoryCombo) {
+	add := func(cc *metadata.CategoryCombo) {
 		if cc != nil && !cc.IsDefault() && !seen[cc.ID] {
 			seen[cc.ID] = true
 			out = append(out, cc)
 		}
 	}
-	attrCombo := func(ds *DataSet) *CategoryCombo {
+	attrCombo := func(ds *metadata.DataSet) *metadata.CategoryCombo {
 		uid := ds.CategoryCombo.ID
 		if uid == "" {
-			uid = DefaultCategoryComboUID
+			uid = metadata.DefaultCategoryComboUID
 		}
 		cc, _ := ix.CategoryCombo(transform.SchemeUID, uid)
 		return cc
@@ -99,7 +101,7 @@ func adxCombos(p *plan, passes bool) []*CategoryCombo {
 		}
 		dss := res.cands
 		if res.ds != nil && res.rule.DataSet != "" {
-			dss = []*DataSet{res.ds}
+			dss = []*metadata.DataSet{res.ds}
 		}
 		if res.rule.COC == "" {
 			add(res.combo)
@@ -129,7 +131,7 @@ func adxCombos(p *plan, passes bool) []*CategoryCombo {
 
 // checkADXCombo says what keeps ADX values from naming an option combo of cc by categories
 // and options written in scheme.
-func checkADXCombo(ix *Index, cc *CategoryCombo, scheme transform.IDScheme) []string {
+func checkADXCombo(ix *Index, cc *metadata.CategoryCombo, scheme transform.IDScheme) []string {
 	var msgs []string
 	word := schemeWord(scheme)
 	options := make([][]string, 0, len(cc.Categories))
@@ -183,7 +185,7 @@ func checkADXCombo(ix *Index, cc *CategoryCombo, scheme transform.IDScheme) []st
 
 // missingCombos walks every combination of options (one per category) and returns up to
 // three, as option labels, that no option combo of cc has, and how many there are.
-func missingCombos(ix *Index, cc *CategoryCombo, options [][]string) ([]string, int) {
+func missingCombos(ix *Index, cc *metadata.CategoryCombo, options [][]string) ([]string, int) {
 	product := 1
 	for _, opts := range options {
 		if len(opts) == 0 {
@@ -243,7 +245,7 @@ func isXMLName(s string) bool {
 }
 
 // nameAndUID names an object whose code is in question: its name (or code) and uid.
-func nameAndUID(o *Object) string {
+func nameAndUID(o *metadata.Object) string {
 	if o.Name != "" {
 		return fmt.Sprintf("%s (%s)", o.Name, o.ID)
 	}

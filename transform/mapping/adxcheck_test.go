@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 const adxCheckYAML = `sources:
@@ -47,9 +49,9 @@ func TestCheckADX(t *testing.T) {
 			broken.CategoryOptions[i].Code = "GOV"
 		}
 	}
-	broken.CategoryOptionCombos = slices.DeleteFunc(broken.CategoryOptionCombos, func(c CategoryOptionCombo) bool { return c.Code == "M_1TO4" })
-	md := map[string]*Metadata{"broken": broken, "clean": kalima(t)}
-	probs := sets.Check(cfg, md)
+	broken.CategoryOptionCombos = slices.DeleteFunc(broken.CategoryOptionCombos, func(c metadata.CategoryOptionCombo) bool { return c.Code == "M_1TO4" })
+	md := map[string]*metadata.Metadata{"broken": broken, "clean": kalima(t)}
+	probs := checkConfig(sets, cfg, md)
 	text := strings.ReplaceAll(problemsText(probs), filepath.Dir(cfg.File())+"/", "")
 	at := func(src string) string {
 		return "tally.yaml:" + strconv.Itoa(lineOf(t, adxCheckYAML, "name: "+src+",")) + ": sources[" + map[string]string{"adx": "0", "adx-uid": "1", "adx-noset": "4"}[src] + "]: "
@@ -77,7 +79,7 @@ func TestCheckADX(t *testing.T) {
 	if len(lines) > 0 && lines[0] != "" {
 		t.Errorf("unexpected problems:\n%s", strings.Join(lines, "\n"))
 	}
-	if probs := sets.CheckADX(cfg, map[string]*Metadata{"broken": kalima(t), "clean": kalima(t)}); len(probs) > 0 {
+	if probs := sets.CheckADX(feedsOf(cfg), map[string]*metadata.Metadata{"broken": kalima(t), "clean": kalima(t)}, cfg); len(probs) > 0 {
 		t.Errorf("the Kalima HMIS takes ADX as it is:\n%s", problemsText(probs))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // keepOrgUnit applies the source's org_units filter to a value whose org unit is ou (by
@@ -33,7 +34,7 @@ func (r *run) keepOrgUnit(v *transform.DataValue, res *resolved, ou string) bool
 	}
 	dss := res.cands
 	if res.ds != nil {
-		dss = []*DataSet{res.ds}
+		dss = []*metadata.DataSet{res.ds}
 	}
 	if len(dss) == 0 {
 		return true
@@ -74,7 +75,7 @@ func (r *run) assignmentEffect() string {
 	return "; DHIS2 before 2.43 stores it, and analytics adds it to its children's values; 2.43 refuses the data set's whole group (E8022)"
 }
 
-func dataSetNames(dss []*DataSet) string {
+func dataSetNames(dss []*metadata.DataSet) string {
 	if len(dss) == 1 {
 		return dss[0].Label()
 	}

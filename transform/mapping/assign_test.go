@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -32,15 +31,15 @@ func TestMapOrgUnitAssignment(t *testing.T) {
 		dv("household-visits", "202401", "KL_NORTH", "", "", "30"),
 		dv("household-visits", "202401", "KL", "", "", "50"),
 	}
-	code := config.Schemes{IDScheme: "CODE"}
+	code := Schemes{IDScheme: "CODE"}
 	tests := []struct {
 		name, target string
-		ou           config.SourceOrgUnits
+		ou           SourceOrgUnits
 		want         []string
 		unmapped     []string
 		warnings     []string
 	}{
-		{name: "keep all warns", ou: config.SourceOrgUnits{Keep: "all"},
+		{name: "keep all warns", ou: SourceOrgUnits{Keep: "all"},
 			want: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 11 #0", "CHW_HOUSEHOLD_VISITS 202401 KL_NORTH default default 30 #1",
 				"CHW_HOUSEHOLD_VISITS 202401 KL default default 50 #2"},
 			warnings: []string{`1 orgUnit KL_NORTH E7636: org unit KL_NORTH is not assigned to data set CHW_MONTHLY in target "hmis"; DHIS2 before 2.43 stores it`,
@@ -50,14 +49,14 @@ func TestMapOrgUnitAssignment(t *testing.T) {
 				"CHW_HOUSEHOLD_VISITS 202401 KL default default 50 #2"},
 			warnings: []string{`1 orgUnit KL_NORTH E7636: org unit KL_NORTH is not assigned to data set CHW_MONTHLY in target "hmis-43"; DHIS2 2.43 refuses the data set's whole group for it (E8022)`,
 				`2 orgUnit KL E7636`}},
-		{name: "keep assigned", ou: config.SourceOrgUnits{Keep: "assigned"},
+		{name: "keep assigned", ou: SourceOrgUnits{Keep: "assigned"},
 			want:     []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 11 #0"},
 			unmapped: []string{`1 orgUnit KL_NORTH: org unit KL_NORTH is not assigned to data set CHW_MONTHLY in target "hmis" (org_units: keep: assigned on source "src")`, `2 orgUnit KL`}},
-		{name: "a level", ou: config.SourceOrgUnits{Level: 2},
+		{name: "a level", ou: SourceOrgUnits{Level: 2},
 			want:     []string{"CHW_HOUSEHOLD_VISITS 202401 KL_NORTH default default 30 #1"},
 			unmapped: []string{`0 orgUnit KL_N_F1: org unit KL_N_F1 is at level 3; source "src" keeps level 2 (org_units.level)`, `2 orgUnit KL: org unit KL is at level 1`},
 			warnings: []string{`1 orgUnit KL_NORTH E7636`}},
-		{name: "metadata that does not say keeps everything and says so", target: "hmis-stale", ou: config.SourceOrgUnits{Keep: "assigned", Level: 3},
+		{name: "metadata that does not say keeps everything and says so", target: "hmis-stale", ou: SourceOrgUnits{Keep: "assigned", Level: 3},
 			want: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 11 #0", "CHW_HOUSEHOLD_VISITS 202401 KL_NORTH default default 30 #1",
 				"CHW_HOUSEHOLD_VISITS 202401 KL default default 50 #2"},
 			warnings: []string{`batch: the metadata of target "hmis-stale" gives no org unit levels`,
@@ -65,11 +64,11 @@ func TestMapOrgUnitAssignment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			target := &config.Target{Name: "hmis", IDSchemes: code}
+			target := &Target{Name: "hmis", IDSchemes: code}
 			if tt.target != "" {
 				target.Name = tt.target
 			}
-			src := &config.Source{Name: "src", Mapping: "same-ou", OrgUnits: tt.ou}
+			src := &Source{Name: "src", Mapping: "same-ou", OrgUnits: tt.ou}
 			in := &transform.Batch{Schemes: transform.IDSchemes{IDScheme: "CODE"}, Values: indexed(values)}
 			m, err := e.Map(context.Background(), in, src, target)
 			if err != nil {

@@ -6,33 +6,33 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // benchSetup builds 100 code rules onto 100 data elements and a 1000-value batch over 10 org
 // units, the shape of a large tracker-to-aggregate pull.
 func benchSetup(b *testing.B) (*Engine, *transform.Batch) {
 	b.Helper()
-	md := &Metadata{
-		CategoryCombos: []CategoryCombo{{Object: Object{ID: DefaultCategoryComboUID, Code: "default", Name: "default"},
-			CategoryOptionCombos: []Ref{{ID: DefaultCategoryOptionComboUID}}}},
-		CategoryOptionCombos: []CategoryOptionCombo{{Object: Object{ID: DefaultCategoryOptionComboUID, Code: "default", Name: "default"},
-			CategoryCombo: Ref{ID: DefaultCategoryComboUID}}},
+	md := &metadata.Metadata{
+		CategoryCombos: []metadata.CategoryCombo{{Object: metadata.Object{ID: metadata.DefaultCategoryComboUID, Code: "default", Name: "default"},
+			CategoryOptionCombos: []metadata.Ref{{ID: metadata.DefaultCategoryOptionComboUID}}}},
+		CategoryOptionCombos: []metadata.CategoryOptionCombo{{Object: metadata.Object{ID: metadata.DefaultCategoryOptionComboUID, Code: "default", Name: "default"},
+			CategoryCombo: metadata.Ref{ID: metadata.DefaultCategoryComboUID}}},
 	}
-	ds := DataSet{Object: Object{ID: "DsBench0001", Code: "BENCH"}, PeriodType: "Monthly", CategoryCombo: Ref{ID: DefaultCategoryComboUID}}
+	ds := metadata.DataSet{Object: metadata.Object{ID: "DsBench0001", Code: "BENCH"}, PeriodType: "Monthly", CategoryCombo: metadata.Ref{ID: metadata.DefaultCategoryComboUID}}
 	var yml strings.Builder
 	yml.WriteString("mappings:\n  - name: bench\n    source_id_scheme: CODE\n    target_id_scheme: CODE\n    org_units: {scheme: CODE}\n    rules:\n")
 	for i := range 100 {
 		id := fmt.Sprintf("DeBench%04d", i)
-		md.DataElements = append(md.DataElements, DataElement{Object: Object{ID: id, Code: fmt.Sprintf("DE_%03d", i)},
-			ValueType: "INTEGER", CategoryCombo: Ref{ID: DefaultCategoryComboUID}})
-		ds.DataSetElements = append(ds.DataSetElements, DataSetElement{DataElement: Ref{ID: id}})
+		md.DataElements = append(md.DataElements, metadata.DataElement{Object: metadata.Object{ID: id, Code: fmt.Sprintf("DE_%03d", i)},
+			ValueType: "INTEGER", CategoryCombo: metadata.Ref{ID: metadata.DefaultCategoryComboUID}})
+		ds.DataSetElements = append(ds.DataSetElements, metadata.DataSetElement{DataElement: metadata.Ref{ID: id}})
 		fmt.Fprintf(&yml, "      - {source: PI_%03d, data_element: DE_%03d}\n", i, i)
 	}
-	md.DataSets = []DataSet{ds}
+	md.DataSets = []metadata.DataSet{ds}
 	for i := range 10 {
-		md.OrgUnits = append(md.OrgUnits, OrgUnit{Object: Object{ID: fmt.Sprintf("OuBench%04d", i), Code: fmt.Sprintf("OU_%02d", i)}})
+		md.OrgUnits = append(md.OrgUnits, metadata.OrgUnit{Object: metadata.Object{ID: fmt.Sprintf("OuBench%04d", i), Code: fmt.Sprintf("OU_%02d", i)}})
 	}
 	sets, _ := compile(b, yml.String(), nil)
 	in := &transform.Batch{Schemes: transform.IDSchemes{IDScheme: transform.SchemeCode}}
@@ -45,8 +45,8 @@ func benchSetup(b *testing.B) (*Engine, *transform.Batch) {
 
 func BenchmarkMap(b *testing.B) {
 	e, in := benchSetup(b)
-	src := &config.Source{Name: "tracker", Mapping: "bench"}
-	target := &config.Target{Name: "hmis"}
+	src := &Source{Name: "tracker", Mapping: "bench"}
+	target := &Target{Name: "hmis"}
 	ctx := context.Background()
 	if m, err := e.Map(ctx, in, src, target); err != nil || len(m.Batch.Values) != 1000 {
 		b.Fatal(m, err)
@@ -71,8 +71,8 @@ func BenchmarkMapADX(b *testing.B) {
 		in.Values = append(in.Values, transform.DataValue{DataElement: "BCG", Period: fmt.Sprintf("2%03d%02d", i/48, i/4%12+1),
 			OrgUnit: "KL_N_F1", Categories: cats("SEX="+sexes[i%2], "AGE="+ages[i/2%2]), Value: "1", Index: i})
 	}
-	src := &config.Source{Name: "adx", Mapping: "adx"}
-	target := &config.Target{Name: "hmis"}
+	src := &Source{Name: "adx", Mapping: "adx"}
+	target := &Target{Name: "hmis"}
 	ctx := context.Background()
 	if m, err := e.Map(ctx, in, src, target); err != nil || len(m.Batch.Values) != 1000 {
 		b.Fatal(err)

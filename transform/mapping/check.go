@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // Check compares the sets with the live metadata of the targets they deliver to: every set a
@@ -18,21 +18,25 @@ import (
 // a source rejects duplicates — each at the rule's file and line — and, for ADX sources,
 // what would keep their categories from resolving (CheckADX). Targets missing from md are
 // skipped (the caller reports why their metadata could not be read).
-func (s *Sets) Check(cfg *config.Config, md map[string]*Metadata) config.Problems {
+//
+// feeds[i] is the configuration's i-th source with its targets, and loc tells where the
+// sources are written.
+func (s *Sets) Check(feeds []Feed, md map[string]*metadata.Metadata, loc Locator) Problems {
 	type use struct {
 		set       *Set
-		target    *config.Target
+		target    *Target
 		dupReject []string // sources using the pair that reject duplicates
 	}
 	var uses []*use
 	byPair := map[planKey]*use{}
-	for i := range cfg.Sources {
-		src := &cfg.Sources[i]
+	for i := range feeds {
+		src := &feeds[i].Source
 		set, ok := s.Set(src.Mapping)
 		if !ok {
 			continue
 		}
-		for _, t := range cfg.TargetsOf(src) {
+		for j := range feeds[i].Targets {
+			t := &feeds[i].Targets[j]
 			if md[t.Name] == nil {
 				continue
 			}
@@ -49,7 +53,7 @@ func (s *Sets) Check(cfg *config.Config, md map[string]*Metadata) config.Problem
 		}
 	}
 	indexes := map[string]*Index{}
-	var probs config.Problems
+	var probs Problems
 	for _, u := range uses {
 		ix := indexes[u.target.Name]
 		if ix == nil {
@@ -58,8 +62,8 @@ func (s *Sets) Check(cfg *config.Config, md map[string]*Metadata) config.Problem
 		}
 		probs = append(probs, u.set.check(ix, u.target, u.dupReject)...)
 	}
-	probs = append(probs, s.CheckADX(cfg, md)...)
-	slices.SortStableFunc(probs, func(a, b config.Problem) int {
+	probs = append(probs, s.CheckADX(feeds, md, loc)...)
+	slices.SortStableFunc(probs, func(a, b Problem) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {
 			return c
 		}
@@ -70,7 +74,7 @@ func (s *Sets) Check(cfg *config.Config, md map[string]*Metadata) config.Problem
 
 // Check compares one set with the metadata of one target (see Sets.Check). It does not look
 // for rules that share a target key, which depends on the sources' duplicates policy.
-func (set *Set) Check(md *Metadata, target *config.Target) config.Problems {
+func (set *Set) Check(md *metadata.Metadata, target *Target) Problems {
 	return set.check(NewIndex(md), target, nil)
 }
 
@@ -79,11 +83,11 @@ var numericTypes = map[string]bool{
 	"INTEGER_ZERO_OR_POSITIVE": true, "PERCENTAGE": true, "UNIT_INTERVAL": true,
 }
 
-func (set *Set) check(ix *Index, t *config.Target, dupReject []string) config.Problems {
-	var probs config.Problems
+func (set *Set) check(ix *Index, t *Target, dupReject []string) Problems {
+	var probs Problems
 	p, err := newPlan(set, ix, t)
 	if err != nil {
-		return config.Problems{set.problem("target %q: %v", t.Name, err)}
+		return Problems{set.problem("target %q: %v", t.Name, err)}
 	}
 	at := func(r *Rule, format string, args ...any) {
 		probs = append(probs, r.problem("target %q: rule %q: %s", t.Name, r.Source, fmt.Sprintf(format, args...)))

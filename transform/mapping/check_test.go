@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 const checkYAML = `sources:
@@ -66,9 +66,9 @@ func TestCheck(t *testing.T) {
 	}
 	sets, cfg := compile(t, checkYAML, files)
 	md := withPeriodType(kalima(t), "CHW_MONTHLY", "Quarterly")
-	md.DataElements = append(md.DataElements, DataElement{Object: Object{ID: "DeOrphan001", Code: "ORPHAN", Name: "Orphan"},
-		ValueType: "NUMBER", CategoryCombo: Ref{ID: DefaultCategoryComboUID}})
-	probs := sets.Check(cfg, map[string]*Metadata{"hmis": md, "hmis-attr": kalima(t)})
+	md.DataElements = append(md.DataElements, metadata.DataElement{Object: metadata.Object{ID: "DeOrphan001", Code: "ORPHAN", Name: "Orphan"},
+		ValueType: "NUMBER", CategoryCombo: metadata.Ref{ID: metadata.DefaultCategoryComboUID}})
+	probs := checkConfig(sets, cfg, map[string]*metadata.Metadata{"hmis": md, "hmis-attr": kalima(t)})
 	text := strings.ReplaceAll(problemsText(probs), filepath.Dir(cfg.File())+"/", "")
 	line := func(s string) string { return "tally.yaml:" + strconv.Itoa(lineOf(t, checkYAML, s)) + ": " }
 	want := []string{
@@ -122,12 +122,12 @@ func TestSetCheck(t *testing.T) {
 	sets, _ := compile(t, checkYAML, map[string]string{"rules.csv": "source,data_element\n", "ou.csv": "source,target\n"})
 	set, _ := sets.Set("summed")
 	// Set.Check leaves out the duplicate-key check, which depends on the sources.
-	probs := set.Check(kalima(t), &config.Target{Name: "hmis"})
+	probs := set.Check(kalima(t), &Target{Name: "hmis"})
 	text := problemsText(probs)
 	if len(probs) != 3 || !strings.Contains(text, `rule "J": no data element has code "ORPHAN"`) || !strings.Contains(text, `rule "M": Yearly periods do not roll up`) {
 		t.Errorf("problems:\n%s", text)
 	}
-	probs = set.Check(kalima(t), &config.Target{Name: "hmis", IDSchemes: config.Schemes{DataElement: "ID"}})
+	probs = set.Check(kalima(t), &Target{Name: "hmis", IDSchemes: Schemes{DataElement: "ID"}})
 	if len(probs) != 1 || !strings.Contains(problemsText(probs), `target "hmis": target id_schemes.data_element: id scheme "ID"`) {
 		t.Errorf("problems:\n%s", problemsText(probs))
 	}

@@ -14,27 +14,28 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/period"
 	"go.yaml.in/yaml/v3"
 )
 
-// setConfig is the YAML form of one entry of the mappings: section (see the package
-// documentation for the meaning of each key).
-type setConfig struct {
+// SetConfig is one entry of the mappings: section as written (see the package
+// documentation for the meaning of each key). The caller decodes it from its configuration
+// file (its YAML tags are the keys) and hands it to Sets.Add.
+type SetConfig struct {
 	Name             string         `yaml:"name"`
 	Description      string         `yaml:"description"`
 	SourceIDScheme   string         `yaml:"source_id_scheme"`
 	TargetIDScheme   string         `yaml:"target_id_scheme"`
-	OrgUnits         orgUnitsConfig `yaml:"org_units"`
+	OrgUnits         OrgUnitsConfig `yaml:"org_units"`
 	Periods          string         `yaml:"periods"`
 	SourcePeriodType string         `yaml:"source_period_type"`
-	Rules            []ruleConfig   `yaml:"rules"`
+	Rules            []RuleConfig   `yaml:"rules"`
 	Tables           []string       `yaml:"tables"`
 }
 
-type ruleConfig struct {
+// RuleConfig is one inline rule of a set.
+type RuleConfig struct {
 	Source      string `yaml:"source"`
 	SourceCOC   string `yaml:"source_coc"`
 	DataElement string `yaml:"data_element"`
@@ -45,8 +46,8 @@ type ruleConfig struct {
 	Round       *int   `yaml:"round"`
 }
 
-// orgUnitsConfig is "same", or a mapping with exactly one of scheme, table and map.
-type orgUnitsConfig struct {
+// OrgUnitsConfig is "same", or a mapping with exactly one of scheme, table and map.
+type OrgUnitsConfig struct {
 	Scheme         string    `yaml:"scheme"`
 	Table          string    `yaml:"table"`
 	Map            yaml.Node `yaml:"map"`
@@ -55,7 +56,7 @@ type orgUnitsConfig struct {
 }
 
 // UnmarshalYAML accepts the scalar "same" besides the mapping form.
-func (o *orgUnitsConfig) UnmarshalYAML(n *yaml.Node) error {
+func (o *OrgUnitsConfig) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		if !strings.EqualFold(n.Value, "same") {
 			// A TypeError lets the decoder go on with the other keys, so their problems are
@@ -66,7 +67,7 @@ func (o *orgUnitsConfig) UnmarshalYAML(n *yaml.Node) error {
 		o.same = true
 		return nil
 	}
-	type plain orgUnitsConfig
+	type plain OrgUnitsConfig
 	return n.Decode((*plain)(o))
 }
 
@@ -86,8 +87,8 @@ func (o Origin) String() string {
 	return o.File
 }
 
-func (o Origin) problem(format string, args ...any) config.Problem {
-	return config.Problem{File: o.File, Line: o.Line, Path: o.Path, Msg: fmt.Sprintf(format, args...)}
+func (o Origin) problem(format string, args ...any) Problem {
+	return Problem{Origin: o, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Sets are the compiled mapping sets of a configuration, by name.
@@ -183,49 +184,62 @@ type OrgUnitRule struct {
 	Origin
 }
 
-// Compile decodes and checks every mapping set of cfg, reads the CSV tables they name
-// (relative to the configuration file), and checks that every source's mapping names a
-// set. It reports every problem with its file and line. When problems is not empty the
-// sets are incomplete and must not be used to map.
-func Compile(cfg *config.Config) (*Sets, config.Problems) {
-	sets := &Sets{byName: map[string]*Set{}}
-	var probs config.Problems
-	for i := range cfg.Mappings {
-		path := fmt.Sprintf("mappings[%d]", i)
-		var sc setConfig
-		probs = append(probs, cfg.DecodeSection(&cfg.Mappings[i], path, &sc)...)
-		set, ps := compileSet(cfg, path, &sc)
-		probs = append(probs, ps...)
-		if set.Name == "" {
-			continue
-		}
-		if old, dup := sets.byName[set.Name]; dup {
-			probs = append(probs, cfg.Problem(path+".name", "mapping set %q is defined twice (also at line %d)", set.Name, old.Line))
-			continue
-		}
-		sets.byName[set.Name] = set
-		sets.list = append(sets.list, set)
+// NewSets returns an empty list of sets, to Add the configuration's sets to.
+func NewSets() *Sets { return &Sets{byName: map[string]*Set{}} }
+
+// Compile compiles the sets of a configuration's mappings: section, sets[i] being its i-th
+// entry (at path mappings[i]), reads the CSV tables they name (relative to loc.File()), and
+// checks that every source's mapping names a set (sources[i] being the i-th source). It
+// reports every problem with its file and line. When problems is not empty the sets are
+// incomplete and must not be used to map.
+func Compile(sets []SetConfig, sources []Source, loc Locator) (*Sets, Problems) {
+	out := NewSets()
+	var probs Problems
+	for i := range sets {
+		probs = append(probs, out.Add(&sets[i], fmt.Sprintf("mappings[%d]", i), loc)...)
 	}
-	for i := range cfg.Sources {
-		src := &cfg.Sources[i]
+	return out, append(probs, out.CheckSources(sources, loc)...)
+}
+
+// Add compiles one set, written at path (mappings[i]) of the file loc describes, and adds
+// it unless its name is missing or taken.
+func (s *Sets) Add(sc *SetConfig, path string, loc Locator) Problems {
+	set, probs := compileSet(loc, path, sc)
+	if set.Name == "" {
+		return probs
+	}
+	if old, dup := s.byName[set.Name]; dup {
+		return append(probs, at(loc, path+".name").problem("mapping set %q is defined twice (also at line %d)", set.Name, old.Line))
+	}
+	s.byName[set.Name] = set
+	s.list = append(s.list, set)
+	return probs
+}
+
+// CheckSources checks that every source with a mapping names a set with rules (or passes
+// its items through); sources[i] is the configuration's i-th source.
+func (s *Sets) CheckSources(sources []Source, loc Locator) Problems {
+	var probs Problems
+	for i := range sources {
+		src := &sources[i]
 		if src.Mapping == "" {
 			continue
 		}
-		set, ok := sets.byName[src.Mapping]
+		set, ok := s.byName[src.Mapping]
+		path := fmt.Sprintf("sources[%d].mapping", i)
 		switch {
 		case !ok:
-			probs = append(probs, cfg.Problem(fmt.Sprintf("sources[%d].mapping", i),
-				"no mapping set is called %q%s", src.Mapping, knownNames(sets)))
+			probs = append(probs, at(loc, path).problem("no mapping set is called %q%s", src.Mapping, knownNames(s)))
 		case len(set.Rules) == 0 && src.Unmapped != "pass":
 			// A set without rules only resolves what arrives (ADX categories, org
 			// units) for a source that passes its items through; any other policy
 			// would drop or reject everything.
-			probs = append(probs, cfg.Problem(fmt.Sprintf("sources[%d].mapping", i),
+			probs = append(probs, at(loc, path).problem(
 				"mapping set %q has no rules, so source %q (unmapped: %s) would map nothing: add rules or tables, or set unmapped: pass",
 				src.Mapping, src.Name, src.Unmapped))
 		}
 	}
-	return sets, probs
+	return probs
 }
 
 func knownNames(sets *Sets) string {
@@ -241,12 +255,12 @@ func knownNames(sets *Sets) string {
 
 var setNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-func compileSet(cfg *config.Config, path string, sc *setConfig) (*Set, config.Problems) {
-	var probs config.Problems
-	add := func(p, format string, args ...any) { probs = append(probs, cfg.Problem(p, format, args...)) }
+func compileSet(loc Locator, path string, sc *SetConfig) (*Set, Problems) {
+	var probs Problems
+	add := func(p, format string, args ...any) { probs = append(probs, at(loc, p).problem(format, args...)) }
 	set := &Set{
 		Name: sc.Name, Description: sc.Description,
-		Origin:   Origin{File: cfg.File(), Line: cfg.Line(path), Path: path},
+		Origin:   at(loc, path),
 		bySource: map[string]*ruleGroup{},
 	}
 	if !setNameRE.MatchString(sc.Name) {
@@ -273,11 +287,11 @@ func compileSet(cfg *config.Config, path string, sc *setConfig) (*Set, config.Pr
 			add(path+".source_period_type", "%q: not a DHIS2 period type such as Monthly, Quarterly or Yearly", sc.SourcePeriodType)
 		}
 	}
-	probs = append(probs, compileOrgUnits(cfg, path+".org_units", &sc.OrgUnits, set)...)
+	probs = append(probs, compileOrgUnits(loc, path+".org_units", &sc.OrgUnits, set)...)
 
 	seen := map[[2]string]*Rule{}
-	addRule := func(rc *ruleConfig, at Origin) {
-		r, ps := compileRule(rc, at)
+	addRule := func(rc *RuleConfig, o Origin) {
+		r, ps := compileRule(rc, o)
 		probs = append(probs, ps...)
 		if r == nil {
 			return
@@ -288,7 +302,7 @@ func compileSet(cfg *config.Config, path string, sc *setConfig) (*Set, config.Pr
 			if r.SourceCOC != "" {
 				what += fmt.Sprintf(" with source_coc %q", r.SourceCOC)
 			}
-			probs = append(probs, at.problem("a second rule for %s (the first is at %s)", what, old.Origin))
+			probs = append(probs, o.problem("a second rule for %s (the first is at %s)", what, old.Origin))
 			return
 		}
 		seen[k] = r
@@ -310,11 +324,11 @@ func compileSet(cfg *config.Config, path string, sc *setConfig) (*Set, config.Pr
 	}
 	for i := range sc.Rules {
 		p := fmt.Sprintf("%s.rules[%d]", path, i)
-		addRule(&sc.Rules[i], Origin{File: cfg.File(), Line: cfg.Line(p), Path: p})
+		addRule(&sc.Rules[i], at(loc, p))
 	}
 	for i, tbl := range sc.Tables {
 		p := fmt.Sprintf("%s.tables[%d]", path, i)
-		file := resolvePath(cfg, tbl)
+		file := resolvePath(loc.File(), tbl)
 		rows, ps := readTable(file, ruleColumns, []string{"source", "data_element"})
 		if ps.fileErr != nil {
 			add(p, "%v", ps.fileErr)
@@ -322,18 +336,18 @@ func compileSet(cfg *config.Config, path string, sc *setConfig) (*Set, config.Pr
 		}
 		probs = append(probs, ps.probs...)
 		for _, row := range rows {
-			rc := ruleConfig{Source: row.get("source"), SourceCOC: row.get("source_coc"), DataElement: row.get("data_element"),
+			rc := RuleConfig{Source: row.get("source"), SourceCOC: row.get("source_coc"), DataElement: row.get("data_element"),
 				COC: row.get("coc"), AOC: row.get("aoc"), DataSet: row.get("data_set"), Scale: row.get("scale")}
-			at := Origin{File: file, Line: row.line}
+			o := Origin{File: file, Line: row.line}
 			if s := row.get("round"); s != "" {
 				n, err := strconv.Atoi(s)
 				if err != nil {
-					probs = append(probs, at.problem("round %q: want a whole number of decimals", s))
+					probs = append(probs, o.problem("round %q: want a whole number of decimals", s))
 					continue
 				}
 				rc.Round = &n
 			}
-			addRule(&rc, at)
+			addRule(&rc, o)
 		}
 	}
 	return set, probs
@@ -351,15 +365,16 @@ func lookupScheme(s string) (transform.IDScheme, error) {
 	return sc, nil
 }
 
-func resolvePath(cfg *config.Config, p string) string {
-	if filepath.IsAbs(p) || cfg.File() == "" {
+// resolvePath reads a table's path relative to the configuration file.
+func resolvePath(configFile, p string) string {
+	if filepath.IsAbs(p) || configFile == "" {
 		return p
 	}
-	return filepath.Join(filepath.Dir(cfg.File()), p)
+	return filepath.Join(filepath.Dir(configFile), p)
 }
 
-func compileRule(rc *ruleConfig, at Origin) (*Rule, config.Problems) {
-	var probs config.Problems
+func compileRule(rc *RuleConfig, at Origin) (*Rule, Problems) {
+	var probs Problems
 	r := &Rule{
 		Source: strings.TrimSpace(rc.Source), SourceCOC: strings.TrimSpace(rc.SourceCOC),
 		DataElement: strings.TrimSpace(rc.DataElement), COC: strings.TrimSpace(rc.COC),
@@ -396,9 +411,9 @@ func compileRule(rc *ruleConfig, at Origin) (*Rule, config.Problems) {
 	return r, nil
 }
 
-func compileOrgUnits(cfg *config.Config, path string, oc *orgUnitsConfig, set *Set) config.Problems {
-	var probs config.Problems
-	add := func(p, format string, args ...any) { probs = append(probs, cfg.Problem(p, format, args...)) }
+func compileOrgUnits(loc Locator, path string, oc *OrgUnitsConfig, set *Set) Problems {
+	var probs Problems
+	add := func(p, format string, args ...any) { probs = append(probs, at(loc, p).problem(format, args...)) }
 	n := 0
 	for _, given := range []bool{oc.same, oc.Scheme != "", oc.Table != "", oc.Map.Kind != 0} {
 		if given {
@@ -438,7 +453,7 @@ func compileOrgUnits(cfg *config.Config, path string, oc *orgUnitsConfig, set *S
 	switch {
 	case oc.Table != "":
 		ou.byID = map[string]*OrgUnitRule{}
-		file := resolvePath(cfg, oc.Table)
+		file := resolvePath(loc.File(), oc.Table)
 		rows, ps := readTable(file, []string{"source", "target"}, []string{"source", "target"})
 		if ps.fileErr != nil {
 			add(path+".table", "%v", ps.fileErr)
@@ -453,7 +468,7 @@ func compileOrgUnits(cfg *config.Config, path string, oc *orgUnitsConfig, set *S
 		for i := 0; i+1 < len(oc.Map.Content); i += 2 {
 			k, v := oc.Map.Content[i], oc.Map.Content[i+1]
 			addRow(OrgUnitRule{Source: strings.TrimSpace(k.Value), Target: strings.TrimSpace(v.Value),
-				Origin: Origin{File: cfg.File(), Line: k.Line, Path: path + ".map." + k.Value}})
+				Origin: Origin{File: loc.File(), Line: k.Line, Path: path + ".map." + k.Value}})
 		}
 	case oc.Map.Kind != 0:
 		add(path+".map", "want a mapping of source org unit ids to target ids")
@@ -482,7 +497,7 @@ func (r *tableRow) get(col string) string {
 }
 
 type tableProblems struct {
-	probs   config.Problems
+	probs   Problems
 	fileErr error
 }
 
@@ -506,7 +521,7 @@ func readTable(file string, known, required []string) ([]tableRow, tableProblems
 		r.Comma = ';'
 	}
 	prob := func(line int, format string, args ...any) {
-		tp.probs = append(tp.probs, config.Problem{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+		tp.probs = append(tp.probs, Problem{Origin: Origin{File: file, Line: line}, Msg: fmt.Sprintf(format, args...)})
 	}
 	header, err := r.Read()
 	if err != nil {

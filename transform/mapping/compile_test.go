@@ -178,7 +178,7 @@ func TestCompileProblems(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, probs := Compile(cfg)
+			_, probs := compileConfig(cfg)
 			text := strings.ReplaceAll(problemsText(probs), filepath.Dir(cfg.File())+"/", "")
 			for _, w := range tt.want {
 				if !strings.Contains(text, w) {

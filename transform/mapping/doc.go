@@ -1,7 +1,10 @@
 // Package mapping is Tally's code-based mapping engine: it turns a source batch into the
 // batch one DHIS2 target receives, with rules from the mappings: section of the
-// configuration and the target's metadata. It knows neither HTTP nor NATS: the target's
-// metadata comes through a MetadataProvider, and the mediator calls Engine.Map.
+// configuration and the target's metadata. It knows neither HTTP nor NATS nor the
+// configuration file: the caller decodes each entry of the mappings: section into a
+// SetConfig and compiles them (Compile, Sets.Add), describes sources and targets as Source
+// and Target, and gives the targets' metadata (transform/metadata) through a
+// MetadataProvider; the mediator calls Engine.MapWith.
 //
 // # Configuration
 //

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -49,7 +48,7 @@ func TestMapDuplicatesWithoutMappingSet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.dups, func(t *testing.T) {
 			in := &transform.Batch{ID: "b", Source: "s", DataSet: "DS_A", Deletion: false, ImportStrategy: "CREATE", Values: indexed(twice)}
-			m, err := e.MapWith(ctx, in, &config.Source{Name: "s", Duplicates: tt.dups}, &config.Target{Name: "hmis"}, Options{})
+			m, err := e.MapWith(ctx, in, &Source{Name: "s", Duplicates: tt.dups}, &Target{Name: "hmis"}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +85,7 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 	sets, _ := compile(t, engineYAML, engineFiles)
 	e := NewEngine(sets, StaticMetadata{"hmis": kalima(t)})
 	ctx := context.Background()
-	target := &config.Target{Name: "hmis", IDSchemes: config.Schemes{IDScheme: "CODE"}}
+	target := &Target{Name: "hmis", IDSchemes: Schemes{IDScheme: "CODE"}}
 	batch := func(seq int, values ...transform.DataValue) *transform.Batch {
 		b := &transform.Batch{ID: "p", Seq: seq, Schemes: transform.IDSchemes{IDScheme: "CODE"}}
 		for i, v := range values {
@@ -122,7 +121,7 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.dups, func(t *testing.T) {
-			src := &config.Source{Name: "s", Mapping: "tracker", Duplicates: tt.dups}
+			src := &Source{Name: "s", Mapping: "tracker", Duplicates: tt.dups}
 			pk := NewPayloadKeys(100)
 			opts := Options{Payload: pk}
 			m1, err := e.MapWith(ctx, first, src, target, opts)
@@ -152,7 +151,7 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 	}
 	t.Run("bounded", func(t *testing.T) {
 		pk := NewPayloadKeys(1)
-		m, err := e.MapWith(ctx, first, &config.Source{Name: "s", Mapping: "tracker"}, target, Options{Payload: pk})
+		m, err := e.MapWith(ctx, first, &Source{Name: "s", Mapping: "tracker"}, target, Options{Payload: pk})
 		if err != nil || len(m.Batch.Values) != 2 || len(m.Warnings) != 1 || m.Warnings[0].Index != -1 ||
 			!strings.Contains(m.Warnings[0].Reason, "more than 1 target keys") || pk.Len() != 1 {
 			t.Fatalf("%+v, %v", m, err)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // MetadataProvider gives the current metadata snapshot of a target. The engine indexes a
@@ -14,15 +14,15 @@ import (
 // so a provider should cache and hand out one *Metadata until it refreshes. An error is
 // treated as transient: Map returns it unwrapped, and the batch is retried.
 type MetadataProvider interface {
-	Metadata(ctx context.Context, target string) (*Metadata, error)
+	Metadata(ctx context.Context, target string) (*metadata.Metadata, error)
 }
 
 // StaticMetadata is a MetadataProvider over fixed snapshots, by target name: for tests,
 // previews and checks against a file.
-type StaticMetadata map[string]*Metadata
+type StaticMetadata map[string]*metadata.Metadata
 
 // Metadata returns the snapshot of target.
-func (s StaticMetadata) Metadata(_ context.Context, target string) (*Metadata, error) {
+func (s StaticMetadata) Metadata(_ context.Context, target string) (*metadata.Metadata, error) {
 	md, ok := s[target]
 	if !ok || md == nil {
 		return nil, fmt.Errorf("no metadata for target %q", target)
@@ -87,7 +87,7 @@ type Options struct {
 // RejectError listing each refused value (wrapping ErrRejected), so that the batch goes to
 // the dead-letter queue whole rather than losing those values unseen. The mapper stage
 // should call MapWith, which delivers the rest and reports refusals value by value.
-func (e *Engine) Map(ctx context.Context, in *transform.Batch, source *config.Source, target *config.Target) (*transform.Mapped, error) {
+func (e *Engine) Map(ctx context.Context, in *transform.Batch, source *Source, target *Target) (*transform.Mapped, error) {
 	m, err := e.MapWith(ctx, in, source, target, Options{})
 	if err != nil || len(m.Refused) == 0 {
 		return m, err
@@ -142,12 +142,12 @@ func fieldValue(v *transform.DataValue, field string) string {
 // set's source_id_scheme (see RejectError). Other errors are transient (metadata unreadable, the roll-up store unreachable, the
 // context ended) and worth a retry; a retry is harmless, since the roll-up store and
 // PayloadKeys record a batch's contributions by what they replace, not by adding.
-func (e *Engine) MapWith(ctx context.Context, in *transform.Batch, source *config.Source, target *config.Target, opts Options) (*transform.Mapped, error) {
+func (e *Engine) MapWith(ctx context.Context, in *transform.Batch, source *Source, target *Target, opts Options) (*transform.Mapped, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if source == nil {
-		source = &config.Source{}
+		source = &Source{}
 	}
 	pol, err := policiesOf(source)
 	if err != nil {
@@ -182,7 +182,7 @@ func (e *Engine) MapWith(ctx context.Context, in *transform.Batch, source *confi
 	return p.run(ctx, in, target.Name, pol, opts)
 }
 
-func (e *Engine) plan(ctx context.Context, set *Set, t *config.Target) (*plan, error) {
+func (e *Engine) plan(ctx context.Context, set *Set, t *Target) (*plan, error) {
 	var ix *Index
 	if e.md != nil {
 		md, err := e.md.Metadata(ctx, t.Name)
@@ -252,7 +252,7 @@ type policies struct {
 	keep bool
 }
 
-func policiesOf(s *config.Source) (policies, error) {
+func policiesOf(s *Source) (policies, error) {
 	p := policies{source: s.Name, level: s.OrgUnits.Level}
 	switch s.Unmapped {
 	case "", "drop":

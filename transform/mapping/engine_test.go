@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // engineYAML holds the sets the engine tests map with. Names of sources and codes follow the
@@ -81,7 +81,7 @@ type mapCase struct {
 	unmapped string // source policy; "" is drop
 	dups     string // source policy; "" is reject
 	target   string // "" is hmis; hmis-q has a quarterly CHW_MONTHLY
-	schemes  config.Schemes
+	schemes  Schemes
 	in       transform.IDSchemes // the batch's schemes; zero means {IDScheme: CODE}
 	dataSet  string              // the batch's data set
 	values   []transform.DataValue
@@ -105,11 +105,11 @@ func runMapCases(t *testing.T, e *Engine, tests []mapCase) {
 				v.Index = i
 				in.Values = append(in.Values, v)
 			}
-			target := &config.Target{Name: "hmis", IDSchemes: tt.schemes}
+			target := &Target{Name: "hmis", IDSchemes: tt.schemes}
 			if tt.target != "" {
 				target.Name = tt.target
 			}
-			src := &config.Source{Name: "src", Mapping: tt.set, Unmapped: tt.unmapped, Duplicates: tt.dups}
+			src := &Source{Name: "src", Mapping: tt.set, Unmapped: tt.unmapped, Duplicates: tt.dups}
 			m, err := e.MapWith(context.Background(), in, src, target, Options{})
 			if len(tt.errs) > 0 || tt.errIs != nil {
 				if err == nil {
@@ -181,7 +181,7 @@ func TestMapRules(t *testing.T) {
 					t.Errorf("schemes %+v, data set %q", m.Batch.Schemes, m.Batch.DataSet)
 				}
 			}},
-		{name: "target sent codes", set: "tracker", schemes: config.Schemes{IDScheme: "code"},
+		{name: "target sent codes", set: "tracker", schemes: Schemes{IDScheme: "code"},
 			values: []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_N_F1", "", "", "5")},
 			want:   []string{"EPI_BCG 202401 KL_N_F1 F_LT1 default 5 #0"},
 			check: func(t *testing.T, m *transform.Mapped) {
@@ -190,7 +190,7 @@ func TestMapRules(t *testing.T) {
 				}
 			}},
 		{name: "per-field target schemes; the attribute combo follows the option combo scheme", set: "tracker",
-			schemes: config.Schemes{DataElement: "NAME", CategoryOptionCombo: "CODE", AttributeOptionCombo: "UID"},
+			schemes: Schemes{DataElement: "NAME", CategoryOptionCombo: "CODE", AttributeOptionCombo: "UID"},
 			values:  []transform.DataValue{dv("PI_MAL_TREATED", "202401", "KL_N_F1", "", "", "3")},
 			want:    []string{"Malaria cases treated 202401 muaptt0Azn0 default GOV 3 #0"},
 			check: func(t *testing.T, m *transform.Mapped) {
@@ -233,7 +233,7 @@ func TestMapRules(t *testing.T) {
 		{name: "org units by attribute", set: "places",
 			values: []transform.DataValue{dv("household-visits", "202401", "cht-place-s-f2", "", "", "11")},
 			want:   []string{"jsgJ0Wu8FxT 202401 nIj7BRd03Q2 HllvX50cXC0 HllvX50cXC0 11 #0"}},
-		{name: "same org unit ids in the batch's scheme", set: "same-ou", in: transform.IDSchemes{OrgUnit: "NAME"}, schemes: config.Schemes{OrgUnit: "CODE"},
+		{name: "same org unit ids in the batch's scheme", set: "same-ou", in: transform.IDSchemes{OrgUnit: "NAME"}, schemes: Schemes{OrgUnit: "CODE"},
 			values: []transform.DataValue{dv("household-visits", "202401", "South Facility 1", "", "", "11")},
 			want:   []string{"jsgJ0Wu8FxT 202401 KL_S_F1 HllvX50cXC0 HllvX50cXC0 11 #0"}},
 		{name: "rule names an unknown data element", set: "tracker",
@@ -276,10 +276,10 @@ func TestMapRules(t *testing.T) {
 		{name: "org unit row naming an org unit the target lacks", set: "tables", in: transform.IDSchemes{IDScheme: "UID"},
 			values:  []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "ghost-1", "", "", "5")},
 			refused: []string{`0 orgUnit E7612: org unit row at …ou.csv:3: no org unit has uid "NoSuchOrgU1" in target "hmis"`}},
-		{name: "org unit without an id in the output scheme", set: "tracker", schemes: config.Schemes{OrgUnit: "ATTRIBUTE:AttrChtPlce"},
+		{name: "org unit without an id in the output scheme", set: "tracker", schemes: Schemes{OrgUnit: "ATTRIBUTE:AttrChtPlce"},
 			values:  []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_NORTH", "", "", "5")},
 			refused: []string{`0 orgUnit E7612: org unit KL_NORTH has no attribute AttrChtPlce value, the scheme target "hmis" is sent org units in`}},
-		{name: "rule target without an id in the output scheme", set: "tracker", schemes: config.Schemes{DataElement: "ATTRIBUTE:AttrChtPlce"},
+		{name: "rule target without an id in the output scheme", set: "tracker", schemes: Schemes{DataElement: "ATTRIBUTE:AttrChtPlce"},
 			values:  []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_N_F1", "", "", "5")},
 			refused: []string{`0 dataElement E7610: …data element EPI_BCG has no attribute AttrChtPlce value, the scheme target "hmis" is sent data elements in`}},
 		{name: "batch scheme disagrees with the set's source scheme", set: "tracker", in: transform.IDSchemes{DataElement: "UID"},
@@ -453,31 +453,31 @@ func TestMapDuplicatesAndRollup(t *testing.T) {
 			want:   []string{"jsgJ0Wu8FxT 202401 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0  #0 deleted"}},
 		{name: "rollup: months summed into quarters", set: "rollup", target: "hmis-q", values: months,
 			want: []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 15.5 #0", "CHW_HOUSEHOLD_VISITS 2024Q2 KL_N_F1 default default 1 #3",
-				"CHW_U5_ASSESSMENTS 2024Q1 KL_N_F1 default default 2 #4"}, schemes: config.Schemes{IDScheme: "CODE"},
+				"CHW_U5_ASSESSMENTS 2024Q1 KL_N_F1 default default 2 #4"}, schemes: Schemes{IDScheme: "CODE"},
 			check: func(t *testing.T, m *transform.Mapped) {
 				if m.Batch.DataSet != "CHW_MONTHLY" {
 					t.Errorf("data set %q", m.Batch.DataSet)
 				}
 			}},
-		{name: "rollup: a monthly data set keeps months", set: "rollup", values: months[:2], schemes: config.Schemes{IDScheme: "CODE"},
+		{name: "rollup: a monthly data set keeps months", set: "rollup", values: months[:2], schemes: Schemes{IDScheme: "CODE"},
 			want: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 4 #0", "CHW_HOUSEHOLD_VISITS 202402 KL_N_F1 default default 5 #1"}},
 		{name: "rollup: the same month twice is a duplicate", set: "rollup", target: "hmis-q",
 			values:  []transform.DataValue{months[0], months[1], dv("HH", "202401", "KL_N_F1", "", "", "9")},
 			want:    []string{"jsgJ0Wu8FxT 2024Q1 muaptt0Azn0 HllvX50cXC0 HllvX50cXC0 5 #1"},
 			refused: []string{"0 key E8128: it and value 2 …(jsgJ0Wu8FxT 2024Q1 muaptt0Azn0", "2 key E8128: it and value 0"}},
-		{name: "rollup: the same month twice, summed", set: "rollup", target: "hmis-q", dups: "sum", schemes: config.Schemes{IDScheme: "CODE"},
+		{name: "rollup: the same month twice, summed", set: "rollup", target: "hmis-q", dups: "sum", schemes: Schemes{IDScheme: "CODE"},
 			values: []transform.DataValue{months[0], months[1], dv("HH", "202401", "KL_N_F1", "", "", "9")},
 			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 18 #0"}},
-		{name: "rollup: the same month twice, last wins", set: "rollup", target: "hmis-q", dups: "last", schemes: config.Schemes{IDScheme: "CODE"},
+		{name: "rollup: the same month twice, last wins", set: "rollup", target: "hmis-q", dups: "last", schemes: Schemes{IDScheme: "CODE"},
 			values: []transform.DataValue{months[0], months[1], dv("HH", "202401", "KL_N_F1", "", "", "9")},
 			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 14 #1"}},
 		{name: "rollup: a quarter and its month collide", set: "rollup", target: "hmis-q",
 			values:  []transform.DataValue{months[0], dv("HH", "2024Q1", "KL_N_F1", "", "", "9")},
 			refused: []string{"0 key E8128: it and value 1", "1 key E8128: it and value 0"}},
-		{name: "rollup: a quarter replaces its months when last wins", set: "rollup", target: "hmis-q", dups: "last", schemes: config.Schemes{IDScheme: "CODE"},
+		{name: "rollup: a quarter replaces its months when last wins", set: "rollup", target: "hmis-q", dups: "last", schemes: Schemes{IDScheme: "CODE"},
 			values: []transform.DataValue{months[0], months[1], dv("HH", "2024Q1", "KL_N_F1", "", "", "9")},
 			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 9 #2"}},
-		{name: "rollup: a deleted month is left out of the sum", set: "rollup", target: "hmis-q", schemes: config.Schemes{IDScheme: "CODE"},
+		{name: "rollup: a deleted month is left out of the sum", set: "rollup", target: "hmis-q", schemes: Schemes{IDScheme: "CODE"},
 			values: []transform.DataValue{months[0], {DataElement: "HH", Period: "202402", OrgUnit: "KL_N_F1", Deleted: true}},
 			want:   []string{"CHW_HOUSEHOLD_VISITS 2024Q1 KL_N_F1 default default 4 #0"}},
 		{name: "rollup: a non-number", set: "rollup", target: "hmis-q",
@@ -497,34 +497,34 @@ func TestMapEngine(t *testing.T) {
 	sets, _ := compile(t, engineYAML, engineFiles)
 	in := &transform.Batch{ID: "b", Schemes: transform.IDSchemes{IDScheme: "CODE"}, DataSet: "EPI", CompleteDate: "2024-02-03",
 		Values: []transform.DataValue{dv("PI_BCG_F_LT1", "202401", "KL_N_F1", "", "", "5")}}
-	hmis := &config.Target{Name: "hmis"}
+	hmis := &Target{Name: "hmis"}
 	ctx := context.Background()
 
 	t.Run("no mapping set is identity", func(t *testing.T) {
-		m, err := NewEngine(sets, nil).Map(ctx, in, &config.Source{Name: "s"}, hmis)
+		m, err := NewEngine(sets, nil).Map(ctx, in, &Source{Name: "s"}, hmis)
 		if err != nil || m.Batch.Target != "hmis" || m.Batch.Values[0].DataElement != "PI_BCG_F_LT1" || m.Batch.Schemes != in.Schemes {
 			t.Errorf("%+v, %v", m, err)
 		}
 	})
 	t.Run("unknown set", func(t *testing.T) {
-		_, err := NewEngine(sets, nil).Map(ctx, in, &config.Source{Name: "s", Mapping: "gone"}, hmis)
+		_, err := NewEngine(sets, nil).Map(ctx, in, &Source{Name: "s", Mapping: "gone"}, hmis)
 		if !errors.Is(err, ErrUnknownSet) || errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `source "s": unknown mapping set "gone"`) {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("bad policies", func(t *testing.T) {
-		for _, src := range []*config.Source{{Name: "s", Mapping: "tracker", Unmapped: "keep"}, {Name: "s", Mapping: "tracker", Duplicates: "first"}} {
+		for _, src := range []*Source{{Name: "s", Mapping: "tracker", Unmapped: "keep"}, {Name: "s", Mapping: "tracker", Duplicates: "first"}} {
 			if _, err := NewEngine(sets, nil).Map(ctx, in, src, hmis); err == nil || errors.Is(err, ErrRejected) {
 				t.Errorf("%+v: err = %v", src, err)
 			}
 		}
 	})
 	t.Run("metadata errors are transient", func(t *testing.T) {
-		_, err := NewEngine(sets, StaticMetadata{}).Map(ctx, in, &config.Source{Name: "s", Mapping: "tracker"}, hmis)
+		_, err := NewEngine(sets, StaticMetadata{}).Map(ctx, in, &Source{Name: "s", Mapping: "tracker"}, hmis)
 		if err == nil || errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `metadata of target "hmis": no metadata for target "hmis"`) {
 			t.Errorf("err = %v", err)
 		}
-		_, err = NewEngine(sets, nilProvider{}).Map(ctx, in, &config.Source{Name: "s", Mapping: "tracker"}, hmis)
+		_, err = NewEngine(sets, nilProvider{}).Map(ctx, in, &Source{Name: "s", Mapping: "tracker"}, hmis)
 		if err == nil || errors.Is(err, ErrRejected) {
 			t.Errorf("nil metadata: err = %v", err)
 		}
@@ -532,13 +532,13 @@ func TestMapEngine(t *testing.T) {
 	t.Run("cancelled context", func(t *testing.T) {
 		c, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := NewEngine(sets, nil).Map(c, in, &config.Source{Name: "s", Mapping: "tracker"}, hmis); !errors.Is(err, context.Canceled) {
+		if _, err := NewEngine(sets, nil).Map(c, in, &Source{Name: "s", Mapping: "tracker"}, hmis); !errors.Is(err, context.Canceled) {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("complete date kept with one data set, dropped with several", func(t *testing.T) {
 		e := NewEngine(sets, StaticMetadata{"hmis": kalima(t)})
-		src := &config.Source{Name: "s", Mapping: "tracker"}
+		src := &Source{Name: "s", Mapping: "tracker"}
 		m, err := e.Map(ctx, in, src, hmis)
 		if err != nil || m.Batch.DataSet != "eRTpPWzUB4q" || m.Batch.CompleteDate != "2024-02-03" {
 			t.Fatalf("%+v, %v", m.Batch, err)
@@ -553,7 +553,7 @@ func TestMapEngine(t *testing.T) {
 	t.Run("plans follow metadata and target schemes", func(t *testing.T) {
 		p := &swapProvider{md: kalima(t)}
 		e := NewEngine(sets, p)
-		src := &config.Source{Name: "s", Mapping: "tracker"}
+		src := &Source{Name: "s", Mapping: "tracker"}
 		m1, _ := e.Map(ctx, in, src, hmis)
 		// A new snapshot where EPI_BCG has another UID.
 		md := kalima(t)
@@ -571,14 +571,14 @@ func TestMapEngine(t *testing.T) {
 		}
 		p.md = md
 		m2, _ := e.Map(ctx, in, src, hmis)
-		m3, _ := e.Map(ctx, in, src, &config.Target{Name: "hmis", IDSchemes: config.Schemes{IDScheme: "CODE"}})
+		m3, _ := e.Map(ctx, in, src, &Target{Name: "hmis", IDSchemes: Schemes{IDScheme: "CODE"}})
 		if m1.Batch.Values[0].DataElement != "BYQ0DVbpag1" || m2.Batch.Values[0].DataElement != "BYQ0DVbpNew" || m3.Batch.Values[0].DataElement != "EPI_BCG" {
 			t.Errorf("%v / %v / %v", m1.Batch.Values, m2.Batch.Values, m3.Batch.Values)
 		}
 	})
 	t.Run("input batch is not changed", func(t *testing.T) {
 		before := show(in.Values[0])
-		if _, err := NewEngine(sets, StaticMetadata{"hmis": kalima(t)}).Map(ctx, in, &config.Source{Name: "s", Mapping: "tracker"}, hmis); err != nil {
+		if _, err := NewEngine(sets, StaticMetadata{"hmis": kalima(t)}).Map(ctx, in, &Source{Name: "s", Mapping: "tracker"}, hmis); err != nil {
 			t.Fatal(err)
 		}
 		if show(in.Values[0]) != before || in.Target != "" {
@@ -589,11 +589,13 @@ func TestMapEngine(t *testing.T) {
 
 type nilProvider struct{}
 
-func (nilProvider) Metadata(context.Context, string) (*Metadata, error) { return nil, nil }
+func (nilProvider) Metadata(context.Context, string) (*metadata.Metadata, error) { return nil, nil }
 
-type swapProvider struct{ md *Metadata }
+type swapProvider struct{ md *metadata.Metadata }
 
-func (p *swapProvider) Metadata(context.Context, string) (*Metadata, error) { return p.md, nil }
+func (p *swapProvider) Metadata(context.Context, string) (*metadata.Metadata, error) {
+	return p.md, nil
+}
 
 func TestMapWithoutMetadata(t *testing.T) {
 	sets, _ := compile(t, engineYAML, engineFiles)
@@ -657,7 +659,7 @@ func TestMapWithoutMetadata(t *testing.T) {
 
 func TestMapConcurrent(t *testing.T) {
 	e := newTestEngine(t)
-	src := &config.Source{Name: "src", Mapping: "tracker", Duplicates: "sum"}
+	src := &Source{Name: "src", Mapping: "tracker", Duplicates: "sum"}
 	done := make(chan error, 8)
 	for g := range 8 {
 		go func() {
@@ -665,7 +667,7 @@ func TestMapConcurrent(t *testing.T) {
 			for i := range 200 {
 				in.Values = append(in.Values, transform.DataValue{DataElement: "CHW_HH", Period: "202401", OrgUnit: "KL_N_F1", Value: "1", Index: i})
 			}
-			target := &config.Target{Name: "hmis"}
+			target := &Target{Name: "hmis"}
 			if g%2 == 1 {
 				target.IDSchemes.IDScheme = "CODE"
 			}
@@ -687,8 +689,8 @@ func TestMapElementInSeveralDataSets(t *testing.T) {
 	// EPI_BCG is also collected quarterly with a funding attribute, in EPI_QUARTERLY; a
 	// second monthly data set, EPI_EXTRA, agrees with EPI_MONTHLY on everything.
 	md := withEPIQuarterly(kalima(t))
-	md.DataSets = append(md.DataSets, DataSet{Object: Object{ID: "DsEpiExtra1", Code: "EPI_EXTRA"}, PeriodType: "Monthly",
-		DataSetElements: []DataSetElement{{DataElement: Ref{ID: "xYKiuMw7TpH"}}}})
+	md.DataSets = append(md.DataSets, metadata.DataSet{Object: metadata.Object{ID: "DsEpiExtra1", Code: "EPI_EXTRA"}, PeriodType: "Monthly",
+		DataSetElements: []metadata.DataSetElement{{DataElement: metadata.Ref{ID: "xYKiuMw7TpH"}}}})
 	sets, _ := compile(t, engineYAML+severalYAML, engineFiles)
 	runMapCases(t, NewEngine(sets, StaticMetadata{"hmis": md}), []mapCase{
 		{name: "data sets that agree give a period type but no header", set: "several",
@@ -714,13 +716,13 @@ func TestMapRefusesEveryValueAndBoundsRejectError(t *testing.T) {
 	for i := range 150 {
 		in.Values = append(in.Values, transform.DataValue{DataElement: "HALF", Period: "202401", OrgUnit: "KL_N_F1", Value: "x", Index: i})
 	}
-	src := &config.Source{Name: "s", Mapping: "tracker"}
-	m, err := e.MapWith(context.Background(), in, src, &config.Target{Name: "hmis"}, Options{})
+	src := &Source{Name: "s", Mapping: "tracker"}
+	m, err := e.MapWith(context.Background(), in, src, &Target{Name: "hmis"}, Options{})
 	if err != nil || len(m.Refused) != 150 || len(m.Batch.Values) != 0 || m.Refused[149].Value.Index != 149 {
 		t.Fatalf("m = %+v, err = %v", m, err)
 	}
 	// Map, for callers that do not read Refused, rejects the batch with a bounded list.
-	_, err = e.Map(context.Background(), in, src, &config.Target{Name: "hmis"})
+	_, err = e.Map(context.Background(), in, src, &Target{Name: "hmis"})
 	var re *RejectError
 	if !errors.As(err, &re) || len(re.Issues) != maxIssues || re.More != 50 || re.Set != "tracker" || re.Target != "hmis" {
 		t.Fatalf("err = %v", err)
@@ -741,13 +743,13 @@ func TestMapRejectsTheBatchForCallersWithoutRefusals(t *testing.T) {
 		dv("CHW_HH", "202401", "KL_N_F1", "", "", "4"),
 		{DataElement: "MAL", Period: "202401", OrgUnit: "KL_N_F1", Categories: cats("SEX=X", "AGE=LT1"), Attributes: cats("FUNDING=GOV"), Value: "2"},
 	})}
-	m, err := e.Map(context.Background(), in, &config.Source{Name: "s", Mapping: "adx"}, &config.Target{Name: "hmis"})
+	m, err := e.Map(context.Background(), in, &Source{Name: "s", Mapping: "adx"}, &Target{Name: "hmis"})
 	if m != nil || !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `value 1: categories "SEX=X, AGE=LT1": category SEX: no category option has code "X"`) {
 		t.Fatalf("m = %v, err = %v", m, err)
 	}
 	// Nothing refused: Map and MapWith agree.
 	in.Values = in.Values[:1]
-	m, err = e.Map(context.Background(), in, &config.Source{Name: "s", Mapping: "tracker"}, &config.Target{Name: "hmis"})
+	m, err = e.Map(context.Background(), in, &Source{Name: "s", Mapping: "tracker"}, &Target{Name: "hmis"})
 	if err != nil || len(m.Batch.Values) != 1 {
 		t.Fatalf("m = %v, err = %v", m, err)
 	}

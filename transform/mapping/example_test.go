@@ -6,15 +6,21 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/mapping"
+	"github.com/tally-hmis/tally/transform/metadata"
+	"go.yaml.in/yaml/v3"
 )
 
 // A tracker instance's program indicators, pulled by code, become the national HMIS's data
 // values. The HMIS is sent codes; a value no rule names is dropped and reported.
 func Example() {
-	cfg, err := config.Parse("tally.yaml", []byte(`
+	// A caller decodes its configuration into SetConfig (Tally's mediator does, from its
+	// YAML file with line numbers); here the set is decoded on its own.
+	var section struct {
+		Mappings []mapping.SetConfig `yaml:"mappings"`
+	}
+	err := yaml.Unmarshal([]byte(`
 mappings:
   - name: tracker-to-hmis
     source_id_scheme: CODE
@@ -23,12 +29,12 @@ mappings:
     rules:
       - {source: PI_BCG_F_LT1, data_element: EPI_BCG, coc: F_LT1}
       - {source: PI_MAL_TREATED, data_element: MAL_TREATED, aoc: GOV}
-`), os.Getenv)
+`), &section)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	sets, probs := mapping.Compile(cfg)
+	sets, probs := mapping.Compile(section.Mappings, nil, mapping.FileLocator("tally.yaml"))
 	if len(probs) > 0 {
 		fmt.Println(probs)
 		return
@@ -39,7 +45,7 @@ mappings:
 		fmt.Println(err)
 		return
 	}
-	var md mapping.Metadata
+	var md metadata.Metadata
 	if err := json.Unmarshal(data, &md); err != nil {
 		fmt.Println(err)
 		return
@@ -51,8 +57,8 @@ mappings:
 		{DataElement: "PI_MAL_TREATED", Period: "202401", OrgUnit: "KL_S_F2", Value: "7", Index: 1},
 		{DataElement: "PI_ANC1", Period: "202401", OrgUnit: "KL_S_F2", Value: "3", Index: 2},
 	}}
-	source := &config.Source{Name: "tracker", Mapping: "tracker-to-hmis", Unmapped: "drop", Duplicates: "reject"}
-	target := &config.Target{Name: "hmis", IDSchemes: config.Schemes{IDScheme: "CODE"}}
+	source := &mapping.Source{Name: "tracker", Mapping: "tracker-to-hmis", Unmapped: "drop", Duplicates: "reject"}
+	target := &mapping.Target{Name: "hmis", IDSchemes: mapping.Schemes{IDScheme: "CODE"}}
 	m, err := engine.Map(context.Background(), in, source, target)
 	if err != nil {
 		fmt.Println(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // kalimaExamples compiles examples/mappings/kalima.yaml as the mappings: section of
@@ -26,7 +27,7 @@ func kalimaExamples(t *testing.T) (*Sets, *config.Config) {
 	}
 	cfg.Sources = []config.Source{{Name: "tracker", Mapping: "tracker-to-hmis"}, {Name: "cht", Mapping: "cht-to-hmis"}}
 	cfg.Targets = []config.Target{{Name: "hmis"}}
-	sets, probs := Compile(cfg)
+	sets, probs := compileConfig(cfg)
 	if len(probs) > 0 {
 		t.Fatal(probs)
 	}
@@ -36,7 +37,7 @@ func kalimaExamples(t *testing.T) (*Sets, *config.Config) {
 func TestExampleMappings(t *testing.T) {
 	sets, cfg := kalimaExamples(t)
 	md := kalima(t)
-	if probs := sets.Check(cfg, map[string]*Metadata{"hmis": md}); len(probs) > 0 {
+	if probs := checkConfig(sets, cfg, map[string]*metadata.Metadata{"hmis": md}); len(probs) > 0 {
 		t.Errorf("the example mappings do not check against the Kalima HMIS:\n%s", problemsText(probs))
 	}
 
@@ -59,7 +60,7 @@ func TestExampleMappings(t *testing.T) {
 	}
 
 	e := NewEngine(sets, StaticMetadata{"hmis": md})
-	target := &config.Target{Name: "hmis", IDSchemes: config.Schemes{IDScheme: "CODE"}}
+	target := &Target{Name: "hmis", IDSchemes: Schemes{IDScheme: "CODE"}}
 	t.Run("tracker analytics output", func(t *testing.T) {
 		in := &transform.Batch{Source: "tracker", Schemes: transform.IDSchemes{IDScheme: "CODE"}}
 		for _, ou := range []string{"KL_N_F1", "KL_N_F2", "KL_S_F1", "KL_S_F2"} {
@@ -68,7 +69,7 @@ func TestExampleMappings(t *testing.T) {
 					Comment: "[aggregated]", Index: len(in.Values)})
 			}
 		}
-		m, err := e.Map(context.Background(), in, &cfg.Sources[0], target)
+		m, err := e.Map(context.Background(), in, sourceOf(&cfg.Sources[0]), target)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +90,7 @@ func TestExampleMappings(t *testing.T) {
 		for _, tg := range []string{"household-visits", "u5-assessments", "pregnancies-registered"} {
 			in.Values = append(in.Values, transform.DataValue{DataElement: tg, Period: "202401", OrgUnit: "KL_N_F1", Value: "11", Index: len(in.Values)})
 		}
-		m, err := e.Map(context.Background(), in, &cfg.Sources[1], target)
+		m, err := e.Map(context.Background(), in, sourceOf(&cfg.Sources[1]), target)
 		if err != nil {
 			t.Fatal(err)
 		}

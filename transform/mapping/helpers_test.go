@@ -10,22 +10,23 @@ import (
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // kalima decodes the Kalima HMIS fixture afresh, so a test may change its copy.
-func kalima(t testing.TB) *Metadata { return fixture(t, "kalima-hmis.json") }
+func kalima(t testing.TB) *metadata.Metadata { return fixture(t, "kalima-hmis.json") }
 
 // mADX decodes testdata/m-adx.json, the M-ADX metadata of conformance README §4.1.
-func mADX(t testing.TB) *Metadata { return fixture(t, "m-adx.json") }
+func mADX(t testing.TB) *metadata.Metadata { return fixture(t, "m-adx.json") }
 
 // fixture decodes a metadata snapshot from testdata.
-func fixture(t testing.TB, name string) *Metadata {
+func fixture(t testing.TB, name string) *metadata.Metadata {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var md Metadata
+	var md metadata.Metadata
 	if err := json.Unmarshal(data, &md); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func fixture(t testing.TB, name string) *Metadata {
 }
 
 // withPeriodType returns md with the data set code's period type changed.
-func withPeriodType(md *Metadata, code, pt string) *Metadata {
+func withPeriodType(md *metadata.Metadata, code, pt string) *metadata.Metadata {
 	for i := range md.DataSets {
 		if md.DataSets[i].Code == code {
 			md.DataSets[i].PeriodType = pt
@@ -66,11 +67,57 @@ func compile(t testing.TB, yml string, files map[string]string) (*Sets, *config.
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets, probs := Compile(cfg)
+	sets, probs := compileConfig(cfg)
 	if len(probs) > 0 {
 		t.Fatal(probs)
 	}
 	return sets, cfg
+}
+
+// compileConfig compiles the mappings: section of cfg for its sources, as the mediator does
+// (mediator/pipeline): each entry decoded with the configuration's line numbers, its
+// problems with the decoding's.
+func compileConfig(cfg *config.Config) (*Sets, Problems) {
+	sets := NewSets()
+	var probs Problems
+	for i := range cfg.Mappings {
+		path := fmt.Sprintf("mappings[%d]", i)
+		var sc SetConfig
+		for _, p := range cfg.DecodeSection(&cfg.Mappings[i], path, &sc) {
+			probs = append(probs, Problem{Origin: Origin{File: p.File, Line: p.Line, Path: p.Path}, Msg: p.Msg})
+		}
+		probs = append(probs, sets.Add(&sc, path, cfg)...)
+	}
+	sources := make([]Source, len(cfg.Sources))
+	for i := range cfg.Sources {
+		sources[i] = *sourceOf(&cfg.Sources[i])
+	}
+	return sets, append(probs, sets.CheckSources(sources, cfg)...)
+}
+
+// sourceOf and targetOf are a configured source and target as the engine takes them.
+func sourceOf(s *config.Source) *Source {
+	return &Source{Name: s.Name, Mapping: s.Mapping, Unmapped: s.Unmapped, Duplicates: s.Duplicates,
+		OrgUnits: SourceOrgUnits(s.OrgUnits), Format: s.Format, IDSchemes: Schemes(s.IDSchemes)}
+}
+
+func targetOf(t *config.Target) Target { return Target{Name: t.Name, IDSchemes: Schemes(t.IDSchemes)} }
+
+// feedsOf is every source of cfg with its targets.
+func feedsOf(cfg *config.Config) []Feed {
+	feeds := make([]Feed, len(cfg.Sources))
+	for i := range cfg.Sources {
+		feeds[i].Source = *sourceOf(&cfg.Sources[i])
+		for _, t := range cfg.TargetsOf(&cfg.Sources[i]) {
+			feeds[i].Targets = append(feeds[i].Targets, targetOf(t))
+		}
+	}
+	return feeds
+}
+
+// checkConfig checks sets against md for the sources of cfg.
+func checkConfig(sets *Sets, cfg *config.Config, md map[string]*metadata.Metadata) Problems {
+	return sets.Check(feedsOf(cfg), md, cfg)
 }
 
 // lineOf is the 1-based line of the first line of text containing s.
@@ -113,7 +160,7 @@ func showUnmapped(u transform.Unmapped) string {
 	return fmt.Sprintf("%d %s %s: %s", u.Index, u.Field, u.Value, u.Reason)
 }
 
-func problemsText(ps config.Problems) string {
+func problemsText(ps Problems) string {
 	lines := make([]string, len(ps))
 	for i, p := range ps {
 		lines[i] = p.String()
@@ -187,10 +234,10 @@ func wantValues(t *testing.T, what string, m *transform.Mapped, want []string) {
 
 // withEPIQuarterly adds EPI_QUARTERLY, which also holds EPI_BCG, collected quarterly with
 // the FUNDING attribute combo, while EPI_MONTHLY has none.
-func withEPIQuarterly(md *Metadata) *Metadata {
+func withEPIQuarterly(md *metadata.Metadata) *metadata.Metadata {
 	md.DataSets = append(md.DataSets,
-		DataSet{Object: Object{ID: "DsEpiQuartr", Code: "EPI_QUARTERLY"}, PeriodType: "Quarterly", CategoryCombo: Ref{ID: "TCZWZYvRSZe"},
-			DataSetElements: []DataSetElement{{DataElement: Ref{ID: "BYQ0DVbpag1"}}}})
+		metadata.DataSet{Object: metadata.Object{ID: "DsEpiQuartr", Code: "EPI_QUARTERLY"}, PeriodType: "Quarterly", CategoryCombo: metadata.Ref{ID: "TCZWZYvRSZe"},
+			DataSetElements: []metadata.DataSetElement{{DataElement: metadata.Ref{ID: "BYQ0DVbpag1"}}}})
 	return md
 }
 

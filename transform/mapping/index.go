@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // Index answers the lookups mapping makes in a Metadata: an object by UID, code, name or
@@ -13,38 +14,38 @@ import (
 // that has exactly a given set of options. Build it once per snapshot with NewIndex; it is
 // read-only afterwards and safe for concurrent use.
 type Index struct {
-	md                   *Metadata
-	dataElements         table[DataElement]
-	categoryCombos       table[CategoryCombo]
-	categories           table[Category]
-	categoryOptions      table[CategoryOption]
-	categoryOptionCombos table[CategoryOptionCombo]
-	dataSets             table[DataSet]
-	orgUnits             table[OrgUnit]
+	md                   *metadata.Metadata
+	dataElements         table[metadata.DataElement]
+	categoryCombos       table[metadata.CategoryCombo]
+	categories           table[metadata.Category]
+	categoryOptions      table[metadata.CategoryOption]
+	categoryOptionCombos table[metadata.CategoryOptionCombo]
+	dataSets             table[metadata.DataSet]
+	orgUnits             table[metadata.OrgUnit]
 	// cocByOptions: combo uid → sorted option uids joined by "," → option combo.
-	cocByOptions map[string]map[string]*CategoryOptionCombo
+	cocByOptions map[string]map[string]*metadata.CategoryOptionCombo
 	// comboOfCOC: option combo uid → combo uid (from either side of the relation).
 	comboOfCOC map[string]string
-	dataSetsOf map[string][]*DataSet
+	dataSetsOf map[string][]*metadata.DataSet
 	// assigned: data set uid → the uids of its org units; a data set whose snapshot does
 	// not list them is absent.
 	assigned map[string]map[string]struct{}
 }
 
 // NewIndex indexes md. md must not change afterwards.
-func NewIndex(md *Metadata) *Index {
+func NewIndex(md *metadata.Metadata) *Index {
 	ix := &Index{
 		md:                   md,
-		dataElements:         newTable("data element", md.DataElements, func(o *DataElement) *Object { return &o.Object }),
-		categoryCombos:       newTable("category combo", md.CategoryCombos, func(o *CategoryCombo) *Object { return &o.Object }),
-		categories:           newTable("category", md.Categories, func(o *Category) *Object { return &o.Object }),
-		categoryOptions:      newTable("category option", md.CategoryOptions, func(o *CategoryOption) *Object { return &o.Object }),
-		categoryOptionCombos: newTable("category option combo", md.CategoryOptionCombos, func(o *CategoryOptionCombo) *Object { return &o.Object }),
-		dataSets:             newTable("data set", md.DataSets, func(o *DataSet) *Object { return &o.Object }),
-		orgUnits:             newTable("org unit", md.OrgUnits, func(o *OrgUnit) *Object { return &o.Object }),
-		cocByOptions:         map[string]map[string]*CategoryOptionCombo{},
+		dataElements:         newTable("data element", md.DataElements, func(o *metadata.DataElement) *metadata.Object { return &o.Object }),
+		categoryCombos:       newTable("category combo", md.CategoryCombos, func(o *metadata.CategoryCombo) *metadata.Object { return &o.Object }),
+		categories:           newTable("category", md.Categories, func(o *metadata.Category) *metadata.Object { return &o.Object }),
+		categoryOptions:      newTable("category option", md.CategoryOptions, func(o *metadata.CategoryOption) *metadata.Object { return &o.Object }),
+		categoryOptionCombos: newTable("category option combo", md.CategoryOptionCombos, func(o *metadata.CategoryOptionCombo) *metadata.Object { return &o.Object }),
+		dataSets:             newTable("data set", md.DataSets, func(o *metadata.DataSet) *metadata.Object { return &o.Object }),
+		orgUnits:             newTable("org unit", md.OrgUnits, func(o *metadata.OrgUnit) *metadata.Object { return &o.Object }),
+		cocByOptions:         map[string]map[string]*metadata.CategoryOptionCombo{},
 		comboOfCOC:           map[string]string{},
-		dataSetsOf:           map[string][]*DataSet{},
+		dataSetsOf:           map[string][]*metadata.DataSet{},
 		assigned:             map[string]map[string]struct{}{},
 	}
 	for i := range md.CategoryCombos {
@@ -67,7 +68,7 @@ func NewIndex(md *Metadata) *Index {
 		}
 		m := ix.cocByOptions[cc]
 		if m == nil {
-			m = map[string]*CategoryOptionCombo{}
+			m = map[string]*metadata.CategoryOptionCombo{}
 			ix.cocByOptions[cc] = m
 		}
 		ids := make([]string, len(coc.CategoryOptions))
@@ -95,7 +96,7 @@ func NewIndex(md *Metadata) *Index {
 // Assigned reports whether data set ds is assigned to the org unit with uid ou, and
 // whether the snapshot says (known is false when it was read without the data sets' org
 // units).
-func (ix *Index) Assigned(ds *DataSet, ou string) (assigned, known bool) {
+func (ix *Index) Assigned(ds *metadata.DataSet, ou string) (assigned, known bool) {
 	ous, known := ix.assigned[ds.ID]
 	if !known {
 		return false, false
@@ -105,49 +106,49 @@ func (ix *Index) Assigned(ds *DataSet, ou string) (assigned, known bool) {
 }
 
 // Metadata returns the snapshot the index was built from.
-func (ix *Index) Metadata() *Metadata { return ix.md }
+func (ix *Index) Metadata() *metadata.Metadata { return ix.md }
 
 // DataElement finds a data element by id in scheme (UID, CODE, NAME or ATTRIBUTE:<uid>).
-func (ix *Index) DataElement(scheme transform.IDScheme, id string) (*DataElement, error) {
+func (ix *Index) DataElement(scheme transform.IDScheme, id string) (*metadata.DataElement, error) {
 	return ix.dataElements.lookup(scheme, id)
 }
 
 // CategoryCombo finds a category combo by id in scheme.
-func (ix *Index) CategoryCombo(scheme transform.IDScheme, id string) (*CategoryCombo, error) {
+func (ix *Index) CategoryCombo(scheme transform.IDScheme, id string) (*metadata.CategoryCombo, error) {
 	return ix.categoryCombos.lookup(scheme, id)
 }
 
 // Category finds a category by id in scheme.
-func (ix *Index) Category(scheme transform.IDScheme, id string) (*Category, error) {
+func (ix *Index) Category(scheme transform.IDScheme, id string) (*metadata.Category, error) {
 	return ix.categories.lookup(scheme, id)
 }
 
 // CategoryOption finds a category option by id in scheme.
-func (ix *Index) CategoryOption(scheme transform.IDScheme, id string) (*CategoryOption, error) {
+func (ix *Index) CategoryOption(scheme transform.IDScheme, id string) (*metadata.CategoryOption, error) {
 	return ix.categoryOptions.lookup(scheme, id)
 }
 
 // CategoryOptionCombo finds a category (or attribute) option combo by id in scheme.
-func (ix *Index) CategoryOptionCombo(scheme transform.IDScheme, id string) (*CategoryOptionCombo, error) {
+func (ix *Index) CategoryOptionCombo(scheme transform.IDScheme, id string) (*metadata.CategoryOptionCombo, error) {
 	return ix.categoryOptionCombos.lookup(scheme, id)
 }
 
 // DataSet finds a data set by id in scheme.
-func (ix *Index) DataSet(scheme transform.IDScheme, id string) (*DataSet, error) {
+func (ix *Index) DataSet(scheme transform.IDScheme, id string) (*metadata.DataSet, error) {
 	return ix.dataSets.lookup(scheme, id)
 }
 
 // OrgUnit finds an org unit by id in scheme.
-func (ix *Index) OrgUnit(scheme transform.IDScheme, id string) (*OrgUnit, error) {
+func (ix *Index) OrgUnit(scheme transform.IDScheme, id string) (*metadata.OrgUnit, error) {
 	return ix.orgUnits.lookup(scheme, id)
 }
 
 // DataSetsOf returns the data sets that hold the data element with uid de.
-func (ix *Index) DataSetsOf(de string) []*DataSet { return ix.dataSetsOf[de] }
+func (ix *Index) DataSetsOf(de string) []*metadata.DataSet { return ix.dataSetsOf[de] }
 
 // ComboOf returns the option combo of the category combo with uid combo whose options are
 // exactly optionUIDs, in any order, or nil.
-func (ix *Index) ComboOf(combo string, optionUIDs []string) *CategoryOptionCombo {
+func (ix *Index) ComboOf(combo string, optionUIDs []string) *metadata.CategoryOptionCombo {
 	m := ix.cocByOptions[combo]
 	if m == nil {
 		return nil
@@ -168,13 +169,13 @@ func (ix *Index) ComboOf(combo string, optionUIDs []string) *CategoryOptionCombo
 }
 
 // InCombo reports whether the option combo coc belongs to the category combo with uid combo.
-func (ix *Index) InCombo(coc *CategoryOptionCombo, combo string) bool {
+func (ix *Index) InCombo(coc *metadata.CategoryOptionCombo, combo string) bool {
 	return ix.comboOfCOC[coc.ID] == combo
 }
 
 // ElementCombo returns the category combo of de's values in data set ds: the data set's
 // override when it has one, else the data element's own. ds may be nil.
-func (ix *Index) ElementCombo(de *DataElement, ds *DataSet) *CategoryCombo {
+func (ix *Index) ElementCombo(de *metadata.DataElement, ds *metadata.DataSet) *metadata.CategoryCombo {
 	uid := de.CategoryCombo.ID
 	if ds != nil {
 		for _, dse := range ds.DataSetElements {
@@ -184,43 +185,10 @@ func (ix *Index) ElementCombo(de *DataElement, ds *DataSet) *CategoryCombo {
 		}
 	}
 	if uid == "" {
-		uid = DefaultCategoryComboUID
+		uid = metadata.DefaultCategoryComboUID
 	}
 	cc, _ := ix.categoryCombos.lookup(transform.SchemeUID, uid)
 	return cc
-}
-
-// HasElement reports whether ds holds the data element with uid de.
-func (ds *DataSet) HasElement(de string) bool {
-	for _, dse := range ds.DataSetElements {
-		if dse.DataElement.ID == de {
-			return true
-		}
-	}
-	return false
-}
-
-// IsDefault reports whether the combo is DHIS2's default (no disaggregation).
-func (cc *CategoryCombo) IsDefault() bool {
-	return cc.ID == DefaultCategoryComboUID || (cc.Name == "default" && len(cc.Categories) <= 1)
-}
-
-// IDIn returns the object's id in scheme, and false when it has none there (no code, no
-// value of the attribute).
-func (o *Object) IDIn(scheme transform.IDScheme) (string, bool) {
-	switch scheme {
-	case transform.SchemeUID, "":
-		return o.ID, o.ID != ""
-	case transform.SchemeCode:
-		return o.Code, o.Code != ""
-	case transform.SchemeName:
-		return o.Name, o.Name != ""
-	}
-	if attr, ok := scheme.Attribute(); ok {
-		v, ok := o.Attr(attr)
-		return v, ok && v != ""
-	}
-	return "", false
 }
 
 func optionSetKey(ids []string) string {
@@ -242,7 +210,7 @@ type table[T any] struct {
 	amb             *T
 }
 
-func newTable[T any](kind string, objs []T, objectOf func(*T) *Object) table[T] {
+func newTable[T any](kind string, objs []T, objectOf func(*T) *metadata.Object) table[T] {
 	t := table[T]{
 		kind: kind, amb: new(T),
 		uid:  make(map[string]*T, len(objs)),

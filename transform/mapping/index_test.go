@@ -8,17 +8,18 @@ import (
 	"testing"
 
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 	"go.yaml.in/yaml/v3"
 )
 
 func TestIndexLookups(t *testing.T) {
 	md := kalima(t)
 	// Two org units with one name, to show that ambiguous names are refused.
-	md.OrgUnits = append(md.OrgUnits, OrgUnit{Object: Object{ID: "KLdup000001", Code: "KL_DUP", Name: "North Facility 1"}})
+	md.OrgUnits = append(md.OrgUnits, metadata.OrgUnit{Object: metadata.Object{ID: "KLdup000001", Code: "KL_DUP", Name: "North Facility 1"}})
 	ix := NewIndex(md)
 	tests := []struct {
 		name, scheme, id string
-		lookup           func(transform.IDScheme, string) (*Object, error)
+		lookup           func(transform.IDScheme, string) (*metadata.Object, error)
 		wantID, wantErr  string
 	}{
 		{"data element by uid", "UID", "BYQ0DVbpag1", de(ix), "BYQ0DVbpag1", ""},
@@ -49,8 +50,8 @@ func TestIndexLookups(t *testing.T) {
 	}
 }
 
-func de(ix *Index) func(transform.IDScheme, string) (*Object, error) {
-	return func(s transform.IDScheme, id string) (*Object, error) {
+func de(ix *Index) func(transform.IDScheme, string) (*metadata.Object, error) {
+	return func(s transform.IDScheme, id string) (*metadata.Object, error) {
 		o, err := ix.DataElement(s, id)
 		if err != nil {
 			return nil, err
@@ -59,8 +60,8 @@ func de(ix *Index) func(transform.IDScheme, string) (*Object, error) {
 	}
 }
 
-func ou(ix *Index) func(transform.IDScheme, string) (*Object, error) {
-	return func(s transform.IDScheme, id string) (*Object, error) {
+func ou(ix *Index) func(transform.IDScheme, string) (*metadata.Object, error) {
+	return func(s transform.IDScheme, id string) (*metadata.Object, error) {
 		o, err := ix.OrgUnit(s, id)
 		if err != nil {
 			return nil, err
@@ -69,8 +70,8 @@ func ou(ix *Index) func(transform.IDScheme, string) (*Object, error) {
 	}
 }
 
-func coc(ix *Index) func(transform.IDScheme, string) (*Object, error) {
-	return func(s transform.IDScheme, id string) (*Object, error) {
+func coc(ix *Index) func(transform.IDScheme, string) (*metadata.Object, error) {
+	return func(s transform.IDScheme, id string) (*metadata.Object, error) {
 		o, err := ix.CategoryOptionCombo(s, id)
 		if err != nil {
 			return nil, err
@@ -111,7 +112,7 @@ func TestIndexDataSetComboOverride(t *testing.T) {
 	// EPI_MONTHLY collects EPI_BCG without disaggregation (a data set element override).
 	for i := range md.DataSets {
 		if md.DataSets[i].Code == "EPI_MONTHLY" {
-			md.DataSets[i].DataSetElements[0].CategoryCombo = Ref{ID: DefaultCategoryComboUID}
+			md.DataSets[i].DataSetElements[0].CategoryCombo = metadata.Ref{ID: metadata.DefaultCategoryComboUID}
 		}
 	}
 	ix := NewIndex(md)
@@ -127,7 +128,7 @@ func TestIndexDataSetComboOverride(t *testing.T) {
 
 func TestMetadataRequestsCoverTheModel(t *testing.T) {
 	keys := map[string]bool{}
-	for _, r := range MetadataRequests() {
+	for _, r := range metadata.MetadataRequests() {
 		keys[r.Resource] = true
 		if !strings.HasPrefix(r.Fields, "id,code,name,attributeValues[value,attribute[id]]") {
 			t.Errorf("%s fields = %s", r.Resource, r.Fields)
@@ -155,8 +156,8 @@ func TestFixtureMatchesEmulatorSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := kalima(t)
-	ours := map[string][]Object{}
-	add := func(key string, o Object) { ours[key] = append(ours[key], o) }
+	ours := map[string][]metadata.Object{}
+	add := func(key string, o metadata.Object) { ours[key] = append(ours[key], o) }
 	for _, o := range md.DataElements {
 		add("dataElements", o.Object)
 	}
@@ -183,7 +184,7 @@ func TestFixtureMatchesEmulatorSample(t *testing.T) {
 			t.Errorf("the sample has no %s", key)
 		}
 		for _, s := range sample[key] {
-			i := slices.IndexFunc(objs, func(o Object) bool { return o.Code == s.Code })
+			i := slices.IndexFunc(objs, func(o metadata.Object) bool { return o.Code == s.Code })
 			if i < 0 || objs[i].ID != s.ID {
 				t.Errorf("%s %s: the sample's uid is %s, the fixture's is %v", key, s.Code, s.ID, objs)
 			}
@@ -198,17 +199,17 @@ func TestFixtureMatchesEmulatorSample(t *testing.T) {
 // without the field says nothing, which survives being stored and read again.
 func TestIndexAssigned(t *testing.T) {
 	md := kalima(t)
-	md.DataSets = append(md.DataSets, DataSet{Object: Object{ID: "DsUnknown01"}}, DataSet{Object: Object{ID: "DsNone00001"}, OrganisationUnits: []Ref{}})
+	md.DataSets = append(md.DataSets, metadata.DataSet{Object: metadata.Object{ID: "DsUnknown01"}}, metadata.DataSet{Object: metadata.Object{ID: "DsNone00001"}, OrganisationUnits: []metadata.Ref{}})
 	data, err := json.Marshal(md)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var again Metadata
+	var again metadata.Metadata
 	if err := json.Unmarshal(data, &again); err != nil {
 		t.Fatal(err)
 	}
 	ix := NewIndex(&again)
-	ds := func(code string) *DataSet {
+	ds := func(code string) *metadata.DataSet {
 		d, err := ix.DataSet(transform.SchemeUID, code)
 		if err != nil {
 			t.Fatal(err)

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 	"github.com/tally-hmis/tally/transform/period"
 )
 
@@ -16,7 +16,7 @@ import (
 type plan struct {
 	set     *Set
 	ix      *Index // nil: no metadata, rule ids are passed as written
-	schemes config.Schemes
+	schemes Schemes
 	out     transform.IDSchemes // output schemes; OrgUnit is empty when it depends on the batch
 	rules   []resolved
 	// defaultCOC is DHIS2's default option combo in the output scheme ("" when unknown).
@@ -36,16 +36,16 @@ type resolved struct {
 	coc, aoc         string
 	cocUID, aocUID   string // the rule's combos by uid, for roll-up keys
 	dsOut            string
-	deObj            *DataElement
-	ds               *DataSet           // the rule's data set, the batch's, or the only one holding the element
-	cands            []*DataSet         // every data set holding the element
-	combo            *CategoryCombo     // the element's category combo (in ds)
-	attrCombo        *CategoryCombo     // the attribute combo of ds, or of all the element's data sets alike
-	attrWhy          string             // why attrCombo is nil
-	ptype            period.Type        // the period type values roll up to
-	ptypeWhy         string             // why ptype is 0
-	fromBatchDataSet bool               // ds is the one the batch (or value) names
-	scheme           transform.IDScheme // how the rule names target objects
+	deObj            *metadata.DataElement
+	ds               *metadata.DataSet       // the rule's data set, the batch's, or the only one holding the element
+	cands            []*metadata.DataSet     // every data set holding the element
+	combo            *metadata.CategoryCombo // the element's category combo (in ds)
+	attrCombo        *metadata.CategoryCombo // the attribute combo of ds, or of all the element's data sets alike
+	attrWhy          string                  // why attrCombo is nil
+	ptype            period.Type             // the period type values roll up to
+	ptypeWhy         string                  // why ptype is 0
+	fromBatchDataSet bool                    // ds is the one the batch (or value) names
+	scheme           transform.IDScheme      // how the rule names target objects
 }
 
 type ouTarget struct {
@@ -57,7 +57,7 @@ type ouTarget struct {
 // none is configured. The attribute option combo is always written in the category option
 // combo scheme, because DHIS2 reads it with that scheme (attributeOptionComboIdScheme
 // cannot be sent as a query parameter).
-func outputSchemes(s config.Schemes) (transform.IDSchemes, error) {
+func outputSchemes(s Schemes) (transform.IDSchemes, error) {
 	parse := func(key, v string) (transform.IDScheme, error) {
 		sc, err := lookupScheme(v)
 		if err != nil {
@@ -90,7 +90,7 @@ func outputSchemes(s config.Schemes) (transform.IDSchemes, error) {
 	return out, nil
 }
 
-func newPlan(set *Set, ix *Index, t *config.Target) (*plan, error) {
+func newPlan(set *Set, ix *Index, t *Target) (*plan, error) {
 	p := &plan{set: set, ix: ix, schemes: t.IDSchemes, rules: make([]resolved, len(set.Rules))}
 	if ix == nil {
 		ts := set.TargetScheme
@@ -118,7 +118,7 @@ func newPlan(set *Set, ix *Index, t *config.Target) (*plan, error) {
 		return nil, err
 	}
 	p.out = out
-	if coc, err := ix.CategoryOptionCombo(transform.SchemeUID, DefaultCategoryOptionComboUID); err == nil {
+	if coc, err := ix.CategoryOptionCombo(transform.SchemeUID, metadata.DefaultCategoryOptionComboUID); err == nil {
 		p.defaultCOC, _ = coc.IDIn(out.CategoryOptionCombo)
 	}
 	for i, r := range set.Rules {
@@ -179,7 +179,7 @@ func (p *plan) resolve(r *Rule, scheme transform.IDScheme, target string) resolv
 	if res.de, ok = de.IDIn(out.DataElement); !ok {
 		return noID(r, codeDataElement, "data element", &de.Object, out.DataElement, target)
 	}
-	var ds *DataSet
+	var ds *metadata.DataSet
 	if r.DataSet != "" {
 		if ds, err = ix.DataSet(scheme, r.DataSet); err != nil {
 			return failed(r, codeNotInDataSet, "%v in target %q", err, target)
@@ -195,7 +195,7 @@ func failed(r *Rule, code, format string, args ...any) resolved {
 	return resolved{rule: r, errCode: code, err: fmt.Sprintf(format, args...)}
 }
 
-func noID(r *Rule, code, kind string, o *Object, sc transform.IDScheme, target string) resolved {
+func noID(r *Rule, code, kind string, o *metadata.Object, sc transform.IDScheme, target string) resolved {
 	return failed(r, code, "%s %s has no %s, the scheme target %q is sent %ss in", kind, o.Label(), schemeWord(sc), target, kind)
 }
 
@@ -203,7 +203,7 @@ func noID(r *Rule, code, kind string, o *Object, sc transform.IDScheme, target s
 // element's data sets decide (the only one, or what they all share). The batch's data set
 // calls it again with that data set, which is how DHIS2 chooses the attribute combo of an
 // ADX group (adx.md §7.1). The rule's own combos are checked against the combos ds gives.
-func (p *plan) place(res resolved, ds *DataSet, scheme transform.IDScheme, target string) resolved {
+func (p *plan) place(res resolved, ds *metadata.DataSet, scheme transform.IDScheme, target string) resolved {
 	ix, out, r, de := p.ix, p.out, res.rule, res.deObj
 	res.scheme = scheme
 	res.cands = ix.DataSetsOf(de.ID)
@@ -219,7 +219,7 @@ func (p *plan) place(res resolved, ds *DataSet, scheme transform.IDScheme, targe
 		res.dsOut, _ = ds.IDIn(out.DataSet)
 		uid := ds.CategoryCombo.ID
 		if uid == "" {
-			uid = DefaultCategoryComboUID
+			uid = metadata.DefaultCategoryComboUID
 		}
 		if res.attrCombo, err = ix.CategoryCombo(transform.SchemeUID, uid); err != nil {
 			res.attrWhy = fmt.Sprintf("the attribute category combo of data set %s is not in the metadata of target %q", ds.Label(), target)
@@ -261,7 +261,7 @@ func (p *plan) place(res resolved, ds *DataSet, scheme transform.IDScheme, targe
 	return res
 }
 
-func dataSetLabel(ds *DataSet) string {
+func dataSetLabel(ds *metadata.DataSet) string {
 	if ds == nil {
 		return "(the element's data sets)"
 	}
@@ -270,7 +270,7 @@ func dataSetLabel(ds *DataSet) string {
 
 // sharedAttrCombo is the attribute combo of a data element that is in several data sets
 // (or none): the one they all share, or nil with the reason.
-func (p *plan) sharedAttrCombo(de *DataElement, cands []*DataSet) (*CategoryCombo, string) {
+func (p *plan) sharedAttrCombo(de *metadata.DataElement, cands []*metadata.DataSet) (*metadata.CategoryCombo, string) {
 	if len(cands) == 0 {
 		return nil, fmt.Sprintf("data element %s is in no data set, so no attribute combo applies", de.Label())
 	}
@@ -278,7 +278,7 @@ func (p *plan) sharedAttrCombo(de *DataElement, cands []*DataSet) (*CategoryComb
 	for i, ds := range cands {
 		c := ds.CategoryCombo.ID
 		if c == "" {
-			c = DefaultCategoryComboUID
+			c = metadata.DefaultCategoryComboUID
 		}
 		if i > 0 && c != uid {
 			return nil, fmt.Sprintf("data element %s is in data sets %s with different attribute combos; name one with data_set", de.Label(), dataSetList(cands))
@@ -292,7 +292,7 @@ func (p *plan) sharedAttrCombo(de *DataElement, cands []*DataSet) (*CategoryComb
 	return cc, ""
 }
 
-func sharedPeriodType(de *DataElement, cands []*DataSet) (period.Type, string) {
+func sharedPeriodType(de *metadata.DataElement, cands []*metadata.DataSet) (period.Type, string) {
 	if len(cands) == 0 {
 		return 0, fmt.Sprintf("data element %s is in no data set, so there is no period type to roll up to", de.Label())
 	}
@@ -310,7 +310,7 @@ func sharedPeriodType(de *DataElement, cands []*DataSet) (period.Type, string) {
 	return t, ""
 }
 
-func dataSetList(dss []*DataSet) string {
+func dataSetList(dss []*metadata.DataSet) string {
 	names := make([]string, len(dss))
 	for i, ds := range dss {
 		names[i] = fmt.Sprintf("%s (%s)", ds.Label(), ds.PeriodType)

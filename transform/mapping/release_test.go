@@ -3,8 +3,8 @@ package mapping
 import (
 	"testing"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 	"github.com/tally-hmis/tally/transform/period"
 )
 
@@ -14,7 +14,7 @@ import (
 // WeeklyFriday, FinancialFeb and FinancialAug from 2.43).
 func TestMapPeriodsByRelease(t *testing.T) {
 	sets, _ := compile(t, engineYAML, engineFiles)
-	at := func(rel int) *Metadata {
+	at := func(rel int) *metadata.Metadata {
 		md := kalima(t)
 		md.SystemRelease = rel
 		return md
@@ -28,7 +28,7 @@ func TestMapPeriodsByRelease(t *testing.T) {
 		dv("CHW_HH", "2024Feb", "KL_N_F1", "", "", "5"),
 		dv("CHW_HH", "2024M13", "KL_N_F1", "", "", "6"), // not a period: left to DHIS2
 	}
-	code := config.Schemes{IDScheme: "CODE"}
+	code := Schemes{IDScheme: "CODE"}
 	all := []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 1 #0", "CHW_HOUSEHOLD_VISITS 2024FriW3 KL_N_F1 default default 2 #1",
 		"CHW_HOUSEHOLD_VISITS 2024Sep KL_N_F1 default default 3 #2", "CHW_HOUSEHOLD_VISITS 2025NovQ1 KL_N_F1 default default 4 #3",
 		"CHW_HOUSEHOLD_VISITS 2024Feb KL_N_F1 default default 5 #4", "CHW_HOUSEHOLD_VISITS 2024M13 KL_N_F1 default default 6 #5"}

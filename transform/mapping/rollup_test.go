@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -90,16 +89,16 @@ const q2Key = "rollup.hmis-q.src.jsgJ0Wu8FxT.2024Q2.muaptt0Azn0.HllvX50cXC0.Hllv
 func TestMapRollupAcrossPayloads(t *testing.T) {
 	e := newTestEngine(t)
 	store := newMemRollup()
-	src := &config.Source{Name: "src", Mapping: "rollup", Duplicates: "sum"}
-	code := &config.Target{Name: "hmis-q", IDSchemes: config.Schemes{IDScheme: "CODE"}}
-	uid := &config.Target{Name: "hmis-q"}
+	src := &Source{Name: "src", Mapping: "rollup", Duplicates: "sum"}
+	code := &Target{Name: "hmis-q", IDSchemes: Schemes{IDScheme: "CODE"}}
+	uid := &Target{Name: "hmis-q"}
 	hh := func(pe, value string) transform.DataValue { return dv("HH", pe, "KL_N_F1", "", "", value) }
 	gone := func(pe string) transform.DataValue {
 		return transform.DataValue{DataElement: "HH", Period: pe, OrgUnit: "KL_N_F1", Deleted: true}
 	}
 	steps := []struct {
 		name   string
-		target *config.Target
+		target *Target
 		values []transform.DataValue
 		want   string
 		record string
@@ -138,8 +137,8 @@ func TestMapRollupAcrossPayloads(t *testing.T) {
 func TestMapRollupStore(t *testing.T) {
 	e := newTestEngine(t)
 	ctx := context.Background()
-	src := &config.Source{Name: "src", Mapping: "rollup"}
-	target := &config.Target{Name: "hmis-q", IDSchemes: config.Schemes{IDScheme: "CODE"}}
+	src := &Source{Name: "src", Mapping: "rollup"}
+	target := &Target{Name: "hmis-q", IDSchemes: Schemes{IDScheme: "CODE"}}
 	may := &transform.Batch{Source: "src", Schemes: transform.IDSchemes{IDScheme: "CODE"}, Values: []transform.DataValue{dv("HH", "202405", "KL_N_F1", "", "", "4")}}
 	mapOne := func(store RollupStore, readOnly bool, in *transform.Batch) (*transform.Mapped, error) {
 		return e.MapWith(ctx, in, src, target, Options{Rollup: store, RollupReadOnly: readOnly})
@@ -238,8 +237,8 @@ func TestRollupKey(t *testing.T) {
 func TestMapRollupConcurrentWriters(t *testing.T) {
 	e := newTestEngine(t)
 	store := newMemRollup()
-	src := &config.Source{Name: "src", Mapping: "rollup"}
-	target := &config.Target{Name: "hmis-q"}
+	src := &Source{Name: "src", Mapping: "rollup"}
+	target := &Target{Name: "hmis-q"}
 	months := []string{"202404", "202405", "202406"}
 	errs := make(chan error, len(months))
 	for i, pe := range months {
@@ -278,8 +277,8 @@ func TestMapRollupMonthReplacesQuarter(t *testing.T) {
 	store := newMemRollup()
 	in := &transform.Batch{Source: "src", Schemes: transform.IDSchemes{IDScheme: "CODE"}, Values: indexed([]transform.DataValue{
 		dv("HH", "2024Q2", "KL_N_F1", "", "", "9"), dv("HH", "202405", "KL_N_F1", "", "", "4")})}
-	m, err := e.MapWith(context.Background(), in, &config.Source{Name: "src", Mapping: "rollup", Duplicates: "last"},
-		&config.Target{Name: "hmis-q"}, Options{Rollup: store})
+	m, err := e.MapWith(context.Background(), in, &Source{Name: "src", Mapping: "rollup", Duplicates: "last"},
+		&Target{Name: "hmis-q"}, Options{Rollup: store})
 	if err != nil || len(m.Batch.Values) != 1 || m.Batch.Values[0].Value != "4" ||
 		store.record(q2Key) != `{"v":1,"period":"2024Q2","parts":{"202405":"4"}}` {
 		t.Fatalf("%+v %v; store %v", m, err, store.entries)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tally-hmis/tally/transform"
+	"github.com/tally-hmis/tally/transform/metadata"
 )
 
 // run is the state of mapping one batch.
@@ -33,15 +34,15 @@ type run struct {
 	byKey map[transform.Key]int32
 
 	pass     map[string]*resolved
-	placed   map[placeKey]*resolved // rules placed in the batch's data set
-	batchDS  map[string]*DataSet    // the batch's data sets by id; nil: not in the target
+	placed   map[placeKey]*resolved       // rules placed in the batch's data set
+	batchDS  map[string]*metadata.DataSet // the batch's data sets by id; nil: not in the target
 	periods  map[periodKey]rolled
 	releases map[string]string // period id → why the target's release lacks it ("" has it)
 }
 
 type placeKey struct {
 	res *resolved
-	ds  *DataSet
+	ds  *metadata.DataSet
 }
 
 func newRun(in *transform.Batch, target string, pol policies, opts Options) *run {
@@ -274,7 +275,7 @@ func (r *run) inBatchDataSet(v *transform.DataValue, res *resolved) *resolved {
 }
 
 // batchDataSet is the target's data set that the value (or else its batch) names, or nil.
-func (r *run) batchDataSet(v *transform.DataValue) *DataSet {
+func (r *run) batchDataSet(v *transform.DataValue) *metadata.DataSet {
 	id := v.DataSet
 	if id == "" {
 		id = r.in.DataSet
@@ -286,7 +287,7 @@ func (r *run) batchDataSet(v *transform.DataValue) *DataSet {
 	if !seen {
 		ds, _ = r.p.ix.DataSet(r.dsIn, id)
 		if r.batchDS == nil {
-			r.batchDS = map[string]*DataSet{}
+			r.batchDS = map[string]*metadata.DataSet{}
 		}
 		r.batchDS[id] = ds
 	}
@@ -356,7 +357,7 @@ func (r *run) orgUnit(v *transform.DataValue) (id, uid string, ok bool) {
 	return r.orgUnitID(v, ou)
 }
 
-func (r *run) orgUnitID(v *transform.DataValue, ou *OrgUnit) (string, string, bool) {
+func (r *run) orgUnitID(v *transform.DataValue, ou *metadata.OrgUnit) (string, string, bool) {
 	id, ok := ou.IDIn(r.out.OrgUnit)
 	if !ok {
 		r.refuse(v, "orgUnit", codeOrgUnit, "org unit %s has no %s, the scheme target %q is sent org units in", ou.Label(), schemeWord(r.out.OrgUnit), r.target)
@@ -376,7 +377,7 @@ func (r *run) coc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 			id: v.CategoryOptionCombo, pairs: v.Categories, out: r.out.CategoryOptionCombo,
 			declared: r.in.Schemes.CategoryOptionCombo.Or(r.in.Schemes.IDScheme)})
 	}
-	var coc *CategoryOptionCombo
+	var coc *metadata.CategoryOptionCombo
 	field := "categoryOptionCombo"
 	switch {
 	case v.CategoryOptionCombo != "":
@@ -398,7 +399,7 @@ func (r *run) coc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 			return "", "", false
 		}
 	case res.combo.IsDefault():
-		return r.p.defaultCOC, DefaultCategoryOptionComboUID, true
+		return r.p.defaultCOC, metadata.DefaultCategoryOptionComboUID, true
 	default:
 		r.refuse(v, field, codeCOCRequired, "data element %s is disaggregated by category combo %s (categories %s), but the value gives no category option combo and no categories",
 			res.deObj.Label(), res.combo.Label(), r.categoryList(res.combo))
@@ -433,7 +434,7 @@ func (r *run) asWritten(v *transform.DataValue, c comboSide) (id, uid string, ok
 }
 
 // outID writes an option combo in the output scheme sc, or refuses the value.
-func (r *run) outID(v *transform.DataValue, field, code, what string, coc *CategoryOptionCombo, sc transform.IDScheme) (id, uid string, ok bool) {
+func (r *run) outID(v *transform.DataValue, field, code, what string, coc *metadata.CategoryOptionCombo, sc transform.IDScheme) (id, uid string, ok bool) {
 	id, ok = coc.IDIn(sc)
 	if !ok {
 		r.refuse(v, field, code, "%s %s has no %s, the scheme target %q is sent option combos in", what, coc.Label(), schemeWord(sc), r.target)
@@ -454,7 +455,7 @@ func (r *run) aoc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 			id: v.AttributeOptionCombo, pairs: v.Attributes, out: r.out.AttributeOptionCombo,
 			declared: r.in.Schemes.AttributeOptionCombo.Or(r.in.Schemes.CategoryOptionCombo).Or(r.in.Schemes.IDScheme)})
 	}
-	var aoc *CategoryOptionCombo
+	var aoc *metadata.CategoryOptionCombo
 	field := "attributeOptionCombo"
 	switch {
 	case v.AttributeOptionCombo != "":
@@ -483,7 +484,7 @@ func (r *run) aoc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 			dataSetLabel(res.ds), res.attrCombo.Label(), r.categoryList(res.attrCombo))
 		return "", "", false
 	default:
-		return r.p.defaultCOC, DefaultCategoryOptionComboUID, true
+		return r.p.defaultCOC, metadata.DefaultCategoryOptionComboUID, true
 	}
 	return r.outID(v, field, codeAOC, "attribute option combo", aoc, r.out.AttributeOptionCombo)
 }
@@ -491,7 +492,7 @@ func (r *run) aoc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 // aocOutside says why an attribute option combo does not fit the value's data set: not in
 // its attribute combo, or, when the element's data sets do not agree on one, in none of
 // theirs. DHIS2 checks the same (E7635).
-func (r *run) aocOutside(aoc *CategoryOptionCombo, res *resolved) string {
+func (r *run) aocOutside(aoc *metadata.CategoryOptionCombo, res *resolved) string {
 	ix := r.p.ix
 	if res.attrCombo != nil {
 		if ix.InCombo(aoc, res.attrCombo.ID) {
@@ -505,7 +506,7 @@ func (r *run) aocOutside(aoc *CategoryOptionCombo, res *resolved) string {
 	for _, ds := range res.cands {
 		uid := ds.CategoryCombo.ID
 		if uid == "" {
-			uid = DefaultCategoryComboUID
+			uid = metadata.DefaultCategoryComboUID
 		}
 		if ix.InCombo(aoc, uid) {
 			return ""
@@ -517,7 +518,7 @@ func (r *run) aocOutside(aoc *CategoryOptionCombo, res *resolved) string {
 // combo finds the option combo of cc that a list of category → option pairs (ADX's
 // disaggregation) names, or says why there is none. ofKind and ofName name what cc
 // disaggregates, for messages (kept apart so that the happy path builds no string).
-func (r *run) combo(cc *CategoryCombo, pairs []transform.CategoryOption, ofKind, ofName string) (*CategoryOptionCombo, string) {
+func (r *run) combo(cc *metadata.CategoryCombo, pairs []transform.CategoryOption, ofKind, ofName string) (*metadata.CategoryOptionCombo, string) {
 	ix := r.p.ix
 	var optsBuf [8]string
 	var seenBuf [8]bool
@@ -532,7 +533,7 @@ func (r *run) combo(cc *CategoryCombo, pairs []transform.CategoryOption, ofKind,
 		if err != nil {
 			return nil, fmt.Sprintf("%v in target %q", err, r.target)
 		}
-		pos := slices.IndexFunc(cc.Categories, func(ref Ref) bool { return ref.ID == cat.ID })
+		pos := slices.IndexFunc(cc.Categories, func(ref metadata.Ref) bool { return ref.ID == cat.ID })
 		if pos < 0 {
 			return nil, fmt.Sprintf("category %s is not in category combo %s of %s (its categories: %s)", cat.Label(), cc.Label(), ofKind+ofName, r.categoryList(cc))
 		}
@@ -544,7 +545,7 @@ func (r *run) combo(cc *CategoryCombo, pairs []transform.CategoryOption, ofKind,
 		if err != nil {
 			return nil, fmt.Sprintf("category %s: %v in target %q", cat.Label(), err, r.target)
 		}
-		if !slices.ContainsFunc(cat.CategoryOptions, func(ref Ref) bool { return ref.ID == opt.ID }) {
+		if !slices.ContainsFunc(cat.CategoryOptions, func(ref metadata.Ref) bool { return ref.ID == opt.ID }) {
 			return nil, fmt.Sprintf("%s is not an option of category %s (its options: %s)", opt.Label(), cat.Label(), optionList(ix, cat))
 		}
 		opts = append(opts, opt.ID)
@@ -573,9 +574,9 @@ func categoryLabel(ix *Index, uid string) string {
 	return uid
 }
 
-func (r *run) categoryList(cc *CategoryCombo) string { return categoryList(r.p.ix, cc) }
+func (r *run) categoryList(cc *metadata.CategoryCombo) string { return categoryList(r.p.ix, cc) }
 
-func categoryList(ix *Index, cc *CategoryCombo) string {
+func categoryList(ix *Index, cc *metadata.CategoryCombo) string {
 	names := make([]string, len(cc.Categories))
 	for i, ref := range cc.Categories {
 		names[i] = categoryLabel(ix, ref.ID)
@@ -583,7 +584,7 @@ func categoryList(ix *Index, cc *CategoryCombo) string {
 	return strings.Join(names, ", ")
 }
 
-func optionList(ix *Index, cat *Category) string {
+func optionList(ix *Index, cat *metadata.Category) string {
 	names := make([]string, len(cat.CategoryOptions))
 	for i, ref := range cat.CategoryOptions {
 		names[i] = ref.ID

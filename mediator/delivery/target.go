@@ -1,0 +1,271 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/tally-hmis/tally/adapters/dhis2"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/pipeline"
+)
+
+// Settings are the delivery settings an operator may change while Tally runs (the OpenHIM
+// console's): whether a target's deliveries are dry runs, and how many requests it may
+// have in flight.
+type Settings interface {
+	DryRun(target string) bool
+	Concurrency(t *config.Target) int
+}
+
+// Targets are the configured targets, by name.
+type Targets struct {
+	byName map[string]*Target
+	names  []string // sorted
+	log    *slog.Logger
+}
+
+// TargetsConfig is what NewTargets needs besides the configuration.
+type TargetsConfig struct {
+	// HTTPClient is used for every target; nil builds one per target.
+	HTTPClient *http.Client
+	// Version is Tally's, sent in the User-Agent.
+	Version  string
+	Settings Settings
+	Metrics  *Metrics
+	// ConcurrencyLimit is tally_delivery_concurrency_limit (NewConcurrencyGauge).
+	ConcurrencyLimit *prometheus.GaugeVec
+	Log              *slog.Logger
+}
+
+// NewTargets builds every configured target with its DHIS2 client and its controls. It
+// does no I/O.
+func NewTargets(cfg *config.Config, c TargetsConfig) (*Targets, error) {
+	ts := &Targets{byName: map[string]*Target{}, log: c.Log}
+	for i := range cfg.Targets {
+		tc := &cfg.Targets[i]
+		client, err := dhis2.New(dhis2.Config{
+			BaseURL: tc.URL, Username: tc.Username, Password: tc.Password, Token: tc.Token,
+			Timeout: tc.Timeout.D(), APIVersion: tc.APIVersion, HTTPClient: c.HTTPClient,
+			UserAgent: "tally/" + c.Version,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", tc.Name, err)
+		}
+		t := &Target{cfg: tc, client: client, settings: c.Settings}
+		t.control(c.Metrics, c.ConcurrencyLimit, c.Log)
+		ts.byName[tc.Name] = t
+		ts.names = append(ts.names, tc.Name)
+	}
+	slices.Sort(ts.names)
+	return ts, nil
+}
+
+// ErrNoTarget means no target has the name.
+var ErrNoTarget = errors.New("no such target")
+
+// Get returns the target called name.
+func (ts *Targets) Get(name string) (*Target, bool) {
+	t, ok := ts.byName[name]
+	return t, ok
+}
+
+// Names lists the targets, sorted.
+func (ts *Targets) Names() []string { return ts.names }
+
+// Clients are the targets' DHIS2 clients, by name.
+func (ts *Targets) Clients() map[string]*dhis2.Client {
+	out := make(map[string]*dhis2.Client, len(ts.byName))
+	for name, t := range ts.byName {
+		out[name] = t.client
+	}
+	return out
+}
+
+// Resize applies the concurrency limits in force now (the OpenHIM console changed them).
+func (ts *Targets) Resize() {
+	for _, t := range ts.byName {
+		t.slots.resize(t.settings.Concurrency(t.cfg))
+	}
+}
+
+// CircuitRemaining is how long the named target's circuit stays open; 0 when it is not
+// open (or there is no such target).
+func (ts *Targets) CircuitRemaining(name string) time.Duration {
+	if t, ok := ts.byName[name]; ok {
+		return t.breaker.remaining()
+	}
+	return 0
+}
+
+// Name is the target's configured name.
+func (t *Target) Name() string { return t.cfg.Name }
+
+// Config is the target's configuration.
+func (t *Target) Config() *config.Target { return t.cfg }
+
+// Client is the target's DHIS2 client.
+func (t *Target) Client() *dhis2.Client { return t.client }
+
+// dryRun reports whether deliveries to the target are dry runs, by configuration or
+// console.
+func (t *Target) dryRun() bool { return t.settings.DryRun(t.cfg.Name) }
+
+var _ pipeline.Gate = (*Target)(nil)
+
+// Target is a configured DHIS2 target with its client and the controls delivery applies to
+// it: a bound on requests in flight, a circuit breaker, an optional rate limit and the
+// request size learned from a 413.
+type Target struct {
+	cfg      *config.Target
+	client   *dhis2.Client
+	settings Settings
+	slots    *slots
+	breaker  *breaker
+	limiter  *rate.Limiter // nil: no limit
+	// size is the largest request the target took after answering 413; 0 means
+	// max_values_per_request. It lasts until restart.
+	size atomic.Int64
+}
+
+// control gives a target its bound on requests in flight, its breaker and its rate limit.
+func (t *Target) control(m *Metrics, limit *prometheus.GaugeVec, log *slog.Logger) {
+	name := t.cfg.Name
+	t.slots = newSlots(t.settings.Concurrency(t.cfg), limit.WithLabelValues(name))
+	retry := t.cfg.Retry
+	gauge := m.CircuitState.WithLabelValues(name)
+	gauge.Set(float64(circuitClosed))
+	t.breaker = newBreaker(circuitThreshold,
+		func(opens int) time.Duration {
+			return pipeline.Backoff(opens+2, retry.InitialDelay.D(), retry.MaxDelay.D())
+		},
+		func(from, to circuitState) {
+			gauge.Set(float64(to))
+			log.Warn("target circuit changed", "target", name, "from", from.String(), "to", to.String())
+		})
+	if rl := t.cfg.RateLimit; rl.PerSecond > 0 {
+		t.limiter = rate.NewLimiter(rate.Limit(rl.PerSecond), max(rl.Burst, 1))
+	}
+}
+
+// Acquire admits one worker to fetch and deliver: a free slot of the concurrency limit
+// first, so that at most the limit of workers even wait for the circuit and the rate limit.
+// Every acquire that succeeds is paired with one release.
+func (t *Target) Acquire(ctx context.Context) (pipeline.Permit, error) {
+	if err := t.slots.acquire(ctx); err != nil {
+		return pipeline.Permit{}, err
+	}
+	p, err := t.breaker.acquire(ctx)
+	if err != nil {
+		t.slots.release()
+		return p, err
+	}
+	if err := t.wait(ctx); err != nil {
+		t.breaker.release(p)
+		t.slots.release()
+		return pipeline.Permit{}, err
+	}
+	return p, nil
+}
+
+func (t *Target) Release(p pipeline.Permit) {
+	t.breaker.release(p)
+	t.slots.release()
+}
+
+// MaxConcurrency is the most requests in flight a target may be given, in the
+// configuration (targets[].concurrency) or from the OpenHIM console; each delivery consumer
+// runs this many workers, and its slots admit as many as the limit in force.
+const MaxConcurrency = 64
+
+// slots bounds the deliveries in flight to one target. Its size changes at run time (the
+// OpenHIM console's delivery_concurrency); a smaller size takes effect as requests finish,
+// since a request in flight is never cut short.
+type slots struct {
+	mu      sync.Mutex
+	size    int
+	used    int
+	changed chan struct{} // closed and replaced whenever a slot frees or the size changes
+	gauge   prometheus.Gauge
+}
+
+func newSlots(size int, gauge prometheus.Gauge) *slots {
+	s := &slots{changed: make(chan struct{}), gauge: gauge}
+	s.resize(size)
+	return s
+}
+
+// acquire waits for a free slot until ctx ends.
+func (s *slots) acquire(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		if s.used < s.size {
+			s.used++
+			s.mu.Unlock()
+			return nil
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// over reports whether more slots are held than the limit allows: the limit shrank while
+// workers held them.
+func (s *slots) over() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used > s.size
+}
+
+func (s *slots) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used > 0 {
+		s.used--
+	}
+	s.notifyLocked()
+}
+
+// resize sets the limit, within 1 and MaxConcurrency.
+func (s *slots) resize(size int) {
+	size = min(max(size, 1), MaxConcurrency)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.size = size
+	s.gauge.Set(float64(size))
+	s.notifyLocked()
+}
+
+func (s *slots) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// wait takes a token from the rate limit, if there is one.
+func (t *Target) wait(ctx context.Context) error {
+	if t.limiter == nil {
+		return nil
+	}
+	return t.limiter.Wait(ctx)
+}
+
+func (t *Target) requestSize() int {
+	if n := int(t.size.Load()); n > 0 && n < t.cfg.MaxValuesPerRequest {
+		return n
+	}
+	return t.cfg.MaxValuesPerRequest
+}

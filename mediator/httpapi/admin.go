@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/txlog"
+)
+
+// requireAdmin guards /admin/v1 with the configured bearer token. Without a configured token
+// the admin API is closed rather than open.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		want := s.cfg.Admin.Token
+		if want == "" {
+			return c.JSON(http.StatusForbidden, apiError{Status: "error", Message: "the admin API is disabled: set admin.token"})
+		}
+		_, _, token := credentials(c.Request())
+		if token == "" || !constEq(token, want) {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tally-admin"`)
+			return c.JSON(http.StatusUnauthorized, apiError{Status: "error", Message: "missing or wrong admin token"})
+		}
+		return next(c)
+	}
+}
+
+func (s adminAPI) handleTxShow(c echo.Context) error {
+	id := c.Param("id")
+	if !txlog.ValidTxID(id) {
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: "not a transaction id: " + strconv.Quote(id)})
+	}
+	v, err := s.txlog.View(c.Request().Context(), id)
+	if errors.Is(err, txlog.ErrTxNotFound) {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no transaction " + id})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// handleTxList is GET /admin/v1/transactions?source=&status=&since=&until=&limit=, newest
+// first. since and until bound the time the payload was received (RFC 3339, a date or a
+// duration ago, as for the dead-letter list).
+func (s adminAPI) handleTxList(c echo.Context) error {
+	limit := 50
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: "limit: want 1 to 1000"})
+		}
+		limit = n
+	}
+	f := txlog.TxFilter{Source: strings.TrimSpace(c.QueryParam("source")), Status: strings.TrimSpace(c.QueryParam("status")), Limit: limit}
+	switch f.Status {
+	case "", txlog.TxAccepted, txlog.TxDelivered, txlog.TxPartiallyDelivered, txlog.TxFailed:
+	default:
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: fmt.Sprintf("status: want %s, %s, %s or %s",
+			txlog.TxAccepted, txlog.TxDelivered, txlog.TxPartiallyDelivered, txlog.TxFailed)})
+	}
+	var err error
+	if f.Since, err = parseWhen(c.QueryParam("since"), s.now()); err != nil {
+		return badRequest(c, fmt.Errorf("since: %w", err))
+	}
+	if f.Until, err = parseWhen(c.QueryParam("until"), s.now()); err != nil {
+		return badRequest(c, fmt.Errorf("until: %w", err))
+	}
+	views, err := s.txlog.Search(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if views == nil {
+		views = []*txlog.TxView{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"transactions": views})
+}
+
+// errUnauthorized refuses a request whose credentials match no source.
+var errUnauthorized = errors.New("unauthorized")
+
+// authenticate returns the source whose credentials the request carries: Basic, Bearer, or
+// DHIS2's "ApiToken" scheme, so that DHIS2's own clients can authenticate unchanged.
+func authenticate(r *http.Request, sources []config.Source, only *config.Source) (*config.Source, error) {
+	user, pass, token := credentials(r)
+	match := func(src *config.Source) bool {
+		if src.Auth.Public && user == "" && token == "" {
+			return true
+		}
+		for _, u := range src.Auth.Users {
+			if user != "" && constEq(u.Username, user) && constEq(u.Password, pass) {
+				return true
+			}
+		}
+		for _, t := range src.Auth.Tokens {
+			if token != "" && constEq(t, token) {
+				return true
+			}
+		}
+		return false
+	}
+	if only != nil {
+		if match(only) {
+			return only, nil
+		}
+		return nil, errUnauthorized
+	}
+	for i := range sources {
+		if (user != "" || token != "") && match(&sources[i]) {
+			return &sources[i], nil
+		}
+	}
+	return nil, errUnauthorized
+}
+
+func credentials(r *http.Request) (user, pass, token string) {
+	h := r.Header.Get("Authorization")
+	scheme, rest, _ := strings.Cut(h, " ")
+	rest = strings.TrimSpace(rest)
+	switch strings.ToLower(scheme) {
+	case "basic":
+		raw, err := base64.StdEncoding.DecodeString(rest)
+		if err == nil {
+			user, pass, _ = strings.Cut(string(raw), ":")
+		}
+	case "bearer", "apitoken":
+		token = rest
+	}
+	return user, pass, token
+}
+
+func constEq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

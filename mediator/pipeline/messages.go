@@ -1,0 +1,268 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/mediator/txlog"
+	"github.com/tally-hmis/tally/transform"
+)
+
+// The messages on TALLY_INGEST and TALLY_DELIVER. The body is a batch in the stream
+// encoding (transform.EncodeBatch); what travels beside it is in headers, so that a batch
+// can be encoded before its payload has been read to the end, and a dead letter made of a
+// message keeps what its replay needs.
+
+// Headers of the stream messages.
+const (
+	// HeaderTx carries the transaction id of a batch; the message id is in Nats-Msg-Id.
+	HeaderTx = "Tally-Tx"
+	// HeaderBatches tells the mapper how many batches the payload of an ingest message
+	// has.
+	HeaderBatches = "Tally-Batches"
+	// HeaderImportOptions carries the import parameters a client asked the targets to
+	// apply (url-encoded; mediator/ingest reads them from the request).
+	HeaderImportOptions = "Tally-Import-Options"
+	// HeaderCompletes marks the messages of a transaction that completes a data set: its
+	// value is the number of batches, so that delivery knows when all have an outcome
+	// without reading the transaction record.
+	HeaderCompletes = "Tally-Completes"
+	// HeaderUnmapped tells the delivery worker how many source values mapping dropped, so
+	// the transaction log can account for every value.
+	HeaderUnmapped = "Tally-Unmapped"
+	// HeaderSourceAt marks a delivery message that carries the source values after the
+	// mapped batch: the value is the byte offset where the source batch's encoding starts.
+	HeaderSourceAt = "Tally-Source-At"
+	// HeaderHistory carries a replayed batch's earlier failures (base64 of a JSON list, as
+	// mediator/dlq writes it), so that its next dead letter keeps them.
+	HeaderHistory = "Tally-History"
+	// HeaderMapping carries what mapping reported about a batch (a MappingNote, base64 of
+	// its JSON) to the delivery record.
+	HeaderMapping = "Tally-Mapping"
+)
+
+// BatchMsgID is the message id of batch seq of a transaction.
+func BatchMsgID(txID string, seq int) string { return txID + ":" + strconv.Itoa(seq) }
+
+// IngestMessage is an encoded batch of a transaction on its way to TALLY_INGEST.
+func IngestMessage(source, txID, msgID string, data []byte) stream.Msg {
+	return stream.Msg{Subject: stream.IngestPrefix + source, ID: msgID, Data: data, Header: nats.Header{HeaderTx: []string{txID}}}
+}
+
+// DeliverMessage builds the TALLY_DELIVER message for a mapped batch. When mapping changed
+// the values, the source values travel along after the mapped batch, so that a dead letter
+// made of it can be re-mapped with the current rules on replay; an identity mapping sends
+// the batch once.
+func DeliverMessage(id string, source, mapped *transform.Batch, unmapped int, h nats.Header) stream.Msg {
+	data := transform.EncodeBatch(mapped)
+	if h == nil {
+		h = nats.Header{}
+	}
+	tx := mapped.TxID
+	if tx == "" && source != nil {
+		tx = source.TxID
+	}
+	h.Set(HeaderTx, tx)
+	h.Set(HeaderUnmapped, strconv.Itoa(unmapped))
+	if source != nil && !sameValues(source, mapped) {
+		h.Set(HeaderSourceAt, strconv.Itoa(len(data)))
+		data = transform.AppendBatch(data, source)
+	}
+	return stream.Msg{Subject: stream.DeliverPrefix + mapped.Target, ID: id, Data: data, Header: h}
+}
+
+// sameValues reports whether mapping left a batch as it was.
+func sameValues(a, b *transform.Batch) bool {
+	if a.Schemes != b.Schemes || len(a.Values) != len(b.Values) {
+		return false
+	}
+	for i := range a.Values {
+		x, y := &a.Values[i], &b.Values[i]
+		if x.DataElement != y.DataElement || x.Period != y.Period || x.OrgUnit != y.OrgUnit ||
+			x.CategoryOptionCombo != y.CategoryOptionCombo || x.AttributeOptionCombo != y.AttributeOptionCombo ||
+			x.Value != y.Value || x.Comment != y.Comment || x.Deleted != y.Deleted || x.FollowUp != y.FollowUp ||
+			x.StoredBy != y.StoredBy || x.Index != y.Index || x.DataSet != y.DataSet ||
+			!slices.Equal(x.Categories, y.Categories) || !slices.Equal(x.Attributes, y.Attributes) {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeDeliver reads a TALLY_DELIVER message: the batch to send and, when mapping changed
+// it, the source values it was made from (else nil).
+func DecodeDeliver(msg jetstream.Msg) (mapped, source *transform.Batch, err error) {
+	data := msg.Data()
+	var srcData []byte
+	if at := msg.Headers().Get(HeaderSourceAt); at != "" {
+		n, err := strconv.Atoi(at)
+		if err != nil || n < 0 || n > len(data) {
+			return nil, nil, fmt.Errorf("decoding %s: bad %s header %q", msg.Subject(), HeaderSourceAt, at)
+		}
+		data, srcData = data[:n], data[n:]
+	}
+	mapped, err = transform.DecodeBatch(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decoding %s: %w", msg.Subject(), err)
+	}
+	if srcData != nil {
+		if source, err = transform.DecodeBatch(srcData); err != nil {
+			return nil, nil, fmt.Errorf("decoding the source values of %s: %w", msg.Subject(), err)
+		}
+	}
+	withIdentity(mapped, msg.Headers())
+	return mapped, source, nil
+}
+
+// DecodeIngest reads a TALLY_INGEST message: its batch, with the identity that travels in
+// headers.
+func DecodeIngest(msg jetstream.Msg) (*transform.Batch, error) {
+	b, err := transform.DecodeBatch(msg.Data())
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", msg.Subject(), err)
+	}
+	withIdentity(b, msg.Headers())
+	return b, nil
+}
+
+// withIdentity restores a batch's transaction and message ids from the headers.
+func withIdentity(b *transform.Batch, h nats.Header) {
+	if h == nil {
+		return
+	}
+	if b.TxID == "" {
+		b.TxID = h.Get(HeaderTx)
+	}
+	if b.ID == "" {
+		b.ID = h.Get(jetstream.MsgIDHeader)
+	}
+}
+
+// PeekBatch reads the batch a TALLY_INGEST or TALLY_DELIVER message holds, and for a
+// delivery message the source values it carries.
+func PeekBatch(msg jetstream.Msg) (*transform.Batch, *transform.Batch, error) {
+	if msg.Headers().Get(HeaderSourceAt) != "" || strings.HasPrefix(msg.Subject(), stream.DeliverPrefix) {
+		return DecodeDeliver(msg)
+	}
+	b, err := DecodeIngest(msg)
+	return b, nil, err
+}
+
+// MsgAttempts is how often the message has been delivered, this time included.
+func MsgAttempts(msg jetstream.Msg) int {
+	md, err := msg.Metadata()
+	if err != nil {
+		return 1
+	}
+	return int(md.NumDelivered)
+}
+
+// Carried is what a delivery message carries beside its batch, which a dead letter made of
+// it keeps for the replay: the batch's earlier failures and the import parameters its client
+// asked the target to apply.
+type Carried struct {
+	// History is the Tally-History header as it was (mediator/dlq reads and writes it).
+	History string
+	// Flags are the forwarded import parameters, url-encoded.
+	Flags string
+	// Completes is the number of batches of a transaction that completes a data set, 0
+	// otherwise.
+	Completes int
+	// Note is what mapping reported about the batch; it stays with the delivery record
+	// and is not carried further.
+	Note MappingNote
+}
+
+// CarriedBy reads what a message carries beside its batch.
+func CarriedBy(h nats.Header) Carried {
+	n, _ := strconv.Atoi(h.Get(HeaderCompletes))
+	return Carried{History: h.Get(HeaderHistory), Flags: h.Get(HeaderImportOptions), Completes: n, Note: NoteIn(h)}
+}
+
+// Header is what a delivery message made of a batch carries forward (a mapped batch, a
+// replay): the import parameters and the completion mark.
+func (c Carried) Header() nats.Header {
+	h := WithFlags(nil, c.Flags)
+	if c.Completes > 0 {
+		h = CompletesHeader(h, c.Completes)
+	}
+	return h
+}
+
+// CompletesHeader marks the messages of a transaction whose batches complete a data set.
+func CompletesHeader(h nats.Header, batches int) nats.Header {
+	if h == nil {
+		h = nats.Header{}
+	}
+	h.Set(HeaderCompletes, strconv.Itoa(batches))
+	return h
+}
+
+// FlagsOf reads the forwarded import parameters a message carries.
+func FlagsOf(h nats.Header) url.Values {
+	v, err := url.ParseQuery(h.Get(HeaderImportOptions))
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// WithFlags adds forwarded import parameters to a message's headers (h may be nil).
+func WithFlags(h nats.Header, flags string) nats.Header {
+	if flags == "" {
+		return h
+	}
+	if h == nil {
+		h = nats.Header{}
+	}
+	h.Set(HeaderImportOptions, flags)
+	return h
+}
+
+// PayloadIndexes are the values' positions in their payload.
+func PayloadIndexes(vs []transform.DataValue) []int {
+	out := make([]int, len(vs))
+	for i := range vs {
+		out[i] = vs[i].Index
+	}
+	return out
+}
+
+// RecordDelivery writes a delivery record; a failure is logged, since the outcome itself
+// (the ack, the dead letter) must not wait for the log.
+func RecordDelivery(ctx context.Context, log *slog.Logger, tx *txlog.TxLog, txID string, rec *txlog.DeliveryRecord) {
+	if err := tx.PutDelivery(ctx, txID, rec); err != nil {
+		log.Warn("recording delivery", "tx", txID, "target", rec.Target, "seq", rec.Seq, "err", err)
+	}
+}
+
+// Tries is what the transaction log knows of a batch's earlier attempts at a target.
+type Tries struct {
+	Attempts int
+	First    time.Time
+}
+
+// EarlierTries reads the attempts a batch has already used at a target (by the mapper or
+// the delivery workers). They are recorded only once a message comes back, so the first
+// delivery (the common case) skips the read.
+func EarlierTries(ctx context.Context, tx *txlog.TxLog, msg jetstream.Msg, b *transform.Batch, target string) Tries {
+	if MsgAttempts(msg) <= 1 {
+		return Tries{}
+	}
+	bctx, cancel := Bookkeeping(ctx)
+	defer cancel()
+	prev, err := tx.Delivery(bctx, b.TxID, target, b.Seq, b.Replays)
+	if err != nil || prev.Outcome != txlog.OutcomeRetrying {
+		return Tries{}
+	}
+	return Tries{Attempts: prev.Attempts, First: prev.FirstError}
+}

@@ -1,0 +1,101 @@
+package pipeline
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/tally-hmis/tally/transform/mapping"
+)
+
+// A source's duplicates policy reaches across the batches of one payload (a payload of
+// more than batch_size values is cut into several): the mapper keeps, per transaction and
+// target, the target keys the earlier batches were mapped to (mapping.PayloadKeys), so
+// that reject refuses a later value on a key an earlier batch delivered, last lets it
+// overwrite, and sum adds it up.
+//
+// What this can and cannot see, honestly:
+//   - The keys live in the memory of the replica that maps; a batch mapped on another
+//     replica, or after a restart, sees only what this replica mapped before it.
+//   - "Earlier" is by the batch's position in its payload. Batches arrive in order, but
+//     two mapper workers can map neighbours at the same time; a batch therefore waits, a
+//     bounded while (payloadOrderWait), for the lower-numbered batches of its payload
+//     that this replica is mapping right now, so that on one replica the answer is the
+//     same as in order. A batch that still overtakes one (the wait ran out) misses it.
+//   - At most payloadKeysEntries payloads are remembered (the oldest forgotten first),
+//     each up to payloadKeysLimit keys; past that, mapping says so in the batch's
+//     warnings.
+// Duplicates inside one batch are always found. A payload of one batch (the ingest
+// messages say how many batches it has) needs no memory at all.
+
+const (
+	payloadKeysEntries = 256
+	payloadKeysLimit   = 100_000
+	payloadOrderWait   = 5 * time.Second
+)
+
+// payloadKeys remembers the keys of payloads being mapped on this replica.
+type payloadKeys struct {
+	mu      sync.Mutex
+	entries map[string]*payloadEntry
+	order   []string // oldest first, for eviction
+}
+
+type payloadEntry struct {
+	keys *mapping.PayloadKeys
+	// mapping holds the batches being mapped now, each with a channel closed when done.
+	mapping map[int]chan struct{}
+}
+
+func newPayloadKeys() *payloadKeys {
+	return &payloadKeys{entries: map[string]*payloadEntry{}}
+}
+
+// begin returns the keys of a payload at a target for batch seq, after waiting for the
+// lower-numbered batches of the payload that are being mapped on this replica; done must
+// be called when the batch is mapped. A payload of one batch gets nil keys.
+func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h nats.Header) (*mapping.PayloadKeys, func()) {
+	if n, err := strconv.Atoi(h.Get(HeaderBatches)); p == nil || err == nil && n <= 1 {
+		return nil, func() {}
+	}
+	id := txID + "\x00" + target
+	mine := make(chan struct{})
+	p.mu.Lock()
+	e := p.entries[id]
+	if e == nil {
+		e = &payloadEntry{keys: mapping.NewPayloadKeys(payloadKeysLimit), mapping: map[int]chan struct{}{}}
+		p.entries[id] = e
+		p.order = append(p.order, id)
+		if len(p.order) > payloadKeysEntries {
+			delete(p.entries, p.order[0])
+			p.order = p.order[1:]
+		}
+	}
+	var earlier []chan struct{}
+	for s, ch := range e.mapping {
+		if s < seq {
+			earlier = append(earlier, ch)
+		}
+	}
+	e.mapping[seq] = mine
+	p.mu.Unlock()
+
+	wctx, cancel := context.WithTimeout(ctx, payloadOrderWait)
+	defer cancel()
+	for _, ch := range earlier {
+		select {
+		case <-ch:
+		case <-wctx.Done():
+		}
+	}
+	return e.keys, func() {
+		p.mu.Lock()
+		if e.mapping[seq] == mine {
+			delete(e.mapping, seq)
+		}
+		p.mu.Unlock()
+		close(mine)
+	}
+}
