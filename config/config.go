@@ -68,9 +68,36 @@ type TLS struct {
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
-// Admin guards /admin/v1.
+// Admin guards /admin/v1: who may call it, and what each caller may do there.
 type Admin struct {
+	// Token is an operator credential named "admin", as before scoped credentials existed.
 	Token string `yaml:"token"`
+	// Credentials are named bearer tokens, each with a scope: read (look, never change)
+	// or operate (also replay, discard, run exchanges, probe, refresh metadata).
+	Credentials []AdminCredential `yaml:"credentials"`
+}
+
+// AdminCredential is one named bearer token of the admin API.
+type AdminCredential struct {
+	Name  string `yaml:"name"`
+	Token string `yaml:"token"`
+	Scope string `yaml:"scope"`
+}
+
+// Admin scopes.
+const (
+	ScopeRead    = "read"
+	ScopeOperate = "operate"
+)
+
+// AdminCredentials lists every credential of the admin API: admin.token first, as an
+// operator named "admin", then admin.credentials.
+func (a Admin) AdminCredentials() []AdminCredential {
+	var out []AdminCredential
+	if a.Token != "" {
+		out = append(out, AdminCredential{Name: "admin", Token: a.Token, Scope: ScopeOperate})
+	}
+	return append(out, a.Credentials...)
 }
 
 // Auth is how a source's clients authenticate: Basic with one of Users, or a bearer token.

@@ -219,3 +219,26 @@ targets:
 		t.Errorf("complete_date: ade %q, cht %q", ade.CompleteDateMode(), cht.CompleteDateMode())
 	}
 }
+
+func TestAdminCredentialsAreNamedScopedAndNotShared(t *testing.T) {
+	yml := `admin:
+  token: same-token-0123456789
+  credentials:
+    - {name: viewer, token: viewer-token-0123456789, scope: read}
+    - {name: viewer, token: other-token-0123456789, scope: operate}
+    - {name: "a b", token: same-token-0123456789, scope: admin}
+    - {token: short, scope: read}
+`
+	_, err := Parse("tally.yaml", []byte(yml), env(nil))
+	wantProblems(t, err, []lineProblem{
+		{5, `admin.credentials[1].name: "viewer" is already the name of admin.credentials[0]`},
+		{6, `admin.credentials[2].name: "a b"`},
+		{6, `admin.credentials[2].token: the same token as admin.token`},
+		{6, `admin.credentials[2].scope: "admin": want read or operate`},
+		{7, `admin.credentials[3].name: a credential needs a name`},
+		{7, `admin.credentials[3].token: an admin token must be at least 16 characters`},
+	})
+	if strings.Contains(err.Error(), "same-token-0123456789") {
+		t.Errorf("a problem shows a token:\n%s", err)
+	}
+}

@@ -170,9 +170,7 @@ func (c *Config) validate() Problems {
 	if len(c.Sources) > 0 && len(c.Targets) == 0 {
 		k.add("targets", "sources are configured but no target to deliver to")
 	}
-	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
-		k.add("admin.token", "an admin token must be at least 16 characters")
-	}
+	c.validateAdmin(k)
 	return k.ps
 }
 
@@ -413,4 +411,44 @@ func (c *Config) checkSchemes(path string, s Schemes) Problems {
 		}
 	}
 	return ps
+}
+
+// adminNameRE is what a credential's name may look like: it appears in records and logs.
+var adminNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
+
+// validateAdmin checks admin.token and admin.credentials: names unique and plain, tokens long
+// enough and never shared between two credentials (a token must say who is calling).
+func (c *Config) validateAdmin(k *checker) {
+	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
+		k.add("admin.token", "an admin token must be at least 16 characters")
+	}
+	names := map[string]string{}
+	tokens := map[string]string{}
+	if c.Admin.Token != "" {
+		names["admin"], tokens[c.Admin.Token] = "admin.token", "admin.token"
+	}
+	for i, cr := range c.Admin.Credentials {
+		path := fmt.Sprintf("admin.credentials[%d]", i)
+		switch {
+		case cr.Name == "":
+			k.add(path+".name", "a credential needs a name: it is what records and logs say did it")
+		case !adminNameRE.MatchString(cr.Name):
+			k.add(path+".name", "%q: use letters, digits and _ . @ - (at most 64)", cr.Name)
+		case names[cr.Name] != "":
+			k.add(path+".name", "%q is already the name of %s", cr.Name, names[cr.Name])
+		default:
+			names[cr.Name] = path
+		}
+		switch {
+		case len(cr.Token) < 16:
+			k.add(path+".token", "an admin token must be at least 16 characters")
+		case tokens[cr.Token] != "":
+			k.add(path+".token", "the same token as %s: every credential needs its own", tokens[cr.Token])
+		default:
+			tokens[cr.Token] = path
+		}
+		if cr.Scope != ScopeRead && cr.Scope != ScopeOperate {
+			k.add(path+".scope", "%q: want read or operate", cr.Scope)
+		}
+	}
 }

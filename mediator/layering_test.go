@@ -38,8 +38,11 @@ var allowedImports = map[string][]string{
 
 	// The HTTP surface calls the services below it through interfaces of its own; it
 	// imports their packages for the shapes it answers with.
-	"mediator/httpapi": {"config", "mediator/delivery", "mediator/dlq", "mediator/exchange", "mediator/ingest",
-		"mediator/openhim", "mediator/pipeline", "mediator/txlog", "transform"},
+	"mediator/httpapi": {"config", "mediator/delivery", "mediator/dlq", "mediator/exchange", "mediator/httpapi/auth",
+		"mediator/ingest", "mediator/openhim", "mediator/pipeline", "mediator/txlog", "transform"},
+	// Who is calling the admin surface and what their scope allows: the admin API and the
+	// console share it.
+	"mediator/httpapi/auth": {"config"},
 
 	// What the HTTP surface and the scheduler call. Ingest and exchange read the targets
 	// (delivery) for their DHIS2 era and metadata, and publish to the pipeline's streams.

@@ -11,24 +11,41 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
+	"github.com/tally-hmis/tally/mediator/httpapi/auth"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
-// requireAdmin guards /admin/v1 with the configured bearer token. Without a configured token
-// the admin API is closed rather than open.
+// requireAdmin guards /admin/v1 with the configured admin credentials: it finds who is
+// calling, refuses what their scope does not allow (403, naming the scope needed) and hands
+// the principal to the handlers in the request's context. Without a configured credential the
+// admin API is closed rather than open.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		want := s.cfg.Admin.Token
-		if want == "" {
-			return c.JSON(http.StatusForbidden, apiError{Status: "error", Message: "the admin API is disabled: set admin.token"})
+		if !s.admins.Enabled() {
+			return c.JSON(http.StatusForbidden, apiError{Status: "error", Message: "the admin API is disabled: set admin.token or admin.credentials"})
 		}
 		_, _, token := credentials(c.Request())
-		if token == "" || !constEq(token, want) {
+		p, ok := s.admins.Match(token)
+		if !ok {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tally-admin"`)
 			return c.JSON(http.StatusUnauthorized, apiError{Status: "error", Message: "missing or wrong admin token"})
 		}
+		if !p.Can(c.Request().Method, c.Path()) {
+			return c.JSON(http.StatusForbidden, apiError{Status: "error",
+				Message: fmt.Sprintf("%s has scope %s: %s %s needs scope operate", p.Name, p.Scope, c.Request().Method, c.Path())})
+		}
+		r := c.Request()
+		ctx := txlog.WithActor(auth.WithPrincipal(r.Context(), p), p.Name)
+		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}
+}
+
+// handleWhoAmI is GET /admin/v1/whoami: the credential's name and scope, so a client (the CLI,
+// the console) can tell what it may offer before it tries.
+func (s adminAPI) handleWhoAmI(c echo.Context) error {
+	p, _ := auth.FromContext(c.Request().Context())
+	return c.JSON(http.StatusOK, p)
 }
 
 func (s adminAPI) handleTxShow(c echo.Context) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/delivery"
+	"github.com/tally-hmis/tally/mediator/httpapi/auth"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/transform"
 )
@@ -23,6 +24,7 @@ import (
 // exchanges), each group a value holding the server.
 type Server struct {
 	cfg         *config.Config
+	admins      *auth.Credentials
 	log         *slog.Logger
 	now         func() time.Time
 	version     string
@@ -51,7 +53,7 @@ type (
 func New(c Config) *echo.Echo {
 	s := &Server{cfg: c.Config, log: c.Log, now: c.Now, version: c.Version, registry: c.Registry, metrics: c.Metrics,
 		health: c.Health, ingester: c.Ingester, txlog: c.TxLog, deadLetters: c.DeadLetters, exchanges: c.Exchanges,
-		targets: c.Targets, metadata: c.Metadata, openhim: c.OpenHIM, jobs: c.Jobs}
+		targets: c.Targets, metadata: c.Metadata, openhim: c.OpenHIM, jobs: c.Jobs, admins: auth.New(c.Config.Admin)}
 	return s.routes()
 }
 
@@ -70,6 +72,7 @@ func (s *Server) routes() *echo.Echo {
 
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	a := adminAPI{s}
+	admin.GET("/whoami", a.handleWhoAmI)
 	admin.GET("/transactions", a.handleTxList)
 	admin.GET("/transactions/:id", a.handleTxShow)
 	admin.POST("/preview", a.handlePreview)

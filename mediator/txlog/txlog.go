@@ -230,6 +230,23 @@ type TxEvent struct {
 	// and DeadLetters how many dead letters it replayed.
 	OpenHIMTransaction string `json:"openhimTransaction,omitempty"`
 	DeadLetters        int    `json:"deadLetters,omitempty"`
+	// By names who caused the event: the admin credential of a replay or discard (from the
+	// request's context, see WithActor), empty for Tally's own doing.
+	By string `json:"by,omitempty"`
+}
+
+type actorKey struct{}
+
+// WithActor returns a context saying that what follows is done on behalf of name (an admin
+// credential's name): events recorded under it carry it in By.
+func WithActor(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, actorKey{}, name)
+}
+
+// Actor returns the name WithActor put in ctx, or "".
+func Actor(ctx context.Context) string {
+	name, _ := ctx.Value(actorKey{}).(string)
+	return name
 }
 
 // TxLog reads and writes the tally_tx bucket. The ingest record lives at <id>; each delivery
@@ -385,6 +402,9 @@ func (l *TxLog) TargetDeliveries(ctx context.Context, txID, target string) ([]*D
 func (l *TxLog) PutEvent(ctx context.Context, txID string, e *TxEvent) error {
 	if !ValidTxID(txID) {
 		return fmt.Errorf("recording %s event: bad transaction id %q", e.Kind, txID)
+	}
+	if e.By == "" {
+		e.By = Actor(ctx)
 	}
 	data, err := json.Marshal(e)
 	if err != nil {

@@ -1,0 +1,93 @@
+package mediator_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
+)
+
+const (
+	viewerToken   = "viewer-token-0123456789"
+	operatorToken = "operator-token-0123456789"
+)
+
+// withCredentials adds two scoped admin credentials beside admin.token.
+func withCredentials(yml string) string {
+	return strings.Replace(yml, fmt.Sprintf("admin: {token: %s}\n", adminToken), fmt.Sprintf(`admin:
+  token: %s
+  credentials:
+    - {name: viewer, token: %s, scope: read}
+    - {name: alice, token: %s, scope: operate}
+`, adminToken, viewerToken, operatorToken), 1)
+}
+
+// A read credential looks at everything and changes nothing: every state-changing admin
+// route answers 403 naming the scope needed, and the dead letter is still there. An operate
+// credential's replay and discard are recorded under its name.
+func TestAdminScopesThroughTheRunningService(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startConfigured(t, testConfig{dir: t.TempDir(), targets: []testTarget{{name: "hmis", url: emu.URL}}}, mediator.Options{}, withCredentials)
+
+	vs := epiValues("202401", 0)[:4]
+	vs = append(vs, dv{"EPI_BCG", "202401", "KL_NOWHERE", "F_LT1", "", "1"})
+	id := h.ingest(dvsBody(vs))
+	h.waitStatus(id, txlog.TxPartiallyDelivered)
+	letters := h.deadLetters("")
+	if len(letters) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(letters))
+	}
+	seq := fmt.Sprint(num(letters[0]["seq"]))
+
+	as := func(token, method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, h.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return h.do(req)
+	}
+	if code, who := as(viewerToken, "GET", "/admin/v1/whoami", ""); code != 200 || who["name"] != "viewer" || who["scope"] != "read" {
+		t.Errorf("whoami as viewer: HTTP %d %v", code, who)
+	}
+	for _, path := range []string{"/admin/v1/transactions", "/admin/v1/transactions/" + id, "/admin/v1/dlq", "/admin/v1/dlq/" + seq, "/admin/v1/exchanges"} {
+		if code, body := as(viewerToken, "GET", path, ""); code != http.StatusOK {
+			t.Errorf("viewer GET %s: HTTP %d %v", path, code, body)
+		}
+	}
+	refused := []struct{ method, path, body string }{
+		{"POST", "/admin/v1/dlq/" + seq + "/replay", ""},
+		{"DELETE", "/admin/v1/dlq/" + seq, ""},
+		{"POST", "/admin/v1/dlq/replay", `{"all": true}`},
+		{"POST", "/admin/v1/dlq/discard", `{"all": true}`},
+		{"POST", "/admin/v1/targets/hmis/probe", ""},
+		{"POST", "/admin/v1/targets/hmis/metadata/refresh", ""},
+		{"POST", "/admin/v1/exchanges/none/run", ""},
+		{"GET", "/admin/v1/debug/pprof/heap", ""},
+	}
+	for _, r := range refused {
+		code, body := as(viewerToken, r.method, r.path, r.body)
+		if msg, _ := body["message"].(string); code != http.StatusForbidden || !strings.Contains(msg, "needs scope operate") {
+			t.Errorf("viewer %s %s: HTTP %d %v, want 403 naming the scope", r.method, r.path, code, body)
+		}
+	}
+	if n := len(h.deadLetters("")); n != 1 {
+		t.Fatalf("after the refused calls %d dead letters, want 1 untouched", n)
+	}
+	if code, _ := as("not-a-credential-0123456789", "GET", "/admin/v1/dlq", ""); code != http.StatusUnauthorized {
+		t.Errorf("unknown token: HTTP %d, want 401", code)
+	}
+
+	if code, body := as(operatorToken, "DELETE", "/admin/v1/dlq/"+seq, ""); code != http.StatusOK {
+		t.Fatalf("operator discard: HTTP %d %v", code, body)
+	}
+	ev, _ := h.tx(id)["events"].([]any)
+	if len(ev) != 1 || ev[0].(map[string]any)["by"] != "alice" {
+		t.Errorf("events = %v, want the discard by alice", ev)
+	}
+}
