@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -644,10 +645,15 @@ type TxFilter struct {
 	// Since and Until bound when the payload was received.
 	Since, Until time.Time
 	Limit        int
+	// Target keeps the transactions meant for that target; Offset skips that many matches
+	// first (a page of a list).
+	Target string
+	Offset int
 }
 
 func (f TxFilter) matchRecord(r *TxRecord) bool {
 	return (f.Source == "" || r.Source == f.Source) &&
+		(f.Target == "" || slices.Contains(r.Targets, f.Target)) &&
 		(f.Since.IsZero() || !r.Received.Before(f.Since)) &&
 		(f.Until.IsZero() || r.Received.Before(f.Until))
 }
@@ -674,6 +680,7 @@ func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Received.After(out[j].Received) })
+	out = out[min(max(f.Offset, 0), len(out)):]
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
@@ -688,8 +695,13 @@ func (l *TxLog) searchRecords(ctx context.Context, f TxFilter) ([]*TxView, error
 		return nil, err
 	}
 	var out []*TxView
+	skip := f.Offset
 	for _, r := range recs {
 		if !f.matchRecord(r) {
+			continue
+		}
+		if skip > 0 {
+			skip--
 			continue
 		}
 		if f.Limit > 0 && len(out) >= f.Limit {
