@@ -79,6 +79,7 @@ type DeadLetters interface {
 	At(ctx context.Context, seq uint64) (*dlq.DeadLetter, error)
 	Replay(ctx context.Context, seq uint64, remap bool) (*dlq.ReplayResult, error)
 	Discard(ctx context.Context, seq uint64) (*dlq.ReplayResult, error)
+	PreviewReplay(ctx context.Context, seq uint64, remap bool) (*dlq.ReplayPreview, error)
 }
 
 // Exchanges runs the scheduled pulls (mediator/exchange).
@@ -155,4 +156,5 @@ func (c *Console) Register(e *echo.Echo) {
 	s.GET("/", c.handleOverview)
 	s.GET("/transactions", c.handleTxList)
 	s.GET("/transactions/:id", c.handleTxShow)
+	c.dlqRoutes(s)
 }
