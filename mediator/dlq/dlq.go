@@ -587,7 +587,7 @@ type ReplayPreview struct {
 	Unmapped int              `json:"unmapped"`
 	Batch    *transform.Batch `json:"batch"`
 	// Raw is set for a raw dead letter, which a replay puts back on its subject as stored.
-	Raw    bool   `json:"raw,omitempty"`
+	Raw    bool `json:"raw,omitempty"`
 	source *transform.Batch
 }
 
