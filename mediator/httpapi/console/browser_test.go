@@ -116,7 +116,7 @@ func pageCSRF(t *testing.T, ctx context.Context) string {
 }
 
 func TestBrowserMainFlow(t *testing.T) {
-	tl := startTally(t, "")
+	tl := startTally(t, exchangeYAML(t))
 	ctx := newBrowser(t)
 	loginAs(t, ctx, tl.base, operatorToken)
 
@@ -162,6 +162,18 @@ func TestBrowserMainFlow(t *testing.T) {
 			t.Fatalf("transaction is %q after the replay", status)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// An exchange dry run, read as its diff table.
+	run(t, ctx, "dry run the exchange",
+		chromedp.Navigate(tl.base+"/console/exchanges/epi"),
+		chromedp.Click(chromedp.ID("dry-run")),
+		chromedp.WaitVisible(chromedp.CSS("table.diff-table")))
+	counts := text(t, ctx, ".diff-counts")
+	added := eval[int](t, ctx, `document.querySelectorAll("table.diff-table tr.row-added").length`)
+	firstRow := text(t, ctx, "table.diff-table tbody tr")
+	if !strings.Contains(counts, "24 added") || added != 24 || !strings.Contains(firstRow, "BCG doses given") {
+		t.Errorf("dry run diff: %q, %d added rows, first row %q", counts, added, firstRow)
 	}
 
 	// A request without the CSRF token is refused, even with the session cookie.

@@ -157,4 +157,5 @@ func (c *Console) Register(e *echo.Echo) {
 	s.GET("/transactions", c.handleTxList)
 	s.GET("/transactions/:id", c.handleTxShow)
 	c.dlqRoutes(s)
+	c.exchangeRoutes(s)
 }

@@ -250,3 +250,27 @@ func (b *browser) csrf() string {
 	}
 	return m[1]
 }
+
+// exchangeYAML starts a second emulator, the sample's tracker instance, and returns an
+// exchange "epi" pulling its BCG program indicators for fixed 2024 periods into hmis (the
+// sample's tracker-to-aggregate exchange, as mediator's exchange tests configure it).
+func exchangeYAML(t testing.TB) string {
+	t.Helper()
+	tracker := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	t.Cleanup(tracker.Close)
+	return fmt.Sprintf(`exchanges:
+  - name: epi
+    description: BCG doses from the tracker
+    source: {url: %s, username: admin, password: district, timeout: 5s, retry: {initial_delay: 10ms, max_delay: 40ms}}
+    requests:
+      - name: Immunisation
+        dx: [PI_BCG_F_LT1, PI_BCG_M_LT1]
+        pe: ["202404", "202405", "202406"]
+        ou: [KL, LEVEL-3]
+        input_id_scheme: CODE
+        output_id_scheme: ATTRIBUTE:%s
+    id_schemes: {data_element: CODE, org_unit: UID, category_option_combo: UID}
+    targets: [hmis]
+    await: 10s
+`, tracker.URL, dhis2test.SampleAttributeAggDECode)
+}
