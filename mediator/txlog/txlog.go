@@ -649,11 +649,15 @@ type TxFilter struct {
 	// first (a page of a list).
 	Target string
 	Offset int
+	// IDs, when not nil, keeps only these transactions (a content search through the
+	// value index).
+	IDs map[string]bool
 }
 
 func (f TxFilter) matchRecord(r *TxRecord) bool {
 	return (f.Source == "" || r.Source == f.Source) &&
 		(f.Target == "" || slices.Contains(r.Targets, f.Target)) &&
+		(f.IDs == nil || f.IDs[r.ID]) &&
 		(f.Since.IsZero() || !r.Received.Before(f.Since)) &&
 		(f.Until.IsZero() || r.Received.Before(f.Until))
 }
@@ -736,6 +740,7 @@ func (l *TxLog) readAll(ctx context.Context, f TxFilter) (*bucket, error) {
 	err := l.each(ctx, ">", func(key string, value []byte) error {
 		id, rest, sub := strings.Cut(key, ".")
 		switch {
+		case id == originPrefix: // the value index (origins.go)
 		case !sub:
 			var r TxRecord
 			if json.Unmarshal(value, &r) == nil && f.matchRecord(&r) {

@@ -72,6 +72,12 @@ type TxLog interface {
 	Search(ctx context.Context, f txlog.TxFilter) ([]*txlog.TxView, error)
 }
 
+// Origins is the transaction log's value index (mediator/txlog): which deliveries carried
+// which values. The TxLog given implements it too.
+type Origins interface {
+	Origins(ctx context.Context, q txlog.OriginQuery) ([]*txlog.Origin, error)
+}
+
 // DeadLetters is the dead-letter queue (mediator/dlq).
 type DeadLetters interface {
 	List(ctx context.Context, f dlq.DLQFilter, after uint64, limit int) ([]*dlq.DeadLetterSummary, int, uint64, error)
@@ -158,4 +164,5 @@ func (c *Console) Register(e *echo.Echo) {
 	s.GET("/transactions/:id", c.handleTxShow)
 	c.dlqRoutes(s)
 	c.exchangeRoutes(s)
+	s.GET("/origin", c.handleOrigin)
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"strings"
 
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -66,4 +67,49 @@ type namedKey struct {
 
 func (n *names) key(k transform.Key) namedKey {
 	return namedKey{Key: k, DEName: n.de[k.DataElement], OUName: n.ou[k.OrgUnit], COCName: n.coc[k.CategoryOptionCombo]}
+}
+
+// aliases are the identifiers that name one object for a target: what the person typed,
+// and the UID and code of every object of that kind whose UID, code or name it is.
+type aliases map[string]bool
+
+func (a aliases) has(id string) bool { return a == nil || a[id] }
+
+// aliasesOf resolves what was typed for a data element ("de") or org unit ("ou") in the
+// metadata of the targets given; empty input matches everything (nil).
+func (c *Console) aliasesOf(ctx context.Context, targets []string, kind, typed string) aliases {
+	typed = strings.TrimSpace(typed)
+	if typed == "" {
+		return nil
+	}
+	out := aliases{typed: true}
+	if c.cfg.Metadata == nil {
+		return out
+	}
+	for _, t := range targets {
+		md, err := c.cfg.Metadata.Metadata(ctx, t)
+		if err != nil || md == nil {
+			continue
+		}
+		var objs []metadata.Object
+		switch kind {
+		case "de":
+			for _, d := range md.DataElements {
+				objs = append(objs, d.Object)
+			}
+		case "ou":
+			for _, o := range md.OrgUnits {
+				objs = append(objs, o.Object)
+			}
+		}
+		for _, o := range objs {
+			if o.ID == typed || o.Code == typed || strings.EqualFold(o.Name, typed) {
+				out[o.ID] = true
+				if o.Code != "" {
+					out[o.Code] = true
+				}
+			}
+		}
+	}
+	return out
 }

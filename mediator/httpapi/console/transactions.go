@@ -24,7 +24,13 @@ const (
 // txFilter is the transaction list's form, as the query string carries it.
 type txFilter struct {
 	Source, Status, Target, Since, Until string
+	// DE, OU and PE search the content: the transactions that carried such values (by
+	// UID, code or name), through the value index.
+	DE, OU, PE string
 }
+
+// content reports whether the form searches the content.
+func (f txFilter) content() bool { return f.DE != "" || f.OU != "" || f.PE != "" }
 
 type txList struct {
 	Filter   txFilter
@@ -38,7 +44,8 @@ type txList struct {
 
 func (c *Console) handleTxList(ec echo.Context) error {
 	q := ec.QueryParams()
-	form := txFilter{Source: q.Get("source"), Status: q.Get("status"), Target: q.Get("target"), Since: q.Get("since"), Until: q.Get("until")}
+	form := txFilter{Source: q.Get("source"), Status: q.Get("status"), Target: q.Get("target"), Since: q.Get("since"), Until: q.Get("until"),
+		DE: q.Get("de"), OU: q.Get("ou"), PE: q.Get("pe")}
 	page := pageOf(ec)
 	data := &txList{Filter: form, Page: page, Sources: c.sourceNames(), Targets: c.targetNames(),
 		Statuses: []string{txlog.TxAccepted, txlog.TxDelivered, txlog.TxPartiallyDelivered, txlog.TxFailed}}
@@ -47,6 +54,11 @@ func (c *Console) handleTxList(ec echo.Context) error {
 		return c.renderView(ec, http.StatusBadRequest, "transactions", view{Title: "Transactions", Nav: "transactions", Data: data, Error: err.Error()})
 	}
 	f.Offset, f.Limit = (page-1)*txPageSize, txPageSize+1
+	if form.content() {
+		if f.IDs, err = c.contentIDs(ec.Request().Context(), form); err != nil {
+			return err
+		}
+	}
 	rows, err := c.cfg.TxLog.Search(ec.Request().Context(), f)
 	if err != nil {
 		return err
