@@ -165,4 +165,6 @@ func (c *Console) Register(e *echo.Echo) {
 	c.dlqRoutes(s)
 	c.exchangeRoutes(s)
 	s.GET("/origin", c.handleOrigin)
+	s.GET("/preview", c.handlePreviewForm)
+	s.POST("/preview", c.handlePreview)
 }

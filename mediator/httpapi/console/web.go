@@ -135,6 +135,9 @@ func (c *Console) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 			return c.fail(ec, http.StatusUnauthorized, "Your session has ended. Log in again.")
 		}
 		ec.Set("session", s)
+		if !safeMethod(r.Method) {
+			r.Body = http.MaxBytesReader(ec.Response(), r.Body, maxBody)
+		}
 		if !safeMethod(r.Method) && !s.validCSRF(csrfOf(r)) {
 			return c.fail(ec, http.StatusForbidden, "This request carries no valid CSRF token. Reload the page and try again.")
 		}
