@@ -46,7 +46,7 @@ var allowedImports = map[string][]string{
 	// The web console: pages over the same services as the admin API, through interfaces
 	// of its own (httpapi mounts it, so it cannot import httpapi).
 	"mediator/httpapi/console": {"config", "mediator/delivery", "mediator/dlq", "mediator/exchange", "mediator/httpapi/auth",
-		"mediator/ingest", "mediator/txlog", "transform/metadata"},
+		"mediator/ingest", "mediator/txlog", "transform", "transform/metadata"},
 
 	// What the HTTP surface and the scheduler call. Ingest and exchange read the targets
 	// (delivery) for their DHIS2 era and metadata, and publish to the pipeline's streams.

@@ -255,11 +255,12 @@ func Actor(ctx context.Context) string {
 // so concurrent workers never contend for a key and the status is derived on read; events
 // live at <id>.e.<dlq seq>.<kind>. Records expire nats.tx_retention after their last write.
 type TxLog struct {
-	kv jetstream.KeyValue
+	kv    jetstream.KeyValue
+	cache *recordCache // see Follow
 }
 
 // New is the transaction log kept in kv (the tally_tx bucket).
-func New(kv jetstream.KeyValue) *TxLog { return &TxLog{kv: kv} }
+func New(kv jetstream.KeyValue) *TxLog { return &TxLog{kv: kv, cache: &recordCache{}} }
 
 // ErrTxNotFound means no transaction has that id.
 var ErrTxNotFound = errors.New("transaction not found")
@@ -619,6 +620,18 @@ func (o *outcomes) status(rec *TxRecord, targets []*TargetSummary, comps map[str
 // List returns the most recent transactions, newest first, up to limit, optionally only
 // those of one source.
 func (l *TxLog) List(ctx context.Context, source string, limit int) ([]*TxRecord, error) {
+	if recs, ok := l.cache.list(time.Now()); ok {
+		out := make([]*TxRecord, 0, min(len(recs), max(limit, 0)))
+		for _, r := range recs {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			if source == "" || r.Source == source {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
 	var out []*TxRecord
 	err := l.each(ctx, "*", func(_ string, value []byte) error {
 		var rec TxRecord
@@ -698,7 +711,7 @@ func (l *TxLog) searchRecords(ctx context.Context, f TxFilter) ([]*TxView, error
 	if err != nil {
 		return nil, err
 	}
-	var out []*TxView
+	var page []*TxRecord
 	skip := f.Offset
 	for _, r := range recs {
 		if !f.matchRecord(r) {
@@ -708,9 +721,13 @@ func (l *TxLog) searchRecords(ctx context.Context, f TxFilter) ([]*TxView, error
 			skip--
 			continue
 		}
-		if f.Limit > 0 && len(out) >= f.Limit {
+		if f.Limit > 0 && len(page) >= f.Limit {
 			break
 		}
+		page = append(page, r)
+	}
+	out := make([]*TxView, 0, len(page))
+	for _, r := range page {
 		v, err := l.View(ctx, r.ID)
 		if errors.Is(err, ErrTxNotFound) {
 			continue // expired meanwhile
