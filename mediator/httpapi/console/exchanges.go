@@ -32,6 +32,8 @@ type exchangePage struct {
 	// DryRun is the dry run just made, with its diff tables.
 	DryRun *exchange.ExchangeRun
 	Diffs  []*diffTable
+	// Pulled counts the values the dry run's requests pulled.
+	Pulled int
 }
 
 // diffTable is one target's dry run: the counts and a row per listed value.
@@ -153,6 +155,9 @@ func (c *Console) handleExchangeRun(ec echo.Context) error {
 	p.DryRun = r.Run
 	if r.Run == nil {
 		return errors.New("exchange dry run: no run and no error")
+	}
+	for _, req := range r.Run.Requests {
+		p.Pulled += req.Values
 	}
 	for _, t := range r.Run.Targets {
 		dt := &diffTable{Target: t.Target, Diff: t.Diff, Error: t.Error}
