@@ -6,36 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tally-hmis/tally/mediator/stream/streamtest"
 	"github.com/tally-hmis/tally/mediator/txlog"
 	"github.com/tally-hmis/tally/transform"
 )
 
-// newBucket starts an in-process nats-server with JetStream and returns a tally_tx-like
-// key-value bucket on it.
+// newBucket is a tally_tx-like key-value bucket on an in-process JetStream server.
 func newBucket(t testing.TB) jetstream.KeyValue {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "tally_tx", History: 1})
+	kv, err := streamtest.JetStream(t).CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "tally_tx", History: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,36 +10,18 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/httpapi/auth"
+	"github.com/tally-hmis/tally/mediator/stream/streamtest"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
-// benchBucket is a tally_tx bucket on an in-process nats-server holding n transaction
+// benchBucket is a tally_tx bucket on an in-process JetStream server holding n transaction
 // records (each with a delivery record), written with asynchronous publishes.
 func benchBucket(b *testing.B, n int) *txlog.TxLog {
 	b.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: b.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		b.Fatal("nats-server not ready")
-	}
-	b.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		b.Fatal(err)
-	}
+	js := streamtest.JetStream(b, jetstream.WithPublishAsyncMaxPending(4096))
 	ctx := context.Background()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "tally_tx", History: 1})
 	if err != nil {

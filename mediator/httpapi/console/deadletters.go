@@ -60,15 +60,9 @@ func (f dlqForm) Query() string {
 
 func (c *Console) dlqFilter(f dlqForm) (dlq.DLQFilter, error) {
 	out := dlq.DLQFilter{Target: f.Target, Source: f.Source, Reason: f.Reason, Code: f.Code, TxID: f.Tx}
-	now := c.cfg.Now()
 	var err error
-	if out.Since, err = ParseWhen(f.Since, now); err != nil {
-		return out, fmt.Errorf("since: %w", err)
-	}
-	if out.Until, err = ParseWhen(f.Until, now); err != nil {
-		return out, fmt.Errorf("until: %w", err)
-	}
-	return out, nil
+	out.Since, out.Until, err = c.bounds(f.Since, f.Until)
+	return out, err
 }
 
 type dlqList struct {

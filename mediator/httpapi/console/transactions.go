@@ -74,15 +74,21 @@ func (c *Console) txFilterOf(form txFilter) (txlog.TxFilter, error) {
 	if f.Status != "" && !slices.Contains([]string{txlog.TxAccepted, txlog.TxDelivered, txlog.TxPartiallyDelivered, txlog.TxFailed}, f.Status) {
 		return f, fmt.Errorf("status: %q is not a transaction status", f.Status)
 	}
-	now := c.cfg.Now()
 	var err error
-	if f.Since, err = ParseWhen(form.Since, now); err != nil {
-		return f, fmt.Errorf("since: %w", err)
+	f.Since, f.Until, err = c.bounds(form.Since, form.Until)
+	return f, err
+}
+
+// bounds reads a filter's since and until (ParseWhen), naming the field at fault.
+func (c *Console) bounds(since, until string) (s, u time.Time, err error) {
+	now := c.cfg.Now()
+	if s, err = ParseWhen(since, now); err != nil {
+		return s, u, fmt.Errorf("since: %w", err)
 	}
-	if f.Until, err = ParseWhen(form.Until, now); err != nil {
-		return f, fmt.Errorf("until: %w", err)
+	if u, err = ParseWhen(until, now); err != nil {
+		return s, u, fmt.Errorf("until: %w", err)
 	}
-	return f, nil
+	return s, u, nil
 }
 
 func (c *Console) sourceNames() []string {
