@@ -117,7 +117,9 @@ func (l *TxLog) IndexBatch(ctx context.Context, b *transform.Batch, rec *Deliver
 // reads every target or period); Match keeps the values wanted.
 type OriginQuery struct {
 	Target, Period string
-	Match          func(OriginValue) bool
+	// TxID, when set, reads only that transaction's records (what it carried).
+	TxID  string
+	Match func(OriginValue) bool
 	// Limit bounds the records returned, newest first.
 	Limit int
 }
@@ -126,6 +128,12 @@ type OriginQuery struct {
 // only those values.
 func (l *TxLog) Origins(ctx context.Context, q OriginQuery) ([]*Origin, error) {
 	pattern := originPrefix + "." + tokenOrAll(q.Target) + "." + tokenOrAll(q.Period) + ".>"
+	if q.TxID != "" {
+		if !ValidTxID(q.TxID) {
+			return nil, fmt.Errorf("reading the value index: bad transaction id %q", q.TxID)
+		}
+		pattern = originPrefix + "." + tokenOrAll(q.Target) + "." + tokenOrAll(q.Period) + "." + q.TxID + ".>"
+	}
 	var out []*Origin
 	err := l.each(ctx, pattern, func(key string, value []byte) error {
 		var o Origin

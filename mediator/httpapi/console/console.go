@@ -162,6 +162,7 @@ func (c *Console) Register(e *echo.Echo) {
 	s.GET("/", c.handleOverview)
 	s.GET("/transactions", c.handleTxList)
 	s.GET("/transactions/:id", c.handleTxShow)
+	s.GET("/transactions/:id/values", c.handleTxValues)
 	c.dlqRoutes(s)
 	c.exchangeRoutes(s)
 	s.GET("/origin", c.handleOrigin)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -103,4 +105,80 @@ func (c *Console) contentIDs(ctx context.Context, form txFilter) (map[string]boo
 		ids[o.TxID] = true
 	}
 	return ids, nil
+}
+
+// valuesPageSize is the rows of a page of a transaction's values.
+const valuesPageSize = 100
+
+type txValueRow struct {
+	Target  string
+	Seq     int
+	Replay  int
+	Period  string
+	Outcome string
+	namedOrigin
+}
+
+type txValuesPage struct {
+	TxID    string
+	Rows    []txValueRow
+	Total   int
+	Page    int
+	Pages   int
+	HasNext bool
+}
+
+// handleTxValues pages through the values a transaction carried to its targets, as the value
+// index recorded them when the targets answered (each replay apart).
+func (c *Console) handleTxValues(ec echo.Context) error {
+	id := ec.Param("id")
+	if !txlog.ValidTxID(id) {
+		return c.fail(ec, http.StatusBadRequest, "Not a transaction id: "+strconv.Quote(id))
+	}
+	ix, ok := c.cfg.TxLog.(Origins)
+	if !ok {
+		return c.fail(ec, http.StatusNotImplemented, "This transaction log keeps no value index.")
+	}
+	ctx := ec.Request().Context()
+	os, err := ix.Origins(ctx, txlog.OriginQuery{TxID: id})
+	if err != nil {
+		return err
+	}
+	sort.Slice(os, func(i, j int) bool {
+		a, b := os[i], os[j]
+		if a.Target != b.Target {
+			return a.Target < b.Target
+		}
+		if a.Seq != b.Seq {
+			return a.Seq < b.Seq
+		}
+		if a.Replay != b.Replay {
+			return a.Replay < b.Replay
+		}
+		return a.Period < b.Period
+	})
+	p := &txValuesPage{TxID: id, Page: pageOf(ec)}
+	for _, o := range os {
+		p.Total += len(o.Values)
+	}
+	p.Pages = (p.Total + valuesPageSize - 1) / valuesPageSize
+	start, end := (p.Page-1)*valuesPageSize, p.Page*valuesPageSize
+	byTarget := map[string]*names{}
+	at := 0
+	for _, o := range os {
+		for _, v := range o.Values {
+			if at >= start && at < end {
+				n := byTarget[o.Target]
+				if n == nil {
+					n = c.namesOf(ctx, o.Target)
+					byTarget[o.Target] = n
+				}
+				p.Rows = append(p.Rows, txValueRow{Target: o.Target, Seq: o.Seq, Replay: o.Replay, Period: o.Period, Outcome: o.Outcome,
+					namedOrigin: namedOrigin{OriginValue: v, DEName: n.de[v.DataElement], OUName: n.ou[v.OrgUnit], COCName: n.coc[v.CategoryOptionCombo]}})
+			}
+			at++
+		}
+	}
+	p.HasNext = end < p.Total
+	return c.render(ec, http.StatusOK, "txvalues", "Values of transaction "+id, p)
 }

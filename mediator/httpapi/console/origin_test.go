@@ -69,3 +69,37 @@ func TestWhereDidThisValueComeFrom(t *testing.T) {
 		t.Errorf("content search for an unknown data element: HTTP %d, lists transactions", p.status)
 	}
 }
+
+func TestTransactionValuesPaged(t *testing.T) {
+	tl := startTally(t, "")
+	// 14 months, 8 values each, and 4 values the target rejects: 116 values in one batch.
+	var values []dv
+	for _, pe := range []string{"202211", "202212", "202301", "202302", "202303", "202304", "202305", "202306", "202307",
+		"202308", "202309", "202310", "202311", "202312"} {
+		values = append(values, goodValues(pe, 0)...)
+	}
+	values = append(values, unknownFacility("202312")...)
+	id := tl.ingest(dvsJSON(values))
+	tl.waitStatus(id, txlog.TxPartiallyDelivered)
+	b := tl.browser()
+	b.login(viewerToken)
+	if p := b.mustGet("/console/transactions/" + id); !strings.Contains(p.body, "/console/transactions/"+id+"/values") {
+		t.Error("the transaction page does not lead to its values")
+	}
+	rows := func(body string) int { return strings.Count(body, "<tr>") - 1 } // less the header
+	first := b.mustGet("/console/transactions/" + id + "/values")
+	if !strings.Contains(first.body, "116 values sent to the targets") || !strings.Contains(first.body, "page 1 of 2") || rows(first.body) != 100 {
+		t.Errorf("values page 1: %d rows\n%s", rows(first.body), first.body)
+	}
+	second := b.mustGet("/console/transactions/" + id + "/values?page=2")
+	if rows(second.body) != 16 || strings.Contains(second.body, `rel="next"`) {
+		t.Errorf("values page 2: %d rows, want 16", rows(second.body))
+	}
+	all := first.body + second.body
+	if n := strings.Count(all, ">rejected</a>"); n != 4 {
+		t.Errorf("%d values shown rejected, want 4", n)
+	}
+	if !strings.Contains(all, "North Facility 1") || !strings.Contains(all, "BCG doses given") {
+		t.Error("values without names")
+	}
+}
