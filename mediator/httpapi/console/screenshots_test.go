@@ -47,6 +47,8 @@ func TestConsoleScreenshots(t *testing.T) {
 	shoot("transactions")
 	run(t, ctx, "transaction", chromedp.Navigate(tl.base+"/console/transactions/"+partial))
 	shoot("transaction")
+	run(t, ctx, "transaction values", chromedp.Click(chromedp.ID("tx-values")), chromedp.WaitVisible(chromedp.ID("values-total")))
+	shoot("transaction-values")
 	run(t, ctx, "dead letters", chromedp.Navigate(tl.base+"/console/dlq"), chromedp.WaitVisible(chromedp.ID("dlq-total")))
 	shoot("dead-letters")
 	run(t, ctx, "replay preview", chromedp.Click(chromedp.CSS(`input[name=seq]`)), chromedp.Click(chromedp.ID("preview-selected")),
