@@ -118,3 +118,16 @@ func (l *TxLog) Following() bool {
 	defer l.cache.mu.Unlock()
 	return l.cache.ready
 }
+
+// put takes a record this process just wrote, so that a List right after the write sees it
+// (the watch brings it a moment later, and brings other replicas' records).
+func (c *recordCache) put(rec *TxRecord) {
+	cp := *rec
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byID == nil {
+		return
+	}
+	c.byID[cp.ID] = cachedRecord{rec: &cp, written: time.Now()}
+	c.sorted = nil
+}

@@ -46,23 +46,31 @@ func TestFollowListsFromACopyThatFollowsTheBucket(t *testing.T) {
 	if got := ids(""); len(got) != 2 || got[0] != "b" {
 		t.Fatalf("List = %v, want b, a", got)
 	}
+	// A record written through this log is listed at once (read your writes); one written
+	// by another replica comes with the watch.
 	if _, _, err := l.Create(ctx, &txlog.TxRecord{ID: "c", Source: "dvs", Received: t0.Add(3 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the new record", func() bool { got := ids(""); return len(got) == 3 && got[0] == "c" })
-	if got := ids("dvs"); len(got) != 1 || got[0] != "c" {
+	if got := ids(""); len(got) != 3 || got[0] != "c" {
+		t.Errorf("List right after Create = %v, want c first", got)
+	}
+	if _, _, err := txlog.New(kv).Create(ctx, &txlog.TxRecord{ID: "d", Source: "dvs", Received: t0.Add(4 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "another writer's record", func() bool { got := ids(""); return len(got) == 4 && got[0] == "d" })
+	if got := ids("dvs"); len(got) != 2 || got[1] != "c" {
 		t.Errorf("List(dvs) = %v", got)
 	}
 	if err := kv.Delete(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deleted record to go", func() bool { return len(ids("")) == 2 })
+	waitFor(t, "the deleted record to go", func() bool { return len(ids("")) == 3 })
 	cancel()
 	<-done
 	if l.Following() {
 		t.Error("still following after the context ended")
 	}
-	if got := ids(""); len(got) != 2 { // read from the bucket again
+	if got := ids(""); len(got) != 3 { // read from the bucket again
 		t.Errorf("List after Follow = %v", got)
 	}
 }

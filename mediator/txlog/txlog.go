@@ -282,6 +282,7 @@ func (l *TxLog) Create(ctx context.Context, rec *TxRecord) (*TxRecord, bool, err
 		}
 		return nil, false, fmt.Errorf("recording transaction %s: %w", rec.ID, err)
 	}
+	l.cache.put(rec)
 	return rec, true, nil
 }
 
@@ -295,6 +296,7 @@ func (l *TxLog) Put(ctx context.Context, rec *TxRecord) error {
 	if _, err := l.kv.Put(ctx, rec.ID, data); err != nil {
 		return fmt.Errorf("recording transaction %s: %w", rec.ID, err)
 	}
+	l.cache.put(rec)
 	return nil
 }
 

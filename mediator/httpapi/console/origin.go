@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -131,9 +130,9 @@ type txValuesPage struct {
 // handleTxValues pages through the values a transaction carried to its targets, as the value
 // index recorded them when the targets answered (each replay apart).
 func (c *Console) handleTxValues(ec echo.Context) error {
-	id := ec.Param("id")
-	if !txlog.ValidTxID(id) {
-		return c.fail(ec, http.StatusBadRequest, "Not a transaction id: "+strconv.Quote(id))
+	id, err := c.txParam(ec)
+	if id == "" {
+		return err
 	}
 	ix, ok := c.cfg.TxLog.(Origins)
 	if !ok {

@@ -124,10 +124,19 @@ type txPage struct {
 	Pages      int
 }
 
-func (c *Console) handleTxShow(ec echo.Context) error {
+// txParam is the transaction id a path names; it answers 400 for one that cannot be.
+func (c *Console) txParam(ec echo.Context) (string, error) {
 	id := ec.Param("id")
 	if !txlog.ValidTxID(id) {
-		return c.fail(ec, http.StatusBadRequest, "Not a transaction id: "+strconv.Quote(id))
+		return "", c.fail(ec, http.StatusBadRequest, "Not a transaction id: "+strconv.Quote(id))
+	}
+	return id, nil
+}
+
+func (c *Console) handleTxShow(ec echo.Context) error {
+	id, err := c.txParam(ec)
+	if id == "" {
+		return err
 	}
 	v, err := c.cfg.TxLog.View(ec.Request().Context(), id)
 	if errors.Is(err, txlog.ErrTxNotFound) {
