@@ -15,7 +15,8 @@ import (
 // instead, following the bucket's changes, so that a page of the list reads only the page's
 // own records. Until Follow has read the bucket once (or when it is not running), List reads
 // the bucket as before. Records leave the copy when the bucket's TTL expires them, as they
-// leave the bucket (which writes no delete marker for an expiry).
+// leave the bucket (which writes no delete marker for an expiry). The copy holds a
+// transaction for as long as the bucket does (nats.tx_retention), at about 200 bytes each.
 
 // recordCache is the followed copy of the ingest records.
 type recordCache struct {
@@ -84,8 +85,17 @@ func (c *recordCache) apply(e jetstream.KeyValueEntry) {
 	if json.Unmarshal(e.Value(), &rec) != nil {
 		return
 	}
-	c.byID[e.Key()] = cachedRecord{rec: &rec, written: e.Created()}
+	c.byID[e.Key()] = cachedRecord{rec: listed(&rec), written: e.Created()}
 	c.sorted = nil
+}
+
+// listed is the part of a record the copy keeps: what lists show and filter on, without the
+// conflicts, notes and exchange summary (up to kilobytes each), so that the copy stays near
+// 200 bytes a transaction.
+func listed(rec *TxRecord) *TxRecord {
+	cp := *rec
+	cp.Conflicts, cp.Notes, cp.Exchange = nil, nil, nil
+	return &cp
 }
 
 // list returns the followed records newest first, or false when the copy is not ready.
@@ -122,12 +132,12 @@ func (l *TxLog) Following() bool {
 // put takes a record this process just wrote, so that a List right after the write sees it
 // (the watch brings it a moment later, and brings other replicas' records).
 func (c *recordCache) put(rec *TxRecord) {
-	cp := *rec
+	cp := listed(rec)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byID == nil {
 		return
 	}
-	c.byID[cp.ID] = cachedRecord{rec: &cp, written: time.Now()}
+	c.byID[cp.ID] = cachedRecord{rec: cp, written: time.Now()}
 	c.sorted = nil
 }

@@ -620,7 +620,8 @@ func (o *outcomes) status(rec *TxRecord, targets []*TargetSummary, comps map[str
 }
 
 // List returns the most recent transactions, newest first, up to limit, optionally only
-// those of one source.
+// those of one source. While Follow runs, the records come from its copy, which leaves out
+// their conflicts, notes and exchange summary: read those with Get or View.
 func (l *TxLog) List(ctx context.Context, source string, limit int) ([]*TxRecord, error) {
 	if recs, ok := l.cache.list(time.Now()); ok {
 		out := make([]*TxRecord, 0, min(len(recs), max(limit, 0)))
