@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -47,7 +48,7 @@ func dlqFormOf(get func(string) string) dlqForm {
 }
 
 // Query is the filter as a query string.
-func (f dlqForm) Query() string {
+func (f dlqForm) Query() template.URL {
 	q := url.Values{}
 	for k, v := range map[string]string{"target": f.Target, "source": f.Source, "reason": f.Reason, "code": f.Code,
 		"tx": f.Tx, "since": f.Since, "until": f.Until} {
@@ -55,7 +56,7 @@ func (f dlqForm) Query() string {
 			q.Set(k, v)
 		}
 	}
-	return q.Encode()
+	return template.URL(q.Encode()) // encoded here: the template must not encode it again
 }
 
 func (c *Console) dlqFilter(f dlqForm) (dlq.DLQFilter, error) {
@@ -66,16 +67,15 @@ func (c *Console) dlqFilter(f dlqForm) (dlq.DLQFilter, error) {
 }
 
 type dlqList struct {
-	Filter       dlqForm
-	Targets      []string
-	Sources      []string
-	Reasons      []string
-	Rows         []*dlq.DeadLetterSummary
-	Total        int
-	TotalValues  int
-	Next, After  uint64
-	NextQuery    string
-	FilterFields map[string]string
+	Filter      dlqForm
+	Targets     []string
+	Sources     []string
+	Reasons     []string
+	Rows        []*dlq.DeadLetterSummary
+	Total       int
+	TotalValues int
+	Next, After uint64
+	NextQuery   template.URL
 }
 
 // reasons are the dead-letter reasons an operator filters by (tally_dlq_messages_total's).
@@ -103,11 +103,11 @@ func (c *Console) handleDLQList(ec echo.Context) error {
 		return err
 	}
 	if next != 0 {
-		q := form.Query()
+		q := string(form.Query())
 		if q != "" {
 			q += "&"
 		}
-		data.NextQuery = q + "after=" + strconv.FormatUint(next, 10)
+		data.NextQuery = template.URL(q + "after=" + strconv.FormatUint(next, 10))
 	}
 	return c.render(ec, http.StatusOK, "dlq", "Dead letters", data)
 }

@@ -1,11 +1,14 @@
 package console_test
 
 import (
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
@@ -154,5 +157,40 @@ func TestReadSessionIsRefusedEveryChange(t *testing.T) {
 	// A read session sees the pages.
 	if p := viewer.mustGet("/console/"); !strings.Contains(p.body, "viewer") {
 		t.Error("overview does not name the read user")
+	}
+}
+
+var nextLink = regexp.MustCompile(`<a rel="next" href="([^"]+)"`)
+
+func TestDeadLetterListPages(t *testing.T) {
+	tl := startTally(t, "")
+	var last string
+	for i := range 52 { // each payload leaves one dead letter of one value
+		last = tl.ingest(dvsJSON([]dv{{"EPI_BCG", "202401", "KL_N_F3", "F_LT1", fmt.Sprint(i + 1)}}))
+	}
+	tl.waitStatus(last, txlog.TxFailed)
+	b := tl.browser()
+	b.login(viewerToken)
+	var first page
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		first = b.mustGet("/console/dlq?target=hmis")
+		if strings.Contains(first.body, "52 dead letters match, holding 52 values") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if n := len(seqLink.FindAllString(first.body, -1)); n != 50 {
+		t.Fatalf("page 1 lists %d letters, want 50", n)
+	}
+	m := nextLink.FindStringSubmatch(first.body)
+	if m == nil {
+		t.Fatal("no link to the next page")
+	}
+	next := html.UnescapeString(m[1])
+	if !strings.Contains(next, "target=hmis") || !strings.Contains(next, "after=") {
+		t.Errorf("next page link %q loses the filter or the position", next)
+	}
+	second := b.mustGet("/console/dlq" + next)
+	if n := len(seqLink.FindAllString(second.body, -1)); n != 2 {
+		t.Errorf("page 2 lists %d letters, want 2", n)
 	}
 }
