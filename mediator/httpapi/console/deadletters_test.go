@@ -33,8 +33,7 @@ var seqLink = regexp.MustCompile(`href="/console/dlq/(\d+)"`)
 
 func TestDeadLettersFilterPreviewReplayAndHistory(t *testing.T) {
 	tl := startTally(t, "")
-	id := tl.ingest(dvsJSON(append(goodValues("202401", 0), unknownFacility("202401")...)))
-	tl.waitStatus(id, txlog.TxPartiallyDelivered)
+	id := tl.partial()
 	b := tl.browser()
 	b.login(operatorToken)
 
@@ -104,8 +103,7 @@ func TestDeadLettersFilterPreviewReplayAndHistory(t *testing.T) {
 
 func TestDeadLetterDiscardAfterConfirmation(t *testing.T) {
 	tl := startTally(t, "")
-	id := tl.ingest(dvsJSON(append(goodValues("202401", 0), unknownFacility("202401")...)))
-	tl.waitStatus(id, txlog.TxPartiallyDelivered)
+	id := tl.partial()
 	b := tl.browser()
 	b.login(operatorToken)
 	csrf := b.csrf()

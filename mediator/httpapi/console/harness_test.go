@@ -20,6 +20,7 @@ import (
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
 // The console is tested against a real Tally (mediator.Service with its embedded
@@ -150,6 +151,15 @@ func (tl *tally) ingest(body []byte) string {
 	if res.StatusCode != http.StatusAccepted || id == "" {
 		tl.t.Fatalf("ingest: HTTP %d %v", res.StatusCode, out)
 	}
+	return id
+}
+
+// partial posts 8 values of 202401 the target takes and 4 it rejects (KL_N_F3), and waits
+// until the transaction is partly delivered: one dead letter of 4 values.
+func (tl *tally) partial() string {
+	tl.t.Helper()
+	id := tl.ingest(dvsJSON(append(goodValues("202401", 0), unknownFacility("202401")...)))
+	tl.waitStatus(id, txlog.TxPartiallyDelivered)
 	return id
 }
 

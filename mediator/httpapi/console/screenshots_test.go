@@ -27,8 +27,7 @@ func TestConsoleScreenshots(t *testing.T) {
 	for i := range 3 {
 		tl.waitStatus(tl.ingest(dvsJSON(goodValues("2023"+[]string{"10", "11", "12"}[i], i*10))), txlog.TxDelivered)
 	}
-	partial := tl.ingest(dvsJSON(append(goodValues("202401", 0), unknownFacility("202401")...)))
-	tl.waitStatus(partial, txlog.TxPartiallyDelivered)
+	partial := tl.partial()
 
 	ctx := newBrowser(t)
 	shoot := func(name string) {
