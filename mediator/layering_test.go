@@ -33,16 +33,20 @@ var allowedImports = map[string][]string{
 	// The composition root builds every part and wires them; nothing imports it but the
 	// commands.
 	"mediator": {"config", "mediator/delivery", "mediator/dlq", "mediator/exchange", "mediator/exchange/schedule",
-		"mediator/httpapi", "mediator/ingest", "mediator/openhim", "mediator/openhim/outcome", "mediator/pipeline",
-		"mediator/stream", "mediator/txlog", "transform/mapping"},
+		"mediator/httpapi", "mediator/httpapi/console", "mediator/ingest", "mediator/openhim", "mediator/openhim/outcome",
+		"mediator/pipeline", "mediator/stream", "mediator/txlog", "transform/mapping"},
 
 	// The HTTP surface calls the services below it through interfaces of its own; it
 	// imports their packages for the shapes it answers with.
 	"mediator/httpapi": {"config", "mediator/delivery", "mediator/dlq", "mediator/exchange", "mediator/httpapi/auth",
-		"mediator/ingest", "mediator/openhim", "mediator/pipeline", "mediator/txlog", "transform"},
+		"mediator/httpapi/console", "mediator/ingest", "mediator/openhim", "mediator/pipeline", "mediator/txlog", "transform"},
 	// Who is calling the admin surface and what their scope allows: the admin API and the
 	// console share it.
 	"mediator/httpapi/auth": {"config"},
+	// The web console: pages over the same services as the admin API, through interfaces
+	// of its own (httpapi mounts it, so it cannot import httpapi).
+	"mediator/httpapi/console": {"config", "mediator/delivery", "mediator/dlq", "mediator/exchange", "mediator/httpapi/auth",
+		"mediator/ingest", "mediator/txlog", "transform", "transform/metadata"},
 
 	// What the HTTP surface and the scheduler call. Ingest and exchange read the targets
 	// (delivery) for their DHIS2 era and metadata, and publish to the pipeline's streams.

@@ -281,6 +281,12 @@ func (s *Service) startBackground(wctx context.Context) {
 		s.workers.Go(func() { s.reporter.DropLegacyClaims(wctx) })
 	}
 	s.exchanges.Start(wctx, &s.workers)
+	// The transaction list reads its ingest records from a followed copy (txlog.Follow).
+	s.workers.Go(func() {
+		if err := s.txlog.Follow(wctx); err != nil && wctx.Err() == nil {
+			s.log.Warn("following the transaction log; listing reads the bucket", "err", err)
+		}
+	})
 }
 
 // Addr is the address HTTP is served on.

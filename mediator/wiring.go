@@ -3,12 +3,16 @@ package mediator
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/exchange"
 	"github.com/tally-hmis/tally/mediator/httpapi"
+	webconsole "github.com/tally-hmis/tally/mediator/httpapi/console"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim/outcome"
 	"github.com/tally-hmis/tally/mediator/pipeline"
@@ -40,6 +44,9 @@ func (s *Service) build(conn *stream.Conn) {
 	hc := httpapi.Config{Config: s.cfg, Log: s.log, Now: s.now, Version: s.version, Registry: s.reg, Metrics: s.metrics.HTTP,
 		Health: health{s}, Ingester: s.ingester, TxLog: s.txlog, DeadLetters: s.deadLetters, Exchanges: s.exchanges,
 		Targets: s.targets, Metadata: md, Jobs: conn.State}
+	hc.Console = &webconsole.Config{Config: s.cfg, Log: s.log, Now: s.now, TxLog: s.txlog, DeadLetters: s.deadLetters,
+		Exchanges: s.exchanges, Targets: s.targets, Metadata: md, Preview: s.ingester, Gatherer: s.reg,
+		Waiting: waiting{js: conn.JS}}
 	if s.openhim != nil {
 		s.reporter = outcome.New(outcome.Config{Config: s.cfg, Tx: conn.Tx, State: conn.State, TxLog: s.txlog, Publisher: s.pub,
 			DeadLetters: s.deadLetters, Client: s.openhim.Client(), OpenHIM: s.sections.OpenHIM, Settings: s.console,
@@ -51,21 +58,28 @@ func (s *Service) build(conn *stream.Conn) {
 
 // What the HTTP surface calls is what the packages below it provide.
 var (
-	_ httpapi.Ingester     = (*ingest.Ingester)(nil)
-	_ httpapi.TxLog        = (*txlog.TxLog)(nil)
-	_ httpapi.DeadLetters  = (*dlq.Store)(nil)
-	_ httpapi.Exchanges    = (*exchange.Runner)(nil)
-	_ httpapi.Targets      = (*delivery.Targets)(nil)
-	_ httpapi.Metadata     = (*pipeline.MetadataCache)(nil)
-	_ httpapi.OpenHIM      = (*outcome.Reporter)(nil)
-	_ httpapi.Health       = health{}
-	_ pipeline.Delivery    = (*delivery.Deliverer)(nil)
-	_ pipeline.DeadLetters = (*dlq.Store)(nil)
-	_ dlq.Mapper           = (*pipeline.Mapping)(nil)
-	_ exchange.Counter     = (*ingest.Ingester)(nil)
-	_ exchange.Settings    = (*console)(nil)
-	_ ingest.Settings      = (*console)(nil)
-	_ outcome.Settings     = (*console)(nil)
+	_ httpapi.Ingester       = (*ingest.Ingester)(nil)
+	_ httpapi.TxLog          = (*txlog.TxLog)(nil)
+	_ httpapi.DeadLetters    = (*dlq.Store)(nil)
+	_ httpapi.Exchanges      = (*exchange.Runner)(nil)
+	_ httpapi.Targets        = (*delivery.Targets)(nil)
+	_ httpapi.Metadata       = (*pipeline.MetadataCache)(nil)
+	_ httpapi.OpenHIM        = (*outcome.Reporter)(nil)
+	_ httpapi.Health         = health{}
+	_ webconsole.TxLog       = (*txlog.TxLog)(nil)
+	_ webconsole.DeadLetters = (*dlq.Store)(nil)
+	_ webconsole.Exchanges   = (*exchange.Runner)(nil)
+	_ webconsole.Targets     = (*delivery.Targets)(nil)
+	_ webconsole.Metadata    = (*pipeline.MetadataCache)(nil)
+	_ webconsole.Previewer   = (*ingest.Ingester)(nil)
+	_ webconsole.Waiting     = waiting{}
+	_ pipeline.Delivery      = (*delivery.Deliverer)(nil)
+	_ pipeline.DeadLetters   = (*dlq.Store)(nil)
+	_ dlq.Mapper             = (*pipeline.Mapping)(nil)
+	_ exchange.Counter       = (*ingest.Ingester)(nil)
+	_ exchange.Settings      = (*console)(nil)
+	_ ingest.Settings        = (*console)(nil)
+	_ outcome.Settings       = (*console)(nil)
 )
 
 // health answers the HTTP surface's health checks.
@@ -80,4 +94,24 @@ func (h health) JetStream(ctx context.Context) error {
 		return errors.New("not connected")
 	}
 	return conn.Ready(ctx)
+}
+
+// waiting counts the batches waiting in TALLY_DELIVER by target: the stream is a work
+// queue, so what it holds on tally.deliver.<target> is what that target has yet to take.
+type waiting struct{ js jetstream.JetStream }
+
+func (w waiting) Waiting(ctx context.Context) (map[string]uint64, error) {
+	st, err := w.js.Stream(ctx, stream.DeliverStream)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", stream.DeliverStream, err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(stream.DeliverPrefix+">"))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", stream.DeliverStream, err)
+	}
+	out := make(map[string]uint64, len(info.State.Subjects))
+	for subj, n := range info.State.Subjects {
+		out[strings.TrimPrefix(subj, stream.DeliverPrefix)] += n
+	}
+	return out, nil
 }

@@ -93,8 +93,9 @@ func runDemo(ctx context.Context, env *cliEnv, addr, version, keep string, once 
 	}()
 	base := "http://" + svc.Addr()
 	fmt.Fprintf(out, "Tally %s is running at %s (embedded NATS in %s)\n", versionString(), base, store)
-	fmt.Fprintf(out, "DHIS2 emulator (behaving as %s) at %s, user %s / %s\n\n", emu.Version(), emu.URL,
+	fmt.Fprintf(out, "DHIS2 emulator (behaving as %s) at %s, user %s / %s\n", emu.Version(), emu.URL,
 		dhis2test.SampleUser, dhis2test.SamplePassword)
+	fmt.Fprintf(out, "Console at %s/console/ (log in with the admin token %s)\n\n", base, demoAdminToken)
 
 	entries, err := fs.ReadDir(examples.Files, "payloads")
 	if err != nil {

@@ -68,6 +68,9 @@ type breaker struct {
 	probing  bool
 	probeGen uint64        // the current or last probe's pipeline.Permit generation
 	changed  chan struct{} // closed and replaced on every state change
+	// lastSuccess and lastFailure are when a request last reached the target and was
+	// answered, and when one last failed transiently (the console shows them).
+	lastSuccess, lastFailure time.Time
 }
 
 func newBreaker(threshold int, cooldown func(opens int) time.Duration, onChange func(from, to circuitState)) *breaker {
@@ -85,6 +88,28 @@ func (b *breaker) State() circuitState {
 	defer b.mu.Unlock()
 	b.tick()
 	return b.state
+}
+
+// status is the circuit as the console shows it.
+func (b *breaker) status() CircuitStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tick()
+	st := CircuitStatus{State: b.state.String(), LastSuccess: b.lastSuccess, LastFailure: b.lastFailure}
+	if b.state == circuitOpen {
+		st.OpenFor = b.until.Sub(b.now())
+	}
+	return st
+}
+
+// CircuitStatus is a target's circuit as this replica sees it: its state, how long it
+// stays open, and when a request last succeeded or failed transiently (zero: not since
+// start).
+type CircuitStatus struct {
+	State       string        `json:"state"`
+	OpenFor     time.Duration `json:"openFor,omitempty"`
+	LastSuccess time.Time     `json:"lastSuccess,omitzero"`
+	LastFailure time.Time     `json:"lastFailure,omitzero"`
 }
 
 // remaining is how long an open circuit stays open; 0 when it is not open.
@@ -176,6 +201,7 @@ func (b *breaker) success(p pipeline.Permit) {
 		b.probing = false
 	}
 	b.failures, b.opens = 0, 0
+	b.lastSuccess = b.now()
 	b.set(circuitClosed)
 }
 
@@ -185,6 +211,7 @@ func (b *breaker) failure(p pipeline.Permit, retryAfter time.Duration) (counted 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tick()
+	b.lastFailure = b.now()
 	if p.Probe && p.Gen == b.probeGen {
 		b.probing = false
 		if b.state == circuitHalfOpen {

@@ -24,7 +24,11 @@ type Diff struct {
 	Stale        int             `json:"stale"`
 	ChangedItems []DiffItem      `json:"changedItems,omitempty"`
 	StaleItems   []transform.Key `json:"staleItems,omitempty"`
-	Error        string          `json:"error,omitempty"`
+	// AddedItems and UnchangedItems are the keys of the values the target lacks, and of
+	// those it holds as they are (at most maxDiffItems each), for a table of every kind.
+	AddedItems     []transform.Key `json:"addedItems,omitempty"`
+	UnchangedItems []transform.Key `json:"unchangedItems,omitempty"`
+	Error          string          `json:"error,omitempty"`
 }
 
 // DiffItem is a value that would change.
@@ -103,8 +107,14 @@ func (t *Target) Compare(ctx context.Context, schemes transform.IDSchemes, value
 		switch {
 		case !ok:
 			d.Added++
+			if len(d.AddedItems) < maxDiffItems {
+				d.AddedItems = append(d.AddedItems, k)
+			}
 		case old == nv:
 			d.Unchanged++
+			if len(d.UnchangedItems) < maxDiffItems {
+				d.UnchangedItems = append(d.UnchangedItems, k)
+			}
 		default:
 			d.Changed++
 			if len(d.ChangedItems) < maxDiffItems {

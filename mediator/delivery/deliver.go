@@ -175,6 +175,7 @@ func (d *Deliverer) delivered(ctx context.Context, a *attempt, out importOutcome
 	rec.Completions = completionsOf(b)
 	a.kept.Note.Apply(rec)
 	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
+	d.index(ctx, b, rec)
 	d.completeIfDone(ctx, t, b.TxID, a.kept.Completes)
 	return nil
 }
@@ -318,6 +319,15 @@ func (d *Deliverer) deadLetterWhole(ctx context.Context, a *attempt, derr error,
 	d.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
 		"reason", reason, "err", derr)
 	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
+	d.index(ctx, b, rec)
 	d.completeIfDone(ctx, t, b.TxID, a.kept.Completes)
 	return nil
+}
+
+// index records which values the batch carried to the target (txlog's value index, for
+// "where did this value come from"); a failure is logged, as for the delivery record.
+func (d *Deliverer) index(ctx context.Context, b *transform.Batch, rec *txlog.DeliveryRecord) {
+	if err := d.tx.IndexBatch(ctx, b, rec); err != nil {
+		d.log.Warn("indexing delivered values", "tx", b.TxID, "target", rec.Target, "seq", rec.Seq, "err", err)
+	}
 }

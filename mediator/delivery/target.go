@@ -107,6 +107,15 @@ func (ts *Targets) CircuitRemaining(name string) time.Duration {
 	return 0
 }
 
+// Circuit is the named target's circuit status; false when there is no such target.
+func (ts *Targets) Circuit(name string) (CircuitStatus, bool) {
+	t, ok := ts.byName[name]
+	if !ok {
+		return CircuitStatus{}, false
+	}
+	return t.breaker.status(), true
+}
+
 // Name is the target's configured name.
 func (t *Target) Name() string { return t.cfg.Name }
 

@@ -547,27 +547,18 @@ func (s *Store) Replay(ctx context.Context, seq uint64, remap bool) (*ReplayResu
 	if dl.Raw != nil {
 		return s.replayRaw(ctx, dl, res)
 	}
-	t, ok := s.cfg.Target(dl.Target)
-	if !ok {
-		return res, fmt.Errorf("target %q is no longer configured", dl.Target)
+	p, err := s.prepare(ctx, dl, remap)
+	if err != nil {
+		return res, err
 	}
-	batch, source, unmapped := dl.Batch, dl.SourceBatch, 0
-	remapped := remap || !dl.Mapped
-	if remapped {
-		if batch, source, unmapped, err = s.remap(ctx, dl, t); err != nil {
-			return res, err
-		}
-	}
-	out := *batch
-	out.ID, out.TxID, out.Seq, out.Source, out.Target = dl.Batch.ID, dl.TxID, dl.BatchSeq, dl.Source, dl.Target
-	out.Replays = dl.Replays + 1
+	out, source, unmapped, remapped := p.Batch, p.source, p.Unmapped, p.Remapped
 	history := append(slices.Clone(dl.History), dl.failure())
 	h := pipeline.Carried{Flags: dl.ImportOptions, Completes: dl.Completes}.Header()
 	if h == nil {
 		h = nats.Header{}
 	}
 	h.Set(pipeline.HeaderHistory, encodeHistory(history))
-	if err := s.pub.Publish(ctx, pipeline.DeliverMessage(dl.ID+":replay", source, &out, unmapped, h)); err != nil {
+	if err := s.pub.Publish(ctx, pipeline.DeliverMessage(dl.ID+":replay", source, out, unmapped, h)); err != nil {
 		return res, fmt.Errorf("publishing the replay: %w", err)
 	}
 	res.Values, res.Status = len(out.Values), "replayed"
@@ -582,6 +573,58 @@ func (s *Store) Replay(ctx context.Context, seq uint64, remap bool) (*ReplayResu
 	}
 	s.log.Info("dead letter replayed", "seq", seq, "tx", dl.TxID, "target", dl.Target, "values", len(out.Values), "remap", remapped)
 	return res, nil
+}
+
+// ReplayPreview is exactly what a replay would send: the batch (its values in the target's
+// id schemes), whether it was mapped again and how many source values that left unmapped.
+type ReplayPreview struct {
+	Seq      uint64           `json:"seq"`
+	TxID     string           `json:"txId"`
+	Target   string           `json:"target"`
+	Source   string           `json:"source"`
+	Reason   string           `json:"reason"`
+	Remapped bool             `json:"remapped"`
+	Unmapped int              `json:"unmapped"`
+	Batch    *transform.Batch `json:"batch"`
+	// Raw is set for a raw dead letter, which a replay puts back on its subject as stored.
+	Raw    bool `json:"raw,omitempty"`
+	source *transform.Batch
+}
+
+// PreviewReplay says what Replay(seq, remap) would send now, with the rules and metadata in
+// force, without sending or deleting anything.
+func (s *Store) PreviewReplay(ctx context.Context, seq uint64, remap bool) (*ReplayPreview, error) {
+	dl, err := s.At(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	if dl.Raw != nil {
+		return &ReplayPreview{Seq: seq, TxID: dl.TxID, Target: dl.Target, Source: dl.Source, Reason: dl.Reason, Raw: true}, nil
+	}
+	return s.prepare(ctx, dl, remap)
+}
+
+// prepare builds the batch a replay of dl sends: re-mapped with the current rules when
+// asked, or when mapping itself refused it, else as it was refused.
+func (s *Store) prepare(ctx context.Context, dl *DeadLetter, remap bool) (*ReplayPreview, error) {
+	t, ok := s.cfg.Target(dl.Target)
+	if !ok {
+		return nil, fmt.Errorf("target %q is no longer configured", dl.Target)
+	}
+	p := &ReplayPreview{Seq: dl.Seq, TxID: dl.TxID, Target: dl.Target, Source: dl.Source, Reason: dl.Reason,
+		Remapped: remap || !dl.Mapped, source: dl.SourceBatch}
+	batch := dl.Batch
+	if p.Remapped {
+		var err error
+		if batch, p.source, p.Unmapped, err = s.remap(ctx, dl, t); err != nil {
+			return nil, err
+		}
+	}
+	out := *batch
+	out.ID, out.TxID, out.Seq, out.Source, out.Target = dl.Batch.ID, dl.TxID, dl.BatchSeq, dl.Source, dl.Target
+	out.Replays = dl.Replays + 1
+	p.Batch = &out
+	return p, nil
 }
 
 // remap maps a dead letter's source values again with the rules in force, for target t:

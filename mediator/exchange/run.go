@@ -107,6 +107,10 @@ type RunTarget struct {
 	Values        []transform.DataValue `json:"dataValues,omitempty"`
 	Removals      []transform.DataValue `json:"removals,omitempty"`
 	Registrations []dhis2.Registration  `json:"registrations,omitempty"`
+	// Diff compares, for a dry run, the values shown with what the target holds for the
+	// same data elements, periods and org units (delivery.Target.Compare, as a mapping
+	// preview does); it covers the first maxDryRunValues values.
+	Diff *delivery.Diff `json:"diff,omitempty"`
 }
 
 const (
@@ -233,6 +237,7 @@ func (x *Runner) pullAndSend(ctx context.Context, e *exchange, run *ExchangeRun)
 	switch {
 	case run.DryRun:
 		x.showRegistrations(ctx, e, run)
+		x.showDiffs(ctx, e, run)
 	case !pulled:
 		x.recordFailedRun(ctx, e, run)
 	default:
@@ -258,6 +263,28 @@ func (x *Runner) showRegistrations(ctx context.Context, e *exchange, run *Exchan
 				tr.sum.Error = joinErr(tr.sum.Error, err.Error())
 			}
 			tr.sum.Registrations = regs[:min(len(regs), maxDryRunValues)]
+		}
+	}
+}
+
+// showDiffs compares, for a dry run, what each target would get with what it holds.
+func (x *Runner) showDiffs(ctx context.Context, e *exchange, run *ExchangeRun) {
+	for _, t := range x.cfg.TargetsOf(e.source) {
+		tr := run.targetRun[t.Name]
+		target, ok := x.targets.Get(t.Name)
+		if tr == nil || !ok || len(tr.sum.Values) == 0 {
+			continue
+		}
+		var schemes transform.IDSchemes
+		for _, sc := range tr.schemes {
+			if sc != (transform.IDSchemes{}) {
+				schemes = sc
+				break
+			}
+		}
+		tr.sum.Diff = target.Compare(ctx, schemes, tr.sum.Values)
+		if tr.sum.Mapped > len(tr.sum.Values) && tr.sum.Diff.Error == "" {
+			tr.sum.Diff.Error = fmt.Sprintf("the comparison covers the first %d of %d values", len(tr.sum.Values), tr.sum.Mapped)
 		}
 	}
 }

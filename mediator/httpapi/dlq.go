@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/mediator/dlq"
+	"github.com/tally-hmis/tally/mediator/httpapi/console"
 )
 
 // The dead-letter API, under /admin/v1 (admin token):
@@ -262,21 +263,5 @@ func badRequest(c echo.Context, err error) error {
 	return c.JSON(http.StatusBadRequest, apiError{Status: "error", Message: err.Error()})
 }
 
-// parseWhen reads a time bound: RFC 3339, a date (midnight UTC) or a duration meaning that
-// long before now. Empty is the zero time.
-func parseWhen(v string, now time.Time) (time.Time, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time, a date (2024-01-31) or a duration ago (24h)", v)
-}
+// parseWhen reads a time bound as the console does (console.ParseWhen).
+func parseWhen(v string, now time.Time) (time.Time, error) { return console.ParseWhen(v, now) }

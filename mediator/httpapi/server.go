@@ -15,6 +15,7 @@ import (
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/httpapi/auth"
+	"github.com/tally-hmis/tally/mediator/httpapi/console"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/transform"
 )
@@ -54,7 +55,23 @@ func New(c Config) *echo.Echo {
 	s := &Server{cfg: c.Config, log: c.Log, now: c.Now, version: c.Version, registry: c.Registry, metrics: c.Metrics,
 		health: c.Health, ingester: c.Ingester, txlog: c.TxLog, deadLetters: c.DeadLetters, exchanges: c.Exchanges,
 		targets: c.Targets, metadata: c.Metadata, openhim: c.OpenHIM, jobs: c.Jobs, admins: auth.New(c.Config.Admin)}
-	return s.routes()
+	e := s.routes()
+	if c.Console != nil {
+		s.mountConsole(e, *c.Console)
+	}
+	return e
+}
+
+// mountConsole serves the web console with the admin API's credentials, so that one table
+// decides what either may do.
+func (s *Server) mountConsole(e *echo.Echo, cc console.Config) {
+	cc.Credentials = s.admins
+	con, err := console.New(cc)
+	if err != nil { // the templates are embedded: a build that cannot parse them is a bug
+		s.log.Error("the console cannot start", "err", err)
+		return
+	}
+	con.Register(e)
 }
 
 func (s *Server) routes() *echo.Echo {

@@ -21,6 +21,7 @@ import (
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/exchange"
+	"github.com/tally-hmis/tally/mediator/httpapi/console"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
@@ -51,6 +52,9 @@ type Config struct {
 	OpenHIM OpenHIM
 	// Jobs keeps the records of asynchronous imports (tally_state).
 	Jobs Jobs
+	// Console, when set, serves the web console under /console (its Credentials are the
+	// admin API's); nil serves no console.
+	Console *console.Config
 }
 
 // Health is what /healthz and /readyz ask of the service.

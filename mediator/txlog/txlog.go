@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -254,11 +255,12 @@ func Actor(ctx context.Context) string {
 // so concurrent workers never contend for a key and the status is derived on read; events
 // live at <id>.e.<dlq seq>.<kind>. Records expire nats.tx_retention after their last write.
 type TxLog struct {
-	kv jetstream.KeyValue
+	kv    jetstream.KeyValue
+	cache *recordCache // see Follow
 }
 
 // New is the transaction log kept in kv (the tally_tx bucket).
-func New(kv jetstream.KeyValue) *TxLog { return &TxLog{kv: kv} }
+func New(kv jetstream.KeyValue) *TxLog { return &TxLog{kv: kv, cache: &recordCache{}} }
 
 // ErrTxNotFound means no transaction has that id.
 var ErrTxNotFound = errors.New("transaction not found")
@@ -280,6 +282,7 @@ func (l *TxLog) Create(ctx context.Context, rec *TxRecord) (*TxRecord, bool, err
 		}
 		return nil, false, fmt.Errorf("recording transaction %s: %w", rec.ID, err)
 	}
+	l.cache.put(rec)
 	return rec, true, nil
 }
 
@@ -293,6 +296,7 @@ func (l *TxLog) Put(ctx context.Context, rec *TxRecord) error {
 	if _, err := l.kv.Put(ctx, rec.ID, data); err != nil {
 		return fmt.Errorf("recording transaction %s: %w", rec.ID, err)
 	}
+	l.cache.put(rec)
 	return nil
 }
 
@@ -616,8 +620,21 @@ func (o *outcomes) status(rec *TxRecord, targets []*TargetSummary, comps map[str
 }
 
 // List returns the most recent transactions, newest first, up to limit, optionally only
-// those of one source.
+// those of one source. While Follow runs, the records come from its copy, which leaves out
+// their conflicts, notes and exchange summary: read those with Get or View.
 func (l *TxLog) List(ctx context.Context, source string, limit int) ([]*TxRecord, error) {
+	if recs, ok := l.cache.list(time.Now()); ok {
+		out := make([]*TxRecord, 0, min(len(recs), max(limit, 0)))
+		for _, r := range recs {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			if source == "" || r.Source == source {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
 	var out []*TxRecord
 	err := l.each(ctx, "*", func(_ string, value []byte) error {
 		var rec TxRecord
@@ -644,10 +661,19 @@ type TxFilter struct {
 	// Since and Until bound when the payload was received.
 	Since, Until time.Time
 	Limit        int
+	// Target keeps the transactions meant for that target; Offset skips that many matches
+	// first (a page of a list).
+	Target string
+	Offset int
+	// IDs, when not nil, keeps only these transactions (a content search through the
+	// value index).
+	IDs map[string]bool
 }
 
 func (f TxFilter) matchRecord(r *TxRecord) bool {
 	return (f.Source == "" || r.Source == f.Source) &&
+		(f.Target == "" || slices.Contains(r.Targets, f.Target)) &&
+		(f.IDs == nil || f.IDs[r.ID]) &&
 		(f.Since.IsZero() || !r.Received.Before(f.Since)) &&
 		(f.Until.IsZero() || r.Received.Before(f.Until))
 }
@@ -674,6 +700,7 @@ func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Received.After(out[j].Received) })
+	out = out[min(max(f.Offset, 0), len(out)):]
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
@@ -687,14 +714,23 @@ func (l *TxLog) searchRecords(ctx context.Context, f TxFilter) ([]*TxView, error
 	if err != nil {
 		return nil, err
 	}
-	var out []*TxView
+	var page []*TxRecord
+	skip := f.Offset
 	for _, r := range recs {
 		if !f.matchRecord(r) {
 			continue
 		}
-		if f.Limit > 0 && len(out) >= f.Limit {
+		if skip > 0 {
+			skip--
+			continue
+		}
+		if f.Limit > 0 && len(page) >= f.Limit {
 			break
 		}
+		page = append(page, r)
+	}
+	out := make([]*TxView, 0, len(page))
+	for _, r := range page {
 		v, err := l.View(ctx, r.ID)
 		if errors.Is(err, ErrTxNotFound) {
 			continue // expired meanwhile
@@ -724,6 +760,7 @@ func (l *TxLog) readAll(ctx context.Context, f TxFilter) (*bucket, error) {
 	err := l.each(ctx, ">", func(key string, value []byte) error {
 		id, rest, sub := strings.Cut(key, ".")
 		switch {
+		case id == originPrefix: // the value index (origins.go)
 		case !sub:
 			var r TxRecord
 			if json.Unmarshal(value, &r) == nil && f.matchRecord(&r) {

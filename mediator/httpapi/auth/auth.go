@@ -51,6 +51,11 @@ func (p Principal) Can(method, route string) bool {
 // credential may call them.
 var readOnlyPOSTs = map[string]bool{
 	"/admin/v1/preview": true,
+	// The console's: ending one's own session, the preview of a replay (what would be
+	// sent, nothing sent) and the mapping preview.
+	"/console/logout":      true,
+	"/console/dlq/preview": true,
+	"/console/preview":     true,
 }
 
 // readOnly reports whether a request only looks. The profiler is not looking: a CPU profile

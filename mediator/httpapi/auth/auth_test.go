@@ -45,6 +45,14 @@ func TestReadScopeOnlyLooks(t *testing.T) {
 		{"POST", "/admin/v1/exchanges/:name/run", false},
 		{"GET", "/admin/v1/debug/pprof/profile", false},
 		{"PUT", "/admin/v1/anything", false},
+		{"GET", "/console/dlq", true},
+		{"POST", "/console/logout", true},
+		{"POST", "/console/dlq/preview", true},
+		{"POST", "/console/preview", true},
+		{"POST", "/console/dlq/replay", false},
+		{"POST", "/console/dlq/discard", false},
+		{"POST", "/console/dlq/discard/confirm", false},
+		{"POST", "/console/exchanges/:name/run", false},
 	} {
 		if got := read.Can(c.method, c.route); got != c.read {
 			t.Errorf("read %s %s = %v, want %v", c.method, c.route, got, c.read)

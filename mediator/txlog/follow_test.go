@@ -1,0 +1,76 @@
+package txlog_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tally-hmis/tally/mediator/txlog"
+)
+
+// waitFor polls cond (the copy follows the bucket asynchronously).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestFollowListsFromACopyThatFollowsTheBucket(t *testing.T) {
+	ctx := context.Background()
+	kv := newBucket(t)
+	l := txlog.New(kv)
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, id := range []string{"a", "b"} {
+		if _, _, err := l.Create(ctx, &txlog.TxRecord{ID: id, Source: "cht", Received: t0.Add(time.Duration(i) * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Follow(fctx) }()
+	waitFor(t, "the copy", l.Following)
+	ids := func(source string) []string {
+		recs, err := l.List(ctx, source, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	if got := ids(""); len(got) != 2 || got[0] != "b" {
+		t.Fatalf("List = %v, want b, a", got)
+	}
+	// A record written through this log is listed at once (read your writes); one written
+	// by another replica comes with the watch.
+	if _, _, err := l.Create(ctx, &txlog.TxRecord{ID: "c", Source: "dvs", Received: t0.Add(3 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(""); len(got) != 3 || got[0] != "c" {
+		t.Errorf("List right after Create = %v, want c first", got)
+	}
+	if _, _, err := txlog.New(kv).Create(ctx, &txlog.TxRecord{ID: "d", Source: "dvs", Received: t0.Add(4 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "another writer's record", func() bool { got := ids(""); return len(got) == 4 && got[0] == "d" })
+	if got := ids("dvs"); len(got) != 2 || got[1] != "c" {
+		t.Errorf("List(dvs) = %v", got)
+	}
+	if err := kv.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted record to go", func() bool { return len(ids("")) == 3 })
+	cancel()
+	<-done
+	if l.Following() {
+		t.Error("still following after the context ended")
+	}
+	if got := ids(""); len(got) != 3 { // read from the bucket again
+		t.Errorf("List after Follow = %v", got)
+	}
+}
