@@ -15,8 +15,16 @@ import (
 // instead, following the bucket's changes, so that a page of the list reads only the page's
 // own records. Until Follow has read the bucket once (or when it is not running), List reads
 // the bucket as before. Records leave the copy when the bucket's TTL expires them, as they
-// leave the bucket (which writes no delete marker for an expiry). The copy holds a
-// transaction for as long as the bucket does (nats.tx_retention), at about 200 bytes each.
+// leave the bucket (which writes no delete marker for an expiry).
+//
+// The copy is bounded: it keeps the newest maxFollowed transactions (by the time they were
+// received, at a few hundred bytes each). Once it has dropped older ones it is no longer
+// complete, and a list it cannot fill from the newest transactions it holds (a filter that
+// matches few of them, a page far back) reads the bucket, as without the copy.
+
+// maxFollowed is how many ingest records the copy keeps: a month of a busy national
+// deployment's pushes (thousands a day) fits, at tens of MiB.
+const maxFollowed = 100_000
 
 // recordCache is the followed copy of the ingest records.
 type recordCache struct {
@@ -26,6 +34,9 @@ type recordCache struct {
 	byID  map[string]cachedRecord
 	// sorted is byID newest first; nil when it must be rebuilt.
 	sorted []cachedRecord
+	// max is maxFollowed, or smaller in tests; truncated says older records were dropped.
+	max       int
+	truncated bool
 }
 
 type cachedRecord struct {
@@ -53,7 +64,7 @@ func (l *TxLog) Follow(ctx context.Context) error {
 		c.mu.Unlock()
 	}()
 	c.mu.Lock()
-	c.byID, c.sorted, c.ttl = map[string]cachedRecord{}, nil, ttl
+	c.byID, c.sorted, c.ttl, c.truncated = map[string]cachedRecord{}, nil, ttl, false
 	c.mu.Unlock()
 	for {
 		select {
@@ -87,6 +98,37 @@ func (c *recordCache) apply(e jetstream.KeyValueEntry) {
 	}
 	c.byID[e.Key()] = cachedRecord{rec: listed(&rec), written: e.Created()}
 	c.sorted = nil
+	c.trim()
+}
+
+// trim drops the oldest records once the copy holds a tenth more than its bound, back down to
+// the bound: one sort per maxFollowed/10 writes rather than one per write.
+func (c *recordCache) trim() {
+	limit := c.max
+	if limit <= 0 {
+		limit = maxFollowed
+	}
+	if len(c.byID) <= limit+limit/10 {
+		return
+	}
+	c.sort()
+	for _, r := range c.sorted[limit:] {
+		delete(c.byID, r.rec.ID)
+	}
+	c.sorted = c.sorted[:limit:limit]
+	c.truncated = true
+}
+
+// sort builds sorted from byID when it is stale.
+func (c *recordCache) sort() {
+	if c.sorted != nil {
+		return
+	}
+	c.sorted = make([]cachedRecord, 0, len(c.byID))
+	for _, r := range c.byID {
+		c.sorted = append(c.sorted, r)
+	}
+	slices.SortFunc(c.sorted, func(a, b cachedRecord) int { return b.rec.Received.Compare(a.rec.Received) })
 }
 
 // listed is the part of a record the copy keeps: what lists show and filter on, without the
@@ -98,20 +140,15 @@ func listed(rec *TxRecord) *TxRecord {
 	return &cp
 }
 
-// list returns the followed records newest first, or false when the copy is not ready.
-func (c *recordCache) list(now time.Time) ([]*TxRecord, bool) {
+// list returns the followed records newest first, or false when the copy is not ready;
+// complete says whether they are all the bucket holds (no older record was dropped).
+func (c *recordCache) list(now time.Time) (recs []*TxRecord, complete, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.ready {
-		return nil, false
+		return nil, false, false
 	}
-	if c.sorted == nil {
-		c.sorted = make([]cachedRecord, 0, len(c.byID))
-		for _, r := range c.byID {
-			c.sorted = append(c.sorted, r)
-		}
-		slices.SortFunc(c.sorted, func(a, b cachedRecord) int { return b.rec.Received.Compare(a.rec.Received) })
-	}
+	c.sort()
 	out := make([]*TxRecord, 0, len(c.sorted))
 	for _, r := range c.sorted {
 		if c.ttl > 0 && now.Sub(r.written) > c.ttl {
@@ -119,7 +156,7 @@ func (c *recordCache) list(now time.Time) ([]*TxRecord, bool) {
 		}
 		out = append(out, r.rec)
 	}
-	return out, true
+	return out, !c.truncated, true
 }
 
 // Following reports whether List serves from the followed copy.
@@ -140,4 +177,5 @@ func (c *recordCache) put(rec *TxRecord) {
 	}
 	c.byID[cp.ID] = cachedRecord{rec: cp, written: time.Now()}
 	c.sorted = nil
+	c.trim()
 }

@@ -623,22 +623,31 @@ func (o *outcomes) status(rec *TxRecord, targets []*TargetSummary, comps map[str
 // those of one source. While Follow runs, the records come from its copy, which leaves out
 // their conflicts, notes and exchange summary: read those with Get or View.
 func (l *TxLog) List(ctx context.Context, source string, limit int) ([]*TxRecord, error) {
-	if recs, ok := l.cache.list(time.Now()); ok {
+	return l.listWhere(ctx, func(r *TxRecord) bool { return source == "" || r.Source == source }, limit)
+}
+
+// listWhere returns up to limit (0: all) ingest records that keep accepts, newest first. It
+// reads the followed copy when it can answer in full (it holds every record, or limit of the
+// newest it holds are kept), and the whole bucket otherwise.
+func (l *TxLog) listWhere(ctx context.Context, keep func(*TxRecord) bool, limit int) ([]*TxRecord, error) {
+	if recs, complete, ok := l.cache.list(time.Now()); ok {
 		out := make([]*TxRecord, 0, min(len(recs), max(limit, 0)))
 		for _, r := range recs {
 			if limit > 0 && len(out) == limit {
 				break
 			}
-			if source == "" || r.Source == source {
+			if keep(r) {
 				out = append(out, r)
 			}
 		}
-		return out, nil
+		if complete || (limit > 0 && len(out) == limit) {
+			return out, nil
+		}
 	}
 	var out []*TxRecord
 	err := l.each(ctx, "*", func(_ string, value []byte) error {
 		var rec TxRecord
-		if json.Unmarshal(value, &rec) == nil && (source == "" || rec.Source == source) {
+		if json.Unmarshal(value, &rec) == nil && keep(&rec) {
 			out = append(out, &rec)
 		}
 		return nil
@@ -710,25 +719,16 @@ func (l *TxLog) Search(ctx context.Context, f TxFilter) ([]*TxView, error) {
 // searchRecords is Search without a status filter: the matching records, newest first,
 // and only the page's views.
 func (l *TxLog) searchRecords(ctx context.Context, f TxFilter) ([]*TxView, error) {
-	recs, err := l.List(ctx, f.Source, 0)
+	skip := max(f.Offset, 0)
+	need := 0
+	if f.Limit > 0 {
+		need = skip + f.Limit
+	}
+	recs, err := l.listWhere(ctx, f.matchRecord, need)
 	if err != nil {
 		return nil, err
 	}
-	var page []*TxRecord
-	skip := f.Offset
-	for _, r := range recs {
-		if !f.matchRecord(r) {
-			continue
-		}
-		if skip > 0 {
-			skip--
-			continue
-		}
-		if f.Limit > 0 && len(page) >= f.Limit {
-			break
-		}
-		page = append(page, r)
-	}
+	page := recs[min(skip, len(recs)):]
 	out := make([]*TxView, 0, len(page))
 	for _, r := range page {
 		v, err := l.View(ctx, r.ID)
