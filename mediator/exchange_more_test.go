@@ -206,11 +206,11 @@ func TestExchangeNotifiesOnceWhenFailingAndOnceWhenRecovered(t *testing.T) {
 	}
 	// Metrics: two failed runs, two good ones, and they pass the linter.
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP tally_exchange_runs_total Exchange runs (dry runs excluded), by exchange and status (succeeded, partial, failed).
+# HELP tally_exchange_runs_total Exchange runs (dry runs excluded), by exchange and result (succeeded, partial, failed).
 # TYPE tally_exchange_runs_total counter
-tally_exchange_runs_total{exchange="epi",status="failed"} 2
-tally_exchange_runs_total{exchange="epi",status="partial"} 0
-tally_exchange_runs_total{exchange="epi",status="succeeded"} 2
+tally_exchange_runs_total{exchange="epi",result="failed"} 2
+tally_exchange_runs_total{exchange="epi",result="partial"} 0
+tally_exchange_runs_total{exchange="epi",result="succeeded"} 2
 # HELP tally_exchange_failing 1 while the exchange's last run failed or was partial, else 0.
 # TYPE tally_exchange_failing gauge
 tally_exchange_failing{exchange="epi"} 0

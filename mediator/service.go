@@ -110,6 +110,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		reloads: pipeline.NewReloadCounter(o.Registry), outcomes: outcome.NewMetrics(o.Registry), version: o.Version,
 		now: o.Now, listener: o.Listener, configuredLevel: configuredLevel(cfg.Log.Level, o.LogLevel),
 	}
+	registerBuildInfo(o.Registry, ReadBuildInfo(o.Version))
 	if err := s.provision(cfg, o); err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	for i, src := range cfg.Sources {
 		sources[i] = src.Name
 	}
-	s.metrics.touch(sources, cfg.TargetNames())
+	s.metrics.touch(cfg, sources, cfg.TargetNames())
 	return s, nil
 }
 

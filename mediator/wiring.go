@@ -27,6 +27,7 @@ func (s *Service) build(conn *stream.Conn) {
 	s.mapping = pipeline.NewMapping(s.cfg, s.sections.Mappings, md, conn.State, s.reloads, s.log)
 	s.deadLetters = dlq.New(dlq.Config{JS: conn.JS, Publisher: s.pub, TxLog: s.txlog, Config: s.cfg, Mapper: s.mapping,
 		Metrics: s.metrics.DLQ, Log: s.log, Now: s.now})
+	s.metrics.DLQ.ObserveDepth(s.deadLetters, s.cfg.TargetNames())
 	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: s.deadLetters}
 	s.deliverer = delivery.New(delivery.Config{Targets: s.targets, TxLog: s.txlog, DeadLetters: s.deadLetters,
 		Metrics: s.metrics.Delivery, Log: s.log, Now: s.now, UpgradeWait: s.cfg.Delivery.UpgradeWait.D()})
