@@ -31,7 +31,7 @@ func serveCmd() *command {
 			return err
 		}
 		log, level := newLogger(env.stderr, cfg.Log)
-		svc, err := mediator.New(cfg, mediator.Options{Logger: log, Version: version, LogLevel: level})
+		svc, err := mediator.New(cfg, mediator.Options{Logger: log, Version: versionString(), LogLevel: level})
 		if err != nil {
 			return err
 		}
