@@ -319,12 +319,21 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // UnmarshalYAML parses Go duration syntax.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	v, err := parseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("duration %q: want e.g. 30s, 5m or 24h", n.Value)
+		return err
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// parseDuration reads Go duration syntax, saying what a good one looks like when it fails.
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: write a number and a unit (s, m or h), e.g. 30s, 5m, 24h or 1h30m", s)
+	}
+	return v, nil
 }
 
 // MarshalYAML writes Go duration syntax.
@@ -335,7 +344,17 @@ type ByteSize int64
 
 // UnmarshalYAML parses a size with an optional unit.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	s := strings.TrimSpace(n.Value)
+	v, err := parseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// parseByteSize reads a size with an optional unit.
+func parseByteSize(raw string) (int64, error) {
+	s := strings.TrimSpace(raw)
 	units := []struct {
 		suffix string
 		mult   int64
@@ -349,8 +368,7 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	var v int64
 	if _, err := fmt.Sscanf(s, "%d", &v); err != nil || v < 0 || fmt.Sprint(v) != s {
-		return fmt.Errorf("size %q: want a whole number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB", n.Value)
+		return 0, fmt.Errorf("%q is not a size: write a whole number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB, e.g. 64MiB", raw)
 	}
-	*b = ByteSize(v * mult)
-	return nil
+	return v * mult, nil
 }

@@ -207,7 +207,7 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 		t.Errorf("tally_dlq_depth{rejected} = %v, want 3", n)
 	}
 	for q, want := range map[string]int{
-		"target=hmis": 3, "target=other": 0, "source=cht": 3, "reason=rejected": 3, "reason=exhausted": 0,
+		"target=hmis": 3, "source=cht": 3, "reason=rejected": 3, "reason=exhausted": 0,
 		"code=E7610": 1, "code=e7612": 2, "tx=" + unknownDE: 1, "since=1h": 3, "until=1h": 0,
 		"since=" + url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)): 0,
 	} {
@@ -229,7 +229,7 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 		t.Errorf("show by id: HTTP %d %v", code, body)
 	}
 	for path, want := range map[string]int{"/admin/v1/dlq/999": 404, "/admin/v1/dlq/x": 404, "/admin/v1/dlq?since=soon": 400,
-		"/admin/v1/dlq?limit=0": 400} {
+		"/admin/v1/dlq?limit=0": 400, "/admin/v1/dlq?target=other": 400, "/admin/v1/dlq?reason=nonsense": 400} {
 		if code, body := h.admin("GET", path, nil); code != want {
 			t.Errorf("GET %s: HTTP %d, want %d: %v", path, code, want, body)
 		}
