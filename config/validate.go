@@ -46,6 +46,18 @@ func (c *Config) applyServiceDefaults() {
 	if c.HTTP.ShutdownTimeout == 0 {
 		c.HTTP.ShutdownTimeout = Duration(30 * time.Second)
 	}
+	if c.HTTP.ReadHeaderTimeout == 0 {
+		c.HTTP.ReadHeaderTimeout = Duration(10 * time.Second)
+	}
+	if c.HTTP.BodyTimeout == 0 {
+		c.HTTP.BodyTimeout = Duration(30 * time.Second)
+	}
+	if c.HTTP.IdleTimeout == 0 {
+		c.HTTP.IdleTimeout = Duration(2 * time.Minute)
+	}
+	if c.HTTP.MaxConcurrentIngests == 0 {
+		c.HTTP.MaxConcurrentIngests = DefaultMaxConcurrentIngests
+	}
 	if c.NATS.URL == "" && c.NATS.StoreDir == "" {
 		c.NATS.StoreDir = DefaultStoreDir
 	}
@@ -91,6 +103,9 @@ func (s *Source) applyDefaults() {
 	}
 	if s.OrgUnits.Keep == "" {
 		s.OrgUnits.Keep = "all"
+	}
+	if s.RateLimit.PerSecond > 0 && s.RateLimit.Burst == 0 {
+		s.RateLimit.Burst = max(1, int(math.Ceil(s.RateLimit.PerSecond)))
 	}
 }
 
@@ -175,8 +190,19 @@ func (c *Config) validate() Problems {
 	return k.ps
 }
 
+// DefaultMaxConcurrentIngests is http.max_concurrent_ingests' default: enough to keep two
+// cores busy parsing while others wait on JetStream, few enough that their spools (up to
+// 32 MiB each) stay far below a container's memory.
+const DefaultMaxConcurrentIngests = 8
+
 // validateService checks the nats:, http:, delivery: and log: sections.
 func (c *Config) validateService(k *checker) {
+	if c.HTTP.MaxConcurrentIngests < 0 {
+		k.add("http.max_concurrent_ingests", "%d: want 1 or more", c.HTTP.MaxConcurrentIngests)
+	}
+	if (c.HTTP.TLS.CertFile == "") != (c.HTTP.TLS.KeyFile == "") {
+		k.add("http.tls", "set both cert_file and key_file, or neither")
+	}
 	if c.NATS.URL != "" {
 		if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
 			k.add("nats.url", "%q is not a NATS URL such as nats://nats-1:4222", c.NATS.URL)
@@ -304,6 +330,9 @@ func (c *Config) validateSource(k *checker, p string, s *Source, seen, targets m
 		k.add(p+".batch_size", "%d: want 1 to 10000", s.BatchSize)
 	}
 	k.ps = append(k.ps, c.checkSchemes(p+".id_schemes", s.IDSchemes)...)
+	if s.RateLimit.PerSecond < 0 || s.RateLimit.Burst < 0 {
+		k.add(p+".rate_limit", "per_second and burst may not be negative")
+	}
 }
 
 // validateAuth checks a source's credentials.

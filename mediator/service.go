@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/exchange"
+	"github.com/tally-hmis/tally/mediator/httpapi"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/openhim/outcome"
@@ -253,8 +255,19 @@ func (s *Service) serve() error {
 		}
 		s.listener = ln
 	}
+	if t := s.cfg.HTTP.TLS; t.CertFile != "" {
+		certs, err := httpapi.NewCertReloader(t.CertFile, t.KeyFile, s.log)
+		if err != nil {
+			return err
+		}
+		s.listener = tls.NewListener(s.listener, certs.TLSConfig())
+	}
 	s.httpErr = make(chan error, 1)
-	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Headers must arrive within read_header_timeout and a body keep arriving (httpapi's
+	// body_timeout); there is no overall read or write timeout, since a large payload may
+	// legitimately take minutes to post and a synchronous answer minutes to come.
+	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: s.cfg.HTTP.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.HTTP.IdleTimeout.D(),
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.echo.Server = srv
 	go func() {
 		err := srv.Serve(s.listener)

@@ -134,6 +134,10 @@ func TestDLQCommands(t *testing.T) {
 	if code, _, errOut := cli(append([]string{"tx", "list", "--status", "lost"}, api...)...); code != 1 || !strings.Contains(errOut, "want one of") {
 		t.Errorf("tx list --status lost: exit %d %s", code, errOut)
 	}
+	// The refused discard was never sent; the audit log has no action yet.
+	if code, out, errOut := cli(append([]string{"audit"}, api...)...); code != 0 || !strings.Contains(out, "TIME") || strings.Contains(out, "discard") {
+		t.Errorf("audit: exit %d\n%s%s", code, out, errOut)
+	}
 	code, out, errOut := cli(append([]string{"dlq", "show", "1"}, api...)...)
 	if code != 0 || !strings.Contains(out, `"KL_N_F3"`) {
 		t.Errorf("show: exit %d\n%s%s", code, out, errOut)
@@ -182,6 +186,10 @@ func TestDLQCommands(t *testing.T) {
 	}
 	if code, out, _ := cli(append([]string{"tx", "list", "--status", "delivered", "--since", "1h", "--limit", "1"}, api...)...); code != 0 || strings.Count(out, "delivered") != 1 {
 		t.Errorf("tx list with filters: exit %d\n%s", code, out)
+	}
+	// The replays, one request per dead letter (--chunk 1), are admin actions on record.
+	if code, out, errOut := cli(append([]string{"audit", "--who", "admin"}, api...)...); code != 0 || strings.Count(out, "POST /admin/v1/dlq/replay") != 3 {
+		t.Errorf("audit --who admin: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

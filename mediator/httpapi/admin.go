@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
@@ -30,6 +32,9 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tally-admin"`)
 			return c.JSON(http.StatusUnauthorized, apiError{Status: "error", Message: "missing or wrong admin token"})
 		}
+		if changes(c.Request().Method) {
+			defer s.recordAudit(c, p)
+		}
 		if !p.Can(c.Request().Method, c.Path()) {
 			return c.JSON(http.StatusForbidden, apiError{Status: "error",
 				Message: fmt.Sprintf("%s has scope %s: %s %s needs scope operate", p.Name, p.Scope, c.Request().Method, c.Path())})
@@ -37,8 +42,57 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		ctx := txlog.WithActor(auth.WithPrincipal(r.Context(), p), p.Name)
 		c.SetRequest(r.WithContext(ctx))
-		return next(c)
+		if err := next(c); err != nil {
+			c.Error(err) // answered now, so that the audit entry has the status
+		}
+		return nil
 	}
+}
+
+// changes says whether a request method may change something: those are the admin actions
+// the audit log records (reads are not actions).
+func changes(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
+// recordAudit writes who did what and how it ended; a failure to record is logged, never
+// turned into a failure of the action (which has happened by then).
+func (s *Server) recordAudit(c echo.Context, p auth.Principal) {
+	r := c.Request()
+	e := &txlog.AuditEntry{Time: s.now().UTC(), Who: p.Name, Scope: string(p.Scope), Action: r.Method + " " + c.Path(),
+		Path: r.URL.Path, Result: c.Response().Status, RequestID: RequestID(r.Context()), Client: c.RealIP()}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := s.txlog.PutAudit(ctx, e); err != nil {
+		s.log.Error("recording an admin action", "action", e.Action, "who", e.Who, "request_id", e.RequestID, "err", err)
+	}
+}
+
+// handleAudit is GET /admin/v1/audit?who=&since=&until=&limit=: the admin actions, newest
+// first.
+func (s adminAPI) handleAudit(c echo.Context) error {
+	now := s.now()
+	f := txlog.AuditFilter{Who: c.QueryParam("who"), Limit: 100}
+	var err error
+	if f.Since, err = parseWhen(c.QueryParam("since"), now); err != nil {
+		return badRequest(c, fmt.Errorf("since: %w", err))
+	}
+	if f.Until, err = parseWhen(c.QueryParam("until"), now); err != nil {
+		return badRequest(c, fmt.Errorf("until: %w", err))
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 || f.Limit > 10000 {
+			return badRequest(c, errors.New("limit: want 1 to 10000"))
+		}
+	}
+	entries, err := s.txlog.Audit(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []*txlog.AuditEntry{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"audit": entries})
 }
 
 // handleWhoAmI is GET /admin/v1/whoami: the credential's name and scope, so a client (the CLI,

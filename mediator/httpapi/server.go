@@ -39,6 +39,7 @@ type Server struct {
 	metadata    Metadata
 	openhim     OpenHIM
 	jobs        Jobs
+	gate        *gate
 }
 
 type (
@@ -53,7 +54,8 @@ type (
 func New(c Config) *echo.Echo {
 	s := &Server{cfg: c.Config, log: c.Log, now: c.Now, version: c.Version, registry: c.Registry, metrics: c.Metrics,
 		health: c.Health, ingester: c.Ingester, txlog: c.TxLog, deadLetters: c.DeadLetters, exchanges: c.Exchanges,
-		targets: c.Targets, metadata: c.Metadata, openhim: c.OpenHIM, jobs: c.Jobs, admins: auth.New(c.Config.Admin)}
+		targets: c.Targets, metadata: c.Metadata, openhim: c.OpenHIM, jobs: c.Jobs, admins: auth.New(c.Config.Admin),
+		gate: newGate(c.Config, c.Now)}
 	return s.routes()
 }
 
@@ -61,7 +63,9 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
+	e.Use(s.withRequestID)
 	e.Use(s.observe)
+	e.Use(s.limits)
 
 	e.POST("/ingest/:source", s.handleIngest, s.openhimEnvelope)
 	dhis2API{s}.dhis2Routes(e) // dhis2.go: POST /api/dataValueSets and its variants
@@ -73,6 +77,7 @@ func (s *Server) routes() *echo.Echo {
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	a := adminAPI{s}
 	admin.GET("/whoami", a.handleWhoAmI)
+	admin.GET("/audit", a.handleAudit)
 	admin.GET("/transactions", a.handleTxList)
 	admin.GET("/transactions/:id", a.handleTxShow)
 	admin.POST("/preview", a.handlePreview)
@@ -132,7 +137,7 @@ func (s *Server) httpError(err error, c echo.Context) {
 			msg = http.StatusText(status)
 		}
 	} else {
-		s.log.Error("request failed", "path", c.Request().URL.Path, "err", err)
+		s.log.Error("request failed", "path", c.Request().URL.Path, "request_id", RequestID(c.Request().Context()), "err", err)
 	}
 	_ = c.JSON(status, apiError{Status: "error", Message: msg})
 }
@@ -140,13 +145,21 @@ func (s *Server) httpError(err error, c echo.Context) {
 func (s *Server) handleIngest(c echo.Context) error {
 	name := c.Param("source")
 	src, ok := s.cfg.Source(name)
-	if !ok {
-		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no source is called " + strconv.Quote(name)})
+	if ok {
+		_, err := authenticate(c.Request(), nil, src)
+		ok = err == nil
+		if !ok {
+			s.ingester.Refused(src.Name, "unauthorized")
+		}
 	}
-	if _, err := authenticate(c.Request(), nil, src); err != nil {
-		s.ingester.Refused(src.Name, "unauthorized")
+	if !ok {
+		// An unknown source and wrong credentials get the same answer, so that source
+		// names cannot be found by trying.
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="tally", charset="UTF-8"`)
 		return c.JSON(http.StatusUnauthorized, apiError{Status: "error", Message: "missing or wrong credentials for source " + strconv.Quote(name)})
+	}
+	if limited, err := s.rateLimited(c, src); limited {
+		return err
 	}
 	res, err := s.ingester.Ingest(c.Request().Context(), s.ingestRequestFrom(c, src))
 	if err != nil {

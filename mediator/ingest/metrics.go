@@ -16,9 +16,11 @@ type Metrics struct {
 
 // RejectReasons are the values of tally_ingest_rejected_requests_total's reason label:
 // a malformed payload, one over the size limit, an unknown format, a store or target
-// that is not there, and a request without valid credentials.
+// that is not there, a request without valid credentials, one asking what the source may
+// not do (delete, a data set or org unit not allowed), one over the source's rate limit,
+// and one beyond the bound of payloads read at once.
 func RejectReasons() []string {
-	return []string{"bad_input", "too_large", "unsupported", "unavailable", "unauthorized"}
+	return []string{"bad_input", "too_large", "unsupported", "unavailable", "unauthorized", "forbidden", "rate_limited", "busy"}
 }
 
 // NewMetrics builds the collectors and registers them on reg.
