@@ -45,7 +45,7 @@ type cliEnv struct {
 
 func commands() []*command {
 	return []*command{
-		serveCmd(), demoCmd(), sendCmd(), txCmd(), dlqCmd(), targetsCmd(), exchangeCmd(), configCmd(), mappingCmd(), openhimCmd(), benchCmd(), versionCmd(), whoamiCmd(), auditCmd(),
+		serveCmd(), demoCmd(), sendCmd(), txCmd(), dlqCmd(), targetsCmd(), exchangeCmd(), configCmd(), mappingCmd(), openhimCmd(), benchCmd(), versionCmd(), whoamiCmd(), auditCmd(), completionCmd(),
 	}
 }
 
