@@ -174,6 +174,9 @@ type Source struct {
 	Allow SourceAllow `yaml:"allow"`
 	// RateLimit bounds the source's requests; past it the answer is 429 with Retry-After.
 	RateLimit RateLimit `yaml:"rate_limit"`
+	// StoredBy is the storedBy DHIS2 records for the source's values that name none
+	// (DHIS2 records its own account's user name otherwise).
+	StoredBy string `yaml:"stored_by"`
 	// Validation is per_value (a bad value is refused on its own, with DHIS2's conflict,
 	// and the rest of the payload goes on) or atomic (any bad value refuses the whole
 	// payload). Empty means as the endpoint does: per_value on POST /api/dataValueSets,

@@ -667,7 +667,7 @@ func TestDocumentedExchangeSnippets(t *testing.T) {
 	if len(blocks) < 3 {
 		t.Fatalf("%d yaml blocks in docs/exchanges.md", len(blocks))
 	}
-	var exch, cht, notify string
+	var exch, cht, notify, watch string
 	for _, b := range blocks {
 		b, _, _ = strings.Cut(b, "```")
 		switch {
@@ -675,9 +675,15 @@ func TestDocumentedExchangeSnippets(t *testing.T) {
 			exch = b
 		case strings.HasPrefix(b, "  - name: cht-chw"):
 			cht = b
-		case strings.HasPrefix(b, "notify:"):
+		case strings.HasPrefix(b, "notify:") && notify == "":
 			notify = b
+		case strings.HasPrefix(b, "notify:"):
+			watch = b // the targets and dead letters section
 		}
 	}
 	check("docs/exchanges.md", notify+strings.Replace(exch, "mapping: \"\"", "mapping: \"\"", 1)+cht)
+	if watch == "" {
+		t.Error("docs/exchanges.md has no notify: block for targets and dead letters")
+	}
+	check("docs/exchanges.md (targets and dead letters)", watch)
 }

@@ -170,15 +170,7 @@ func TestConcurrentIngestsAreBounded(t *testing.T) {
 			t.Fatalf("the first ingest ended (HTTP %d) while its body was still open", c)
 		default:
 		}
-		r, _ := http.NewRequest("POST", h.base+"/ingest/cht", strings.NewReader(oneValue))
-		r.Header.Set("Authorization", "Bearer "+chtToken)
-		r.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		code, hdr = resp.StatusCode, resp.Header
+		code, hdr = postCHT(t, h)
 		if code == http.StatusServiceUnavailable {
 			break
 		}
@@ -206,6 +198,14 @@ func TestSourceRateLimit(t *testing.T) {
 	if c, b := h.post("/ingest/cht", "application/json", "Bearer "+chtToken, []byte(oneValue)); c != http.StatusAccepted {
 		t.Fatalf("first: HTTP %d %v", c, b)
 	}
+	if code, hdr := postCHT(t, h); code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
+		t.Fatalf("second: HTTP %d Retry-After %q, want 429 with Retry-After", code, hdr.Get("Retry-After"))
+	}
+}
+
+// postCHT posts oneValue as source cht and returns the status and headers of the answer.
+func postCHT(t *testing.T, h *harness) (int, http.Header) {
+	t.Helper()
 	req, _ := http.NewRequest("POST", h.base+"/ingest/cht", strings.NewReader(oneValue))
 	req.Header.Set("Authorization", "Bearer "+chtToken)
 	req.Header.Set("Content-Type", "application/json")
@@ -214,9 +214,7 @@ func TestSourceRateLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("second: HTTP %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
+	return resp.StatusCode, resp.Header
 }
 
 // Deleting needs allow_delete; the allow-lists refuse what they do not name. Each refusal is
@@ -225,7 +223,7 @@ func TestSourcePermissions(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
 	dir := t.TempDir()
-	h := startYAML(t, hardenedYAML(dir, emu.URL, "", "    allow: {org_units: [KL_N_F1]}"), dir, false)
+	h := startYAML(t, hardenedYAML(dir, emu.URL, "", "    allow: {org_units: [KL_N_F1]}\n    stored_by: cht-app"), dir, false)
 	for _, tc := range []struct {
 		name, path, body, want string
 	}{
@@ -247,6 +245,12 @@ func TestSourcePermissions(t *testing.T) {
 	}
 	if code, body := h.post("/ingest/cht", "application/json", "Bearer "+chtToken, []byte(oneValue)); code != http.StatusAccepted {
 		t.Errorf("an allowed payload: HTTP %d %v", code, body)
+	} else {
+		h.waitStatus(body["transaction"].(string), "delivered")
+	}
+	// The source's stored_by is what DHIS2 records as storedBy for values that name none.
+	if v, ok := emu.Lookup("EPI_BCG", "202401", "KL_N_F1", "F_LT1", ""); !ok || v.StoredBy != "cht-app" {
+		t.Errorf("stored value = %+v, %v; want storedBy cht-app", v, ok)
 	}
 }
 

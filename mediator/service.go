@@ -84,6 +84,7 @@ type Service struct {
 	deliverer   *delivery.Deliverer
 	ingester    *ingest.Ingester
 	exchanges   *exchange.Runner
+	watcher     *exchange.Watcher // nil: no target or dead-letter notifications configured
 	reporter    *outcome.Reporter // nil without openhim: enabled
 	echo        *echo.Echo
 
@@ -295,6 +296,9 @@ func (s *Service) startBackground(wctx context.Context) {
 		s.workers.Go(func() { s.reporter.DropLegacyClaims(wctx) })
 	}
 	s.exchanges.Start(wctx, &s.workers)
+	if s.watcher != nil {
+		s.workers.Go(func() { s.watcher.Run(wctx) })
+	}
 }
 
 // Addr is the address HTTP is served on.

@@ -3,6 +3,7 @@ package mediator
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/tally-hmis/tally/mediator/delivery"
@@ -38,6 +39,8 @@ func (s *Service) build(conn *stream.Conn) {
 	s.exchanges = exchange.NewRunner(s.exchangeSet, exchange.RunnerConfig{Config: s.cfg, State: conn.State, TxLog: s.txlog,
 		Publisher: s.pub, Mapping: s.mapping, Targets: s.targets, Settings: s.console, Counter: s.ingester, Log: s.log,
 		Now: s.now, After: s.exchangeTimer})
+	s.watcher = exchange.NewWatcher(exchange.WatcherConfig{Set: s.exchangeSet, State: conn.State, Targets: s.targets,
+		TargetNames: s.cfg.TargetNames(), Waiting: waitingIn(s.deadLetters), Log: s.log, Now: s.now})
 	hc := httpapi.Config{Config: s.cfg, Log: s.log, Now: s.now, Version: s.version, Registry: s.reg, Metrics: s.metrics.HTTP,
 		Health: health{s}, Ingester: s.ingester, TxLog: s.txlog, DeadLetters: s.deadLetters, Exchanges: s.exchanges,
 		Targets: s.targets, Metadata: md, Jobs: conn.State}
@@ -81,4 +84,32 @@ func (h health) JetStream(ctx context.Context) error {
 		return errors.New("not connected")
 	}
 	return conn.Ready(ctx)
+}
+
+// waitingIn adapts the dead-letter queue to what the notification watcher reads: the dead
+// letters waiting per target and source, with their first transactions.
+func waitingIn(store *dlq.Store) func(ctx context.Context) ([]exchange.Waiting, error) {
+	return func(ctx context.Context) ([]exchange.Waiting, error) {
+		byKey := map[[2]string]*exchange.Waiting{}
+		var order [][2]string
+		err := store.Scan(ctx, dlq.DLQFilter{}, 0, func(d *dlq.DeadLetterSummary) bool {
+			k := [2]string{d.Target, d.Source}
+			w := byKey[k]
+			if w == nil {
+				w = &exchange.Waiting{Target: d.Target, Source: d.Source}
+				byKey[k] = w
+				order = append(order, k)
+			}
+			w.Count++
+			if len(w.TxIDs) < 10 && d.TxID != "" && !slices.Contains(w.TxIDs, d.TxID) {
+				w.TxIDs = append(w.TxIDs, d.TxID)
+			}
+			return true
+		})
+		out := make([]exchange.Waiting, 0, len(order))
+		for _, k := range order {
+			out = append(out, *byKey[k])
+		}
+		return out, err
+	}
 }

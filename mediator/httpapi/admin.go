@@ -71,14 +71,10 @@ func (s *Server) recordAudit(c echo.Context, p auth.Principal) {
 // handleAudit is GET /admin/v1/audit?who=&since=&until=&limit=: the admin actions, newest
 // first.
 func (s adminAPI) handleAudit(c echo.Context) error {
-	now := s.now()
 	f := txlog.AuditFilter{Who: c.QueryParam("who"), Limit: 100}
 	var err error
-	if f.Since, err = parseWhen(c.QueryParam("since"), now); err != nil {
-		return badRequest(c, fmt.Errorf("since: %w", err))
-	}
-	if f.Until, err = parseWhen(c.QueryParam("until"), now); err != nil {
-		return badRequest(c, fmt.Errorf("until: %w", err))
+	if f.Since, f.Until, err = s.timeRange(c); err != nil {
+		return badRequest(c, err)
 	}
 	if l := c.QueryParam("limit"); l != "" {
 		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 || f.Limit > 10000 {
@@ -137,11 +133,8 @@ func (s adminAPI) handleTxList(c echo.Context) error {
 			txlog.TxAccepted, txlog.TxDelivered, txlog.TxPartiallyDelivered, txlog.TxFailed)})
 	}
 	var err error
-	if f.Since, err = parseWhen(c.QueryParam("since"), s.now()); err != nil {
-		return badRequest(c, fmt.Errorf("since: %w", err))
-	}
-	if f.Until, err = parseWhen(c.QueryParam("until"), s.now()); err != nil {
-		return badRequest(c, fmt.Errorf("until: %w", err))
+	if f.Since, f.Until, err = s.timeRange(c); err != nil {
+		return badRequest(c, err)
 	}
 	views, err := s.txlog.Search(c.Request().Context(), f)
 	if err != nil {
@@ -207,3 +200,15 @@ func credentials(r *http.Request) (user, pass, token string) {
 }
 
 func constEq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// timeRange reads a list's since and until query parameters.
+func (s adminAPI) timeRange(c echo.Context) (since, until time.Time, err error) {
+	now := s.now()
+	if since, err = parseWhen(c.QueryParam("since"), now); err != nil {
+		return since, until, fmt.Errorf("since: %w", err)
+	}
+	if until, err = parseWhen(c.QueryParam("until"), now); err != nil {
+		return since, until, fmt.Errorf("until: %w", err)
+	}
+	return since, until, nil
+}

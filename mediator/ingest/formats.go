@@ -194,6 +194,9 @@ func (d deleting) Value(v *transform.DataValue, at transform.Locator) error {
 	if err := d.opts.checkAllowed(v); err != nil {
 		return err
 	}
+	if v.StoredBy == "" && d.opts.source != nil {
+		v.StoredBy = d.opts.source.StoredBy
+	}
 	return d.Sink.Value(v, at)
 }
 
