@@ -155,6 +155,17 @@ func TestTransactionsRecordTheirSenderAndRequestID(t *testing.T) {
 	if strings.Contains(string(raw), chtToken) {
 		t.Error("the transaction record holds the source's token")
 	}
+	// The record pages its delivery records on request (tally tx show's summary and --values).
+	h.waitStatus(id, txlog.TxDelivered)
+	if code, v := h.admin("GET", "/admin/v1/transactions/"+id+"?limit=0", nil); code != http.StatusOK || v["deliveries"] != nil || num(v["deliveriesTotal"]) < 1 {
+		t.Errorf("?limit=0: HTTP %d deliveries %v total %v", code, v["deliveries"], v["deliveriesTotal"])
+	}
+	if code, v := h.admin("GET", "/admin/v1/transactions/"+id+"?offset=0&limit=1", nil); code != http.StatusOK || len(v["deliveries"].([]any)) != 1 {
+		t.Errorf("?offset=0&limit=1: HTTP %d %v", code, v["deliveries"])
+	}
+	if code, _ := h.admin("GET", "/admin/v1/transactions/"+id+"?limit=5000", nil); code != http.StatusBadRequest {
+		t.Errorf("?limit=5000: HTTP %d, want 400", code)
+	}
 	id2, made := post("has spaces, not usable")
 	if len(made) != 32 || h.tx(id2)["requestId"] != made {
 		t.Errorf("a made request id %q, recorded %v", made, h.tx(id2)["requestId"])

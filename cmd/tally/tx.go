@@ -71,14 +71,23 @@ func txCmd() *command {
 			if *page < 1 || *pageSize < 1 {
 				return fmt.Errorf("--page %d --page-size %d: want 1 or more", *page, *pageSize)
 			}
+			// -o json|yaml is the whole transaction; the table asks for one page of its
+			// delivery records (none for the summary), never all of them.
+			path := "/admin/v1/transactions/" + url.PathEscape(args[1])
+			switch {
+			case *values:
+				path += fmt.Sprintf("?offset=%d&limit=%d", (*page-1)**pageSize, *pageSize)
+			case out.table():
+				path += "?limit=0"
+			}
 			var raw json.RawMessage
-			if _, err := api.do(ctx, "GET", "/admin/v1/transactions/"+url.PathEscape(args[1]), "", nil, &raw); err != nil {
+			if _, err := api.do(ctx, "GET", path, "", nil, &raw); err != nil {
 				return err
 			}
 			if done, err := out.print(env.stdout, raw); done || err != nil {
 				return err
 			}
-			var v txlog.TxView
+			var v txPageView
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return fmt.Errorf("decoding the transaction: %w", err)
 			}
@@ -114,6 +123,12 @@ func printTxList(w io.Writer, raw []byte) error {
 	return tw.Flush()
 }
 
+// txPageView is a transaction with one page of its delivery records and their total.
+type txPageView struct {
+	txlog.TxView
+	DeliveriesTotal int `json:"deliveriesTotal"`
+}
+
 // summaryConflicts is how many conflicts per target the summary quotes.
 const summaryConflicts = 5
 
@@ -121,7 +136,7 @@ const summaryConflicts = 5
 // values went, the first reasons they were refused and what was done since; the
 // per-batch records (which run to hundreds of thousands of lines for a large payload) only
 // with --values.
-func printTxSummary(w io.Writer, v *txlog.TxView) error {
+func printTxSummary(w io.Writer, v *txPageView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Transaction:\t%s\n", v.ID)
 	fmt.Fprintf(tw, "Source:\t%s (%s)\n", v.Source, v.Format)
@@ -160,21 +175,21 @@ func printTxSummary(w io.Writer, v *txlog.TxView) error {
 			fmt.Fprintf(w, "  %s  %s %d values at %s (dead letter %d)\n", e.Time.Local().Format(time.DateTime), e.Kind, e.Values, e.Target, e.DLQSeq)
 		}
 	}
-	if n := len(v.Deliveries); n > 0 {
+	if n := v.DeliveriesTotal; n > 0 {
 		fmt.Fprintf(w, "\n%d delivery records: tally tx show %s --values (or -o json for everything)\n", n, v.ID)
 	}
 	return nil
 }
 
-// printTxDeliveries prints one page of the per-batch delivery records with their
-// conflicts.
-func printTxDeliveries(w io.Writer, v *txlog.TxView, page, size int) error {
-	total := len(v.Deliveries)
+// printTxDeliveries prints one page of the per-batch delivery records (as the API paged
+// them) with their conflicts.
+func printTxDeliveries(w io.Writer, v *txPageView, page, size int) error {
+	total := v.DeliveriesTotal
 	pages := max(1, (total+size-1)/size)
 	if page > pages {
 		return fmt.Errorf("--page %d: the transaction has %d delivery records, %d pages of %d", page, total, pages, size)
 	}
-	part := v.Deliveries[(page-1)*size : min(page*size, total)]
+	part := v.Deliveries
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tBATCH\tREPLAY\tOUTCOME\tVALUES\tIMPORTED\tUPDATED\tIGNORED\tREJECTED\tATTEMPTS\tLAST ERROR")
 	for _, d := range part {

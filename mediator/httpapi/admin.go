@@ -110,7 +110,38 @@ func (s adminAPI) handleTxShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	if c.QueryParam("limit") == "" && c.QueryParam("offset") == "" {
+		return c.JSON(http.StatusOK, v)
+	}
+	return s.txPage(c, v)
+}
+
+// maxDeliveriesPage bounds one page of a transaction's delivery records.
+const maxDeliveriesPage = 1000
+
+// txPage answers a transaction with one page of its delivery records (?offset=&limit=;
+// limit=0 for none) and their total: a 200-batch transaction's records run to hundreds of
+// thousands of lines, which a summary or a terminal does not want at once.
+func (s adminAPI) txPage(c echo.Context, v *txlog.TxView) error {
+	offset, limit := 0, 50
+	var err error
+	if o := c.QueryParam("offset"); o != "" {
+		if offset, err = strconv.Atoi(o); err != nil || offset < 0 {
+			return badRequest(c, errors.New("offset: want 0 or more"))
+		}
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 0 || limit > maxDeliveriesPage {
+			return badRequest(c, fmt.Errorf("limit: want 0 to %d", maxDeliveriesPage))
+		}
+	}
+	total := len(v.Deliveries)
+	page := *v
+	page.Deliveries = v.Deliveries[min(offset, total):min(offset+limit, total)]
+	return c.JSON(http.StatusOK, struct {
+		*txlog.TxView
+		DeliveriesTotal int `json:"deliveriesTotal"`
+	}{&page, total})
 }
 
 // handleTxList is GET /admin/v1/transactions?source=&status=&since=&until=&limit=, newest
