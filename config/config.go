@@ -37,7 +37,29 @@ type HTTP struct {
 	// durably (a cluster that lost its quorum never confirms); past it the client gets 503
 	// with Retry-After, and retrying the same request is safe.
 	StoreTimeout Duration `yaml:"store_timeout"`
+	// ReadHeaderTimeout bounds how long a client may take to send a request's headers.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// BodyTimeout is how long a request body may go without BodyProgress more bytes
+	// arriving: a body must keep arriving, so that slow clients cannot hold connections.
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// IdleTimeout closes a kept-alive connection unused this long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxConcurrentIngests bounds the payloads read at once (each may spool up to 32 MiB);
+	// one more is answered 503 with Retry-After.
+	MaxConcurrentIngests int `yaml:"max_concurrent_ingests"`
+	// TLS, when cert_file and key_file are set, serves HTTPS; the files are read again when
+	// they change, without a restart.
+	TLS ListenerTLS `yaml:"tls"`
 }
+
+// ListenerTLS is the certificate and key the listener serves (PEM files).
+type ListenerTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// BodyProgress is how many bytes a request body must deliver within http.body_timeout.
+const BodyProgress = 4 << 10
 
 // NATS says where the streams live. An empty URL runs an embedded JetStream server that
 // stores in StoreDir.
@@ -143,6 +165,18 @@ type Source struct {
 	// every target has the payload, and reports the outcome. 0 answers as soon as the
 	// payload is stored (the default).
 	WaitForDelivery Duration `yaml:"wait_for_delivery"`
+	// AllowDelete lets the source delete values in DHIS2 (importStrategy=DELETE, or values
+	// marked deleted). Off by default: Tally's DHIS2 account may delete anything, a
+	// source should not.
+	AllowDelete bool `yaml:"allow_delete"`
+	// Allow, when a list is not empty, restricts what the source may send: data sets and
+	// org units as the payload writes them (in its id scheme).
+	Allow SourceAllow `yaml:"allow"`
+	// RateLimit bounds the source's requests; past it the answer is 429 with Retry-After.
+	RateLimit RateLimit `yaml:"rate_limit"`
+	// StoredBy is the storedBy DHIS2 records for the source's values that name none
+	// (DHIS2 records its own account's user name otherwise).
+	StoredBy string `yaml:"stored_by"`
 	// Validation is per_value (a bad value is refused on its own, with DHIS2's conflict,
 	// and the rest of the payload goes on) or atomic (any bad value refuses the whole
 	// payload). Empty means as the endpoint does: per_value on POST /api/dataValueSets,
@@ -213,6 +247,12 @@ type Target struct {
 	// MetadataRefresh is how long the target's metadata, read for mapping, is used before
 	// it is read again.
 	MetadataRefresh Duration `yaml:"metadata_refresh"`
+}
+
+// SourceAllow lists what a source may send; an empty list allows anything.
+type SourceAllow struct {
+	DataSets []string `yaml:"data_sets"`
+	OrgUnits []string `yaml:"org_units"`
 }
 
 // RateLimit is a token bucket: PerSecond requests per second on average, up to Burst at once.
@@ -319,12 +359,21 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // UnmarshalYAML parses Go duration syntax.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	v, err := parseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("duration %q: want e.g. 30s, 5m or 24h", n.Value)
+		return err
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// parseDuration reads Go duration syntax, saying what a good one looks like when it fails.
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: write a number and a unit (s, m or h), e.g. 30s, 5m, 24h or 1h30m", s)
+	}
+	return v, nil
 }
 
 // MarshalYAML writes Go duration syntax.
@@ -335,7 +384,17 @@ type ByteSize int64
 
 // UnmarshalYAML parses a size with an optional unit.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	s := strings.TrimSpace(n.Value)
+	v, err := parseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// parseByteSize reads a size with an optional unit.
+func parseByteSize(raw string) (int64, error) {
+	s := strings.TrimSpace(raw)
 	units := []struct {
 		suffix string
 		mult   int64
@@ -349,8 +408,7 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	var v int64
 	if _, err := fmt.Sscanf(s, "%d", &v); err != nil || v < 0 || fmt.Sprint(v) != s {
-		return fmt.Errorf("size %q: want a whole number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB", n.Value)
+		return 0, fmt.Errorf("%q is not a size: write a whole number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB, e.g. 64MiB", raw)
 	}
-	*b = ByteSize(v * mult)
-	return nil
+	return v * mult, nil
 }

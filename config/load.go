@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -63,7 +64,11 @@ func Parse(name string, data []byte, getenv func(string) string) (*Config, error
 		return nil, Problems{{File: name, Line: yamlErrLine(err), Msg: err.Error()}}
 	}
 	var probs Problems
-	expand(&root, func(line int, msg string) { probs = append(probs, Problem{File: name, Line: line, Msg: msg}) }, getenv)
+	unset := map[int]bool{} // lines whose ${VAR} is not set
+	expand(&root, func(line int, msg string) {
+		probs = append(probs, Problem{File: name, Line: line, Msg: msg})
+		unset[line] = true
+	}, getenv)
 	c := &Config{file: name, lines: map[string]int{}}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
@@ -76,7 +81,13 @@ func Parse(name string, data []byte, getenv func(string) string) (*Config, error
 		}
 	}
 	c.applyDefaults()
-	probs = append(probs, c.validate()...)
+	for _, p := range c.validate() {
+		// An unset variable is the mistake; that its value is then empty (no token, a URL
+		// that is not one) follows from it and is not reported again.
+		if !unset[p.Line] {
+			probs = append(probs, p)
+		}
+	}
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 		// The config comes back with its problems so that a validator can check the
@@ -154,8 +165,101 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string, lines map
 		for i, item := range n.Content {
 			probs = append(probs, checkKeys(file, item, t.Elem(), path+"["+strconv.Itoa(i)+"]", lines)...)
 		}
+	default:
+		if msg := checkShape(n, t); msg != "" {
+			probs = append(probs, Problem{File: file, Line: n.Line, Path: path, Msg: msg})
+			neutralise(n)
+		}
 	}
 	return probs
+}
+
+// checkShape says in a plain sentence what is wrong with a value of the wrong type or form
+// (a word where a number goes, 1day for a duration, a list for a text), or "" when it
+// decodes. Each such value is one problem: neutralise then blanks it, so that decoding goes
+// on and the rest of its section is read and checked as written, with no follow-on errors.
+func checkShape(n *yaml.Node, t reflect.Type) string {
+	if n.Kind == yaml.AliasNode || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+		return ""
+	}
+	if t != reflect.TypeOf(Duration(0)) && t != reflect.TypeOf(ByteSize(0)) &&
+		reflect.PointerTo(t).Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()) {
+		return "" // a type of another package that reads itself (mapping's org_units: same)
+	}
+	switch t {
+	case reflect.TypeOf(Duration(0)), reflect.TypeOf(time.Duration(0)):
+		if n.Kind != yaml.ScalarNode {
+			return "want a duration, e.g. 30s, 5m or 24h"
+		}
+		if _, err := parseDuration(n.Value); err != nil && (t == reflect.TypeOf(Duration(0)) || !isInt(n.Value)) {
+			return err.Error()
+		}
+		return ""
+	case reflect.TypeOf(ByteSize(0)):
+		if n.Kind != yaml.ScalarNode {
+			return "want a size, e.g. 64MiB"
+		}
+		if _, err := parseByteSize(n.Value); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return "want a mapping of keys to values (key: value), not " + nodeKind(n)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return "want a list ([a, b] or one \"- item\" per line), not " + nodeKind(n)
+		}
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			return "want a text value, not " + nodeKind(n)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if _, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64); n.Kind != yaml.ScalarNode || err != nil {
+			return fmt.Sprintf("want a whole number, e.g. 4, not %s", nodeKind(n))
+		}
+	case reflect.Float32, reflect.Float64:
+		if _, err := strconv.ParseFloat(n.Value, 64); n.Kind != yaml.ScalarNode || err != nil {
+			return fmt.Sprintf("want a number, e.g. 0.5, not %s", nodeKind(n))
+		}
+	case reflect.Bool:
+		switch strings.ToLower(n.Value) {
+		case "true", "false", "yes", "no", "on", "off", "y", "n":
+		default:
+			return fmt.Sprintf("want true or false, not %s", nodeKind(n))
+		}
+		if n.Kind != yaml.ScalarNode {
+			return fmt.Sprintf("want true or false, not %s", nodeKind(n))
+		}
+	}
+	return ""
+}
+
+// isInt says whether s is a whole number (a time.Duration in nanoseconds, to yaml).
+func isInt(s string) bool {
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil
+}
+
+// nodeKind names what a node holds, for a problem's sentence.
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
+}
+
+// neutralise replaces a node of the wrong shape with the empty value of its type, which
+// decodes as if the key were absent.
+func neutralise(n *yaml.Node) {
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
 }
 
 func joinPath(path, key string) string {

@@ -20,6 +20,27 @@ type Notify struct {
 	Repeat   Duration        `yaml:"repeat,omitempty"`
 	Webhooks []NotifyWebhook `yaml:"webhooks,omitempty"`
 	DHIS2    []NotifyDHIS2   `yaml:"dhis2,omitempty"`
+	// Targets tells every channel when a target has been unreachable longer than
+	// UnreachableAfter, once per incident and once on recovery; 0 (the default) does not.
+	Targets NotifyTargets `yaml:"targets,omitempty"`
+	// DeadLetters tells every channel when the dead letters waiting for a target, or from a
+	// source, exceed Above, once per incident and once they are back at or below it.
+	DeadLetters NotifyDeadLetters `yaml:"dead_letters,omitempty"`
+	// ConsoleURL is the base URL of Tally's console as operators reach it; messages link to
+	// its pages under /console/ (empty: no links).
+	ConsoleURL string `yaml:"console_url,omitempty"`
+	// CheckInterval is how often targets and dead letters are looked at (default 30s).
+	CheckInterval Duration `yaml:"check_interval,omitempty"`
+}
+
+// NotifyTargets says when an unreachable target is worth a message.
+type NotifyTargets struct {
+	UnreachableAfter Duration `yaml:"unreachable_after,omitempty"`
+}
+
+// NotifyDeadLetters says how many waiting dead letters are worth a message.
+type NotifyDeadLetters struct {
+	Above int `yaml:"above,omitempty"`
 }
 
 // NotifyWebhook posts a JSON document to a URL.
@@ -70,6 +91,17 @@ func (c *Config) DecodeNotify() (Notify, Problems) {
 	}
 	if n.Repeat < 0 {
 		k.add("notify.repeat", "may not be negative")
+	}
+	if n.CheckInterval == 0 {
+		n.CheckInterval = Duration(30 * time.Second)
+	}
+	if n.CheckInterval < 0 || n.Targets.UnreachableAfter < 0 || n.DeadLetters.Above < 0 {
+		k.add("notify", "check_interval, targets.unreachable_after and dead_letters.above may not be negative")
+	}
+	if n.ConsoleURL != "" {
+		if u, err := url.Parse(n.ConsoleURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			k.add("notify.console_url", "%q is not an http(s) base URL without credentials", n.ConsoleURL)
+		}
 	}
 	names := map[string]bool{}
 	for i := range n.Webhooks {

@@ -46,6 +46,18 @@ func (c *Config) applyServiceDefaults() {
 	if c.HTTP.ShutdownTimeout == 0 {
 		c.HTTP.ShutdownTimeout = Duration(30 * time.Second)
 	}
+	if c.HTTP.ReadHeaderTimeout == 0 {
+		c.HTTP.ReadHeaderTimeout = Duration(10 * time.Second)
+	}
+	if c.HTTP.BodyTimeout == 0 {
+		c.HTTP.BodyTimeout = Duration(30 * time.Second)
+	}
+	if c.HTTP.IdleTimeout == 0 {
+		c.HTTP.IdleTimeout = Duration(2 * time.Minute)
+	}
+	if c.HTTP.MaxConcurrentIngests == 0 {
+		c.HTTP.MaxConcurrentIngests = DefaultMaxConcurrentIngests
+	}
 	if c.NATS.URL == "" && c.NATS.StoreDir == "" {
 		c.NATS.StoreDir = DefaultStoreDir
 	}
@@ -91,6 +103,9 @@ func (s *Source) applyDefaults() {
 	}
 	if s.OrgUnits.Keep == "" {
 		s.OrgUnits.Keep = "all"
+	}
+	if s.RateLimit.PerSecond > 0 && s.RateLimit.Burst == 0 {
+		s.RateLimit.Burst = max(1, int(math.Ceil(s.RateLimit.PerSecond)))
 	}
 }
 
@@ -171,11 +186,23 @@ func (c *Config) validate() Problems {
 		k.add("targets", "sources are configured but no target to deliver to")
 	}
 	c.validateAdmin(k)
+	c.validateShared(k)
 	return k.ps
 }
 
+// DefaultMaxConcurrentIngests is http.max_concurrent_ingests' default: enough to keep two
+// cores busy parsing while others wait on JetStream, few enough that their spools (up to
+// 32 MiB each) stay far below a container's memory.
+const DefaultMaxConcurrentIngests = 8
+
 // validateService checks the nats:, http:, delivery: and log: sections.
 func (c *Config) validateService(k *checker) {
+	if c.HTTP.MaxConcurrentIngests < 0 {
+		k.add("http.max_concurrent_ingests", "%d: want 1 or more", c.HTTP.MaxConcurrentIngests)
+	}
+	if (c.HTTP.TLS.CertFile == "") != (c.HTTP.TLS.KeyFile == "") {
+		k.add("http.tls", "set both cert_file and key_file, or neither")
+	}
 	if c.NATS.URL != "" {
 		if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
 			k.add("nats.url", "%q is not a NATS URL such as nats://nats-1:4222", c.NATS.URL)
@@ -235,6 +262,10 @@ func (c *Config) validateTarget(k *checker, p string, t *Target, seen map[string
 		k.add(p+".url", "%q is not an http(s) URL of a DHIS2 instance", t.URL)
 	} else if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api") {
 		k.add(p+".url", "%q: give the instance's base URL without /api", t.URL)
+	} else if u.User != nil {
+		// Logged, shown in errors and sent to OpenHIM as it stands, a URL must not carry a
+		// secret; the client refuses one too (adapters/dhis2), and validate says so first.
+		k.add(p+".url", "the URL carries a user name or password: remove them and set username and password, or token")
 	}
 	hasBasic, hasToken := t.Username != "" || t.Password != "", t.Token != ""
 	switch {
@@ -299,6 +330,9 @@ func (c *Config) validateSource(k *checker, p string, s *Source, seen, targets m
 		k.add(p+".batch_size", "%d: want 1 to 10000", s.BatchSize)
 	}
 	k.ps = append(k.ps, c.checkSchemes(p+".id_schemes", s.IDSchemes)...)
+	if s.RateLimit.PerSecond < 0 || s.RateLimit.Burst < 0 {
+		k.add(p+".rate_limit", "per_second and burst may not be negative")
+	}
 }
 
 // validateAuth checks a source's credentials.
@@ -307,13 +341,61 @@ func validateAuth(k *checker, p string, a *Auth) {
 		k.add(p+".auth", "no credentials: add users or tokens, or set public: true to accept anyone")
 	}
 	for j, u := range a.Users {
-		if u.Username == "" || u.Password == "" {
+		switch {
+		case u.Username == "" || u.Password == "":
 			k.add(fmt.Sprintf("%s.auth.users[%d]", p, j), "a user needs username and password")
+		case len(u.Password) < minPasswordLen:
+			k.add(fmt.Sprintf("%s.auth.users[%d].password", p, j), "a password must be at least %d characters (DHIS2's own minimum, so a client set up for DHIS2 works unchanged)", minPasswordLen)
 		}
 	}
 	for j, tok := range a.Tokens {
 		if len(tok) < 16 {
 			k.add(fmt.Sprintf("%s.auth.tokens[%d]", p, j), "a token must be at least 16 characters")
+		}
+	}
+}
+
+// minPasswordLen is the shortest Basic password a source may have: DHIS2's default minimum
+// (its system setting keyMinPasswordLength is 8), since a source's Basic user is most often a
+// DHIS2 client's. Tokens, which no person types, need 16.
+const minPasswordLen = 8
+
+// validateShared refuses one credential serving two principals: two sources with the same
+// token or user name (a request could not say which one it is), or a source token that is
+// also an admin credential's (a sender would hold the admin's power).
+func (c *Config) validateShared(k *checker) {
+	owner := map[string]string{} // token -> path of its first holder
+	admin := map[string]string{}
+	if c.Admin.Token != "" {
+		admin[c.Admin.Token] = "admin.token"
+	}
+	for i, cr := range c.Admin.Credentials {
+		if cr.Token != "" {
+			admin[cr.Token] = fmt.Sprintf("admin.credentials[%d]", i)
+		}
+	}
+	users := map[string]string{}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		for j, tok := range s.Auth.Tokens {
+			p := fmt.Sprintf("sources[%d].auth.tokens[%d]", i, j)
+			switch {
+			case tok == "":
+			case admin[tok] != "":
+				k.add(p, "the same token as %s: a source's token must not open the admin API", admin[tok])
+			case owner[tok] != "" && !strings.HasPrefix(owner[tok], fmt.Sprintf("sources[%d].", i)):
+				k.add(p, "the same token as %s: every source needs its own, so that a request says who sent it", owner[tok])
+			default:
+				owner[tok] = p
+			}
+		}
+		for j, u := range s.Auth.Users {
+			p := fmt.Sprintf("sources[%d].auth.users[%d].username", i, j)
+			if prev := users[u.Username]; u.Username != "" && prev != "" {
+				k.add(p, "%q is already a user of %s: every source needs its own users", u.Username, prev)
+				continue
+			}
+			users[u.Username] = fmt.Sprintf("sources[%d] (%s)", i, s.Name)
 		}
 	}
 }

@@ -183,6 +183,7 @@ admin: {token: %s}
 sources:
   - name: client
     auth: {users: [{username: %s, password: %q}]}
+    allow_delete: true  # the scenarios delete, as DHIS2 clients may
     wait_for_delivery: 60s
     duplicates: keep    # two values on one key go to the emulator as they are, which settles them as DHIS2 does
 targets:

@@ -202,8 +202,12 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 	if n := len(h.deadLetters("")); n != 3 {
 		t.Fatalf("%d dead letters, want 3", n)
 	}
+	// tally_dlq_depth{reason,target} counts what waits now (its first label is the reason).
+	if n := h.metricValue(t, "tally_dlq_depth", pipeline.ReasonRejected); n != 3 {
+		t.Errorf("tally_dlq_depth{rejected} = %v, want 3", n)
+	}
 	for q, want := range map[string]int{
-		"target=hmis": 3, "target=other": 0, "source=cht": 3, "reason=rejected": 3, "reason=exhausted": 0,
+		"target=hmis": 3, "source=cht": 3, "reason=rejected": 3, "reason=exhausted": 0,
 		"code=E7610": 1, "code=e7612": 2, "tx=" + unknownDE: 1, "since=1h": 3, "until=1h": 0,
 		"since=" + url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)): 0,
 	} {
@@ -225,7 +229,7 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 		t.Errorf("show by id: HTTP %d %v", code, body)
 	}
 	for path, want := range map[string]int{"/admin/v1/dlq/999": 404, "/admin/v1/dlq/x": 404, "/admin/v1/dlq?since=soon": 400,
-		"/admin/v1/dlq?limit=0": 400} {
+		"/admin/v1/dlq?limit=0": 400, "/admin/v1/dlq?target=other": 400, "/admin/v1/dlq?reason=nonsense": 400} {
 		if code, body := h.admin("GET", path, nil); code != want {
 			t.Errorf("GET %s: HTTP %d, want %d: %v", path, code, want, body)
 		}
@@ -238,6 +242,9 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 	code, res := h.admin("DELETE", fmt.Sprintf("/admin/v1/dlq/%d", num(one["seq"])), nil)
 	if code != http.StatusOK || res["status"] != "discarded" {
 		t.Fatalf("discard: HTTP %d %v", code, res)
+	}
+	if n := h.metricValue(t, "tally_dlq_depth", pipeline.ReasonRejected); n != 2 {
+		t.Errorf("tally_dlq_depth{rejected} after a discard = %v, want 2", n)
 	}
 	if code, _ := h.admin("DELETE", fmt.Sprintf("/admin/v1/dlq/%d", num(one["seq"])), nil); code != http.StatusNotFound {
 		t.Errorf("discarding twice: HTTP %d, want 404", code)
@@ -255,6 +262,9 @@ func TestDeadLetterListFiltersShowAndDiscard(t *testing.T) {
 	}
 	if n := len(h.deadLetters("")); n != 0 {
 		t.Errorf("%d dead letters left", n)
+	}
+	if n := h.metricValue(t, "tally_dlq_depth", pipeline.ReasonRejected); n != 0 {
+		t.Errorf("tally_dlq_depth{rejected} after discarding all = %v, want 0", n)
 	}
 	if n := h.metricValue(t, "tally_dlq_discarded_total", "hmis"); n != 3 {
 		t.Errorf("tally_dlq_discarded_total = %v, want 3", n)

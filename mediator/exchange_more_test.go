@@ -206,11 +206,11 @@ func TestExchangeNotifiesOnceWhenFailingAndOnceWhenRecovered(t *testing.T) {
 	}
 	// Metrics: two failed runs, two good ones, and they pass the linter.
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP tally_exchange_runs_total Exchange runs (dry runs excluded), by exchange and status (succeeded, partial, failed).
+# HELP tally_exchange_runs_total Exchange runs (dry runs excluded), by exchange and result (succeeded, partial, failed).
 # TYPE tally_exchange_runs_total counter
-tally_exchange_runs_total{exchange="epi",status="failed"} 2
-tally_exchange_runs_total{exchange="epi",status="partial"} 0
-tally_exchange_runs_total{exchange="epi",status="succeeded"} 2
+tally_exchange_runs_total{exchange="epi",result="failed"} 2
+tally_exchange_runs_total{exchange="epi",result="partial"} 0
+tally_exchange_runs_total{exchange="epi",result="succeeded"} 2
 # HELP tally_exchange_failing 1 while the exchange's last run failed or was partial, else 0.
 # TYPE tally_exchange_failing gauge
 tally_exchange_failing{exchange="epi"} 0
@@ -667,7 +667,7 @@ func TestDocumentedExchangeSnippets(t *testing.T) {
 	if len(blocks) < 3 {
 		t.Fatalf("%d yaml blocks in docs/exchanges.md", len(blocks))
 	}
-	var exch, cht, notify string
+	var exch, cht, notify, watch string
 	for _, b := range blocks {
 		b, _, _ = strings.Cut(b, "```")
 		switch {
@@ -675,9 +675,15 @@ func TestDocumentedExchangeSnippets(t *testing.T) {
 			exch = b
 		case strings.HasPrefix(b, "  - name: cht-chw"):
 			cht = b
-		case strings.HasPrefix(b, "notify:"):
+		case strings.HasPrefix(b, "notify:") && notify == "":
 			notify = b
+		case strings.HasPrefix(b, "notify:"):
+			watch = b // the targets and dead letters section
 		}
 	}
 	check("docs/exchanges.md", notify+strings.Replace(exch, "mapping: \"\"", "mapping: \"\"", 1)+cht)
+	if watch == "" {
+		t.Error("docs/exchanges.md has no notify: block for targets and dead letters")
+	}
+	check("docs/exchanges.md (targets and dead letters)", watch)
 }

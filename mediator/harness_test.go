@@ -57,7 +57,7 @@ func (c testConfig) yaml() string {
 	if batch == 0 {
 		batch = 1000
 	}
-	fmt.Fprintf(&b, "sources:\n  - name: cht\n    auth: {tokens: [%s]}\n    id_schemes: {id_scheme: CODE}\n    batch_size: %d\n",
+	fmt.Fprintf(&b, "sources:\n  - name: cht\n    auth: {tokens: [%s]}\n    id_schemes: {id_scheme: CODE}\n    allow_delete: true\n    batch_size: %d\n",
 		chtToken, batch)
 	b.WriteString(c.source)
 	b.WriteString("targets:\n")

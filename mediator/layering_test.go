@@ -25,7 +25,7 @@ var allowedImports = map[string][]string{
 	// importer, the OpenHIM registration, the mapping check and the transaction log's
 	// shapes directly.
 	"cmd/tally": {"adapters/dhis2", "adapters/dhis2/dhis2test", "bench", "config", "examples", "mediator",
-		"mediator/exchange", "mediator/openhim", "mediator/pipeline", "mediator/txlog", "transform/metadata"},
+		"mediator/exchange", "mediator/openhim", "mediator/pipeline", "mediator/txlog", "transform", "transform/metadata"},
 	"cmd/dhis2-sim": {"adapters/dhis2/dhis2test"},
 	"bench":         {"adapters/adx", "adapters/dhis2/dhis2test", "adapters/dvs", "config", "mediator", "transform"},
 	"examples":      nil,

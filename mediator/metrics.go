@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/httpapi"
@@ -39,8 +40,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // touch creates the series known in advance so that dashboards see zeros, not gaps.
-func (m *Metrics) touch(sources, targets []string) {
+func (m *Metrics) touch(cfg *config.Config, sources, targets []string) {
 	m.Ingest.Touch(sources)
+	m.Pipeline.Touch(cfg)
 	m.Delivery.Touch(targets)
 	m.DLQ.Touch(targets)
 }

@@ -1,6 +1,7 @@
 package mediator_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -55,7 +56,7 @@ func TestAdminScopesThroughTheRunningService(t *testing.T) {
 	if code, who := as(viewerToken, "GET", "/admin/v1/whoami", ""); code != 200 || who["name"] != "viewer" || who["scope"] != "read" {
 		t.Errorf("whoami as viewer: HTTP %d %v", code, who)
 	}
-	for _, path := range []string{"/admin/v1/transactions", "/admin/v1/transactions/" + id, "/admin/v1/dlq", "/admin/v1/dlq/" + seq, "/admin/v1/exchanges"} {
+	for _, path := range []string{"/admin/v1/transactions", "/admin/v1/transactions/" + id, "/admin/v1/dlq", "/admin/v1/dlq/" + seq, "/admin/v1/exchanges", "/admin/v1/audit"} {
 		if code, body := as(viewerToken, "GET", path, ""); code != http.StatusOK {
 			t.Errorf("viewer GET %s: HTTP %d %v", path, code, body)
 		}
@@ -89,5 +90,84 @@ func TestAdminScopesThroughTheRunningService(t *testing.T) {
 	ev, _ := h.tx(id)["events"].([]any)
 	if len(ev) != 1 || ev[0].(map[string]any)["by"] != "alice" {
 		t.Errorf("events = %v, want the discard by alice", ev)
+	}
+
+	// The audit log: every action tried (reads are not actions), who, what and how it ended.
+	code, body := as(viewerToken, "GET", "/admin/v1/audit?who=alice", "")
+	entries, _ := body["audit"].([]any)
+	if code != http.StatusOK || len(entries) != 1 {
+		t.Fatalf("audit of alice: HTTP %d %v", code, body)
+	}
+	if e := entries[0].(map[string]any); e["action"] != "DELETE /admin/v1/dlq/:seq" || e["path"] != "/admin/v1/dlq/"+seq ||
+		num(e["result"]) != http.StatusOK || e["scope"] != "operate" || e["requestId"] == "" || e["time"] == "" {
+		t.Errorf("alice's entry = %v", e)
+	}
+	_, body = as(viewerToken, "GET", "/admin/v1/audit?who=viewer", "")
+	entries, _ = body["audit"].([]any)
+	if len(entries) != len(refused)-1 { // the pprof GET is a read
+		t.Fatalf("viewer's entries: %d, want %d: %v", len(entries), len(refused)-1, entries)
+	}
+	for _, x := range entries {
+		if e := x.(map[string]any); num(e["result"]) != http.StatusForbidden {
+			t.Errorf("a refused action recorded as %v", e)
+		}
+	}
+	if code, _ := as(viewerToken, "GET", "/admin/v1/audit?since=soon", ""); code != http.StatusBadRequest {
+		t.Errorf("audit?since=soon: HTTP %d, want 400", code)
+	}
+}
+
+// A request's X-Request-ID is kept when usable, made when not, returned, and recorded with
+// the transaction beside who sent it (which credential, never its secret), from where and
+// with what client.
+func TestTransactionsRecordTheirSenderAndRequestID(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startConfigured(t, testConfig{dir: t.TempDir(), targets: []testTarget{{name: "hmis", url: emu.URL}}}, mediator.Options{})
+	post := func(requestID string) (string, string) {
+		req, _ := http.NewRequest("POST", h.base+"/ingest/cht", strings.NewReader(string(dvsBody(epiValues("202401", len(requestID))))))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+chtToken)
+		req.Header.Set("User-Agent", "cht-sync/4.2")
+		if requestID != "" {
+			req.Header.Set("X-Request-ID", requestID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("ingest: HTTP %d %v %v", resp.StatusCode, body, err)
+		}
+		return body["transaction"].(string), resp.Header.Get("X-Request-ID")
+	}
+	id, echoed := post("sync-run-42")
+	if echoed != "sync-run-42" {
+		t.Errorf("X-Request-ID answered %q, want the client's", echoed)
+	}
+	tx := h.tx(id)
+	if tx["requestId"] != "sync-run-42" || tx["sentBy"] != "token 1" || tx["userAgent"] != "cht-sync/4.2" || tx["client"] != "127.0.0.1" {
+		t.Errorf("record = requestId %v sentBy %v userAgent %v client %v", tx["requestId"], tx["sentBy"], tx["userAgent"], tx["client"])
+	}
+	raw, _ := json.Marshal(tx)
+	if strings.Contains(string(raw), chtToken) {
+		t.Error("the transaction record holds the source's token")
+	}
+	// The record pages its delivery records on request (tally tx show's summary and --values).
+	h.waitStatus(id, txlog.TxDelivered)
+	if code, v := h.admin("GET", "/admin/v1/transactions/"+id+"?limit=0", nil); code != http.StatusOK || v["deliveries"] != nil || num(v["deliveriesTotal"]) < 1 {
+		t.Errorf("?limit=0: HTTP %d deliveries %v total %v", code, v["deliveries"], v["deliveriesTotal"])
+	}
+	if code, v := h.admin("GET", "/admin/v1/transactions/"+id+"?offset=0&limit=1", nil); code != http.StatusOK || len(v["deliveries"].([]any)) != 1 {
+		t.Errorf("?offset=0&limit=1: HTTP %d %v", code, v["deliveries"])
+	}
+	if code, _ := h.admin("GET", "/admin/v1/transactions/"+id+"?limit=5000", nil); code != http.StatusBadRequest {
+		t.Errorf("?limit=5000: HTTP %d, want 400", code)
+	}
+	id2, made := post("has spaces, not usable")
+	if len(made) != 32 || h.tx(id2)["requestId"] != made {
+		t.Errorf("a made request id %q, recorded %v", made, h.tx(id2)["requestId"])
 	}
 }

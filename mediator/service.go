@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/exchange"
+	"github.com/tally-hmis/tally/mediator/httpapi"
 	"github.com/tally-hmis/tally/mediator/ingest"
 	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/openhim/outcome"
@@ -82,6 +84,7 @@ type Service struct {
 	deliverer   *delivery.Deliverer
 	ingester    *ingest.Ingester
 	exchanges   *exchange.Runner
+	watcher     *exchange.Watcher // nil: no target or dead-letter notifications configured
 	reporter    *outcome.Reporter // nil without openhim: enabled
 	echo        *echo.Echo
 
@@ -110,6 +113,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		reloads: pipeline.NewReloadCounter(o.Registry), outcomes: outcome.NewMetrics(o.Registry), version: o.Version,
 		now: o.Now, listener: o.Listener, configuredLevel: configuredLevel(cfg.Log.Level, o.LogLevel),
 	}
+	registerBuildInfo(o.Registry, ReadBuildInfo(o.Version))
 	if err := s.provision(cfg, o); err != nil {
 		return nil, err
 	}
@@ -117,7 +121,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	for i, src := range cfg.Sources {
 		sources[i] = src.Name
 	}
-	s.metrics.touch(sources, cfg.TargetNames())
+	s.metrics.touch(cfg, sources, cfg.TargetNames())
 	return s, nil
 }
 
@@ -252,8 +256,19 @@ func (s *Service) serve() error {
 		}
 		s.listener = ln
 	}
+	if t := s.cfg.HTTP.TLS; t.CertFile != "" {
+		certs, err := httpapi.NewCertReloader(t.CertFile, t.KeyFile, s.log)
+		if err != nil {
+			return err
+		}
+		s.listener = tls.NewListener(s.listener, certs.TLSConfig())
+	}
 	s.httpErr = make(chan error, 1)
-	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Headers must arrive within read_header_timeout and a body keep arriving (httpapi's
+	// body_timeout); there is no overall read or write timeout, since a large payload may
+	// legitimately take minutes to post and a synchronous answer minutes to come.
+	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: s.cfg.HTTP.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.HTTP.IdleTimeout.D(),
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.echo.Server = srv
 	go func() {
 		err := srv.Serve(s.listener)
@@ -287,6 +302,9 @@ func (s *Service) startBackground(wctx context.Context) {
 			s.log.Warn("following the transaction log; listing reads the bucket", "err", err)
 		}
 	})
+	if s.watcher != nil {
+		s.workers.Go(func() { s.watcher.Run(wctx) })
+	}
 }
 
 // Addr is the address HTTP is served on.

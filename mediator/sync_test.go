@@ -15,6 +15,7 @@ const syncSource = `  - name: sync
     auth: {tokens: [sync-token-0123456789], users: [{username: sync, password: sync-password}]}
     id_schemes: {id_scheme: CODE}
     wait_for_delivery: 20s
+    allow_delete: true
 `
 
 // TestSynchronousModeAnswersWithTheOutcome: a source with wait_for_delivery answers after

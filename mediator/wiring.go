@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ func (s *Service) build(conn *stream.Conn) {
 	s.mapping = pipeline.NewMapping(s.cfg, s.sections.Mappings, md, conn.State, s.reloads, s.log)
 	s.deadLetters = dlq.New(dlq.Config{JS: conn.JS, Publisher: s.pub, TxLog: s.txlog, Config: s.cfg, Mapper: s.mapping,
 		Metrics: s.metrics.DLQ, Log: s.log, Now: s.now})
+	s.metrics.DLQ.ObserveDepth(s.deadLetters, s.cfg.TargetNames())
 	s.chain = &pipeline.Chain{Log: s.log, NC: conn.NC, DeadLetters: s.deadLetters}
 	s.deliverer = delivery.New(delivery.Config{Targets: s.targets, TxLog: s.txlog, DeadLetters: s.deadLetters,
 		Metrics: s.metrics.Delivery, Log: s.log, Now: s.now, UpgradeWait: s.cfg.Delivery.UpgradeWait.D()})
@@ -41,6 +43,8 @@ func (s *Service) build(conn *stream.Conn) {
 	s.exchanges = exchange.NewRunner(s.exchangeSet, exchange.RunnerConfig{Config: s.cfg, State: conn.State, TxLog: s.txlog,
 		Publisher: s.pub, Mapping: s.mapping, Targets: s.targets, Settings: s.console, Counter: s.ingester, Log: s.log,
 		Now: s.now, After: s.exchangeTimer})
+	s.watcher = exchange.NewWatcher(exchange.WatcherConfig{Set: s.exchangeSet, State: conn.State, Targets: s.targets,
+		TargetNames: s.cfg.TargetNames(), Waiting: waitingIn(s.deadLetters), Log: s.log, Now: s.now})
 	hc := httpapi.Config{Config: s.cfg, Log: s.log, Now: s.now, Version: s.version, Registry: s.reg, Metrics: s.metrics.HTTP,
 		Health: health{s}, Ingester: s.ingester, TxLog: s.txlog, DeadLetters: s.deadLetters, Exchanges: s.exchanges,
 		Targets: s.targets, Metadata: md, Jobs: conn.State}
@@ -114,4 +118,32 @@ func (w waiting) Waiting(ctx context.Context) (map[string]uint64, error) {
 		out[strings.TrimPrefix(subj, stream.DeliverPrefix)] += n
 	}
 	return out, nil
+}
+
+// waitingIn adapts the dead-letter queue to what the notification watcher reads: the dead
+// letters waiting per target and source, with their first transactions.
+func waitingIn(store *dlq.Store) func(ctx context.Context) ([]exchange.Waiting, error) {
+	return func(ctx context.Context) ([]exchange.Waiting, error) {
+		byKey := map[[2]string]*exchange.Waiting{}
+		var order [][2]string
+		err := store.Scan(ctx, dlq.DLQFilter{}, 0, func(d *dlq.DeadLetterSummary) bool {
+			k := [2]string{d.Target, d.Source}
+			w := byKey[k]
+			if w == nil {
+				w = &exchange.Waiting{Target: d.Target, Source: d.Source}
+				byKey[k] = w
+				order = append(order, k)
+			}
+			w.Count++
+			if len(w.TxIDs) < 10 && d.TxID != "" && !slices.Contains(w.TxIDs, d.TxID) {
+				w.TxIDs = append(w.TxIDs, d.TxID)
+			}
+			return true
+		})
+		out := make([]exchange.Waiting, 0, len(order))
+		for _, k := range order {
+			out = append(out, *byKey[k])
+		}
+		return out, err
+	}
 }

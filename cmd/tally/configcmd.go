@@ -50,6 +50,11 @@ func configCmd() *command {
 			}
 			return err
 		}
+		// What serve does next, without I/O: build the service (targets' clients, exchanges,
+		// OpenHIM), so that validate refuses whatever serve would.
+		if _, err := mediator.New(cfg, mediator.Options{}); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
 		if *live {
 			probs, err := checkMappingsLive(ctx, env.stderr, cfg)
 			if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,13 +19,14 @@ import (
 func dlqCmd() *command {
 	c := &command{
 		name:    "dlq",
-		usage:   "dlq list [FILTERS] | dlq show SEQ|ID | dlq replay [--remap] (SEQ|ID... | --all [FILTERS]) | dlq discard (SEQ|ID... | --all [FILTERS])",
+		usage:   "dlq list [FILTERS] [-o table|json|yaml] | dlq show SEQ|ID | dlq replay [--remap] (SEQ|ID... | --all [FILTERS]) | dlq discard [--dry-run] [--yes] (SEQ|ID... | --all [FILTERS])",
 		summary: "List, show, replay or discard dead letters (values a target did not take).",
 		example: `tally dlq list --target hmis --reason rejected
 tally dlq show 42
 tally dlq replay 42 43
 tally dlq replay --all --target hmis --code E7612 --since 24h --remap
-tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e`,
+tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e --dry-run
+tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e --yes`,
 	}
 	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
 		fs := c.flags(env)
@@ -36,9 +38,14 @@ tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e`,
 		all := fs.Bool("all", false, "replay or discard every entry matching the filters")
 		remap := fs.Bool("remap", false, "map the values again with the current rules before replaying")
 		chunk := fs.Int("chunk", 20, "entries per request when replaying or discarding several")
-		asJSON := fs.Bool("json", false, "print JSON")
+		out := addOutputFlag(fs)
+		dryRun := fs.Bool("dry-run", false, "discard: say how many dead letters and values would go, and discard nothing")
+		yes := fs.Bool("yes", false, "discard: do not ask for confirmation (needed when standard input is not a terminal)")
 		args, err := parseInterspersed(c, env, fs, args)
 		if err != nil {
+			return err
+		}
+		if err := out.check(); err != nil {
 			return err
 		}
 		if len(args) == 0 {
@@ -46,6 +53,7 @@ tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e`,
 			return errUsage
 		}
 		sub, rest := args[0], args[1:]
+		asJSON := out.format == "json"
 		switch sub {
 		case "list":
 			if len(rest) != 0 {
@@ -60,9 +68,8 @@ tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e`,
 			if _, err := api.do(ctx, "GET", "/admin/v1/dlq?"+q.Encode(), "", nil, &raw); err != nil {
 				return err
 			}
-			if *asJSON {
-				printJSON(env.stdout, raw)
-				return nil
+			if done, err := out.print(env.stdout, raw); done || err != nil {
+				return err
 			}
 			return printDLQList(env.stdout, raw)
 		case "show":
@@ -73,7 +80,10 @@ tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e`,
 			if _, err := api.do(ctx, "GET", "/admin/v1/dlq/"+url.PathEscape(rest[0]), "", nil, &raw); err != nil {
 				return err
 			}
-			printJSON(env.stdout, raw)
+			if out.format == "yaml" {
+				return printYAML(env.stdout, raw)
+			}
+			printJSON(env.stdout, raw) // a dead letter is a document, not a row: JSON is its table
 			return nil
 		case "replay", "discard":
 			seqs, err := resolveSeqs(ctx, api, rest)
@@ -84,12 +94,18 @@ tally dlq discard --all --tx 3f2a9c0d1e4b5a6f7081920a3b4c5d6e`,
 				fmt.Fprintln(env.stderr, "give the sequences to "+sub+", or --all with optional filters")
 				return errUsage
 			}
+			values := -1 // unknown for sequences given by hand
 			if *all {
-				if seqs, err = matchingSeqs(ctx, api, f.query()); err != nil {
+				if seqs, values, err = matchingSeqs(ctx, api, f.query()); err != nil {
 					return err
 				}
 			}
-			return bulkDLQ(ctx, env, api, sub, seqs, *remap, max(*chunk, 1), *asJSON)
+			if sub == "discard" {
+				if ok, err := confirmDiscard(env, len(seqs), values, *dryRun, *yes); !ok || err != nil {
+					return err
+				}
+			}
+			return bulkDLQ(ctx, env, api, sub, seqs, *remap, max(*chunk, 1), asJSON)
 		}
 		fs.Usage()
 		return errUsage
@@ -166,20 +182,23 @@ func printDLQList(w io.Writer, raw []byte) error {
 	return nil
 }
 
-// matchingSeqs pages through the list to collect every matching sequence.
-func matchingSeqs(ctx context.Context, api *apiClient, q url.Values) ([]uint64, error) {
+// matchingSeqs pages through the list to collect every matching sequence, and counts
+// their values.
+func matchingSeqs(ctx context.Context, api *apiClient, q url.Values) ([]uint64, int, error) {
 	var seqs []uint64
+	values := 0
 	q.Set("limit", "1000")
 	for {
 		var page dlqPage
 		if _, err := api.do(ctx, "GET", "/admin/v1/dlq?"+q.Encode(), "", nil, &page); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for _, d := range page.DeadLetters {
 			seqs = append(seqs, d.Seq)
+			values += d.Values
 		}
 		if page.Next == 0 {
-			return seqs, nil
+			return seqs, values, nil
 		}
 		q.Set("after", strconv.FormatUint(page.Next, 10))
 	}
@@ -323,4 +342,42 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// confirmDiscard says whether to go on with discarding n dead letters: never on a dry run
+// (it prints what would go), at once with --yes, after a "y" on a terminal, and not at all
+// otherwise — a script must say --yes, so that a discard is never an accident.
+func confirmDiscard(env *cliEnv, n, values int, dryRun, yes bool) (bool, error) {
+	what := fmt.Sprintf("%d dead letters", n)
+	if values >= 0 {
+		what += fmt.Sprintf(" (%d values)", values)
+	}
+	switch {
+	case n == 0:
+		return true, nil // bulkDLQ says that nothing matches
+	case dryRun:
+		fmt.Fprintf(env.stdout, "would discard %s; nothing discarded (dry run)\n", what)
+		return false, nil
+	case yes:
+		return true, nil
+	case !isTerminal(env.stdin):
+		return false, fmt.Errorf("refusing to discard %s without --yes (standard input is not a terminal); --dry-run shows what would go", what)
+	}
+	fmt.Fprintf(env.stderr, "Discard %s? Their values will not reach DHIS2. [y/N] ", what)
+	answer, _ := bufio.NewReader(env.stdin).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		fmt.Fprintln(env.stdout, "nothing discarded")
+		return false, nil
+	}
+	return true, nil
+}
+
+// isTerminal says whether r is an interactive terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -86,7 +87,59 @@ func TestDLQCommands(t *testing.T) {
 	if code, out, errOut := cli(append([]string{"dlq", "list", "--code", "E7610"}, api...)...); code != 0 || !strings.Contains(out, "0 dead letters") {
 		t.Errorf("filtered list: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, out, errOut := cli(append([]string{"dlq", "show", "1"}, api...)...); code != 0 || !strings.Contains(out, `"KL_N_F3"`) {
+	// A filter value no dead letter can have is an error, not an empty table.
+	if code, _, errOut := cli(append([]string{"dlq", "list", "--reason", "nonsense"}, api...)...); code != 1 || !strings.Contains(errOut, "not a dead-letter reason") {
+		t.Errorf("--reason nonsense: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := cli(append([]string{"dlq", "list", "--target", "nowhere"}, api...)...); code != 1 || !strings.Contains(errOut, `no target is called "nowhere"`) {
+		t.Errorf("--target nowhere: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := cli(append([]string{"dlq", "list", "-o", "xml"}, api...)...); code != 1 || !strings.Contains(errOut, "want table, json or yaml") {
+		t.Errorf("-o xml: exit %d %s", code, errOut)
+	}
+	if code, out, _ := cli(append([]string{"dlq", "list", "-o", "yaml"}, api...)...); code != 0 || !strings.Contains(out, "deadLetters:\n") || !strings.Contains(out, "total: 3") {
+		t.Errorf("-o yaml: exit %d\n%s", code, out)
+	}
+	if code, out, _ := cli(append([]string{"dlq", "list", "-o", "json"}, api...)...); code != 0 || !json.Valid([]byte(out)) {
+		t.Errorf("-o json: exit %d\n%s", code, out)
+	}
+	// Discarding: a dry run counts and keeps; without --yes and without a terminal, nothing goes.
+	if code, out, errOut := cli(append([]string{"dlq", "discard", "--all", "--dry-run"}, api...)...); code != 0 || !strings.Contains(out, "would discard 3 dead letters (3 values)") {
+		t.Errorf("discard --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := cli(append([]string{"dlq", "discard", "--all"}, api...)...); code != 1 || !strings.Contains(errOut, "refusing to discard 3 dead letters (3 values) without --yes") {
+		t.Errorf("discard without --yes: exit %d %s", code, errOut)
+	}
+	if _, out, _ := cli(append([]string{"dlq", "list"}, api...)...); !strings.Contains(out, "3 dead letters") {
+		t.Errorf("a dry run or an unconfirmed discard discarded:\n%s", out)
+	}
+	// tx show: the summary first, the deliveries a page at a time.
+	_, out, _ := cli(append([]string{"tx", "list", "-o", "json", "--limit", "1"}, api...)...)
+	var txs struct {
+		Transactions []struct {
+			ID string `json:"id"`
+		} `json:"transactions"`
+	}
+	if err := json.Unmarshal([]byte(out), &txs); err != nil || len(txs.Transactions) != 1 {
+		t.Fatalf("tx list -o json: %v\n%s", err, out)
+	}
+	id := txs.Transactions[0].ID
+	if code, out, _ := cli(append([]string{"tx", "show", id}, api...)...); code != 0 || !strings.Contains(out, "Transaction:") ||
+		!strings.Contains(out, "Conflicts at hmis (first 1 of 1)") || !strings.Contains(out, "--values") {
+		t.Errorf("tx show: exit %d\n%s", code, out)
+	}
+	if code, out, _ := cli(append([]string{"tx", "show", id, "--values", "--page-size", "1"}, api...)...); code != 0 || !strings.Contains(out, "page 1 of 1 (1 delivery records)") {
+		t.Errorf("tx show --values: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := cli(append([]string{"tx", "list", "--status", "lost"}, api...)...); code != 1 || !strings.Contains(errOut, "want one of") {
+		t.Errorf("tx list --status lost: exit %d %s", code, errOut)
+	}
+	// The refused discard was never sent; the audit log has no action yet.
+	if code, out, errOut := cli(append([]string{"audit"}, api...)...); code != 0 || !strings.Contains(out, "TIME") || strings.Contains(out, "discard") {
+		t.Errorf("audit: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := cli(append([]string{"dlq", "show", "1"}, api...)...)
+	if code != 0 || !strings.Contains(out, `"KL_N_F3"`) {
 		t.Errorf("show: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, _, errOut := cli(append([]string{"dlq", "show", "999"}, api...)...); code != 1 || !strings.Contains(errOut, "404") {
@@ -104,7 +157,7 @@ func TestDLQCommands(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := cli(append([]string{"dlq", "replay", "--all", "--target", "hmis", "--chunk", "1"}, api...)...)
+	code, out, errOut = cli(append([]string{"dlq", "replay", "--all", "--target", "hmis", "--chunk", "1"}, api...)...)
 	if code != 0 || !strings.Contains(out, "replayed 3 of 3 dead letters (3 values); 0 failed") {
 		t.Fatalf("replay --all: exit %d\n%s%s", code, out, errOut)
 	}
@@ -133,6 +186,10 @@ func TestDLQCommands(t *testing.T) {
 	}
 	if code, out, _ := cli(append([]string{"tx", "list", "--status", "delivered", "--since", "1h", "--limit", "1"}, api...)...); code != 0 || strings.Count(out, "delivered") != 1 {
 		t.Errorf("tx list with filters: exit %d\n%s", code, out)
+	}
+	// The replays, one request per dead letter (--chunk 1), are admin actions on record.
+	if code, out, errOut := cli(append([]string{"audit", "--who", "admin"}, api...)...); code != 0 || strings.Count(out, "POST /admin/v1/dlq/replay") != 3 {
+		t.Errorf("audit --who admin: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

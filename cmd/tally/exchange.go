@@ -20,28 +20,31 @@ func exchangeCmd() *command {
 	c := &command{
 		name: "exchange",
 		usage: "exchange list | exchange show NAME | exchange run NAME [--dry-run] [--no-wait] | exchange runs NAME | " +
-			"exchange import --from URL [--username U] [--id UID...] [-o FILE]",
+			"exchange import --from URL [--username U] [--id UID...] [--file FILE]   (read commands take -o table|json|yaml)",
 		summary: "List, show and run scheduled exchanges (DHIS2 analytics or CHT export pulls); import DHIS2's aggregate data exchanges as Tally configuration.",
 		example: `tally exchange list
 tally exchange run epi-monthly --dry-run
 tally exchange run epi-monthly
 tally exchange runs epi-monthly
-DHIS2_PASSWORD=district tally exchange import --from https://tracker.example.org --username admin -o exchanges.yaml`,
+DHIS2_PASSWORD=district tally exchange import --from https://tracker.example.org --username admin --file exchanges.yaml`,
 	}
 	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
 		fs := c.flags(env)
 		api := addAPIFlags(fs, env)
 		dry := fs.Bool("dry-run", false, "run: pull, map and compare, and show what would be sent; nothing is stored or sent")
 		noWait := fs.Bool("no-wait", false, "run: start the run and print its transaction id without waiting for it")
-		asJSON := fs.Bool("json", false, "print JSON")
 		limit := fs.Int("limit", 20, "runs: at most this many")
 		from := fs.String("from", "", "import: the DHIS2 instance's base URL")
 		user := fs.String("username", "", "import: Basic user (password from $DHIS2_PASSWORD); without it, a token from $DHIS2_TOKEN")
 		var ids multiFlag
 		fs.Var(&ids, "id", "import: only this exchange (uid); repeatable")
-		out := fs.String("o", "", "import: write to this file instead of standard output")
+		file := fs.String("file", "", "import: write to this file instead of standard output")
+		out := addOutputFlag(fs)
 		args, err := parseInterspersed(c, env, fs, args)
 		if err != nil {
+			return err
+		}
+		if err := out.check(); err != nil {
 			return err
 		}
 		if len(args) == 0 {
@@ -55,9 +58,8 @@ DHIS2_PASSWORD=district tally exchange import --from https://tracker.example.org
 			if _, err := api.do(ctx, "GET", "/admin/v1/exchanges", "", nil, &raw); err != nil {
 				return err
 			}
-			if *asJSON {
-				printJSON(env.stdout, raw)
-				return nil
+			if done, err := out.print(env.stdout, raw); done || err != nil {
+				return err
 			}
 			return printExchangeList(env.stdout, raw)
 		case sub == "show" && len(rest) == 1:
@@ -65,7 +67,10 @@ DHIS2_PASSWORD=district tally exchange import --from https://tracker.example.org
 			if _, err := api.do(ctx, "GET", "/admin/v1/exchanges/"+url.PathEscape(rest[0]), "", nil, &raw); err != nil {
 				return err
 			}
-			printJSON(env.stdout, raw)
+			if out.format == "yaml" {
+				return printYAML(env.stdout, raw)
+			}
+			printJSON(env.stdout, raw) // an exchange is a document, not a row: JSON is its table
 			return nil
 		case sub == "runs" && len(rest) == 1:
 			var raw json.RawMessage
@@ -73,9 +78,8 @@ DHIS2_PASSWORD=district tally exchange import --from https://tracker.example.org
 			if _, err := api.do(ctx, "GET", path, "", nil, &raw); err != nil {
 				return err
 			}
-			if *asJSON {
-				printJSON(env.stdout, raw)
-				return nil
+			if done, err := out.print(env.stdout, raw); done || err != nil {
+				return err
 			}
 			var list struct {
 				Runs []*exchange.ExchangeRun `json:"runs"`
@@ -95,9 +99,9 @@ DHIS2_PASSWORD=district tally exchange import --from https://tracker.example.org
 			}
 			return tw.Flush()
 		case sub == "run" && len(rest) == 1:
-			return runExchangeCLI(ctx, env, api, rest[0], *dry, *noWait, *asJSON)
+			return runExchangeCLI(ctx, env, api, rest[0], *dry, *noWait, out.format == "json")
 		case sub == "import" && len(rest) == 0:
-			return importExchanges(ctx, env, *from, *user, ids, *out)
+			return importExchanges(ctx, env, *from, *user, ids, *file)
 		}
 		fs.Usage()
 		return errUsage

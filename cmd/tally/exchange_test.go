@@ -83,7 +83,7 @@ func TestExchangeImportCommand(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "exchanges.yaml")
 	env := map[string]string{"DHIS2_PASSWORD": dhis2test.SamplePassword}
 	code, out, errOut := runTest(t, env, "exchange", "import", "--from", tracker.URL, "--username", "admin",
-		"--id", dhis2test.SampleExchangeTrackerToHMIS, "-o", file)
+		"--id", dhis2test.SampleExchangeTrackerToHMIS, "--file", file)
 	if code != 0 || !strings.Contains(errOut, "wrote 1 exchanges") {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
 	}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,12 +16,15 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/tally-hmis/tally/mediator"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version, when set at link time (-ldflags "-X main.version=v1.2.3"), wins over the module
+// version the go command stamps into the build information (mediator.ReadBuildInfo).
 var version = "dev"
 
-func versionString() string { return version }
+func versionString() string { return mediator.ReadBuildInfo(version).Version }
 
 // command is one subcommand: its usage line, a one-line summary, an example, and its run.
 type command struct {
@@ -35,18 +39,20 @@ type command struct {
 type cliEnv struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// stdin answers confirmations; nil (tests, scripts) is never a terminal.
+	stdin io.Reader
 }
 
 func commands() []*command {
 	return []*command{
-		serveCmd(), demoCmd(), sendCmd(), txCmd(), dlqCmd(), targetsCmd(), exchangeCmd(), configCmd(), mappingCmd(), openhimCmd(), benchCmd(), versionCmd(),
+		serveCmd(), demoCmd(), sendCmd(), txCmd(), dlqCmd(), targetsCmd(), exchangeCmd(), configCmd(), mappingCmd(), openhimCmd(), benchCmd(), versionCmd(), whoamiCmd(), auditCmd(), completionCmd(),
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stdin: os.Stdin}
 	os.Exit(runCLI(ctx, env, os.Args[1:]))
 }
 
@@ -160,12 +166,65 @@ func (c *command) parse(env *cliEnv, fs *flag.FlagSet, args []string) error {
 }
 
 func versionCmd() *command {
-	c := &command{name: "version", usage: "version", summary: "Print Tally's version.", example: "tally version"}
+	c := &command{name: "version", usage: "version [-o table|json|yaml]",
+		summary: "Print Tally's version, VCS revision (and whether the tree was modified) and Go version, from the binary's build information.",
+		example: "tally version\ntally version -o json"}
 	c.run = func(_ context.Context, env *cliEnv, args []string) error {
-		if err := c.parse(env, c.flags(env), args); err != nil {
+		fs := c.flags(env)
+		out := addOutputFlag(fs)
+		if err := c.parse(env, fs, args); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "tally %s\n", version)
+		if err := out.check(); err != nil {
+			return err
+		}
+		b := mediator.ReadBuildInfo(version)
+		if done, err := out.printValue(env.stdout, b); done || err != nil {
+			return err
+		}
+		line := "tally " + b.Version
+		if b.Revision != "" {
+			line += " (revision " + b.Revision
+			if b.Dirty {
+				line += ", modified"
+			}
+			line += ")"
+		}
+		fmt.Fprintf(env.stdout, "%s %s\n", line, b.GoVersion)
+		return nil
+	}
+	return c
+}
+
+func whoamiCmd() *command {
+	c := &command{name: "whoami", usage: "whoami [--url URL] [--token T] [-o table|json|yaml]",
+		summary: "Say which admin credential --token (or $TALLY_ADMIN_TOKEN) is, and its scope: read looks, operate also replays, discards and runs.",
+		example: "TALLY_ADMIN_TOKEN=... tally whoami"}
+	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
+		fs := c.flags(env)
+		api := addAPIFlags(fs, env)
+		out := addOutputFlag(fs)
+		if err := c.parse(env, fs, args); err != nil {
+			return err
+		}
+		if err := out.check(); err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		if _, err := api.do(ctx, "GET", "/admin/v1/whoami", "", nil, &raw); err != nil {
+			return err
+		}
+		if done, err := out.print(env.stdout, raw); done || err != nil {
+			return err
+		}
+		var p struct {
+			Name  string `json:"name"`
+			Scope string `json:"scope"`
+		}
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("decoding the answer: %w", err)
+		}
+		fmt.Fprintf(env.stdout, "%s (scope %s)\n", p.Name, p.Scope)
 		return nil
 	}
 	return c

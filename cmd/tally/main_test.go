@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -87,9 +88,35 @@ func TestOpenHIMRegisterDryRunPassesTheCoresRules(t *testing.T) {
 	}
 }
 
+// tally version reads the binary's build information: under go test that is the test
+// binary's, whose Go version is this runtime's.
 func TestVersion(t *testing.T) {
-	if code, out, _ := runTest(t, nil, "version"); code != 0 || out != "tally dev\n" {
+	if code, out, _ := runTest(t, nil, "version"); code != 0 || !strings.HasPrefix(out, "tally ") || !strings.HasSuffix(out, " "+runtime.Version()+"\n") {
 		t.Fatalf("exit %d %q", code, out)
+	}
+	code, out, _ := runTest(t, nil, "version", "-o", "json")
+	var b mediator.BuildInfo
+	if err := json.Unmarshal([]byte(out), &b); code != 0 || err != nil || b.GoVersion != runtime.Version() || b.Version == "" || b.Version == "dev" {
+		t.Fatalf("version -o json: exit %d %v %q", code, err, out)
+	}
+}
+
+// A secret in the environment (the admin token, a source's password, DHIS2's) is read
+// when a command runs, never shown as a flag default: no --help of any command prints it.
+func TestSecretsNeverInHelp(t *testing.T) {
+	const secret = "s3cret-do-not-print-0123456789"
+	env := map[string]string{"TALLY_ADMIN_TOKEN": secret, "TALLY_PASSWORD": secret, "TALLY_USER": secret,
+		"DHIS2_PASSWORD": secret, "DHIS2_TOKEN": secret, "TALLY_URL": "http://u:" + secret + "@127.0.0.1:1"}
+	for _, args := range [][]string{{"help"}, {"--help"}} {
+		if _, out, errOut := runTest(t, env, args...); strings.Contains(out+errOut, secret) {
+			t.Errorf("tally %v prints the secret", args)
+		}
+	}
+	for _, c := range commands() {
+		code, out, errOut := runTest(t, env, c.name, "--help")
+		if code != 0 || strings.Contains(out+errOut, secret) {
+			t.Errorf("tally %s --help: exit %d, prints the secret: %v", c.name, code, strings.Contains(out+errOut, secret))
+		}
 	}
 }
 

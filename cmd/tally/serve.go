@@ -18,7 +18,7 @@ func serveCmd() *command {
 	c := &command{
 		name: "serve", usage: "serve --config FILE",
 		summary: "Run Tally with a configuration file.",
-		example: "TALLY_ADMIN_TOKEN=change-me-0123456789 tally serve --config examples/tally.yaml",
+		example: "TALLY_ADMIN_TOKEN=change-me-0123456789 CHT_TOKEN=cht-token-0123456789 HMIS_PASSWORD=district tally serve --config examples/tally.yaml",
 	}
 	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
 		fs := c.flags(env)
@@ -31,7 +31,7 @@ func serveCmd() *command {
 			return err
 		}
 		log, level := newLogger(env.stderr, cfg.Log)
-		svc, err := mediator.New(cfg, mediator.Options{Logger: log, Version: version, LogLevel: level})
+		svc, err := mediator.New(cfg, mediator.Options{Logger: log, Version: versionString(), LogLevel: level})
 		if err != nil {
 			return err
 		}

@@ -9,16 +9,19 @@ import (
 
 func targetsCmd() *command {
 	c := &command{
-		name: "targets", usage: "targets probe NAME [--json]",
+		name: "targets", usage: "targets probe NAME [-o table|json|yaml]",
 		summary: "Ask a DHIS2 target whether it answers now; resume deliveries to it at once if it does.",
 		example: "tally targets probe hmis",
 	}
 	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
 		fs := c.flags(env)
 		api := addAPIFlags(fs, env)
-		asJSON := fs.Bool("json", false, "print JSON")
+		out := addOutputFlag(fs)
 		args, err := parseInterspersed(c, env, fs, args)
 		if err != nil {
+			return err
+		}
+		if err := out.check(); err != nil {
 			return err
 		}
 		if len(args) != 2 || args[0] != "probe" {
@@ -36,9 +39,8 @@ func targetsCmd() *command {
 		if _, err := api.do(ctx, "POST", "/admin/v1/targets/"+url.PathEscape(args[1])+"/probe", "", nil, &raw); err != nil {
 			return err
 		}
-		if *asJSON {
-			printJSON(env.stdout, raw)
-			return nil
+		if done, err := out.print(env.stdout, raw); done || err != nil {
+			return err
 		}
 		if err := json.Unmarshal(raw, &res); err != nil {
 			return err

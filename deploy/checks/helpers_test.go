@@ -37,46 +37,53 @@ func readRepoFile(t testing.TB, rel string) []byte {
 	return b
 }
 
-// metric is one tally_ metric that Tally exposes or is going to: the names the dashboards and
-// alerts may use. Keep in step with mediator.NewMetrics (mediator/metrics.go and the
-// packages' NewMetrics it gathers).
+// metric is one tally_ metric that Tally exposes: the names the dashboards and alerts may
+// use. TestLiveSeries holds it to what a running Tally exposes, names, types and labels;
+// TestMetricsContract to what mediator.NewMetrics registers.
 type metric struct {
-	planned bool                // not in mediator.NewMetrics yet
+	planned bool                // not exposed yet: may be missing, must match once there
 	kind    string              // counter, gauge, histogram
 	labels  []string            // its own labels (Prometheus adds job and instance)
 	values  map[string][]string // the closed set of values of some labels
 }
 
-// tallyMetrics is the contract between mediator.NewMetrics and deploy/ (alerts, dashboard).
-// A "planned" metric may be missing from mediator.NewMetrics (not implemented yet, or not in
-// this commit); once it is there, its name, type and labels must be these.
+// tallyMetrics is the contract between Tally's metrics and deploy/ (alerts, dashboard).
+//
+// Label vocabulary (docs/operations.md#metrics): outcome is what became of values
+// (imported, unmapped, ...), result is how one operation ended (an attempt, a run, a
+// reload, a registration), reason is why something was refused or dead-lettered.
 var tallyMetrics = map[string]metric{
-	// implemented (mediator.NewMetrics)
-	"tally_ingest_values_total":               {kind: "counter", labels: []string{"source"}},
-	"tally_ingest_messages_total":             {kind: "counter", labels: []string{"source"}},
-	"tally_ingest_rejected_requests_total":    {kind: "counter", labels: []string{"source", "reason"}},
-	"tally_mapper_values_total":               {kind: "counter", labels: []string{"source", "target", "outcome"}, values: map[string][]string{"outcome": {"mapped", "unmapped", "refused"}}},
-	"tally_mapper_warnings_total":             {kind: "counter", labels: []string{"source", "target", "code"}},
-	"tally_mapper_duplicate_keys_total":       {kind: "counter", labels: []string{"source", "target", "action"}, values: map[string][]string{"action": {"last", "sum", "refused", "identical"}}},
-	"tally_delivery_completions_total":        {kind: "counter", labels: []string{"target", "result"}, values: map[string][]string{"result": {"registered", "failed"}}},
-	"tally_delivery_values_total":             {kind: "counter", labels: []string{"target", "outcome"}, values: map[string][]string{"outcome": {"imported", "updated", "ignored", "deleted", "rejected", "locked"}}},
-	"tally_delivery_attempts_total":           {kind: "counter", labels: []string{"target", "result"}, values: map[string][]string{"result": {"success", "partial", "transient", "permanent"}}},
-	"tally_delivery_request_duration_seconds": {kind: "histogram", labels: []string{"target"}},
-	"tally_dlq_messages_total":                {kind: "counter", labels: []string{"target", "reason"}, values: map[string][]string{"reason": {"rejected", "permanent", "exhausted", "mapping", "locked", "undecodable", "panic", "max_delivered", "no_source"}}},
-	"tally_http_requests_total":               {kind: "counter", labels: []string{"route", "method", "code"}},
-	"tally_http_request_duration_seconds":     {kind: "histogram", labels: []string{"route"}},
-	// planned
-	"tally_delivery_retries_total":                  {planned: true, kind: "counter", labels: []string{"target"}},
-	"tally_delivery_oldest_undelivered_seconds":     {planned: true, kind: "gauge", labels: []string{"target"}},
-	"tally_consumer_pending_messages":               {planned: true, kind: "gauge", labels: []string{"consumer"}},
-	"tally_delivery_circuit_state":                  {planned: true, kind: "gauge", labels: []string{"target"}}, // 0 closed, 1 half-open, 2 open
-	"tally_exchange_runs_total":                     {planned: true, kind: "counter", labels: []string{"exchange", "result"}, values: map[string][]string{"result": {"success", "failure", "skipped"}}},
-	"tally_exchange_last_success_timestamp_seconds": {planned: true, kind: "gauge", labels: []string{"exchange"}},
-	// being added with the retries and the DLQ commands
-	"tally_delivery_deferred_total":       {planned: true, kind: "counter", labels: []string{"target"}},
-	"tally_delivery_request_splits_total": {planned: true, kind: "counter", labels: []string{"target"}},
-	"tally_dlq_replayed_total":            {planned: true, kind: "counter", labels: []string{"target"}},
-	"tally_dlq_discarded_total":           {planned: true, kind: "counter", labels: []string{"target"}},
+	"tally_build_info":                              {kind: "gauge", labels: []string{"version", "revision", "dirty", "goversion"}},
+	"tally_ingest_values_total":                     {kind: "counter", labels: []string{"source"}},
+	"tally_ingest_messages_total":                   {kind: "counter", labels: []string{"source"}},
+	"tally_ingest_rejected_requests_total":          {kind: "counter", labels: []string{"source", "reason"}, values: map[string][]string{"reason": {"bad_input", "too_large", "unsupported", "unavailable", "unauthorized", "forbidden", "rate_limited", "busy"}}},
+	"tally_mapper_values_total":                     {kind: "counter", labels: []string{"source", "target", "outcome"}, values: map[string][]string{"outcome": {"mapped", "unmapped", "refused"}}},
+	"tally_mapper_warnings_total":                   {kind: "counter", labels: []string{"source", "target", "code"}},
+	"tally_mapper_duplicate_keys_total":             {kind: "counter", labels: []string{"source", "target", "action"}, values: map[string][]string{"action": {"last", "sum", "refused", "identical"}}},
+	"tally_mapping_reloads_total":                   {kind: "counter", labels: []string{"result"}, values: map[string][]string{"result": {"success", "failure"}}},
+	"tally_delivery_completions_total":              {kind: "counter", labels: []string{"target", "result"}, values: map[string][]string{"result": {"registered", "failed"}}},
+	"tally_delivery_values_total":                   {kind: "counter", labels: []string{"target", "outcome"}, values: map[string][]string{"outcome": {"imported", "updated", "ignored", "deleted", "rejected", "locked"}}},
+	"tally_delivery_attempts_total":                 {kind: "counter", labels: []string{"target", "result"}, values: map[string][]string{"result": {"success", "partial", "transient", "permanent"}}},
+	"tally_delivery_request_duration_seconds":       {kind: "histogram", labels: []string{"target"}},
+	"tally_delivery_retries_total":                  {kind: "counter", labels: []string{"target"}},
+	"tally_delivery_deferred_total":                 {kind: "counter", labels: []string{"target"}},
+	"tally_delivery_request_splits_total":           {kind: "counter", labels: []string{"target"}},
+	"tally_delivery_circuit_state":                  {kind: "gauge", labels: []string{"target"}}, // 0 closed, 1 half-open, 2 open
+	"tally_delivery_concurrency_limit":              {kind: "gauge", labels: []string{"target"}},
+	"tally_delivery_oldest_undelivered_seconds":     {kind: "gauge", labels: []string{"target"}},
+	"tally_consumer_pending_messages":               {kind: "gauge", labels: []string{"consumer"}},
+	"tally_dlq_messages_total":                      {kind: "counter", labels: []string{"target", "reason"}, values: map[string][]string{"reason": {"rejected", "permanent", "exhausted", "mapping", "locked", "undecodable", "panic", "max_delivered", "no_source"}}},
+	"tally_dlq_depth":                               {kind: "gauge", labels: []string{"target", "reason"}, values: map[string][]string{"reason": {"rejected", "permanent", "exhausted", "mapping", "locked", "undecodable", "panic", "max_delivered", "no_source"}}},
+	"tally_dlq_replayed_total":                      {kind: "counter", labels: []string{"target"}},
+	"tally_dlq_discarded_total":                     {kind: "counter", labels: []string{"target"}},
+	"tally_exchange_runs_total":                     {kind: "counter", labels: []string{"exchange", "result"}, values: map[string][]string{"result": {"succeeded", "partial", "failed"}}},
+	"tally_exchange_run_duration_seconds":           {kind: "histogram", labels: []string{"exchange"}},
+	"tally_exchange_values_total":                   {kind: "counter", labels: []string{"exchange", "kind"}, values: map[string][]string{"kind": {"pulled", "removed"}}},
+	"tally_exchange_last_success_timestamp_seconds": {kind: "gauge", labels: []string{"exchange"}},
+	"tally_exchange_failing":                        {kind: "gauge", labels: []string{"exchange"}},
+	"tally_openhim_outcomes_total":                  {kind: "counter", labels: []string{"result"}, values: map[string][]string{"result": {"confirmed", "retried", "abandoned"}}},
+	"tally_http_requests_total":                     {kind: "counter", labels: []string{"route", "method", "code"}},
+	"tally_http_request_duration_seconds":           {kind: "histogram", labels: []string{"route"}},
 }
 
 // otherMetrics are the names outside tally_ that an expression may use: Prometheus's own

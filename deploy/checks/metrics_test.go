@@ -60,9 +60,9 @@ func (r *recorder) MustRegister(cs ...prometheus.Collector) {
 func (r *recorder) Unregister(prometheus.Collector) bool { return true }
 
 // TestMetricsContract compares mediator.NewMetrics with the list the alerts and the dashboard
-// are written against (tallyMetrics): every implemented metric is listed with its labels,
-// every listed metric not marked planned exists, and a planned one, once implemented, has
-// exactly the planned name, type and labels.
+// are written against (tallyMetrics): every metric it registers is listed with its type and
+// labels. That every listed metric exists is TestLiveSeries' part: it scrapes a running
+// Tally, which also registers the exchanges', the mapping reloads' and the build's.
 func TestMetricsContract(t *testing.T) {
 	r := &recorder{found: map[string]registered{}}
 	mediator.NewMetrics(r)
@@ -83,11 +83,6 @@ func TestMetricsContract(t *testing.T) {
 		sort.Strings(w)
 		if strings.Join(g, ",") != strings.Join(w, ",") {
 			t.Errorf("%s has labels %v: the dashboards and alerts expect %v", name, got.labels, want.labels)
-		}
-	}
-	for _, name := range metricNames() {
-		if _, ok := r.found[name]; !ok && !tallyMetrics[name].planned {
-			t.Errorf("%s is listed as implemented, but mediator.NewMetrics does not register it", name)
 		}
 	}
 }

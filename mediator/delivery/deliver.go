@@ -316,8 +316,7 @@ func (d *Deliverer) deadLetterWhole(ctx context.Context, a *attempt, derr error,
 		outcome = pipeline.ReasonLocked
 	}
 	d.metrics.Values.WithLabelValues(name, outcome).Add(float64(len(b.Values)))
-	d.log.Error("delivery failed; batch dead-lettered", "tx", b.TxID, "seq", b.Seq, "target", name,
-		"reason", reason, "err", derr)
+	// The dead-letter queue logs the batch with its counts and first conflicts.
 	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
 	d.index(ctx, b, rec)
 	d.completeIfDone(ctx, t, b.TxID, a.kept.Completes)

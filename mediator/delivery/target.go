@@ -116,6 +116,13 @@ func (ts *Targets) Circuit(name string) (CircuitStatus, bool) {
 	return t.breaker.status(), true
 }
 
+// Unreachable reports whether the named target's circuit is not closed: deliveries to it
+// have stopped after repeated failures and only probes go out.
+func (ts *Targets) Unreachable(name string) bool {
+	t, ok := ts.byName[name]
+	return ok && t.breaker.State() != circuitClosed
+}
+
 // Name is the target's configured name.
 func (t *Target) Name() string { return t.cfg.Name }
 

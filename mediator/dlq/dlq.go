@@ -263,7 +263,28 @@ func (s *Store) store(ctx context.Context, dl *DeadLetter) error {
 		return fmt.Errorf("storing dead letter %s: %w", dl.ID, err)
 	}
 	s.metrics.Messages.WithLabelValues(dl.Target, dl.Reason).Inc()
+	s.metrics.changed()
+	s.log.Warn("batch dead-lettered", "tx", dl.TxID, "seq", dl.BatchSeq, "source", dl.Source, "target", dl.Target,
+		"reason", dl.Reason, "values", dl.Values, "conflicts", len(dl.Conflicts),
+		"first_conflicts", firstConflicts(dl.Conflicts, logConflicts), "err", transform.ClipText(dl.Error, 300))
 	return nil
+}
+
+// logConflicts is how many conflicts a dead letter's log line quotes: enough to see the
+// pattern (one data element, one org unit), few enough to keep the line readable.
+const logConflicts = 3
+
+// firstConflicts renders the first n conflicts as "E7612 object: message".
+func firstConflicts(cs []txlog.Conflict, n int) []string {
+	out := make([]string, 0, min(n, len(cs)))
+	for _, c := range cs[:min(n, len(cs))] {
+		line := strings.TrimSpace(c.ErrorCode + " " + c.Object)
+		if line != "" {
+			line += ": "
+		}
+		out = append(out, line+transform.ClipText(c.Message, 200))
+	}
+	return out
 }
 
 // Raw stores a message the stage could not handle exactly as it was stored, and records the
@@ -567,6 +588,7 @@ func (s *Store) Replay(ctx context.Context, seq uint64, remap bool) (*ReplayResu
 		s.log.Warn("deleting a replayed dead letter", "seq", seq, "err", err)
 	}
 	s.metrics.Replayed.WithLabelValues(dl.Target).Inc()
+	s.metrics.changed()
 	if err := s.tx.PutEvent(ctx, dl.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventReplayed, Target: dl.Target,
 		Seq: dl.BatchSeq, DLQSeq: seq, Values: len(out.Values), Reason: dl.Reason, Remapped: remapped, Replay: out.Replays}); err != nil {
 		s.log.Warn("recording a replay", "tx", dl.TxID, "err", err)
@@ -669,6 +691,7 @@ func (s *Store) replayRaw(ctx context.Context, dl *DeadLetter, res *ReplayResult
 		s.log.Warn("deleting a replayed dead letter", "seq", dl.Seq, "err", err)
 	}
 	s.metrics.Replayed.WithLabelValues(dl.Target).Inc()
+	s.metrics.changed()
 	if txlog.ValidTxID(dl.TxID) {
 		if err := s.tx.PutEvent(ctx, dl.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventReplayed, Target: dl.Target,
 			Seq: dl.BatchSeq, DLQSeq: dl.Seq, Values: dl.Values, Reason: dl.Reason, Replay: dl.Replays}); err != nil {
@@ -690,6 +713,7 @@ func (s *Store) Discard(ctx context.Context, seq uint64) (*ReplayResult, error) 
 		return nil, err
 	}
 	s.metrics.Discarded.WithLabelValues(d.Target).Inc()
+	s.metrics.changed()
 	if txlog.ValidTxID(d.TxID) {
 		if err := s.tx.PutEvent(ctx, d.TxID, &txlog.TxEvent{Time: s.now().UTC(), Kind: txlog.EventDiscarded, Target: d.Target,
 			Seq: d.BatchSeq, DLQSeq: seq, Values: d.Values, Reason: d.Reason, Replay: d.Replays}); err != nil {

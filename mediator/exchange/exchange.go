@@ -78,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	return &Metrics{
 		runs: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "exchange", Name: "runs_total",
-			Help: "Exchange runs (dry runs excluded), by exchange and status (succeeded, partial, failed)."}, []string{"exchange", "status"}),
+			Help: "Exchange runs (dry runs excluded), by exchange and result (succeeded, partial, failed)."}, []string{"exchange", "result"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tally", Subsystem: "exchange", Name: "run_duration_seconds",
 			Help: "Duration of exchange runs, analytics and awaited deliveries included.", Buckets: prometheus.ExponentialBuckets(0.1, 3, 10)},
 			[]string{"exchange"}),

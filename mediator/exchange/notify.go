@@ -46,9 +46,32 @@ type Notification struct {
 	Error       string `json:"error,omitempty"`
 	Transaction string `json:"transaction,omitempty"`
 	Run         string `json:"run,omitempty"` // the admin API path of the run
+	// Target or Source is what a target or dead-letter message is about (watch.go);
+	// DeadLetters how many wait, Transactions the first transactions they belong to, Link
+	// the console page to look at.
+	Target       string   `json:"target,omitempty"`
+	Source       string   `json:"source,omitempty"`
+	DeadLetters  int      `json:"deadLetters,omitempty"`
+	Transactions []string `json:"transactions,omitempty"`
+	Link         string   `json:"link,omitempty"`
 }
 
 func (n *Notification) subject() string {
+	switch n.Event {
+	case EventTargetUnreachable:
+		return "Tally: target " + n.Target + " unreachable"
+	case EventTargetRecovered:
+		return "Tally: target " + n.Target + " recovered"
+	case EventDeadLettersAbove, EventDeadLettersResolved:
+		who := "target " + n.Target
+		if n.Source != "" {
+			who = "source " + n.Source
+		}
+		if n.Event == EventDeadLettersAbove {
+			return fmt.Sprintf("Tally: %d dead letters waiting for %s", n.DeadLetters, who)
+		}
+		return "Tally: dead letters for " + who + " resolved"
+	}
 	if n.Event == EventExchangeRecovered {
 		return "Tally: exchange " + n.Exchange + " recovered"
 	}
@@ -59,6 +82,9 @@ func (n *Notification) subject() string {
 }
 
 func (n *Notification) text() string {
+	if n.Exchange == "" {
+		return n.incidentText()
+	}
 	var b strings.Builder
 	switch n.Event {
 	case EventExchangeRecovered:

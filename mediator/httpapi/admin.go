@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/config"
@@ -30,6 +32,9 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tally-admin"`)
 			return c.JSON(http.StatusUnauthorized, apiError{Status: "error", Message: "missing or wrong admin token"})
 		}
+		if changes(c.Request().Method) {
+			defer s.recordAudit(c, p)
+		}
 		if !p.Can(c.Request().Method, c.Path()) {
 			return c.JSON(http.StatusForbidden, apiError{Status: "error",
 				Message: fmt.Sprintf("%s has scope %s: %s %s needs scope operate", p.Name, p.Scope, c.Request().Method, c.Path())})
@@ -37,8 +42,53 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		ctx := txlog.WithActor(auth.WithPrincipal(r.Context(), p), p.Name)
 		c.SetRequest(r.WithContext(ctx))
-		return next(c)
+		if err := next(c); err != nil {
+			c.Error(err) // answered now, so that the audit entry has the status
+		}
+		return nil
 	}
+}
+
+// changes says whether a request method may change something: those are the admin actions
+// the audit log records (reads are not actions).
+func changes(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
+// recordAudit writes who did what and how it ended; a failure to record is logged, never
+// turned into a failure of the action (which has happened by then).
+func (s *Server) recordAudit(c echo.Context, p auth.Principal) {
+	r := c.Request()
+	e := &txlog.AuditEntry{Time: s.now().UTC(), Who: p.Name, Scope: string(p.Scope), Action: r.Method + " " + c.Path(),
+		Path: r.URL.Path, Result: c.Response().Status, RequestID: RequestID(r.Context()), Client: c.RealIP()}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := s.txlog.PutAudit(ctx, e); err != nil {
+		s.log.Error("recording an admin action", "action", e.Action, "who", e.Who, "request_id", e.RequestID, "err", err)
+	}
+}
+
+// handleAudit is GET /admin/v1/audit?who=&since=&until=&limit=: the admin actions, newest
+// first.
+func (s adminAPI) handleAudit(c echo.Context) error {
+	f := txlog.AuditFilter{Who: c.QueryParam("who"), Limit: 100}
+	var err error
+	if f.Since, f.Until, err = s.timeRange(c); err != nil {
+		return badRequest(c, err)
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 || f.Limit > 10000 {
+			return badRequest(c, errors.New("limit: want 1 to 10000"))
+		}
+	}
+	entries, err := s.txlog.Audit(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []*txlog.AuditEntry{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"audit": entries})
 }
 
 // handleWhoAmI is GET /admin/v1/whoami: the credential's name and scope, so a client (the CLI,
@@ -60,7 +110,38 @@ func (s adminAPI) handleTxShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	if c.QueryParam("limit") == "" && c.QueryParam("offset") == "" {
+		return c.JSON(http.StatusOK, v)
+	}
+	return s.txPage(c, v)
+}
+
+// maxDeliveriesPage bounds one page of a transaction's delivery records.
+const maxDeliveriesPage = 1000
+
+// txPage answers a transaction with one page of its delivery records (?offset=&limit=;
+// limit=0 for none) and their total: a 200-batch transaction's records run to hundreds of
+// thousands of lines, which a summary or a terminal does not want at once.
+func (s adminAPI) txPage(c echo.Context, v *txlog.TxView) error {
+	offset, limit := 0, 50
+	var err error
+	if o := c.QueryParam("offset"); o != "" {
+		if offset, err = strconv.Atoi(o); err != nil || offset < 0 {
+			return badRequest(c, errors.New("offset: want 0 or more"))
+		}
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 0 || limit > maxDeliveriesPage {
+			return badRequest(c, fmt.Errorf("limit: want 0 to %d", maxDeliveriesPage))
+		}
+	}
+	total := len(v.Deliveries)
+	page := *v
+	page.Deliveries = v.Deliveries[min(offset, total):min(offset+limit, total)]
+	return c.JSON(http.StatusOK, struct {
+		*txlog.TxView
+		DeliveriesTotal int `json:"deliveriesTotal"`
+	}{&page, total})
 }
 
 // handleTxList is GET /admin/v1/transactions?source=&status=&since=&until=&limit=, newest
@@ -83,11 +164,8 @@ func (s adminAPI) handleTxList(c echo.Context) error {
 			txlog.TxAccepted, txlog.TxDelivered, txlog.TxPartiallyDelivered, txlog.TxFailed)})
 	}
 	var err error
-	if f.Since, err = parseWhen(c.QueryParam("since"), s.now()); err != nil {
-		return badRequest(c, fmt.Errorf("since: %w", err))
-	}
-	if f.Until, err = parseWhen(c.QueryParam("until"), s.now()); err != nil {
-		return badRequest(c, fmt.Errorf("until: %w", err))
+	if f.Since, f.Until, err = s.timeRange(c); err != nil {
+		return badRequest(c, err)
 	}
 	views, err := s.txlog.Search(c.Request().Context(), f)
 	if err != nil {
@@ -153,3 +231,15 @@ func credentials(r *http.Request) (user, pass, token string) {
 }
 
 func constEq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// timeRange reads a list's since and until query parameters.
+func (s adminAPI) timeRange(c echo.Context) (since, until time.Time, err error) {
+	now := s.now()
+	if since, err = parseWhen(c.QueryParam("since"), now); err != nil {
+		return since, until, fmt.Errorf("since: %w", err)
+	}
+	if until, err = parseWhen(c.QueryParam("until"), now); err != nil {
+		return since, until, fmt.Errorf("until: %w", err)
+	}
+	return since, until, nil
+}

@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -66,6 +67,9 @@ func (s dhis2API) handleDataValueSets(c echo.Context) error {
 		// DHIS2's 401 (spec dhis2.md §9).
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="DHIS2"`)
 		return sh.writeMessage(c, http.StatusUnauthorized, "Unauthorized")
+	}
+	if limited, err := s.rateLimited(c, src); limited {
+		return err
 	}
 	sh.release = s.ingester.Era(ctx, src)
 	// The bare summary answers a path naming API version 37 or lower, up to 2.41 (spec
@@ -302,7 +306,25 @@ func importOptionsEcho(c echo.Context) map[string]any {
 func (s *Server) ingestRequestFrom(c echo.Context, src *config.Source) ingest.Request {
 	r := c.Request()
 	return ingest.Request{Source: src, ContentType: r.Header.Get("Content-Type"), Body: r.Body,
-		Query: r.URL.Query(), OpenHIMTx: r.Header.Get("X-OpenHIM-TransactionID")}
+		Query: r.URL.Query(), OpenHIMTx: r.Header.Get("X-OpenHIM-TransactionID"),
+		SentBy: senderOf(r, src), Client: c.RealIP(), UserAgent: r.UserAgent(), RequestID: RequestID(r.Context())}
+}
+
+// senderOf names the credential a request authenticated with, without its secret: the
+// Basic user, the position of the token in the source's list, or public.
+func senderOf(r *http.Request, src *config.Source) string {
+	user, _, token := credentials(r)
+	switch {
+	case user != "":
+		return "user " + user
+	case token != "":
+		for i, t := range src.Auth.Tokens {
+			if constEq(t, token) {
+				return "token " + strconv.Itoa(i+1)
+			}
+		}
+	}
+	return "public"
 }
 
 // deliveredCounts adds up what the targets reported, for an answer in DHIS2's shape.

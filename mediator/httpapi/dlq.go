@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/httpapi/console"
+	"github.com/tally-hmis/tally/mediator/pipeline"
 )
 
 // The dead-letter API, under /admin/v1 (admin token):
@@ -198,7 +200,26 @@ func (s dlqAPI) bulkFilter(req *dlqBulkRequest) (dlq.DLQFilter, error) {
 	if f.Until, err = parseWhen(req.Filter.Until, now); err != nil {
 		return f, fmt.Errorf("filter.until: %w", err)
 	}
+	if err := s.checkFilter(f); err != nil {
+		return f, fmt.Errorf("filter.%w", err)
+	}
 	return f, nil
+}
+
+// checkFilter refuses a reason or target no dead letter can have: a typo must not look
+// like an empty queue (or, for a bulk discard, select nothing silently).
+func (s dlqAPI) checkFilter(f dlq.DLQFilter) error {
+	reasons := []string{pipeline.ReasonRejected, pipeline.ReasonPermanent, pipeline.ReasonExhausted, pipeline.ReasonMapping,
+		pipeline.ReasonLocked, pipeline.ReasonUndecodable, pipeline.ReasonPanic, pipeline.ReasonMaxDeliver, pipeline.ReasonNoSource}
+	if f.Reason != "" && !slices.Contains(reasons, f.Reason) {
+		return fmt.Errorf("reason: %q is not a dead-letter reason (want one of %s)", f.Reason, strings.Join(reasons, ", "))
+	}
+	if f.Target != "" && f.Target != pipeline.IngestDLQ {
+		if _, ok := s.cfg.Target(f.Target); !ok {
+			return fmt.Errorf("target: no target is called %q (configured: %s)", f.Target, strings.Join(s.cfg.TargetNames(), ", "))
+		}
+	}
+	return nil
 }
 
 // bulk replays or discards the entries one by one; an entry that fails is reported and
@@ -244,7 +265,7 @@ func (s dlqAPI) dlqFilterFromQuery(c echo.Context) (dlq.DLQFilter, error) {
 	if f.Until, err = parseWhen(q.Get("until"), now); err != nil {
 		return f, fmt.Errorf("until: %w", err)
 	}
-	return f, nil
+	return f, s.checkFilter(f)
 }
 
 // seqParam reads the entry a path names: its sequence in TALLY_DLQ, or its id.

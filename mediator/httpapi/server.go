@@ -40,6 +40,7 @@ type Server struct {
 	metadata    Metadata
 	openhim     OpenHIM
 	jobs        Jobs
+	gate        *gate
 }
 
 type (
@@ -54,7 +55,8 @@ type (
 func New(c Config) *echo.Echo {
 	s := &Server{cfg: c.Config, log: c.Log, now: c.Now, version: c.Version, registry: c.Registry, metrics: c.Metrics,
 		health: c.Health, ingester: c.Ingester, txlog: c.TxLog, deadLetters: c.DeadLetters, exchanges: c.Exchanges,
-		targets: c.Targets, metadata: c.Metadata, openhim: c.OpenHIM, jobs: c.Jobs, admins: auth.New(c.Config.Admin)}
+		targets: c.Targets, metadata: c.Metadata, openhim: c.OpenHIM, jobs: c.Jobs, admins: auth.New(c.Config.Admin),
+		gate: newGate(c.Config, c.Now)}
 	e := s.routes()
 	if c.Console != nil {
 		s.mountConsole(e, *c.Console)
@@ -71,14 +73,34 @@ func (s *Server) mountConsole(e *echo.Echo, cc console.Config) {
 		s.log.Error("the console cannot start", "err", err)
 		return
 	}
-	con.Register(e)
+	con.Register(e, s.auditConsole)
+}
+
+// auditConsole records the console's actions in the audit log as the admin API's are: it
+// runs around the console's session check and reads the principal that check put in the
+// request (a request without a session has none and is not an action of anyone's).
+func (s *Server) auditConsole(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !changes(c.Request().Method) {
+			return next(c)
+		}
+		if err := next(c); err != nil {
+			c.Error(err) // answered now, so that the audit entry has the status
+		}
+		if p, ok := auth.FromContext(c.Request().Context()); ok {
+			s.recordAudit(c, p)
+		}
+		return nil
+	}
 }
 
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
+	e.Use(s.withRequestID)
 	e.Use(s.observe)
+	e.Use(s.limits)
 
 	e.POST("/ingest/:source", s.handleIngest, s.openhimEnvelope)
 	dhis2API{s}.dhis2Routes(e) // dhis2.go: POST /api/dataValueSets and its variants
@@ -90,6 +112,7 @@ func (s *Server) routes() *echo.Echo {
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	a := adminAPI{s}
 	admin.GET("/whoami", a.handleWhoAmI)
+	admin.GET("/audit", a.handleAudit)
 	admin.GET("/transactions", a.handleTxList)
 	admin.GET("/transactions/:id", a.handleTxShow)
 	admin.POST("/preview", a.handlePreview)
@@ -149,7 +172,7 @@ func (s *Server) httpError(err error, c echo.Context) {
 			msg = http.StatusText(status)
 		}
 	} else {
-		s.log.Error("request failed", "path", c.Request().URL.Path, "err", err)
+		s.log.Error("request failed", "path", c.Request().URL.Path, "request_id", RequestID(c.Request().Context()), "err", err)
 	}
 	_ = c.JSON(status, apiError{Status: "error", Message: msg})
 }
@@ -157,13 +180,21 @@ func (s *Server) httpError(err error, c echo.Context) {
 func (s *Server) handleIngest(c echo.Context) error {
 	name := c.Param("source")
 	src, ok := s.cfg.Source(name)
-	if !ok {
-		return c.JSON(http.StatusNotFound, apiError{Status: "error", Message: "no source is called " + strconv.Quote(name)})
+	if ok {
+		_, err := authenticate(c.Request(), nil, src)
+		ok = err == nil
+		if !ok {
+			s.ingester.Refused(src.Name, "unauthorized")
+		}
 	}
-	if _, err := authenticate(c.Request(), nil, src); err != nil {
-		s.ingester.Refused(src.Name, "unauthorized")
+	if !ok {
+		// An unknown source and wrong credentials get the same answer, so that source
+		// names cannot be found by trying.
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="tally", charset="UTF-8"`)
 		return c.JSON(http.StatusUnauthorized, apiError{Status: "error", Message: "missing or wrong credentials for source " + strconv.Quote(name)})
+	}
+	if limited, err := s.rateLimited(c, src); limited {
+		return err
 	}
 	res, err := s.ingester.Ingest(c.Request().Context(), s.ingestRequestFrom(c, src))
 	if err != nil {

@@ -83,6 +83,8 @@ type TxLog interface {
 	Search(ctx context.Context, f txlog.TxFilter) ([]*txlog.TxView, error)
 	Await(ctx context.Context, txID string, wait time.Duration) *txlog.TxView
 	Finished(ctx context.Context, txID string) (*txlog.TxView, bool)
+	PutAudit(ctx context.Context, e *txlog.AuditEntry) error
+	Audit(ctx context.Context, f txlog.AuditFilter) ([]*txlog.AuditEntry, error)
 }
 
 // DeadLetters is the dead-letter queue (mediator/dlq).

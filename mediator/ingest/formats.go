@@ -3,11 +3,14 @@ package ingest
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tally-hmis/tally/adapters/dvs"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -101,6 +104,48 @@ type payloadOptions struct {
 	delete bool
 	// complete reads the payload's completeDate (completedate.go).
 	complete *completionReader
+	// source is whose payload it is: what it may send (allow_delete, allow).
+	source *config.Source
+	// dataSet is the payload header's data set, for the source's allow-list.
+	dataSet string
+}
+
+// forbidden is the refusal of something the source may not do, naming it and the key that
+// would allow it.
+func forbidden(format string, args ...any) *RequestError {
+	return &RequestError{Status: http.StatusForbidden, Reason: "forbidden", Msg: fmt.Sprintf(format, args...)}
+}
+
+// checkDelete refuses deleting for a source without allow_delete.
+func (o *payloadOptions) checkDelete(what string) error {
+	if o.source == nil || o.source.AllowDelete {
+		return nil
+	}
+	return forbidden("source %q may not delete values in DHIS2 (%s): an administrator can set allow_delete: true on it", o.source.Name, what)
+}
+
+// checkAllowed refuses a value outside the source's allow-lists.
+func (o *payloadOptions) checkAllowed(v *transform.DataValue) error {
+	if o.source == nil {
+		return nil
+	}
+	a := o.source.Allow
+	if len(a.OrgUnits) > 0 && !slices.Contains(a.OrgUnits, v.OrgUnit) {
+		return forbidden("data value %d: org unit %q is not among the org units source %q may send (allow.org_units)", v.Index, v.OrgUnit, o.source.Name)
+	}
+	if len(a.DataSets) > 0 {
+		ds := v.DataSet
+		if ds == "" {
+			ds = o.dataSet
+		}
+		if !slices.Contains(a.DataSets, ds) {
+			if ds == "" {
+				return forbidden("data value %d names no data set, and source %q may send only the data sets %s (allow.data_sets)", v.Index, o.source.Name, strings.Join(a.DataSets, ", "))
+			}
+			return forbidden("data value %d: data set %q is not among the data sets source %q may send (allow.data_sets)", v.Index, ds, o.source.Name)
+		}
+	}
+	return nil
 }
 
 // onHeader takes the options a data value set's header carries.
@@ -108,6 +153,7 @@ func (opts *payloadOptions) onHeader(h *dvs.Header) error {
 	if opts.complete != nil {
 		opts.complete.header(h)
 	}
+	opts.dataSet = h.DataSet
 	if h.DryRun != nil {
 		opts.dryRun = *h.DryRun
 	}
@@ -125,6 +171,9 @@ func (o *payloadOptions) setStrategy(s string) error {
 		return err
 	}
 	o.strategy, o.delete = st, st.IsDelete()
+	if o.delete {
+		return o.checkDelete("importStrategy=" + s)
+	}
 	return nil
 }
 
@@ -137,6 +186,16 @@ type deleting struct {
 func (d deleting) Value(v *transform.DataValue, at transform.Locator) error {
 	if d.opts.delete {
 		v.Deleted = true
+	} else if v.Deleted {
+		if err := d.opts.checkDelete(fmt.Sprintf("data value %d is marked deleted", v.Index)); err != nil {
+			return err
+		}
+	}
+	if err := d.opts.checkAllowed(v); err != nil {
+		return err
+	}
+	if v.StoredBy == "" && d.opts.source != nil {
+		v.StoredBy = d.opts.source.StoredBy
 	}
 	return d.Sink.Value(v, at)
 }

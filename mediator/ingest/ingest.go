@@ -116,6 +116,9 @@ type Request struct {
 	Body        io.Reader
 	Query       map[string][]string
 	OpenHIMTx   string
+	// SentBy, Client, UserAgent and RequestID say who sent the payload and how, for the
+	// transaction record (txlog.TxRecord's fields of the same names).
+	SentBy, Client, UserAgent, RequestID string
 	// DHIS2 marks POST /api/dataValueSets, which reads a payload as DHIS2 does: by its
 	// Content-Type alone, with UID for an id scheme the request does not state, value by
 	// value unless the source says atomic.
@@ -213,6 +216,10 @@ func (s *Ingester) read(ctx context.Context, req Request, emit func(*transform.B
 		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: release,
 	})
 	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
+	var refused *RequestError
+	if errors.As(derr, &refused) && refused.Status == http.StatusForbidden {
+		return nil, refused
+	}
 	if errors.Is(derr, errBodyTooLarge) {
 		return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
 			Msg: fmt.Sprintf("request body exceeds %d bytes (http.max_body_bytes)", s.cfg.HTTP.MaxBodyBytes)}
@@ -232,9 +239,13 @@ func (s *Ingester) read(ctx context.Context, req Request, emit func(*transform.B
 // schemes and the import flags forwarded.
 func (s *Ingester) readOptions(req Request) (*parsed, error) {
 	src := req.Source
-	p := &parsed{received: s.now().UTC(), digest: sha256.New(), opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true"}}
+	p := &parsed{received: s.now().UTC(), digest: sha256.New(), opts: &payloadOptions{dryRun: first(req.Query, "dryRun") == "true", source: src}}
 	p.opts.complete = newCompletionReader(src, p.received)
 	if err := p.opts.setStrategy(first(req.Query, "importStrategy")); err != nil {
+		var re *RequestError
+		if errors.As(err, &re) {
+			return nil, re
+		}
 		return nil, &RequestError{Status: http.StatusBadRequest, Reason: "bad_input", Msg: "query parameter " + err.Error()}
 	}
 	defaults := src.IDSchemes
@@ -355,7 +366,8 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	}
 	rec := &txlog.TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
 		Batches: p.batches, Targets: s.cfg.TargetNamesOf(src), OpenHIMTransaction: req.OpenHIMTx,
-		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report), Notes: txlog.ConflictsOf(p.notes)}
+		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report), Notes: txlog.ConflictsOf(p.notes),
+		SentBy: req.SentBy, Client: req.Client, UserAgent: transform.ClipText(req.UserAgent, 200), RequestID: req.RequestID}
 	stored, created, err := s.tx.Create(ctx, rec)
 	if err != nil {
 		return nil, unavailable(err)

@@ -10,9 +10,17 @@ import (
 type Metrics struct {
 	Values   *prometheus.CounterVec
 	Messages *prometheus.CounterVec
-	// Rejected counts refused requests, by source and reason (bad_input, too_large,
-	// unsupported, unavailable, unauthorized).
+	// Rejected counts refused requests, by source and reason (RejectReasons).
 	Rejected *prometheus.CounterVec
+}
+
+// RejectReasons are the values of tally_ingest_rejected_requests_total's reason label:
+// a malformed payload, one over the size limit, an unknown format, a store or target
+// that is not there, a request without valid credentials, one asking what the source may
+// not do (delete, a data set or org unit not allowed), one over the source's rate limit,
+// and one beyond the bound of payloads read at once.
+func RejectReasons() []string {
+	return []string{"bad_input", "too_large", "unsupported", "unavailable", "unauthorized", "forbidden", "rate_limited", "busy"}
 }
 
 // NewMetrics builds the collectors and registers them on reg.
@@ -33,5 +41,8 @@ func (m *Metrics) Touch(sources []string) {
 	for _, s := range sources {
 		m.Values.WithLabelValues(s)
 		m.Messages.WithLabelValues(s)
+		for _, r := range RejectReasons() {
+			m.Rejected.WithLabelValues(s, r)
+		}
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
+	"github.com/tally-hmis/tally/transform"
 )
 
 // Metrics are the mapper's collectors (tally_mapper_*) and the backlog of the streams the
@@ -43,6 +45,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.queues)
 	return m
+}
+
+// Touch creates the mapper's series of every route from a source to a target, so that
+// dashboards and alerts see zeros before the first value, not gaps.
+func (m *Metrics) Touch(cfg *config.Config) {
+	for i := range cfg.Sources {
+		src := &cfg.Sources[i]
+		for _, t := range cfg.TargetsOf(src) {
+			for _, o := range []string{"mapped", "unmapped", "refused"} {
+				m.Values.WithLabelValues(src.Name, t.Name, o)
+			}
+			// E7636 is the one code mapping warns with (transform/mapping's codeNotAssigned).
+			m.Warnings.WithLabelValues(src.Name, t.Name, "E7636")
+			for _, a := range []transform.DuplicateAction{transform.DuplicateLast, transform.DuplicateSum,
+				transform.DuplicateRefused, transform.DuplicateIdentical} {
+				m.Duplicates.WithLabelValues(src.Name, t.Name, string(a))
+			}
+		}
+	}
 }
 
 // ObserveQueues points the backlog gauges at a JetStream and the configured targets.

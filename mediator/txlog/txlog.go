@@ -65,6 +65,13 @@ type TxRecord struct {
 	// Notes are the payload's own conflicts that refused no value (a completeDate that
 	// cannot be registered, as DHIS2 reports it).
 	Notes []Conflict `json:"notes,omitempty"`
+	// SentBy is who sent the payload: the source's Basic user ("user chw-sender"), which of
+	// its tokens ("token 2", never the token), or "public"; Client and UserAgent are the
+	// client's address and User-Agent; RequestID the request's X-Request-ID.
+	SentBy    string `json:"sentBy,omitempty"`
+	Client    string `json:"client,omitempty"`
+	UserAgent string `json:"userAgent,omitempty"`
+	RequestID string `json:"requestId,omitempty"`
 }
 
 // ImportCount mirrors DHIS2's importCount.

@@ -147,7 +147,7 @@ func TestCompileProblems(t *testing.T) {
 		{"round out of range", head + "    rules:\n      - {source: a, data_element: b, round: 13}\n",
 			nil, []string{`tally.yaml:4: mappings[0].rules[0]: rule "a": round 13: want 0 to 12 decimals`}},
 		{"round not a number", head + "    rules:\n      - {source: a, data_element: b, round: two}\n",
-			nil, []string{"tally.yaml:4: line 4: cannot unmarshal !!str `two` into int"}},
+			nil, []string{`tally.yaml:4: mappings[0].rules[0].round: want a whole number, e.g. 4, not "two"`}},
 		{"duplicate rule", head + "    rules:\n      - {source: a, data_element: b}\n      - {source: a, source_coc: F, data_element: b}\n      - {source: a, data_element: c}\n",
 			nil, []string{`tally.yaml:6: mappings[0].rules[2]: a second rule for source "a" (the first is at `}},
 		{"duplicate rule with source coc across yaml and table", head + "    rules:\n      - {source: a, source_coc: F, data_element: b}\n    tables: [r.csv]\n",

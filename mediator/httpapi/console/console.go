@@ -150,14 +150,14 @@ func New(c Config) (*Console, error) {
 }
 
 // Register mounts the console on e under /console, and / leads there.
-func (c *Console) Register(e *echo.Echo) {
+func (c *Console) Register(e *echo.Echo, around ...echo.MiddlewareFunc) {
 	e.GET("/", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/console/") })
 	e.GET("/console", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/console/") })
 	g := e.Group("/console")
 	g.GET("/static/*", c.handleStatic)
 	g.GET("/login", c.handleLoginPage)
 	g.POST("/login", c.handleLogin)
-	s := g.Group("", c.requireSession)
+	s := g.Group("", append(around, c.requireSession)...)
 	s.POST("/logout", c.handleLogout)
 	s.GET("/", c.handleOverview)
 	s.GET("/transactions", c.handleTxList)

@@ -38,7 +38,7 @@ func TestLoginSessionCookieAndCSRF(t *testing.T) {
 		t.Errorf("login redirects to %q, want the console only", p.location)
 	}
 	over := b.mustGet("/console/")
-	for _, want := range []string{"hmis", "cht", "admin", "operate"} {
+	for _, want := range []string{"hmis", `id="target-hmis"`, "cht", "admin", "operate"} {
 		if !strings.Contains(over.body, want) {
 			t.Errorf("overview lacks %q", want)
 		}

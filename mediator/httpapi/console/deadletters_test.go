@@ -118,6 +118,11 @@ func TestDeadLetterDiscardAfterConfirmation(t *testing.T) {
 	if p := b.mustGet("/console/transactions/" + id); !strings.Contains(p.body, "discarded dead letter") || !strings.Contains(p.body, "by <strong>admin</strong>") {
 		t.Error("the transaction does not record the discard and who did it")
 	}
+	// The console's action is in the audit log as the admin API's are.
+	entries := tl.audit("admin")
+	if len(entries) == 0 || entries[0].Action != "POST /console/dlq/discard" || entries[0].Result != http.StatusOK || entries[0].Scope != "operate" {
+		t.Errorf("audit log = %+v, want the console discard by admin", entries)
+	}
 }
 
 // TestReadSessionIsRefusedEveryChange walks every console route that changes something and
@@ -147,6 +152,10 @@ func TestReadSessionIsRefusedEveryChange(t *testing.T) {
 			t.Errorf("operator session %s %s: HTTP %d", r.Method, r.Path, p.status)
 		}
 		checked++
+	}
+	// The refusals are audited under the read user's name.
+	if n := len(tl.audit("viewer")); n != checked {
+		t.Errorf("%d audit entries for viewer, want one per refused route (%d)", n, checked)
 	}
 	t.Logf("%d state-changing console routes checked", checked)
 	if checked == 0 {

@@ -284,3 +284,22 @@ func exchangeYAML(t testing.TB) string {
     await: 10s
 `, tracker.URL, dhis2test.SampleAttributeAggDECode)
 }
+
+// audit reads the admin actions of who from the audit log through the admin API, newest first.
+func (tl *tally) audit(who string) []txlog.AuditEntry {
+	tl.t.Helper()
+	req, _ := http.NewRequest("GET", tl.base+"/admin/v1/audit?who="+url.QueryEscape(who), nil)
+	req.Header.Set("Authorization", "Bearer "+operatorToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tl.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Entries []txlog.AuditEntry `json:"audit"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		tl.t.Fatalf("audit: HTTP %d %v", resp.StatusCode, err)
+	}
+	return out.Entries
+}

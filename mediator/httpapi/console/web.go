@@ -135,6 +135,10 @@ func (c *Console) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 			return c.fail(ec, http.StatusUnauthorized, "Your session has ended. Log in again.")
 		}
 		ec.Set("session", s)
+		// The principal and actor go in first, so that what runs around this check (the
+		// audit log) knows who was refused as well as who acted.
+		r = r.WithContext(txlog.WithActor(auth.WithPrincipal(r.Context(), s.principal), s.principal.Name))
+		ec.SetRequest(r)
 		if !safeMethod(r.Method) {
 			r.Body = http.MaxBytesReader(ec.Response(), r.Body, maxBody)
 		}
@@ -144,8 +148,6 @@ func (c *Console) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 		if !s.principal.Can(r.Method, ec.Path()) {
 			return c.fail(ec, http.StatusForbidden, fmt.Sprintf("%s has scope %s: this needs scope operate.", s.principal.Name, s.principal.Scope))
 		}
-		ctx := txlog.WithActor(auth.WithPrincipal(r.Context(), s.principal), s.principal.Name)
-		ec.SetRequest(r.WithContext(ctx))
 		return next(ec)
 	}
 }
