@@ -3,6 +3,7 @@ package mediator_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/labstack/echo/v4"
 	"net/http"
 	"strings"
 	"testing"
@@ -169,5 +170,56 @@ func TestTransactionsRecordTheirSenderAndRequestID(t *testing.T) {
 	id2, made := post("has spaces, not usable")
 	if len(made) != 32 || h.tx(id2)["requestId"] != made {
 		t.Errorf("a made request id %q, recorded %v", made, h.tx(id2)["requestId"])
+	}
+}
+
+// Every admin route the running service serves, walked from its router: a read credential is
+// refused (403) every one that is not a read, and no route is open without a credential.
+func TestEveryAdminRouteIsScoped(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startConfigured(t, testConfig{dir: t.TempDir(), targets: []testTarget{{name: "hmis", url: emu.URL}}}, mediator.Options{}, withCredentials)
+	e, ok := h.svc.Handler().(*echo.Echo)
+	if !ok {
+		t.Fatalf("the service's handler is %T", h.svc.Handler())
+	}
+	call := func(token, method, path string) int {
+		req, _ := http.NewRequest(method, h.base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	reads, changes := 0, 0
+	for _, r := range e.Routes() {
+		if !strings.HasPrefix(r.Path, "/admin/v1/") || strings.HasPrefix(r.Method, "echo_") {
+			continue
+		}
+		path := strings.NewReplacer(":name", "nosuch", ":seq", "999999", ":id", "x", ":tx", "x", "*", "x").Replace(r.Path)
+		if code := call("", r.Method, path); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without a credential: HTTP %d, want 401", r.Method, r.Path, code)
+		}
+		code := call(viewerToken, r.Method, path)
+		switch {
+		case r.Method == http.MethodGet && !strings.HasPrefix(r.Path, "/admin/v1/debug/"), r.Path == "/admin/v1/preview":
+			reads++
+			if code == http.StatusForbidden {
+				t.Errorf("read credential %s %s: 403, want it let through", r.Method, r.Path)
+			}
+		default:
+			changes++
+			if code != http.StatusForbidden {
+				t.Errorf("read credential %s %s: HTTP %d, want 403", r.Method, r.Path, code)
+			}
+		}
+	}
+	t.Logf("%d read and %d other admin routes checked", reads, changes)
+	if reads == 0 || changes < 8 {
+		t.Errorf("only %d read and %d other admin routes found", reads, changes)
 	}
 }
