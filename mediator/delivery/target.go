@@ -141,6 +141,9 @@ type Target struct {
 func (t *Target) control(m *Metrics, limit *prometheus.GaugeVec, log *slog.Logger) {
 	name := t.cfg.Name
 	t.slots = newSlots(t.settings.Concurrency(t.cfg), limit.WithLabelValues(name))
+	if t.cfg.AdaptiveConcurrency {
+		t.slots.adaptive()
+	}
 	retry := t.cfg.Retry
 	gauge := m.CircuitState.WithLabelValues(name)
 	gauge.Set(float64(circuitClosed))
@@ -188,14 +191,16 @@ func (t *Target) Release(p pipeline.Permit) {
 const MaxConcurrency = 64
 
 // slots bounds the deliveries in flight to one target. Its size changes at run time (the
-// OpenHIM console's delivery_concurrency); a smaller size takes effect as requests finish,
-// since a request in flight is never cut short.
+// OpenHIM console's delivery_concurrency, and the adaptive limit when the target has one); a
+// smaller size takes effect as requests finish, since a request in flight is never cut short.
 type slots struct {
-	mu      sync.Mutex
-	size    int
-	used    int
-	changed chan struct{} // closed and replaced whenever a slot frees or the size changes
-	gauge   prometheus.Gauge
+	mu       sync.Mutex
+	size     int   // the ceiling: targets[].concurrency or the console's
+	adapt    *aimd // nil: the ceiling is the limit
+	used     int
+	requests int           // requests in flight to the target
+	changed  chan struct{} // closed and replaced whenever a slot frees or the size changes
+	gauge    prometheus.Gauge
 }
 
 func newSlots(size int, gauge prometheus.Gauge) *slots {
@@ -204,11 +209,27 @@ func newSlots(size int, gauge prometheus.Gauge) *slots {
 	return s
 }
 
+// adaptive makes the limit adapt to the target's answers (adaptive.go), below the size.
+func (s *slots) adaptive() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.adapt = newAIMD(s.size)
+	s.setLocked()
+}
+
+// limitLocked is the limit in force.
+func (s *slots) limitLocked() int {
+	if s.adapt != nil {
+		return s.adapt.current()
+	}
+	return s.size
+}
+
 // acquire waits for a free slot until ctx ends.
 func (s *slots) acquire(ctx context.Context) error {
 	for {
 		s.mu.Lock()
-		if s.used < s.size {
+		if s.used < s.limitLocked() {
 			s.used++
 			s.mu.Unlock()
 			return nil
@@ -228,7 +249,7 @@ func (s *slots) acquire(ctx context.Context) error {
 func (s *slots) over() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.used > s.size
+	return s.used > s.limitLocked()
 }
 
 func (s *slots) release() {
@@ -240,13 +261,52 @@ func (s *slots) release() {
 	s.notifyLocked()
 }
 
-// resize sets the limit, within 1 and MaxConcurrency.
+// resize sets the size, within 1 and MaxConcurrency.
 func (s *slots) resize(size int) {
 	size = min(max(size, 1), MaxConcurrency)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.size = size
-	s.gauge.Set(float64(size))
+	if s.adapt != nil {
+		s.adapt.setCeiling(size)
+	}
+	s.setLocked()
+}
+
+// begin counts a request to the target going out.
+func (s *slots) begin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+}
+
+// answer is what a request's outcome says about the target's capacity.
+type answer int
+
+const (
+	answerNone       answer = iota // nothing: a refusal, a cancellation
+	answerServed                   // the import ran: its latency counts
+	answerOverloaded               // 429, 5xx, busy, timeout, no connection
+)
+
+// end counts a request's answer. The adaptive limit, if any, learns from it.
+func (s *slots) end(latency time.Duration, a answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inFlight := s.requests
+	s.requests = max(s.requests-1, 0)
+	if s.adapt == nil || a == answerNone {
+		return
+	}
+	before := s.adapt.current()
+	if s.adapt.observe(sample{latency: latency, overload: a == answerOverloaded, inFlight: inFlight}) != before {
+		s.setLocked()
+	}
+}
+
+// setLocked publishes the limit in force and wakes the workers waiting for a slot.
+func (s *slots) setLocked() {
+	s.gauge.Set(float64(s.limitLocked()))
 	s.notifyLocked()
 }
 
