@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/tally-hmis/tally/transform"
@@ -25,7 +26,7 @@ import (
 type PayloadKeys struct {
 	mu   sync.Mutex
 	max  int
-	keys map[transform.Key][]keyUse
+	keys map[transform.Key]keyUses
 }
 
 type keyUse struct {
@@ -34,10 +35,17 @@ type keyUse struct {
 	deleted    bool
 }
 
+// keyUses are the contributions to one key: nearly always one (the key of one value of
+// one batch), kept in place so that remembering a key allocates nothing beyond the map.
+type keyUses struct {
+	first keyUse
+	more  []keyUse
+}
+
 // NewPayloadKeys returns an empty PayloadKeys that remembers at most limit keys (at least
 // one).
 func NewPayloadKeys(limit int) *PayloadKeys {
-	return &PayloadKeys{max: max(1, limit), keys: map[transform.Key][]keyUse{}}
+	return &PayloadKeys{max: max(1, limit), keys: map[transform.Key]keyUses{}}
 }
 
 // Len returns the number of keys remembered.
@@ -51,8 +59,12 @@ func (pk *PayloadKeys) Len() int {
 func (pk *PayloadKeys) earlier(k transform.Key, seq int) []keyUse {
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
+	uses, ok := pk.keys[k]
+	if !ok {
+		return nil
+	}
 	var out []keyUse
-	for _, u := range pk.keys[k] {
+	for _, u := range append([]keyUse{uses.first}, uses.more...) {
 		if u.seq < seq {
 			out = append(out, u)
 		}
@@ -66,15 +78,19 @@ func (pk *PayloadKeys) record(k transform.Key, u keyUse) bool {
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
 	uses, ok := pk.keys[k]
-	if !ok && len(pk.keys) >= pk.max {
+	switch {
+	case !ok && len(pk.keys) >= pk.max:
 		return false
-	}
-	for i := range uses {
-		if uses[i].seq == u.seq {
-			uses[i] = u
-			return true
+	case !ok || uses.first.seq == u.seq:
+		uses.first = u
+	default:
+		i := slices.IndexFunc(uses.more, func(m keyUse) bool { return m.seq == u.seq })
+		if i >= 0 {
+			uses.more[i] = u
+		} else {
+			uses.more = append(uses.more, u)
 		}
 	}
-	pk.keys[k] = append(uses, u)
+	pk.keys[k] = uses
 	return true
 }
