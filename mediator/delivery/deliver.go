@@ -142,11 +142,11 @@ type attempt struct {
 	p pipeline.Permit
 	// b is the batch sent; msg the message it came in, whose Source is the values it was
 	// mapped from (nil when mapping left them as they were), for dead letters.
-	b   *transform.Batch
-	msg *pipeline.Delivered
-	rec       *txlog.DeliveryRecord
-	prev      pipeline.Tries
-	kept      pipeline.Carried
+	b    *transform.Batch
+	msg  *pipeline.Delivered
+	rec  *txlog.DeliveryRecord
+	prev pipeline.Tries
+	kept pipeline.Carried
 }
 
 // delivered records a batch the target answered for: all of it taken, or some values
