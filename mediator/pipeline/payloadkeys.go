@@ -26,8 +26,9 @@ import (
 //     that this replica is mapping right now, so that on one replica the answer is the
 //     same as in order. A batch that still overtakes one (the wait ran out) misses it.
 //   - At most payloadKeysEntries payloads are remembered (the oldest forgotten first),
-//     each up to payloadKeysLimit keys; past that, mapping says so in the batch's
-//     warnings.
+//     each up to payloadKeysLimit keys, and all of them together up to payloadKeysBudget
+//     keys (about 200 bytes each: a hundred payloads of 100,000 values posted at once
+//     would otherwise hold 2 GB); past that, mapping says so in the batch's warnings.
 //   - Once every batch of a payload was mapped for a target, its keys there are forgotten:
 //     the payload is through, and keeping 100,000 keys (about 15 MB) of each of the last
 //     256 payloads grew the heap without bound in practice. A batch mapped again after that
@@ -39,6 +40,7 @@ import (
 const (
 	payloadKeysEntries = 256
 	payloadKeysLimit   = 100_000
+	payloadKeysBudget  = 200_000
 	payloadOrderWait   = 5 * time.Second
 )
 
@@ -47,6 +49,7 @@ type payloadKeys struct {
 	mu      sync.Mutex
 	entries map[string]*payloadEntry
 	order   []string // oldest first, for eviction
+	budget  *mapping.KeyBudget
 }
 
 type payloadEntry struct {
@@ -59,7 +62,7 @@ type payloadEntry struct {
 }
 
 func newPayloadKeys() *payloadKeys {
-	return &payloadKeys{entries: map[string]*payloadEntry{}}
+	return &payloadKeys{entries: map[string]*payloadEntry{}, budget: mapping.NewKeyBudget(payloadKeysBudget)}
 }
 
 // begin returns the keys of a payload at a target for batch seq, after waiting for the
@@ -76,11 +79,12 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 	p.mu.Lock()
 	e := p.entries[id]
 	if e == nil {
-		e = &payloadEntry{keys: mapping.NewPayloadKeys(payloadKeysLimit), mapping: map[int]chan struct{}{},
+		e = &payloadEntry{keys: mapping.NewPayloadKeysWithin(payloadKeysLimit, p.budget), mapping: map[int]chan struct{}{},
 			batches: n, mapped: map[int]struct{}{}}
 		p.entries[id] = e
 		p.order = append(p.order, id)
 		if len(p.order) > payloadKeysEntries {
+			p.entries[p.order[0]].keys.Release()
 			delete(p.entries, p.order[0])
 			p.order = p.order[1:]
 		}
@@ -123,6 +127,7 @@ func (p *payloadKeys) forgetLocked(id string, e *payloadEntry) {
 	if p.entries[id] != e {
 		return // forgotten already, or evicted and begun again
 	}
+	e.keys.Release()
 	delete(p.entries, id)
 	if i := slices.Index(p.order, id); i >= 0 {
 		p.order = slices.Delete(p.order, i, i+1)

@@ -318,8 +318,8 @@ func (r *run) acrossBatches(i int) {
 			return
 		}
 	}
-	if !pk.recordLocked(k, own) {
-		r.warnBatch("payload-keys", "the payload has more than %d target keys: duplicates past them are found within a batch only", pk.max)
+	if !pk.recordLocked(k, own) && !r.warned["payload-keys"] {
+		r.warnBatch("payload-keys", "%s: duplicates past them are found within a batch only", pk.full())
 	}
 }
 

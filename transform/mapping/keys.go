@@ -1,8 +1,10 @@
 package mapping
 
 import (
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tally-hmis/tally/transform"
 )
@@ -24,9 +26,60 @@ import (
 // safe for concurrent use; it remembers a bounded number of keys, and past them the batches'
 // Mapped.Warnings say so.
 type PayloadKeys struct {
-	mu   sync.Mutex
-	max  int
-	keys map[transform.Key]keyUses
+	mu     sync.Mutex
+	max    int
+	keys   map[transform.Key]keyUses
+	budget *KeyBudget // nil: only max bounds it
+}
+
+// KeyBudget bounds the keys several PayloadKeys remember together: a mapper that maps many
+// payloads at once (a hundred clients posting at the same time) would otherwise hold each
+// one's keys, about 200 bytes a key, at the same time. A key the budget cannot take is
+// not remembered, as past a PayloadKeys' own limit (the batch's warnings say so). It is
+// safe for concurrent use.
+type KeyBudget struct {
+	used atomic.Int64
+	max  int64
+}
+
+// NewKeyBudget returns a budget of at most max keys (at least one).
+func NewKeyBudget(n int) *KeyBudget { return &KeyBudget{max: int64(max(1, n))} }
+
+// Used is the number of keys remembered under the budget.
+func (b *KeyBudget) Used() int { return int(b.used.Load()) }
+
+func (b *KeyBudget) take() bool {
+	if b.used.Add(1) > b.max {
+		b.used.Add(-1)
+		return false
+	}
+	return true
+}
+
+// NewPayloadKeysWithin returns an empty PayloadKeys that remembers at most limit keys, and
+// no more than budget still has room for; Release gives its keys back.
+func NewPayloadKeysWithin(limit int, budget *KeyBudget) *PayloadKeys {
+	pk := NewPayloadKeys(limit)
+	pk.budget = budget
+	return pk
+}
+
+// full says why a key was not remembered, for the batch's warning.
+func (pk *PayloadKeys) full() string {
+	if pk.budget != nil && len(pk.keys) < pk.max {
+		return fmt.Sprintf("the payloads being mapped together have more than %d target keys", pk.budget.max)
+	}
+	return fmt.Sprintf("the payload has more than %d target keys", pk.max)
+}
+
+// Release forgets every key and gives them back to the budget: the payload is through.
+func (pk *PayloadKeys) Release() {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	if pk.budget != nil {
+		pk.budget.used.Add(-int64(len(pk.keys)))
+	}
+	pk.keys = map[transform.Key]keyUses{}
 }
 
 type keyUse struct {
@@ -79,7 +132,7 @@ func (pk *PayloadKeys) earlierLocked(k transform.Key, seq int) []keyUse {
 func (pk *PayloadKeys) recordLocked(k transform.Key, u keyUse) bool {
 	uses, ok := pk.keys[k]
 	switch {
-	case !ok && len(pk.keys) >= pk.max:
+	case !ok && (len(pk.keys) >= pk.max || pk.budget != nil && !pk.budget.take()):
 		return false
 	case !ok || uses.first.seq == u.seq:
 		uses.first = u
