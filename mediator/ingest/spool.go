@@ -29,6 +29,10 @@ type spool struct {
 	count    int
 }
 
+// spoolFileBuffer is the buffer of a spool's file, written and then read: 32 KiB, since a
+// hundred payloads spilling at once each hold one.
+const spoolFileBuffer = 32 << 10
+
 func newSpool(memLimit int, budget *spoolBudget) *spool {
 	return &spool{memLimit: memLimit, budget: budget}
 }
@@ -72,7 +76,7 @@ func (s *spool) add(data []byte) error {
 		if err != nil {
 			return fmt.Errorf("spilling payload to disk: %w", err)
 		}
-		s.file, s.w = f, bufio.NewWriterSize(f, 256<<10)
+		s.file, s.w = f, bufio.NewWriterSize(f, spoolFileBuffer)
 	}
 	var hdr [binary.MaxVarintLen64]byte
 	n := binary.PutUvarint(hdr[:], uint64(len(data)))
@@ -103,7 +107,7 @@ func (s *spool) each(fn func([]byte) error) error {
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewinding spool: %w", err)
 	}
-	r := bufio.NewReaderSize(s.file, 256<<10)
+	r := bufio.NewReaderSize(s.file, spoolFileBuffer)
 	for {
 		l, err := binary.ReadUvarint(r)
 		if errors.Is(err, io.EOF) {
