@@ -57,11 +57,15 @@ type aimd struct {
 }
 
 // sample is one answer of the target: how long the request took, whether it was an
-// overload answer, and how many requests were in flight when it ended (itself included).
+// overload answer, and whether the limit was in use when it was sent (as many requests in
+// flight as the limit then allowed). It is judged at sending, not at answering: requests
+// sent together come back together, and the first answer's worker has not yet sent the
+// next request when the second answer arrives, so counting at answering saw the limit
+// unused half the time and slow start grew by one per round trip instead of doubling.
 type sample struct {
 	latency  time.Duration
 	overload bool
-	inFlight int
+	full     bool
 }
 
 func newAIMD(ceiling int) *aimd {
@@ -90,7 +94,7 @@ func (a *aimd) observe(s sample) int {
 		a.baseline = s.latency
 	}
 	slowAnswer := float64(s.latency) > latencyTolerance*float64(a.baseline)
-	inUse := s.inFlight >= a.current()
+	inUse := s.full
 	if a.slow {
 		switch {
 		case slowAnswer:

@@ -14,7 +14,7 @@ const ms = time.Millisecond
 // returns the limit after them.
 func feed(a *aimd, n int, latency time.Duration) int {
 	for range n {
-		a.observe(sample{latency: latency, inFlight: a.current()})
+		a.observe(sample{latency: latency, full: true})
 	}
 	return a.current()
 }
@@ -37,7 +37,7 @@ func TestAIMDDoesNotGrowALimitNotInUse(t *testing.T) {
 	a := newAIMD(16)
 	feed(a, 3, 100*ms) // 4
 	for range 100 {
-		a.observe(sample{latency: 100 * ms, inFlight: 1}) // the stream feeds one at a time
+		a.observe(sample{latency: 100 * ms, full: false}) // the stream feeds one at a time
 	}
 	if got := a.current(); got != 4 {
 		t.Fatalf("a limit never used grew to %d, want 4", got)
@@ -50,13 +50,13 @@ func TestAIMDOverloadHalvesOncePerWindow(t *testing.T) {
 	// Sixteen requests were in flight when the target started refusing: every one of them
 	// may come back 503, but they were sent under the old limit, so the limit halves once.
 	for range 8 {
-		a.observe(sample{overload: true, inFlight: 16})
+		a.observe(sample{overload: true, full: true})
 	}
 	if got := a.current(); got != 8 {
 		t.Fatalf("after a window of overload answers the limit is %d, want 16/2 = 8", got)
 	}
 	// The next window of refusals halves it again.
-	a.observe(sample{overload: true, inFlight: 8})
+	a.observe(sample{overload: true, full: true})
 	if got := a.current(); got != 4 {
 		t.Fatalf("a refusal in the next window left the limit at %d, want 4", got)
 	}
@@ -76,7 +76,7 @@ func TestAIMDOverloadHalvesOncePerWindow(t *testing.T) {
 func TestAIMDOverloadNeverGoesBelowOne(t *testing.T) {
 	a := newAIMD(4)
 	for range 20 {
-		a.observe(sample{overload: true, inFlight: 1})
+		a.observe(sample{overload: true, full: true})
 	}
 	if got := a.current(); got != 1 {
 		t.Fatalf("limit %d after overloads, want 1", got)
@@ -147,10 +147,10 @@ type capacityTarget struct {
 
 func (s capacityTarget) answer(n int) sample {
 	if n > s.c+s.q {
-		return sample{overload: true, inFlight: n}
+		return sample{overload: true, full: true}
 	}
 	lat := s.service * time.Duration(max(n, s.c)) / time.Duration(s.c)
-	return sample{latency: lat, inFlight: n}
+	return sample{latency: lat, full: true}
 }
 
 // TestAIMDHoldsACapacityTargetBusyWithoutOverflowingItsQueue: against a server of 4 slots

@@ -77,10 +77,10 @@ type importOutcome struct {
 func (d *Deliverer) sendRequest(ctx context.Context, t *Target, body dhis2.Payload, opts dhis2.ImportOptions,
 	n int, size *int, out *importOutcome) (res *dhis2.ImportResult, halved bool, err error) {
 	began := time.Now()
-	t.slots.begin()
+	full := t.slots.begin()
 	res, err = t.client.ImportDataValues(ctx, body, opts)
 	took := time.Since(began)
-	t.slots.end(took, answerOf(ctx, err))
+	t.slots.end(took, answerOf(ctx, err), full)
 	out.requests++
 	d.metrics.Latency.WithLabelValues(t.cfg.Name).Observe(took.Seconds())
 	if errors.Is(err, dhis2.ErrTooLarge) && n > 1 {

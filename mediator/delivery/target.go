@@ -273,11 +273,13 @@ func (s *slots) resize(size int) {
 	s.setLocked()
 }
 
-// begin counts a request to the target going out.
-func (s *slots) begin() {
+// begin counts a request to the target going out and reports whether it fills the limit
+// in force (the adaptive limit's "in use").
+func (s *slots) begin() (full bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
+	return s.requests >= s.limitLocked()
 }
 
 // answer is what a request's outcome says about the target's capacity.
@@ -290,16 +292,15 @@ const (
 )
 
 // end counts a request's answer. The adaptive limit, if any, learns from it.
-func (s *slots) end(latency time.Duration, a answer) {
+func (s *slots) end(latency time.Duration, a answer, full bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	inFlight := s.requests
 	s.requests = max(s.requests-1, 0)
 	if s.adapt == nil || a == answerNone {
 		return
 	}
 	before := s.adapt.current()
-	if s.adapt.observe(sample{latency: latency, overload: a == answerOverloaded, inFlight: inFlight}) != before {
+	if s.adapt.observe(sample{latency: latency, overload: a == answerOverloaded, full: full}) != before {
 		s.setLocked()
 	}
 }
