@@ -184,7 +184,7 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 	// DeliverMessage carries the source values too when mapping changed them (for re-mapping
 	// dead letters on replay).
 	h := WithNote(kept.Header(), n.note)
-	if err := pb.Add(DeliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), h)); err != nil {
+	if err := pb.Add(DeliverMessageFrom(b.ID+":"+t.Name, b, msg.Data(), m.Batch, len(m.Unmapped), h)); err != nil {
 		return n, RetryIn(RetryDelay(MsgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
 	}
 	return n, nil
