@@ -19,18 +19,22 @@ func feed(a *aimd, n int, latency time.Duration) int {
 	return a.current()
 }
 
+// step feeds n answers of one latency (feed) and fails unless the limit is then want.
+func step(t *testing.T, a *aimd, n int, latency time.Duration, want int, what string) {
+	t.Helper()
+	if got := feed(a, n, latency); got != want {
+		t.Fatalf("%s: the limit is %d, want %d", what, got, want)
+	}
+}
+
 func TestAIMDSlowStartGrowsWhileAnswersStayFast(t *testing.T) {
 	a := newAIMD(16)
 	if got := a.current(); got != 1 {
 		t.Fatalf("starts at %d, want 1", got)
 	}
 	// Slow start: one more per answer, so 1 → 16 takes 15 answers (four round trips).
-	if got := feed(a, 15, 100*ms); got != 16 {
-		t.Fatalf("after 15 fast answers the limit is %d, want the ceiling 16", got)
-	}
-	if got := feed(a, 50, 100*ms); got != 16 {
-		t.Fatalf("the limit left the ceiling: %d", got)
-	}
+	step(t, a, 15, 100*ms, 16, "15 fast answers from 1 reach the ceiling")
+	step(t, a, 50, 100*ms, 16, "more fast answers keep it at the ceiling")
 }
 
 func TestAIMDDoesNotGrowALimitNotInUse(t *testing.T) {
@@ -62,15 +66,9 @@ func TestAIMDOverloadHalvesOncePerWindow(t *testing.T) {
 	}
 	// The rest of the window in which it halved is answers to requests sent before: they
 	// judge nothing. Then, out of slow start, growth is one per window of fast answers.
-	if got := feed(a, 3, 100*ms); got != 4 {
-		t.Fatalf("the answers of the halving's window changed the limit to %d", got)
-	}
-	if got := feed(a, 4, 100*ms); got != 5 {
-		t.Fatalf("after a fast window the limit is %d, want 5", got)
-	}
-	if got := feed(a, 5, 100*ms); got != 6 {
-		t.Fatalf("after another fast window the limit is %d, want 6", got)
-	}
+	step(t, a, 3, 100*ms, 4, "the rest of the halving's window judges nothing")
+	step(t, a, 4, 100*ms, 5, "a fast window")
+	step(t, a, 5, 100*ms, 6, "another fast window")
 }
 
 func TestAIMDOverloadNeverGoesBelowOne(t *testing.T) {
@@ -88,16 +86,10 @@ func TestAIMDSlowAnswersShrinkTheLimit(t *testing.T) {
 	feed(a, 7, 100*ms) // 8
 	// The target queues: answers twice as slow as the fastest seen. The first one ends slow
 	// start a step back; then the limit comes down one per window.
-	if got := feed(a, 1, 200*ms); got != 7 {
-		t.Fatalf("after the first answer at twice the baseline the limit is %d, want 7", got)
-	}
-	if got := feed(a, 7, 200*ms); got != 6 {
-		t.Fatalf("after a slow window the limit is %d, want 6", got)
-	}
+	step(t, a, 1, 200*ms, 7, "the first answer at twice the baseline")
+	step(t, a, 7, 200*ms, 6, "a slow window")
 	// Within the tolerance it grows again, one per window.
-	if got := feed(a, 6, 120*ms); got != 7 {
-		t.Fatalf("after a window within the tolerance the limit is %d, want 7", got)
-	}
+	step(t, a, 6, 120*ms, 7, "a window within the tolerance")
 }
 
 func TestAIMDCeilingFollowsTheConsole(t *testing.T) {
@@ -111,9 +103,7 @@ func TestAIMDCeilingFollowsTheConsole(t *testing.T) {
 	if got := a.current(); got != 3 {
 		t.Fatalf("raising the ceiling raised the limit itself to %d; it should grow from what it learnt", got)
 	}
-	if got := feed(a, 50, 100*ms); got != 10 {
-		t.Fatalf("fast answers under a ceiling of 10 left the limit at %d", got)
-	}
+	step(t, a, 50, 100*ms, 10, "fast answers under a ceiling of 10")
 }
 
 // TestAIMDRelearnsATargetThatSlowedForGood: the fastest answer was 100 ms; the target
