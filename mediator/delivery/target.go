@@ -244,12 +244,15 @@ func (s *slots) acquire(ctx context.Context) error {
 	}
 }
 
-// over reports whether more slots are held than the limit allows: the limit shrank while
-// workers held them.
+// over reports whether more slots are held than the size allows: the operator lowered it
+// while workers held them. The adaptive limit is left out: it moves by one a round trip,
+// and a worker that fetched a message under the limit before delivers it (the smaller
+// limit takes effect as requests finish), rather than returning it to the stream with a
+// retry's delay, which held a batch back for a second each time the limit stepped down.
 func (s *slots) over() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.used > s.limitLocked()
+	return s.used > s.size
 }
 
 func (s *slots) release() {
