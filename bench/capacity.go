@@ -12,10 +12,12 @@ import (
 // The capacity scenario delivers into a DHIS2 that is the bottleneck, as real instances are:
 // the emulator in capacity mode serves a fixed number of imports at once, each costing time
 // per request and per value, queues a few more and answers 503 beyond that or when a queued
-// import waited too long. It measures, for Tally at each configured target concurrency and
-// for the sequential script: values/s as a share of what the sink can serve, the sink's
+// import waited too long. It measures, for Tally at each configured target concurrency, for
+// Tally with adaptive concurrency under each configured ceiling, and for the sequential
+// script: values/s as a share of what the sink can serve, the sink's
 // 503s and queue timeouts, and Tally's retries and dead letters. When Tally exports
-// tally_delivery_concurrency_limit (adaptive delivery), its value is sampled over each run.
+// tally_delivery_concurrency_limit, its value is sampled over each run (with adaptive
+// concurrency, the limit it found).
 
 // requestSize is the values per import request of Tally (max_values_per_request, default
 // 1000, with batches of 1000) and of the peer (its 1000-value chunks).
@@ -54,13 +56,27 @@ func (h *harness) capacity(ctx context.Context) error {
 		runs []capRun
 	}
 	var subjects []*subject
+	type setting struct {
+		n        int
+		adaptive bool
+	}
+	var settings []setting
 	for _, n := range h.o.Concurrencies {
-		t, err := h.startTally(ctx, s.URL, n)
+		settings = append(settings, setting{n: n})
+	}
+	for _, n := range h.o.Adaptive {
+		settings = append(settings, setting{n: n, adaptive: true})
+	}
+	for _, st := range settings {
+		t, err := h.startTallyWith(ctx, s.URL, st.n, st.adaptive)
 		if err != nil {
 			return err
 		}
 		defer t.Stop()
-		name := fmt.Sprintf("tally, concurrency %d", n)
+		name := fmt.Sprintf("tally, concurrency %d", st.n)
+		if st.adaptive {
+			name = fmt.Sprintf("tally, adaptive concurrency, at most %d", st.n)
+		}
 		if err := h.warmUp(ctx, t, s, "capacity "+name); err != nil {
 			return err
 		}

@@ -75,6 +75,9 @@ type Options struct {
 	Capacity       dhis2test.Capacity
 	CapacityValues int
 	Concurrencies  []int
+	// Adaptive are the ceilings (targets[].concurrency) Tally is measured with in the
+	// capacity scenario with adaptive_concurrency on [16].
+	Adaptive []int
 	// ScaleValues is the backlog of the scale scenarios [10,000,000], ScalePayloads the
 	// number of payloads scale-many splits it into [100], ScaleRuns their runs [1].
 	ScaleValues, ScalePayloads, ScaleRuns int
@@ -129,6 +132,9 @@ func (o *Options) defaults() error {
 	}
 	if len(o.Concurrencies) == 0 {
 		o.Concurrencies = []int{2, 16}
+	}
+	if o.Adaptive == nil {
+		o.Adaptive = []int{16}
 	}
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = DefaultScenarios
@@ -267,7 +273,7 @@ const (
 
 // configYAML is the Tally configuration of the bench: one source posting in the universe's
 // source codes through the bench mapping set, one target (the sink) at concurrency.
-func (h *harness) configYAML(sinkURL, store string, concurrency int) string {
+func (h *harness) configYAML(sinkURL, store string, concurrency int, adaptive bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `http: {addr: "127.0.0.1:0", max_body_bytes: 4GiB, store_timeout: 10m}
 nats: {store_dir: %q}
@@ -285,6 +291,9 @@ targets:
     concurrency: %d
     id_schemes: {id_scheme: CODE}
 `, store, benchAdminToken, benchToken, targetName, sinkURL, dhis2test.SampleUser, dhis2test.SamplePassword, concurrency)
+	if adaptive {
+		b.WriteString("    adaptive_concurrency: true\n")
+	}
 	for _, line := range strings.Split(strings.TrimSpace(h.o.TargetYAML), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			b.WriteString("    " + line + "\n")
@@ -295,13 +304,19 @@ targets:
 	return b.String()
 }
 
-// startTally starts a Tally delivering to sinkURL, with a fresh store.
+// startTally starts a Tally delivering to sinkURL at a fixed concurrency, with a fresh store.
 func (h *harness) startTally(ctx context.Context, sinkURL string, concurrency int) (*tallyProc, error) {
+	return h.startTallyWith(ctx, sinkURL, concurrency, false)
+}
+
+// startTallyWith starts a Tally delivering to sinkURL, with a fresh store; adaptive turns
+// the target's adaptive_concurrency on, concurrency then being its ceiling.
+func (h *harness) startTallyWith(ctx context.Context, sinkURL string, concurrency int, adaptive bool) (*tallyProc, error) {
 	store, err := os.MkdirTemp("", "tally-bench-store-*")
 	if err != nil {
 		return nil, err
 	}
-	inst, err := h.o.Start(ctx, h.configYAML(sinkURL, filepath.Join(store, "nats"), concurrency))
+	inst, err := h.o.Start(ctx, h.configYAML(sinkURL, filepath.Join(store, "nats"), concurrency, adaptive))
 	if err != nil {
 		os.RemoveAll(store)
 		return nil, fmt.Errorf("starting Tally: %w", err)

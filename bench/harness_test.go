@@ -59,6 +59,7 @@ func TestHarnessRuns(t *testing.T) {
 	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, concurrency 2", "share of the sink's capacity")
 	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, concurrency 16", "sink answered 503, queue full")
 	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, concurrency 16", "dead letters")
+	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, adaptive concurrency, at most 16", "concurrency limit")
 	has(ScenarioScaleOne, SinkCounting, "tally, 6000 values in 1 payload", "store size with the whole backlog mapped")
 	has(ScenarioScaleMany, SinkCounting, "tally, 6000 values in 3 payload", "drain into the counting sink")
 	for _, c := range r.Checks {

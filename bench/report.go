@@ -73,6 +73,7 @@ type Settings struct {
 	CapacityValues int              `json:"capacityValues"`
 	CapacityRate   float64          `json:"capacityValuesPerSecond,omitempty"`
 	Concurrencies  []int            `json:"capacityConcurrencies"`
+	Adaptive       []int            `json:"capacityAdaptive"`
 	ScaleValues    int              `json:"scaleValues"`
 	ScalePayloads  int              `json:"scalePayloads"`
 	TargetYAML     string           `json:"targetYAML,omitempty"`
@@ -100,7 +101,7 @@ func newReport(o Options, began time.Time) *Report {
 	return &Report{Machine: thisMachine(began), Settings: Settings{Scenarios: o.Scenarios, Sinks: o.Sinks, Runs: o.Runs,
 		Values: o.Values, BigValues: o.BigValues, Rules: o.Rules, Concurrency: o.Concurrency, Rate: o.Rate,
 		Duration: o.Duration.String(), Peer: peer, Capacity: capacityJSON(o), CapacityValues: o.CapacityValues,
-		Concurrencies: o.Concurrencies, ScaleValues: o.ScaleValues, ScalePayloads: o.ScalePayloads, TargetYAML: o.TargetYAML},
+		Concurrencies: o.Concurrencies, Adaptive: o.Adaptive, ScaleValues: o.ScaleValues, ScalePayloads: o.ScalePayloads, TargetYAML: o.TargetYAML},
 		Figures: []Figure{}, Checks: []Check{}}
 }
 

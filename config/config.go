@@ -239,6 +239,9 @@ type Target struct {
 	Timeout        Duration `yaml:"timeout"`
 	// Concurrency bounds requests in flight to this target.
 	Concurrency int `yaml:"concurrency"`
+	// AdaptiveConcurrency lets the requests in flight adapt to the target's answers (AIMD on
+	// latency, 429, 5xx and timeouts), between 1 and Concurrency.
+	AdaptiveConcurrency bool `yaml:"adaptive_concurrency"`
 	// MaxValuesPerRequest splits larger batches.
 	MaxValuesPerRequest int   `yaml:"max_values_per_request"`
 	Retry               Retry `yaml:"retry"`

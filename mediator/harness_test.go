@@ -30,6 +30,8 @@ type testTarget struct {
 	// retry is the YAML flow map of retry settings.
 	retry     string
 	rateLimit string
+	// adaptive sets adaptive_concurrency.
+	adaptive bool
 }
 
 // testConfig is a test configuration: source cht (token chtToken, CODE ids) delivering to
@@ -71,6 +73,9 @@ func (c testConfig) yaml() string {
 		fmt.Fprintf(&b, "    retry: %s\n", or(t.retry, "{initial_delay: 20ms, max_delay: 100ms, max_attempts: 1000}"))
 		if t.rateLimit != "" {
 			fmt.Fprintf(&b, "    rate_limit: %s\n", t.rateLimit)
+		}
+		if t.adaptive {
+			b.WriteString("    adaptive_concurrency: true\n")
 		}
 	}
 	fmt.Fprintf(&b, "delivery: {ack_wait: %s}\n", or(c.ackWait, "30s"))

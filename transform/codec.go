@@ -61,13 +61,38 @@ func (e *encoder) ref(s string) {
 		e.body = binary.AppendUvarint(e.body, 0)
 		return
 	}
+	e.body = binary.AppendUvarint(e.body, e.index(s))
+}
+
+// index is s's 1-based place in the string table, adding it when new.
+func (e *encoder) index(s string) uint64 {
 	i, ok := e.strs[s]
 	if !ok {
 		e.table = append(e.table, s)
 		i = uint64(len(e.table))
 		e.strs[s] = i
 	}
-	e.body = binary.AppendUvarint(e.body, i)
+	return i
+}
+
+// field is the string of one value field most recently written, with its index: values of
+// a batch mostly repeat their neighbour's data element, period, org unit and combos, and a
+// comparison with it costs less than a map lookup.
+type field struct {
+	s string
+	i uint64
+}
+
+// refField writes s through the field's cache.
+func (e *encoder) refField(f *field, s string) {
+	if s == "" {
+		e.body = binary.AppendUvarint(e.body, 0)
+		return
+	}
+	if s != f.s || f.i == 0 {
+		f.s, f.i = s, e.index(s)
+	}
+	e.body = binary.AppendUvarint(e.body, f.i)
 }
 
 func (e *encoder) uint(n uint64) { e.body = binary.AppendUvarint(e.body, n) }
@@ -83,7 +108,8 @@ func (e *encoder) pairs(ps []CategoryOption) {
 
 // AppendBatch appends the encoding of b to dst and returns the extended slice.
 func AppendBatch(dst []byte, b *Batch) []byte {
-	e := encoder{strs: make(map[string]uint64, 64), body: make([]byte, 0, 16+len(b.Values)*12)}
+	// Most values bring a distinct value string: the table holds about one string per value.
+	e := encoder{strs: make(map[string]uint64, 32+len(b.Values)), body: make([]byte, 0, 16+len(b.Values)*12)}
 	e.ref(b.ID)
 	e.ref(b.TxID)
 	e.ref(b.Source)
@@ -107,6 +133,7 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	e.ref(b.ImportStrategy)
 	e.uint(uint64(len(b.Values)))
 	prevIndex := -1
+	var de, pe, ou, coc, aoc, comment, storedBy field
 	for i := range b.Values {
 		v := &b.Values[i]
 		var flags uint64
@@ -126,14 +153,14 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 			flags |= flagDataSet
 		}
 		e.uint(flags)
-		e.ref(v.DataElement)
-		e.ref(v.Period)
-		e.ref(v.OrgUnit)
-		e.ref(v.CategoryOptionCombo)
-		e.ref(v.AttributeOptionCombo)
+		e.refField(&de, v.DataElement)
+		e.refField(&pe, v.Period)
+		e.refField(&ou, v.OrgUnit)
+		e.refField(&coc, v.CategoryOptionCombo)
+		e.refField(&aoc, v.AttributeOptionCombo)
 		e.ref(v.Value)
-		e.ref(v.Comment)
-		e.ref(v.StoredBy)
+		e.refField(&comment, v.Comment)
+		e.refField(&storedBy, v.StoredBy)
 		// Indexes mostly count up by one: a delta keeps them to one byte.
 		e.int(int64(v.Index - prevIndex))
 		prevIndex = v.Index
@@ -249,6 +276,9 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
+	// The table's strings are substrings of one copy of the message: one allocation, not
+	// one per string.
+	all := string(d.buf)
 	d.table = make([]string, n)
 	for i := range d.table {
 		l := d.uint("string length")
@@ -256,7 +286,8 @@ func DecodeBatch(data []byte) (*Batch, error) {
 			d.fail("string")
 			return nil, d.err
 		}
-		d.table[i] = string(d.buf[:l])
+		at := len(all) - len(d.buf)
+		d.table[i] = all[at : at+int(l)]
 		d.buf = d.buf[l:]
 	}
 	b := &Batch{

@@ -43,7 +43,8 @@ Scenarios (--scenarios, comma-separated, or "all"; default ingest,e2e,latency,me
   latency     time to answer at --rate requests of 1000 values per second for --duration
   memory      Tally's peak RSS for a --big-values JSON and ADX payload, request to delivered
   capacity    delivery into the emulator in capacity mode (--capacity-*): Tally at each
-              --capacity-concurrency and the sequential peer; share of the sink's capacity,
+              --capacity-concurrency, with adaptive concurrency under each
+              --capacity-adaptive ceiling, and the sequential peer; share of the sink's capacity,
               503s, queue timeouts, Tally's retries, dead letters, and
               tally_delivery_concurrency_limit sampled over each run when exported
   scale-one   a backlog of --scale-values values in one payload while the target is down:
@@ -88,6 +89,7 @@ func benchCmd() *command {
 		capacity := capacityFlags(fs, bench.DefaultCapacity)
 		fs.IntVar(&o.CapacityValues, "capacity-values", 100_000, "values per run of the capacity scenario")
 		concurrencies := fs.String("capacity-concurrency", "2,16", "the target concurrencies Tally is measured with in the capacity scenario")
+		adaptive := fs.String("capacity-adaptive", "16", "the concurrency ceilings Tally is measured with in the capacity scenario with adaptive_concurrency on (empty: none)")
 		fs.IntVar(&o.ScaleValues, "scale-values", 10_000_000, "the backlog of the scale scenarios, in values")
 		fs.IntVar(&o.ScalePayloads, "scale-payloads", 100, "payloads scale-many splits the backlog into, posted at once")
 		fs.IntVar(&o.ScaleRuns, "scale-runs", 1, "runs of each scale scenario")
@@ -106,6 +108,12 @@ func benchCmd() *command {
 		var err error
 		if o.Concurrencies, err = parseInts(*concurrencies); err != nil {
 			return fmt.Errorf("--capacity-concurrency: %w", err)
+		}
+		if o.Adaptive, err = parseInts(*adaptive); err != nil {
+			return fmt.Errorf("--capacity-adaptive: %w", err)
+		}
+		if o.Adaptive == nil {
+			o.Adaptive = []int{} // none, rather than the default
 		}
 		if o.PeerScript != "" {
 			if o.Python, err = exec.LookPath(*python); err != nil {

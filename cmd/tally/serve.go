@@ -30,6 +30,7 @@ func serveCmd() *command {
 		if err != nil {
 			return err
 		}
+		tuneGC(env.getenv) // gc.go
 		log, level := newLogger(env.stderr, cfg.Log)
 		svc, err := mediator.New(cfg, mediator.Options{Logger: log, Version: versionString(), LogLevel: level})
 		if err != nil {

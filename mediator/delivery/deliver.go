@@ -79,11 +79,11 @@ var _ pipeline.Delivery = (*Deliverer)(nil)
 // work is the work of a target's delivery stage: decode, then deliver.
 func (d *Deliverer) work(t *Target) pipeline.Handler {
 	return func(ctx context.Context, msg jetstream.Msg, p pipeline.Permit) error {
-		b, source, err := pipeline.DecodeDeliver(msg)
+		m, err := pipeline.DecodeDeliverMapped(msg)
 		if err != nil {
 			return pipeline.DecodeFailure(d.log, msg, err, d.upgradeWait, d.now())
 		}
-		return d.deliverBatch(ctx, t, msg, p, b, source)
+		return d.deliverBatch(ctx, t, msg, p, m)
 	}
 }
 
@@ -102,7 +102,8 @@ var errOverLimit = errors.New("more workers hold the target than its concurrency
 // max_age). Shutdown cut the request short → back to the stream at once, not an attempt.
 // A dead letter is stored before the ack, so nothing is lost between the two; every write
 // after the request runs on a fresh deadline (bookkeeping), whatever the request took.
-func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.Msg, p pipeline.Permit, b, source *transform.Batch) error {
+func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.Msg, p pipeline.Permit, m *pipeline.Delivered) error {
+	b := m.Mapped
 	if t.slots.over() {
 		// Fetched by a worker admitted before the concurrency limit shrank: not sent, not
 		// an attempt; it goes back so that no more than the new limit are in flight.
@@ -121,7 +122,7 @@ func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.M
 	unmapped, _ := strconv.Atoi(msg.Headers().Get(pipeline.HeaderUnmapped))
 	rec := &txlog.DeliveryRecord{Target: t.cfg.Name, Seq: b.Seq, Replay: b.Replays, Values: len(b.Values), Unmapped: unmapped,
 		Time: d.now().UTC(), Counts: outcome.counts, Conflicts: outcome.conflicts, Rejected: len(outcome.rejected)}
-	a := &attempt{t: t, p: p, b: b, source: source, rec: rec, prev: prev, kept: pipeline.CarriedBy(msg.Headers())}
+	a := &attempt{t: t, p: p, b: b, msg: m, rec: rec, prev: prev, kept: pipeline.CarriedBy(msg.Headers())}
 	if derr == nil {
 		return d.delivered(bctx, a, outcome)
 	}
@@ -139,12 +140,13 @@ func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.M
 type attempt struct {
 	t *Target
 	p pipeline.Permit
-	// b is the batch sent; source the values it was mapped from (nil when mapping left
-	// them as they were).
-	b, source *transform.Batch
-	rec       *txlog.DeliveryRecord
-	prev      pipeline.Tries
-	kept      pipeline.Carried
+	// b is the batch sent; msg the message it came in, whose Source is the values it was
+	// mapped from (nil when mapping left them as they were), for dead letters.
+	b    *transform.Batch
+	msg  *pipeline.Delivered
+	rec  *txlog.DeliveryRecord
+	prev pipeline.Tries
+	kept pipeline.Carried
 }
 
 // delivered records a batch the target answered for: all of it taken, or some values
@@ -198,7 +200,7 @@ func (d *Deliverer) deadLetterRejected(ctx context.Context, a *attempt, rejected
 		if len(part.at) == 0 {
 			continue
 		}
-		if err := d.deadLetterPart(ctx, b, a.source, name, part.at, part.reason, part.err, rec, a.kept); err != nil {
+		if err := d.deadLetterPart(ctx, a, part.at, part.reason, part.err); err != nil {
 			return pipeline.RetryIn(pipeline.RetryDelay(rec.Attempts, 0), fmt.Errorf("storing the rejected values: %w", err))
 		}
 	}
@@ -212,18 +214,22 @@ func (d *Deliverer) deadLetterRejected(ctx context.Context, a *attempt, rejected
 	return nil
 }
 
-// deadLetterPart stores the values at the given positions of b as a dead letter of one
-// reason, and records their payload indexes as rejected.
-func (d *Deliverer) deadLetterPart(ctx context.Context, b, source *transform.Batch, target string, at []int, reason string,
-	err error, rec *txlog.DeliveryRecord, kept pipeline.Carried) error {
+// deadLetterPart stores the values at the given positions of the attempt's batch as a dead
+// letter of one reason, and records their payload indexes as rejected.
+func (d *Deliverer) deadLetterPart(ctx context.Context, a *attempt, at []int, reason string, err error) error {
+	b, rec := a.b, a.rec
+	source, serr := a.msg.Source()
+	if serr != nil {
+		return serr
+	}
 	part := *b
 	part.Values = make([]transform.DataValue, 0, len(at))
 	for _, i := range at {
 		part.Values = append(part.Values, b.Values[i])
 		rec.RejectedIndexes = append(rec.RejectedIndexes, b.Values[i].Index)
 	}
-	db := &pipeline.DeadBatch{Batch: &part, Source: source, Target: target, Reason: reason, Err: err, Conflicts: rec.Conflicts,
-		Attempts: rec.Attempts, FirstError: rec.Time, Carried: kept}
+	db := &pipeline.DeadBatch{Batch: &part, Source: source, Target: a.t.cfg.Name, Reason: reason, Err: err, Conflicts: rec.Conflicts,
+		Attempts: rec.Attempts, FirstError: rec.Time, Carried: a.kept}
 	if reason != pipeline.ReasonRejected {
 		db.IDSuffix = ":" + reason
 	}
@@ -303,7 +309,11 @@ func (d *Deliverer) deadLetterWhole(ctx context.Context, a *attempt, derr error,
 	name := t.cfg.Name
 	attempts := rec.Attempts
 	d.metrics.Attempts.WithLabelValues(name, "permanent").Inc()
-	db := &pipeline.DeadBatch{Batch: b, Source: a.source, Target: name, Reason: reason, Err: derr, Conflicts: rec.Conflicts,
+	source, err := a.msg.Source()
+	if err != nil {
+		return pipeline.RetryIn(pipeline.RetryDelay(attempts, 0), err)
+	}
+	db := &pipeline.DeadBatch{Batch: b, Source: source, Target: name, Reason: reason, Err: derr, Conflicts: rec.Conflicts,
 		Attempts: attempts, FirstError: rec.FirstError, Carried: a.kept}
 	if err := d.dead.Batch(ctx, db); err != nil {
 		return pipeline.RetryIn(pipeline.RetryDelay(attempts, 0), fmt.Errorf("storing a dead letter: %w", err))

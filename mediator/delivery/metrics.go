@@ -74,7 +74,7 @@ func (m *Metrics) Touch(targets []string) {
 // beside NewMetrics' collectors.
 func NewConcurrencyGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tally", Subsystem: "delivery", Name: "concurrency_limit",
-		Help: "Requests a target may have in flight: targets[].concurrency, or the OpenHIM console's delivery_concurrency."},
+		Help: "Requests a target may have in flight now: targets[].concurrency, or the OpenHIM console's delivery_concurrency, or below either the adaptive limit (targets[].adaptive_concurrency)."},
 		[]string{"target"})
 	reg.MustRegister(g)
 	return g

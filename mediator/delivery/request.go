@@ -77,9 +77,12 @@ type importOutcome struct {
 func (d *Deliverer) sendRequest(ctx context.Context, t *Target, body dhis2.Payload, opts dhis2.ImportOptions,
 	n int, size *int, out *importOutcome) (res *dhis2.ImportResult, halved bool, err error) {
 	began := time.Now()
+	full := t.slots.begin()
 	res, err = t.client.ImportDataValues(ctx, body, opts)
+	took := time.Since(began)
+	t.slots.end(took, answerOf(ctx, err), full)
 	out.requests++
-	d.metrics.Latency.WithLabelValues(t.cfg.Name).Observe(time.Since(began).Seconds())
+	d.metrics.Latency.WithLabelValues(t.cfg.Name).Observe(took.Seconds())
 	if errors.Is(err, dhis2.ErrTooLarge) && n > 1 {
 		*size = n / 2
 		t.size.Store(int64(*size))
@@ -89,6 +92,20 @@ func (d *Deliverer) sendRequest(ctx context.Context, t *Target, body dhis2.Paylo
 		return nil, true, nil
 	}
 	return res, false, err
+}
+
+// answerOf is what a request's outcome tells the adaptive limit: an import that ran is a
+// latency to learn from; a transient failure (429, 5xx, DHIS2 busy, a timeout, no
+// connection) says the target is overloaded; anything else (a refusal, a 413, refused
+// credentials, our own cancellation) says nothing about its capacity.
+func answerOf(ctx context.Context, err error) answer {
+	switch {
+	case err == nil:
+		return answerServed
+	case ctx.Err() == nil && dhis2.KindOf(err) == dhis2.KindTransient && !errors.Is(err, dhis2.ErrUnauthorized):
+		return answerOverloaded
+	}
+	return answerNone
 }
 
 // importBatch posts the batch in requests of at most max_values_per_request values and adds

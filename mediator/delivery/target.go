@@ -157,6 +157,9 @@ type Target struct {
 func (t *Target) control(m *Metrics, limit *prometheus.GaugeVec, log *slog.Logger) {
 	name := t.cfg.Name
 	t.slots = newSlots(t.settings.Concurrency(t.cfg), limit.WithLabelValues(name))
+	if t.cfg.AdaptiveConcurrency {
+		t.slots.adaptive()
+	}
 	retry := t.cfg.Retry
 	gauge := m.CircuitState.WithLabelValues(name)
 	gauge.Set(float64(circuitClosed))
@@ -204,14 +207,16 @@ func (t *Target) Release(p pipeline.Permit) {
 const MaxConcurrency = 64
 
 // slots bounds the deliveries in flight to one target. Its size changes at run time (the
-// OpenHIM console's delivery_concurrency); a smaller size takes effect as requests finish,
-// since a request in flight is never cut short.
+// OpenHIM console's delivery_concurrency, and the adaptive limit when the target has one); a
+// smaller size takes effect as requests finish, since a request in flight is never cut short.
 type slots struct {
-	mu      sync.Mutex
-	size    int
-	used    int
-	changed chan struct{} // closed and replaced whenever a slot frees or the size changes
-	gauge   prometheus.Gauge
+	mu       sync.Mutex
+	size     int   // the ceiling: targets[].concurrency or the console's
+	adapt    *aimd // nil: the ceiling is the limit
+	used     int
+	requests int           // requests in flight to the target
+	changed  chan struct{} // closed and replaced whenever a slot frees or the size changes
+	gauge    prometheus.Gauge
 }
 
 func newSlots(size int, gauge prometheus.Gauge) *slots {
@@ -220,11 +225,27 @@ func newSlots(size int, gauge prometheus.Gauge) *slots {
 	return s
 }
 
+// adaptive makes the limit adapt to the target's answers (adaptive.go), below the size.
+func (s *slots) adaptive() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.adapt = newAIMD(s.size)
+	s.setLocked()
+}
+
+// limitLocked is the limit in force.
+func (s *slots) limitLocked() int {
+	if s.adapt != nil {
+		return s.adapt.current()
+	}
+	return s.size
+}
+
 // acquire waits for a free slot until ctx ends.
 func (s *slots) acquire(ctx context.Context) error {
 	for {
 		s.mu.Lock()
-		if s.used < s.size {
+		if s.used < s.limitLocked() {
 			s.used++
 			s.mu.Unlock()
 			return nil
@@ -239,8 +260,11 @@ func (s *slots) acquire(ctx context.Context) error {
 	}
 }
 
-// over reports whether more slots are held than the limit allows: the limit shrank while
-// workers held them.
+// over reports whether more slots are held than the size allows: the operator lowered it
+// while workers held them. The adaptive limit is left out: it moves by one a round trip,
+// and a worker that fetched a message under the limit before delivers it (the smaller
+// limit takes effect as requests finish), rather than returning it to the stream with a
+// retry's delay, which held a batch back for a second each time the limit stepped down.
 func (s *slots) over() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -256,13 +280,53 @@ func (s *slots) release() {
 	s.notifyLocked()
 }
 
-// resize sets the limit, within 1 and MaxConcurrency.
+// resize sets the size, within 1 and MaxConcurrency.
 func (s *slots) resize(size int) {
 	size = min(max(size, 1), MaxConcurrency)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.size = size
-	s.gauge.Set(float64(size))
+	if s.adapt != nil {
+		s.adapt.setCeiling(size)
+	}
+	s.setLocked()
+}
+
+// begin counts a request to the target going out and reports whether it fills the limit
+// in force (the adaptive limit's "in use").
+func (s *slots) begin() (full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	return s.requests >= s.limitLocked()
+}
+
+// answer is what a request's outcome says about the target's capacity.
+type answer int
+
+const (
+	answerNone       answer = iota // nothing: a refusal, a cancellation
+	answerServed                   // the import ran: its latency counts
+	answerOverloaded               // 429, 5xx, busy, timeout, no connection
+)
+
+// end counts a request's answer. The adaptive limit, if any, learns from it.
+func (s *slots) end(latency time.Duration, a answer, full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = max(s.requests-1, 0)
+	if s.adapt == nil || a == answerNone {
+		return
+	}
+	before := s.adapt.current()
+	if s.adapt.observe(sample{latency: latency, overload: a == answerOverloaded, full: full}) != before {
+		s.setLocked()
+	}
+}
+
+// setLocked publishes the limit in force and wakes the workers waiting for a slot.
+func (s *slots) setLocked() {
+	s.gauge.Set(float64(s.limitLocked()))
 	s.notifyLocked()
 }
 

@@ -34,8 +34,12 @@ import (
 	"github.com/tally-hmis/tally/transform/period"
 )
 
-// spoolMemory is how much of a payload's encoded batches stay in memory before spilling.
-const spoolMemory = 32 << 20
+// spoolMemory is how much of a payload's encoded batches stay in memory before spilling,
+// spoolMemoryTotal how much the spools of all payloads being ingested keep together.
+const (
+	spoolMemory      = 8 << 20
+	spoolMemoryTotal = 16 << 20
+)
 
 var errBodyTooLarge = errors.New("request body too large")
 
@@ -50,6 +54,8 @@ type Ingester struct {
 	metrics  *Metrics
 	log      *slog.Logger
 	now      func() time.Time
+	// spools is the memory the spools of concurrent ingests share (spool.go).
+	spools *spoolBudget
 }
 
 // Settings are what an operator may change while Tally runs (the OpenHIM console): the
@@ -77,8 +83,10 @@ type Config struct {
 
 // New returns the ingester c describes.
 func New(c Config) *Ingester {
-	return &Ingester{cfg: c.Config, pub: c.Publisher, tx: c.TxLog, mapping: c.Mapping, targets: c.Targets,
+	s := &Ingester{cfg: c.Config, pub: c.Publisher, tx: c.TxLog, mapping: c.Mapping, targets: c.Targets,
 		settings: c.Settings, metrics: c.Metrics, log: c.Log, now: c.Now}
+	s.spools = newSpoolBudget(spoolMemoryTotal) // spool.go
+	return s
 }
 
 // Result is what an accepted payload became.
@@ -329,7 +337,7 @@ func (s *Ingester) Refused(source, reason string) {
 // mode the values refused on their own are left out and reported.
 func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	src := req.Source
-	sp := newSpool(spoolMemory)
+	sp := newSpool(spoolMemory, s.spools)
 	defer sp.close()
 	var enc []byte
 	p, err := s.read(ctx, req, func(b *transform.Batch) error {

@@ -7,25 +7,66 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 )
 
 // spool holds a payload's encoded batches between parsing and publishing, because nothing may
 // be published until the whole payload has proved valid. It keeps up to memLimit bytes in
 // memory and spills the rest to a temporary file, so a million-value payload costs disk, not
 // memory.
+//
+// The memory of all spools together is bounded too (spoolBudget): a hundred payloads posted
+// at once each kept up to the per-payload limit in memory, which made their encoded batches
+// the largest part of Tally's heap; past the shared budget a payload spills as a large one
+// does.
 type spool struct {
 	memLimit int
+	budget   *spoolBudget // nil: only memLimit bounds it
+	reserved int64        // bytes of budget this spool holds
 	mem      []byte
 	file     *os.File
 	w        *bufio.Writer
 	count    int
 }
 
-func newSpool(memLimit int) *spool { return &spool{memLimit: memLimit} }
+// spoolFileBuffer is the buffer of a spool's file, written and then read: 32 KiB, since a
+// hundred payloads spilling at once each hold one.
+const spoolFileBuffer = 32 << 10
+
+func newSpool(memLimit int, budget *spoolBudget) *spool {
+	return &spool{memLimit: memLimit, budget: budget}
+}
+
+// spoolBudget is the memory the spools of concurrent ingests share.
+type spoolBudget struct {
+	used atomic.Int64
+	max  int64
+}
+
+func newSpoolBudget(n int) *spoolBudget { return &spoolBudget{max: int64(n)} }
+
+// take reserves n bytes if the budget has them.
+func (b *spoolBudget) take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *spoolBudget) give(n int64) {
+	if b != nil {
+		b.used.Add(-n)
+	}
+}
 
 func (s *spool) add(data []byte) error {
 	s.count++
-	if s.file == nil && len(s.mem)+len(data)+binary.MaxVarintLen64 <= s.memLimit {
+	need := len(data) + binary.MaxVarintLen64
+	if s.file == nil && len(s.mem)+need <= s.memLimit && s.reserve(len(s.mem)+need) {
 		s.mem = binary.AppendUvarint(s.mem, uint64(len(data)))
 		s.mem = append(s.mem, data...)
 		return nil
@@ -35,7 +76,7 @@ func (s *spool) add(data []byte) error {
 		if err != nil {
 			return fmt.Errorf("spilling payload to disk: %w", err)
 		}
-		s.file, s.w = f, bufio.NewWriterSize(f, 256<<10)
+		s.file, s.w = f, bufio.NewWriterSize(f, spoolFileBuffer)
 	}
 	var hdr [binary.MaxVarintLen64]byte
 	n := binary.PutUvarint(hdr[:], uint64(len(data)))
@@ -66,7 +107,7 @@ func (s *spool) each(fn func([]byte) error) error {
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewinding spool: %w", err)
 	}
-	r := bufio.NewReaderSize(s.file, 256<<10)
+	r := bufio.NewReaderSize(s.file, spoolFileBuffer)
 	for {
 		l, err := binary.ReadUvarint(r)
 		if errors.Is(err, io.EOF) {
@@ -86,6 +127,24 @@ func (s *spool) each(fn func([]byte) error) error {
 	}
 }
 
+// reserve makes the spool's share of the budget cover size bytes of memory: the capacity
+// the in-memory part may grow to (append doubles it), so that the budget bounds what is
+// really held.
+func (s *spool) reserve(size int) bool {
+	want := int64(max(size, cap(s.mem)))
+	if size > cap(s.mem) {
+		want = int64(max(2*cap(s.mem), size))
+	}
+	if want <= s.reserved {
+		return true
+	}
+	if !s.budget.take(want - s.reserved) {
+		return false
+	}
+	s.reserved = want
+	return true
+}
+
 func (s *spool) close() {
 	if s.file != nil {
 		name := s.file.Name()
@@ -94,4 +153,6 @@ func (s *spool) close() {
 		s.file = nil
 	}
 	s.mem = nil
+	s.budget.give(s.reserved)
+	s.reserved = 0
 }

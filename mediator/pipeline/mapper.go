@@ -140,11 +140,11 @@ type mappedCount struct {
 // allows, then the batch becomes a dead letter for that target and the other targets go
 // on.
 func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream.Batch, b *transform.Batch,
-	src *config.Source, t *config.Target) (mappedCount, error) {
+	src *config.Source, t *config.Target) (_ mappedCount, rerr error) {
 	n := mappedCount{target: t.Name}
 	kept := CarriedBy(msg.Headers())
 	keys, done := s.payloads.begin(ctx, b.TxID, t.Name, b.Seq, msg.Headers())
-	defer done()
+	defer func() { done(rerr == nil) }()
 	m, err := s.mapping.Engine().MapWith(ctx, b, MappingSource(src), MappingTarget(t), mapping.Options{Rollup: s.mapping.rollupStore(), Payload: keys})
 	if errors.Is(err, mapping.ErrRejected) {
 		bctx, cancel := Bookkeeping(ctx)
@@ -184,7 +184,7 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 	// DeliverMessage carries the source values too when mapping changed them (for re-mapping
 	// dead letters on replay).
 	h := WithNote(kept.Header(), n.note)
-	if err := pb.Add(DeliverMessage(b.ID+":"+t.Name, b, m.Batch, len(m.Unmapped), h)); err != nil {
+	if err := pb.Add(DeliverMessageFrom(b.ID+":"+t.Name, b, msg.Data(), m.Batch, len(m.Unmapped), h)); err != nil {
 		return n, RetryIn(RetryDelay(MsgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
 	}
 	return n, nil

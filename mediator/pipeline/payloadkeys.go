@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -25,14 +26,21 @@ import (
 //     that this replica is mapping right now, so that on one replica the answer is the
 //     same as in order. A batch that still overtakes one (the wait ran out) misses it.
 //   - At most payloadKeysEntries payloads are remembered (the oldest forgotten first),
-//     each up to payloadKeysLimit keys; past that, mapping says so in the batch's
-//     warnings.
+//     each up to payloadKeysLimit keys, and all of them together up to payloadKeysBudget
+//     keys (about 200 bytes each: a hundred payloads of 100,000 values posted at once
+//     would otherwise hold 2 GB); past that, mapping says so in the batch's warnings.
+//   - Once every batch of a payload was mapped for a target, its keys there are forgotten:
+//     the payload is through, and keeping 100,000 keys (about 15 MB) of each of the last
+//     256 payloads grew the heap without bound in practice. A batch mapped again after that
+//     (a retry after its publish failed, a redelivery) sees no earlier batch, as after a
+//     restart.
 // Duplicates inside one batch are always found. A payload of one batch (the ingest
 // messages say how many batches it has) needs no memory at all.
 
 const (
 	payloadKeysEntries = 256
 	payloadKeysLimit   = 100_000
+	payloadKeysBudget  = 200_000
 	payloadOrderWait   = 5 * time.Second
 )
 
@@ -41,34 +49,42 @@ type payloadKeys struct {
 	mu      sync.Mutex
 	entries map[string]*payloadEntry
 	order   []string // oldest first, for eviction
+	budget  *mapping.KeyBudget
 }
 
 type payloadEntry struct {
 	keys *mapping.PayloadKeys
 	// mapping holds the batches being mapped now, each with a channel closed when done.
 	mapping map[int]chan struct{}
+	// batches is the payload's number of batches (0: unknown), mapped those mapped so far.
+	batches int
+	mapped  map[int]struct{}
 }
 
 func newPayloadKeys() *payloadKeys {
-	return &payloadKeys{entries: map[string]*payloadEntry{}}
+	return &payloadKeys{entries: map[string]*payloadEntry{}, budget: mapping.NewKeyBudget(payloadKeysBudget)}
 }
 
 // begin returns the keys of a payload at a target for batch seq, after waiting for the
 // lower-numbered batches of the payload that are being mapped on this replica; done must
-// be called when the batch is mapped. A payload of one batch gets nil keys.
-func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h nats.Header) (*mapping.PayloadKeys, func()) {
-	if n, err := strconv.Atoi(h.Get(HeaderBatches)); p == nil || err == nil && n <= 1 {
-		return nil, func() {}
+// be called when the work on the batch ends, saying whether it was mapped (and passed on).
+// A payload of one batch gets nil keys.
+func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h nats.Header) (*mapping.PayloadKeys, func(mapped bool)) {
+	n, err := strconv.Atoi(h.Get(HeaderBatches))
+	if p == nil || err == nil && n <= 1 {
+		return nil, func(bool) {}
 	}
 	id := txID + "\x00" + target
 	mine := make(chan struct{})
 	p.mu.Lock()
 	e := p.entries[id]
 	if e == nil {
-		e = &payloadEntry{keys: mapping.NewPayloadKeys(payloadKeysLimit), mapping: map[int]chan struct{}{}}
+		e = &payloadEntry{keys: mapping.NewPayloadKeysWithin(payloadKeysLimit, p.budget), mapping: map[int]chan struct{}{},
+			batches: n, mapped: map[int]struct{}{}}
 		p.entries[id] = e
 		p.order = append(p.order, id)
 		if len(p.order) > payloadKeysEntries {
+			p.entries[p.order[0]].keys.Release()
 			delete(p.entries, p.order[0])
 			p.order = p.order[1:]
 		}
@@ -90,12 +106,30 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 		case <-wctx.Done():
 		}
 	}
-	return e.keys, func() {
+	return e.keys, func(mapped bool) {
 		p.mu.Lock()
 		if e.mapping[seq] == mine {
 			delete(e.mapping, seq)
 		}
+		if mapped {
+			e.mapped[seq] = struct{}{}
+			if e.batches > 0 && len(e.mapped) >= e.batches {
+				p.forgetLocked(id, e)
+			}
+		}
 		p.mu.Unlock()
 		close(mine)
+	}
+}
+
+// forgetLocked drops the keys of a payload whose every batch was mapped.
+func (p *payloadKeys) forgetLocked(id string, e *payloadEntry) {
+	if p.entries[id] != e {
+		return // forgotten already, or evicted and begun again
+	}
+	e.keys.Release()
+	delete(p.entries, id)
+	if i := slices.Index(p.order, id); i >= 0 {
+		p.order = slices.Delete(p.order, i, i+1)
 	}
 }

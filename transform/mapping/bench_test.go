@@ -86,3 +86,34 @@ func BenchmarkMapADX(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*float64(len(in.Values))/b.Elapsed().Seconds(), "values/s")
 }
+
+// BenchmarkMapPayload maps a 100,000-value payload as 100 batches of 1000 with the
+// payload's keys remembered across them (Options.Payload), as the mapper stage does.
+func BenchmarkMapPayload(b *testing.B) {
+	e, one := benchSetup(b)
+	src := &Source{Name: "tracker", Mapping: "bench"}
+	target := &Target{Name: "hmis"}
+	ctx := context.Background()
+	batches := make([]*transform.Batch, 100)
+	for s := range batches {
+		in := *one
+		in.Seq = s
+		in.Values = make([]transform.DataValue, len(one.Values))
+		for i, v := range one.Values {
+			v.Period = fmt.Sprintf("%04d%02d", 2000+s/12, s%12+1) // a key of its own
+			v.Index = s*len(one.Values) + i
+			in.Values[i] = v
+		}
+		batches[s] = &in
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		keys := NewPayloadKeys(100_000)
+		for _, in := range batches {
+			if m, err := e.MapWith(ctx, in, src, target, Options{Payload: keys}); err != nil || len(m.Batch.Values) != len(in.Values) {
+				b.Fatal(m, err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)*100_000/b.Elapsed().Seconds(), "values/s")
+}

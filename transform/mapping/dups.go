@@ -176,6 +176,16 @@ func (s *slot) rolled() bool {
 // finish settles every output value: sums of several parts, the roll-up store's earlier
 // parts, duplicates across the payload's batches; then it leaves out what was refused.
 func (r *run) finish(ctx context.Context) error {
+	// The payload's keys are locked once for a run of values, and let go before the
+	// roll-up store's I/O.
+	pk, locked := r.opts.Payload, false
+	unlock := func() {
+		if locked {
+			pk.mu.Unlock()
+			locked = false
+		}
+	}
+	defer unlock()
 	for i := range r.slots {
 		s := &r.slots[i]
 		store := s.rolled() && r.opts.Rollup != nil
@@ -184,10 +194,15 @@ func (r *run) finish(ctx context.Context) error {
 		case s.dropped:
 			continue
 		case store:
+			unlock()
 			if err := r.rollAcross(ctx, i); err != nil {
 				return err
 			}
-		case !s.rolled() && r.opts.Payload != nil:
+		case !s.rolled() && pk != nil:
+			if !locked {
+				pk.mu.Lock()
+				locked = true
+			}
 			r.acrossBatches(i)
 		}
 		if s.dup > 0 && !s.dropped {
@@ -257,12 +272,13 @@ func sumText(a *accum, n int) (string, bool) {
 }
 
 // acrossBatches applies the duplicates policy to a value whose key an earlier batch of the
-// same payload delivered (Options.Payload), then records the value's own contribution.
+// same payload delivered (Options.Payload), then records the value's own contribution. The
+// caller holds the payload keys' lock.
 func (r *run) acrossBatches(i int) {
 	pk, s, v := r.opts.Payload, &r.slots[i], &r.vals[i]
 	k := v.Key()
 	own := keyUse{seq: r.in.Seq, index: v.Index, value: v.Value, deleted: v.Deleted}
-	earlier := pk.earlier(k, r.in.Seq)
+	earlier := pk.earlierLocked(k, r.in.Seq)
 	if len(earlier) > 0 {
 		d := r.dupReport(int32(i), k, -1)
 		before := make([]int, len(earlier))
@@ -302,8 +318,8 @@ func (r *run) acrossBatches(i int) {
 			return
 		}
 	}
-	if !pk.record(k, own) {
-		r.warnBatch("payload-keys", "the payload has more than %d target keys: duplicates past them are found within a batch only", pk.max)
+	if !pk.recordLocked(k, own) && !r.warned["payload-keys"] {
+		r.warnBatch("payload-keys", "%s: duplicates past them are found within a batch only", pk.full())
 	}
 }
 

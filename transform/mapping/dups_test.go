@@ -157,4 +157,31 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 			t.Fatalf("%+v, %v", m, err)
 		}
 	})
+	// Two payloads mapped at once share a budget of three keys: the first takes two, the
+	// second one (and says so); once the first is released the second remembers again, and
+	// the budget counts only what is remembered.
+	t.Run("budget", func(t *testing.T) {
+		budget := NewKeyBudget(3)
+		a, b := NewPayloadKeysWithin(100, budget), NewPayloadKeysWithin(100, budget)
+		src := &Source{Name: "s", Mapping: "tracker"}
+		if m, err := e.MapWith(ctx, first, src, target, Options{Payload: a}); err != nil || len(m.Warnings) != 0 || a.Len() != 2 {
+			t.Fatalf("first payload: %+v, %v", m, err)
+		}
+		m, err := e.MapWith(ctx, second, src, target, Options{Payload: b})
+		if err != nil || len(m.Batch.Values) != 3 || b.Len() != 1 || budget.Used() != 3 || len(m.Warnings) != 1 ||
+			!strings.Contains(m.Warnings[0].Reason, "payloads being mapped together have more than 3 target keys") {
+			t.Fatalf("second payload over the budget: %+v, %v (remembers %d, budget %d)", m, err, b.Len(), budget.Used())
+		}
+		a.Release()
+		if budget.Used() != 1 || a.Len() != 0 {
+			t.Fatalf("after release the budget holds %d, the payload %d", budget.Used(), a.Len())
+		}
+		if m, err := e.MapWith(ctx, second, src, target, Options{Payload: b}); err != nil || len(m.Warnings) != 0 || b.Len() != 3 {
+			t.Fatalf("second payload again: %+v, %v (remembers %d)", m, err, b.Len())
+		}
+		b.Release()
+		if budget.Used() != 0 {
+			t.Fatalf("budget holds %d after both were released", budget.Used())
+		}
+	})
 }
