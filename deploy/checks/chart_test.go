@@ -422,6 +422,16 @@ func TestChartDefault(t *testing.T) {
 	if cfg.NATS.URL != "" || cfg.NATS.Replicas != 1 {
 		t.Errorf("nats url %q replicas %d: want the embedded server with 1 replica", cfg.NATS.URL, cfg.NATS.Replicas)
 	}
+	// Go's soft memory limit follows the pod's memory limit (1Gi), not Tally's small default.
+	memLimit := ""
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			memLimit = e.Value
+		}
+	}
+	if memLimit != "768MiB" {
+		t.Errorf("GOMEMLIMIT = %q, want 768MiB (three quarters of the 1Gi limit)", memLimit)
+	}
 	// The store is on the claim.
 	if len(m.pvcs) != 1 {
 		t.Fatalf("%d PersistentVolumeClaims: want 1 for the embedded store", len(m.pvcs))
