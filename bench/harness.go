@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -373,10 +374,28 @@ func (h *harness) post(ctx context.Context, t *tallyProc, body io.Reader, ctype 
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	took := time.Since(began)
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		wait := time.Second
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			wait = time.Duration(secs) * time.Second
+		}
+		return 0, &busyError{retryAfter: wait, msg: string(bytes.TrimSpace(msg))}
+	}
 	if resp.StatusCode != http.StatusAccepted {
 		return 0, fmt.Errorf("posting to Tally: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
 	}
 	return took, nil
+}
+
+// busyError is Tally's 503: it stored nothing of the payload and asks for it again after
+// retryAfter.
+type busyError struct {
+	retryAfter time.Duration
+	msg        string
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("posting to Tally: HTTP 503 (retry after %s): %s", e.retryAfter, e.msg)
 }
 
 // check reads the sink's state for the values a run sent, records the verdict, and turns a

@@ -28,7 +28,7 @@ func TestHarnessRuns(t *testing.T) {
 	defer cancel()
 	r, err := Run(ctx, Options{Start: InProcess, Scenarios: AllScenarios, Values: 3000, BigValues: 2000, Rules: MinRules,
 		Rate: 20, Duration: time.Second, Python: python, PeerScript: peer, CapacityValues: 3000,
-		ScaleValues: 6000, ScalePayloads: 3, Stall: 30 * time.Second})
+		ScaleValues: 6000, ScalePayloads: 12, Stall: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestHarnessRuns(t *testing.T) {
 	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, concurrency 16", "dead letters")
 	has(ScenarioCapacity, SinkEmulator+" (capacity mode)", "tally, adaptive concurrency, at most 16", "concurrency limit")
 	has(ScenarioScaleOne, SinkCounting, "tally, 6000 values in 1 payload", "store size with the whole backlog mapped")
-	has(ScenarioScaleMany, SinkCounting, "tally, 6000 values in 3 payload", "drain into the counting sink")
+	has(ScenarioScaleMany, SinkCounting, "tally, 6000 values in 12 payload", "drain into the counting sink")
 	for _, c := range r.Checks {
 		if !c.OK() {
 			t.Errorf("%s: %v", c.Run, c.Err())

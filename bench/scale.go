@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,7 @@ type scaleRun struct {
 	cpuIngest, cpuDrain       float64
 	sinkCPUDrain              float64
 	n                         int
+	busy                      int // 503 answers (Tally's bound on concurrent ingests), each retried
 	ok                        bool
 	measuredRSS, measuredDisk bool
 }
@@ -84,7 +86,7 @@ func (h *harness) scaleRun(ctx context.Context, scenario string, payloads int, l
 	start := h.alloc(n)
 	h.logf("%s: posting %d values in %d payload(s)", label, n, payloads)
 	began := time.Now()
-	if err := h.postConcurrently(ctx, t, start, n, payloads); err != nil {
+	if res.busy, err = h.postConcurrently(ctx, t, start, n, payloads); err != nil {
 		return err
 	}
 	res.ingest = time.Since(began)
@@ -170,22 +172,47 @@ func freeAddr() (string, error) {
 }
 
 // postConcurrently posts the values [start, start+n) as payloads equal JSON payloads at
-// once, each generated as it is sent.
-func (h *harness) postConcurrently(ctx context.Context, t *tallyProc, start, n, payloads int) error {
+// once, as that many clients would: a payload answered 503 (Tally's bound on concurrent
+// ingests, http.max_concurrent_ingests) is posted again after its Retry-After, as DHIS2's
+// exchange and scripts should. It returns how many 503 answers there were.
+func (h *harness) postConcurrently(ctx context.Context, t *tallyProc, start, n, payloads int) (int, error) {
 	size := n / payloads
 	errs := make([]error, payloads)
+	var busy atomic.Int64
 	var wg sync.WaitGroup
 	for k := range payloads {
 		wg.Go(func() {
-			g, ctype, err := UniversePayload("json", start+k*size, size)
-			if err == nil {
-				_, err = h.post(ctx, t, g, ctype)
-			}
-			errs[k] = err
+			errs[k] = h.postUntilTaken(ctx, t, start+k*size, size, &busy)
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return int(busy.Load()), errors.Join(errs...)
+}
+
+// maxBusyRetries bounds how often one payload is posted again after a 503.
+const maxBusyRetries = 1000
+
+// postUntilTaken posts one generated payload until Tally takes it, waiting each 503's
+// Retry-After (1 s when it names none) before generating and posting it again.
+func (h *harness) postUntilTaken(ctx context.Context, t *tallyProc, first, size int, busy *atomic.Int64) error {
+	for range maxBusyRetries {
+		g, ctype, err := UniversePayload("json", first, size)
+		if err != nil {
+			return err
+		}
+		_, err = h.post(ctx, t, g, ctype)
+		var b *busyError
+		if !errors.As(err, &b) {
+			return err
+		}
+		busy.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(b.retryAfter):
+		}
+	}
+	return fmt.Errorf("values %d to %d: Tally answered 503 %d times", first, first+size, maxBusyRetries)
 }
 
 // mappedValues is how many values Tally's mapper has passed on (tally_mapper_values_total
@@ -268,6 +295,7 @@ func (h *harness) scaleFigures(scenario string, payloads int, r scaleRun) {
 	fig("store size with the whole backlog mapped, per value", UnitBytesPerValue, float64(r.storeMapped)/float64(r.n))
 	fig("drain into the counting sink, from the target's return", UnitSeconds, r.drain.Seconds())
 	fig("drain rate", UnitRate, float64(r.n)/r.drain.Seconds())
+	fig("ingests answered 503 (busy) and posted again", UnitCount, float64(r.busy))
 	if r.measuredRSS {
 		fig("peak RSS, ingest and mapping", UnitMiB, mib(r.rssIngest))
 		fig("peak RSS, drain", UnitMiB, mib(r.rssDrain))
