@@ -52,6 +52,15 @@ func TestIndexBatchWritesOncePerBatchAndPeriod(t *testing.T) {
 	if ks := keys(t, kv, "_v.>"); len(ks) != 3 {
 		t.Errorf("index keys = %v, want 3 (two parts of 202401, one of 202402)", ks)
 	}
+	// The values are stored in the stream's binary encoding, not as JSON objects (over 100
+	// bytes a value): the index must cost little beside the streams' 12 bytes a value.
+	if e, err := kv.Get(ctx, "_v.hmis.202401.tx1.3.0"); err != nil {
+		t.Error(err)
+	} else if perValue := len(e.Value()) / 2000; perValue > 30 {
+		t.Errorf("the index takes %d bytes a value", perValue)
+	} else {
+		t.Logf("the index takes %d bytes a value", perValue)
+	}
 	later := &transform.Batch{TxID: "tx2", Seq: 0, Values: []transform.DataValue{{DataElement: "EPI_BCG", Period: "202401", OrgUnit: "OU7", CategoryOptionCombo: "F_LT1", Value: "70"}}}
 	if err := l.IndexBatch(ctx, later, &txlog.DeliveryRecord{Target: "hmis", Outcome: txlog.OutcomeDelivered, Time: time.Unix(200, 0).UTC()}); err != nil {
 		t.Fatal(err)
