@@ -3,12 +3,9 @@ package mediator
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/mediator/delivery"
 	"github.com/tally-hmis/tally/mediator/dlq"
 	"github.com/tally-hmis/tally/mediator/exchange"
@@ -50,7 +47,7 @@ func (s *Service) build(conn *stream.Conn) {
 		Targets: s.targets, Metadata: md, Jobs: conn.State}
 	hc.Console = &webconsole.Config{Config: s.cfg, Log: s.log, Now: s.now, TxLog: s.txlog, DeadLetters: s.deadLetters,
 		Exchanges: s.exchanges, Targets: s.targets, Metadata: md, Preview: s.ingester, Gatherer: s.reg,
-		Waiting: waiting{js: conn.JS}}
+		Waiting: delivery.Backlog{JS: conn.JS}}
 	if s.openhim != nil {
 		s.reporter = outcome.New(outcome.Config{Config: s.cfg, Tx: conn.Tx, State: conn.State, TxLog: s.txlog, Publisher: s.pub,
 			DeadLetters: s.deadLetters, Client: s.openhim.Client(), OpenHIM: s.sections.OpenHIM, Settings: s.console,
@@ -76,7 +73,7 @@ var (
 	_ webconsole.Targets     = (*delivery.Targets)(nil)
 	_ webconsole.Metadata    = (*pipeline.MetadataCache)(nil)
 	_ webconsole.Previewer   = (*ingest.Ingester)(nil)
-	_ webconsole.Waiting     = waiting{}
+	_ webconsole.Waiting     = delivery.Backlog{}
 	_ pipeline.Delivery      = (*delivery.Deliverer)(nil)
 	_ pipeline.DeadLetters   = (*dlq.Store)(nil)
 	_ dlq.Mapper             = (*pipeline.Mapping)(nil)
@@ -98,26 +95,6 @@ func (h health) JetStream(ctx context.Context) error {
 		return errors.New("not connected")
 	}
 	return conn.Ready(ctx)
-}
-
-// waiting counts the batches waiting in TALLY_DELIVER by target: the stream is a work
-// queue, so what it holds on tally.deliver.<target> is what that target has yet to take.
-type waiting struct{ js jetstream.JetStream }
-
-func (w waiting) Waiting(ctx context.Context) (map[string]uint64, error) {
-	st, err := w.js.Stream(ctx, stream.DeliverStream)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", stream.DeliverStream, err)
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(stream.DeliverPrefix+">"))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", stream.DeliverStream, err)
-	}
-	out := make(map[string]uint64, len(info.State.Subjects))
-	for subj, n := range info.State.Subjects {
-		out[strings.TrimPrefix(subj, stream.DeliverPrefix)] += n
-	}
-	return out, nil
 }
 
 // waitingIn adapts the dead-letter queue to what the notification watcher reads: the dead

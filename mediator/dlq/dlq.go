@@ -79,7 +79,7 @@ const (
 	hdrDLReason   = "Tally-Reason"
 	hdrDLError    = "Tally-Error"
 	hdrDLCodes    = "Tally-Codes"
-	hdrDLValues   = "Tally-Values"
+	hdrDLValues   = pipeline.HeaderValues
 	hdrDLAttempts = "Tally-Attempts"
 	hdrDLFirst    = "Tally-First-Error"
 	hdrDLLast     = "Tally-Last-Error"

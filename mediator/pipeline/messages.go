@@ -48,6 +48,9 @@ const (
 	// HeaderMapping carries what mapping reported about a batch (a MappingNote, base64 of
 	// its JSON) to the delivery record.
 	HeaderMapping = "Tally-Mapping"
+	// HeaderValues is the number of mapped values of a delivery message, so that the
+	// backlog can be counted in values without decoding it (delivery.Backlog).
+	HeaderValues = "Tally-Values"
 )
 
 // BatchMsgID is the message id of batch seq of a transaction.
@@ -83,6 +86,7 @@ func DeliverMessageFrom(id string, source *transform.Batch, sourceData []byte, m
 	}
 	h.Set(HeaderTx, tx)
 	h.Set(HeaderUnmapped, strconv.Itoa(unmapped))
+	h.Set(HeaderValues, strconv.Itoa(len(mapped.Values)))
 	if source != nil && !sameValues(source, mapped) {
 		h.Set(HeaderSourceAt, strconv.Itoa(len(data)))
 		if sourceData != nil {

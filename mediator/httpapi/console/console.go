@@ -112,9 +112,11 @@ type Previewer interface {
 	Preview(ctx context.Context, req ingest.Request) (*ingest.Preview, error)
 }
 
-// Waiting counts the batches waiting for delivery, by target (TALLY_DELIVER).
+// Waiting counts what waits for delivery in TALLY_DELIVER (delivery.Backlog): batches by
+// target, and the values of up to maxBatches of one target's batches.
 type Waiting interface {
 	Waiting(ctx context.Context) (map[string]uint64, error)
+	Values(ctx context.Context, target string, maxBatches int) (values uint64, complete bool, err error)
 }
 
 // Console serves the pages.

@@ -3,9 +3,12 @@ package console_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -110,5 +113,41 @@ func TestTransactionListPagesAndFilters(t *testing.T) {
 	}
 	if p := b.get("/console/transactions/nosuchtx"); p.status != http.StatusNotFound {
 		t.Errorf("unknown transaction: HTTP %d", p.status)
+	}
+}
+
+// The overview counts the values waiting for a target, read from TALLY_DELIVER's messages
+// without taking them: while the target answers 503 the two payloads' 16 values wait; once
+// it recovers they are delivered and nothing waits.
+func TestOverviewCountsValuesWaiting(t *testing.T) {
+	tl := startTally(t, "")
+	fault := tl.emu.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultStatus, Path: "/api/dataValueSets", Status: http.StatusServiceUnavailable})
+	first := tl.ingest(dvsJSON(goodValues("202401", 0)))
+	tl.ingest(dvsJSON(goodValues("202402", 0)))
+	b := tl.browser()
+	b.login(operatorToken)
+	row := regexp.MustCompile(`(?s)<tr id="target-hmis">.*?</tr>`)
+	waiting := func() string {
+		m := row.FindString(b.mustGet("/console/").body)
+		if m == "" {
+			t.Fatal("the overview has no row for hmis")
+		}
+		return m
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(waiting(), ">16<br><small>in 2 batches</small>") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hmis row never showed 16 values in 2 batches waiting:\n%s", waiting())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tl.emu.Faults().Remove(fault)
+	tl.waitStatus(first, txlog.TxDelivered)
+	deadline = time.Now().Add(15 * time.Second)
+	for !strings.Contains(waiting(), `<td class="num">0</td>`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("values still waiting after the target recovered:\n%s", waiting())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -28,6 +28,10 @@ type targetRow struct {
 	// Reachable: the circuit is closed, or half-open and probing.
 	Reachable      bool
 	BatchesWaiting uint64
+	// ValuesWaiting is the values of the batches waiting; ValuesExact is false when only the
+	// oldest maxValueScan batches were read (ValuesWaiting is then a lower bound).
+	ValuesWaiting uint64
+	ValuesExact   bool
 	DeadLetters    int
 	DeadValues     int
 	// Delivered and Rejected are the values counted since start (tally_delivery_values_total).
@@ -48,6 +52,11 @@ type sourceRow struct {
 // maxTodayScan bounds the transactions read to count a source's values today.
 const maxTodayScan = 10000
 
+// maxValueScan bounds the batches the overview reads to count a target's values waiting: a
+// backlog of a thousand batches (about a million values) is counted exactly, a larger one
+// from its oldest thousand batches, shown as "at least".
+const maxValueScan = 1000
+
 func (c *Console) handleOverview(ec echo.Context) error {
 	ctx := ec.Request().Context()
 	o := &overview{}
@@ -62,7 +71,14 @@ func (c *Console) handleOverview(ec echo.Context) error {
 	}
 	for i := range c.cfg.Config.Targets {
 		t := &c.cfg.Config.Targets[i]
-		row := &targetRow{Name: t.Name, URL: t.URL, BatchesWaiting: waiting[t.Name]}
+		row := &targetRow{Name: t.Name, URL: t.URL, BatchesWaiting: waiting[t.Name], ValuesExact: true}
+		if row.BatchesWaiting > 0 && c.cfg.Waiting != nil {
+			n, exact, err := c.cfg.Waiting.Values(ctx, t.Name, maxValueScan)
+			if err != nil {
+				o.Problems = append(o.Problems, "values waiting for "+t.Name+": "+err.Error())
+			}
+			row.ValuesWaiting, row.ValuesExact = n, exact
+		}
 		if cs, ok := c.cfg.Targets.Circuit(t.Name); ok {
 			row.Circuit = cs
 			row.Reachable = cs.State != "open"
