@@ -32,8 +32,8 @@ type targetRow struct {
 	// oldest maxValueScan batches were read (ValuesWaiting is then a lower bound).
 	ValuesWaiting uint64
 	ValuesExact   bool
-	DeadLetters    int
-	DeadValues     int
+	DeadLetters   int
+	DeadValues    int
 	// Delivered and Rejected are the values counted since start (tally_delivery_values_total).
 	Delivered, Rejected float64
 }
