@@ -34,17 +34,7 @@ func TestFollowListsFromACopyThatFollowsTheBucket(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- l.Follow(fctx) }()
 	waitFor(t, "the copy", l.Following)
-	ids := func(source string) []string {
-		recs, err := l.List(ctx, source, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, r := range recs {
-			out = append(out, r.ID)
-		}
-		return out
-	}
+	ids := func(source string) []string { return listIDs(t, l, source, 0) }
 	if got := ids(""); len(got) != 2 || got[0] != "b" {
 		t.Fatalf("List = %v, want b, a", got)
 	}
@@ -104,18 +94,7 @@ func TestFollowedCopyIsBoundedAndListsStayWhole(t *testing.T) {
 	if n := txlog.Followed(l); n > 11 {
 		t.Errorf("the copy holds %d records, bound 10 (+10%%)", n)
 	}
-	ids := func(source string, limit int) []string {
-		t.Helper()
-		recs, err := l.List(ctx, source, limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, r := range recs {
-			out = append(out, r.ID)
-		}
-		return out
-	}
+	ids := func(source string, limit int) []string { return listIDs(t, l, source, limit) }
 	if got := ids("", 3); strings.Join(got, ",") != "t29,t28,t27" {
 		t.Errorf("newest 3 = %v", got)
 	}
@@ -132,4 +111,18 @@ func TestFollowedCopyIsBoundedAndListsStayWhole(t *testing.T) {
 	if len(page) != 5 || page[4].ID != "t00" {
 		t.Errorf("page from offset 25: %d views, want the 5 oldest down to t00", len(page))
 	}
+}
+
+// listIDs lists the ids of l.List(source, limit).
+func listIDs(t *testing.T, l *txlog.TxLog, source string, limit int) []string {
+	t.Helper()
+	recs, err := l.List(context.Background(), source, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.ID)
+	}
+	return out
 }
