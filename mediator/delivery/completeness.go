@@ -24,7 +24,8 @@ import (
 // registrations to /api/completeDataSetRegistrations (with the default attribute option
 // combo, as DHIS2 registers a header completion) and records the answer under
 // <tx>.d.<target>.complete. Two batches finishing together may both post: registration
-// is an upsert, so the second changes nothing. The transaction is not finished at a target
+// is an upsert, so the second changes nothing, and only the first record is kept and
+// counted (tally_delivery_completions_total). The transaction is not finished at a target
 // until that record exists, so a synchronous answer includes dataSetComplete and the
 // registration's conflicts.
 
@@ -90,8 +91,18 @@ func (d *Deliverer) completeIfDone(ctx context.Context, t *Target, txID string, 
 	if len(regs) == 0 {
 		return
 	}
-	if err := d.tx.PutCompletion(ctx, txID, d.register(ctx, t, regs)); err != nil {
+	rec := d.register(ctx, t, regs)
+	first, err := d.tx.PutCompletion(ctx, txID, rec)
+	if err != nil {
 		d.log.Warn("recording a completeness registration", "tx", txID, "target", name, "err", err)
+		return
+	}
+	if first { // counted once per transaction and target, however many workers posted
+		result := "registered"
+		if rec.Error != "" {
+			result = "failed"
+		}
+		d.metrics.Completions.WithLabelValues(name, result).Add(float64(len(regs)))
 	}
 }
 
@@ -134,12 +145,9 @@ func (d *Deliverer) register(ctx context.Context, t *Target, regs []txlog.Comple
 	}
 	rec.Error = strings.Join(errs, "; ")
 	rec.Time = d.now().UTC()
-	result := "registered"
 	if rec.Error != "" {
-		result = "failed"
 		d.log.Warn("registering complete data sets failed", "target", t.cfg.Name, "err", rec.Error)
 	}
-	d.metrics.Completions.WithLabelValues(t.cfg.Name, result).Add(float64(len(regs)))
 	return rec
 }
 

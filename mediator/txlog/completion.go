@@ -3,9 +3,11 @@ package txlog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -45,16 +47,21 @@ func completionKey(txID, target string) string { return txID + ".d." + target + 
 const completionSuffix = ".complete"
 
 // PutCompletion records the outcome of registering a transaction's completions at a
-// target.
-func (l *TxLog) PutCompletion(ctx context.Context, txID string, rec *CompletionRecord) error {
+// target, once: first is false when another worker recorded it already (two batches that
+// finish together may both register; the first record stands).
+func (l *TxLog) PutCompletion(ctx context.Context, txID string, rec *CompletionRecord) (first bool, err error) {
 	data, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := l.kv.Put(ctx, completionKey(txID, rec.Target), data); err != nil {
-		return fmt.Errorf("recording the completeness registration of %s at %s: %w", txID, rec.Target, err)
+	_, err = l.kv.Create(ctx, completionKey(txID, rec.Target), data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("recording the completeness registration of %s at %s: %w", txID, rec.Target, err)
+	}
+	return true, nil
 }
 
 // LatestBySeq keeps each batch's latest delivery record (its last replay).

@@ -91,3 +91,25 @@ func TestIndexBatchWritesOncePerBatchAndPeriod(t *testing.T) {
 		t.Errorf("Search = %v, %v; want no transaction", views, err)
 	}
 }
+
+// Two workers that finish a transaction's last batches together may both register its
+// completeness; the first record stands and only it says first, so the metric counts once.
+func TestPutCompletionKeepsTheFirstRecord(t *testing.T) {
+	ctx := context.Background()
+	l := txlog.New(newBucket(t))
+	first, err := l.PutCompletion(ctx, "tx1", &txlog.CompletionRecord{Target: "hmis", Registrations: 3})
+	if err != nil || !first {
+		t.Fatalf("first record: first=%v, %v", first, err)
+	}
+	again, err := l.PutCompletion(ctx, "tx1", &txlog.CompletionRecord{Target: "hmis", Registrations: 3, Error: "late"})
+	if err != nil || again {
+		t.Fatalf("second record: first=%v, %v; want false", again, err)
+	}
+	if other, err := l.PutCompletion(ctx, "tx1", &txlog.CompletionRecord{Target: "other", Registrations: 1}); err != nil || !other {
+		t.Errorf("another target's record: first=%v, %v", other, err)
+	}
+	_, done, err := l.TargetDeliveries(ctx, "tx1", "hmis")
+	if err != nil || done == nil || done.Error != "" {
+		t.Errorf("the kept record = %+v, %v; want the first, without error", done, err)
+	}
+}
