@@ -23,6 +23,10 @@ type Mapped struct {
 	// Duplicates says what the source's duplicates policy did wherever two or more source
 	// values met on one target key.
 	Duplicates []Duplicate
+	// After are the earlier batches of the payload (their Seq) whose values on a key this
+	// batch replaces or adds up (duplicates: last or sum): this batch must reach the
+	// target after them, or their older value would be the one that stays.
+	After []int
 }
 
 // Unmapped is a source value mapping could not place, and why.

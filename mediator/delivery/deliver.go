@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,6 +116,11 @@ func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.M
 		d.metrics.Deferred.WithLabelValues(t.cfg.Name).Inc()
 		return pipeline.RetryIn(pipeline.PolicyOf(t.cfg).Deferred(), errCircuitOpen)
 	}
+	if err := d.earlierFirst(ctx, t, msg, b); err != nil {
+		// Not sent, not an attempt: it comes back once the batches it follows had theirs.
+		d.metrics.Deferred.WithLabelValues(t.cfg.Name).Inc()
+		return pipeline.RetryIn(orderRetry, err)
+	}
 	prev := pipeline.EarlierTries(ctx, d.tx, msg, b, t.cfg.Name)
 	outcome, derr := d.importBatch(ctx, t, b, pipeline.FlagsOf(msg.Headers()))
 	bctx, cancel := pipeline.Bookkeeping(ctx)
@@ -134,6 +140,49 @@ func (d *Deliverer) deliverBatch(ctx context.Context, t *Target, msg jetstream.M
 		return pipeline.RetryIn(0, derr)
 	}
 	return d.deliveryFailed(bctx, a, derr)
+}
+
+// A batch that replaces or adds up a key an earlier batch of its payload carried
+// (duplicates: last or sum) must reach the target after that batch, or the earlier, partial
+// value would be the one DHIS2 keeps: with two or more requests in flight the two could
+// cross. Such a batch names the earlier ones (pipeline.HeaderAfter) and waits, returned to
+// the stream every orderRetry and never counted as an attempt, until each has an outcome
+// at the target other than "retrying", for at most orderWait after it was stored; past
+// that it goes anyway (an earlier batch stuck behind an open circuit or a long retry must
+// not hold it forever), and says so in the log.
+const (
+	orderRetry = 500 * time.Millisecond
+	orderWait  = time.Minute
+)
+
+var errEarlierFirst = errors.New("waiting for the payload's earlier batches to reach the target first")
+
+// earlierFirst returns errEarlierFirst while a batch must still wait for earlier ones.
+func (d *Deliverer) earlierFirst(ctx context.Context, t *Target, msg jetstream.Msg, b *transform.Batch) error {
+	list := msg.Headers().Get(pipeline.HeaderAfter)
+	if list == "" {
+		return nil
+	}
+	if md, err := msg.Metadata(); err == nil && d.now().Sub(md.Timestamp) > orderWait {
+		d.log.Warn("sending a batch before the earlier batches it follows have reached the target",
+			"tx", b.TxID, "seq", b.Seq, "target", t.cfg.Name, "after", list)
+		return nil
+	}
+	ds, _, err := d.tx.TargetDeliveries(ctx, b.TxID, t.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errEarlierFirst, err)
+	}
+	latest := txlog.LatestBySeq(ds)
+	for _, s := range strings.Split(list, ",") {
+		seq, err := strconv.Atoi(s)
+		if err != nil {
+			continue
+		}
+		if r := latest[seq]; r == nil || r.Outcome == txlog.OutcomeRetrying {
+			return errEarlierFirst
+		}
+	}
+	return nil
 }
 
 // attempt is one delivery of a batch to its target: what it is recorded with.

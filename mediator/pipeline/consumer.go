@@ -43,6 +43,13 @@ type Consumer struct {
 	Gate    Gate // nil: always admitted
 	Handle  Handler
 	Log     *slog.Logger
+	// Track, when set, is told of each message in the order this replica fetched them,
+	// before any worker handles it, and the func it returns is called once the message was
+	// handled. Fetching is then done by one goroutine that hands each message to a free
+	// worker (still nothing is fetched ahead of the workers). The mapper sets it, so that a
+	// payload's batch knows which of the earlier batches this replica holds: two workers
+	// that pull side by side return in any order, one fetcher does not.
+	Track func(msg jetstream.Msg) (handled func())
 }
 
 // Run consumes until ctx ends, then waits for the handlers in flight. Handlers run with
@@ -56,6 +63,10 @@ func (c *Consumer) Run(ctx, hctx context.Context, js jetstream.JetStream, ready 
 	if ready != nil {
 		ready()
 	}
+	if c.Track != nil {
+		c.dispatch(ctx, hctx, cons)
+		return nil
+	}
 	var wg sync.WaitGroup
 	for range c.Workers {
 		wg.Go(func() { c.work(ctx, hctx, cons) })
@@ -64,26 +75,92 @@ func (c *Consumer) Run(ctx, hctx context.Context, js jetstream.JetStream, ready 
 	return nil
 }
 
+// dispatch is Run with Track: one loop fetches, in order, only when a worker is free, tells
+// Track, and hands the message over; the workers handle what they are given, first come
+// first served, so a message is never handled before one fetched earlier was taken up.
+func (c *Consumer) dispatch(ctx, hctx context.Context, cons jetstream.Consumer) {
+	type job struct {
+		msg     jetstream.Msg
+		p       Permit
+		handled func()
+	}
+	free := make(chan struct{}, c.Workers)
+	jobs := make(chan job, c.Workers)
+	var wg sync.WaitGroup
+	for range c.Workers {
+		free <- struct{}{}
+		wg.Go(func() {
+			for j := range jobs {
+				_ = c.Handle(hctx, j.msg, j.p) // settled by the chain
+				j.handled()
+				if c.Gate != nil {
+					c.Gate.Release(j.p)
+				}
+				free <- struct{}{}
+			}
+		})
+	}
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-free:
+		}
+		msg, p, err := c.admitAndFetch(ctx, cons)
+		if msg == nil {
+			free <- struct{}{}
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				failures++
+				c.backOff(ctx, failures, err)
+			}
+			continue
+		}
+		failures = 0
+		jobs <- job{msg: msg, p: p, handled: c.Track(msg)}
+	}
+}
+
+// backOff logs the failures-th failed pull in a row and waits a second longer for each,
+// up to 30 s.
+func (c *Consumer) backOff(ctx context.Context, failures int, err error) {
+	c.Log.Warn("pulling from JetStream failed; retrying", "consumer", c.Config.Durable, "err", err)
+	Pause(ctx, min(time.Duration(failures)*time.Second, 30*time.Second))
+}
+
+// admitAndFetch waits for the gate, then pulls one message; without a message the permit is
+// given back.
+func (c *Consumer) admitAndFetch(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, Permit, error) {
+	var p Permit
+	if c.Gate != nil {
+		var err error
+		if p, err = c.Gate.Acquire(ctx); err != nil {
+			return nil, p, nil // ctx ended
+		}
+	}
+	msg, err := c.fetch(cons)
+	if msg == nil && c.Gate != nil {
+		c.Gate.Release(p)
+	}
+	return msg, p, err
+}
+
 // work is one worker's loop: be admitted, pull one message, handle it.
 func (c *Consumer) work(ctx, hctx context.Context, cons jetstream.Consumer) {
 	failures := 0
 	for ctx.Err() == nil {
-		var p Permit
-		if c.Gate != nil {
-			var err error
-			if p, err = c.Gate.Acquire(ctx); err != nil {
-				return // ctx ended
-			}
-		}
-		msg, err := c.fetch(cons)
+		msg, p, err := c.admitAndFetch(ctx, cons)
 		if msg == nil {
-			if c.Gate != nil {
-				c.Gate.Release(p)
-			}
 			if err != nil && ctx.Err() == nil {
 				failures++
-				c.Log.Warn("pulling from JetStream failed; retrying", "consumer", c.Config.Durable, "err", err)
-				Pause(ctx, min(time.Duration(failures)*time.Second, 30*time.Second))
+				c.backOff(ctx, failures, err)
 			}
 			continue
 		}

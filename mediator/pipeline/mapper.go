@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -70,6 +72,7 @@ func (s *Mapper) Consumer(chain *Chain, ackWait time.Duration) *Consumer {
 	return &Consumer{
 		Stream: stream.IngestStream, Workers: 2, Log: s.log,
 		Handle: chain.Wrap(Stage{Name: "mapper", DLQTarget: IngestDLQ, AckWait: ackWait, MaxDeliver: stop}, s.work),
+		Track:  s.payloads.track,
 		Config: jetstream.ConsumerConfig{Durable: MapperConsumer, AckPolicy: jetstream.AckExplicitPolicy,
 			AckWait: ackWait, MaxAckPending: 64, MaxDeliver: serverMax, FilterSubject: stream.IngestPrefix + ">"},
 	}
@@ -184,6 +187,13 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 	// DeliverMessage carries the source values too when mapping changed them (for re-mapping
 	// dead letters on replay).
 	h := WithNote(kept.Header(), n.note)
+	if len(m.After) > 0 {
+		after := make([]string, len(m.After))
+		for i, seq := range m.After {
+			after[i] = strconv.Itoa(seq)
+		}
+		h.Set(HeaderAfter, strings.Join(after, ","))
+	}
 	if err := pb.Add(DeliverMessageFrom(b.ID+":"+t.Name, b, msg.Data(), m.Batch, len(m.Unmapped), h)); err != nil {
 		return n, RetryIn(RetryDelay(MsgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
 	}

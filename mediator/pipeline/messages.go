@@ -48,6 +48,10 @@ const (
 	// HeaderMapping carries what mapping reported about a batch (a MappingNote, base64 of
 	// its JSON) to the delivery record.
 	HeaderMapping = "Tally-Mapping"
+	// HeaderAfter lists (comma-separated) the earlier batches of the payload whose values on
+	// a key a delivery message replaces or adds up (duplicates: last or sum): delivery
+	// sends it only after those have an outcome at the target (mediator/delivery).
+	HeaderAfter = "Tally-After"
 	// HeaderValues is the number of mapped values of a delivery message, so that the
 	// backlog can be counted in values without decoding it (delivery.Backlog).
 	HeaderValues = "Tally-Values"

@@ -4,10 +4,12 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/transform/mapping"
 )
 
@@ -23,8 +25,11 @@ import (
 //   - "Earlier" is by the batch's position in its payload. Batches arrive in order, but
 //     two mapper workers can map neighbours at the same time; a batch therefore waits, a
 //     bounded while (payloadOrderWait), for the lower-numbered batches of its payload
-//     that this replica is mapping right now, so that on one replica the answer is the
-//     same as in order. A batch that still overtakes one (the wait ran out) misses it.
+//     that this replica has fetched and not finished, so that on one replica the answer
+//     is the same as in order. The mapper's consumer fetches with one goroutine and tells
+//     track of each message in stream order (Consumer.Track), so an earlier batch this
+//     replica holds is always known by then. A batch that still overtakes one (the wait
+//     ran out) misses it.
 //   - At most payloadKeysEntries payloads are remembered (the oldest forgotten first),
 //     each up to payloadKeysLimit keys, and all of them together up to payloadKeysBudget
 //     keys (about 200 bytes each: a hundred payloads of 100,000 values posted at once
@@ -50,6 +55,9 @@ type payloadKeys struct {
 	entries map[string]*payloadEntry
 	order   []string // oldest first, for eviction
 	budget  *mapping.KeyBudget
+	// held are the batches of multi-batch payloads this replica has fetched and not yet
+	// finished, by transaction and batch, each with a channel closed when it is.
+	held map[string]map[int]chan struct{}
 }
 
 type payloadEntry struct {
@@ -62,7 +70,42 @@ type payloadEntry struct {
 }
 
 func newPayloadKeys() *payloadKeys {
-	return &payloadKeys{entries: map[string]*payloadEntry{}, budget: mapping.NewKeyBudget(payloadKeysBudget)}
+	return &payloadKeys{entries: map[string]*payloadEntry{}, budget: mapping.NewKeyBudget(payloadKeysBudget),
+		held: map[string]map[int]chan struct{}{}}
+}
+
+// track notes a fetched ingest message that is one of several batches of its payload, until
+// the returned func says it was handled (Consumer.Track calls both).
+func (p *payloadKeys) track(msg jetstream.Msg) func() {
+	h := msg.Headers()
+	if n, err := strconv.Atoi(h.Get(HeaderBatches)); err == nil && n <= 1 {
+		return func() {}
+	}
+	txID := h.Get(HeaderTx)
+	id := h.Get(jetstream.MsgIDHeader)
+	i := strings.LastIndexByte(id, ':')
+	seq, err := strconv.Atoi(id[i+1:])
+	if txID == "" || i < 0 || err != nil {
+		return func() {}
+	}
+	ch := make(chan struct{})
+	p.mu.Lock()
+	if p.held[txID] == nil {
+		p.held[txID] = map[int]chan struct{}{}
+	}
+	p.held[txID][seq] = ch
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		if p.held[txID][seq] == ch {
+			delete(p.held[txID], seq)
+			if len(p.held[txID]) == 0 {
+				delete(p.held, txID)
+			}
+		}
+		p.mu.Unlock()
+		close(ch)
+	}
 }
 
 // begin returns the keys of a payload at a target for batch seq, after waiting for the
@@ -91,6 +134,11 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 	}
 	var earlier []chan struct{}
 	for s, ch := range e.mapping {
+		if s < seq {
+			earlier = append(earlier, ch)
+		}
+	}
+	for s, ch := range p.held[txID] {
 		if s < seq {
 			earlier = append(earlier, ch)
 		}

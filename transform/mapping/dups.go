@@ -289,6 +289,13 @@ func (r *run) acrossBatches(i int) {
 		if !slices.Contains(d.Indexes, v.Index) {
 			d.Indexes = append(d.Indexes, v.Index)
 		}
+		if r.pol.dups == dupLast || r.pol.dups == dupSum {
+			for _, u := range earlier {
+				if u.seq != r.in.Seq {
+					r.after = append(r.after, u.seq)
+				}
+			}
+		}
 		switch r.pol.dups {
 		case dupLast:
 			d.Action = transform.DuplicateLast

@@ -3,6 +3,7 @@ package mapping
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,6 +103,7 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 		want    []string // the second batch's values
 		refused []string
 		report  []string
+		after   []int // the earlier batches the second must reach the target after
 	}{
 		{dups: "reject",
 			want:    []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default 7 #11", "CHW_HOUSEHOLD_VISITS 202402 KL_N_F1 default default 1 #12"},
@@ -112,12 +114,14 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 			want: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 10 #10", "CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default 14 #11",
 				"CHW_HOUSEHOLD_VISITS 202402 KL_N_F1 default default 1 #12"},
 			report: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default: sum [0 10] 10",
-				"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default: sum [1 11] 14"}},
+				"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default: sum [1 11] 14"},
+			after: []int{0}},
 		{dups: "last",
 			want: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default 6 #10", "CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default 7 #11",
 				"CHW_HOUSEHOLD_VISITS 202402 KL_N_F1 default default 1 #12"},
 			report: []string{"CHW_HOUSEHOLD_VISITS 202401 KL_N_F1 default default: last [0 10] 6",
-				"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default: last [1 11] 7"}},
+				"CHW_HOUSEHOLD_VISITS 202401 KL_N_F2 default default: last [1 11] 7"},
+			after: []int{0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dups, func(t *testing.T) {
@@ -139,6 +143,10 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 					t.Errorf("try %d: refused:\n%s", try, refusedText(m.Refused))
 				}
 				dupCheck(tt.report...)(t, m)
+				// With reject the later value is refused, so nothing needs to follow batch 0.
+				if !slices.Equal(m.After, tt.after) {
+					t.Errorf("try %d: after %v, want %v", try, m.After, tt.after)
+				}
 			}
 			// The first batch mapped again (a replay) sees no earlier batch.
 			if m, err := e.MapWith(ctx, first, src, target, opts); err != nil || len(m.Batch.Values) != 2 || len(m.Duplicates) != 0 {

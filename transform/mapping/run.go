@@ -27,6 +27,7 @@ type run struct {
 	refused  []transform.Refused
 	warnings []transform.Warning
 	dups     []transform.Duplicate
+	after    []int           // earlier batches this one supersedes on a key (Mapped.After)
 	warned   map[string]bool // batch-level warnings already given
 
 	vals  []transform.DataValue // the output values
@@ -106,6 +107,8 @@ func (p *plan) run(ctx context.Context, in *transform.Batch, target string, pol 
 // result hands what the run reported to m.
 func (r *run) result(m *transform.Mapped) {
 	m.Unmapped, m.Refused, m.Warnings, m.Duplicates = r.unmapped, r.refused, r.warnings, r.dups
+	slices.Sort(r.after)
+	m.After = slices.Compact(r.after)
 }
 
 // refuse refuses one source value: it goes to the dead-letter queue on its own.
