@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator/txlog"
@@ -135,5 +136,36 @@ func TestRollupAcrossPayloads(t *testing.T) {
 	send("202604", "5", "9") // April corrected
 	if strings.Contains(fmt.Sprint(h.deadLetters("")), "rollup") {
 		t.Errorf("dead letters: %v", h.deadLetters(""))
+	}
+}
+
+// The batch that carries a sum must reach DHIS2 after the batch it adds to, even when that
+// batch is the slow one: the first import takes 400 ms (a busy DHIS2), and with three
+// requests allowed in flight the later batches would otherwise land first, leaving the
+// first batch's partial value at the target.
+func TestDuplicateSumReachesTheTargetAfterTheBatchItAddsTo(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	emu.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultLatency, Path: importPath, Times: 1, Delay: dhis2test.Duration(400 * time.Millisecond)})
+	dir := t.TempDir()
+	yml := strings.Replace(configYAML(emu.URL, dir, `  - name: summing
+    format: json
+    auth: {tokens: [summing-token-0123456789]}
+    id_schemes: {id_scheme: CODE}
+    duplicates: sum
+    batch_size: 2
+`), "    timeout: 5s\n", "    timeout: 5s\n    concurrency: 3\n", 1)
+	h := startYAML(t, yml, dir, false)
+	body := `{"period":"202406","dataValues":[
+	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F2","value":"2"},
+	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F1","value":"5"},{"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"6"},
+	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"3"}]}`
+	code, resp := h.post("/ingest/summing", "application/json", "Bearer summing-token-0123456789", []byte(body))
+	if code != http.StatusAccepted || resp["batches"] != float64(3) {
+		t.Fatalf("HTTP %d %v", code, resp)
+	}
+	h.waitStatus(resp["transaction"].(string), txlog.TxDelivered)
+	if v, ok := emu.Lookup("CHW_HOUSEHOLD_VISITS", "202406", "KL_N_F1", "", ""); !ok || v.Value != "4" {
+		t.Errorf("KL_N_F1 visits = %q, %v; want 1 + 3 = 4", v.Value, ok)
 	}
 }
