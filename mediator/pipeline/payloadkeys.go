@@ -62,8 +62,6 @@ type payloadKeys struct {
 
 type payloadEntry struct {
 	keys *mapping.PayloadKeys
-	// mapping holds the batches being mapped now, each with a channel closed when done.
-	mapping map[int]chan struct{}
 	// batches is the payload's number of batches (0: unknown), mapped those mapped so far.
 	batches int
 	mapped  map[int]struct{}
@@ -109,7 +107,7 @@ func (p *payloadKeys) track(msg jetstream.Msg) func() {
 }
 
 // begin returns the keys of a payload at a target for batch seq, after waiting for the
-// lower-numbered batches of the payload that are being mapped on this replica; done must
+// lower-numbered batches of the payload that this replica holds (track); done must
 // be called when the work on the batch ends, saying whether it was mapped (and passed on).
 // A payload of one batch gets nil keys.
 func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h nats.Header) (*mapping.PayloadKeys, func(mapped bool)) {
@@ -118,11 +116,10 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 		return nil, func(bool) {}
 	}
 	id := txID + "\x00" + target
-	mine := make(chan struct{})
 	p.mu.Lock()
 	e := p.entries[id]
 	if e == nil {
-		e = &payloadEntry{keys: mapping.NewPayloadKeysWithin(payloadKeysLimit, p.budget), mapping: map[int]chan struct{}{},
+		e = &payloadEntry{keys: mapping.NewPayloadKeysWithin(payloadKeysLimit, p.budget),
 			batches: n, mapped: map[int]struct{}{}}
 		p.entries[id] = e
 		p.order = append(p.order, id)
@@ -132,18 +129,13 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 			p.order = p.order[1:]
 		}
 	}
+	// The earlier batches this replica holds (track), being mapped or about to be.
 	var earlier []chan struct{}
-	for s, ch := range e.mapping {
-		if s < seq {
-			earlier = append(earlier, ch)
-		}
-	}
 	for s, ch := range p.held[txID] {
 		if s < seq {
 			earlier = append(earlier, ch)
 		}
 	}
-	e.mapping[seq] = mine
 	p.mu.Unlock()
 
 	wctx, cancel := context.WithTimeout(ctx, payloadOrderWait)
@@ -156,9 +148,6 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 	}
 	return e.keys, func(mapped bool) {
 		p.mu.Lock()
-		if e.mapping[seq] == mine {
-			delete(e.mapping, seq)
-		}
 		if mapped {
 			e.mapped[seq] = struct{}{}
 			if e.batches > 0 && len(e.mapped) >= e.batches {
@@ -166,7 +155,6 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 			}
 		}
 		p.mu.Unlock()
-		close(mine)
 	}
 }
 
