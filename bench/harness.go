@@ -91,6 +91,9 @@ type Options struct {
 	// CPUProfile receives a CPU profile of Tally taken during its end-to-end runs into the
 	// counting sink (through its admin pprof endpoint).
 	CPUProfile string
+	// MemProfile receives Tally's allocation profile (pprof "allocs") read right after its
+	// end-to-end runs into the counting sink: what each call site allocated since the start.
+	MemProfile string
 	Log        io.Writer
 }
 

@@ -217,6 +217,11 @@ func (h *harness) e2e(ctx context.Context, t *tallyProc, s *sinkProc) error {
 			h.logf("CPU profile: %v", err)
 		}
 	}
+	if h.o.MemProfile != "" && s.kind == SinkCounting {
+		if err := fetchProfile(ctx, t.URL+"/admin/v1/debug/pprof/allocs", h.o.MemProfile); err != nil {
+			h.logf("allocation profile: %v", err)
+		}
+	}
 	return nil
 }
 
@@ -341,7 +346,12 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // cpuProfile saves a CPU profile of the Tally at base, taken over the next seconds.
 func cpuProfile(ctx context.Context, base, file string, seconds int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/admin/v1/debug/pprof/profile?seconds=%d", base, seconds), nil)
+	return fetchProfile(ctx, fmt.Sprintf("%s/admin/v1/debug/pprof/profile?seconds=%d", base, seconds), file)
+}
+
+// fetchProfile writes what Tally's admin pprof endpoint at url answers to file.
+func fetchProfile(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -109,7 +110,8 @@ func (e *encoder) pairs(ps []CategoryOption) {
 // AppendBatch appends the encoding of b to dst and returns the extended slice.
 func AppendBatch(dst []byte, b *Batch) []byte {
 	// Most values bring a distinct value string: the table holds about one string per value.
-	e := encoder{strs: make(map[string]uint64, 32+len(b.Values)), body: make([]byte, 0, 16+len(b.Values)*12)}
+	e := encoder{strs: make(map[string]uint64, 32+len(b.Values)), table: make([]string, 0, 32+len(b.Values)),
+		body: make([]byte, 0, 64+len(b.Values)*12)}
 	e.ref(b.ID)
 	e.ref(b.TxID)
 	e.ref(b.Source)
@@ -174,6 +176,11 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 			e.ref(v.DataSet)
 		}
 	}
+	size := 2 + binary.MaxVarintLen64 + len(e.body)
+	for _, s := range e.table {
+		size += binary.MaxVarintLen64 + len(s)
+	}
+	dst = slices.Grow(dst, size) // one allocation for the whole message
 	dst = append(dst, codecMagic, codecVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(e.table)))
 	for _, s := range e.table {

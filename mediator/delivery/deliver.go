@@ -226,7 +226,7 @@ func (d *Deliverer) delivered(ctx context.Context, a *attempt, out importOutcome
 	rec.Completions = completionsOf(b)
 	a.kept.Note.Apply(rec)
 	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
-	d.index(ctx, b, rec)
+	d.index(ctx, a, rec)
 	d.completeIfDone(ctx, t, b.TxID, a.kept.Completes)
 	return nil
 }
@@ -377,15 +377,16 @@ func (d *Deliverer) deadLetterWhole(ctx context.Context, a *attempt, derr error,
 	d.metrics.Values.WithLabelValues(name, outcome).Add(float64(len(b.Values)))
 	// The dead-letter queue logs the batch with its counts and first conflicts.
 	pipeline.RecordDelivery(ctx, d.log, d.tx, b.TxID, rec)
-	d.index(ctx, b, rec)
+	d.index(ctx, a, rec)
 	d.completeIfDone(ctx, t, b.TxID, a.kept.Completes)
 	return nil
 }
 
 // index records which values the batch carried to the target (txlog's value index, for
 // "where did this value come from"); a failure is logged, as for the delivery record.
-func (d *Deliverer) index(ctx context.Context, b *transform.Batch, rec *txlog.DeliveryRecord) {
-	if err := d.tx.IndexBatch(ctx, b, rec); err != nil {
+func (d *Deliverer) index(ctx context.Context, a *attempt, rec *txlog.DeliveryRecord) {
+	b := a.b
+	if err := d.tx.IndexBatch(ctx, b, a.msg.Encoded, rec); err != nil {
 		d.log.Warn("indexing delivered values", "tx", b.TxID, "target", rec.Target, "seq", rec.Seq, "err", err)
 	}
 }

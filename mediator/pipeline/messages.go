@@ -138,7 +138,9 @@ func DecodeDeliver(msg jetstream.Msg) (mapped, source *transform.Batch, err erro
 // the source values are for a dead letter, so decoding them for every batch (a thousand
 // values, a fifth of a megabyte of heap) was work thrown away nearly always.
 type Delivered struct {
-	Mapped  *transform.Batch
+	Mapped *transform.Batch
+	// Encoded is Mapped as the message holds it, in the stream's batch encoding.
+	Encoded []byte
 	subject string
 	src     []byte // nil: the message carries no source values
 }
@@ -179,7 +181,7 @@ func DecodeDeliverMapped(msg jetstream.Msg) (*Delivered, error) {
 		return nil, fmt.Errorf("decoding %s: %w", msg.Subject(), err)
 	}
 	withIdentity(mapped, msg.Headers())
-	d.Mapped = mapped
+	d.Mapped, d.Encoded = mapped, data
 	return d, nil
 }
 

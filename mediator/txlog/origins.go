@@ -83,14 +83,26 @@ func keyToken(s string) string {
 }
 
 // IndexBatch records the values batch b carried in the delivery rec: one write per period
-// of the batch. The values rec lists as rejected are marked so.
-func (l *TxLog) IndexBatch(ctx context.Context, b *transform.Batch, rec *DeliveryRecord) error {
+// of the batch. The values rec lists as rejected are marked so. encoded, when not nil, is b
+// as the stream's batch encoding already holds it (the delivery message's bytes): a batch of
+// one period, the common case, is then stored as it is rather than copied and encoded again,
+// which was the index's whole cost beside the write itself.
+func (l *TxLog) IndexBatch(ctx context.Context, b *transform.Batch, encoded []byte, rec *DeliveryRecord) error {
 	if !ValidTxID(b.TxID) || len(b.Values) == 0 {
 		return nil
 	}
 	rejected := make(map[int]bool, len(rec.RejectedIndexes))
 	for _, i := range rec.RejectedIndexes {
 		rejected[i] = true
+	}
+	if encoded != nil && len(b.Values) <= maxOriginValues && onePeriod(b.Values) {
+		h := l.originHeader(b, rec, b.Values[0].Period)
+		for j := range b.Values {
+			if rejected[b.Values[j].Index] {
+				h.Rejected = append(h.Rejected, j)
+			}
+		}
+		return l.putOrigin(ctx, b, rec, h, 0, func(data []byte) []byte { return append(data, encoded...) })
 	}
 	byPeriod := map[string][]int{}
 	var periods []string
@@ -104,29 +116,52 @@ func (l *TxLog) IndexBatch(ctx context.Context, b *transform.Batch, rec *Deliver
 	for _, pe := range periods {
 		idx := byPeriod[pe]
 		for part := 0; part*maxOriginValues < len(idx); part++ {
-			h := originHeader{Origin: Origin{TxID: b.TxID, Source: b.Source, Target: rec.Target, Period: pe, Seq: rec.Seq,
-				Replay: rec.Replay, Outcome: rec.Outcome, Time: rec.Time}}
-			vals := &transform.Batch{}
-			for j, i := range idx[part*maxOriginValues : min(len(idx), (part+1)*maxOriginValues)] {
+			h := l.originHeader(b, rec, pe)
+			in := idx[part*maxOriginValues : min(len(idx), (part+1)*maxOriginValues)]
+			vals := &transform.Batch{Values: make([]transform.DataValue, 0, len(in))}
+			for j, i := range in {
 				vals.Values = append(vals.Values, b.Values[i])
 				if rejected[b.Values[i].Index] {
 					h.Rejected = append(h.Rejected, j)
 				}
 			}
-			data, err := json.Marshal(h)
-			if err != nil {
+			if err := l.putOrigin(ctx, b, rec, h, part, func(data []byte) []byte { return transform.AppendBatch(data, vals) }); err != nil {
 				return err
 			}
-			data = transform.AppendBatch(append(data, '\n'), vals)
-			key := strings.Join([]string{originPrefix, keyToken(rec.Target), keyToken(pe), b.TxID, strconv.Itoa(rec.Seq),
-				strconv.Itoa(rec.Replay)}, ".")
-			if part > 0 {
-				key += "." + strconv.Itoa(part)
-			}
-			if _, err := l.kv.Put(ctx, key, data); err != nil {
-				return fmt.Errorf("indexing the values of %s batch %d at %s: %w", b.TxID, rec.Seq, rec.Target, err)
-			}
 		}
+	}
+	return nil
+}
+
+// onePeriod reports whether every value is of the first one's period.
+func onePeriod(vs []transform.DataValue) bool {
+	for i := range vs {
+		if vs[i].Period != vs[0].Period {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *TxLog) originHeader(b *transform.Batch, rec *DeliveryRecord, pe string) originHeader {
+	return originHeader{Origin: Origin{TxID: b.TxID, Source: b.Source, Target: rec.Target, Period: pe, Seq: rec.Seq,
+		Replay: rec.Replay, Outcome: rec.Outcome, Time: rec.Time}}
+}
+
+// putOrigin writes one record: the header, a newline, then the values appendValues adds.
+func (l *TxLog) putOrigin(ctx context.Context, b *transform.Batch, rec *DeliveryRecord, h originHeader, part int, appendValues func([]byte) []byte) error {
+	head, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	data := appendValues(append(head, '\n'))
+	key := strings.Join([]string{originPrefix, keyToken(rec.Target), keyToken(h.Period), b.TxID, strconv.Itoa(rec.Seq),
+		strconv.Itoa(rec.Replay)}, ".")
+	if part > 0 {
+		key += "." + strconv.Itoa(part)
+	}
+	if _, err := l.kv.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("indexing the values of %s batch %d at %s: %w", b.TxID, rec.Seq, rec.Target, err)
 	}
 	return nil
 }

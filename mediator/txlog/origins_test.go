@@ -46,7 +46,7 @@ func TestIndexBatchWritesOncePerBatchAndPeriod(t *testing.T) {
 	}
 	b.Values = append(b.Values, transform.DataValue{DataElement: "EPI BCG/x", Period: "202402", OrgUnit: "OU1", Value: "7", Index: 2500})
 	rec := &txlog.DeliveryRecord{Target: "hmis", Seq: 3, Outcome: txlog.OutcomePartial, Time: time.Unix(100, 0).UTC(), RejectedIndexes: []int{7}}
-	if err := l.IndexBatch(ctx, b, rec); err != nil {
+	if err := l.IndexBatch(ctx, b, nil, rec); err != nil {
 		t.Fatal(err)
 	}
 	if ks := keys(t, kv, "_v.>"); len(ks) != 3 {
@@ -61,9 +61,17 @@ func TestIndexBatchWritesOncePerBatchAndPeriod(t *testing.T) {
 	} else {
 		t.Logf("the index takes %d bytes a value", perValue)
 	}
-	later := &transform.Batch{TxID: "tx2", Seq: 0, Values: []transform.DataValue{{DataElement: "EPI_BCG", Period: "202401", OrgUnit: "OU7", CategoryOptionCombo: "F_LT1", Value: "70"}}}
-	if err := l.IndexBatch(ctx, later, &txlog.DeliveryRecord{Target: "hmis", Outcome: txlog.OutcomeDelivered, Time: time.Unix(200, 0).UTC()}); err != nil {
+	// A batch of one period is stored from the bytes the delivery message holds.
+	later := &transform.Batch{TxID: "tx2", Seq: 0, Values: []transform.DataValue{
+		{DataElement: "EPI_BCG", Period: "202401", OrgUnit: "OU7", CategoryOptionCombo: "F_LT1", Value: "70", Index: 0},
+		{DataElement: "EPI_BCG", Period: "202401", OrgUnit: "OU8", CategoryOptionCombo: "F_LT1", Value: "80", Index: 1}}}
+	if err := l.IndexBatch(ctx, later, transform.EncodeBatch(later), &txlog.DeliveryRecord{Target: "hmis", Outcome: txlog.OutcomePartial,
+		Time: time.Unix(200, 0).UTC(), RejectedIndexes: []int{1}}); err != nil {
 		t.Fatal(err)
+	}
+	if ou8, err := l.Origins(ctx, txlog.OriginQuery{TxID: "tx2", Match: func(v txlog.OriginValue) bool { return v.OrgUnit == "OU8" }}); err != nil ||
+		len(ou8) != 1 || len(ou8[0].Values) != 1 || ou8[0].Values[0].Value != "80" || !ou8[0].Values[0].Rejected {
+		t.Errorf("tx2's rejected value = %+v, %v; want 80, rejected", ou8, err)
 	}
 	got, err := l.Origins(ctx, txlog.OriginQuery{Target: "hmis", Period: "202401", Match: func(v txlog.OriginValue) bool { return v.OrgUnit == "OU7" }})
 	if err != nil {

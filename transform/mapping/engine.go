@@ -42,6 +42,8 @@ type Engine struct {
 	// pass is the set without rules that resolves, through the target's metadata, the ADX
 	// categories of a source without a mapping set (see MapWith).
 	pass *Set
+	// scratch pools the runs' working state (run.go).
+	scratch sync.Pool
 }
 
 type planKey struct {
@@ -162,14 +164,14 @@ func (e *Engine) MapWith(ctx context.Context, in *transform.Batch, source *Sourc
 			if err != nil {
 				return nil, err
 			}
-			return p.run(ctx, in, target.Name, pol, opts)
+			return p.run(ctx, &e.scratch, in, target.Name, pol, opts)
 		}
 		if pol.keep {
 			// duplicates: keep: every value goes to the target as received, which then
 			// does what DHIS2 does with two values on one key.
 			return transform.Identity(in, target.Name), nil
 		}
-		return identity(ctx, in, target.Name, pol, opts)
+		return identity(ctx, &e.scratch, in, target.Name, pol, opts)
 	}
 	set, ok := e.sets.Set(source.Mapping)
 	if !ok {
@@ -179,7 +181,7 @@ func (e *Engine) MapWith(ctx context.Context, in *transform.Batch, source *Sourc
 	if err != nil {
 		return nil, err
 	}
-	return p.run(ctx, in, target.Name, pol, opts)
+	return p.run(ctx, &e.scratch, in, target.Name, pol, opts)
 }
 
 func (e *Engine) plan(ctx context.Context, set *Set, t *Target) (*plan, error) {
@@ -307,8 +309,9 @@ func hasPairs(in *transform.Batch) bool {
 
 // identity maps the batch of a source without a mapping set: ids stay as they arrived,
 // and only the duplicates policy applies, within the batch and across the payload.
-func identity(ctx context.Context, in *transform.Batch, target string, pol policies, opts Options) (*transform.Mapped, error) {
-	r := newRun(in, target, pol, opts)
+func identity(ctx context.Context, pool *sync.Pool, in *transform.Batch, target string, pol policies, opts Options) (*transform.Mapped, error) {
+	r := newRun(pool, in, target, pol, opts)
+	defer r.done()
 	for i := range in.Values {
 		v := in.Values[i]
 		ds := v.DataSet

@@ -29,11 +29,15 @@ import (
 //     /api/dataValueSets is known (spec dhis2.md §12 "Performance"). Measure
 //     the target and set them.
 //
-// The import itself runs (and commits) first; the cost is then spent
-// holding the slot before the answer is written, so a client that gives up
-// early still leaves its values stored, as with a real server whose
-// transaction outlives the connection. The wait ends early when the client
-// disconnects or the server closes.
+// The import itself runs (and commits) first, inside the slot; the slot is
+// then held until PerRequest + PerValue × values after it was taken, before
+// the answer is written. The emulator's own work is part of that cost, not
+// added to it: the parameters stand for what a whole import costs the real
+// server, and the sink must be able to serve what they promise (MaxConcurrent
+// / cost), or "share of capacity" would be measured against a figure no client
+// can reach. A client that gives up early still leaves its values stored, as
+// with a real server whose transaction outlives the connection. The wait ends
+// early when the client disconnects or the server closes.
 
 // Capacity defaults applied by WithCapacity to zero fields.
 const (
@@ -163,19 +167,19 @@ func (g *gate) acquire(ctx context.Context, closing <-chan struct{}) error {
 	}
 }
 
-// hold spends an import's cost and releases its slot.
-func (g *gate) hold(ctx context.Context, closing <-chan struct{}, values int) {
+// hold keeps the slot taken at start until the import's cost has passed, and releases it.
+func (g *gate) hold(ctx context.Context, closing <-chan struct{}, start time.Time, values int) {
 	defer func() {
 		g.inFlight.Add(-1)
 		g.served.Add(1)
 		g.values.Add(int64(values))
 		<-g.slots
 	}()
-	cost := g.cfg.PerRequest + time.Duration(values)*g.cfg.PerValue
-	if cost <= 0 {
+	left := time.Until(start.Add(g.cfg.PerRequest + time.Duration(values)*g.cfg.PerValue))
+	if left <= 0 {
 		return
 	}
-	t := time.NewTimer(cost)
+	t := time.NewTimer(left)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -211,8 +215,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (func(values int)
 		writeError(w, r, http.StatusServiceUnavailable, fmt.Sprintf("Service unavailable: %v", err))
 		return nil, false
 	}
+	start := time.Now()
 	var once sync.Once
-	return func(values int) { once.Do(func() { s.gate.hold(r.Context(), s.closing, values) }) }, true
+	return func(values int) { once.Do(func() { s.gate.hold(r.Context(), s.closing, start, values) }) }, true
 }
 
 // valuesOf is the number of values an import summary accounted for.
