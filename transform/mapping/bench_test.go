@@ -3,6 +3,7 @@ package mapping
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -116,4 +117,59 @@ func BenchmarkMapPayload(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*100_000/b.Elapsed().Seconds(), "values/s")
+}
+
+// BenchmarkPayloadKeys looks up and records the keys of a payload of 100 batches of 1000
+// mapped values as run.finish does (the lock taken once per batch). distinct: every key is
+// new, the common case; pairs: batches 2n and 2n+1 carry the same 1000 keys, so half the
+// lookups find one earlier use. B/key is the heap the remembered keys hold.
+func BenchmarkPayloadKeys(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		period  func(seq int) int
+		earlier int // lookups that find an earlier use
+	}{{"distinct", func(s int) int { return s }, 0}, {"pairs", func(s int) int { return s / 2 }, 50_000}} {
+		b.Run(tc.name, func(b *testing.B) {
+			batches := make([]transform.Batch, 100)
+			for s := range batches {
+				batches[s].Seq = s
+				for i := range 1000 {
+					batches[s].Values = append(batches[s].Values, transform.DataValue{DataElement: fmt.Sprintf("DeBench%04d", i%100),
+						Period: fmt.Sprintf("%04d%02d", 2000+tc.period(s)/12, tc.period(s)%12+1), OrgUnit: fmt.Sprintf("OuBench%04d", i/100),
+						CategoryOptionCombo: metadata.DefaultCategoryOptionComboUID, AttributeOptionCombo: metadata.DefaultCategoryOptionComboUID,
+						Value: fmt.Sprint(i), Index: s*1000 + i})
+				}
+			}
+			record := func() *PayloadKeys {
+				pk, found := NewPayloadKeys(100_000), 0
+				for _, in := range batches {
+					pk.mu.Lock()
+					for i := range in.Values {
+						v := &in.Values[i]
+						id := pk.idLocked(v.Key())
+						found += len(pk.earlierLocked(id, in.Seq))
+						pk.recordLocked(id, keyUse{seq: int32(in.Seq), index: int32(v.Index), value: v.Value, deleted: v.Deleted})
+					}
+					pk.mu.Unlock()
+				}
+				if found != tc.earlier {
+					b.Fatalf("%d lookups found an earlier use, want %d", found, tc.earlier)
+				}
+				return pk
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			pk := record()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			perKey := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(pk.Len())
+			runtime.KeepAlive(pk)
+			b.ReportAllocs()
+			for b.Loop() {
+				record()
+			}
+			b.ReportMetric(perKey, "B/key")
+		})
+	}
 }

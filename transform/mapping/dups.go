@@ -276,14 +276,19 @@ func sumText(a *accum, n int) (string, bool) {
 // caller holds the payload keys' lock.
 func (r *run) acrossBatches(i int) {
 	pk, s, v := r.opts.Payload, &r.slots[i], &r.vals[i]
+	if int(int32(r.in.Seq)) != r.in.Seq || int(int32(v.Index)) != v.Index {
+		r.warnBatch("payload-keys-int32", "batch %d, value %d: past the 2^31 batches or values a payload's keys can tell apart; duplicates past them are found within a batch only", r.in.Seq, v.Index)
+		return
+	}
 	k := v.Key()
-	own := keyUse{seq: r.in.Seq, index: v.Index, value: v.Value, deleted: v.Deleted}
-	earlier := pk.earlierLocked(k, r.in.Seq)
+	id := pk.idLocked(k)
+	own := keyUse{seq: int32(r.in.Seq), index: int32(v.Index), value: v.Value, deleted: v.Deleted}
+	earlier := pk.earlierLocked(id, r.in.Seq)
 	if len(earlier) > 0 {
 		d := r.dupReport(int32(i), k, -1)
 		before := make([]int, len(earlier))
 		for j, u := range earlier {
-			before[j] = u.index
+			before[j] = int(u.index)
 		}
 		d.Indexes = slices.Insert(d.Indexes, 0, before...)
 		if !slices.Contains(d.Indexes, v.Index) {
@@ -291,9 +296,7 @@ func (r *run) acrossBatches(i int) {
 		}
 		if r.pol.dups == dupLast || r.pol.dups == dupSum {
 			for _, u := range earlier {
-				if u.seq != r.in.Seq {
-					r.after = append(r.after, u.seq)
-				}
+				r.after = append(r.after, int(u.seq)) // earlier: a lower seq than the batch's own
 			}
 		}
 		switch r.pol.dups {
@@ -321,11 +324,11 @@ func (r *run) acrossBatches(i int) {
 			d.Action = transform.DuplicateRefused
 			r.refuseParts(s, "key", codeSameKey,
 				"value %d, in an earlier batch of the payload, maps to the same data element, period, org unit and option combos (%s); duplicates: reject on source %q refuses the later one",
-				earlier[0].index, keyText(k), r.pol.source)
+				int(earlier[0].index), keyText(k), r.pol.source)
 			return
 		}
 	}
-	if !pk.recordLocked(k, own) && !r.warned["payload-keys"] {
+	if !pk.recordLocked(id, own) && !r.warned["payload-keys"] {
 		r.warnBatch("payload-keys", "%s: duplicates past them are found within a batch only", pk.full())
 	}
 }

@@ -1,8 +1,9 @@
 package mapping
 
 import (
+	"encoding/binary"
 	"fmt"
-	"slices"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 
@@ -26,17 +27,51 @@ import (
 // safe for concurrent use; it remembers a bounded number of keys, and past them the batches'
 // Mapped.Warnings say so.
 type PayloadKeys struct {
-	mu     sync.Mutex
-	max    int
-	keys   map[transform.Key]keyUses
-	budget *KeyBudget // nil: only max bounds it
+	mu  sync.Mutex
+	max int
+	// A payload holds up to 100,000 keys, and the garbage collector walks whatever holds
+	// pointers on every cycle: keyed by the five strings of a transform.Key, the map alone
+	// cost a large share of the mapper's GC work. So the map holds no pointers (its key is
+	// a hash, its value an index), and what has to keep a string, a contribution's value,
+	// lives in one slice that the collector scans in a single linear pass.
+	keys map[keyID]int32 // the index in uses of the key's first contribution
+	uses []keyUse        // every key's contributions, each key's chained by next
+	// seeds make keyID; buf and earlier are scratch space reused under mu, so that
+	// looking a key up allocates nothing.
+	seeds   [2]maphash.Seed
+	buf     []byte
+	earlier []keyUse
+	budget  *KeyBudget // nil: only max bounds it
+}
+
+// keyID stands for a transform.Key: two 64-bit hashes, under independent random seeds, of
+// the key's fields each written after its length, so that ("a","bc") and ("ab","c") are
+// different input. Two keys share an id only when both hashes collide: by the birthday
+// bound that takes about 2^64 keys, against at most a few hundred thousand here. maphash
+// is not a cryptographic hash, but its seeds are random per PayloadKeys and never leave
+// the process, so a client cannot aim at a collision. (Were one to happen, a value would
+// be taken for a duplicate of an unrelated key.) The transaction id relies on a 128-bit
+// hash in the same way (ingest's assignTxID keeps 16 bytes of a SHA-256).
+type keyID [2]uint64
+
+// noUse ends a key's chain of contributions.
+const noUse = -1
+
+// keyUse is one batch's contribution to a key. Seq and index fit in 32 bits: a payload of
+// 2^31 values would be tens of gigabytes, far past any request body Tally accepts, and
+// acrossBatches checks.
+type keyUse struct {
+	value      string
+	seq, index int32
+	next       int32 // the index in uses of the key's next contribution, or noUse
+	deleted    bool
 }
 
 // KeyBudget bounds the keys several PayloadKeys remember together: a mapper that maps many
 // payloads at once (a hundred clients posting at the same time) would otherwise hold each
-// one's keys, about 200 bytes a key, at the same time. A key the budget cannot take is
-// not remembered, as past a PayloadKeys' own limit (the batch's warnings say so). It is
-// safe for concurrent use.
+// one's keys at the same time: about 70 bytes a key, 110 with a second batch's contribution
+// (BenchmarkPayloadKeys' B/key). A key the budget cannot take is not remembered, as past a
+// PayloadKeys' own limit (the batch's warnings say so). It is safe for concurrent use.
 type KeyBudget struct {
 	used atomic.Int64
 	max  int64
@@ -79,26 +114,13 @@ func (pk *PayloadKeys) Release() {
 	if pk.budget != nil {
 		pk.budget.used.Add(-int64(len(pk.keys)))
 	}
-	pk.keys = map[transform.Key]keyUses{}
-}
-
-type keyUse struct {
-	seq, index int
-	value      string
-	deleted    bool
-}
-
-// keyUses are the contributions to one key: nearly always one (the key of one value of
-// one batch), kept in place so that remembering a key allocates nothing beyond the map.
-type keyUses struct {
-	first keyUse
-	more  []keyUse
+	pk.keys, pk.uses, pk.earlier = map[keyID]int32{}, nil, nil
 }
 
 // NewPayloadKeys returns an empty PayloadKeys that remembers at most limit keys (at least
 // one).
 func NewPayloadKeys(limit int) *PayloadKeys {
-	return &PayloadKeys{max: max(1, limit), keys: map[transform.Key]keyUses{}}
+	return &PayloadKeys{max: max(1, limit), keys: map[keyID]int32{}, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 }
 
 // Len returns the number of keys remembered.
@@ -108,42 +130,68 @@ func (pk *PayloadKeys) Len() int {
 	return len(pk.keys)
 }
 
-// earlierLocked returns the contributions to k of the batches before seq. The caller holds
+// idLocked returns k's id. The caller holds pk.mu (it writes pk.buf).
+func (pk *PayloadKeys) idLocked(k transform.Key) keyID {
+	b := pk.buf[:0]
+	for _, f := range [...]string{k.DataElement, k.Period, k.OrgUnit, k.CategoryOptionCombo, k.AttributeOptionCombo} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	pk.buf = b
+	return keyID{maphash.Bytes(pk.seeds[0], b), maphash.Bytes(pk.seeds[1], b)}
+}
+
+// earlierLocked returns the contributions to key id of the batches before seq, nil for
+// none. The answer is pk's scratch space, good until the next call. The caller holds
 // pk.mu: a batch takes it once for all its values (run.finish), not once per value, since
 // the mapper's workers map a payload's batches side by side and a lock taken and released
 // a thousand times per batch was contended enough to cost a tenth of Tally's CPU.
-func (pk *PayloadKeys) earlierLocked(k transform.Key, seq int) []keyUse {
-	uses, ok := pk.keys[k]
+func (pk *PayloadKeys) earlierLocked(id keyID, seq int) []keyUse {
+	head, ok := pk.keys[id]
 	if !ok {
 		return nil
 	}
-	var out []keyUse
-	for _, u := range append([]keyUse{uses.first}, uses.more...) {
-		if u.seq < seq {
+	out := pk.earlier[:0]
+	for i := head; i != noUse; i = pk.uses[i].next {
+		if u := pk.uses[i]; int(u.seq) < seq {
 			out = append(out, u)
 		}
+	}
+	pk.earlier = out
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
 
-// recordLocked keeps a batch's own contribution to k, replacing what the same batch
-// recorded before. It reports false when k is new and the set is full. The caller holds
-// pk.mu.
-func (pk *PayloadKeys) recordLocked(k transform.Key, u keyUse) bool {
-	uses, ok := pk.keys[k]
-	switch {
-	case !ok && (len(pk.keys) >= pk.max || pk.budget != nil && !pk.budget.take()):
-		return false
-	case !ok || uses.first.seq == u.seq:
-		uses.first = u
-	default:
-		i := slices.IndexFunc(uses.more, func(m keyUse) bool { return m.seq == u.seq })
-		if i >= 0 {
-			uses.more[i] = u
-		} else {
-			uses.more = append(uses.more, u)
+// recordLocked keeps a batch's own contribution to key id, replacing what the same batch
+// recorded before. It reports false when the key is new and the set is full. The caller
+// holds pk.mu.
+func (pk *PayloadKeys) recordLocked(id keyID, u keyUse) bool {
+	u.next = noUse
+	head, ok := pk.keys[id]
+	if !ok {
+		if len(pk.keys) >= pk.max || pk.budget != nil && !pk.budget.take() {
+			return false
 		}
+		pk.keys[id] = pk.add(u)
+		return true
 	}
-	pk.keys[k] = uses
+	last := head
+	for i := head; i != noUse; i = pk.uses[i].next {
+		if pk.uses[i].seq == u.seq {
+			u.next = pk.uses[i].next
+			pk.uses[i] = u
+			return true
+		}
+		last = i
+	}
+	pk.uses[last].next = pk.add(u)
 	return true
+}
+
+// add appends u to uses and returns its index.
+func (pk *PayloadKeys) add(u keyUse) int32 {
+	pk.uses = append(pk.uses, u)
+	return int32(len(pk.uses) - 1)
 }

@@ -1,0 +1,104 @@
+package mapping
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tally-hmis/tally/transform"
+)
+
+// TestPayloadKeysFieldBoundaries: a key is hashed from its five fields, so keys that only
+// place a field boundary elsewhere ("a"+"bc" against "ab"+"c") must still be different
+// keys, at every one of the four boundaries.
+func TestPayloadKeysFieldBoundaries(t *testing.T) {
+	keyOf := func(f [5]string) transform.Key {
+		return transform.Key{DataElement: f[0], Period: f[1], OrgUnit: f[2], CategoryOptionCombo: f[3], AttributeOptionCombo: f[4]}
+	}
+	for b := range 4 {
+		l := [5]string{"x", "x", "x", "x", "x"}
+		r := l
+		l[b], l[b+1] = "a", "bc"
+		r[b], r[b+1] = "ab", "c"
+		left, right := keyOf(l), keyOf(r)
+		pk := NewPayloadKeys(10)
+		pk.mu.Lock()
+		idL, idR := pk.idLocked(left), pk.idLocked(right)
+		pk.recordLocked(idL, keyUse{seq: 0, index: 0, value: "1"})
+		if idL == idR || pk.earlierLocked(idR, 1) != nil {
+			t.Errorf("boundary %d: %q and %q taken for one key", b, keyText(left), keyText(right))
+		}
+		pk.recordLocked(idR, keyUse{seq: 1, index: 1, value: "2"})
+		pk.mu.Unlock()
+		if pk.Len() != 2 {
+			t.Errorf("boundary %d: %d keys remembered, want 2", b, pk.Len())
+		}
+	}
+}
+
+// TestPayloadKeysContributions: a key's contributions are kept per batch in the order they
+// came, a batch mapped again replaces its own, and a batch sees only lower seqs. Looking up
+// a key no earlier batch used, or one with one earlier use, allocates nothing (it runs for
+// every value of every batch of a large payload).
+func TestPayloadKeysContributions(t *testing.T) {
+	pk := NewPayloadKeys(10)
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	id := pk.idLocked(monthKey("202401"))
+	for _, u := range []keyUse{{seq: 2, index: 20, value: "a"}, {seq: 0, index: 1, value: "b"}, {seq: 2, index: 21, value: "c"}, {seq: 1, index: 10, deleted: true}} {
+		if !pk.recordLocked(id, u) {
+			t.Fatalf("%+v not recorded", u)
+		}
+	}
+	show := func(us []keyUse) string {
+		var b strings.Builder
+		for _, u := range us {
+			b.WriteString(" " + strconv.Itoa(int(u.seq)) + ":" + strconv.Itoa(int(u.index)) + ":" + u.value + ":" + strconv.FormatBool(u.deleted))
+		}
+		return b.String()
+	}
+	for seq, want := range map[int]string{0: "", 1: " 0:1:b:false", 2: " 0:1:b:false 1:10::true", 3: " 2:21:c:false 0:1:b:false 1:10::true"} {
+		if got := show(pk.earlierLocked(id, seq)); got != want {
+			t.Errorf("before batch %d:%s, want%s", seq, got, want)
+		}
+	}
+	if pk.earlierLocked(id, 0) != nil || len(pk.keys) != 1 || len(pk.uses) != 3 {
+		t.Errorf("nothing earlier must be nil; %d keys, %d contributions, want 1 and 3", len(pk.keys), len(pk.uses))
+	}
+	other := pk.idLocked(monthKey("202402"))
+	if n := testing.AllocsPerRun(100, func() {
+		pk.earlierLocked(pk.idLocked(monthKey("202402")), 5)
+		pk.earlierLocked(id, 1)
+		pk.recordLocked(other, keyUse{seq: 4, index: 40, value: "d"})
+	}); n != 0 {
+		t.Errorf("%v allocations to look up and record a key", n)
+	}
+}
+
+// TestPayloadKeysPast32Bits: a contribution keeps its batch and value position in 32 bits;
+// a value past them (a payload of 2^31 values, far over any body Tally accepts) is not
+// remembered rather than taken for another position, and the batch's warnings say so.
+func TestPayloadKeysPast32Bits(t *testing.T) {
+	if strconv.IntSize == 32 {
+		t.Skip("an int holds no more than 32 bits here")
+	}
+	e := NewEngine(nil, nil)
+	big := math.MaxInt32
+	big++
+	for _, in := range []*transform.Batch{
+		{ID: "p", Seq: big, Values: []transform.DataValue{dv("DE_A", "202401", "OU_A", "", "", "4")}},
+		{ID: "p", Seq: 1, Values: []transform.DataValue{{DataElement: "DE_A", Period: "202401", OrgUnit: "OU_A", Value: "4", Index: big}}},
+	} {
+		pk := NewPayloadKeys(10)
+		m, err := e.MapWith(context.Background(), in, &Source{Name: "s"}, &Target{Name: "hmis"}, Options{Payload: pk})
+		if err != nil || len(m.Batch.Values) != 1 || len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0].Reason, "2^31") || pk.Len() != 0 {
+			t.Errorf("seq %d: %+v, %v (%d keys remembered)", in.Seq, m, err, pk.Len())
+		}
+	}
+}
+
+func monthKey(pe string) transform.Key {
+	return transform.Key{DataElement: "DE", Period: pe, OrgUnit: "OU", CategoryOptionCombo: "COC", AttributeOptionCombo: "AOC"}
+}
