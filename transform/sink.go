@@ -52,7 +52,9 @@ type BatcherConfig struct {
 	// MaxErrors bounds the problems collected before the parse is stopped; 0 means 100.
 	// In PerValue mode it bounds the document-level problems only.
 	MaxErrors int
-	// Emit receives each full batch. It must not keep b or its values after it returns.
+	// Emit receives each full batch. It must not keep b or its values after it returns,
+	// unless it takes the values over by setting b.Values to a slice of its own (empty, or
+	// nil), which the batcher then fills with the next batch's values.
 	Emit func(b *Batch) error
 
 	// PerValue imports value by value, as DHIS2 2.38–2.42 does: a value that fails

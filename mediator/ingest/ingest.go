@@ -190,7 +190,7 @@ func (p *parsed) identity(q map[string][]string) string {
 }
 
 // readPayload reads, decompresses, parses and validates a request body, handing each batch
-// to emit (which must not keep it). It fails with a *RequestError naming every problem that
+// to emit (which must not keep it, as transform.BatcherConfig.Emit says). It fails with a *RequestError naming every problem that
 // refuses the payload: any problem when validation is atomic, a document-level one when it
 // is per value (the refused values are then in parsed.report). onOptions, when not nil,
 // receives the payload's options before the first batch is emitted; a payload's header may
@@ -223,7 +223,10 @@ func (s *Ingester) read(ctx context.Context, req Request, emit func(*transform.B
 		Source: src.Name, Received: p.received, Schemes: p.schemes, MaxValues: s.settings.BatchSize(src.BatchSize), Emit: emit,
 		PerValue: req.perValue(), ImportStrategy: p.opts.strategy, Release: release,
 	})
-	derr := dec(io.TeeReader(r, p.digest), deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
+	hr := newHashingReader(r, p.digest) // pipelined.go
+	defer hr.finish()
+	derr := dec(hr, deleting{Sink: completing{Sink: batcher, cr: p.opts.complete}, opts: p.opts})
+	hr.finish()
 	var refused *RequestError
 	if errors.As(derr, &refused) && refused.Status == http.StatusForbidden {
 		return nil, refused
@@ -339,11 +342,13 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	src := req.Source
 	sp := newSpool(spoolMemory, s.spools)
 	defer sp.close()
-	var enc []byte
-	p, err := s.read(ctx, req, func(b *transform.Batch) error {
-		enc = transform.AppendBatch(enc[:0], b)
-		return sp.add(enc)
-	}, nil)
+	w := newSpooler(sp) // pipelined.go
+	p, err := s.read(ctx, req, w.emit, nil)
+	if serr := w.finish(); serr != nil {
+		// The spool could not keep what was read (its disk): not the client's fault, and
+		// the cause of whatever the parse ended with.
+		err = unavailable(fmt.Errorf("spooling the payload: %w", serr))
+	}
 	if err != nil {
 		return nil, err
 	}

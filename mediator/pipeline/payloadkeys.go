@@ -32,10 +32,11 @@ import (
 //     ran out) misses it.
 //   - At most payloadKeysEntries payloads are remembered (the oldest forgotten first),
 //     each up to payloadKeysLimit keys, and all of them together up to payloadKeysBudget
-//     keys (about 200 bytes each: a hundred payloads of 100,000 values posted at once
-//     would otherwise hold 2 GB); past that, mapping says so in the batch's warnings.
+//     keys (about 70 bytes each, 110 with a second contribution: a hundred payloads of
+//     100,000 values posted at once would otherwise hold 700 MB); past that, mapping says
+//     so in the batch's warnings.
 //   - Once every batch of a payload was mapped for a target, its keys there are forgotten:
-//     the payload is through, and keeping 100,000 keys (about 15 MB) of each of the last
+//     the payload is through, and keeping 100,000 keys (about 7 MB) of each of the last
 //     256 payloads grew the heap without bound in practice. A batch mapped again after that
 //     (a retry after its publish failed, a redelivery) sees no earlier batch, as after a
 //     restart.
