@@ -24,6 +24,7 @@ type slotOf struct {
 type slot struct {
 	from, dsOut string // as in slotOf
 	pos         int32  // the batch position of the value that opened the slot
+	id          keyID  // the key's id (run.keyID)
 	dup         int32  // 1 + the index of the key's report in run.dups; 0 for none
 	dropped     bool
 	x           *slotExtra // a rolled value's uids, and what collided on the key
@@ -67,11 +68,12 @@ func collides(a, b string) bool { return a == b || a == "" || b == "" }
 // another value already maps there. Values rolled up from different source periods are
 // parts of one sum, not duplicates.
 func (r *run) put(v transform.DataValue, pos int, k transform.Key, so slotOf) {
-	j, exists := r.byKey[k]
+	id := r.keyID(k)
+	j, exists := r.byKey[id]
 	if !exists {
-		r.byKey[k] = int32(len(r.slots))
+		r.byKey[id] = int32(len(r.slots))
 		r.vals = append(r.vals, v)
-		ns := slot{from: so.from, dsOut: so.dsOut, pos: int32(pos)}
+		ns := slot{from: so.from, dsOut: so.dsOut, pos: int32(pos), id: id}
 		if so.from != "" {
 			ns.extra().uids = so.uids
 		}
@@ -280,11 +282,11 @@ func (r *run) acrossBatches(i int) {
 		r.warnBatch("payload-keys-int32", "batch %d, value %d: past the 2^31 batches or values a payload's keys can tell apart; duplicates past them are found within a batch only", r.in.Seq, v.Index)
 		return
 	}
-	k := v.Key()
-	id := pk.idLocked(k)
+	id := s.id // under the payload's seeds (newRun)
 	own := keyUse{seq: int32(r.in.Seq), index: int32(v.Index), value: v.Value, deleted: v.Deleted}
 	earlier := pk.earlierLocked(id, r.in.Seq)
 	if len(earlier) > 0 {
+		k := v.Key()
 		d := r.dupReport(int32(i), k, -1)
 		before := make([]int, len(earlier))
 		for j, u := range earlier {

@@ -132,13 +132,19 @@ func (pk *PayloadKeys) Len() int {
 
 // idLocked returns k's id. The caller holds pk.mu (it writes pk.buf).
 func (pk *PayloadKeys) idLocked(k transform.Key) keyID {
-	b := pk.buf[:0]
+	var id keyID
+	id, pk.buf = idOf(&pk.seeds, pk.buf, k)
+	return id
+}
+
+// idOf is k's id under seeds, written through buf (returned for reuse).
+func idOf(seeds *[2]maphash.Seed, buf []byte, k transform.Key) (keyID, []byte) {
+	b := buf[:0]
 	for _, f := range [...]string{k.DataElement, k.Period, k.OrgUnit, k.CategoryOptionCombo, k.AttributeOptionCombo} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	pk.buf = b
-	return keyID{maphash.Bytes(pk.seeds[0], b), maphash.Bytes(pk.seeds[1], b)}
+	return keyID{maphash.Bytes(seeds[0], b), maphash.Bytes(seeds[1], b)}, b
 }
 
 // earlierLocked returns the contributions to key id of the batches before seq, nil for

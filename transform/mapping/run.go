@@ -3,6 +3,7 @@ package mapping
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -33,7 +34,11 @@ type run struct {
 
 	vals  []transform.DataValue // the output values
 	slots []slot                // what else is known of each output value
-	byKey map[transform.Key]int32
+	// byKey finds a key's slot by the key's id (keys.go): a batch's keys are hashed once,
+	// and the payload's keys (acrossBatches) take the same id when they share its seeds.
+	byKey map[keyID]int32
+	seeds *[2]maphash.Seed
+	idBuf []byte
 	// pool and scratch are where slots and byKey come from and go back to (done).
 	pool    *sync.Pool
 	scratch *scratch
@@ -55,20 +60,36 @@ type placeKey struct {
 // batches does not allocate (and collect) a thousand-entry map and slot array per batch,
 // which was a fifth of what the mapper allocated.
 type scratch struct {
-	byKey map[transform.Key]int32
+	byKey map[keyID]int32
 	slots []slot
+	seeds [2]maphash.Seed
+	idBuf []byte
 }
 
 func newRun(pool *sync.Pool, in *transform.Batch, target string, pol policies, opts Options) *run {
 	sc, _ := pool.Get().(*scratch)
 	if sc == nil {
-		sc = &scratch{byKey: make(map[transform.Key]int32, len(in.Values)), slots: make([]slot, 0, len(in.Values))}
+		sc = &scratch{byKey: make(map[keyID]int32, len(in.Values)), slots: make([]slot, 0, len(in.Values)),
+			seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	}
-	return &run{in: in, pol: pol, opts: opts, target: target, pool: pool, scratch: sc,
+	r := &run{in: in, pol: pol, opts: opts, target: target, pool: pool, scratch: sc,
 		vals:  make([]transform.DataValue, 0, len(in.Values)),
 		slots: sc.slots[:0],
 		byKey: sc.byKey,
+		seeds: &sc.seeds,
+		idBuf: sc.idBuf,
 	}
+	if opts.Payload != nil {
+		r.seeds = &opts.Payload.seeds // ids the payload's keys take as they are
+	}
+	return r
+}
+
+// keyID is k's id for byKey (and, with a payload, for its keys).
+func (r *run) keyID(k transform.Key) keyID {
+	var id keyID
+	id, r.idBuf = idOf(r.seeds, r.idBuf, k)
+	return id
 }
 
 // done gives the run's scratch back to the pool, emptied so that it holds no value of the
@@ -76,7 +97,7 @@ func newRun(pool *sync.Pool, in *transform.Batch, target string, pol policies, o
 func (r *run) done() {
 	clear(r.byKey)
 	clear(r.slots)
-	r.scratch.slots = r.slots[:0]
+	r.scratch.slots, r.scratch.idBuf = r.slots[:0], r.idBuf
 	r.pool.Put(r.scratch)
 	r.byKey, r.slots, r.scratch = nil, nil, nil
 }

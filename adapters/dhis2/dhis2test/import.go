@@ -37,11 +37,12 @@ type importer struct {
 }
 
 // runImport parses and imports a data value set and returns its summary.
-// Imports are serialised (one "transaction" at a time), which keeps counts
-// deterministic when tests send requests concurrently.
+// The body is parsed as requests arrive, concurrently, as DHIS2's request
+// threads do; the import itself is serialised (one "transaction" at a
+// time), which keeps counts deterministic when tests send requests
+// concurrently. Parsing reads only the request and the metadata snapshot
+// taken here, which the import then uses too.
 func (s *Server) runImport(ctx context.Context, req importRequest) *summary {
-	s.importMu.Lock()
-	defer s.importMu.Unlock()
 	meta := s.metadataSnapshot()
 	now := s.now()
 	imp := &importer{srv: s, meta: meta, v: s.version, req: req, sum: newSummary(req.opts), now: now,
@@ -54,7 +55,10 @@ func (s *Server) runImport(ctx context.Context, req importRequest) *summary {
 		imp.fail(fmt.Errorf("invalid value for parameter(s): %s", strings.Join(req.opts.invalid, ", ")))
 		return imp.sum
 	}
-	if err := imp.decode(); err != nil {
+	err := imp.decode()
+	s.importMu.Lock()
+	defer s.importMu.Unlock()
+	if err != nil {
 		var ge *adxGroupError
 		switch {
 		case errors.As(err, &ge):
