@@ -34,6 +34,34 @@ type importer struct {
 	strategy string
 	dryRun   bool
 	audited  bool
+
+	// The values of one import repeat a few periods and data sets: what is worked out
+	// from them alone is kept for the import (a regexp per value was half its cost).
+	periods map[string]parsedPeriod
+	latest  map[latestKey]parsedPeriod
+}
+
+type parsedPeriod struct {
+	p  period
+	ok bool
+}
+
+type latestKey struct {
+	periodType string
+	open       int
+}
+
+// period parses a period id as the target's release does, once per id and import.
+func (imp *importer) period(id string) (period, bool) {
+	if r, ok := imp.periods[id]; ok {
+		return r.p, r.ok
+	}
+	p, ok := imp.v.parsePeriod(id)
+	if imp.periods == nil {
+		imp.periods = map[string]parsedPeriod{}
+	}
+	imp.periods[id] = parsedPeriod{p, ok}
+	return p, ok
 }
 
 // runImport parses and imports a data value set and returns its summary.
@@ -286,7 +314,7 @@ func (imp *importer) classicValue(rv rawValue, ds *DataSet, outerOU, outerAOC st
 		return
 	}
 	// E7611 period
-	pe, ok := imp.v.parsePeriod(strings.TrimSpace(rv.period))
+	pe, ok := imp.period(strings.TrimSpace(rv.period))
 	if !ok {
 		skip(newConflict("E7611", "period", i, orderedMap{{"period", rv.period}}, rv.period),
 			rv.period, "Period not valid")
@@ -502,11 +530,19 @@ func (imp *importer) latestOpenFuturePeriod(sets []*DataSet) (period, bool) {
 	for _, d := range sets {
 		open = max(open, d.OpenFuturePeriods)
 	}
-	cur, ok := periodContaining(sets[0].PeriodType, imp.now)
-	if !ok {
-		return period{}, false
+	k := latestKey{sets[0].PeriodType, open}
+	if r, ok := imp.latest[k]; ok {
+		return r.p, r.ok
 	}
-	return shiftPeriod(cur, open-1)
+	r := parsedPeriod{}
+	if cur, ok := periodContaining(sets[0].PeriodType, imp.now); ok {
+		r.p, r.ok = shiftPeriod(cur, open-1)
+	}
+	if imp.latest == nil {
+		imp.latest = map[latestKey]parsedPeriod{}
+	}
+	imp.latest[k] = r
+	return r.p, r.ok
 }
 
 // writeClassic applies the strategy table of spec dhis2.md §1.4.
