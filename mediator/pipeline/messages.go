@@ -80,7 +80,13 @@ func DeliverMessage(id string, source, mapped *transform.Batch, unmapped int, h 
 // message's headers); Delivered.Source restores them from the mapped batch, which mapping
 // copies from its source.
 func DeliverMessageFrom(id string, source *transform.Batch, sourceData []byte, mapped *transform.Batch, unmapped int, h nats.Header) stream.Msg {
-	data := transform.EncodeBatch(mapped)
+	carry := source != nil && !sameValues(source, mapped)
+	var data []byte
+	if carry && sourceData != nil {
+		// Room for the source values too: the mapped batch encodes to about their size.
+		data = make([]byte, 0, 2*len(sourceData)+256)
+	}
+	data = transform.AppendBatch(data, mapped)
 	if h == nil {
 		h = nats.Header{}
 	}
@@ -91,7 +97,7 @@ func DeliverMessageFrom(id string, source *transform.Batch, sourceData []byte, m
 	h.Set(HeaderTx, tx)
 	h.Set(HeaderUnmapped, strconv.Itoa(unmapped))
 	h.Set(HeaderValues, strconv.Itoa(len(mapped.Values)))
-	if source != nil && !sameValues(source, mapped) {
+	if carry {
 		h.Set(HeaderSourceAt, strconv.Itoa(len(data)))
 		if sourceData != nil {
 			data = append(data, sourceData...)
