@@ -10,9 +10,10 @@ import (
 // lengthen every answer and, once its queue is full, turn into 503s and timeouts. The
 // controller below finds the limit from what the target's answers say, AIMD style:
 //
-//   - slow start: from one request in flight the limit grows by one per answer (doubling per
-//     round trip) while answers come as fast as the fastest seen, so the target's capacity is
-//     reached in a few round trips; the first slow answer takes one step back and ends it;
+//   - slow start: from one request in flight the limit grows by half (at least one) per
+//     window of answers as fast as the fastest seen, so the target's capacity is reached in
+//     a few round trips without outrunning its queue (slowStartFactor); the first slow
+//     answer takes one step back and ends it;
 //   - then one step per window of `limit` answers: +1 when the window was as fast as the
 //     baseline (within latencyTolerance) and the limit was in use; −1 when its mean latency
 //     grew past the tolerance, which is the target queueing requests it cannot serve yet;
@@ -40,6 +41,16 @@ const (
 	latencyTolerance = 1.3
 	// overloadFactor multiplies the limit on an overload answer.
 	overloadFactor = 0.5
+	// slowStartFactor is slow start's growth per window (a round trip) whose answers all
+	// came back fast with the limit in use. A window of fast answers says only that the
+	// target served that many at once without queueing; the next window may hold more than
+	// it serves, and those come back slow a round trip later. So the limit may outgrow the
+	// target's slots by this factor at most: 1.5 stays within a queue of half its slots
+	// (Tomcat's default acceptCount to maxThreads). Growing by one per fast answer, as slow
+	// start did, doubled per round trip and went on growing on the fast answers of a round
+	// whose queued requests had not come back yet, past twice the slots
+	// (TestAIMDSlowStartDoesNotOverflowAQueueOfTheServersSize).
+	slowStartFactor = 1.5
 )
 
 // aimd is the adaptive limit of one target. It is not safe for concurrent use: slots calls
@@ -104,8 +115,6 @@ func (a *aimd) observe(s sample) int {
 			a.limit = max(1, a.limit-1)
 			a.resetWindow()
 			return a.current()
-		case inUse:
-			a.grow(1)
 		}
 	}
 	a.ok++
@@ -155,6 +164,8 @@ func (a *aimd) endWindow() {
 	case float64(mean) > latencyTolerance*float64(a.baseline):
 		a.slow = false
 		a.limit = max(1, a.limit-1)
+	case a.slow && a.full*2 >= a.ok:
+		a.grow(max(1, a.limit*(slowStartFactor-1)))
 	case !a.slow && a.full*2 >= a.ok:
 		a.grow(1)
 	}
