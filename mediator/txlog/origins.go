@@ -96,7 +96,7 @@ func (l *TxLog) IndexBatch(ctx context.Context, b *transform.Batch, encoded []by
 		rejected[i] = true
 	}
 	if encoded != nil && len(b.Values) <= maxOriginValues && onePeriod(b.Values) {
-		h := l.originHeader(b, rec, b.Values[0].Period)
+		h := newOriginHeader(b, rec, b.Values[0].Period)
 		for j := range b.Values {
 			if rejected[b.Values[j].Index] {
 				h.Rejected = append(h.Rejected, j)
@@ -116,7 +116,7 @@ func (l *TxLog) IndexBatch(ctx context.Context, b *transform.Batch, encoded []by
 	for _, pe := range periods {
 		idx := byPeriod[pe]
 		for part := 0; part*maxOriginValues < len(idx); part++ {
-			h := l.originHeader(b, rec, pe)
+			h := newOriginHeader(b, rec, pe)
 			in := idx[part*maxOriginValues : min(len(idx), (part+1)*maxOriginValues)]
 			vals := &transform.Batch{Values: make([]transform.DataValue, 0, len(in))}
 			for j, i := range in {
@@ -143,7 +143,8 @@ func onePeriod(vs []transform.DataValue) bool {
 	return true
 }
 
-func (l *TxLog) originHeader(b *transform.Batch, rec *DeliveryRecord, pe string) originHeader {
+// newOriginHeader is the header of the record of batch b's values of period pe in delivery rec.
+func newOriginHeader(b *transform.Batch, rec *DeliveryRecord, pe string) originHeader {
 	return originHeader{Origin: Origin{TxID: b.TxID, Source: b.Source, Target: rec.Target, Period: pe, Seq: rec.Seq,
 		Replay: rec.Replay, Outcome: rec.Outcome, Time: rec.Time}}
 }
