@@ -35,7 +35,7 @@ func (s *Service) build(conn *stream.Conn) {
 		Metrics: s.metrics.Delivery, Log: s.log, Now: s.now, UpgradeWait: s.cfg.Delivery.UpgradeWait.D()})
 	s.mapper = pipeline.NewMapper(pipeline.MapperConfig{Config: s.cfg, Mapping: s.mapping, Publisher: s.pub, TxLog: s.txlog,
 		DeadLetters: s.deadLetters, Delivery: s.deliverer, Metrics: s.metrics.Pipeline, Log: s.log, Now: s.now})
-	s.ingester = ingest.New(ingest.Config{Config: s.cfg, Publisher: s.pub, TxLog: s.txlog, Mapping: s.mapping,
+	s.ingester = ingest.New(ingest.Config{Config: s.cfg, Publisher: s.pub, TxLog: s.txlog, Mapping: s.mapping, Mapper: s.mapper,
 		Targets: s.targets, Settings: s.console, Metrics: s.metrics.Ingest, Log: s.log, Now: s.now})
 	s.exchanges = exchange.NewRunner(s.exchangeSet, exchange.RunnerConfig{Config: s.cfg, State: conn.State, TxLog: s.txlog,
 		Publisher: s.pub, Mapping: s.mapping, Targets: s.targets, Settings: s.console, Counter: s.ingester, Log: s.log,

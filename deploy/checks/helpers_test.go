@@ -60,6 +60,7 @@ var tallyMetrics = map[string]metric{
 	"tally_mapper_values_total":                     {kind: "counter", labels: []string{"source", "target", "outcome"}, values: map[string][]string{"outcome": {"mapped", "unmapped", "refused"}}},
 	"tally_mapper_warnings_total":                   {kind: "counter", labels: []string{"source", "target", "code"}},
 	"tally_mapper_duplicate_keys_total":             {kind: "counter", labels: []string{"source", "target", "action"}, values: map[string][]string{"action": {"last", "sum", "refused", "identical"}}},
+	"tally_mapper_batches_total":                    {kind: "counter", labels: []string{"source", "stage"}, values: map[string][]string{"stage": {"ingest", "mapper"}}},
 	"tally_mapping_reloads_total":                   {kind: "counter", labels: []string{"result"}, values: map[string][]string{"result": {"success", "failure"}}},
 	"tally_delivery_completions_total":              {kind: "counter", labels: []string{"target", "result"}, values: map[string][]string{"result": {"registered", "failed"}}},
 	"tally_delivery_values_total":                   {kind: "counter", labels: []string{"target", "outcome"}, values: map[string][]string{"outcome": {"imported", "updated", "ignored", "deleted", "rejected", "locked"}}},

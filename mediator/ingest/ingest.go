@@ -49,6 +49,7 @@ type Ingester struct {
 	pub      *stream.Publisher
 	tx       *txlog.TxLog
 	mapping  *pipeline.Mapping
+	mapper   *pipeline.Mapper
 	targets  *delivery.Targets
 	settings Settings
 	metrics  *Metrics
@@ -73,6 +74,9 @@ type Config struct {
 	TxLog     *txlog.TxLog
 	// Mapping reads ADX with the targets' metadata and maps previews.
 	Mapping *pipeline.Mapping
+	// Mapper maps the batches of a payload as they are stored, where it can
+	// (pipeline.Direct); nil stores every batch in TALLY_INGEST for the mapper stage.
+	Mapper *pipeline.Mapper
 	// Targets are asked what they hold and would refuse, by previews.
 	Targets  *delivery.Targets
 	Settings Settings
@@ -83,8 +87,8 @@ type Config struct {
 
 // New returns the ingester c describes.
 func New(c Config) *Ingester {
-	s := &Ingester{cfg: c.Config, pub: c.Publisher, tx: c.TxLog, mapping: c.Mapping, targets: c.Targets,
-		settings: c.Settings, metrics: c.Metrics, log: c.Log, now: c.Now}
+	s := &Ingester{cfg: c.Config, pub: c.Publisher, tx: c.TxLog, mapping: c.Mapping, mapper: c.Mapper,
+		targets: c.Targets, settings: c.Settings, metrics: c.Metrics, log: c.Log, now: c.Now}
 	s.spools = newSpoolBudget(spoolMemoryTotal) // spool.go
 	return s
 }
@@ -374,7 +378,7 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 		res.Tx, res.Duplicate = existing, true
 		return res, nil
 	}
-	if err := s.publish(ctx, src.Name, txID, p, sp); err != nil {
+	if err := s.publish(ctx, src, txID, p, sp); err != nil {
 		return nil, unavailable(err)
 	}
 	rec := &txlog.TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
@@ -394,24 +398,27 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-// publish stores the spooled batches of payload p in TALLY_INGEST as transaction txID,
-// each with the payload's flags and batch count.
-func (s *Ingester) publish(ctx context.Context, source, txID string, p *parsed, sp *spool) error {
+// publish stores the spooled batches of payload p as transaction txID: mapped for their
+// targets in TALLY_DELIVER where the mapper can do that here (pipeline.Direct), else in
+// TALLY_INGEST, each with the payload's flags and batch count.
+func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string, p *parsed, sp *spool) error {
 	pb := s.pub.Start(ctx)
+	direct := s.mapper.Direct(src, txID, p.batches)
 	seq := 0
 	err := sp.each(func(data []byte) error {
-		m := pipeline.IngestMessage(source, txID, pipeline.BatchMsgID(txID, seq), data)
+		m := pipeline.IngestMessage(src.Name, txID, pipeline.BatchMsgID(txID, seq), data)
 		m.Header = pipeline.WithFlags(m.Header, p.flags)
 		m.Header.Set(pipeline.HeaderBatches, strconv.Itoa(p.batches))
 		if p.completes {
 			m.Header = pipeline.CompletesHeader(m.Header, p.batches)
 		}
 		seq++
-		return pb.Add(m)
+		return direct.Add(ctx, pb, m)
 	})
 	if err == nil {
 		_, err = pb.Wait()
 	}
+	direct.Done(err == nil)
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ type Mapper struct {
 	dead     DeadLetters
 	delivery Delivery
 	payloads *payloadKeys
+	direct   slots // mapping at ingest (Direct)
 	metrics  *Metrics
 	log      *slog.Logger
 	now      func() time.Time
@@ -58,7 +60,7 @@ type MapperConfig struct {
 // NewMapper returns the mapper stage c describes.
 func NewMapper(c MapperConfig) *Mapper {
 	return &Mapper{cfg: c.Config, mapping: c.Mapping, pub: c.Publisher, tx: c.TxLog, dead: c.DeadLetters,
-		delivery: c.Delivery, payloads: newPayloadKeys(), metrics: c.Metrics, log: c.Log, now: c.Now}
+		delivery: c.Delivery, payloads: newPayloadKeys(), direct: newSlots(runtime.GOMAXPROCS(0)), metrics: c.Metrics, log: c.Log, now: c.Now}
 }
 
 // Consumer is the mapper's consumer on TALLY_INGEST, its messages going through chain. Its
@@ -113,6 +115,13 @@ func (s *Mapper) work(ctx context.Context, msg jetstream.Msg, _ Permit) error {
 	}
 	// Counted once the outputs are stored, so that a batch mapped again after a failure is
 	// not counted twice.
+	s.count(src, StageMapper, 1, counts)
+	return nil
+}
+
+// count adds what mapping did with stored batches to the metrics.
+func (s *Mapper) count(src *config.Source, stage string, batches int, counts []mappedCount) {
+	s.metrics.Batches.WithLabelValues(src.Name, stage).Add(float64(batches))
 	for _, c := range counts {
 		s.metrics.Values.WithLabelValues(src.Name, c.target, "mapped").Add(float64(c.mapped))
 		s.metrics.Values.WithLabelValues(src.Name, c.target, "unmapped").Add(float64(c.unmapped))
@@ -124,7 +133,6 @@ func (s *Mapper) work(ctx context.Context, msg jetstream.Msg, _ Permit) error {
 			s.metrics.Duplicates.WithLabelValues(src.Name, c.target, string(d.Action)).Inc()
 		}
 	}
-	return nil
 }
 
 type mappedCount struct {
@@ -183,10 +191,18 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 		s.delivery.CompleteIfDone(bctx, t.Name, b.TxID, kept.Completes)
 		return n, nil
 	}
+	if err := pb.Add(mappedMessage(b, msg.Data(), m, t, kept, n.note)); err != nil {
+		return n, RetryIn(RetryDelay(MsgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
+	}
+	return n, nil
+}
+
+// mappedMessage is the TALLY_DELIVER message of batch b (encoded as data) mapped for t. It
+// carries the source values too when mapping changed them (for re-mapping dead letters on
+// replay), and the earlier batches of the payload it must wait for at the target.
+func mappedMessage(b *transform.Batch, data []byte, m *transform.Mapped, t *config.Target, kept Carried, note MappingNote) stream.Msg {
 	m.Batch.Target = t.Name
-	// DeliverMessage carries the source values too when mapping changed them (for re-mapping
-	// dead letters on replay).
-	h := WithNote(kept.Header(), n.note)
+	h := WithNote(kept.Header(), note)
 	if len(m.After) > 0 {
 		after := make([]string, len(m.After))
 		for i, seq := range m.After {
@@ -194,10 +210,7 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 		}
 		h.Set(HeaderAfter, strings.Join(after, ","))
 	}
-	if err := pb.Add(DeliverMessageFrom(b.ID+":"+t.Name, b, msg.Data(), m.Batch, len(m.Unmapped), h)); err != nil {
-		return n, RetryIn(RetryDelay(MsgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
-	}
-	return n, nil
+	return DeliverMessageFrom(b.ID+":"+t.Name, b, data, m.Batch, len(m.Unmapped), h)
 }
 
 // mappingFailed applies the target's retry policy to a mapping that failed for a reason

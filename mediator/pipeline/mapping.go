@@ -171,7 +171,12 @@ func (m *Mapping) RefuseNewerPeriods(ctx context.Context, src *config.Source, t 
 	if src.Mapping != "" {
 		return
 	}
-	rel := m.metadata.Release(ctx, t.Name)
+	refuseNewerPeriods(t, m.metadata.Release(ctx, t.Name), mapped)
+}
+
+// refuseNewerPeriods is RefuseNewerPeriods for a target of release rel (0: unknown, which
+// refuses nothing).
+func refuseNewerPeriods(t *config.Target, rel int, mapped *transform.Mapped) {
 	if rel == 0 {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -98,14 +99,15 @@ func (c *MetadataCache) Index(ctx context.Context, target string) (*mapping.Inde
 
 func stateKeyMetadata(target string) string { return "metadata." + target }
 
-// Metadata returns the target's metadata, the same pointer until it is refreshed.
+// Metadata returns the target's metadata, the same pointer until it is refreshed. On a
+// context marked by atHandOnly it never waits: only a fresh copy in memory is returned.
 func (c *MetadataCache) Metadata(ctx context.Context, target string) (*metadata.Metadata, error) {
+	if atHandOnly(ctx) {
+		return c.atHand(target)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ttl := time.Hour
-	if t, ok := c.cfg.Target(target); ok {
-		ttl = t.MetadataRefresh.D()
-	}
+	ttl := c.ttl(target)
 	now := c.now()
 	cur := c.m[target]
 	if cur == nil {
@@ -127,6 +129,62 @@ func (c *MetadataCache) Metadata(ctx context.Context, target string) (*metadata.
 		return nil, err
 	}
 	return fresh.MD, nil
+}
+
+// ttl is how long a target's metadata is used before it is read again.
+func (c *MetadataCache) ttl(target string) time.Duration {
+	if t, ok := c.cfg.Target(target); ok {
+		return t.MetadataRefresh.D()
+	}
+	return time.Hour
+}
+
+// atHandKey marks a context whose mapping must not wait for metadata (see atHandOnly).
+type atHandKey struct{}
+
+// withAtHandOnly marks ctx so that the metadata cache answers from memory only: mapping at
+// ingest (Direct) must answer a client in the time a store takes, never in the time a DHIS2
+// that is slow or down takes to serve its metadata. What is not at hand is left to the
+// mapper stage, which waits for it.
+func withAtHandOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, atHandKey{}, true)
+}
+
+func atHandOnly(ctx context.Context) bool { return ctx.Value(atHandKey{}) != nil }
+
+// errNotAtHand is the metadata a context marked by withAtHandOnly could not have.
+var errNotAtHand = errors.New("the target's metadata is not in memory, or due for a refresh")
+
+// atHand is the target's metadata if it is in memory and fresh, without waiting for a
+// refresh in progress.
+func (c *MetadataCache) atHand(target string) (*metadata.Metadata, error) {
+	if !c.mu.TryLock() {
+		return nil, errNotAtHand // being read or refreshed
+	}
+	cur := c.m[target]
+	c.mu.Unlock()
+	if cur == nil || c.now().Sub(cur.Fetched) >= c.ttl(target) {
+		return nil, errNotAtHand
+	}
+	return cur.MD, nil
+}
+
+// releaseAtHand is Release without asking the target: ok is false when only asking would
+// tell.
+func (c *MetadataCache) releaseAtHand(target string) (rel int, ok bool) {
+	client, found := c.clients[target]
+	if !found {
+		return 0, true
+	}
+	if v, known := client.ServerVersion(); known {
+		return v.Release(), true
+	}
+	c.relMu.Lock()
+	defer c.relMu.Unlock()
+	if at, failed := c.failed[target]; failed && c.now().Sub(at) < releaseRetry {
+		return 0, true // Release answers 0 without asking, too
+	}
+	return 0, false
 }
 
 // Refresh reads the target's metadata now.

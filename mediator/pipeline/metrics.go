@@ -25,9 +25,18 @@ type Metrics struct {
 	// Duplicates counts the target keys two or more values met on, by source, target and
 	// what the duplicates policy did (last, sum, refused, identical).
 	Duplicates *prometheus.CounterVec
+	// Batches counts the batches mapped and stored, by source and by where they were mapped:
+	// at ingest (Direct, straight into TALLY_DELIVER) or by the mapper stage.
+	Batches *prometheus.CounterVec
 
 	queues *queueCollector
 }
+
+// Where a batch was mapped (tally_mapper_batches_total's stage label).
+const (
+	StageIngest = "ingest"
+	StageMapper = "mapper"
+)
 
 // NewMetrics builds the collectors and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -41,6 +50,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Duplicates: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "duplicate_keys_total",
 			Help: "Target keys that two or more values of a payload met on, by source, target and what the duplicates policy did (last, sum, refused, identical)."},
 			[]string{"source", "target", "action"}),
+		Batches: f.NewCounterVec(prometheus.CounterOpts{Namespace: "tally", Subsystem: "mapper", Name: "batches_total",
+			Help: "Batches mapped and stored for delivery, by source and stage: ingest (mapped as the payload was stored, straight into TALLY_DELIVER) or mapper (through TALLY_INGEST and the mapper stage)."},
+			[]string{"source", "stage"}),
 		queues: newQueueCollector(),
 	}
 	reg.MustRegister(m.queues)
@@ -52,6 +64,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) Touch(cfg *config.Config) {
 	for i := range cfg.Sources {
 		src := &cfg.Sources[i]
+		m.Batches.WithLabelValues(src.Name, StageIngest)
+		m.Batches.WithLabelValues(src.Name, StageMapper)
 		for _, t := range cfg.TargetsOf(src) {
 			for _, o := range []string{"mapped", "unmapped", "refused"} {
 				m.Values.WithLabelValues(src.Name, t.Name, o)

@@ -116,19 +116,12 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 	if p == nil || err == nil && n <= 1 {
 		return nil, func(bool) {}
 	}
-	id := txID + "\x00" + target
+	id := payloadID(txID, target)
 	p.mu.Lock()
 	e := p.entries[id]
 	if e == nil {
-		e = &payloadEntry{keys: mapping.NewPayloadKeysWithin(payloadKeysLimit, p.budget),
-			batches: n, mapped: map[int]struct{}{}}
-		p.entries[id] = e
-		p.order = append(p.order, id)
-		if len(p.order) > payloadKeysEntries {
-			p.entries[p.order[0]].keys.Release()
-			delete(p.entries, p.order[0])
-			p.order = p.order[1:]
-		}
+		e = &payloadEntry{keys: p.newKeys(), batches: n, mapped: map[int]struct{}{}}
+		p.addLocked(id, e)
 	}
 	// The earlier batches this replica holds (track), being mapped or about to be.
 	var earlier []chan struct{}
@@ -157,6 +150,42 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 		}
 		p.mu.Unlock()
 	}
+}
+
+func payloadID(txID, target string) string { return txID + "\x00" + target }
+
+// newKeys are empty keys of a payload, within the budget all payloads share.
+func (p *payloadKeys) newKeys() *mapping.PayloadKeys {
+	return mapping.NewPayloadKeysWithin(payloadKeysLimit, p.budget)
+}
+
+// addLocked remembers a payload's entry, forgetting the oldest past payloadKeysEntries.
+func (p *payloadKeys) addLocked(id string, e *payloadEntry) {
+	p.entries[id] = e
+	p.order = append(p.order, id)
+	if len(p.order) > payloadKeysEntries {
+		p.entries[p.order[0]].keys.Release()
+		delete(p.entries, p.order[0])
+		p.order = p.order[1:]
+	}
+}
+
+// adopt takes over the keys of a payload of several batches mapped at ingest (Direct) up to
+// a batch that ingest left to this stage: its remaining batches, mapped here, see what the
+// first ones were mapped to. mapped are the batches ingest stored mapped.
+func (p *payloadKeys) adopt(txID, target string, keys *mapping.PayloadKeys, batches int, mapped []int) {
+	id := payloadID(txID, target)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.entries[id] != nil {
+		keys.Release() // a replay got here first; its keys are as good
+		return
+	}
+	e := &payloadEntry{keys: keys, batches: batches, mapped: make(map[int]struct{}, len(mapped))}
+	for _, seq := range mapped {
+		e.mapped[seq] = struct{}{}
+	}
+	p.addLocked(id, e)
 }
 
 // forgetLocked drops the keys of a payload whose every batch was mapped.

@@ -1,0 +1,132 @@
+package mediator_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+	"github.com/tally-hmis/tally/mediator/txlog"
+)
+
+// Mapping at ingest (pipeline.Direct): a payload whose batches map plainly is stored
+// mapped, straight into TALLY_DELIVER, one message per batch and target; the mapper stage
+// sees none of it. These tests run the service as `tally serve` runs it and tell where each
+// batch was mapped by tally_mapper_batches_total.
+
+const directSources = `  - name: summing
+    format: json
+    auth: {tokens: [summing-token-0123456789]}
+    id_schemes: {id_scheme: CODE}
+    duplicates: sum
+    batch_size: 2
+  - name: strict
+    format: json
+    auth: {tokens: [strict-token-0123456789]}
+    id_schemes: {id_scheme: CODE}
+    mapping: chw
+    unmapped: reject
+    duplicates: sum
+    batch_size: 2
+`
+
+const directMappings = `mappings:
+  - name: chw
+    source_id_scheme: CODE
+    target_id_scheme: CODE
+    org_units: {scheme: CODE}
+    rules:
+      - {source: visits, data_element: CHW_HOUSEHOLD_VISITS}
+      - {source: u5, data_element: CHW_U5_ASSESSMENTS}
+`
+
+// send posts a payload to a source and waits until its transaction reaches status want.
+func (h *harness) send(source, token, body, want string) map[string]any {
+	h.t.Helper()
+	code, resp := h.post("/ingest/"+source, "application/json", "Bearer "+token, []byte(body))
+	if code != http.StatusAccepted {
+		h.t.Fatalf("ingest to %s: HTTP %d %v", source, code, resp)
+	}
+	return h.waitStatus(resp["transaction"].(string), want)
+}
+
+func batchesMapped(t *testing.T, h *harness, source, stage string) float64 {
+	t.Helper()
+	return metric(t, h, `tally_mapper_batches_total{source="`+source+`",stage="`+stage+`"}`)
+}
+
+// TestPlainBatchesAreMappedAtIngest: once the target's metadata and release are at hand
+// (the first payload has the mapper stage read them), every batch of a payload is mapped at
+// ingest, each under its own message id (all of them arrive, each once), with the source's
+// duplicates policy across the batches (a key in the first and the third batch is summed).
+func TestPlainBatchesAreMappedAtIngest(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startTallyCfg(t, emu.URL, t.TempDir(), directSources, directMappings)
+	h.send("summing", "summing-token-0123456789",
+		`{"period":"202405","dataValues":[{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_S_F1","value":"1"}]}`, txlog.TxDelivered)
+	atIngest, byStage := batchesMapped(t, h, "summing", "ingest"), batchesMapped(t, h, "summing", "mapper")
+	imports := emu.ImportRequests()
+
+	h.send("summing", "summing-token-0123456789", `{"period":"202406","dataValues":[
+	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F2","value":"2"},
+	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F1","value":"5"},{"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"6"},
+	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"3"}]}`, txlog.TxDelivered)
+
+	if n := batchesMapped(t, h, "summing", "ingest") - atIngest; n != 3 {
+		t.Errorf("%v batches mapped at ingest, want all 3", n)
+	}
+	if n := batchesMapped(t, h, "summing", "mapper") - byStage; n != 0 {
+		t.Errorf("%v batches went through the mapper stage, want none", n)
+	}
+	for _, c := range []struct{ de, ou, want string }{
+		{"CHW_HOUSEHOLD_VISITS", "KL_N_F1", "4"}, // 1 + 3, across the first and the third batch
+		{"CHW_HOUSEHOLD_VISITS", "KL_N_F2", "2"},
+		{"CHW_U5_ASSESSMENTS", "KL_N_F1", "5"},
+		{"CHW_U5_ASSESSMENTS", "KL_N_F2", "6"},
+	} {
+		if v, ok := emu.Lookup(c.de, "202406", c.ou, "", ""); !ok || v.Value != c.want {
+			t.Errorf("%s at %s = %q, %v; want %s", c.de, c.ou, v.Value, ok, c.want)
+		}
+	}
+	// Three batches, three imports: a batch stored under another's message id would have
+	// been dropped as its duplicate, and one stored twice sent twice.
+	if n := emu.ImportRequests() - imports; n != 3 {
+		t.Errorf("%d imports, want one per batch (3)", n)
+	}
+}
+
+// TestABatchLeftToTheMapperStageKeepsThePayloadsDuplicatesPolicy: a batch that does not map
+// plainly (mapping refuses one of its values) goes to the mapper stage with the rest of its
+// payload. The keys the first batch was mapped to at ingest go with them, so the third
+// batch's value on a key of the first is still summed, and the refused value becomes a
+// dead letter as the mapper stage makes it.
+func TestABatchLeftToTheMapperStageKeepsThePayloadsDuplicatesPolicy(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	h := startTallyCfg(t, emu.URL, t.TempDir(), directSources, directMappings)
+	// The first payload has the mapper stage read the target's metadata.
+	h.send("strict", "strict-token-0123456789",
+		`{"period":"202405","orgUnit":"KL_S_F1","dataValues":[{"dataElement":"visits","value":"10"}]}`, txlog.TxDelivered)
+	atIngest, byStage := batchesMapped(t, h, "strict", "ingest"), batchesMapped(t, h, "strict", "mapper")
+
+	h.send("strict", "strict-token-0123456789", `{"period":"202406","dataValues":[
+	  {"dataElement":"visits","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"u5","orgUnit":"KL_N_F1","value":"5"},
+	  {"dataElement":"pregnancies","orgUnit":"KL_N_F1","value":"2"},{"dataElement":"u5","orgUnit":"KL_N_F2","value":"6"},
+	  {"dataElement":"visits","orgUnit":"KL_N_F1","value":"3"}]}`, txlog.TxPartiallyDelivered)
+
+	if n := batchesMapped(t, h, "strict", "ingest") - atIngest; n != 1 {
+		t.Errorf("%v batches mapped at ingest, want the first one", n)
+	}
+	if n := batchesMapped(t, h, "strict", "mapper") - byStage; n != 2 {
+		t.Errorf("%v batches went through the mapper stage, want the second and the third", n)
+	}
+	if v, ok := emu.Lookup("CHW_HOUSEHOLD_VISITS", "202406", "KL_N_F1", "", ""); !ok || v.Value != "4" {
+		t.Errorf("visits at KL_N_F1 = %q, %v; want 1 + 3 = 4", v.Value, ok)
+	}
+	if v, ok := emu.Lookup("CHW_U5_ASSESSMENTS", "202406", "KL_N_F2", "", ""); !ok || v.Value != "6" {
+		t.Errorf("u5 at KL_N_F2 = %q, %v; want 6", v.Value, ok)
+	}
+	if dl := h.deadLetters("reason=mapping"); len(dl) != 1 || dl[0]["values"] != float64(1) {
+		t.Errorf("dead letters %v, want the one refused value", dl)
+	}
+}
