@@ -109,9 +109,30 @@ func (e *encoder) pairs(ps []CategoryOption) {
 
 // AppendBatch appends the encoding of b to dst and returns the extended slice.
 func AppendBatch(dst []byte, b *Batch) []byte {
-	// Most values bring a distinct value string: the table holds about one string per value.
-	e := encoder{strs: make(map[string]uint64, 32+len(b.Values)), table: make([]string, 0, 32+len(b.Values)),
-		body: make([]byte, 0, 64+len(b.Values)*12)}
+	var x Encoder
+	x.Encode(b)
+	return x.AppendTo(dst)
+}
+
+// Encoder encodes batches, keeping its working memory (the string table and its index)
+// from one batch to the next: a stage that encodes batch after batch allocates only the
+// messages. It is not safe for concurrent use; the zero Encoder is ready.
+type Encoder struct {
+	e encoder
+}
+
+// Encode prepares the encoding of b and returns its size in bytes; AppendTo writes it. The
+// Encoder keeps b's strings until the next Encode.
+func (x *Encoder) Encode(b *Batch) int {
+	e := &x.e
+	if e.strs == nil {
+		// Most values bring a distinct value string: the table holds about one string per value.
+		e.strs = make(map[string]uint64, 32+len(b.Values))
+	} else {
+		clear(e.strs)
+	}
+	clear(e.table)
+	e.table, e.body = slices.Grow(e.table[:0], 32+len(b.Values)), slices.Grow(e.body[:0], 64+len(b.Values)*12)
 	e.ref(b.ID)
 	e.ref(b.TxID)
 	e.ref(b.Source)
@@ -176,11 +197,13 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 			e.ref(v.DataSet)
 		}
 	}
-	size := 2 + binary.MaxVarintLen64 + len(e.body)
-	for _, s := range e.table {
-		size += binary.MaxVarintLen64 + len(s)
-	}
-	dst = slices.Grow(dst, size) // one allocation for the whole message
+	return e.size()
+}
+
+// AppendTo appends the encoding Encode prepared to dst, growing it at most once.
+func (x *Encoder) AppendTo(dst []byte) []byte {
+	e := &x.e
+	dst = slices.Grow(dst, e.size()) // one allocation for the whole message
 	dst = append(dst, codecMagic, codecVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(e.table)))
 	for _, s := range e.table {
@@ -188,6 +211,25 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 		dst = append(dst, s...)
 	}
 	return append(dst, e.body...)
+}
+
+// size is the length of the encoding prepared.
+func (e *encoder) size() int {
+	n := 2 + uvarintLen(uint64(len(e.table))) + len(e.body)
+	for _, s := range e.table {
+		n += uvarintLen(uint64(len(s))) + len(s)
+	}
+	return n
+}
+
+// uvarintLen is the length of n as a uvarint.
+func uvarintLen(n uint64) int {
+	l := 1
+	for n >= 0x80 {
+		n >>= 7
+		l++
+	}
+	return l
 }
 
 // EncodeBatch returns the encoding of b.
@@ -267,7 +309,12 @@ func (d *decoder) pairs(what string) []CategoryOption {
 }
 
 // DecodeBatch decodes what AppendBatch wrote, in any version this build knows.
-func DecodeBatch(data []byte) (*Batch, error) {
+func DecodeBatch(data []byte) (*Batch, error) { return DecodeBatchInto(data, nil) }
+
+// DecodeBatchInto is DecodeBatch decoding the values into room's array when it has the
+// capacity (its length is ignored): a caller that decodes batch after batch and is done with
+// each before the next (ingest's mapping, pipeline.Direct) allocates the values once.
+func DecodeBatchInto(data []byte, room []DataValue) (*Batch, error) {
 	if len(data) < 2 || data[0] != codecMagic {
 		return nil, fmt.Errorf("%w: bad header", ErrCodec)
 	}
@@ -322,7 +369,12 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	b.Values = make([]DataValue, nv)
+	if cap(room) >= nv {
+		b.Values = room[:nv]
+		clear(b.Values) // fields a value does not have must not keep the last batch's
+	} else {
+		b.Values = make([]DataValue, nv)
+	}
 	prevIndex := -1
 	for i := range b.Values {
 		v := &b.Values[i]

@@ -90,10 +90,14 @@ const spoolerBatches = 2
 
 func newSpooler(sp *spool) *spooler {
 	w := &spooler{failed: make(chan struct{})}
-	var enc []byte
+	var (
+		enc []byte
+		x   transform.Encoder
+	)
 	w.handOver = startHandOver(spoolerBatches, func(b transform.Batch) transform.Batch {
 		if w.err == nil {
-			enc = transform.AppendBatch(enc[:0], &b)
+			x.Encode(&b)
+			enc = x.AppendTo(enc[:0])
 			if err := sp.add(enc); err != nil {
 				w.err = err
 				close(w.failed)

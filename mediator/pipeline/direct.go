@@ -41,6 +41,10 @@ type Direct struct {
 	mapped   []int // the batches stored mapped
 	counts   []mappedCount
 	fellBack bool
+	// in and out are the arrays each batch's values are decoded into and mapped into: each
+	// batch is done with, its delivery messages encoded, before the next is decoded.
+	in, out []transform.DataValue
+	enc     transform.Encoder
 }
 
 // Direct returns the Direct of a payload of the source src, stored as transaction txID
@@ -124,7 +128,7 @@ var errUndecodable = errors.New("spooled batch unreadable")
 
 // mapIn decodes the batch of in and maps it (mapBatch).
 func (d *Direct) mapIn(ctx context.Context, in stream.Msg) (seq int, _ []stream.Msg, _ []mappedCount, _ error) {
-	b, err := transform.DecodeBatch(in.Data)
+	b, err := transform.DecodeBatchInto(in.Data, d.in)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("%w: %s: %w", errUndecodable, in.ID, err)
 	}
@@ -132,6 +136,7 @@ func (d *Direct) mapIn(ctx context.Context, in stream.Msg) (seq int, _ []stream.
 	if b.ID == "" {
 		b.ID = in.ID // the stream takes it from Msg.ID; the mapper stage reads it from Nats-Msg-Id
 	}
+	d.in = b.Values
 	outs, counts, err := d.mapBatch(withAtHandOnly(ctx), b, in)
 	return b.Seq, outs, counts, err
 }
@@ -151,9 +156,12 @@ func (d *Direct) mapBatch(ctx context.Context, b *transform.Batch, in stream.Msg
 			keys = d.keys[i]
 		}
 		m, err := d.s.mapping.Engine().MapWith(ctx, b, MappingSource(d.src), MappingTarget(t),
-			mapping.Options{Rollup: d.s.mapping.rollupStore(), Payload: keys})
+			mapping.Options{Rollup: d.s.mapping.rollupStore(), Payload: keys, Values: d.out})
 		if err != nil {
 			return nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		if vs := m.Batch.Values; cap(vs) > 0 && (cap(b.Values) == 0 || &vs[:1][0] != &b.Values[:1][0]) {
+			d.out = vs // free again once the message below is encoded; never the input's array
 		}
 		if d.src.Mapping == "" {
 			refuseNewerPeriods(t, rel, m)
@@ -162,7 +170,7 @@ func (d *Direct) mapBatch(ctx context.Context, b *transform.Batch, in stream.Msg
 			return nil, nil, fmt.Errorf("target %s: %d values refused, %d left: %w", t.Name, len(m.Refused), len(m.Batch.Values), errNotPlain)
 		}
 		note := NoteOf(m)
-		outs = append(outs, mappedMessage(b, in.Data, m, t, kept, note))
+		outs = append(outs, mappedMessage(&d.enc, b, in.Data, m, t, kept, note))
 		counts = append(counts, mappedCount{target: t.Name, mapped: len(m.Batch.Values), unmapped: len(m.Unmapped), note: note})
 	}
 	return outs, counts, nil

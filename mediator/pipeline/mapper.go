@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,8 @@ type Mapper struct {
 	delivery Delivery
 	payloads *payloadKeys
 	direct   slots // mapping at ingest (Direct)
+	// encoders are the mapper workers' transform.Encoders.
+	encoders sync.Pool
 	metrics  *Metrics
 	log      *slog.Logger
 	now      func() time.Time
@@ -191,7 +194,13 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 		s.delivery.CompleteIfDone(bctx, t.Name, b.TxID, kept.Completes)
 		return n, nil
 	}
-	if err := pb.Add(mappedMessage(b, msg.Data(), m, t, kept, n.note)); err != nil {
+	x, _ := s.encoders.Get().(*transform.Encoder)
+	if x == nil {
+		x = new(transform.Encoder)
+	}
+	out := mappedMessage(x, b, msg.Data(), m, t, kept, n.note)
+	s.encoders.Put(x)
+	if err := pb.Add(out); err != nil {
 		return n, RetryIn(RetryDelay(MsgAttempts(msg), 0), fmt.Errorf("publishing mapped batch: %w", err))
 	}
 	return n, nil
@@ -200,7 +209,7 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 // mappedMessage is the TALLY_DELIVER message of batch b (encoded as data) mapped for t. It
 // carries the source values too when mapping changed them (for re-mapping dead letters on
 // replay), and the earlier batches of the payload it must wait for at the target.
-func mappedMessage(b *transform.Batch, data []byte, m *transform.Mapped, t *config.Target, kept Carried, note MappingNote) stream.Msg {
+func mappedMessage(x *transform.Encoder, b *transform.Batch, data []byte, m *transform.Mapped, t *config.Target, kept Carried, note MappingNote) stream.Msg {
 	m.Batch.Target = t.Name
 	h := WithNote(kept.Header(), note)
 	if len(m.After) > 0 {
@@ -210,7 +219,7 @@ func mappedMessage(b *transform.Batch, data []byte, m *transform.Mapped, t *conf
 		}
 		h.Set(HeaderAfter, strings.Join(after, ","))
 	}
-	return DeliverMessageFrom(b.ID+":"+t.Name, b, data, m.Batch, len(m.Unmapped), h)
+	return DeliverMessageFrom(x, b.ID+":"+t.Name, b, data, m.Batch, len(m.Unmapped), h)
 }
 
 // mappingFailed applies the target's retry policy to a mapping that failed for a reason

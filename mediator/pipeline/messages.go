@@ -70,7 +70,7 @@ func IngestMessage(source, txID, msgID string, data []byte) stream.Msg {
 // made of it can be re-mapped with the current rules on replay; an identity mapping sends
 // the batch once.
 func DeliverMessage(id string, source, mapped *transform.Batch, unmapped int, h nats.Header) stream.Msg {
-	return DeliverMessageFrom(id, source, nil, mapped, unmapped, h)
+	return DeliverMessageFrom(nil, id, source, nil, mapped, unmapped, h)
 }
 
 // DeliverMessageFrom is DeliverMessage for a source batch whose encoding the caller holds
@@ -78,15 +78,18 @@ func DeliverMessage(id string, source, mapped *transform.Batch, unmapped int, h 
 // instead of encoding the batch again, which was a third of the mapper's encoding work.
 // The encoding may lack the batch's transaction and message ids (they travel in the ingest
 // message's headers); Delivered.Source restores them from the mapped batch, which mapping
-// copies from its source.
-func DeliverMessageFrom(id string, source *transform.Batch, sourceData []byte, mapped *transform.Batch, unmapped int, h nats.Header) stream.Msg {
+// copies from its source. x, when not nil, is an encoder the caller reuses from one message
+// to the next.
+func DeliverMessageFrom(x *transform.Encoder, id string, source *transform.Batch, sourceData []byte, mapped *transform.Batch, unmapped int, h nats.Header) stream.Msg {
 	carry := source != nil && !sameValues(source, mapped)
-	var data []byte
-	if carry && sourceData != nil {
-		// Room for the source values too: the mapped batch encodes to about their size.
-		data = make([]byte, 0, 2*len(sourceData)+256)
+	if x == nil {
+		x = new(transform.Encoder)
 	}
-	data = transform.AppendBatch(data, mapped)
+	size := x.Encode(mapped)
+	if carry && sourceData != nil {
+		size += len(sourceData) // one allocation for both
+	}
+	data := x.AppendTo(make([]byte, 0, size))
 	if h == nil {
 		h = nats.Header{}
 	}

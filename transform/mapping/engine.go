@@ -82,6 +82,11 @@ type Options struct {
 	// duplicates policy reaches across the batches of one payload (see PayloadKeys). nil
 	// finds duplicates within the batch only.
 	Payload *PayloadKeys
+	// Values, when it has the capacity for the batch's values, is the array the mapped
+	// values are written to (its length is ignored): a caller that is done with each
+	// Mapped before it maps the next batch (pipeline.Direct encodes it at once) allocates
+	// them once. nil allocates for each batch.
+	Values []transform.DataValue
 }
 
 // Map maps one batch of a source for one target with the zero Options, for callers that do

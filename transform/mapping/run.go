@@ -72,8 +72,12 @@ func newRun(pool *sync.Pool, in *transform.Batch, target string, pol policies, o
 		sc = &scratch{byKey: make(map[keyID]int32, len(in.Values)), slots: make([]slot, 0, len(in.Values)),
 			seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	}
+	vals := opts.Values[:0]
+	if cap(vals) < len(in.Values) {
+		vals = make([]transform.DataValue, 0, len(in.Values))
+	}
 	r := &run{in: in, pol: pol, opts: opts, target: target, pool: pool, scratch: sc,
-		vals:  make([]transform.DataValue, 0, len(in.Values)),
+		vals:  vals,
 		slots: sc.slots[:0],
 		byKey: sc.byKey,
 		seeds: &sc.seeds,
