@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +29,10 @@ type Deliverer struct {
 	log         *slog.Logger
 	now         func() time.Time
 	upgradeWait time.Duration
+	// values are the arrays the workers decode batches into (*[]transform.DataValue):
+	// nothing holds a batch's values once its delivery was handled (the request body's
+	// writer has ended by then; dead letters copy what they keep).
+	values sync.Pool
 }
 
 // Config is what a Deliverer works with.
@@ -80,11 +85,19 @@ var _ pipeline.Delivery = (*Deliverer)(nil)
 // work is the work of a target's delivery stage: decode, then deliver.
 func (d *Deliverer) work(t *Target) pipeline.Handler {
 	return func(ctx context.Context, msg jetstream.Msg, p pipeline.Permit) error {
-		m, err := pipeline.DecodeDeliverMapped(msg)
+		room, _ := d.values.Get().(*[]transform.DataValue)
+		if room == nil {
+			room = new([]transform.DataValue)
+		}
+		m, err := pipeline.DecodeDeliverMappedInto(msg, *room)
 		if err != nil {
+			d.values.Put(room)
 			return pipeline.DecodeFailure(d.log, msg, err, d.upgradeWait, d.now())
 		}
-		return d.deliverBatch(ctx, t, msg, p, m)
+		err = d.deliverBatch(ctx, t, msg, p, m)
+		*room = m.Mapped.Values
+		d.values.Put(room)
+		return err
 	}
 }
 

@@ -175,7 +175,11 @@ func (d *Delivered) Source() (*transform.Batch, error) {
 
 // DecodeDeliverMapped reads a TALLY_DELIVER message's mapped batch; its source values are
 // decoded by Delivered.Source when needed.
-func DecodeDeliverMapped(msg jetstream.Msg) (*Delivered, error) {
+func DecodeDeliverMapped(msg jetstream.Msg) (*Delivered, error) { return DecodeDeliverMappedInto(msg, nil) }
+
+// DecodeDeliverMappedInto is DecodeDeliverMapped decoding the mapped values into room's
+// array when it has the capacity (transform.DecodeBatchInto).
+func DecodeDeliverMappedInto(msg jetstream.Msg, room []transform.DataValue) (*Delivered, error) {
 	data := msg.Data()
 	d := &Delivered{subject: msg.Subject()}
 	if at := msg.Headers().Get(HeaderSourceAt); at != "" {
@@ -185,7 +189,7 @@ func DecodeDeliverMapped(msg jetstream.Msg) (*Delivered, error) {
 		}
 		data, d.src = data[:n], data[n:]
 	}
-	mapped, err := transform.DecodeBatch(data)
+	mapped, err := transform.DecodeBatchInto(data, room)
 	if err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", msg.Subject(), err)
 	}

@@ -147,8 +147,9 @@ func BenchmarkPayloadKeys(b *testing.B) {
 					for i := range in.Values {
 						v := &in.Values[i]
 						id := pk.idLocked(v.Key())
-						found += len(pk.earlierLocked(id, in.Seq))
-						pk.recordLocked(id, keyUse{seq: int32(in.Seq), index: int32(v.Index), value: v.Value, deleted: v.Deleted})
+						head, ok := pk.lookupLocked(id)
+						found += len(pk.earlierLocked(head, ok, in.Seq))
+						pk.recordLocked(id, head, ok, keyUse{seq: int32(in.Seq), index: int32(v.Index), value: v.Value, deleted: v.Deleted})
 					}
 					pk.mu.Unlock()
 				}

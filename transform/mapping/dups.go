@@ -284,7 +284,8 @@ func (r *run) acrossBatches(i int) {
 	}
 	id := s.id // under the payload's seeds (newRun)
 	own := keyUse{seq: int32(r.in.Seq), index: int32(v.Index), value: v.Value, deleted: v.Deleted}
-	earlier := pk.earlierLocked(id, r.in.Seq)
+	head, found := pk.lookupLocked(id)
+	earlier := pk.earlierLocked(head, found, r.in.Seq)
 	if len(earlier) > 0 {
 		k := v.Key()
 		d := r.dupReport(int32(i), k, -1)
@@ -330,7 +331,7 @@ func (r *run) acrossBatches(i int) {
 			return
 		}
 	}
-	if !pk.recordLocked(id, own) && !r.warned["payload-keys"] {
+	if !pk.recordLocked(id, head, found, own) && !r.warned["payload-keys"] {
 		r.warnBatch("payload-keys", "%s: duplicates past them are found within a batch only", pk.full())
 	}
 }

@@ -147,14 +147,22 @@ func idOf(seeds *[2]maphash.Seed, buf []byte, k transform.Key) (keyID, []byte) {
 	return keyID{maphash.Bytes(seeds[0], b), maphash.Bytes(seeds[1], b)}, b
 }
 
-// earlierLocked returns the contributions to key id of the batches before seq, nil for
-// none. The answer is pk's scratch space, good until the next call. The caller holds
-// pk.mu: a batch takes it once for all its values (run.finish), not once per value, since
-// the mapper's workers map a payload's batches side by side and a lock taken and released
-// a thousand times per batch was contended enough to cost a tenth of Tally's CPU.
-func (pk *PayloadKeys) earlierLocked(id keyID, seq int) []keyUse {
-	head, ok := pk.keys[id]
-	if !ok {
+// lookupLocked finds where the contributions to key id start: found is false for a key no
+// batch has recorded. A value looks its key up once for both earlierLocked and
+// recordLocked. The caller holds pk.mu.
+func (pk *PayloadKeys) lookupLocked(id keyID) (head int32, found bool) {
+	head, found = pk.keys[id]
+	return head, found
+}
+
+// earlierLocked returns the contributions of the batches before seq to the key whose
+// contributions start at head (lookupLocked), nil for none. The answer is pk's scratch
+// space, good until the next call. The caller holds pk.mu: a batch takes it once for all
+// its values (run.finish), not once per value, since the mapper's workers map a payload's
+// batches side by side and a lock taken and released a thousand times per batch was
+// contended enough to cost a tenth of Tally's CPU.
+func (pk *PayloadKeys) earlierLocked(head int32, found bool, seq int) []keyUse {
+	if !found {
 		return nil
 	}
 	out := pk.earlier[:0]
@@ -170,13 +178,12 @@ func (pk *PayloadKeys) earlierLocked(id keyID, seq int) []keyUse {
 	return out
 }
 
-// recordLocked keeps a batch's own contribution to key id, replacing what the same batch
-// recorded before. It reports false when the key is new and the set is full. The caller
-// holds pk.mu.
-func (pk *PayloadKeys) recordLocked(id keyID, u keyUse) bool {
+// recordLocked keeps a batch's own contribution to key id, whose contributions start at
+// head (lookupLocked, with nothing recorded since), replacing what the same batch recorded
+// before. It reports false when the key is new and the set is full. The caller holds pk.mu.
+func (pk *PayloadKeys) recordLocked(id keyID, head int32, found bool, u keyUse) bool {
 	u.next = noUse
-	head, ok := pk.keys[id]
-	if !ok {
+	if !found {
 		if len(pk.keys) >= pk.max || pk.budget != nil && !pk.budget.take() {
 			return false
 		}

@@ -26,11 +26,11 @@ func TestPayloadKeysFieldBoundaries(t *testing.T) {
 		pk := NewPayloadKeys(10)
 		pk.mu.Lock()
 		idL, idR := pk.idLocked(left), pk.idLocked(right)
-		pk.recordLocked(idL, keyUse{seq: 0, index: 0, value: "1"})
-		if idL == idR || pk.earlierLocked(idR, 1) != nil {
+		recordOf(pk, idL, keyUse{seq: 0, index: 0, value: "1"})
+		if idL == idR || earlierOf(pk, idR, 1) != nil {
 			t.Errorf("boundary %d: %q and %q taken for one key", b, keyText(left), keyText(right))
 		}
-		pk.recordLocked(idR, keyUse{seq: 1, index: 1, value: "2"})
+		recordOf(pk, idR, keyUse{seq: 1, index: 1, value: "2"})
 		pk.mu.Unlock()
 		if pk.Len() != 2 {
 			t.Errorf("boundary %d: %d keys remembered, want 2", b, pk.Len())
@@ -48,7 +48,7 @@ func TestPayloadKeysContributions(t *testing.T) {
 	defer pk.mu.Unlock()
 	id := pk.idLocked(monthKey("202401"))
 	for _, u := range []keyUse{{seq: 2, index: 20, value: "a"}, {seq: 0, index: 1, value: "b"}, {seq: 2, index: 21, value: "c"}, {seq: 1, index: 10, deleted: true}} {
-		if !pk.recordLocked(id, u) {
+		if !recordOf(pk, id, u) {
 			t.Fatalf("%+v not recorded", u)
 		}
 	}
@@ -60,18 +60,18 @@ func TestPayloadKeysContributions(t *testing.T) {
 		return b.String()
 	}
 	for seq, want := range map[int]string{0: "", 1: " 0:1:b:false", 2: " 0:1:b:false 1:10::true", 3: " 2:21:c:false 0:1:b:false 1:10::true"} {
-		if got := show(pk.earlierLocked(id, seq)); got != want {
+		if got := show(earlierOf(pk, id, seq)); got != want {
 			t.Errorf("before batch %d:%s, want%s", seq, got, want)
 		}
 	}
-	if pk.earlierLocked(id, 0) != nil || len(pk.keys) != 1 || len(pk.uses) != 3 {
+	if earlierOf(pk, id, 0) != nil || len(pk.keys) != 1 || len(pk.uses) != 3 {
 		t.Errorf("nothing earlier must be nil; %d keys, %d contributions, want 1 and 3", len(pk.keys), len(pk.uses))
 	}
 	other := pk.idLocked(monthKey("202402"))
 	if n := testing.AllocsPerRun(100, func() {
-		pk.earlierLocked(pk.idLocked(monthKey("202402")), 5)
-		pk.earlierLocked(id, 1)
-		pk.recordLocked(other, keyUse{seq: 4, index: 40, value: "d"})
+		earlierOf(pk, pk.idLocked(monthKey("202402")), 5)
+		earlierOf(pk, id, 1)
+		recordOf(pk, other, keyUse{seq: 4, index: 40, value: "d"})
 	}); n != 0 {
 		t.Errorf("%v allocations to look up and record a key", n)
 	}
@@ -101,4 +101,15 @@ func TestPayloadKeysPast32Bits(t *testing.T) {
 
 func monthKey(pe string) transform.Key {
 	return transform.Key{DataElement: "DE", Period: pe, OrgUnit: "OU", CategoryOptionCombo: "COC", AttributeOptionCombo: "AOC"}
+}
+
+// earlierOf and recordOf look the key up for each call, as a caller that does one of the two.
+func earlierOf(pk *PayloadKeys, id keyID, seq int) []keyUse {
+	head, found := pk.lookupLocked(id)
+	return pk.earlierLocked(head, found, seq)
+}
+
+func recordOf(pk *PayloadKeys, id keyID, u keyUse) bool {
+	head, found := pk.lookupLocked(id)
+	return pk.recordLocked(id, head, found, u)
 }
