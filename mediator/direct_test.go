@@ -29,7 +29,8 @@ const directSources = `  - name: summing
     batch_size: 2
 `
 
-const directMappings = `mappings:
+// chwMapping is a mapping set of two rules from the CHT's codes to the HMIS's.
+const chwMapping = `mappings:
   - name: chw
     source_id_scheme: CODE
     target_id_scheme: CODE
@@ -49,9 +50,24 @@ func (h *harness) send(source, token, body, want string) map[string]any {
 	return h.waitStatus(resp["transaction"].(string), want)
 }
 
-func batchesMapped(t *testing.T, h *harness, source, stage string) float64 {
+// stages reads tally_mapper_batches_total of a source: batches mapped at ingest and by the
+// mapper stage.
+func stages(t *testing.T, h *harness, source string) [2]float64 {
 	t.Helper()
-	return metric(t, h, `tally_mapper_batches_total{source="`+source+`",stage="`+stage+`"}`)
+	var n [2]float64
+	for i, stage := range []string{"ingest", "mapper"} {
+		n[i] = metric(t, h, `tally_mapper_batches_total{source="`+source+`",stage="`+stage+`"}`)
+	}
+	return n
+}
+
+// wantStages checks the batches mapped at ingest and by the mapper stage since before.
+func wantStages(t *testing.T, h *harness, source string, before [2]float64, atIngest, byStage float64) {
+	t.Helper()
+	now := stages(t, h, source)
+	if got := [2]float64{now[0] - before[0], now[1] - before[1]}; got != [2]float64{atIngest, byStage} {
+		t.Errorf("batches mapped at ingest and by the mapper stage: %v, want %v", got, [2]float64{atIngest, byStage})
+	}
 }
 
 // TestPlainBatchesAreMappedAtIngest: once the target's metadata and release are at hand
@@ -61,10 +77,10 @@ func batchesMapped(t *testing.T, h *harness, source, stage string) float64 {
 func TestPlainBatchesAreMappedAtIngest(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
-	h := startTallyCfg(t, emu.URL, t.TempDir(), directSources, directMappings)
+	h := startTallyCfg(t, emu.URL, t.TempDir(), directSources, chwMapping)
 	h.send("summing", "summing-token-0123456789",
 		`{"period":"202405","dataValues":[{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_S_F1","value":"1"}]}`, txlog.TxDelivered)
-	atIngest, byStage := batchesMapped(t, h, "summing", "ingest"), batchesMapped(t, h, "summing", "mapper")
+	before := stages(t, h, "summing")
 	imports := emu.ImportRequests()
 
 	h.send("summing", "summing-token-0123456789", `{"period":"202406","dataValues":[
@@ -72,12 +88,7 @@ func TestPlainBatchesAreMappedAtIngest(t *testing.T) {
 	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F1","value":"5"},{"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"6"},
 	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"3"}]}`, txlog.TxDelivered)
 
-	if n := batchesMapped(t, h, "summing", "ingest") - atIngest; n != 3 {
-		t.Errorf("%v batches mapped at ingest, want all 3", n)
-	}
-	if n := batchesMapped(t, h, "summing", "mapper") - byStage; n != 0 {
-		t.Errorf("%v batches went through the mapper stage, want none", n)
-	}
+	wantStages(t, h, "summing", before, 3, 0) // every batch at ingest
 	for _, c := range []struct{ de, ou, want string }{
 		{"CHW_HOUSEHOLD_VISITS", "KL_N_F1", "4"}, // 1 + 3, across the first and the third batch
 		{"CHW_HOUSEHOLD_VISITS", "KL_N_F2", "2"},
@@ -103,23 +114,18 @@ func TestPlainBatchesAreMappedAtIngest(t *testing.T) {
 func TestABatchLeftToTheMapperStageKeepsThePayloadsDuplicatesPolicy(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
-	h := startTallyCfg(t, emu.URL, t.TempDir(), directSources, directMappings)
+	h := startTallyCfg(t, emu.URL, t.TempDir(), directSources, chwMapping)
 	// The first payload has the mapper stage read the target's metadata.
 	h.send("strict", "strict-token-0123456789",
 		`{"period":"202405","orgUnit":"KL_S_F1","dataValues":[{"dataElement":"visits","value":"10"}]}`, txlog.TxDelivered)
-	atIngest, byStage := batchesMapped(t, h, "strict", "ingest"), batchesMapped(t, h, "strict", "mapper")
+	before := stages(t, h, "strict")
 
 	h.send("strict", "strict-token-0123456789", `{"period":"202406","dataValues":[
 	  {"dataElement":"visits","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"u5","orgUnit":"KL_N_F1","value":"5"},
 	  {"dataElement":"pregnancies","orgUnit":"KL_N_F1","value":"2"},{"dataElement":"u5","orgUnit":"KL_N_F2","value":"6"},
 	  {"dataElement":"visits","orgUnit":"KL_N_F1","value":"3"}]}`, txlog.TxPartiallyDelivered)
 
-	if n := batchesMapped(t, h, "strict", "ingest") - atIngest; n != 1 {
-		t.Errorf("%v batches mapped at ingest, want the first one", n)
-	}
-	if n := batchesMapped(t, h, "strict", "mapper") - byStage; n != 2 {
-		t.Errorf("%v batches went through the mapper stage, want the second and the third", n)
-	}
+	wantStages(t, h, "strict", before, 1, 2) // the first at ingest, the other two by the stage
 	if v, ok := emu.Lookup("CHW_HOUSEHOLD_VISITS", "202406", "KL_N_F1", "", ""); !ok || v.Value != "4" {
 		t.Errorf("visits at KL_N_F1 = %q, %v; want 1 + 3 = 4", v.Value, ok)
 	}

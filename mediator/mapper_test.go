@@ -23,15 +23,7 @@ func TestMappingRefusesValueByValue(t *testing.T) {
     id_schemes: {id_scheme: CODE}
     mapping: chw
     unmapped: reject
-`, `mappings:
-  - name: chw
-    source_id_scheme: CODE
-    target_id_scheme: CODE
-    org_units: {scheme: CODE}
-    rules:
-      - {source: visits, data_element: CHW_HOUSEHOLD_VISITS}
-      - {source: u5, data_element: CHW_U5_ASSESSMENTS}
-`)
+`, chwMapping)
 	body := `{"period":"202405","orgUnit":"KL_S_F1","dataValues":[{"dataElement":"visits","value":"10"},
 	  {"dataElement":"pregnancies","value":"2"},{"dataElement":"u5","value":"7"}]}`
 	code, resp := h.post("/ingest/strict", "application/json", "Bearer strict-token-0123456789", []byte(body))

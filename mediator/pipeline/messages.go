@@ -175,7 +175,9 @@ func (d *Delivered) Source() (*transform.Batch, error) {
 
 // DecodeDeliverMapped reads a TALLY_DELIVER message's mapped batch; its source values are
 // decoded by Delivered.Source when needed.
-func DecodeDeliverMapped(msg jetstream.Msg) (*Delivered, error) { return DecodeDeliverMappedInto(msg, nil) }
+func DecodeDeliverMapped(msg jetstream.Msg) (*Delivered, error) {
+	return DecodeDeliverMappedInto(msg, nil)
+}
 
 // DecodeDeliverMappedInto is DecodeDeliverMapped decoding the mapped values into room's
 // array when it has the capacity (transform.DecodeBatchInto).
