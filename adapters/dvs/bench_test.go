@@ -47,6 +47,15 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	benchDecode(b, payload, n, func(r *bytes.Reader, s transform.Sink) error { return DecodeJSON(r, s, Options{}) })
 }
 
+// BenchmarkDecodeJSONOneLine is BenchmarkDecodeJSON on the same values written as one line,
+// as most clients send JSON: the decoder keeps the column of its position for error
+// messages, and on one line that counts every byte.
+func BenchmarkDecodeJSONOneLine(b *testing.B) {
+	const n = 100_000
+	payload := bytes.ReplaceAll(kalimaJSONBytes(n), []byte("\n"), nil)
+	benchDecode(b, payload, n, func(r *bytes.Reader, s transform.Sink) error { return DecodeJSON(r, s, Options{}) })
+}
+
 // BenchmarkDecodeJSONSmall measures the fixed cost of a call: a 10-value payload, as a
 // script posting one facility's month sends.
 func BenchmarkDecodeJSONSmall(b *testing.B) {

@@ -5,9 +5,11 @@ package dvs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -92,12 +94,31 @@ func (d *jsonDecoder) advanceTo(abs int64) cursor {
 	seg := d.buf[from:to]
 	if n := bytes.Count(seg, []byte{'\n'}); n > 0 {
 		d.cur.line += n
-		d.cur.col = utf8.RuneCount(seg[bytes.LastIndexByte(seg, '\n')+1:])
+		d.cur.col = runeCount(seg[bytes.LastIndexByte(seg, '\n')+1:])
 	} else {
-		d.cur.col += utf8.RuneCount(seg)
+		d.cur.col += runeCount(seg)
 	}
 	d.cur.off = abs
 	return d.cur
+}
+
+// runeCount counts the runes of p, eight bytes at a time: every byte but those that continue
+// a rune (10xxxxxx). A payload is mostly one long line (what clients send is compact JSON),
+// so the column of every refill counted each byte once, and utf8.RuneCount, a byte at a
+// time, was a twentieth of Tally's CPU. On invalid UTF-8 a stray continuation byte counts
+// for nothing here and for one rune there: only the columns of error messages can differ.
+func runeCount(p []byte) int {
+	n := len(p)
+	for ; len(p) >= 8; p = p[8:] {
+		w := binary.LittleEndian.Uint64(p)
+		n -= bits.OnesCount64(w & 0x8080808080808080 &^ (w << 1)) // bit 7 set, bit 6 clear
+	}
+	for _, c := range p {
+		if c&0xC0 == 0x80 {
+			n--
+		}
+	}
+	return n
 }
 
 // need makes n bytes available from buf[i]; it returns i moved by the refill.
