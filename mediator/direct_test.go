@@ -13,13 +13,7 @@ import (
 // sees none of it. These tests run the service as `tally serve` runs it and tell where each
 // batch was mapped by tally_mapper_batches_total.
 
-const directSources = `  - name: summing
-    format: json
-    auth: {tokens: [summing-token-0123456789]}
-    id_schemes: {id_scheme: CODE}
-    duplicates: sum
-    batch_size: 2
-  - name: strict
+const directSources = summingSource + `  - name: strict
     format: json
     auth: {tokens: [strict-token-0123456789]}
     id_schemes: {id_scheme: CODE}
@@ -83,10 +77,7 @@ func TestPlainBatchesAreMappedAtIngest(t *testing.T) {
 	before := stages(t, h, "summing")
 	imports := emu.ImportRequests()
 
-	h.send("summing", "summing-token-0123456789", `{"period":"202406","dataValues":[
-	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F2","value":"2"},
-	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F1","value":"5"},{"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"6"},
-	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"3"}]}`, txlog.TxDelivered)
+	h.send("summing", "summing-token-0123456789", summingPayload, txlog.TxDelivered)
 
 	wantStages(t, h, "summing", before, 3, 0) // every batch at ingest
 	for _, c := range []struct{ de, ou, want string }{

@@ -51,23 +51,31 @@ func TestMappingRefusesValueByValue(t *testing.T) {
 	}
 }
 
+// summingSource is a source whose payloads are cut into batches of two values, with
+// duplicates: sum; summingPayload is a payload of three batches whose first and third carry
+// a value on one key (1 and 3 for visits at KL_N_F1).
+const (
+	summingSource = `  - name: summing
+    format: json
+    auth: {tokens: [summing-token-0123456789]}
+    id_schemes: {id_scheme: CODE}
+    duplicates: sum
+    batch_size: 2
+`
+	summingPayload = `{"period":"202406","dataValues":[
+	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F2","value":"2"},
+	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F1","value":"5"},{"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"6"},
+	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"3"}]}`
+)
+
 // TestDuplicatesAcrossBatchesOfAPayload: a payload cut into batches of two still gets its
 // source's duplicates policy across them: with duplicates: sum, a key sent in the first and
 // the third batch is delivered as the sum, and the transaction reports it.
 func TestDuplicatesAcrossBatchesOfAPayload(t *testing.T) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
-	h := startTallyCfg(t, emu.URL, t.TempDir(), `  - name: summing
-    format: json
-    auth: {tokens: [summing-token-0123456789]}
-    id_schemes: {id_scheme: CODE}
-    duplicates: sum
-    batch_size: 2
-`, "")
-	body := `{"period":"202406","dataValues":[
-	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F2","value":"2"},
-	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F1","value":"5"},{"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"6"},
-	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"3"}]}`
+	h := startTallyCfg(t, emu.URL, t.TempDir(), summingSource, "")
+	body := summingPayload
 	code, resp := h.post("/ingest/summing", "application/json", "Bearer summing-token-0123456789", []byte(body))
 	if code != http.StatusAccepted || resp["batches"] != float64(3) {
 		t.Fatalf("HTTP %d %v", code, resp)
@@ -140,18 +148,9 @@ func TestDuplicateSumReachesTheTargetAfterTheBatchItAddsTo(t *testing.T) {
 	defer emu.Close()
 	emu.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultLatency, Path: importPath, Times: 1, Delay: dhis2test.Duration(400 * time.Millisecond)})
 	dir := t.TempDir()
-	yml := strings.Replace(configYAML(emu.URL, dir, `  - name: summing
-    format: json
-    auth: {tokens: [summing-token-0123456789]}
-    id_schemes: {id_scheme: CODE}
-    duplicates: sum
-    batch_size: 2
-`), "    timeout: 5s\n", "    timeout: 5s\n    concurrency: 3\n", 1)
+	yml := strings.Replace(configYAML(emu.URL, dir, summingSource), "    timeout: 5s\n", "    timeout: 5s\n    concurrency: 3\n", 1)
 	h := startYAML(t, yml, dir, false)
-	body := `{"period":"202406","dataValues":[
-	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F2","value":"2"},
-	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F1","value":"5"},{"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"6"},
-	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"3"}]}`
+	body := summingPayload
 	code, resp := h.post("/ingest/summing", "application/json", "Bearer summing-token-0123456789", []byte(body))
 	if code != http.StatusAccepted || resp["batches"] != float64(3) {
 		t.Fatalf("HTTP %d %v", code, resp)
