@@ -32,8 +32,11 @@ type MetadataCache struct {
 	log     *slog.Logger
 	now     func() time.Time
 
+	// mu serialises reading a target's metadata (from tally_state or DHIS2), so that it is
+	// read once; m holds what was read, by target (*CachedMetadata, never changed once
+	// stored), so that mapping at ingest takes it without waiting on mu (atHand).
 	mu sync.Mutex
-	m  map[string]*CachedMetadata
+	m  sync.Map
 	// indexes are the lookups of the snapshot in hand, by target (built on first use).
 	indexes map[string]*mapping.Index
 	// failed remembers when a target's release could not be read (Release).
@@ -54,7 +57,7 @@ type CachedMetadata struct {
 func NewMetadataCache(cfg *config.Config, clients map[string]*dhis2.Client, state jetstream.KeyValue,
 	log *slog.Logger, now func() time.Time) *MetadataCache {
 	return &MetadataCache{cfg: cfg, clients: clients, state: state, log: log, now: now,
-		m: map[string]*CachedMetadata{}, indexes: map[string]*mapping.Index{}, failed: map[string]time.Time{}}
+		indexes: map[string]*mapping.Index{}, failed: map[string]time.Time{}}
 }
 
 // fetch reads a target's metadata, with its release: the release decides which period ids
@@ -109,11 +112,11 @@ func (c *MetadataCache) Metadata(ctx context.Context, target string) (*metadata.
 	defer c.mu.Unlock()
 	ttl := c.ttl(target)
 	now := c.now()
-	cur := c.m[target]
+	cur := c.cached(target)
 	if cur == nil {
 		if stored, err := c.load(ctx, target); err == nil {
 			cur = stored
-			c.m[target] = cur
+			c.m.Store(target, cur)
 		}
 	}
 	if cur != nil && now.Sub(cur.Fetched) < ttl {
@@ -155,14 +158,17 @@ func atHandOnly(ctx context.Context) bool { return ctx.Value(atHandKey{}) != nil
 // errNotAtHand is the metadata a context marked by withAtHandOnly could not have.
 var errNotAtHand = errors.New("the target's metadata is not in memory, or due for a refresh")
 
+// cached is the target's metadata in memory, nil when none was read yet.
+func (c *MetadataCache) cached(target string) *CachedMetadata {
+	cur, _ := c.m.Load(target)
+	cm, _ := cur.(*CachedMetadata)
+	return cm
+}
+
 // atHand is the target's metadata if it is in memory and fresh, without waiting for a
-// refresh in progress.
+// read or refresh in progress.
 func (c *MetadataCache) atHand(target string) (*metadata.Metadata, error) {
-	if !c.mu.TryLock() {
-		return nil, errNotAtHand // being read or refreshed
-	}
-	cur := c.m[target]
-	c.mu.Unlock()
+	cur := c.cached(target)
 	if cur == nil || c.now().Sub(cur.Fetched) >= c.ttl(target) {
 		return nil, errNotAtHand
 	}
@@ -200,7 +206,7 @@ func (c *MetadataCache) refreshLocked(ctx context.Context, target string) (*Cach
 		return nil, fmt.Errorf("reading metadata of target %s: %w", target, err)
 	}
 	cm := &CachedMetadata{MD: md, Fetched: c.now().UTC()}
-	c.m[target] = cm
+	c.m.Store(target, cm)
 	if err := c.store(ctx, target, cm); err != nil {
 		c.log.Warn("caching target metadata in tally_state", "target", target, "err", err)
 	}
