@@ -3,6 +3,7 @@ package mediator_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/mediator/txlog"
@@ -126,4 +127,24 @@ func TestABatchLeftToTheMapperStageKeepsThePayloadsDuplicatesPolicy(t *testing.T
 	if dl := h.deadLetters("reason=mapping"); len(dl) != 1 || dl[0]["values"] != float64(1) {
 		t.Errorf("dead letters %v, want the one refused value", dl)
 	}
+}
+
+// TestIngestDoesNotWaitForTheTargetsMetadata: mapping at ingest takes the target's metadata
+// from memory only. When it is not there (the first payload after a start) and DHIS2 is slow
+// to serve it, the batch goes to the mapper stage, which waits for it; ingest answers
+// without mapping. Were ingest to read the metadata itself, it would answer late and count
+// the batch as mapped at ingest.
+func TestIngestDoesNotWaitForTheTargetsMetadata(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	// FetchMappingMetadata starts with the data elements; the first read takes 2 s.
+	emu.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultLatency, Path: "/api/dataElements", Delay: dhis2test.Duration(2 * time.Second), Times: 1})
+	h := startTallyCfg(t, emu.URL, t.TempDir(), directSources, chwMapping)
+	before := stages(t, h, "strict")
+	h.send("strict", "strict-token-0123456789",
+		`{"period":"202405","orgUnit":"KL_S_F1","dataValues":[{"dataElement":"visits","value":"10"}]}`, txlog.TxDelivered)
+	if emu.Faults().List()[0].Hits != 1 {
+		t.Fatalf("the slow metadata read was not the one mapping made: %+v", emu.Faults().List())
+	}
+	wantStages(t, h, "strict", before, 0, 1) // left to the mapper stage, which waited
 }
