@@ -89,10 +89,11 @@ type Options struct {
 	// Stall is how long a run may go without a new value arriving before it fails [2m].
 	Stall time.Duration
 	// CPUProfile receives a CPU profile of Tally taken during its end-to-end runs into the
-	// counting sink (through its admin pprof endpoint).
+	// counting sink, or into the emulator when it is the only sink (through Tally's admin
+	// pprof endpoint).
 	CPUProfile string
 	// MemProfile receives Tally's allocation profile (pprof "allocs") read right after its
-	// end-to-end runs into the counting sink: what each call site allocated since the start.
+	// end-to-end runs into the same sink: what each call site allocated since the start.
 	MemProfile string
 	Log        io.Writer
 }

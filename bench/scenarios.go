@@ -123,6 +123,15 @@ func (h *harness) emulatorSession(ctx context.Context) error {
 	return h.e2e(ctx, t, s)
 }
 
+// profiledSink is the sink whose end-to-end runs the profiles cover: the counting sink when
+// it is among the sinks, else the emulator, so that Tally can be profiled on either.
+func (h *harness) profiledSink() string {
+	if containsString(h.o.Sinks, SinkCounting) {
+		return SinkCounting
+	}
+	return SinkEmulator
+}
+
 func containsString(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -171,7 +180,7 @@ func (h *harness) ingest(ctx context.Context, t *tallyProc, s *sinkProc) error {
 // e2e alternates Tally's and the peer's runs into one sink.
 func (h *harness) e2e(ctx context.Context, t *tallyProc, s *sinkProc) error {
 	var profDone chan error
-	if h.o.CPUProfile != "" && s.kind == SinkCounting {
+	if h.o.CPUProfile != "" && s.kind == h.profiledSink() {
 		profDone = make(chan error, 1)
 		go func() { profDone <- cpuProfile(ctx, t.URL, h.o.CPUProfile, 5) }()
 	}
@@ -217,7 +226,7 @@ func (h *harness) e2e(ctx context.Context, t *tallyProc, s *sinkProc) error {
 			h.logf("CPU profile: %v", err)
 		}
 	}
-	if h.o.MemProfile != "" && s.kind == SinkCounting {
+	if h.o.MemProfile != "" && s.kind == h.profiledSink() {
 		if err := fetchProfile(ctx, t.URL+"/admin/v1/debug/pprof/allocs", h.o.MemProfile); err != nil {
 			h.logf("allocation profile: %v", err)
 		}

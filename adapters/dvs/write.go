@@ -26,7 +26,16 @@ import (
 //     object, DHIS2 2.43's form; older versions cannot read it, so map combos first.
 //   - Strings are escaped per RFC 8259; invalid UTF-8 becomes U+FFFD.
 func WriteJSON(w io.Writer, b *transform.Batch) error {
-	return writeJSON(w, b, nil)
+	_, err := writeJSON(w, b, nil, nil)
+	return err
+}
+
+// WriteJSONBuffer writes what WriteJSON writes, in chunks built in buf, and returns buf (a
+// chunk's worth of capacity or more) for the caller to reuse: a caller writing many bodies
+// keeps a few buffers instead of allocating one per body. w must not keep what it is given,
+// as io.Writer says.
+func WriteJSONBuffer(w io.Writer, b *transform.Batch, buf []byte) ([]byte, error) {
+	return writeJSON(w, b, nil, buf)
 }
 
 // Deletion is DHIS2 2.43's deletion scope (spec dhis2.md §5): before the payload's values
@@ -55,12 +64,15 @@ type DeletionElement struct {
 // DHIS2 before 2.43 does not know the field and ignores it: such a request removes
 // nothing there. Send deletions to older versions as values with deleted: true.
 func WriteDeletionJSON(w io.Writer, b *transform.Batch, d *Deletion) error {
-	return writeJSON(w, b, d)
+	_, err := writeJSON(w, b, d, nil)
+	return err
 }
 
-func writeJSON(w io.Writer, b *transform.Batch, d *Deletion) error {
-	buf := make([]byte, 0, writeChunk+1024)
-	buf = appendHeader(buf, b, d)
+func writeJSON(w io.Writer, b *transform.Batch, d *Deletion, buf []byte) ([]byte, error) {
+	if cap(buf) < writeChunk+1024 {
+		buf = make([]byte, 0, writeChunk+1024)
+	}
+	buf = appendHeader(buf[:0], b, d)
 	for i := range b.Values {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -68,16 +80,16 @@ func writeJSON(w io.Writer, b *transform.Batch, d *Deletion) error {
 		buf = appendValue(buf, &b.Values[i])
 		if len(buf) >= writeChunk {
 			if _, err := w.Write(buf); err != nil {
-				return fmt.Errorf("dvs: writing JSON: %w", err)
+				return buf[:0], fmt.Errorf("dvs: writing JSON: %w", err)
 			}
 			buf = buf[:0]
 		}
 	}
 	buf = append(buf, "]}"...)
 	if _, err := w.Write(buf); err != nil {
-		return fmt.Errorf("dvs: writing JSON: %w", err)
+		return buf[:0], fmt.Errorf("dvs: writing JSON: %w", err)
 	}
-	return nil
+	return buf[:0], nil
 }
 
 const writeChunk = 32 << 10

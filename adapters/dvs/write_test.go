@@ -42,6 +42,19 @@ func TestWriteJSONRoundTrip(t *testing.T) {
 	if got := AppendJSON(nil, b); !bytes.Equal(got, buf.Bytes()) {
 		t.Error("AppendJSON and WriteJSON differ")
 	}
+	// A reused buffer, as delivery reuses one, writes the same bytes every time, including
+	// after a body of other values.
+	var scratch []byte
+	for i, bb := range []*transform.Batch{b, {Values: b.Values[2500:]}, b} {
+		var out bytes.Buffer
+		var err error
+		if scratch, err = WriteJSONBuffer(&out, bb, scratch); err != nil {
+			t.Fatal(err)
+		}
+		if want := AppendJSON(nil, bb); !bytes.Equal(out.Bytes(), want) {
+			t.Errorf("body %d written with a reused buffer differs from WriteJSON's", i)
+		}
+	}
 	if !json.Valid(buf.Bytes()) {
 		t.Fatal("not valid JSON")
 	}

@@ -33,6 +33,9 @@ type Deliverer struct {
 	// nothing holds a batch's values once its delivery was handled (the request body's
 	// writer has ended by then; dead letters copy what they keep).
 	values sync.Pool
+	// bodies are the buffers request bodies are written in (*[]byte): a body's writer
+	// returns its buffer when it ends, and the HTTP client keeps none of what it was given.
+	bodies sync.Pool
 }
 
 // Config is what a Deliverer works with.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2"
@@ -24,6 +25,7 @@ var _ Importer = (*dhis2.Client)(nil)
 type dvsPayload struct {
 	b      *transform.Batch
 	values []transform.DataValue
+	bufs   *sync.Pool // the chunk buffers the body is written with (*[]byte); nil: fresh ones
 }
 
 func (p dvsPayload) ContentType() string { return "application/json" }
@@ -32,7 +34,17 @@ func (p dvsPayload) WriteTo(w io.Writer) (int64, error) {
 	part := *p.b
 	part.Values = p.values
 	cw := &countWriter{w: w}
-	err := dvs.WriteJSON(cw, &part)
+	if p.bufs == nil {
+		err := dvs.WriteJSON(cw, &part)
+		return cw.n, err
+	}
+	buf, _ := p.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	var err error
+	*buf, err = dvs.WriteJSONBuffer(cw, &part, *buf)
+	p.bufs.Put(buf)
 	return cw.n, err
 }
 
@@ -138,7 +150,7 @@ func (d *Deliverer) importBatch(ctx context.Context, t *Target, b *transform.Bat
 				return out, err
 			}
 		}
-		res, halved, err := d.sendRequest(ctx, t, dvsPayload{b: b, values: b.Values[start:end]}, opts, end-start, &size, &out)
+		res, halved, err := d.sendRequest(ctx, t, dvsPayload{b: b, values: b.Values[start:end], bufs: &d.bodies}, opts, end-start, &size, &out)
 		if halved {
 			continue
 		}
