@@ -193,12 +193,13 @@ func (p *parsed) identity(q map[string][]string) string {
 	}, ";")
 }
 
-// readPayload reads, decompresses, parses and validates a request body, handing each batch
-// to emit (which must not keep it, as transform.BatcherConfig.Emit says). It fails with a *RequestError naming every problem that
-// refuses the payload: any problem when validation is atomic, a document-level one when it
-// is per value (the refused values are then in parsed.report). onOptions, when not nil,
-// receives the payload's options before the first batch is emitted; a payload's header may
-// still change them while it is read (as DHIS2 lets it).
+// read reads, decompresses, parses and validates a request body, handing each batch to
+// emit (which must not keep it, as transform.BatcherConfig.Emit says). It fails with a
+// *RequestError naming every problem that refuses the payload: any problem when validation
+// is atomic, a document-level one when it is per value (the refused values are then in
+// parsed.report). onOptions, when not nil, receives the payload's options before the first
+// batch is emitted; a payload's header may still change them while it is read (as DHIS2
+// lets it).
 func (s *Ingester) read(ctx context.Context, req Request, emit func(*transform.Batch) error, onOptions func(*payloadOptions)) (*parsed, error) {
 	src := req.Source
 	if req.Release == 0 {

@@ -188,7 +188,7 @@ func (c *MetadataCache) releaseAtHand(target string) (rel int, ok bool) {
 	c.relMu.Lock()
 	defer c.relMu.Unlock()
 	if at, failed := c.failed[target]; failed && c.now().Sub(at) < releaseRetry {
-		return 0, true // Release answers 0 without asking, too
+		return 0, true // asked a moment ago and failed: 0 until releaseRetry has passed
 	}
 	return 0, false
 }
@@ -253,19 +253,10 @@ const releaseTimeout = 3 * time.Second
 // client last read, else GET /api/system/info, asked at most once per releaseRetry while
 // it fails.
 func (c *MetadataCache) Release(ctx context.Context, target string) int {
-	client, ok := c.clients[target]
-	if !ok {
-		return 0
+	if rel, ok := c.releaseAtHand(target); ok {
+		return rel
 	}
-	if v, ok := client.ServerVersion(); ok {
-		return v.Release()
-	}
-	c.relMu.Lock()
-	if at, ok := c.failed[target]; ok && c.now().Sub(at) < releaseRetry {
-		c.relMu.Unlock()
-		return 0
-	}
-	c.relMu.Unlock()
+	client := c.clients[target]
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
 	info, err := client.SystemInfo(ctx)

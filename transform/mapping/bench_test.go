@@ -142,11 +142,13 @@ func BenchmarkPayloadKeys(b *testing.B) {
 			}
 			record := func() *PayloadKeys {
 				pk, found := NewPayloadKeys(100_000), 0
+				var buf []byte // as a run reuses its own (run.keyID)
 				for _, in := range batches {
 					pk.mu.Lock()
 					for i := range in.Values {
 						v := &in.Values[i]
-						id := pk.idLocked(v.Key())
+						var id keyID
+						id, buf = idOf(&pk.seeds, buf, v.Key())
 						head, ok := pk.lookupLocked(id)
 						found += len(pk.earlierLocked(head, ok, in.Seq))
 						pk.recordLocked(id, head, ok, keyUse{seq: int32(in.Seq), index: int32(v.Index), value: v.Value, deleted: v.Deleted})

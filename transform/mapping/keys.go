@@ -36,10 +36,9 @@ type PayloadKeys struct {
 	// lives in one slice that the collector scans in a single linear pass.
 	keys map[keyID]int32 // the index in uses of the key's first contribution
 	uses []keyUse        // every key's contributions, each key's chained by next
-	// seeds make keyID; buf and earlier are scratch space reused under mu, so that
-	// looking a key up allocates nothing.
+	// seeds make keyID (a run hashes its batch's keys under them, run.keyID); earlier is
+	// scratch space reused under mu, so that looking a key up allocates nothing.
 	seeds   [2]maphash.Seed
-	buf     []byte
 	earlier []keyUse
 	budget  *KeyBudget // nil: only max bounds it
 }
@@ -128,13 +127,6 @@ func (pk *PayloadKeys) Len() int {
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
 	return len(pk.keys)
-}
-
-// idLocked returns k's id. The caller holds pk.mu (it writes pk.buf).
-func (pk *PayloadKeys) idLocked(k transform.Key) keyID {
-	var id keyID
-	id, pk.buf = idOf(&pk.seeds, pk.buf, k)
-	return id
 }
 
 // idOf is k's id under seeds, written through buf (returned for reuse).
