@@ -403,12 +403,17 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 // targets in TALLY_DELIVER where the mapper can do that here (pipeline.Direct), else in
 // TALLY_INGEST, each with the payload's flags and batch count.
 func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string, p *parsed, sp *spool) error {
+	settled, err := s.settledBefore(ctx, txID)
+	if err != nil {
+		return err
+	}
 	pb := s.pub.Start(ctx)
 	direct := s.mapper.Direct(src, txID, p.batches)
 	seq := 0
-	err := sp.each(func(data []byte) error {
+	err = sp.each(func(data []byte) error {
 		m := pipeline.IngestMessage(src.Name, txID, pipeline.BatchMsgID(txID, seq), data)
 		m.Header = pipeline.WithFlags(m.Header, p.flags)
+		m.Header = pipeline.WithSettled(m.Header, settled.Targets(seq))
 		m.Header.Set(pipeline.HeaderBatches, strconv.Itoa(p.batches))
 		if p.completes {
 			m.Header = pipeline.CompletesHeader(m.Header, p.batches)
@@ -421,6 +426,25 @@ func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string,
 	}
 	direct.Done(err == nil)
 	return err
+}
+
+// settledBefore marks transaction txID as being stored and, when an earlier attempt of the
+// same request began storing it already (the client retries a request that got no answer),
+// returns the batches that attempt settled at each target, so that they are not sent again
+// (txlog.BeginStoring).
+func (s *Ingester) settledBefore(ctx context.Context, txID string) (txlog.Settled, error) {
+	again, err := s.tx.BeginStoring(ctx, txID)
+	if err != nil || !again {
+		return nil, err
+	}
+	settled, err := s.tx.Settled(ctx, txID)
+	if err != nil {
+		return nil, err
+	}
+	if len(settled) > 0 {
+		s.log.Info("a retried request: leaving out the batches its earlier attempt settled", "tx", txID, "batches", len(settled))
+	}
+	return settled, nil
 }
 
 // ingestConflicts are the conflicts of the values refused at ingest, merged as DHIS2

@@ -163,6 +163,9 @@ func (d *Direct) mapBatch(ctx context.Context, b *transform.Batch, in stream.Msg
 		if vs := m.Batch.Values; cap(vs) > 0 && (cap(b.Values) == 0 || &vs[:1][0] != &b.Values[:1][0]) {
 			d.out = vs // free again once the message below is encoded; never the input's array
 		}
+		if settledAt(in.Header, t.Name) {
+			continue // mapped only for the payload's duplicates policy: see HeaderSettled
+		}
 		if d.src.Mapping == "" {
 			refuseNewerPeriods(t, rel, m)
 		}

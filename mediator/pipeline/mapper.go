@@ -160,6 +160,11 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 	keys, done := s.payloads.begin(ctx, b.TxID, t.Name, b.Seq, msg.Headers())
 	defer func() { done(rerr == nil) }()
 	m, err := s.mapping.Engine().MapWith(ctx, b, MappingSource(src), MappingTarget(t), mapping.Options{Rollup: s.mapping.rollupStore(), Payload: keys})
+	if settledAt(msg.Headers(), t.Name) && (err == nil || errors.Is(err, mapping.ErrRejected)) {
+		// An earlier attempt of the same request settled this batch here (HeaderSettled):
+		// it was mapped again only for the payload's duplicates policy.
+		return n, nil
+	}
 	if errors.Is(err, mapping.ErrRejected) {
 		bctx, cancel := Bookkeeping(ctx)
 		defer cancel()

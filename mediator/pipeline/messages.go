@@ -55,7 +55,29 @@ const (
 	// HeaderValues is the number of mapped values of a delivery message, so that the
 	// backlog can be counted in values without decoding it (delivery.Backlog).
 	HeaderValues = "Tally-Values"
+	// HeaderSettled names (one value each) the targets where an earlier attempt of the
+	// same request already settled this batch (txlog.Settled): ingest sets it on a client's
+	// retry, and mapping then sends the batch to the other targets only. A replica that
+	// does not know the header sends it everywhere again, as before.
+	HeaderSettled = "Tally-Settled"
 )
+
+// WithSettled marks an ingest message with the targets where its batch is settled.
+func WithSettled(h nats.Header, targets []string) nats.Header {
+	if len(targets) == 0 {
+		return h
+	}
+	if h == nil {
+		h = nats.Header{}
+	}
+	h[HeaderSettled] = slices.Clone(targets)
+	return h
+}
+
+// settledAt says whether an ingest message's batch is settled at target.
+func settledAt(h nats.Header, target string) bool {
+	return slices.Contains(h.Values(HeaderSettled), target)
+}
 
 // BatchMsgID is the message id of batch seq of a transaction.
 func BatchMsgID(txID string, seq int) string { return txID + ":" + strconv.Itoa(seq) }

@@ -1,7 +1,8 @@
 // Package txlog is the transaction log: what became of every payload Tally accepted. It
 // keeps, in the tally_tx bucket, the record ingest writes, one record per batch and target
 // that the mapper and the delivery workers write, the outcome of registering complete data
-// sets, and what operators did with dead letters; it derives a transaction's status from
+// sets, what operators did with dead letters, and a mark per transaction whose batches
+// ingest began to store (attempts.go); it derives a transaction's status from
 // them on read, searches them, and lets a caller wait for a transaction to finish. Records
 // expire with the bucket's TTL (nats.tx_retention).
 //
