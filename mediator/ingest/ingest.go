@@ -403,7 +403,8 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 // targets in TALLY_DELIVER where the mapper can do that here (pipeline.Direct), else in
 // TALLY_INGEST, each with the payload's flags and batch count.
 func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string, p *parsed, sp *spool) error {
-	settled, err := s.settledBefore(ctx, txID)
+	shape := fmt.Sprintf("%d×%d", p.batches, s.settings.BatchSize(src.BatchSize))
+	settled, err := s.settledBefore(ctx, txID, shape)
 	if err != nil {
 		return err
 	}
@@ -431,9 +432,9 @@ func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string,
 // settledBefore marks transaction txID as being stored and, when an earlier attempt of the
 // same request began storing it already (the client retries a request that got no answer),
 // returns the batches that attempt settled at each target, so that they are not sent again
-// (txlog.BeginStoring).
-func (s *Ingester) settledBefore(ctx context.Context, txID string) (txlog.Settled, error) {
-	again, err := s.tx.BeginStoring(ctx, txID)
+// (txlog.BeginStoring; shape is how the payload is split).
+func (s *Ingester) settledBefore(ctx context.Context, txID, shape string) (txlog.Settled, error) {
+	again, err := s.tx.BeginStoring(ctx, txID, shape)
 	if err != nil || !again {
 		return nil, err
 	}

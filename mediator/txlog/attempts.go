@@ -24,13 +24,20 @@ import (
 func storingKey(txID string) string { return txID + ".s" }
 
 // BeginStoring marks that ingest begins to store the batches of transaction txID, and says
-// whether an earlier attempt of the same request began already.
-func (l *TxLog) BeginStoring(ctx context.Context, txID string) (again bool, err error) {
-	_, err = l.kv.Create(ctx, storingKey(txID), []byte{})
-	switch {
-	case errors.Is(err, jetstream.ErrKeyExists):
-		return true, nil
-	case err != nil:
+// whether an earlier attempt of the same request began already. shape says how the payload
+// is split (the number and size of its batches): the earlier attempt's batch n is the
+// retry's batch n only when the shapes agree (a changed batch_size splits it otherwise), so
+// an earlier attempt of another shape does not count.
+func (l *TxLog) BeginStoring(ctx context.Context, txID, shape string) (again bool, err error) {
+	_, err = l.kv.Create(ctx, storingKey(txID), []byte(shape))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		e, gerr := l.kv.Get(ctx, storingKey(txID))
+		if gerr != nil {
+			return false, fmt.Errorf("reading how transaction %s was stored: %w", txID, gerr)
+		}
+		return string(e.Value()) == shape, nil
+	}
+	if err != nil {
 		return false, fmt.Errorf("marking transaction %s as being stored: %w", txID, err)
 	}
 	return false, nil

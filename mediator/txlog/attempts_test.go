@@ -9,14 +9,14 @@ import (
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
-// A retry learns that an earlier attempt began storing, and which batches that attempt
-// settled: a batch whose first delivery has a final outcome, not one still retrying, waiting
+// A retry learns that an earlier attempt began storing the payload split the same way, and
+// which batches that attempt settled: a batch whose first delivery has a final outcome, not one still retrying, waiting
 // for mapping, or settled only by a replay from the dead-letter queue. The mark itself is no
 // transaction: lists and views do not show it.
 func TestARetryLearnsWhatItsEarlierAttemptSettled(t *testing.T) {
 	ctx := context.Background()
 	l := txlog.New(newBucket(t))
-	if again, err := l.BeginStoring(ctx, "tx1"); err != nil || again {
+	if again, err := l.BeginStoring(ctx, "tx1", "7×1000"); err != nil || again {
 		t.Fatalf("first attempt: again %v, %v", again, err)
 	}
 	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -34,7 +34,12 @@ func TestARetryLearnsWhatItsEarlierAttemptSettled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	again, err := l.BeginStoring(ctx, "tx1")
+	// The same request split otherwise (batch_size changed in between): its batches are
+	// not the earlier attempt's.
+	if again, err := l.BeginStoring(ctx, "tx1", "4×2000"); err != nil || again {
+		t.Fatalf("retry split otherwise: again %v, %v", again, err)
+	}
+	again, err := l.BeginStoring(ctx, "tx1", "7×1000")
 	if err != nil || !again {
 		t.Fatalf("retry: again %v, %v", again, err)
 	}
