@@ -409,7 +409,7 @@ func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string,
 		return err
 	}
 	pb := s.pub.Start(ctx)
-	direct := s.mapper.Direct(src, txID, p.batches)
+	direct := s.mapper.Direct(src, txID, p.batches, p.values)
 	seq := 0
 	err = sp.each(func(data []byte) error {
 		m := pipeline.IngestMessage(src.Name, txID, pipeline.BatchMsgID(txID, seq), data)

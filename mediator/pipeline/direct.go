@@ -48,8 +48,9 @@ type Direct struct {
 }
 
 // Direct returns the Direct of a payload of the source src, stored as transaction txID
-// in the given number of batches; nil when its batches must go to the mapper stage.
-func (s *Mapper) Direct(src *config.Source, txID string, batches int) *Direct {
+// in the given number of batches holding values values; nil when its batches must go to
+// the mapper stage.
+func (s *Mapper) Direct(src *config.Source, txID string, batches, values int) *Direct {
 	if s == nil {
 		return nil
 	}
@@ -67,7 +68,7 @@ func (s *Mapper) Direct(src *config.Source, txID string, batches int) *Direct {
 	if batches > 1 {
 		d.keys = make([]*mapping.PayloadKeys, len(targets))
 		for i := range d.keys {
-			d.keys[i] = s.payloads.newKeys()
+			d.keys[i] = s.payloads.newKeys(values)
 		}
 	}
 	return d

@@ -157,7 +157,7 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 	src *config.Source, t *config.Target) (_ mappedCount, rerr error) {
 	n := mappedCount{target: t.Name}
 	kept := CarriedBy(msg.Headers())
-	keys, done := s.payloads.begin(ctx, b.TxID, t.Name, b.Seq, msg.Headers())
+	keys, done := s.payloads.begin(ctx, b.TxID, t.Name, b.Seq, len(b.Values), msg.Headers())
 	defer func() { done(rerr == nil) }()
 	m, err := s.mapping.Engine().MapWith(ctx, b, MappingSource(src), MappingTarget(t), mapping.Options{Rollup: s.mapping.rollupStore(), Payload: keys})
 	if settledAt(msg.Headers(), t.Name) && (err == nil || errors.Is(err, mapping.ErrRejected)) {

@@ -110,8 +110,9 @@ func (p *payloadKeys) track(msg jetstream.Msg) func() {
 // begin returns the keys of a payload at a target for batch seq, after waiting for the
 // lower-numbered batches of the payload that this replica holds (track); done must
 // be called when the work on the batch ends, saying whether it was mapped (and passed on).
-// A payload of one batch gets nil keys.
-func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h nats.Header) (*mapping.PayloadKeys, func(mapped bool)) {
+// A payload of one batch gets nil keys. values is the number of values in batch seq, from
+// which the payload's is estimated.
+func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq, values int, h nats.Header) (*mapping.PayloadKeys, func(mapped bool)) {
 	n, err := strconv.Atoi(h.Get(HeaderBatches))
 	if p == nil || err == nil && n <= 1 {
 		return nil, func(bool) {}
@@ -120,7 +121,7 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 	p.mu.Lock()
 	e := p.entries[id]
 	if e == nil {
-		e = &payloadEntry{keys: p.newKeys(), batches: n, mapped: map[int]struct{}{}}
+		e = &payloadEntry{keys: p.newKeys(n * values), batches: n, mapped: map[int]struct{}{}}
 		p.addLocked(id, e)
 	}
 	// The earlier batches this replica holds (track), being mapped or about to be.
@@ -154,9 +155,10 @@ func (p *payloadKeys) begin(ctx context.Context, txID, target string, seq int, h
 
 func payloadID(txID, target string) string { return txID + "\x00" + target }
 
-// newKeys are empty keys of a payload, within the budget all payloads share.
-func (p *payloadKeys) newKeys() *mapping.PayloadKeys {
-	return mapping.NewPayloadKeysWithin(payloadKeysLimit, p.budget)
+// newKeys are empty keys of a payload expected to bring about expect keys (its values),
+// within the budget all payloads share.
+func (p *payloadKeys) newKeys(expect int) *mapping.PayloadKeys {
+	return mapping.NewPayloadKeysWithin(payloadKeysLimit, expect, p.budget)
 }
 
 // addLocked remembers a payload's entry, forgetting the oldest past payloadKeysEntries.

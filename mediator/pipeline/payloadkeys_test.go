@@ -18,7 +18,7 @@ func TestPayloadKeysForgetAPayloadOnceEveryBatchWasMapped(t *testing.T) {
 	ctx := context.Background()
 	map1 := func(seq int, ok bool) {
 		t.Helper()
-		keys, done := p.begin(ctx, "tx1", "hmis", seq, h)
+		keys, done := p.begin(ctx, "tx1", "hmis", seq, 1000, h)
 		if keys == nil {
 			t.Fatalf("batch %d of a payload of 3 got no keys", seq)
 		}
@@ -30,7 +30,7 @@ func TestPayloadKeysForgetAPayloadOnceEveryBatchWasMapped(t *testing.T) {
 	if len(p.entries) != 1 || len(p.order) != 1 {
 		t.Fatalf("%d payloads remembered while batch 1 is still to be mapped, want 1", len(p.entries))
 	}
-	keys, _ := p.begin(ctx, "tx1", "hmis", 1, h)
+	keys, _ := p.begin(ctx, "tx1", "hmis", 1, 1000, h)
 	if keys != p.entries["tx1\x00hmis"].keys {
 		t.Fatal("the retried batch did not get the payload's keys")
 	}
@@ -40,7 +40,7 @@ func TestPayloadKeysForgetAPayloadOnceEveryBatchWasMapped(t *testing.T) {
 	}
 	one := nats.Header{}
 	one.Set(HeaderBatches, "1")
-	if keys, _ := p.begin(ctx, "tx2", "hmis", 0, one); keys != nil || len(p.entries) != 0 {
+	if keys, _ := p.begin(ctx, "tx2", "hmis", 0, 1000, one); keys != nil || len(p.entries) != 0 {
 		t.Fatal("a payload of one batch needs no memory")
 	}
 }

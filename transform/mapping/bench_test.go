@@ -109,7 +109,7 @@ func BenchmarkMapPayload(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		keys := NewPayloadKeys(100_000)
+		keys := NewPayloadKeysWithin(100_000, 100_000, NewKeyBudget(200_000)) // as the mapper keeps them
 		for _, in := range batches {
 			if m, err := e.MapWith(ctx, in, src, target, Options{Payload: keys}); err != nil || len(m.Batch.Values) != len(in.Values) {
 				b.Fatal(m, err)
@@ -141,8 +141,10 @@ func BenchmarkPayloadKeys(b *testing.B) {
 				}
 			}
 			record := func() *PayloadKeys {
-				pk, found := NewPayloadKeys(100_000), 0
-				var buf []byte // as a run reuses its own (run.keyID)
+				// Sized and budgeted as the mapper keeps them; buf reused as a run reuses its
+				// own (run.keyID).
+				pk, found := NewPayloadKeysWithin(100_000, 100_000, NewKeyBudget(200_000)), 0
+				var buf []byte
 				for _, in := range batches {
 					pk.mu.Lock()
 					for i := range in.Values {

@@ -170,7 +170,7 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 	// the budget counts only what is remembered.
 	t.Run("budget", func(t *testing.T) {
 		budget := NewKeyBudget(3)
-		a, b := NewPayloadKeysWithin(100, budget), NewPayloadKeysWithin(100, budget)
+		a, b := NewPayloadKeysWithin(100, 0, budget), NewPayloadKeysWithin(100, 0, budget)
 		src := &Source{Name: "s", Mapping: "tracker"}
 		if m, err := e.MapWith(ctx, first, src, target, Options{Payload: a}); err != nil || len(m.Warnings) != 0 || a.Len() != 2 {
 			t.Fatalf("first payload: %+v, %v", m, err)
@@ -188,6 +188,32 @@ func TestMapDuplicatesAcrossBatches(t *testing.T) {
 			t.Fatalf("second payload again: %+v, %v (remembers %d)", m, err, b.Len())
 		}
 		b.Release()
+		if budget.Used() != 0 {
+			t.Fatalf("budget holds %d after both were released", budget.Used())
+		}
+	})
+	// A payload reserves the keys it expects up front, up to its limit; the next one gets
+	// what is left, and takes one key at a time past its reservation while the budget
+	// lasts. Release gives back everything taken, reserved or not.
+	t.Run("reserved", func(t *testing.T) {
+		budget := NewKeyBudget(4)
+		a := NewPayloadKeysWithin(2, 5, budget) // expects 5, limited to 2
+		b := NewPayloadKeysWithin(100, 1, budget)
+		if budget.Used() != 3 {
+			t.Fatalf("reserved %d keys, want 2 + 1", budget.Used())
+		}
+		src := &Source{Name: "s", Mapping: "tracker"}
+		// second brings three keys: one reserved, one taken, one over the budget.
+		m, err := e.MapWith(ctx, second, src, target, Options{Payload: b})
+		if err != nil || b.Len() != 2 || budget.Used() != 4 || len(m.Warnings) != 1 {
+			t.Fatalf("past the reservation: %+v, %v (remembers %d, budget %d)", m, err, b.Len(), budget.Used())
+		}
+		b.Release()
+		b.Release() // twice gives back nothing more
+		if budget.Used() != 2 {
+			t.Fatalf("after releasing the second the budget holds %d, want a's 2", budget.Used())
+		}
+		a.Release()
 		if budget.Used() != 0 {
 			t.Fatalf("budget holds %d after both were released", budget.Used())
 		}

@@ -41,6 +41,9 @@ type PayloadKeys struct {
 	seeds   [2]maphash.Seed
 	earlier []keyUse
 	budget  *KeyBudget // nil: only max bounds it
+	// held is what pk took from budget: keys reserved up front (NewPayloadKeysWithin) and
+	// any taken one by one past them. Release gives it back.
+	held int
 }
 
 // keyID stands for a transform.Key: two 64-bit hashes, under independent random seeds, of
@@ -68,9 +71,10 @@ type keyUse struct {
 
 // KeyBudget bounds the keys several PayloadKeys remember together: a mapper that maps many
 // payloads at once (a hundred clients posting at the same time) would otherwise hold each
-// one's keys at the same time: about 70 bytes a key, 110 with a second batch's contribution
-// (BenchmarkPayloadKeys' B/key). A key the budget cannot take is not remembered, as past a
-// PayloadKeys' own limit (the batch's warnings say so). It is safe for concurrent use.
+// one's keys at the same time: about 67 bytes a key reserved, as much again for each key's
+// contribution past the first (BenchmarkPayloadKeys' B/key). A key the budget cannot take is
+// not remembered, as past a PayloadKeys' own limit (the batch's warnings say so). It is safe
+// for concurrent use.
 type KeyBudget struct {
 	used atomic.Int64
 	max  int64
@@ -79,7 +83,8 @@ type KeyBudget struct {
 // NewKeyBudget returns a budget of at most max keys (at least one).
 func NewKeyBudget(n int) *KeyBudget { return &KeyBudget{max: int64(max(1, n))} }
 
-// Used is the number of keys remembered under the budget.
+// Used is the number of keys taken from the budget: remembered, or reserved by a payload
+// that expects them (NewPayloadKeysWithin).
 func (b *KeyBudget) Used() int { return int(b.used.Load()) }
 
 func (b *KeyBudget) take() bool {
@@ -90,12 +95,48 @@ func (b *KeyBudget) take() bool {
 	return true
 }
 
+// reserve takes up to n keys at once and returns how many it took.
+func (b *KeyBudget) reserve(n int) int {
+	for {
+		used := b.used.Load()
+		k := min(int64(n), b.max-used)
+		if k <= 0 {
+			return 0
+		}
+		if b.used.CompareAndSwap(used, used+k) {
+			return int(k)
+		}
+	}
+}
+
 // NewPayloadKeysWithin returns an empty PayloadKeys that remembers at most limit keys, and
-// no more than budget still has room for; Release gives its keys back.
-func NewPayloadKeysWithin(limit int, budget *KeyBudget) *PayloadKeys {
+// no more than budget still has room for; Release gives its keys back. expect is how many
+// keys the payload is expected to bring (its number of values): that many, up to limit,
+// are taken from the budget at once, with room for them allocated up front. Growing the
+// storage key by key (the map rehashed, the contributions copied) and taking the budget
+// key by key (an atomic shared by every payload) cost a quarter of remembering a payload's
+// keys (BenchmarkPayloadKeys). Past what it reserved, it takes one key at a time.
+func NewPayloadKeysWithin(limit, expect int, budget *KeyBudget) *PayloadKeys {
 	pk := NewPayloadKeys(limit)
 	pk.budget = budget
+	if n := budget.reserve(min(max(expect, 0), pk.max)); n > 0 {
+		pk.held = n
+		pk.keys = make(map[keyID]int32, n)
+		pk.uses = make([]keyUse, 0, n)
+	}
 	return pk
+}
+
+// take makes room for one more key within the budget: from what pk holds, or one more.
+func (pk *PayloadKeys) take() bool {
+	if pk.budget == nil || len(pk.keys) < pk.held {
+		return true
+	}
+	if !pk.budget.take() {
+		return false
+	}
+	pk.held++
+	return true
 }
 
 // full says why a key was not remembered, for the batch's warning.
@@ -111,9 +152,9 @@ func (pk *PayloadKeys) Release() {
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
 	if pk.budget != nil {
-		pk.budget.used.Add(-int64(len(pk.keys)))
+		pk.budget.used.Add(-int64(pk.held))
 	}
-	pk.keys, pk.uses, pk.earlier = map[keyID]int32{}, nil, nil
+	pk.keys, pk.uses, pk.earlier, pk.held = map[keyID]int32{}, nil, nil, 0
 }
 
 // NewPayloadKeys returns an empty PayloadKeys that remembers at most limit keys (at least
@@ -176,7 +217,7 @@ func (pk *PayloadKeys) earlierLocked(head int32, found bool, seq int) []keyUse {
 func (pk *PayloadKeys) recordLocked(id keyID, head int32, found bool, u keyUse) bool {
 	u.next = noUse
 	if !found {
-		if len(pk.keys) >= pk.max || pk.budget != nil && !pk.budget.take() {
+		if len(pk.keys) >= pk.max || !pk.take() {
 			return false
 		}
 		pk.keys[id] = pk.add(u)
