@@ -295,3 +295,44 @@ func TestBatcherDeleteStrategyNeedsNoValue(t *testing.T) {
 		}
 	}
 }
+
+// The Batcher checks a period once for a run of values that share it; its verdict on each
+// value must still be ValidateFor's, also where periods alternate between valid, unknown to
+// the release, and malformed.
+func TestBatcherPeriodVerdictsMatchValidateFor(t *testing.T) {
+	periods := []string{"202401", "202401", "2024NovQ1", "2024NovQ1", "202401", "2024-13", "2024-13", "2024Q1", "202401"}
+	var vals []DataValue
+	for i, pe := range periods {
+		vals = append(vals, DataValue{DataElement: "de", Period: pe, OrgUnit: "OU", Value: "1", Index: i})
+	}
+	var got []Batch
+	b := NewBatcher(BatcherConfig{Source: "s", PerValue: true, Release: 40, MaxConflicts: len(vals), Emit: collect(&got)})
+	if err := b.Group(Group{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range vals {
+		v := vals[i]
+		if err := b.Value(&v, pos{i + 1}); err != nil {
+			t.Fatalf("value %d: %v", i, err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var refused []int
+	for _, c := range b.Report().Conflicts {
+		refused = append(refused, c.Index)
+	}
+	var want []int
+	for i := range vals {
+		if bad := ValidateFor(&vals[i], 40); bad != nil {
+			want = append(want, i)
+			if c := b.Report().Conflicts[len(want)-1]; c.Expected != bad.Expected {
+				t.Errorf("value %d (%s): %q, ValidateFor says %q", i, vals[i].Period, c.Expected, bad.Expected)
+			}
+		}
+	}
+	if !reflect.DeepEqual(refused, want) || !reflect.DeepEqual(want, []int{2, 3, 5, 6}) {
+		t.Fatalf("refused %v, ValidateFor refuses %v (want 2, 3, 5, 6)", refused, want)
+	}
+}

@@ -104,6 +104,7 @@ type Batcher struct {
 	kept      int
 	errs      InputErrors
 	conflicts InputErrors // PerValue: the rejected values
+	periods   periodCheck
 }
 
 // NewBatcher returns a Batcher for one payload.
@@ -146,7 +147,7 @@ func (b *Batcher) Group(g Group) error {
 func (b *Batcher) Value(v *DataValue, at Locator) error {
 	v.Index = b.index
 	b.index++
-	if bad := ValidateFor(v, b.cfg.Release); bad != nil && !b.deletes(bad) {
+	if bad := validate(v, b.cfg.Release, &b.periods); bad != nil && !b.deletes(bad) {
 		return b.reject(bad, at)
 	}
 	if len(b.errs.Errs) > 0 {
