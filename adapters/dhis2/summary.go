@@ -321,12 +321,15 @@ func (s *wireSummary) evidence(wm *wireWebMessage) evidence {
 	if s.ImportCount != nil && s.ImportCount.Imported > 0 {
 		ev.pre243 = true
 	}
-	if len(s.ImportOptions) > 0 {
-		var opts map[string]json.RawMessage
-		if json.Unmarshal(s.ImportOptions, &opts) == nil {
-			if _, ok := opts["atomic"]; ok {
-				ev.is243 = true
-			}
+	// DHIS2 echoes some thirty import options with every summary; only whether "atomic" is
+	// one of them matters here. Read into a map of them all, they cost more than the rest of
+	// the answer: the key is looked for first, and only the field decoded.
+	if bytes.Contains(s.ImportOptions, []byte(`"atomic"`)) {
+		var opts struct {
+			Atomic json.RawMessage `json:"atomic"`
+		}
+		if json.Unmarshal(s.ImportOptions, &opts) == nil && opts.Atomic != nil {
+			ev.is243 = true
 		}
 	}
 	if wm != nil && strings.HasPrefix(wm.Message, "Import completed with warnings") {
