@@ -90,8 +90,9 @@ type Options struct {
 	Stall time.Duration
 	// CPUProfile receives a CPU profile of Tally taken during its end-to-end runs into the
 	// counting sink, or into the emulator when it is the only sink (through Tally's admin
-	// pprof endpoint).
-	CPUProfile string
+	// pprof endpoint), for CPUProfileSeconds from the scenario's start [5].
+	CPUProfile        string
+	CPUProfileSeconds int
 	// MemProfile receives Tally's allocation profile (pprof "allocs") read right after its
 	// end-to-end runs into the same sink: what each call site allocated since the start.
 	MemProfile string
@@ -128,6 +129,9 @@ func (o *Options) defaults() error {
 	def(&o.ScaleRuns, 1)
 	if o.Duration == 0 {
 		o.Duration = 10 * time.Second
+	}
+	if o.CPUProfileSeconds <= 0 {
+		o.CPUProfileSeconds = 5
 	}
 	if o.Stall == 0 {
 		o.Stall = 2 * time.Minute

@@ -182,7 +182,7 @@ func (h *harness) e2e(ctx context.Context, t *tallyProc, s *sinkProc) error {
 	var profDone chan error
 	if h.o.CPUProfile != "" && s.kind == h.profiledSink() {
 		profDone = make(chan error, 1)
-		go func() { profDone <- cpuProfile(ctx, t.URL, h.o.CPUProfile, 5) }()
+		go func() { profDone <- cpuProfile(ctx, t.URL, h.o.CPUProfile, h.o.CPUProfileSeconds) }()
 	}
 	n := h.o.Values
 	var tally, peer flowRuns

@@ -96,6 +96,7 @@ func benchCmd() *command {
 		fs.StringVar(&o.TargetYAML, "target-yaml", "", `extra YAML lines for the target's configuration, e.g. "timeout: 30s"`)
 		fs.DurationVar(&o.Stall, "stall", 2*time.Minute, "a run fails when no value arrives at the sink for this long")
 		fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of Tally during its end-to-end runs into the counting sink (the emulator with --sinks emulator) to this file")
+		fs.IntVar(&o.CPUProfileSeconds, "cpuprofile-seconds", 5, "how long --cpuprofile profiles, from the start of the end-to-end scenario (long payloads need more)")
 		fs.StringVar(&o.MemProfile, "memprofile", "", "write Tally's allocation profile, read after its end-to-end runs into the counting sink (the emulator with --sinks emulator), to this file (go tool pprof -sample_index=alloc_space)")
 		asJSON := fs.Bool("json", false, "print the report as JSON (every figure with its unit, and the machine) instead of Markdown")
 		if err := c.parse(env, fs, args); err != nil {
