@@ -2,7 +2,6 @@ package mediator_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -91,17 +90,14 @@ func TestARetryDoesNotResendWhatItsFirstAttemptSettled(t *testing.T) {
 // process that died before writing it leaves the store.
 func forgetTransaction(t *testing.T, dir, id string) {
 	t.Helper()
-	ctx := context.Background()
-	c, err := stream.Open(ctx, stream.Config{StoreDir: dir}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	kv, err := c.JS.KeyValue(ctx, stream.TxBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kv.Delete(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	withStore(t, dir, func(c *stream.Conn) {
+		ctx := context.Background()
+		kv, err := c.JS.KeyValue(ctx, stream.TxBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
