@@ -117,13 +117,9 @@ func (b *KeyBudget) reserve(n int) int {
 // key by key (an atomic shared by every payload) cost a quarter of remembering a payload's
 // keys (BenchmarkPayloadKeys). Past what it reserved, it takes one key at a time.
 func NewPayloadKeysWithin(limit, expect int, budget *KeyBudget) *PayloadKeys {
-	pk := NewPayloadKeys(limit)
-	pk.budget = budget
-	if n := budget.reserve(min(max(expect, 0), pk.max)); n > 0 {
-		pk.held = n
-		pk.keys = make(map[keyID]int32, n)
-		pk.uses = make([]keyUse, 0, n)
-	}
+	n := budget.reserve(min(max(expect, 0), max(1, limit)))
+	pk := newPayloadKeys(limit, n)
+	pk.budget, pk.held = budget, n
 	return pk
 }
 
@@ -159,8 +155,12 @@ func (pk *PayloadKeys) Release() {
 
 // NewPayloadKeys returns an empty PayloadKeys that remembers at most limit keys (at least
 // one).
-func NewPayloadKeys(limit int) *PayloadKeys {
-	return &PayloadKeys{max: max(1, limit), keys: map[keyID]int32{}, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+func NewPayloadKeys(limit int) *PayloadKeys { return newPayloadKeys(limit, 0) }
+
+// newPayloadKeys returns an empty PayloadKeys with room for room keys.
+func newPayloadKeys(limit, room int) *PayloadKeys {
+	return &PayloadKeys{max: max(1, limit), keys: make(map[keyID]int32, room), uses: make([]keyUse, 0, room),
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 }
 
 // Len returns the number of keys remembered.
