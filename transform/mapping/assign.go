@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tally-hmis/tally/transform"
 	"github.com/tally-hmis/tally/transform/metadata"
@@ -19,9 +20,30 @@ func (r *run) keepOrgUnit(v *transform.DataValue, res *resolved, ou string) bool
 	if ix == nil || ou == "" {
 		return true
 	}
+	m := &r.last
+	if ou == m.keptOU && res.ds == m.keptDS && (res.ds != nil || slices.Equal(res.cands, m.keptCands)) {
+		return true
+	}
+	dss := res.cands
+	if res.ds != nil {
+		dss = []*metadata.DataSet{res.ds}
+	}
+	keep, clean := r.checkOrgUnit(v, ou, dss)
+	if clean {
+		m.keptOU, m.keptDS, m.keptCands = ou, res.ds, res.cands
+	}
+	return keep
+}
+
+// checkOrgUnit is keepOrgUnit for data sets dss, without the memory of the last org unit
+// kept. clean says that it kept the value without leaving it a record (a batch warning
+// aside, given once per batch), so that a value with the same org unit and data sets may
+// be kept without asking again.
+func (r *run) checkOrgUnit(v *transform.DataValue, ou string, dss []*metadata.DataSet) (keep, clean bool) {
+	ix := r.p.ix
 	unit, err := ix.OrgUnit(transform.SchemeUID, ou)
 	if err != nil {
-		return true
+		return true, true
 	}
 	if lvl := r.pol.level; lvl > 0 {
 		switch {
@@ -29,15 +51,11 @@ func (r *run) keepOrgUnit(v *transform.DataValue, res *resolved, ou string) bool
 			r.warnBatch("no-level", "the metadata of target %q gives no org unit levels (read before Tally asked for them); org_units.level is not applied until it is read again", r.target)
 		case unit.Level != lvl:
 			r.drop(v, "orgUnit", v.OrgUnit, fmt.Sprintf("org unit %s is at level %d; source %q keeps level %d (org_units.level)", unit.Label(), unit.Level, r.pol.source, lvl))
-			return false
+			return false, false
 		}
 	}
-	dss := res.cands
-	if res.ds != nil {
-		dss = []*metadata.DataSet{res.ds}
-	}
 	if len(dss) == 0 {
-		return true
+		return true, true
 	}
 	for _, ds := range dss {
 		assigned, known := ix.Assigned(ds, ou)
@@ -45,20 +63,20 @@ func (r *run) keepOrgUnit(v *transform.DataValue, res *resolved, ou string) bool
 			if r.pol.keepAssigned {
 				r.warnBatch("no-assignment", "the metadata of target %q does not list the data sets' org units (read before Tally asked for them); org_units: keep: assigned is not applied until it is read again", r.target)
 			}
-			return true
+			return true, true
 		}
 		if assigned {
-			return true
+			return true, true
 		}
 	}
 	reason := fmt.Sprintf("org unit %s is not assigned to data set %s in target %q", unit.Label(), dataSetNames(dss), r.target)
 	if r.pol.keepAssigned {
 		r.drop(v, "orgUnit", v.OrgUnit, reason+fmt.Sprintf(" (org_units: keep: assigned on source %q)", r.pol.source))
-		return false
+		return false, false
 	}
 	r.warnings = append(r.warnings, transform.Warning{Index: v.Index, Field: "orgUnit", Value: v.OrgUnit, ErrorCode: codeNotAssigned,
 		Reason: reason + r.assignmentEffect() + " (org_units: keep: assigned leaves such values out)"})
-	return true
+	return true, false
 }
 
 // assignmentEffect says what the target's DHIS2 does with a value of an org unit its data

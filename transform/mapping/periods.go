@@ -64,7 +64,7 @@ func rollUp(id string, t period.Type) rolled {
 // WeeklyFriday week on 2.42, say), which DHIS2 would answer with "Period not valid". A
 // period that does not parse is left to DHIS2; only its release is checked here.
 func (r *run) inRelease(v *transform.DataValue, pe string) bool {
-	if r.release == 0 {
+	if r.release == 0 || (pe == r.last.pe && pe != "") {
 		return true
 	}
 	why, seen := r.releases[pe]
@@ -76,6 +76,7 @@ func (r *run) inRelease(v *transform.DataValue, pe string) bool {
 		r.releases[pe] = why
 	}
 	if why == "" {
+		r.last.pe = pe
 		return true
 	}
 	r.refuse(v, "period", codePeriod, "%s", why)

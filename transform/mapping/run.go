@@ -48,6 +48,27 @@ type run struct {
 	batchDS  map[string]*metadata.DataSet // the batch's data sets by id; nil: not in the target
 	periods  map[periodKey]rolled
 	releases map[string]string // period id → why the target's release lacks it ("" has it)
+	last     lastLookups
+}
+
+// lastLookups holds what the lookups of an earlier value of the batch found, where they
+// found it without leaving a record. A payload's values come grouped (DHIS2 exports them by
+// org unit and period, ADX by group, CHT by place), so a value mostly repeats its
+// neighbour's org unit, option combo and period, and comparing two strings (the decoder
+// gives a batch one copy of each) costs less than the map lookups behind them. A value that
+// is refused, dropped or warned about never comes from here: it takes the full path and
+// gets its own record.
+type lastLookups struct {
+	ouIn, ou, ouUID string // orgUnit: the value's org unit and what it maps to
+
+	keptOU    string              // keepOrgUnit: an org unit (by uid) kept for...
+	keptDS    *metadata.DataSet   // ...a rule's or a batch's data set, or...
+	keptCands []*metadata.DataSet // ...the data sets that hold the element
+
+	cocIn       string                  // coc: the value's option combo...
+	cocCombo    *metadata.CategoryCombo // ...in the rule's category combo...
+	coc, cocUID string                  // ...and what it maps to
+	pe          string                  // inRelease: a period the target's release reads
 }
 
 type placeKey struct {
@@ -369,6 +390,18 @@ func (r *run) batchDataSetNote(v *transform.DataValue, res *resolved) string {
 }
 
 func (r *run) orgUnit(v *transform.DataValue) (id, uid string, ok bool) {
+	if m := &r.last; m.ouIn != "" && v.OrgUnit == m.ouIn {
+		return m.ou, m.ouUID, true
+	}
+	if id, uid, ok = r.lookupOrgUnit(v); ok {
+		r.last.ouIn, r.last.ou, r.last.ouUID = v.OrgUnit, id, uid
+	}
+	return id, uid, ok
+}
+
+// lookupOrgUnit finds a value's org unit through the mapping set's rows and the target's
+// metadata. It leaves a record only when it answers !ok.
+func (r *run) lookupOrgUnit(v *transform.DataValue) (id, uid string, ok bool) {
 	p := r.p
 	if p.ouTable != nil {
 		t, ok := p.ouTable[v.OrgUnit]
@@ -437,6 +470,10 @@ func (r *run) coc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 	field := "categoryOptionCombo"
 	switch {
 	case v.CategoryOptionCombo != "":
+		m := &r.last
+		if v.CategoryOptionCombo == m.cocIn && res.combo == m.cocCombo {
+			return m.coc, m.cocUID, true
+		}
 		var err error
 		if coc, err = ix.CategoryOptionCombo(r.cocIn, v.CategoryOptionCombo); err != nil {
 			r.refuse(v, field, codeCOC, "%v in target %q", err, r.target)
@@ -447,6 +484,10 @@ func (r *run) coc(v *transform.DataValue, res *resolved) (id, uid string, ok boo
 				coc.Label(), res.combo.Label(), res.deObj.Label())
 			return "", "", false
 		}
+		if id, uid, ok = r.outID(v, field, codeCOC, "option combo", coc, r.out.CategoryOptionCombo); ok {
+			m.cocIn, m.cocCombo, m.coc, m.cocUID = v.CategoryOptionCombo, res.combo, id, uid
+		}
+		return id, uid, ok
 	case len(v.Categories) > 0:
 		field = "categories"
 		var why string
