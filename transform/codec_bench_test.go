@@ -36,3 +36,16 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncoder encodes batch after batch with one Encoder, as the spool and the
+// mapper stage do.
+func BenchmarkEncoder(b *testing.B) {
+	batch := benchBatch()
+	var x Encoder
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		x.Encode(batch)
+		buf = x.AppendTo(buf[:0])
+	}
+}

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -258,4 +259,67 @@ func TestIDSchemes(t *testing.T) {
 	if r.OrgUnit != SchemeName || r.DataElement != SchemeCode || r.AttributeOptionCombo != SchemeCode {
 		t.Errorf("resolved = %+v", r)
 	}
+}
+
+// TestEncoderFindsEveryStringOnce attacks the encoder's string index (wordIndex): strings
+// that share its word (the same first and last four bytes), a flood of them that overflows
+// its probes, and more distinct strings than it was sized for. Each batch must decode to
+// itself and hold each distinct string once in its table, through one Encoder reused from
+// batch to batch as the spool and the mapper use theirs.
+func TestEncoderFindsEveryStringOnce(t *testing.T) {
+	shared := &Batch{ID: "b:0", TxID: "b", Source: "s", Received: time.Unix(1700000000, 0).UTC(), Schemes: IDSchemes{IDScheme: SchemeCode}}
+	for i, v := range []string{"1234xx5678", "1234yy5678", "ab", "abb", "a\x00b", "ab", "1234yy5678", "0", "00", "000"} {
+		shared.Values = append(shared.Values, DataValue{DataElement: "DE", Period: "202401", OrgUnit: "OU", Value: v, Index: i})
+	}
+	flood := &Batch{ID: "f:0", TxID: "f", Source: "s", Received: time.Unix(1700000000, 0).UTC(), Schemes: IDSchemes{IDScheme: SchemeCode}}
+	for i := range 600 { // 300 strings of one word and length, each twice
+		flood.Values = append(flood.Values, DataValue{DataElement: "DE", Period: "202401", OrgUnit: "OU",
+			Value: fmt.Sprintf("AAAA%03dZZZZ", i%300), Index: i})
+	}
+	crowded := &Batch{ID: "c:0", TxID: "c", Source: "s", Received: time.Unix(1700000000, 0).UTC(), Schemes: IDSchemes{IDScheme: SchemeCode}}
+	for i := range 10 { // 70 strings for a 10-value batch, then each again
+		for range 2 {
+			f := func(what string) string { return fmt.Sprintf("%s-%d", what, i) }
+			crowded.Values = append(crowded.Values, DataValue{DataElement: f("de"), Period: f("pe"), OrgUnit: f("ou"),
+				CategoryOptionCombo: f("coc"), AttributeOptionCombo: f("aoc"), Value: f("v"), Comment: f("c"), StoredBy: f("by"),
+				Index: len(crowded.Values)})
+		}
+	}
+	var x Encoder
+	for _, b := range []*Batch{shared, flood, crowded, shared} {
+		x.Encode(b)
+		data := x.AppendTo(nil)
+		got, err := DecodeBatch(data)
+		if err != nil {
+			t.Fatalf("%s: %v", b.ID, err)
+		}
+		if !reflect.DeepEqual(got, b) {
+			t.Fatalf("%s: round trip:\n got %+v\nwant %+v", b.ID, got, b)
+		}
+		if n, _ := binary.Uvarint(data[2:]); int(n) != distinctStrings(b) {
+			t.Errorf("%s: the table holds %d strings, want the batch's %d distinct ones", b.ID, n, distinctStrings(b))
+		}
+	}
+}
+
+// distinctStrings counts the non-empty strings an encoding of b has to hold.
+func distinctStrings(b *Batch) int {
+	seen := map[string]bool{}
+	add := func(ss ...string) {
+		for _, s := range ss {
+			if s != "" {
+				seen[s] = true
+			}
+		}
+	}
+	s := b.Schemes
+	add(b.ID, b.TxID, b.Source, b.Target, b.DataSet, b.CompleteDate, b.ImportStrategy, string(s.IDScheme), string(s.DataElement),
+		string(s.OrgUnit), string(s.CategoryOptionCombo), string(s.AttributeOptionCombo), string(s.DataSet), string(s.Category), string(s.CategoryOption))
+	for _, v := range b.Values {
+		add(v.DataElement, v.Period, v.OrgUnit, v.CategoryOptionCombo, v.AttributeOptionCombo, v.Value, v.Comment, v.StoredBy, v.DataSet)
+		for _, p := range append(v.Categories, v.Attributes...) {
+			add(p.Category, p.Option)
+		}
+	}
+	return len(seen)
 }
