@@ -78,9 +78,10 @@ type wordIndex struct {
 const wordProbes = 8
 
 // reset empties the index and sizes it for a batch of n values: most strings of a batch
-// are its values', and its other fields repeat.
+// are its values', and its other fields repeat. It holds at most 1<<16 slots (768 KiB);
+// a larger batch's other strings go to the map.
 func (x *wordIndex) reset(n int) {
-	x.bits = max(6, bits.Len(uint(n+n/2+32)))
+	x.bits = min(16, max(6, bits.Len(uint(n+n/2+32))))
 	size := 1 << x.bits
 	if cap(x.at) < size {
 		x.word, x.at = make([]uint64, size), make([]uint32, size)
