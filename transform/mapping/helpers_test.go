@@ -220,6 +220,25 @@ func prefixes(t *testing.T, what string, got, want []string) {
 	}
 }
 
+// wantRecords checks m's refused values, unmapped values and warnings, each line against
+// its want's prefix (prefixes).
+func wantRecords(t *testing.T, m *transform.Mapped, refused, unmapped, warnings []string) {
+	t.Helper()
+	var r, u, w []string
+	for _, x := range m.Refused {
+		r = append(r, showRefused(x))
+	}
+	for _, x := range m.Unmapped {
+		u = append(u, showUnmapped(x))
+	}
+	for _, x := range m.Warnings {
+		w = append(w, showWarning(x))
+	}
+	prefixes(t, "refused", r, refused)
+	prefixes(t, "unmapped", u, unmapped)
+	prefixes(t, "warnings", w, warnings)
+}
+
 // wantValues compares the output values, show() each, with want.
 func wantValues(t *testing.T, what string, m *transform.Mapped, want []string) {
 	t.Helper()
