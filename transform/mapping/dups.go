@@ -69,9 +69,8 @@ func collides(a, b string) bool { return a == b || a == "" || b == "" }
 // parts of one sum, not duplicates.
 func (r *run) put(v transform.DataValue, pos int, k transform.Key, so slotOf) {
 	id := r.keyID(k)
-	j, exists := r.byKey[id]
-	if !exists {
-		r.byKey[id] = int32(len(r.slots))
+	j, added := r.byKey.find(id, int32(len(r.slots)))
+	if added {
 		r.vals = append(r.vals, v)
 		ns := slot{from: so.from, dsOut: so.dsOut, pos: int32(pos), id: id}
 		if so.from != "" {

@@ -122,3 +122,32 @@ func (pk *PayloadKeys) id(k transform.Key) keyID {
 	id, _ := idOf(&pk.seeds, nil, k)
 	return id
 }
+
+// TestKeyIndexProbes drives the batch's key index (run.byKey) through what random ids
+// rarely do at once: ids that share their first word (and so their place), a probe run
+// that wraps past the table's end, and reuse for a second batch. Every id must keep the
+// slot it was given, and a new id must never be taken for a known one.
+func TestKeyIndexProbes(t *testing.T) {
+	var x keyIndex
+	for round := range 2 {
+		x.reset(100) // 256 places
+		last := ^uint64(0)
+		var ids []keyID
+		for i := range 40 {
+			ids = append(ids, keyID{last, uint64(i + round)}) // all placed at the table's end
+		}
+		for i := range 40 {
+			ids = append(ids, keyID{uint64(i) << 58, uint64(i)}) // the places the first run wraps into
+		}
+		for i, id := range ids {
+			if slot, added := x.find(id, int32(i)); !added || slot != int32(i) {
+				t.Fatalf("round %d: new id %d: slot %d, added %v", round, i, slot, added)
+			}
+		}
+		for i, id := range ids {
+			if slot, added := x.find(id, int32(len(ids))); added || slot != int32(i) {
+				t.Fatalf("round %d: known id %d: slot %d, added %v", round, i, slot, added)
+			}
+		}
+	}
+}

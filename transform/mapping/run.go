@@ -36,7 +36,7 @@ type run struct {
 	slots []slot                // what else is known of each output value
 	// byKey finds a key's slot by the key's id (keys.go): a batch's keys are hashed once,
 	// and the payload's keys (acrossBatches) take the same id when they share its seeds.
-	byKey map[keyID]int32
+	byKey *keyIndex
 	seeds *[2]maphash.Seed
 	idBuf []byte
 	// pool and scratch are where slots and byKey come from and go back to (done).
@@ -81,7 +81,7 @@ type placeKey struct {
 // batches does not allocate (and collect) a thousand-entry map and slot array per batch,
 // which was a fifth of what the mapper allocated.
 type scratch struct {
-	byKey map[keyID]int32
+	byKey keyIndex
 	slots []slot
 	seeds [2]maphash.Seed
 	idBuf []byte
@@ -90,9 +90,9 @@ type scratch struct {
 func newRun(pool *sync.Pool, in *transform.Batch, target string, pol policies, opts Options) *run {
 	sc, _ := pool.Get().(*scratch)
 	if sc == nil {
-		sc = &scratch{byKey: make(map[keyID]int32, len(in.Values)), slots: make([]slot, 0, len(in.Values)),
-			seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+		sc = &scratch{slots: make([]slot, 0, len(in.Values)), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	}
+	sc.byKey.reset(len(in.Values))
 	vals := opts.Values[:0]
 	if cap(vals) < len(in.Values) {
 		vals = make([]transform.DataValue, 0, len(in.Values))
@@ -100,7 +100,7 @@ func newRun(pool *sync.Pool, in *transform.Batch, target string, pol policies, o
 	r := &run{in: in, pol: pol, opts: opts, target: target, pool: pool, scratch: sc,
 		vals:  vals,
 		slots: sc.slots[:0],
-		byKey: sc.byKey,
+		byKey: &sc.byKey,
 		seeds: &sc.seeds,
 		idBuf: sc.idBuf,
 	}
@@ -120,7 +120,6 @@ func (r *run) keyID(k transform.Key) keyID {
 // done gives the run's scratch back to the pool, emptied so that it holds no value of the
 // batch. The run must not be used after.
 func (r *run) done() {
-	clear(r.byKey)
 	clear(r.slots)
 	r.scratch.slots, r.scratch.idBuf = r.slots[:0], r.idBuf
 	r.pool.Put(r.scratch)
