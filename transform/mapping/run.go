@@ -77,9 +77,9 @@ type placeKey struct {
 }
 
 // scratch is the part of a run's state that does not outlive it: the slots and the key
-// map, as large as the batch. The engine keeps them in a pool, so that mapping a stream of
-// batches does not allocate (and collect) a thousand-entry map and slot array per batch,
-// which was a fifth of what the mapper allocated.
+// index, as large as the batch. The engine keeps them in a pool, so that mapping a stream
+// of batches does not allocate (and collect) a key table and slot array per batch, which
+// was a fifth of what the mapper allocated.
 type scratch struct {
 	byKey keyIndex
 	slots []slot
