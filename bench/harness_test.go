@@ -115,3 +115,24 @@ func TestRunFailsWhenValuesDoNotArrive(t *testing.T) {
 		t.Fatalf("report %+v", r)
 	}
 }
+
+// TestNoteSpread: a session where a program's CPU per value ranged past spreadLimit (the
+// script's in the 06:41 session of BENCHMARKS.md's round 7: 3.6, 5.1, 6.8) gets a note
+// naming the sink, the program and the range; an ordinary spread gets none.
+func TestNoteSpread(t *testing.T) {
+	h := &harness{r: &Report{}}
+	h.noteSpread(SinkEmulator, "Tally", []float64{2.3, 2.6, 3.1})
+	h.noteSpread(SinkCounting, "the peer script", []float64{2.7})
+	if len(h.r.Notes) != 0 {
+		t.Fatalf("notes %q for ordinary spreads", h.r.Notes)
+	}
+	h.noteSpread(SinkEmulator, "the peer script", []float64{3.6, 5.1, 6.8})
+	if len(h.r.Notes) != 1 || !strings.Contains(h.r.Notes[0], "e2e emulator: the peer script's CPU per million values ranged from 3.6 to 6.8 s") {
+		t.Fatalf("notes %q", h.r.Notes)
+	}
+	var md bytes.Buffer
+	h.r.Markdown(&md)
+	if !strings.Contains(md.String(), "Note: e2e emulator: the peer script's") {
+		t.Fatalf("markdown lacks the note:\n%s", md.String())
+	}
+}

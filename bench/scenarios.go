@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -215,6 +216,8 @@ func (h *harness) e2e(ctx context.Context, t *tallyProc, s *sinkProc) error {
 	fig := func(subject, measure, unit string, runs []float64) {
 		h.r.add(Figure{Scenario: ScenarioE2E, Sink: s.kind, Subject: subject, Measure: measure, Unit: unit}, runs)
 	}
+	h.noteSpread(s.kind, "Tally", tally.cpu)
+	h.noteSpread(s.kind, "the peer script", peer.cpu)
 	tally.figures(fig, "tally", "sink, during Tally's runs")
 	if h.o.PeerScript != "" {
 		peer.figures(fig, "peer script", "sink, during the peer's runs")
@@ -232,6 +235,29 @@ func (h *harness) e2e(ctx context.Context, t *tallyProc, s *sinkProc) error {
 		}
 	}
 	return nil
+}
+
+// spreadLimit is how far a program's CPU per value may range across its end-to-end runs of
+// one session (the largest over the smallest) before the report says so. A program does the
+// same work per value in every run: in the eighteen sessions of BENCHMARKS.md's rounds 6 and
+// 7 the range stayed within 1.41, except in the two that something else disturbed, where it
+// reached 1.9 (the script's) and 2.4 (Tally's). Such a session's ratios can flatter either
+// side, and its median alone does not show it.
+const spreadLimit = 1.5
+
+// noteSpread adds a note to the report when subject's CPU per million values (cpu, one
+// figure per run) ranged past spreadLimit on sink.
+func (h *harness) noteSpread(sink, subject string, cpu []float64) {
+	if len(cpu) < 2 {
+		return
+	}
+	lo, hi := slices.Min(cpu), slices.Max(cpu)
+	if lo <= 0 || hi/lo <= spreadLimit {
+		return
+	}
+	h.r.Notes = append(h.r.Notes, fmt.Sprintf(
+		"e2e %s: %s's CPU per million values ranged from %.1f to %.1f s across its runs, more than %.1f times over: something else took the cores, and this session's ratios may flatter either side",
+		sink, subject, lo, hi, spreadLimit))
 }
 
 // flowRuns collects the runs of one subject that passed their verification.
