@@ -1,11 +1,15 @@
 package mediator_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+	"github.com/tally-hmis/tally/mediator/stream"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
 
@@ -147,4 +151,52 @@ func TestIngestDoesNotWaitForTheTargetsMetadata(t *testing.T) {
 		t.Fatalf("the slow metadata read was not the one mapping made: %+v", emu.Faults().List())
 	}
 	wantStages(t, h, "strict", before, 0, 1) // left to the mapper stage, which waited
+}
+
+// TestARefusedPayloadStoresNothingItMappedWhileRead: ingest maps a payload's batches while
+// it reads them, before the payload proved valid. A payload refused at its last value (no data
+// element, whole-payload validation) had its first two batches mapped by then:
+// nothing of it may reach TALLY_DELIVER or the target, and the next payload is mapped and
+// delivered as usual. The stream's last sequence counts every delivery message ever stored.
+func TestARefusedPayloadStoresNothingItMappedWhileRead(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	dir := t.TempDir()
+	h := startTallyCfg(t, emu.URL, dir, directSources, chwMapping)
+	const token = "summing-token-0123456789"
+	// Stored by the mapper stage: one delivery message. It makes the metadata known.
+	h.send("summing", token, `{"period":"202405","dataValues":[{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_S_F1","value":"1"}]}`, txlog.TxDelivered)
+	before, imports := stages(t, h, "summing"), emu.ImportRequests()
+
+	refused := `{"period":"202406","dataValues":[
+	  {"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F1","value":"1"},{"dataElement":"CHW_HOUSEHOLD_VISITS","orgUnit":"KL_N_F2","value":"2"},
+	  {"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F1","value":"5"},{"dataElement":"CHW_U5_ASSESSMENTS","orgUnit":"KL_N_F2","value":"6"},
+	  {"orgUnit":"KL_N_F1","value":"3"}]}`
+	code, resp := h.post("/ingest/summing", "application/json", "Bearer "+token, []byte(refused))
+	if code == http.StatusAccepted || !strings.Contains(fmt.Sprint(resp), "dataElement") {
+		t.Fatalf("a payload whose last value has no data element: HTTP %d %v, want it refused, naming the field", code, resp)
+	}
+	h.send("summing", token, summingPayload, txlog.TxDelivered)
+
+	wantStages(t, h, "summing", before, 3, 0) // the valid payload's three batches, at ingest
+	if n := emu.ImportRequests() - imports; n != 3 {
+		t.Errorf("%d imports after the warm-up, want the valid payload's 3", n)
+	}
+	if v, ok := emu.Lookup("CHW_HOUSEHOLD_VISITS", "202406", "KL_N_F1", "", ""); !ok || v.Value != "4" {
+		t.Errorf("visits at KL_N_F1 = %q, %v; want the valid payload's 1 + 3 = 4", v.Value, ok)
+	}
+	h.stop()
+	withStore(t, dir, func(c *stream.Conn) {
+		s, err := c.JS.Stream(context.Background(), stream.DeliverStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := info.State.LastSeq; last != 4 {
+			t.Errorf("TALLY_DELIVER stored %d messages, want 4: the warm-up's and the valid payload's three", last)
+		}
+	})
 }

@@ -53,8 +53,16 @@ var chtMapping = testConfig{
 // mapper is injected): a rule with a wrong scale (-1 for 1) makes values the target refuses
 // (negative doses); a replay as they stand fails again and keeps the history, and after the
 // rule is fixed and the table reloaded, a re-mapped replay sends exactly what the rules now
-// say.
+// say. The batch is mapped once by the mapper stage (the first payload after a start) and
+// once at ingest, which maps it while it reads the payload (a first payload made the
+// target's metadata known): the source values must travel with it either way.
 func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
+	for _, stage := range []string{"mapper", "ingest"} {
+		t.Run(stage, func(t *testing.T) { testDeadLetterReplayRemaps(t, stage) })
+	}
+}
+
+func testDeadLetterReplayRemaps(t *testing.T, stage string) {
 	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
 	defer emu.Close()
 	dir := t.TempDir()
@@ -62,6 +70,13 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 	cfg := chtMapping
 	cfg.dir, cfg.targets = dir, []testTarget{{name: "hmis", url: emu.URL}}
 	h := startConfigured(t, cfg, mediator.Options{})
+	stored := 0
+	if stage == "ingest" {
+		warm := epiValues("202312", 0)[16:32] // EPI_PENTA1 only: plain
+		h.waitStatus(h.ingest(dvsBody(warm)), txlog.TxDelivered)
+		stored = len(warm)
+	}
+	before := h.metricSum(t, "tally_mapper_batches_total", "stage", stage)
 
 	values := epiValues("202401", 0)[:32] // EPI_BCG and EPI_PENTA1
 	for i := range 16 {
@@ -69,6 +84,9 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 	}
 	id := h.ingest(dvsBody(values))
 	h.waitStatus(id, txlog.TxPartiallyDelivered)
+	if n := h.metricSum(t, "tally_mapper_batches_total", "stage", stage) - before; n != 1 {
+		t.Fatalf("batches mapped by stage %s: %v, want the payload's one", stage, n)
+	}
 	dls := h.deadLetters("code=E7619") // value not a zero or positive integer
 	if len(dls) != 1 || num(dls[0]["values"]) != 16 {
 		t.Fatalf("dead letters = %v, want the 16 BCG values", dls)
@@ -110,7 +128,7 @@ func TestDeadLetterReplayKeepsHistoryAndRemapsWithCurrentRules(t *testing.T) {
 		t.Fatalf("bulk replay: HTTP %d %v", code, res)
 	}
 	tx := h.waitStatus(id, txlog.TxDelivered)
-	assertStoredOnce(t, emu, 32)
+	assertStoredOnce(t, emu, stored+32)
 	if v, ok := emu.Lookup("EPI_BCG", "202401", "KL_N_F1", "F_LT1", ""); !ok || v.Value != "1" {
 		t.Errorf("EPI_BCG/KL_N_F1/F_LT1 = %+v, %v", v, ok)
 	}

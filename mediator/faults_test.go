@@ -224,6 +224,14 @@ func TestFaultKillAtEachStage(t *testing.T) {
 			if stage == "delivery" {
 				emu.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultLatency, Path: importPath, Delay: dhis2test.Duration(40 * time.Millisecond)})
 			}
+			batch := 1000 // the source's batch_size
+			if stage == "publishing" {
+				// Ingest maps the batches as it reads the payload, so storing them once it is
+				// read is quick: five thousand batches of 20 keep it busy long enough for
+				// delivery to import the first ones before the client has its answer.
+				batch = 20
+				setBatchSize(t, file, batch)
+			}
 			base := "http://" + addr
 			first := startProcess(t, bin, file, base)
 			h := &harness{t: t, base: base}
@@ -257,10 +265,10 @@ func TestFaultKillAtEachStage(t *testing.T) {
 					answered <- code
 				}()
 				// Five batches of this payload imported: its batches are still being stored
-				// and mapped (ingest of the 100 batches takes several times as long), and the
-				// first ones are delivered and recorded. Without the retry's knowledge of them
+				// (storing the 5,000 batches takes several times as long), and the first ones
+				// are delivered and recorded. Without the retry's knowledge of them
 				// (txlog.Settled) they would be sent again: more than the in-flight bound.
-				waitUntil(t, 30*time.Second, "five batches of the payload to be imported", func() bool { return emu.Store().Len() > warm+5000 })
+				waitUntil(t, 30*time.Second, "five batches of the payload to be imported", func() bool { return emu.Store().Len() > warm+5*batch })
 				first.kill()
 				if code := <-answered; code != 0 {
 					t.Fatalf("the request was answered (HTTP %d) before the process died: the kill came after ingest had stored every batch", code)
@@ -290,13 +298,13 @@ func TestFaultKillAtEachStage(t *testing.T) {
 			if k.lost != 0 || k.delivered != len(values) || k.acknowledged != len(values) {
 				t.Errorf("lost %d, delivered %d, acknowledged %d of %d", k.lost, k.delivered, k.acknowledged, len(values))
 			}
-			// The crash window: the batches in flight (2 workers × 1,000 values). A kill while
+			// The crash window: the batches in flight (2 workers × a batch). A kill while
 			// ingest stores the payload (the client has no answer) does not widen it: the
 			// batches delivered before the kill were acked and removed, and a restarted stream
 			// no longer knows their ids (nats-server rebuilds its duplicate window from the
 			// messages it still holds: stream.go, rebuildDedupe), but the client's retry finds
 			// them settled in the transaction log and leaves them out (txlog.BeginStoring).
-			inFlight := 2000
+			inFlight := 2 * batch
 			if k.twice > inFlight || k.maxReceived > 2 {
 				t.Errorf("%d values received twice (max %d receipts), more than the batches in flight", k.twice, k.maxReceived)
 			}
@@ -307,6 +315,20 @@ func TestFaultKillAtEachStage(t *testing.T) {
 				t.Errorf("SIGTERM: %v\n%s", err, second.output())
 			}
 		})
+	}
+}
+
+// setBatchSize sets source cht's batch_size.
+func setBatchSize(t *testing.T, file string, n int) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := strings.Replace(string(data), "    id_schemes: {id_scheme: CODE}\n",
+		fmt.Sprintf("    id_schemes: {id_scheme: CODE}\n    batch_size: %d\n", n), 1)
+	if err := os.WriteFile(file, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

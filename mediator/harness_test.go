@@ -294,6 +294,29 @@ func (h *tally) metricValue(t testing.TB, name, label string) float64 {
 	return 0
 }
 
+// metricSum adds up a counter's series whose label name has value.
+func (h *tally) metricSum(t testing.TB, metric, name, value string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != metric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == name && l.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
 func num(v any) int {
 	f, _ := v.(float64)
 	return int(f)

@@ -347,7 +347,10 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 	src := req.Source
 	sp := newSpool(spoolMemory, s.spools)
 	defer sp.close()
-	w := newSpooler(sp) // pipelined.go
+	direct := s.mapper.Direct(src)
+	published := false
+	defer func() { direct.Done(published) }()
+	w := newSpooler(ctx, sp, direct) // pipelined.go
 	p, err := s.read(ctx, req, w.emit, nil)
 	if serr := w.finish(); serr != nil {
 		// The spool could not keep what was read (its disk): not the client's fault, and
@@ -379,9 +382,10 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 		res.Tx, res.Duplicate = existing, true
 		return res, nil
 	}
-	if err := s.publish(ctx, src, txID, p, sp); err != nil {
+	if err := s.publish(ctx, src, txID, p, sp, w); err != nil {
 		return nil, unavailable(err)
 	}
+	published = true
 	rec := &txlog.TxRecord{ID: txID, Source: src.Name, Received: p.received, Format: p.format, Values: p.values,
 		Batches: p.batches, Targets: s.cfg.TargetNamesOf(src), OpenHIMTransaction: req.OpenHIMTx,
 		Refused: p.report.Rejected, Conflicts: ingestConflicts(p.report), Notes: txlog.ConflictsOf(p.notes),
@@ -400,18 +404,16 @@ func (s *Ingester) Ingest(ctx context.Context, req Request) (*Result, error) {
 }
 
 // publish stores the spooled batches of payload p as transaction txID: mapped for their
-// targets in TALLY_DELIVER where the mapper can do that here (pipeline.Direct), else in
-// TALLY_INGEST, each with the payload's flags and batch count.
-func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string, p *parsed, sp *spool) error {
+// targets in TALLY_DELIVER where the mapper could do that as they were read
+// (pipeline.Direct), else in TALLY_INGEST, each with the payload's flags and batch count.
+func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string, p *parsed, sp *spool, w *spooler) error {
 	shape := fmt.Sprintf("%d×%d", p.batches, s.settings.BatchSize(src.BatchSize))
 	settled, err := s.settledBefore(ctx, txID, shape)
 	if err != nil {
 		return err
 	}
 	pb := s.pub.Start(ctx)
-	direct := s.mapper.Direct(src, txID, p.batches, p.values)
-	seq := 0
-	err = sp.each(func(data []byte) error {
+	err = w.batches(sp, func(seq int, data []byte, pre []pipeline.Premapped) error {
 		m := pipeline.IngestMessage(src.Name, txID, pipeline.BatchMsgID(txID, seq), data)
 		m.Header = pipeline.WithFlags(m.Header, p.flags)
 		m.Header = pipeline.WithSettled(m.Header, settled.Targets(seq))
@@ -419,13 +421,11 @@ func (s *Ingester) publish(ctx context.Context, src *config.Source, txID string,
 		if p.completes {
 			m.Header = pipeline.CompletesHeader(m.Header, p.batches)
 		}
-		seq++
-		return direct.Add(ctx, pb, m)
+		return w.direct.Add(ctx, pb, m, pre)
 	})
 	if err == nil {
 		_, err = pb.Wait()
 	}
-	direct.Done(err == nil)
 	return err
 }
 

@@ -1,19 +1,22 @@
 package ingest
 
 import (
+	"context"
+	"fmt"
 	"hash"
 	"io"
 	"sync"
 
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform"
 )
 
 // A large payload is read by one goroutine, the request's, while nothing downstream can
-// start: no batch is published before the whole payload proved valid. Two parts of that
-// reading do not depend on the parser, hashing the body for the transaction id and
-// encoding the parsed batches into the spool, and were a third of it. They run beside
-// the parser, each on a goroutine of its own behind a bounded hand-over, so that a large
-// payload is read on two cores instead of one. What is stored and answered is unchanged.
+// start: no batch is published before the whole payload proved valid. The parts of that
+// reading that do not depend on the parser, hashing the body for the transaction id,
+// encoding the parsed batches and mapping them for their targets, run beside it, each on a
+// goroutine of its own behind a bounded hand-over, so that a large payload is read on two
+// cores instead of one. What is stored and answered is unchanged.
 
 // handOver runs work on the items sent to it, in order, on a goroutine of its own. Items
 // are recycled: work returns each one emptied, and next hands it out again, so at most n
@@ -77,54 +80,133 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// spooler encodes batches into a spool on a goroutine of its own. emit hands it a batch
-// and gives the batcher another value slice to fill (transform.BatcherConfig.Emit allows
-// that), so at most spoolerBatches batches exist beside the one being filled.
+// spooler stores the batches the parser emits, on two goroutines of its own beside the
+// parser's: one encodes each batch, the next maps it for its targets where the mapper can
+// (pipeline.Direct, whose delivery messages are then spooled instead of the batch's
+// encoding) and writes it to the spool. Mapping was a third of the time a large payload
+// took to be answered while it waited for the whole payload to be read; as a stage of its
+// own it overlaps the parser, and encoding overlaps both. emit hands a batch over and gives
+// the batcher another value slice to fill (transform.BatcherConfig.Emit allows that), so
+// at most spoolerBatches batches exist beside the one being filled.
 type spooler struct {
-	*handOver[transform.Batch]
-	failed chan struct{} // closed when err is set
-	err    error
+	direct *pipeline.Direct
+	// mapped holds, per batch in order, its delivery messages without their bodies (which
+	// are in the spool), or nil when the spool holds the batch's encoding.
+	mapped [][]pipeline.Premapped
+	// Batches go free → (emit) encode → store → free.
+	free, encode, store chan *spoolItem
+	done                chan struct{}
+	once                sync.Once
+	failed              chan struct{} // closed when err is set
+	err                 error
 }
 
-const spoolerBatches = 2
+// spoolItem is a batch on its way through the spooler, with its encoding.
+type spoolItem struct {
+	b   transform.Batch
+	enc []byte
+}
 
-func newSpooler(sp *spool) *spooler {
-	w := &spooler{failed: make(chan struct{})}
-	var (
-		enc []byte
-		x   transform.Encoder
-	)
-	w.handOver = startHandOver(spoolerBatches, func(b transform.Batch) transform.Batch {
-		if w.err == nil {
-			x.Encode(&b)
-			enc = x.AppendTo(enc[:0])
-			if err := sp.add(enc); err != nil {
-				w.err = err
-				close(w.failed)
+// spoolerBatches is one batch being encoded, one being mapped and stored, one between.
+const spoolerBatches = 3
+
+func newSpooler(ctx context.Context, sp *spool, direct *pipeline.Direct) *spooler {
+	w := &spooler{direct: direct, free: make(chan *spoolItem, spoolerBatches), encode: make(chan *spoolItem, spoolerBatches),
+		store: make(chan *spoolItem, spoolerBatches), done: make(chan struct{}), failed: make(chan struct{})}
+	for range spoolerBatches {
+		w.free <- &spoolItem{}
+	}
+	go func() {
+		defer close(w.store)
+		var x transform.Encoder
+		for it := range w.encode {
+			if !w.stopped() {
+				x.Encode(&it.b)
+				it.enc = x.AppendTo(it.enc[:0])
 			}
+			w.store <- it
 		}
-		clear(b.Values) // the slice is filled again: let go of the values' strings now
-		return transform.Batch{Values: b.Values[:0]}
-	})
+	}()
+	go func() {
+		defer close(w.done)
+		for it := range w.store {
+			if w.err == nil {
+				if err := w.spool(ctx, sp, &it.b, it.enc); err != nil {
+					w.err = err
+					close(w.failed)
+				}
+			}
+			clear(it.b.Values) // the slice is filled again: let go of the values' strings now
+			it.b = transform.Batch{Values: it.b.Values[:0]}
+			w.free <- it
+		}
+	}()
 	return w
+}
+
+// stopped reports whether the spool failed: what comes after is not stored.
+func (w *spooler) stopped() bool {
+	select {
+	case <-w.failed:
+		return true
+	default:
+		return false
+	}
+}
+
+// spool stores batch b, encoded as enc: its delivery messages if it maps here, else enc.
+func (w *spooler) spool(ctx context.Context, sp *spool, b *transform.Batch, enc []byte) error {
+	pre := w.direct.Map(ctx, b, enc)
+	w.mapped = append(w.mapped, pre)
+	if pre == nil {
+		return sp.add(enc)
+	}
+	for i := range pre {
+		if err := sp.add(pre[i].Data); err != nil {
+			return err
+		}
+		pre[i].Data = nil
+	}
+	return nil
+}
+
+// batches calls fn for each batch spooled, in order: with its encoding, or with its
+// delivery messages (data nil), their bodies read back from the spool. Call it after finish.
+func (w *spooler) batches(sp *spool, fn func(seq int, data []byte, pre []pipeline.Premapped) error) error {
+	seq, got := 0, 0
+	return sp.each(func(rec []byte) error {
+		if seq >= len(w.mapped) {
+			return fmt.Errorf("reading spool: more records than the %d batches spooled", len(w.mapped))
+		}
+		pre := w.mapped[seq]
+		if pre == nil {
+			seq++
+			return fn(seq-1, rec, nil)
+		}
+		pre[got].Data = rec
+		if got++; got < len(pre) {
+			return nil
+		}
+		seq, got = seq+1, 0
+		return fn(seq-1, nil, pre)
+	})
 }
 
 // emit takes batch b's values over and hands the batcher an empty slice in their place.
 func (w *spooler) emit(b *transform.Batch) error {
-	select {
-	case <-w.failed:
+	if w.stopped() {
 		return w.err
-	default:
 	}
-	handed := *b
-	b.Values = w.next().Values
-	w.send(handed)
+	it := <-w.free
+	b.Values, it.b = it.b.Values, *b
+	w.encode <- it
 	return nil
 }
 
 // finish waits until every batch emitted is in the spool, and returns the first error.
 // It may be called more than once.
 func (w *spooler) finish() error {
-	w.handOver.finish()
+	w.once.Do(func() { close(w.encode) })
+	<-w.done
 	return w.err
 }

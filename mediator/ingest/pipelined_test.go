@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -42,7 +43,7 @@ func batchValues(t *testing.T, n, size int, emit func(*transform.Batch) error) *
 func TestSpoolerKeepsEveryBatchWhileTheBatcherRefills(t *testing.T) {
 	sp := newSpool(1<<20, nil)
 	defer sp.close()
-	w := newSpooler(sp)
+	w := newSpooler(context.Background(), sp, nil)
 	b := batchValues(t, 95, 10, w.emit)
 	if err := w.finish(); err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func TestSpoolerReportsAFailedSpool(t *testing.T) {
 	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "gone"))
 	sp := newSpool(0, nil) // spills the first batch
 	defer sp.close()
-	w := newSpooler(sp)
+	w := newSpooler(context.Background(), sp, nil)
 	b := transform.NewBatcher(transform.BatcherConfig{Source: "cht", MaxValues: 1, Emit: w.emit})
 	var stopped error
 	for i := 0; stopped == nil && i < 1000; i++ {

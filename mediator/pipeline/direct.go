@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
@@ -11,13 +13,23 @@ import (
 	"github.com/tally-hmis/tally/transform/mapping"
 )
 
-// Direct maps a payload's batches where they are stored, at ingest, and stores them in
-// TALLY_DELIVER, one message per target, instead of in TALLY_INGEST for the mapper stage to
-// map. A batch then takes one stream hop instead of two: one store, one read and one
-// acknowledgement (a removal from a work queue) fewer, and no second decode. The delivery
-// messages are the very ones the mapper stage would publish (same ids, headers and body,
-// the source values carried for a re-mapped replay), so a client that retries, or a batch
-// mapped once here and once there, is stored once.
+// Direct maps a payload's batches at ingest and stores them in TALLY_DELIVER, one message
+// per target, instead of in TALLY_INGEST for the mapper stage to map. A batch then takes one
+// stream hop instead of two: one store, one read and one acknowledgement (a removal from a
+// work queue) fewer, and no second decode. The delivery messages are the very ones the
+// mapper stage would publish (same ids, headers and values, the source values carried for a
+// re-mapped replay), so a client that retries, or a batch mapped once here and once there,
+// is stored once.
+//
+// Batches are mapped as the payload is read (Map, on the goroutine that spools them, beside
+// the parser), not once it proved valid: mapping was a third of the time a large payload
+// took to be answered, while one core read it and the other waited. Until the payload is
+// read whole its transaction has no id (the id hashes the body), so a mapped batch is kept
+// as the body of each delivery message, which names no transaction (the decoders take the
+// transaction and message ids from the headers, as they do for an ingest message), and
+// Add gives each its ids and headers when the payload is stored. Nothing is stored before
+// that, and a payload that is refused, a dry run or a retry of a stored one only cost the
+// mapping.
 //
 // Only the plain case is mapped here: every target's metadata in memory and fresh, and
 // each target keeping at least one value with none refused. Anything else needs what only
@@ -28,29 +40,45 @@ import (
 // up is never mapped here: a roll-up writes to tally_state, which must not happen for a
 // payload that is then not stored.
 //
-// A Direct serves one payload and is not safe for concurrent use; a nil Direct stores
-// every batch in TALLY_INGEST.
+// A Direct serves one payload: Map is called for its batches in order, then Add for each
+// and Done once, from one goroutine at a time. A nil Direct maps nothing and stores every
+// batch in TALLY_INGEST.
 type Direct struct {
 	s       *Mapper
 	src     *config.Source
 	targets []*config.Target
-	txID    string
-	batches int
-	// keys are each target's payload keys (nil for a payload of one batch).
-	keys     []*mapping.PayloadKeys
-	mapped   []int // the batches stored mapped
-	counts   []mappedCount
+	// keys are each target's payload keys, made when a second batch shows that the
+	// payload has several; first is the first batch's encoding until then, so that its
+	// keys can be added.
+	keys  []*mapping.PayloadKeys
+	first []byte
+	// mapped are the batches mapped here; fellBack is set from the first batch left to the
+	// mapper stage on, adopted once the keys went to it (fallBack).
+	mapped   []int
 	fellBack bool
-	// in and out are the arrays each batch's values are decoded into and mapped into: each
-	// batch is done with, its delivery messages encoded, before the next is decoded.
+	adopted  bool
+	counts   []mappedCount
+	// in and out are the arrays a batch is decoded into and mapped into: each batch is done
+	// with before the next.
 	in, out []transform.DataValue
 	enc     transform.Encoder
 }
 
-// Direct returns the Direct of a payload of the source src, stored as transaction txID
-// in the given number of batches holding values values; nil when its batches must go to
+// Premapped is a batch mapped at ingest for one target: the body of its delivery message
+// (Data, which the caller may keep elsewhere until Add) and what its headers will say.
+type Premapped struct {
+	Data     []byte
+	target   string
+	sourceAt int // where the source values begin in Data; 0: not carried
+	unmapped int
+	values   int
+	note     MappingNote
+	after    []int
+}
+
+// Direct returns the Direct of a payload of the source src; nil when its batches must go to
 // the mapper stage.
-func (s *Mapper) Direct(src *config.Source, txID string, batches, values int) *Direct {
+func (s *Mapper) Direct(src *config.Source) *Direct {
 	if s == nil {
 		return nil
 	}
@@ -64,42 +92,95 @@ func (s *Mapper) Direct(src *config.Source, txID string, batches, values int) *D
 	if len(targets) == 0 {
 		return nil
 	}
-	d := &Direct{s: s, src: src, targets: targets, txID: txID, batches: batches}
-	if batches > 1 {
-		d.keys = make([]*mapping.PayloadKeys, len(targets))
-		for i := range d.keys {
-			d.keys[i] = s.payloads.newKeys(values)
-		}
-	}
-	return d
+	return &Direct{s: s, src: src, targets: targets}
 }
 
-// Add adds to pb what the TALLY_INGEST message in (one batch of the payload, in order)
-// becomes: a TALLY_DELIVER message per target, or in itself.
-func (d *Direct) Add(ctx context.Context, pb *stream.Batch, in stream.Msg) error {
+// Map maps batch b of the payload (data is its encoding, which Map does not keep) for
+// every target, and returns its delivery messages; nil when this batch and the ones after
+// it are left to the mapper stage.
+func (d *Direct) Map(ctx context.Context, b *transform.Batch, data []byte) []Premapped {
 	if d == nil || d.fellBack {
-		return pb.Add(in)
+		return nil
 	}
 	if err := d.s.direct.acquire(ctx); err != nil {
-		return err
+		d.fellBack = true
+		return nil
 	}
-	seq, outs, counts, err := d.mapIn(ctx, in)
-	d.s.direct.release()
-	if errors.Is(err, errUndecodable) {
-		return err
+	defer d.s.direct.release()
+	ctx = withAtHandOnly(ctx)
+	err := d.severalBatches(ctx, b.Seq)
+	var out []Premapped
+	if err == nil {
+		out, err = d.mapBatch(ctx, b, data)
 	}
 	if err != nil {
-		d.s.log.Debug("leaving a batch to the mapper stage", "tx", d.txID, "seq", seq, "why", err)
-		d.fallBack()
+		d.s.log.Debug("leaving a batch to the mapper stage", "source", d.src.Name, "seq", b.Seq, "why", err)
+		d.fellBack = true
+		return nil
+	}
+	if b.Seq == 0 {
+		d.first = append(d.first[:0], data...)
+	}
+	d.mapped = append(d.mapped, b.Seq)
+	return out
+}
+
+// severalBatches makes the payload keys when the second batch comes, and adds to them the
+// keys of the first: until then the payload might have been one batch, which needs none.
+func (d *Direct) severalBatches(ctx context.Context, seq int) error {
+	if seq != 1 || d.keys != nil {
+		return nil
+	}
+	first, err := transform.DecodeBatchInto(d.first, d.in)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUndecodable, err)
+	}
+	d.in = first.Values
+	d.keys = make([]*mapping.PayloadKeys, len(d.targets))
+	for i, t := range d.targets {
+		d.keys[i] = d.s.payloads.newKeys(0)
+		m, err := d.s.mapping.Engine().MapWith(ctx, first, MappingSource(d.src), MappingTarget(t),
+			mapping.Options{Rollup: d.s.mapping.rollupStore(), Payload: d.keys[i], Values: d.out})
+		if err != nil {
+			return fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		d.keepOut(m, first)
+	}
+	d.first = nil
+	return nil
+}
+
+// keepOut keeps the array mapping wrote into for the next batch, never the input's.
+func (d *Direct) keepOut(m *transform.Mapped, in *transform.Batch) {
+	if vs := m.Batch.Values; cap(vs) > 0 && (cap(in.Values) == 0 || &vs[:1][0] != &in.Values[:1][0]) {
+		d.out = vs
+	}
+}
+
+// Add adds to pb what the TALLY_INGEST message in (one batch of the payload, in order,
+// with its transaction's headers) becomes: its delivery messages mapped at ingest (pre,
+// each with its Data), or in itself when pre is nil. A target where the batch is settled
+// already (a retried request, HeaderSettled) is left out.
+func (d *Direct) Add(ctx context.Context, pb *stream.Batch, in stream.Msg, pre []Premapped) error {
+	if pre == nil {
+		if d != nil && d.fellBack && !d.adopted {
+			batches, _ := strconv.Atoi(in.Header.Get(HeaderBatches))
+			d.fallBack(in.Header.Get(HeaderTx), batches)
+		}
 		return pb.Add(in)
 	}
-	for _, m := range outs {
+	kept, tx := CarriedBy(in.Header), in.Header.Get(HeaderTx)
+	for _, p := range pre {
+		if settledAt(in.Header, p.target) {
+			continue // mapped only for the payload's duplicates policy: see HeaderSettled
+		}
+		m := deliverMessage(p.target, in.ID+":"+p.target, tx, p.Data, p.sourceAt, p.unmapped, p.values,
+			mappedHeader(kept, p.note, p.after))
 		if err := pb.Add(m); err != nil {
 			return err
 		}
+		d.counts = append(d.counts, mappedCount{target: p.target, mapped: p.values, unmapped: p.unmapped, note: p.note})
 	}
-	d.mapped = append(d.mapped, seq)
-	d.counts = append(d.counts, counts...)
 	return nil
 }
 
@@ -127,30 +208,13 @@ var errNotPlain = errors.New("not a plain mapping")
 // errUndecodable is a spooled batch that cannot be read back: not the payload's fault.
 var errUndecodable = errors.New("spooled batch unreadable")
 
-// mapIn decodes the batch of in and maps it (mapBatch).
-func (d *Direct) mapIn(ctx context.Context, in stream.Msg) (seq int, _ []stream.Msg, _ []mappedCount, _ error) {
-	b, err := transform.DecodeBatchInto(in.Data, d.in)
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%w: %s: %w", errUndecodable, in.ID, err)
-	}
-	withIdentity(b, in.Header)
-	if b.ID == "" {
-		b.ID = in.ID // the stream takes it from Msg.ID; the mapper stage reads it from Nats-Msg-Id
-	}
-	d.in = b.Values
-	outs, counts, err := d.mapBatch(withAtHandOnly(ctx), b, in)
-	return b.Seq, outs, counts, err
-}
-
 // mapBatch maps b for every target, as the mapper stage does, or says why it is not plain.
-func (d *Direct) mapBatch(ctx context.Context, b *transform.Batch, in stream.Msg) ([]stream.Msg, []mappedCount, error) {
-	kept := CarriedBy(in.Header)
-	outs := make([]stream.Msg, 0, len(d.targets))
-	counts := make([]mappedCount, 0, len(d.targets))
+func (d *Direct) mapBatch(ctx context.Context, b *transform.Batch, data []byte) ([]Premapped, error) {
+	out := make([]Premapped, 0, len(d.targets))
 	for i, t := range d.targets {
 		rel, ok := d.s.mapping.metadata.releaseAtHand(t.Name)
 		if !ok && d.src.Mapping == "" {
-			return nil, nil, fmt.Errorf("target %s: its DHIS2 release is not known yet: %w", t.Name, errNotPlain)
+			return nil, fmt.Errorf("target %s: its DHIS2 release is not known yet: %w", t.Name, errNotPlain)
 		}
 		var keys *mapping.PayloadKeys
 		if d.keys != nil {
@@ -159,33 +223,29 @@ func (d *Direct) mapBatch(ctx context.Context, b *transform.Batch, in stream.Msg
 		m, err := d.s.mapping.Engine().MapWith(ctx, b, MappingSource(d.src), MappingTarget(t),
 			mapping.Options{Rollup: d.s.mapping.rollupStore(), Payload: keys, Values: d.out})
 		if err != nil {
-			return nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
 		}
-		if vs := m.Batch.Values; cap(vs) > 0 && (cap(b.Values) == 0 || &vs[:1][0] != &b.Values[:1][0]) {
-			d.out = vs // free again once the message below is encoded; never the input's array
-		}
-		if settledAt(in.Header, t.Name) {
-			continue // mapped only for the payload's duplicates policy: see HeaderSettled
-		}
+		d.keepOut(m, b)
 		if d.src.Mapping == "" {
 			refuseNewerPeriods(t, rel, m)
 		}
 		if len(m.Refused) > 0 || len(m.Batch.Values) == 0 {
-			return nil, nil, fmt.Errorf("target %s: %d values refused, %d left: %w", t.Name, len(m.Refused), len(m.Batch.Values), errNotPlain)
+			return nil, fmt.Errorf("target %s: %d values refused, %d left: %w", t.Name, len(m.Refused), len(m.Batch.Values), errNotPlain)
 		}
-		note := NoteOf(m)
-		outs = append(outs, mappedMessage(&d.enc, b, in.Data, m, t, kept, note))
-		counts = append(counts, mappedCount{target: t.Name, mapped: len(m.Batch.Values), unmapped: len(m.Unmapped), note: note})
+		m.Batch.Target = t.Name
+		body, sourceAt := deliverBody(&d.enc, b, data, m.Batch)
+		out = append(out, Premapped{Data: body, target: t.Name, sourceAt: sourceAt, unmapped: len(m.Unmapped),
+			values: len(m.Batch.Values), note: NoteOf(m), after: slices.Clone(m.After)})
 	}
-	return outs, counts, nil
+	return out, nil
 }
 
 // fallBack leaves this batch and the rest of the payload to the mapper stage, handing it the
 // keys the batches stored so far were mapped to.
-func (d *Direct) fallBack() {
-	d.fellBack = true
+func (d *Direct) fallBack(txID string, batches int) {
+	d.adopted = true
 	for i, keys := range d.keys {
-		d.s.payloads.adopt(d.txID, d.targets[i].Name, keys, d.batches, d.mapped)
+		d.s.payloads.adopt(txID, d.targets[i].Name, keys, batches, d.mapped)
 	}
 	d.keys = nil
 }

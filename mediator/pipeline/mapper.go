@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator/stream"
@@ -216,15 +217,21 @@ func (s *Mapper) mapForTarget(ctx context.Context, msg jetstream.Msg, pb *stream
 // replay), and the earlier batches of the payload it must wait for at the target.
 func mappedMessage(x *transform.Encoder, b *transform.Batch, data []byte, m *transform.Mapped, t *config.Target, kept Carried, note MappingNote) stream.Msg {
 	m.Batch.Target = t.Name
+	return DeliverMessageFrom(x, b.ID+":"+t.Name, b, data, m.Batch, len(m.Unmapped), mappedHeader(kept, note, m.After))
+}
+
+// mappedHeader is the start of a mapped batch's headers: what it carries forward, what
+// mapping reported, and the earlier batches of its payload it must wait for at the target.
+func mappedHeader(kept Carried, note MappingNote, after []int) nats.Header {
 	h := WithNote(kept.Header(), note)
-	if len(m.After) > 0 {
-		after := make([]string, len(m.After))
-		for i, seq := range m.After {
-			after[i] = strconv.Itoa(seq)
+	if len(after) > 0 {
+		list := make([]string, len(after))
+		for i, seq := range after {
+			list[i] = strconv.Itoa(seq)
 		}
-		h.Set(HeaderAfter, strings.Join(after, ","))
+		h.Set(HeaderAfter, strings.Join(list, ","))
 	}
-	return DeliverMessageFrom(x, b.ID+":"+t.Name, b, data, m.Batch, len(m.Unmapped), h)
+	return h
 }
 
 // mappingFailed applies the target's retry policy to a mapping that failed for a reason

@@ -103,6 +103,17 @@ func DeliverMessage(id string, source, mapped *transform.Batch, unmapped int, h 
 // copies from its source. x, when not nil, is an encoder the caller reuses from one message
 // to the next.
 func DeliverMessageFrom(x *transform.Encoder, id string, source *transform.Batch, sourceData []byte, mapped *transform.Batch, unmapped int, h nats.Header) stream.Msg {
+	data, sourceAt := deliverBody(x, source, sourceData, mapped)
+	tx := mapped.TxID
+	if tx == "" && source != nil {
+		tx = source.TxID
+	}
+	return deliverMessage(mapped.Target, id, tx, data, sourceAt, unmapped, len(mapped.Values), h)
+}
+
+// deliverBody is the body of a delivery message: the mapped batch, and after it the source
+// batch when mapping changed the values, at sourceAt (0: not carried).
+func deliverBody(x *transform.Encoder, source *transform.Batch, sourceData []byte, mapped *transform.Batch) (data []byte, sourceAt int) {
 	carry := source != nil && !sameValues(source, mapped)
 	if x == nil {
 		x = new(transform.Encoder)
@@ -111,26 +122,30 @@ func DeliverMessageFrom(x *transform.Encoder, id string, source *transform.Batch
 	if carry && sourceData != nil {
 		size += len(sourceData) // one allocation for both
 	}
-	data := x.AppendTo(make([]byte, 0, size))
+	data = x.AppendTo(make([]byte, 0, size))
+	if !carry {
+		return data, 0
+	}
+	sourceAt = len(data)
+	if sourceData != nil {
+		return append(data, sourceData...), sourceAt
+	}
+	return transform.AppendBatch(data, source), sourceAt
+}
+
+// deliverMessage is a delivery message to target with body data (the source values from
+// sourceAt on, 0: none), of transaction tx, with the headers that describe it added to h.
+func deliverMessage(target, id, tx string, data []byte, sourceAt, unmapped, values int, h nats.Header) stream.Msg {
 	if h == nil {
 		h = nats.Header{}
 	}
-	tx := mapped.TxID
-	if tx == "" && source != nil {
-		tx = source.TxID
-	}
 	h.Set(HeaderTx, tx)
 	h.Set(HeaderUnmapped, strconv.Itoa(unmapped))
-	h.Set(HeaderValues, strconv.Itoa(len(mapped.Values)))
-	if carry {
-		h.Set(HeaderSourceAt, strconv.Itoa(len(data)))
-		if sourceData != nil {
-			data = append(data, sourceData...)
-		} else {
-			data = transform.AppendBatch(data, source)
-		}
+	h.Set(HeaderValues, strconv.Itoa(values))
+	if sourceAt > 0 {
+		h.Set(HeaderSourceAt, strconv.Itoa(sourceAt))
 	}
-	return stream.Msg{Subject: stream.DeliverPrefix + mapped.Target, ID: id, Data: data, Header: h}
+	return stream.Msg{Subject: stream.DeliverPrefix + target, ID: id, Data: data, Header: h}
 }
 
 // sameValues reports whether mapping left a batch as it was.
