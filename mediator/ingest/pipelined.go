@@ -188,7 +188,11 @@ func (w *spooler) batches(sp *spool, fn func(seq int, data []byte, pre []pipelin
 			return nil
 		}
 		seq, got = seq+1, 0
-		return fn(seq-1, nil, pre)
+		err := fn(seq-1, nil, pre)
+		for i := range pre {
+			pre[i].Data = nil // the publisher holds what it still needs: the rest is garbage now
+		}
+		return err
 	})
 }
 

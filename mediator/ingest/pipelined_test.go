@@ -8,10 +8,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
 
+	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/transform"
 )
 
@@ -125,6 +127,48 @@ func TestHashingReaderHashesEveryByte(t *testing.T) {
 		}
 		if name != "one byte" && !bytes.Equal(got, body) {
 			t.Errorf("%s: the reader changed what it passed on", name)
+		}
+	}
+}
+
+// batches hands each batch's records back in order: the encoding of a batch left to the
+// mapper stage, or the bodies of a batch's delivery messages. Once a batch was handed over,
+// its bodies are no longer held: keeping them retained every record read back from the
+// spool until the payload was through (225 MB of a 10-million-value payload).
+func TestSpoolerBatchesHandsEachRecordOverOnce(t *testing.T) {
+	sp := newSpool(1<<20, nil)
+	defer sp.close()
+	w := newSpooler(context.Background(), sp, nil)
+	if err := w.finish(); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []string{"batch 0", "batch 1 for a", "batch 1 for b", "batch 2"} {
+		if err := sp.add([]byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mapped = [][]pipeline.Premapped{nil, make([]pipeline.Premapped, 2), nil}
+	var got []string
+	err := w.batches(sp, func(seq int, data []byte, pre []pipeline.Premapped) error {
+		if pre == nil {
+			got = append(got, fmt.Sprintf("%d: %s", seq, data))
+			return nil
+		}
+		for _, p := range pre {
+			got = append(got, fmt.Sprintf("%d: %s (mapped)", seq, p.Data))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0: batch 0", "1: batch 1 for a (mapped)", "1: batch 1 for b (mapped)", "2: batch 2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("batches handed over %q, want %q", got, want)
+	}
+	for i, p := range w.mapped[1] {
+		if p.Data != nil {
+			t.Errorf("message %d of batch 1 still holds its body after it was handed over", i)
 		}
 	}
 }
