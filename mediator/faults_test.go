@@ -321,15 +321,7 @@ func TestFaultKillAtEachStage(t *testing.T) {
 // setBatchSize sets source cht's batch_size.
 func setBatchSize(t *testing.T, file string, n int) {
 	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml := strings.Replace(string(data), "    id_schemes: {id_scheme: CODE}\n",
-		fmt.Sprintf("    id_schemes: {id_scheme: CODE}\n    batch_size: %d\n", n), 1)
-	if err := os.WriteFile(file, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	addToSource(t, file, fmt.Sprintf("    batch_size: %d\n", n), "")
 }
 
 // addMappingSet gives source cht a mapping set that passes the HMIS codes through, so the
@@ -340,19 +332,24 @@ func addMappingSet(t *testing.T, file string) {
 	if err := os.WriteFile(filepath.Join(dir, "cht.csv"), []byte("source,data_element\nMEASLES,EPI_MEASLES1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml := strings.Replace(string(data), "    id_schemes: {id_scheme: CODE}\n",
-		"    id_schemes: {id_scheme: CODE}\n    mapping: cht-to-hmis\n    unmapped: pass\n", 1)
-	yml += `mappings:
+	addToSource(t, file, "    mapping: cht-to-hmis\n    unmapped: pass\n", `mappings:
   - name: cht-to-hmis
     source_id_scheme: CODE
     target_id_scheme: CODE
     org_units: {scheme: CODE}
     tables: [cht.csv]
-`
+`)
+}
+
+// addToSource adds settings to source cht of faultConfig's file, and sections at its end.
+func addToSource(t *testing.T, file, settings, sections string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const after = "    id_schemes: {id_scheme: CODE}\n"
+	yml := strings.Replace(string(data), after, after+settings, 1) + sections
 	if err := os.WriteFile(file, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/tally-hmis/tally/mediator"
 )
 
@@ -270,24 +271,15 @@ func targetSummary(t testing.TB, tx map[string]any, target string) map[string]an
 // metricValue returns the value of a gauge or counter whose only or first label is label.
 func (h *tally) metricValue(t testing.TB, name, label string) float64 {
 	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
+	for _, m := range h.series(t, name) {
+		if len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() != label {
 			continue
 		}
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() != label {
-				continue
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue()
 		}
 	}
 	t.Fatalf("no metric %s{%s}", name, label)
@@ -297,24 +289,30 @@ func (h *tally) metricValue(t testing.TB, name, label string) float64 {
 // metricSum adds up a counter's series whose label name has value.
 func (h *tally) metricSum(t testing.TB, metric, name, value string) float64 {
 	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != metric {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == name && l.GetValue() == value {
-					sum += m.GetCounter().GetValue()
-				}
+	for _, m := range h.series(t, metric) {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name && l.GetValue() == value {
+				sum += m.GetCounter().GetValue()
 			}
 		}
 	}
 	return sum
+}
+
+// series are the series of the metric name in Tally's registry.
+func (h *tally) series(t testing.TB, name string) []*dto.Metric {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()
+		}
+	}
+	return nil
 }
 
 func num(v any) int {

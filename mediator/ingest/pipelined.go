@@ -18,9 +18,10 @@ import (
 // goroutine of its own behind a bounded hand-over, so that a large payload is read on two
 // cores instead of one. What is stored and answered is unchanged.
 
-// handOver runs work on the items sent to it, in order, on a goroutine of its own. Items
-// are recycled: work returns each one emptied, and next hands it out again, so at most n
-// exist and the sender waits while all of them are taken.
+// handOver runs stages of work on the items sent to it, in order, each stage on a goroutine
+// of its own, an item passing from one to the next. Items are recycled: the last stage
+// returns each one emptied, and next hands it out again, so at most n exist and the sender
+// waits while all of them are taken.
 type handOver[T any] struct {
 	items chan T
 	free  chan T
@@ -28,18 +29,30 @@ type handOver[T any] struct {
 	once  sync.Once
 }
 
-func startHandOver[T any](n int, work func(T) T) *handOver[T] {
+func startHandOver[T any](n int, stages ...func(T) T) *handOver[T] {
 	h := &handOver[T]{items: make(chan T, n), free: make(chan T, n), done: make(chan struct{})}
 	var zero T
 	for range n {
 		h.free <- zero
 	}
-	go func() {
-		defer close(h.done)
-		for it := range h.items {
-			h.free <- work(it)
+	in := h.items
+	for i, work := range stages {
+		out := h.free
+		if i < len(stages)-1 {
+			out = make(chan T, n)
 		}
-	}()
+		go func(in <-chan T, out chan<- T, last bool) {
+			if last {
+				defer close(h.done)
+			} else {
+				defer close(out)
+			}
+			for it := range in {
+				out <- work(it)
+			}
+		}(in, out, i == len(stages)-1)
+		in = out
+	}
 	return h
 }
 
@@ -89,16 +102,13 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 // the batcher another value slice to fill (transform.BatcherConfig.Emit allows that), so
 // at most spoolerBatches batches exist beside the one being filled.
 type spooler struct {
+	*handOver[*spoolItem]
 	direct *pipeline.Direct
 	// mapped holds, per batch in order, its delivery messages without their bodies (which
 	// are in the spool), or nil when the spool holds the batch's encoding.
 	mapped [][]pipeline.Premapped
-	// Batches go free → (emit) encode → store → free.
-	free, encode, store chan *spoolItem
-	done                chan struct{}
-	once                sync.Once
-	failed              chan struct{} // closed when err is set
-	err                 error
+	failed chan struct{} // closed when err is set
+	err    error
 }
 
 // spoolItem is a batch on its way through the spooler, with its encoding.
@@ -111,36 +121,27 @@ type spoolItem struct {
 const spoolerBatches = 3
 
 func newSpooler(ctx context.Context, sp *spool, direct *pipeline.Direct) *spooler {
-	w := &spooler{direct: direct, free: make(chan *spoolItem, spoolerBatches), encode: make(chan *spoolItem, spoolerBatches),
-		store: make(chan *spoolItem, spoolerBatches), done: make(chan struct{}), failed: make(chan struct{})}
-	for range spoolerBatches {
-		w.free <- &spoolItem{}
+	w := &spooler{direct: direct, failed: make(chan struct{})}
+	var x transform.Encoder
+	encode := func(it *spoolItem) *spoolItem {
+		if !w.stopped() {
+			x.Encode(&it.b)
+			it.enc = x.AppendTo(it.enc[:0])
+		}
+		return it
 	}
-	go func() {
-		defer close(w.store)
-		var x transform.Encoder
-		for it := range w.encode {
-			if !w.stopped() {
-				x.Encode(&it.b)
-				it.enc = x.AppendTo(it.enc[:0])
+	store := func(it *spoolItem) *spoolItem {
+		if w.err == nil {
+			if err := w.spool(ctx, sp, &it.b, it.enc); err != nil {
+				w.err = err
+				close(w.failed)
 			}
-			w.store <- it
 		}
-	}()
-	go func() {
-		defer close(w.done)
-		for it := range w.store {
-			if w.err == nil {
-				if err := w.spool(ctx, sp, &it.b, it.enc); err != nil {
-					w.err = err
-					close(w.failed)
-				}
-			}
-			clear(it.b.Values) // the slice is filled again: let go of the values' strings now
-			it.b = transform.Batch{Values: it.b.Values[:0]}
-			w.free <- it
-		}
-	}()
+		clear(it.b.Values) // the slice is filled again: let go of the values' strings now
+		it.b = transform.Batch{Values: it.b.Values[:0]}
+		return it
+	}
+	w.handOver = startHandOver(spoolerBatches, encode, store)
 	return w
 }
 
@@ -201,16 +202,18 @@ func (w *spooler) emit(b *transform.Batch) error {
 	if w.stopped() {
 		return w.err
 	}
-	it := <-w.free
+	it := w.next()
+	if it == nil {
+		it = new(spoolItem) // the first time round
+	}
 	b.Values, it.b = it.b.Values, *b
-	w.encode <- it
+	w.send(it)
 	return nil
 }
 
 // finish waits until every batch emitted is in the spool, and returns the first error.
 // It may be called more than once.
 func (w *spooler) finish() error {
-	w.once.Do(func() { close(w.encode) })
-	<-w.done
+	w.handOver.finish()
 	return w.err
 }
