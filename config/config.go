@@ -106,6 +106,10 @@ type AdminCredential struct {
 	Scope string `yaml:"scope"`
 }
 
+// MaxTargetConcurrency bounds a target's concurrency, in the YAML and as the OpenHIM
+// console sets it (openhim's delivery_concurrency).
+const MaxTargetConcurrency = 64
+
 // Admin scopes.
 const (
 	ScopeRead    = "read"
@@ -237,7 +241,7 @@ type Target struct {
 	SkipAudit      bool     `yaml:"skip_audit"`
 	Async          bool     `yaml:"async"`
 	Timeout        Duration `yaml:"timeout"`
-	// Concurrency bounds requests in flight to this target.
+	// Concurrency bounds requests in flight to this target (1 to MaxTargetConcurrency).
 	Concurrency int `yaml:"concurrency"`
 	// AdaptiveConcurrency lets the requests in flight adapt to the target's answers (AIMD on
 	// latency, 429, 5xx and timeouts), between 1 and Concurrency.

@@ -285,8 +285,8 @@ func (c *Config) validateTarget(k *checker, p string, t *Target, seen map[string
 
 // validateTargetBounds checks a target's concurrency, request size, retries and rate limit.
 func (c *Config) validateTargetBounds(k *checker, p string, t *Target) {
-	if t.Concurrency < 1 || t.Concurrency > 64 {
-		k.add(p+".concurrency", "%d: want 1 to 64", t.Concurrency)
+	if t.Concurrency < 1 || t.Concurrency > MaxTargetConcurrency {
+		k.add(p+".concurrency", "%d: want 1 to %d", t.Concurrency, MaxTargetConcurrency)
 	}
 	if t.MaxValuesPerRequest < 1 || t.MaxValuesPerRequest > 100_000 {
 		k.add(p+".max_values_per_request", "%d: want 1 to 100000", t.MaxValuesPerRequest)

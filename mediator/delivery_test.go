@@ -393,3 +393,34 @@ func TestRefusedCredentialsPauseTheTargetInsteadOfDeadLettering(t *testing.T) {
 	assertStoredOnce(t, emu, 48)
 	assertAttemptsBounded(t, tx, 2)
 }
+
+// TestDeliveryKeepsItsConnectionsBetweenBursts delivers three payloads one after the
+// other, each of four batches to a target at concurrency 4 whose imports take long enough
+// to be in flight together. Between payloads every worker waits on the stream and every
+// connection is idle: Tally must keep them, so the later payloads open none. With
+// net/http's default of two idle connections per host, each later payload opened two
+// again (a TCP and TLS handshake each on a real DHIS2; dhis2.TestClientKeepsAConnection-
+// PerConcurrentRequest shows the client alone doing so).
+func TestDeliveryKeepsItsConnectionsBetweenBursts(t *testing.T) {
+	const concurrency = 4
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer emu.Close()
+	emu.Faults().Add(dhis2test.Fault{Kind: dhis2test.FaultLatency, Path: importPath,
+		Delay: dhis2test.Duration(100 * time.Millisecond)})
+	h := startConfigured(t, testConfig{dir: t.TempDir(), batchSize: 12, targets: []testTarget{{
+		name: "hmis", url: emu.URL, concurrency: concurrency,
+	}}}, mediator.Options{})
+
+	for i, period := range []string{"202401", "202402", "202403"} {
+		id := h.ingest(dvsBody(epiValues(period, 0))) // 48 values, 4 batches
+		h.waitStatus(id, txlog.TxDelivered)
+		if i == 0 && emu.Connections() < concurrency {
+			t.Fatalf("the first payload's 4 batches went over %d connections: they were not in flight together, so the test proves nothing", emu.Connections())
+		}
+	}
+	assertStoredOnce(t, emu, 3*48)
+	// One more than the concurrency: a metadata read may overlap the imports.
+	if n := emu.Connections(); n > concurrency+1 {
+		t.Errorf("three payloads of 4 batches at concurrency %d opened %d connections, want at most %d", concurrency, n, concurrency+1)
+	}
+}

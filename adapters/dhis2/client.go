@@ -50,6 +50,13 @@ type Config struct {
 	// transport. http.DefaultClient is refused. Redirects are never followed, whatever
 	// the client's CheckRedirect says.
 	HTTPClient *http.Client
+	// MaxConcurrent is the most requests the caller sends at once. The dedicated
+	// transport keeps that many connections open while they are idle, where net/http
+	// keeps two (DefaultMaxIdleConnsPerHost): a caller sending more at once would see its
+	// surplus connections closed whenever its requests pause and opened again for the next
+	// ones, a TCP and TLS handshake each, on the client and on DHIS2. 0 keeps net/http's
+	// default. Ignored when HTTPClient is set: its transport is the caller's.
+	MaxConcurrent int
 	// UserAgent defaults to DefaultUserAgent.
 	UserAgent string
 	// APIVersion, e.g. "37", makes requests go to /api/37/...; on 2.38–2.41 that yields the
@@ -221,6 +228,9 @@ func New(cfg Config) (*Client, error) {
 	if err2 != nil {
 		return nil, err2
 	}
+	if cfg.MaxConcurrent < 0 {
+		return nil, bad("MaxConcurrent is negative")
+	}
 	switch {
 	case cfg.MaxResponseBytes < 0:
 		return nil, bad("MaxResponseBytes is negative")
@@ -237,7 +247,14 @@ func New(cfg Config) (*Client, error) {
 		hc := *cfg.HTTPClient
 		c.hc = &hc
 	default:
-		c.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if cfg.MaxConcurrent > 0 {
+			// Idle connections are only ever those the caller's requests opened, so this
+			// keeps at most as many as it sent at once.
+			tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
+			tr.MaxIdleConns = max(tr.MaxIdleConns, cfg.MaxConcurrent)
+		}
+		c.hc = &http.Client{Transport: tr}
 	}
 	c.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 

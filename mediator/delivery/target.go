@@ -57,6 +57,9 @@ func NewTargets(cfg *config.Config, c TargetsConfig) (*Targets, error) {
 			BaseURL: tc.URL, Username: tc.Username, Password: tc.Password, Token: tc.Token,
 			Timeout: tc.Timeout.D(), APIVersion: tc.APIVersion, HTTPClient: c.HTTPClient,
 			UserAgent: "tally/" + c.Version,
+			// The most requests the target can have in flight: its concurrency, which the
+			// OpenHIM console may raise up to this while Tally runs.
+			MaxConcurrent: config.MaxTargetConcurrency,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("target %s: %w", tc.Name, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -138,7 +139,8 @@ type Server struct {
 	closeOne sync.Once
 	reqSeq   atomic.Int64
 	imports  atomic.Int64
-	gate     *gate // capacity mode; nil when off
+	conns    atomic.Int64 // connections accepted (NewServer only)
+	gate     *gate        // capacity mode; nil when off
 }
 
 // New builds a server without starting a listener (see Handler). The
@@ -181,7 +183,13 @@ func NewServer(opts ...Option) *Server {
 	if err != nil {
 		panic(err)
 	}
-	s.httpSrv = httptest.NewServer(s.handler)
+	s.httpSrv = httptest.NewUnstartedServer(s.handler)
+	s.httpSrv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.httpSrv.Start()
 	s.URL = s.httpSrv.URL + s.basePath
 	if s.tb != nil {
 		s.tb.Cleanup(s.Close)
@@ -199,6 +207,11 @@ func (s *Server) Close() {
 		}
 	})
 }
+
+// Connections returns how many TCP connections the server has accepted: a client that
+// keeps its connections alive opens no more than it sends requests at once (0 for servers
+// made with New, which serve no listener of their own).
+func (s *Server) Connections() int64 { return s.conns.Load() }
 
 // Handler returns the emulator's HTTP handler (cmd/dhis2-sim serves it).
 func (s *Server) Handler() http.Handler { return s.handler }
