@@ -136,3 +136,20 @@ func TestNoteSpread(t *testing.T) {
 		t.Fatalf("markdown lacks the note:\n%s", md.String())
 	}
 }
+
+// TestBusyShare checks the share of the cores a run kept busy: 100,000 values in 0.5 s
+// (200,000 values/s) for which the program took 0.2 CPU-s and the sink 0.7 on 2 cores kept
+// 0.9 of the 1.0 core-seconds busy. A run whose CPU times were not measured (a component
+// inside the harness) or that failed its verification has no share.
+func TestBusyShare(t *testing.T) {
+	fr := flowRuns{cores: 2}
+	fr.add(flow{ok: true, rate: 200_000, subjectCPU: 0.2, sinkCPU: 0.7}, 100_000)
+	fr.add(flow{ok: true, rate: 200_000, subjectCPU: -1, sinkCPU: 0.7}, 100_000)
+	fr.add(flow{ok: false, rate: 200_000, subjectCPU: 0.2, sinkCPU: 0.7}, 100_000)
+	if len(fr.busy) != 1 || fr.busy[0] < 89.999 || fr.busy[0] > 90.001 {
+		t.Fatalf("busy %v, want [90]", fr.busy)
+	}
+	if len(fr.cpu) != 1 || fr.cpu[0] != 2 || len(fr.sinkCPU) != 2 || fr.sinkCPU[0] != 7 {
+		t.Fatalf("cpu %v, sink %v", fr.cpu, fr.sinkCPU)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -186,7 +187,7 @@ func (h *harness) e2e(ctx context.Context, t *tallyProc, s *sinkProc) error {
 		go func() { profDone <- cpuProfile(ctx, t.URL, h.o.CPUProfile, h.o.CPUProfileSeconds) }()
 	}
 	n := h.o.Values
-	var tally, peer flowRuns
+	tally, peer := flowRuns{cores: runtime.NumCPU()}, flowRuns{cores: runtime.NumCPU()}
 	var ratio, cpuRatio []float64
 	for r := range h.o.Runs {
 		label := fmt.Sprintf("e2e %s: tally run %d/%d", s.kind, r+1, h.o.Runs)
@@ -261,7 +262,16 @@ func (h *harness) noteSpread(sink, subject string, cpu []float64) {
 }
 
 // flowRuns collects the runs of one subject that passed their verification.
-type flowRuns struct{ rate, cpu, sinkCPU []float64 }
+type flowRuns struct {
+	rate, cpu, sinkCPU []float64
+	// busy is the share of the machine's cores the program and the sink kept busy
+	// together over each run: their CPU time over the run's wall time times the cores.
+	// Near 100%, the run was bound by the cores they share, and only less CPU per value
+	// on either side makes it faster; well below, it waited on something else (a
+	// sequential client, a latency).
+	busy  []float64
+	cores int
+}
 
 // add records a run; CPU times become seconds per million values, unless they were not
 // measured (a component running inside the harness).
@@ -276,12 +286,17 @@ func (fr *flowRuns) add(f flow, n int) {
 	if f.sinkCPU >= 0 {
 		fr.sinkCPU = append(fr.sinkCPU, perMillion(f.sinkCPU, n))
 	}
+	if f.subjectCPU >= 0 && f.sinkCPU >= 0 && f.rate > 0 && fr.cores > 0 {
+		wall := float64(n) / f.rate
+		fr.busy = append(fr.busy, 100*(f.subjectCPU+f.sinkCPU)/(wall*float64(fr.cores)))
+	}
 }
 
 func (fr *flowRuns) figures(fig func(subject, measure, unit string, runs []float64), subject, sink string) {
 	fig(subject, "end to end", UnitRate, fr.rate)
 	fig(subject, "CPU time", UnitCPU, fr.cpu)
 	fig(sink, "CPU time", UnitCPU, fr.sinkCPU)
+	fig(subject+" and the sink", "share of the cores kept busy", UnitPercent, fr.busy)
 }
 
 // latency offers Rate requests of 1000 values per second for Duration (a fixed offered load,
