@@ -39,7 +39,8 @@ Scenarios (--scenarios, comma-separated, or "all"; default ingest,e2e,latency,me
   ingest      ingest rate per format (JSON, ADX, CSV, CHT) until Tally's answer, and the parser
               alone in memory; the payloads are then verified at the counting sink
   e2e         end to end on each sink: Tally and the peer script (--peer) alternating, --runs
-              rounds; values/s and CPU-s per million values of Tally, the peer and the sink
+              rounds; values/s and CPU-s per million values of Tally, the peer and the sink,
+              and the share of the cores each program and the sink kept busy together
   latency     time to answer at --rate requests of 1000 values per second for --duration
   memory      Tally's peak RSS for a --big-values JSON and ADX payload, request to delivered
   capacity    delivery into the emulator in capacity mode (--capacity-*): Tally at each
