@@ -268,7 +268,8 @@ type flowRuns struct {
 	// together over each run: their CPU time over the run's wall time times the cores.
 	// Near 100%, the run was bound by the cores they share, and only less CPU per value
 	// on either side makes it faster; well below, it waited on something else (a
-	// sequential client, a latency).
+	// sequential client, a latency). Tally's CPU time runs until it is idle again, past
+	// the run's last value, so its share may read a little high.
 	busy  []float64
 	cores int
 }
