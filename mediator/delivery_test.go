@@ -424,3 +424,31 @@ func TestDeliveryKeepsItsConnectionsBetweenBursts(t *testing.T) {
 		t.Errorf("three payloads of 4 batches at concurrency %d opened %d connections, want at most %d", concurrency, n, concurrency+1)
 	}
 }
+
+// TestDeliveryAcrossConnectionsTheTargetCloses delivers through a target that closes
+// connections as a Tomcat in front of DHIS2 does, only far sooner: after 2 requests each,
+// and once idle for 20 ms. Tally keeps its idle connections (as it must, see
+// TestDeliveryKeepsItsConnectionsBetweenBursts), so between payloads it holds connections
+// the target is closing or has closed; a request that meets a connection the target closed
+// must be sent again on a new one and every value arrive, written once, with no dead letter.
+func TestDeliveryAcrossConnectionsTheTargetCloses(t *testing.T) {
+	emu := dhis2test.NewServer(dhis2test.WithVersion("2.40"), dhis2test.WithKeepAlive(20*time.Millisecond, 2))
+	defer emu.Close()
+	h := startConfigured(t, testConfig{dir: t.TempDir(), batchSize: 12, targets: []testTarget{{
+		name: "hmis", url: emu.URL, concurrency: 4,
+	}}}, mediator.Options{})
+
+	periods := []string{"202401", "202402", "202403", "202404", "202405", "202406"}
+	for _, period := range periods {
+		id := h.ingest(dvsBody(epiValues(period, 0))) // 48 values, 4 batches
+		h.waitStatus(id, txlog.TxDelivered)
+	}
+	assertStoredOnce(t, emu, len(periods)*48)
+	if n := len(h.deadLetters("")); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
+	}
+	// 24 imports at 2 per connection: the target closed connections under Tally.
+	if n := emu.Connections(); n < 12 {
+		t.Errorf("%d connections for 24 imports at 2 per connection: the target closed none, so the test proves nothing", n)
+	}
+}

@@ -87,6 +87,13 @@
 // thread pool; CapacityStats and /__sim/capacity report in-flight and
 // queued imports and totals. See capacity.go for the defaults' sources.
 //
+// # Connections
+//
+// NewServer counts the TCP connections it accepts (Connections), so a test can see
+// whether a client keeps its connections alive. By default a connection stays open for
+// as long as the client keeps it; WithKeepAlive closes one after a number of requests or
+// once idle, as the Tomcat in front of DHIS2 does (maxKeepAliveRequests, keepAliveTimeout).
+//
 // # Base path
 //
 // NewServer mounts DHIS2 under DefaultBasePath ("/dhis"): Server.URL is

@@ -38,6 +38,9 @@ type config struct {
 	tb       testing.TB
 	holdJobs bool
 	capacity *Capacity
+	// keepAlive limits of NewServer's connections (WithKeepAlive); zero: none.
+	idleTimeout     time.Duration
+	maxConnRequests int
 }
 
 // WithVersion selects the DHIS2 version whose wire behaviour is emulated
@@ -105,6 +108,23 @@ func WithLogger(l *slog.Logger) Option {
 // outside the base path (a client that ignored the base URL) fails the test.
 func WithT(tb testing.TB) Option { return func(c *config) error { c.tb = tb; return nil } }
 
+// WithKeepAlive makes NewServer close connections as the Tomcat in front of DHIS2 does:
+// one that stayed idle for idle (Tomcat's keepAliveTimeout, which defaults to its
+// connectionTimeout: 20 s in the server.xml Tomcat ships), and one that has served
+// maxRequests requests (maxKeepAliveRequests, 100 by default), after answering the last
+// with "Connection: close". Zero leaves a limit off; without the option the emulator
+// keeps a connection open for as long as the client does. (Tomcat HTTP connector
+// reference, tomcat.apache.org config/http.html.)
+func WithKeepAlive(idle time.Duration, maxRequests int) Option {
+	return func(c *config) error {
+		if idle < 0 || maxRequests < 0 {
+			return errors.New("dhis2test: WithKeepAlive with a negative limit")
+		}
+		c.idleTimeout, c.maxConnRequests = idle, maxRequests
+		return nil
+	}
+}
+
 // WithHeldJobs makes async imports wait until RunPendingJobs is called, so a
 // test can observe a job before it completes. Without it an async import
 // runs to completion before its response is sent (deterministic).
@@ -141,6 +161,9 @@ type Server struct {
 	imports  atomic.Int64
 	conns    atomic.Int64 // connections accepted (NewServer only)
 	gate     *gate        // capacity mode; nil when off
+	// idleTimeout and maxConnRequests are NewServer's keep-alive limits (WithKeepAlive).
+	idleTimeout     time.Duration
+	maxConnRequests int
 }
 
 // New builds a server without starting a listener (see Handler). The
@@ -160,7 +183,8 @@ func New(opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{version: c.version, basePath: c.basePath, clock: c.clock, logger: c.logger, tb: c.tb,
-		meta: c.meta, store: newStore(c.noop), closing: make(chan struct{}), gate: newGate(c.capacity)}
+		meta: c.meta, store: newStore(c.noop), closing: make(chan struct{}), gate: newGate(c.capacity),
+		idleTimeout: c.idleTimeout, maxConnRequests: c.maxConnRequests}
 	s.faults = newFaults()
 	s.jobs = newJobRegistry(c.holdJobs)
 	s.reqlog = &requestLog{}
@@ -183,10 +207,16 @@ func NewServer(opts ...Option) *Server {
 	if err != nil {
 		panic(err)
 	}
-	s.httpSrv = httptest.NewUnstartedServer(s.handler)
+	s.httpSrv = httptest.NewUnstartedServer(s.keepAlive(s.handler))
 	s.httpSrv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {
 			s.conns.Add(1)
+		}
+	}
+	s.httpSrv.Config.IdleTimeout = s.idleTimeout
+	if s.maxConnRequests > 0 {
+		s.httpSrv.Config.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connRequestsKey{}, new(atomic.Int64))
 		}
 	}
 	s.httpSrv.Start()
@@ -205,6 +235,23 @@ func (s *Server) Close() {
 			s.httpSrv.CloseClientConnections()
 			s.httpSrv.Close()
 		}
+	})
+}
+
+// connRequestsKey holds a connection's request count in its context (WithKeepAlive).
+type connRequestsKey struct{}
+
+// keepAlive answers a connection's last request (WithKeepAlive's maxRequests) with
+// "Connection: close", upon which net/http closes it after the response, as Tomcat does.
+func (s *Server) keepAlive(next http.Handler) http.Handler {
+	if s.maxConnRequests <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n, ok := r.Context().Value(connRequestsKey{}).(*atomic.Int64); ok && n.Add(1) >= int64(s.maxConnRequests) {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

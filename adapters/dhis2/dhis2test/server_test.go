@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Requests are recorded with method, path, query, headers minus
@@ -188,5 +189,24 @@ func TestDefaultVersion(t *testing.T) {
 	v, err := ParseVersion(DefaultVersion)
 	if err != nil || v.Minor != defaultMinor || newTestServer(t).Version().Minor != defaultMinor {
 		t.Errorf("%v %v", v, err)
+	}
+}
+
+// WithKeepAlive's maxRequests: a connection's last request is answered with
+// "Connection: close" and the connection ends, as Tomcat's maxKeepAliveRequests does; one
+// client sending requests one at a time then needs a connection per maxRequests requests.
+// The server counts the connections it accepted.
+func TestKeepAliveClosesAfterMaxRequests(t *testing.T) {
+	srv := newTestServer(t, WithKeepAlive(0, 2))
+	for i := range 5 {
+		if r := do(t, srv, http.MethodGet, "/api/system/info", "", nil); r.status != 200 {
+			t.Fatalf("request %d: %d", i, r.status)
+		}
+	}
+	if n := srv.Connections(); n != 3 {
+		t.Errorf("5 requests at 2 per connection took %d connections, want 3", n)
+	}
+	if _, err := New(WithKeepAlive(-time.Second, 0)); err == nil {
+		t.Error("New accepted a negative idle timeout")
 	}
 }
