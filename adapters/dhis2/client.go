@@ -28,6 +28,12 @@ const (
 	DefaultMaxJobWait       = 15 * time.Minute
 	DefaultMaxResponseBytes = 32 << 20
 	DefaultUserAgent        = "tally-dhis2-client"
+	// DefaultIdleTimeout is shorter than the keep-alive timeouts of what serves DHIS2:
+	// Tomcat's keepAliveTimeout (its connectionTimeout, 20 s in the server.xml Tomcat
+	// ships) and nginx's keepalive_timeout (65 s in the nginx.conf distributions ship, 75 s
+	// built in). A client that keeps an idle connection longer than the server may send a
+	// request just as the server closes it, and that request fails.
+	DefaultIdleTimeout = 15 * time.Second
 
 	// rawLimit bounds the response text kept in results and errors.
 	rawLimit = 64 << 10
@@ -57,6 +63,10 @@ type Config struct {
 	// ones, a TCP and TLS handshake each, on the client and on DHIS2. 0 keeps net/http's
 	// default. Ignored when HTTPClient is set: its transport is the caller's.
 	MaxConcurrent int
+	// IdleTimeout is how long the dedicated transport keeps an idle connection. Default
+	// DefaultIdleTimeout; keep it below the server's keep-alive timeout. Ignored when
+	// HTTPClient is set.
+	IdleTimeout time.Duration
 	// UserAgent defaults to DefaultUserAgent.
 	UserAgent string
 	// APIVersion, e.g. "37", makes requests go to /api/37/...; on 2.38–2.41 that yields the
@@ -225,6 +235,8 @@ func New(cfg Config) (*Client, error) {
 	setDur(&c.timeout, cfg.Timeout, DefaultTimeout, "Timeout")
 	setDur(&c.pollInterval, cfg.PollInterval, DefaultPollInterval, "PollInterval")
 	setDur(&c.maxJobWait, cfg.MaxJobWait, DefaultMaxJobWait, "MaxJobWait")
+	var idle time.Duration
+	setDur(&idle, cfg.IdleTimeout, DefaultIdleTimeout, "IdleTimeout")
 	if err2 != nil {
 		return nil, err2
 	}
@@ -248,6 +260,7 @@ func New(cfg Config) (*Client, error) {
 		c.hc = &hc
 	default:
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.IdleConnTimeout = idle
 		if cfg.MaxConcurrent > 0 {
 			// Idle connections are only ever those the caller's requests opened, so this
 			// keeps at most as many as it sent at once.

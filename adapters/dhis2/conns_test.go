@@ -66,3 +66,34 @@ func TestNewRefusesANegativeMaxConcurrent(t *testing.T) {
 		t.Fatal("New accepted MaxConcurrent -1")
 	}
 }
+
+// TestClientClosesIdleConnectionsBeforeTheServer: the client must drop a connection it
+// keeps idle before the server's keep-alive timeout does, or a request sent as the server
+// closes it fails (see DefaultIdleTimeout). The server here would wait far longer than the
+// test runs, so a connection closed after the import was closed by the client.
+func TestClientClosesIdleConnectionsBeforeTheServer(t *testing.T) {
+	srv := dhis2test.NewServer(dhis2test.WithT(t), dhis2test.WithKeepAlive(time.Hour, 0))
+	c, err := dhis2.New(dhis2.Config{BaseURL: srv.URL, Username: dhis2test.SampleUser,
+		Password: dhis2test.SamplePassword, IdleTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"dataValues":[{"dataElement":"CHW_HOUSEHOLD_VISITS","period":"202401","orgUnit":"KL_N_F1","value":"40"}]}`)
+	if _, err := c.ImportDataValues(context.Background(), dhis2.Bytes(dhis2.ContentTypeJSON, body),
+		dhis2.ImportOptions{Schemes: transform.IDSchemes{IDScheme: transform.SchemeCode}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.ClosedConnections() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client kept its idle connection for 5 s with IdleTimeout 50ms (%d open)", srv.Connections())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if dhis2.DefaultIdleTimeout >= 20*time.Second {
+		t.Errorf("DefaultIdleTimeout %s is not below Tomcat's stock keep-alive timeout of 20 s", dhis2.DefaultIdleTimeout)
+	}
+	if _, err := dhis2.New(dhis2.Config{BaseURL: srv.URL, IdleTimeout: -time.Second}); err == nil {
+		t.Error("New accepted a negative IdleTimeout")
+	}
+}

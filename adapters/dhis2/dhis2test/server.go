@@ -160,6 +160,7 @@ type Server struct {
 	reqSeq   atomic.Int64
 	imports  atomic.Int64
 	conns    atomic.Int64 // connections accepted (NewServer only)
+	closed   atomic.Int64 // connections closed, by either side (NewServer only)
 	gate     *gate        // capacity mode; nil when off
 	// idleTimeout and maxConnRequests are NewServer's keep-alive limits (WithKeepAlive).
 	idleTimeout     time.Duration
@@ -209,8 +210,11 @@ func NewServer(opts ...Option) *Server {
 	}
 	s.httpSrv = httptest.NewUnstartedServer(s.keepAlive(s.handler))
 	s.httpSrv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
+		switch state {
+		case http.StateNew:
 			s.conns.Add(1)
+		case http.StateClosed:
+			s.closed.Add(1)
 		}
 	}
 	s.httpSrv.Config.IdleTimeout = s.idleTimeout
@@ -259,6 +263,10 @@ func (s *Server) keepAlive(next http.Handler) http.Handler {
 // keeps its connections alive opens no more than it sends requests at once (0 for servers
 // made with New, which serve no listener of their own).
 func (s *Server) Connections() int64 { return s.conns.Load() }
+
+// ClosedConnections returns how many of the accepted connections have closed, by the
+// client or by the server (WithKeepAlive).
+func (s *Server) ClosedConnections() int64 { return s.closed.Load() }
 
 // Handler returns the emulator's HTTP handler (cmd/dhis2-sim serves it).
 func (s *Server) Handler() http.Handler { return s.handler }
