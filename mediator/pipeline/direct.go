@@ -44,8 +44,12 @@ import (
 // and Done once, from one goroutine at a time. A nil Direct maps nothing and stores every
 // batch in TALLY_INGEST.
 type Direct struct {
-	s       *Mapper
-	src     *config.Source
+	s   *Mapper
+	src *config.Source
+	// engine is the mapping in force when the payload arrived, which maps all of it here:
+	// a reload while it is read does not change its rules halfway, nor turn its set into
+	// one that rolls up (and would write to tally_state before the payload is stored).
+	engine  *mapping.Engine
 	targets []*config.Target
 	// keys are each target's payload keys, made when a second batch shows that the
 	// payload has several; first is the first batch's encoding until then, so that its
@@ -82,8 +86,9 @@ func (s *Mapper) Direct(src *config.Source) *Direct {
 	if s == nil {
 		return nil
 	}
+	engine := s.mapping.Engine()
 	if src.Mapping != "" {
-		set, ok := s.mapping.Engine().Sets().Set(src.Mapping)
+		set, ok := engine.Sets().Set(src.Mapping)
 		if !ok || set.Rollup {
 			return nil
 		}
@@ -92,7 +97,7 @@ func (s *Mapper) Direct(src *config.Source) *Direct {
 	if len(targets) == 0 {
 		return nil
 	}
-	return &Direct{s: s, src: src, targets: targets}
+	return &Direct{s: s, src: src, engine: engine, targets: targets}
 }
 
 // Map maps batch b of the payload (data is its encoding, which Map does not keep) for
@@ -139,7 +144,7 @@ func (d *Direct) severalBatches(ctx context.Context, seq int) error {
 	d.keys = make([]*mapping.PayloadKeys, len(d.targets))
 	for i, t := range d.targets {
 		d.keys[i] = d.s.payloads.newKeys(0)
-		m, err := d.s.mapping.Engine().MapWith(ctx, first, MappingSource(d.src), MappingTarget(t),
+		m, err := d.engine.MapWith(ctx, first, MappingSource(d.src), MappingTarget(t),
 			mapping.Options{Rollup: d.s.mapping.rollupStore(), Payload: d.keys[i], Values: d.out})
 		if err != nil {
 			return fmt.Errorf("target %s: %w", t.Name, err)
@@ -220,7 +225,7 @@ func (d *Direct) mapBatch(ctx context.Context, b *transform.Batch, data []byte) 
 		if d.keys != nil {
 			keys = d.keys[i]
 		}
-		m, err := d.s.mapping.Engine().MapWith(ctx, b, MappingSource(d.src), MappingTarget(t),
+		m, err := d.engine.MapWith(ctx, b, MappingSource(d.src), MappingTarget(t),
 			mapping.Options{Rollup: d.s.mapping.rollupStore(), Payload: keys, Values: d.out})
 		if err != nil {
 			return nil, fmt.Errorf("target %s: %w", t.Name, err)
