@@ -106,8 +106,9 @@ type AdminCredential struct {
 	Scope string `yaml:"scope"`
 }
 
-// MaxTargetConcurrency bounds a target's concurrency, in the YAML and as the OpenHIM
-// console sets it (openhim's delivery_concurrency).
+// MaxTargetConcurrency bounds a target's concurrency in the YAML; the OpenHIM console's
+// delivery_concurrency has the same bound (openhim.MaxDeliveryConcurrency), and a target's
+// DHIS2 client keeps this many idle connections at most.
 const MaxTargetConcurrency = 64
 
 // Admin scopes.

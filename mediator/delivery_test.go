@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
+	"github.com/tally-hmis/tally/config"
 	"github.com/tally-hmis/tally/mediator"
+	"github.com/tally-hmis/tally/mediator/openhim"
 	"github.com/tally-hmis/tally/mediator/pipeline"
 	"github.com/tally-hmis/tally/mediator/txlog"
 )
@@ -422,6 +424,15 @@ func TestDeliveryKeepsItsConnectionsBetweenBursts(t *testing.T) {
 	// One more than the concurrency: a metadata read may overlap the imports.
 	if n := emu.Connections(); n > concurrency+1 {
 		t.Errorf("three payloads of 4 batches at concurrency %d opened %d connections, want at most %d", concurrency, n, concurrency+1)
+	}
+}
+
+// TestConsoleConcurrencyHasTheConfigBound: a target's DHIS2 client keeps at most
+// config.MaxTargetConcurrency idle connections, so the concurrency the OpenHIM console may
+// set must not go past it, or connections beyond it would be closed and opened again.
+func TestConsoleConcurrencyHasTheConfigBound(t *testing.T) {
+	if openhim.MaxDeliveryConcurrency != config.MaxTargetConcurrency {
+		t.Errorf("the console's delivery_concurrency goes to %d, a target's concurrency to %d", openhim.MaxDeliveryConcurrency, config.MaxTargetConcurrency)
 	}
 }
 

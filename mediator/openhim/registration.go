@@ -122,6 +122,11 @@ const (
 	KeyBatchSize = "batch_size"
 )
 
+// MaxDeliveryConcurrency bounds KeyDeliveryConcurrency, as config.MaxTargetConcurrency
+// bounds a target's concurrency in the YAML (this package imports nothing of Tally's, so
+// the mediator's tests check that the two agree).
+const MaxDeliveryConcurrency = 64
+
 // logLevelDefault is the option value of KeyLogLevel that keeps the YAML log level.
 const logLevelDefault = "default"
 
@@ -314,7 +319,7 @@ func ParseOverrides(cfg map[string]any) (Overrides, error) {
 		key string
 		dst **int
 		max int
-	}{{KeyDeliveryConcurrency, &o.DeliveryConcurrency, 64}, {KeyBatchSize, &o.BatchSize, 10000}} {
+	}{{KeyDeliveryConcurrency, &o.DeliveryConcurrency, MaxDeliveryConcurrency}, {KeyBatchSize, &o.BatchSize, 10000}} {
 		v, ok := cfg[f.key]
 		if !ok || v == nil {
 			continue

@@ -89,8 +89,8 @@
 //
 // # Connections
 //
-// NewServer counts the TCP connections it accepts (Connections), so a test can see
-// whether a client keeps its connections alive. By default a connection stays open for
+// NewServer counts the TCP connections it accepts (Connections) and those that closed
+// (ClosedConnections), so a test can see whether a client keeps its connections alive. By default a connection stays open for
 // as long as the client keeps it; WithKeepAlive closes one after a number of requests or
 // once idle, as the Tomcat in front of DHIS2 does (maxKeepAliveRequests, keepAliveTimeout).
 //
