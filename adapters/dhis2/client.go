@@ -153,6 +153,7 @@ type Client struct {
 	log          *slog.Logger
 	now          func() time.Time
 	gzPool       sync.Pool
+	bodies       sync.Pool // *bodyBuffer: encoded request bodies (body.go)
 	server       atomic.Pointer[Version]
 }
 
@@ -332,7 +333,8 @@ func (c *Client) keep(body []byte) ([]byte, bool) {
 }
 
 // Payload is a request body the caller encodes (DVS JSON, ADX, CSV...); the client stays
-// format-agnostic.
+// format-agnostic. WriteTo writes the whole body each time it is called: the client calls
+// it a second time for a body larger than MaxBufferedBody, to stream it.
 type Payload interface {
 	ContentType() string
 	WriteTo(w io.Writer) (int64, error)
@@ -565,7 +567,17 @@ func (c *Client) requestBody(p Payload) (requestBody, func(error) error, error) 
 		}
 		return requestBody{reader: bytes.NewReader(data), length: int64(len(data)), fixed: int64(len(data))}, none, nil
 	}
+	lent, ok, err := c.bufferBody(p) // body.go
+	if err != nil {
+		return requestBody{}, none, err
+	}
+	if ok {
+		n := int64(lent.Len())
+		return requestBody{reader: lent, length: n, fixed: n}, func(error) error { lent.giveBack(); return nil }, nil
+	}
 
+	// Larger than MaxBufferedBody: written as the transport sends it, so WriteTo runs a
+	// second time.
 	pr, pw := io.Pipe()
 	cw := &countingWriter{w: pw}
 	done := make(chan struct{})

@@ -79,8 +79,10 @@
 // looked up with the category option combo scheme (§1.2, §12); a payload that needs a
 // different AOC scheme must carry it itself (2.43+ JSON/XML, §1.3).
 //
-// Bodies are streamed through a pipe (chunked) unless the payload is a byte slice made with
-// Bytes. With Config.Gzip the body is gzip-compressed and sent with Content-Encoding: gzip;
+// A body up to MaxBufferedBody (512 KiB, a few thousand data values) is encoded whole into a
+// pooled buffer and sent with a Content-Length; a larger one is streamed through a pipe
+// (chunked) as the payload writes it, so memory stays bounded whatever the request size. A
+// payload made with Bytes is sent as it is. With Config.Gzip the body is gzip-compressed and sent with Content-Encoding: gzip;
 // DHIS2 detects gzip from the stream itself (§1.1), so the header is informational.
 //
 // Credentials never appear in errors, results or log records: the base URL may not carry

@@ -1,9 +1,11 @@
 package dhis2
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -226,7 +228,19 @@ func TestImportErrorSummaries(t *testing.T) {
 
 // TestImportRequest checks what goes on the wire: path under the context path, headers,
 // auth, the streamed or fixed-length body, gzip, and only the query parameters set.
+// largeBody is n bytes of hex digits from a fixed sequence: gzip leaves about half of it,
+// so that a body of 3 × MaxBufferedBody outgrows the buffer compressed too.
+func largeBody(n int) string {
+	r := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "0123456789abcdef"[r.IntN(16)]
+	}
+	return string(b)
+}
+
 func TestImportRequest(t *testing.T) {
+	large := largeBody(3 * MaxBufferedBody)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(testUser+":"+testPassword))
 	tests := []struct {
 		name      string
@@ -239,10 +253,11 @@ func TestImportRequest(t *testing.T) {
 		chunked   bool
 		gzip      bool
 		userAgent string
+		body      string // what must arrive; samplePayload when empty
 	}{
 		{
 			name: "defaults send nothing optional", payload: jsonPayload(),
-			path: "/hmis/api/dataValueSets", query: url.Values{}, auth: basic, chunked: true, userAgent: DefaultUserAgent,
+			path: "/hmis/api/dataValueSets", query: url.Values{}, auth: basic, userAgent: DefaultUserAgent,
 		},
 		{
 			name: "every option", payload: jsonPayload(),
@@ -262,7 +277,7 @@ func TestImportRequest(t *testing.T) {
 				"importStrategy": {"CREATE_AND_UPDATE"}, "dryRun": {"true"}, "skipAudit": {"true"},
 				"preheatCache": {"true"}, "strictPeriods": {"true"},
 			},
-			auth: basic, chunked: true, userAgent: "tally/1.2.3",
+			auth: basic, userAgent: "tally/1.2.3",
 		},
 		{
 			name: "token and API version", payload: Bytes(ContentTypeADX, []byte(samplePayload)),
@@ -270,8 +285,22 @@ func TestImportRequest(t *testing.T) {
 			path: "/hmis/api/37/dataValueSets", query: url.Values{}, auth: "ApiToken " + testToken, userAgent: DefaultUserAgent,
 		},
 		{
-			name: "gzip streamed", payload: jsonPayload(), cfg: func(c *Config) { c.Gzip = true },
-			path: "/hmis/api/dataValueSets", query: url.Values{}, auth: basic, chunked: true, gzip: true, userAgent: DefaultUserAgent,
+			name: "gzip, buffered", payload: jsonPayload(), cfg: func(c *Config) { c.Gzip = true },
+			path: "/hmis/api/dataValueSets", query: url.Values{}, auth: basic, gzip: true, userAgent: DefaultUserAgent,
+		},
+		{
+			// Past MaxBufferedBody the body is streamed as the payload writes it.
+			name: "larger than the buffer, streamed", payload: &streamPayload{ct: ContentTypeJSON, data: []byte(large)},
+			path: "/hmis/api/dataValueSets", query: url.Values{}, auth: basic, chunked: true, userAgent: DefaultUserAgent, body: large,
+		},
+		{
+			name: "gzip, larger than the buffer once compressed, streamed", payload: &streamPayload{ct: ContentTypeJSON, data: []byte(large)},
+			cfg:  func(c *Config) { c.Gzip = true },
+			path: "/hmis/api/dataValueSets", query: url.Values{}, auth: basic, chunked: true, gzip: true, userAgent: DefaultUserAgent, body: large,
+		},
+		{
+			name: "at the buffer's size, buffered", payload: &streamPayload{ct: ContentTypeJSON, data: []byte(large[:MaxBufferedBody])},
+			path: "/hmis/api/dataValueSets", query: url.Values{}, auth: basic, userAgent: DefaultUserAgent, body: large[:MaxBufferedBody],
 		},
 		{
 			name: "gzip fixed length", payload: Bytes(ContentTypeJSON, []byte(samplePayload)), cfg: func(c *Config) { c.Gzip = true },
@@ -317,8 +346,9 @@ func TestImportRequest(t *testing.T) {
 			if got.Header.Get("Content-Type") != tt.payload.ContentType() {
 				t.Errorf("Content-Type = %q", got.Header.Get("Content-Type"))
 			}
-			if string(got.Body) != samplePayload {
-				t.Errorf("body = %q", got.Body)
+			want := cmp.Or(tt.body, samplePayload)
+			if string(got.Body) != want {
+				t.Errorf("body of %d bytes, want %d bytes:\n%.200q", len(got.Body), len(want), got.Body)
 			}
 			if enc := got.Header.Get("Content-Encoding"); (enc == "gzip") != tt.gzip {
 				t.Errorf("Content-Encoding = %q, gzip %v", enc, tt.gzip)
