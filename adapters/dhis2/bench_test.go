@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -79,4 +80,28 @@ func (p wholePayload) ContentType() string { return ContentTypeJSON }
 func (p wholePayload) WriteTo(w io.Writer) (int64, error) {
 	n, err := w.Write(p)
 	return int64(n), err
+}
+
+// BenchmarkParseImportBody reads the answer DHIS2 2.40 gives a 1000-value import (a
+// WebMessage around an ImportSummary that echoes the import options), as the emulator
+// writes it. Delivery reads one per request.
+func BenchmarkParseImportBody(b *testing.B) {
+	srv := dhis2test.NewServer(dhis2test.WithVersion("2.40"))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/dataValueSets?idScheme=CODE", bytes.NewReader(kalimaPayload(1000)))
+	req.SetBasicAuth(dhis2test.SampleUser, dhis2test.SamplePassword)
+	req.Header.Set("Content-Type", ContentTypeJSON)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if _, ok := parseImportBody(body); !ok {
+		b.Fatalf("no import summary in %.300s", body)
+	}
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		parseImportBody(body)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -75,5 +76,36 @@ func TestBodiesArriveWholeWhenTheTargetAnswersEarly(t *testing.T) {
 	wg.Wait()
 	if bad != 0 {
 		t.Errorf("%d bodies arrived other than they were sent", bad)
+	}
+}
+
+// TestImportBodyInOnePassAsInThree: parseImportBody reads both shapes of an import answer
+// in one pass; it must find what reading them one shape at a time finds, for every era's
+// answer (spec dhis2.md §2.4, §3) and for answers that are neither.
+func TestImportBodyInOnePassAsInThree(t *testing.T) {
+	bodies := map[string]string{
+		"A": bodyA, "B236": bodyB236, "B237": bodyB237, "C": bodyC, "D": bodyD,
+		"243Warning": body243Warning, "243GroupError": body243GroupError, "241": body241,
+		"238Success": body238Success, "WMSuccessPlain": bodyWMSuccessPlain, "BareSuccess": bodyBareSuccess,
+		"Malformed": bodyMalformed, "Deadlock": bodyDeadlock, "409NotSummary": body409NotSummary,
+		"401JSON": body401JSON, "401HTML": body401HTML, "403JSON": body403JSON, "400Token": body400Token,
+		"502Proxy":              body502Proxy,
+		"response a string":     `{"httpStatus":"OK","httpStatusCode":200,"status":"OK","response":"done"}`,
+		"response an array":     `{"httpStatus":"OK","httpStatusCode":200,"status":"OK","response":[1]}`,
+		"response null":         `{"httpStatus":"OK","httpStatusCode":200,"status":"OK","response":null}`,
+		"response empty":        `{"httpStatus":"OK","httpStatusCode":200,"status":"OK","response":{}}`,
+		"count of a wrong type": `{"httpStatus":"OK","httpStatusCode":200,"status":"OK","response":{"responseType":"ImportSummary","status":"SUCCESS","importCount":[]}}`,
+		"summary and message":   `{"httpStatusCode":200,"status":"SUCCESS","importCount":{"imported":1},"response":{"responseType":"ImportSummary","status":"ERROR"}}`,
+		"no status":             `{"responseType":"ImportSummary","importCount":{"imported":1}}`,
+		"empty":                 ``,
+		"not JSON":              `{"httpStatus":`,
+	}
+	for name, body := range bodies {
+		got, gotOK := parseImportBody([]byte(body))
+		want, wantOK := parseImportBodyInPasses([]byte(body))
+		if gotOK != wantOK || !reflect.DeepEqual(got.summary, want.summary) || (got.wm == nil) != (want.wm == nil) ||
+			(got.wm != nil && (got.wm.Message != want.wm.Message || got.wm.Status != want.wm.Status)) {
+			t.Errorf("%s: one pass found %+v (%v), three passes %+v (%v)", name, got, gotOK, want, wantOK)
+		}
 	}
 }
