@@ -2,12 +2,14 @@ package bench
 
 import (
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tally-hmis/tally/adapters/dhis2/dhis2test"
 	"github.com/tally-hmis/tally/adapters/dvs"
@@ -22,6 +24,11 @@ type countingSink struct {
 	api http.Handler // the emulator: metadata, system info, ping, authentication
 	sim *dhis2test.Server
 	res *resolver
+
+	// importTime is how long each import takes at least, one at a time (SinkSpec.ImportTime);
+	// slot is held for it.
+	importTime time.Duration
+	slot       sync.Mutex
 
 	mu       sync.Mutex
 	counts   []uint8
@@ -159,7 +166,28 @@ func (s *countingSink) importValues(w http.ResponseWriter, r *http.Request) {
 		writeImportSummary(w, failedSummary(err))
 		return
 	}
+	if !s.hold(r.Context()) {
+		return // the client gave up; nothing was imported
+	}
 	writeImportSummary(w, s.count(c, dry))
+}
+
+// hold makes an import take importTime, one import at a time, as the store of a target that
+// is the bottleneck would; false if ctx ended first.
+func (s *countingSink) hold(ctx context.Context) bool {
+	if s.importTime <= 0 {
+		return true
+	}
+	s.slot.Lock()
+	defer s.slot.Unlock()
+	t := time.NewTimer(s.importTime)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // querySchemes reads the id-scheme parameters of an import.

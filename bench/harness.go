@@ -86,6 +86,10 @@ type Options struct {
 	// "timeout: 30s"), for settings the harness does not know, such as a future adaptive
 	// concurrency switch.
 	TargetYAML string
+	// CountingImportTime makes each import into the counting sink take at least this long,
+	// one import at a time (SinkSpec.ImportTime), in every scenario of its session [0:
+	// none]: a target that is the bottleneck, as DHIS2 is, without the sink's own CPU.
+	CountingImportTime time.Duration
 	// Stall is how long a run may go without a new value arriving before it fails [2m].
 	Stall time.Duration
 	// CPUProfile receives a CPU profile of Tally taken during its end-to-end runs into the

@@ -77,6 +77,8 @@ type Settings struct {
 	ScaleValues    int              `json:"scaleValues"`
 	ScalePayloads  int              `json:"scalePayloads"`
 	TargetYAML     string           `json:"targetYAML,omitempty"`
+	// CountingImportTime is Options.CountingImportTime, written out; empty: none.
+	CountingImportTime string `json:"countingImportTime,omitempty"`
 }
 
 // Report is what a run measured. Every figure carries its unit; Checks holds the
@@ -101,7 +103,8 @@ func newReport(o Options, began time.Time) *Report {
 	return &Report{Machine: thisMachine(began), Settings: Settings{Scenarios: o.Scenarios, Sinks: o.Sinks, Runs: o.Runs,
 		Values: o.Values, BigValues: o.BigValues, Rules: o.Rules, Concurrency: o.Concurrency, Rate: o.Rate,
 		Duration: o.Duration.String(), Peer: peer, Capacity: capacityJSON(o), CapacityValues: o.CapacityValues,
-		Concurrencies: o.Concurrencies, Adaptive: o.Adaptive, ScaleValues: o.ScaleValues, ScalePayloads: o.ScalePayloads, TargetYAML: o.TargetYAML},
+		Concurrencies: o.Concurrencies, Adaptive: o.Adaptive, ScaleValues: o.ScaleValues, ScalePayloads: o.ScalePayloads, TargetYAML: o.TargetYAML,
+		CountingImportTime: durationOrNone(o.CountingImportTime)},
 		Figures: []Figure{}, Checks: []Check{}}
 }
 
@@ -184,6 +187,9 @@ func (r *Report) Markdown(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(w, "\n### %s\n\n", sc)
+		if t := r.Settings.CountingImportTime; t != "" && sc != ScenarioCapacity && sc != ScenarioScaleOne && sc != ScenarioScaleMany {
+			fmt.Fprintf(w, "Counting sink: each import takes at least %s, one import at a time.\n\n", t)
+		}
 		if sc == ScenarioCapacity {
 			c := r.Settings.Capacity
 			fmt.Fprintf(w, "Sink capacity: %s values/s in %d-value requests (%d imports at once, %d queued for at most %s, %s per request + %s per value).\n\n",
@@ -209,4 +215,12 @@ func (r *Report) Markdown(w io.Writer) {
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "\nFAILED: %s\n", f)
 	}
+}
+
+// durationOrNone writes d out, or "" for none.
+func durationOrNone(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return d.String()
 }

@@ -88,7 +88,7 @@ func (h *harness) session(ctx context.Context, spec SinkSpec) (s *sinkProc, t *t
 // countingSession runs the scenarios that share one Tally and one counting sink: ingest,
 // end to end (counting), latency and memory.
 func (h *harness) countingSession(ctx context.Context) error {
-	s, t, stop, err := h.session(ctx, SinkSpec{Kind: SinkCounting})
+	s, t, stop, err := h.session(ctx, SinkSpec{Kind: SinkCounting, ImportTime: h.o.CountingImportTime})
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,10 @@ type SinkSpec struct {
 	Addr string `json:"addr,omitempty"`
 	// Capacity, for the emulator, turns on its capacity mode (dhis2test.WithCapacity).
 	Capacity *dhis2test.Capacity `json:"capacity,omitempty"`
+	// ImportTime, for the counting sink, is how long each import takes at least, one import
+	// at a time (after its body was read, before it is counted and answered): a target that
+	// is the bottleneck, as DHIS2 is, while the sink itself stays cheap. 0: none.
+	ImportTime time.Duration `json:"importTime,omitempty"`
 }
 
 // SinkInstance is a running sink.
@@ -89,8 +93,13 @@ func newSinkServer(spec SinkSpec) (*sinkServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		b = newCountingSink(sim)
+		cs := newCountingSink(sim)
+		cs.importTime = spec.ImportTime
+		b = cs
 	case SinkEmulator:
+		if spec.ImportTime != 0 {
+			return nil, errors.New("bench: an import time is the counting sink's; the emulator has capacity mode")
+		}
 		if spec.Capacity != nil {
 			opts = append(opts, dhis2test.WithCapacity(*spec.Capacity))
 		}

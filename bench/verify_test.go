@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,5 +255,47 @@ func TestUniverseKeys(t *testing.T) {
 	}
 	if keyOf(UniverseSize+5) != keyOf(5) || strconv.Itoa(UniverseSize) != "48000000" {
 		t.Error("the universe does not wrap at UniverseSize")
+	}
+}
+
+// TestCountingSinkHoldsEachImport: with an import time, the counting sink answers no import
+// sooner than that, one import at a time, so that concurrent requests take their sum; every
+// value is still counted once.
+func TestCountingSinkHoldsEachImport(t *testing.T) {
+	const hold = 30 * time.Millisecond
+	s, err := InProcessSink(context.Background(), SinkSpec{Kind: SinkCounting, ImportTime: hold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	sc, c := newSinkClient(s.URL), dhis2Client(t, s.URL)
+	if err := sc.reset(context.Background(), 30); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			body := dhis2.Bytes(dhis2.ContentTypeJSON, targetJSON(span(10*i, 10*i+10), nil))
+			if _, err := c.ImportDataValues(context.Background(), body, dhis2.ImportOptions{Schemes: transform.IDSchemes{IDScheme: transform.SchemeCode}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if took := time.Since(began); took < 3*hold {
+		t.Errorf("three imports answered within %s, want at least %s (one at a time, %s each)", took, 3*hold, hold)
+	}
+	st, err := sc.state(context.Background(), 0, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range st.Counts {
+		if n != 1 {
+			t.Errorf("value %d received %d times, want once", i, n)
+		}
+	}
+	if st.Receipts != 30 {
+		t.Errorf("%d receipts, want 30", st.Receipts)
 	}
 }

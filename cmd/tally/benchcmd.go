@@ -23,7 +23,7 @@ import (
 )
 
 const benchUsage = `bench [flags]
-       tally bench sink --kind counting|emulator [--addr HOST:PORT] [--capacity [--capacity-* ...]]
+       tally bench sink --kind counting|emulator [--addr HOST:PORT] [--import-time D] [--capacity [--capacity-* ...]]
 
 Tally runs as a child process ("tally serve", embedded JetStream) and so does each sink
 ("tally bench sink"), so that the CPU time (/proc/<pid>/stat) and peak RSS (VmHWM) of each
@@ -34,6 +34,9 @@ Sinks (--sinks): counting (a DHIS2 import endpoint that decodes every value with
 decoder and counts receipts per key) and emulator (the emulator's validating store, as
 dhis2-sim runs it). Both serve the bench's generated metadata: 20 data elements x 4 option
 combos x 5,000 org units x 120 months, so that every value sent has a key of its own.
+With --counting-import-time D each import into the counting sink takes at least D, one at a
+time: a target that is the bottleneck, as DHIS2 is, while the sink's own CPU stays low, so
+that Tally's CPU per value can be read as it is when it waits on DHIS2.
 
 Scenarios (--scenarios, comma-separated, or "all"; default ingest,e2e,latency,memory,capacity):
   ingest      ingest rate per format (JSON, ADX, CSV, CHT) until Tally's answer, and the parser
@@ -62,6 +65,7 @@ const benchExample = `go build -o tally ./cmd/tally
 ./tally bench --scenarios capacity --capacity-max-concurrent 8 --capacity-per-value 1ms --capacity-concurrency 2,4,16 --peer bench/peer.py
 ./tally bench --scenarios scale-one,scale-many            # 10 million values each: long
 ./tally bench --scenarios e2e --sinks counting --cpuprofile tally.prof && go tool pprof -top tally tally.prof
+./tally bench --scenarios e2e --sinks counting --counting-import-time 4ms --values 300000   # Tally's CPU per value while the target is slow
 ./tally bench sink --kind emulator --addr 127.0.0.1:8089 --capacity`
 
 func benchCmd() *command {
@@ -95,6 +99,7 @@ func benchCmd() *command {
 		fs.IntVar(&o.ScalePayloads, "scale-payloads", 100, "payloads scale-many splits the backlog into, posted at once")
 		fs.IntVar(&o.ScaleRuns, "scale-runs", 1, "runs of each scale scenario")
 		fs.StringVar(&o.TargetYAML, "target-yaml", "", `extra YAML lines for the target's configuration, e.g. "timeout: 30s"`)
+		fs.DurationVar(&o.CountingImportTime, "counting-import-time", 0, "make each import into the counting sink take at least this long, one at a time, in every scenario it serves: a slow target that costs no CPU (0: none)")
 		fs.DurationVar(&o.Stall, "stall", 2*time.Minute, "a run fails when no value arrives at the sink for this long")
 		fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of Tally during its end-to-end runs into the counting sink (the emulator with --sinks emulator) to this file")
 		fs.IntVar(&o.CPUProfileSeconds, "cpuprofile-seconds", 5, "how long --cpuprofile profiles, from the start of the end-to-end scenario (long payloads need more)")
@@ -196,19 +201,20 @@ func capacityFlags(fs *flag.FlagSet, def dhis2test.Capacity) func() dhis2test.Ca
 // benchSink is "tally bench sink": one sink in the foreground, its URL the first line of
 // standard output.
 func benchSink(ctx context.Context, env *cliEnv, args []string) error {
-	c := &command{name: "bench sink", usage: "bench sink --kind counting|emulator [--addr HOST:PORT] [--capacity [--capacity-* ...]]",
+	c := &command{name: "bench sink", usage: "bench sink --kind counting|emulator [--addr HOST:PORT] [--import-time D] [--capacity [--capacity-* ...]]",
 		summary: "Run one of the bench's sinks until interrupted; print its URL.",
 		example: "tally bench sink --kind emulator --addr 127.0.0.1:8089 --capacity --capacity-max-concurrent 8"}
 	fs := c.flags(env)
 	kind := fs.String("kind", bench.SinkCounting, "sink kind: "+strings.Join(bench.SinkKinds, " or "))
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (port 0 picks a free port)")
 	on := fs.Bool("capacity", false, "emulator only: capacity mode, configured by the --capacity-* flags")
+	importTime := fs.Duration("import-time", 0, "counting sink only: each import takes at least this long, one at a time (0: none)")
 	capacity := capacityFlags(fs, dhis2test.Capacity{MaxConcurrent: dhis2test.DefaultCapacityMaxConcurrent,
 		MaxQueue: dhis2test.DefaultCapacityMaxQueue, PerRequest: dhis2test.DefaultCapacityPerRequest, PerValue: dhis2test.DefaultCapacityPerValue})
 	if err := c.parse(env, fs, args); err != nil {
 		return err
 	}
-	spec := bench.SinkSpec{Kind: *kind, Addr: *addr}
+	spec := bench.SinkSpec{Kind: *kind, Addr: *addr, ImportTime: *importTime}
 	if *on {
 		cp := capacity()
 		spec.Capacity = &cp
@@ -231,6 +237,9 @@ func startSinkChild(ctx context.Context, env *cliEnv, self string, spec bench.Si
 		args = append(args, "--capacity", "--capacity-max-concurrent", strconv.Itoa(c.MaxConcurrent),
 			"--capacity-max-queue", strconv.Itoa(c.MaxQueue), "--capacity-per-request", c.PerRequest.String(),
 			"--capacity-per-value", c.PerValue.String(), "--capacity-queue-timeout", c.QueueTimeout.String())
+	}
+	if spec.ImportTime > 0 {
+		args = append(args, "--import-time", spec.ImportTime.String())
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = env.stderr

@@ -85,8 +85,9 @@ func TestBenchRunsTallyAndSinksAsProcesses(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// --counting-import-time reaches the counting sink's process as --import-time.
 	args := []string{"bench", "--scenarios", "e2e,memory", "--sinks", "counting,emulator", "--values", "5000",
-		"--big-values", "5000", "--rules", "20", "--json"}
+		"--big-values", "5000", "--rules", "20", "--counting-import-time", "1ms", "--json"}
 	python, _ := exec.LookPath("python3")
 	if python != "" {
 		args = append(args, "--peer", "../../bench/peer.py")
@@ -129,6 +130,9 @@ func TestBenchRunsTallyAndSinksAsProcesses(t *testing.T) {
 	}
 	if !find(bench.SinkCounting, "tally, json", "peak RSS") {
 		t.Error("no peak RSS figure")
+	}
+	if r.Settings.CountingImportTime != "1ms" {
+		t.Errorf("settings: counting import time %q, want 1ms", r.Settings.CountingImportTime)
 	}
 	if r.Machine.Cores == 0 || r.Machine.GoVersion == "" || r.Machine.Date == "" {
 		t.Errorf("machine %+v", r.Machine)
