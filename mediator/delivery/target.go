@@ -212,18 +212,25 @@ const MaxConcurrency = 64
 // slots bounds the deliveries in flight to one target. Its size changes at run time (the
 // OpenHIM console's delivery_concurrency, and the adaptive limit when the target has one); a
 // smaller size takes effect as requests finish, since a request in flight is never cut short.
+//
+// A freed slot is handed to the worker that has waited longest, and only to it: all of a
+// consumer's MaxConcurrency workers wait here while the target works, and waking every one
+// of them for each freed slot, to find one taker, cost more CPU than the hand-over
+// (BenchmarkSlotsContended).
 type slots struct {
 	mu       sync.Mutex
 	size     int   // the ceiling: targets[].concurrency or the console's
 	adapt    *aimd // nil: the ceiling is the limit
 	used     int
-	requests int           // requests in flight to the target
-	changed  chan struct{} // closed and replaced whenever a slot frees or the size changes
-	gauge    prometheus.Gauge
+	requests int // requests in flight to the target
+	// waiting are the workers waiting for a slot, longest first. Whenever used is below
+	// the limit, none waits (grantLocked keeps it so).
+	waiting []chan struct{}
+	gauge   prometheus.Gauge
 }
 
 func newSlots(size int, gauge prometheus.Gauge) *slots {
-	s := &slots{changed: make(chan struct{}), gauge: gauge}
+	s := &slots{gauge: gauge}
 	s.resize(size)
 	return s
 }
@@ -246,20 +253,38 @@ func (s *slots) limitLocked() int {
 
 // acquire waits for a free slot until ctx ends.
 func (s *slots) acquire(ctx context.Context) error {
-	for {
-		s.mu.Lock()
-		if s.used < s.limitLocked() {
-			s.used++
-			s.mu.Unlock()
-			return nil
-		}
-		changed := s.changed
+	s.mu.Lock()
+	if s.used < s.limitLocked() {
+		s.used++
 		s.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
+		return nil
+	}
+	granted := make(chan struct{}, 1)
+	s.waiting = append(s.waiting, granted)
+	s.mu.Unlock()
+	select {
+	case <-granted:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.waiting, granted); i >= 0 {
+		s.waiting = slices.Delete(s.waiting, i, i+1)
+		return ctx.Err()
+	}
+	// The slot was handed over as ctx ended: it goes to the next worker.
+	s.used--
+	s.grantLocked()
+	return ctx.Err()
+}
+
+// grantLocked hands the slots the limit allows to the workers waiting longest, one each.
+func (s *slots) grantLocked() {
+	for len(s.waiting) > 0 && s.used < s.limitLocked() {
+		s.used++
+		s.waiting[0] <- struct{}{} // buffered: the worker takes it when it runs
+		s.waiting = slices.Delete(s.waiting, 0, 1)
 	}
 }
 
@@ -280,7 +305,7 @@ func (s *slots) release() {
 	if s.used > 0 {
 		s.used--
 	}
-	s.notifyLocked()
+	s.grantLocked()
 }
 
 // resize sets the size, within 1 and MaxConcurrency.
@@ -327,15 +352,10 @@ func (s *slots) end(latency time.Duration, a answer, full bool) {
 	}
 }
 
-// setLocked publishes the limit in force and wakes the workers waiting for a slot.
+// setLocked publishes the limit in force and hands out the slots a higher one frees.
 func (s *slots) setLocked() {
 	s.gauge.Set(float64(s.limitLocked()))
-	s.notifyLocked()
-}
-
-func (s *slots) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.grantLocked()
 }
 
 // wait takes a token from the rate limit, if there is one.
