@@ -73,16 +73,7 @@ func (c *Client) bufferBody(p Payload) (body *lentBody, ok bool, err error) {
 	if buf == nil {
 		buf = &bodyBuffer{}
 	}
-	if c.gzip {
-		gz := c.gzipWriter(buf)
-		if _, err = p.WriteTo(gz); err == nil {
-			err = gz.Close()
-		}
-		c.gzPool.Put(gz)
-	} else {
-		_, err = p.WriteTo(buf)
-	}
-	if err != nil {
+	if err = c.writeBody(buf, p); err != nil {
 		buf.data = buf.data[:0]
 		c.bodies.Put(buf)
 		if errors.Is(err, errBodyTooLarge) {

@@ -554,13 +554,7 @@ func (c *Client) requestBody(p Payload) (requestBody, func(error) error, error) 
 		data := bp.data
 		if c.gzip {
 			var buf bytes.Buffer
-			gz := c.gzipWriter(&buf)
-			_, err := gz.Write(data)
-			if err == nil {
-				err = gz.Close()
-			}
-			c.gzPool.Put(gz)
-			if err != nil {
+			if err := c.writeBody(&buf, p); err != nil {
 				return requestBody{}, none, err
 			}
 			data = buf.Bytes()
@@ -584,17 +578,7 @@ func (c *Client) requestBody(p Payload) (requestBody, func(error) error, error) 
 	var payloadErr error
 	go func() {
 		defer close(done)
-		var err error
-		if c.gzip {
-			gz := c.gzipWriter(cw)
-			_, err = p.WriteTo(gz)
-			if err == nil {
-				err = gz.Close()
-			}
-			c.gzPool.Put(gz)
-		} else {
-			_, err = p.WriteTo(cw)
-		}
+		err := c.writeBody(cw, p)
 		if err != nil && !cw.sinkErr.Load() {
 			payloadErr = err
 		}
@@ -610,6 +594,20 @@ func (c *Client) requestBody(p Payload) (requestBody, func(error) error, error) 
 		return payloadErr
 	}
 	return requestBody{reader: pr, length: -1, counter: cw}, stop, nil
+}
+
+// writeBody writes p to w, gzip-compressed when the client sends gzip.
+func (c *Client) writeBody(w io.Writer, p Payload) error {
+	if !c.gzip {
+		_, err := p.WriteTo(w)
+		return err
+	}
+	gz := c.gzipWriter(w)
+	defer c.gzPool.Put(gz)
+	if _, err := p.WriteTo(gz); err != nil {
+		return err
+	}
+	return gz.Close()
 }
 
 func (c *Client) gzipWriter(w io.Writer) *gzip.Writer {
